@@ -1,0 +1,466 @@
+package chaos
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// Violation is a check that failed: what is wrong, and the part of the
+// history that shows it.
+type Violation struct {
+	Check    string
+	Problems []string
+	History  []string
+}
+
+func (v *Violation) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "check %q failed:\n", v.Check)
+	for _, p := range v.Problems {
+		fmt.Fprintf(&b, "  - %s\n", p)
+	}
+	if len(v.History) > 0 {
+		b.WriteString("  history:\n")
+		for _, l := range v.History {
+			fmt.Fprintf(&b, "    %s\n", l)
+		}
+	}
+	return b.String()
+}
+
+// CheckLeaders checks that no term had two leaders: among the samples in
+// which a node names itself the leader, each term has at most one node.
+// (A follower's view may lag a term behind, so only self-reports count.)
+func CheckLeaders(h *History, samples []Sample) *Violation {
+	leaders := map[uint64][]string{}
+	for _, s := range samples {
+		if s.Err == "" && s.Leader != "" && s.Leader == s.Node && !slices.Contains(leaders[s.Term], s.Node) {
+			leaders[s.Term] = append(leaders[s.Term], s.Node)
+		}
+	}
+	v := &Violation{Check: "at most one leader per term"}
+	var bad []uint64
+	for term, ids := range leaders {
+		if len(ids) > 1 {
+			slices.Sort(ids)
+			bad = append(bad, term)
+			v.Problems = append(v.Problems, fmt.Sprintf("term %d had leaders %s", term, strings.Join(ids, " and ")))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	slices.Sort(v.Problems)
+	for _, s := range samples {
+		if slices.Contains(bad, s.Term) {
+			v.History = append(v.History, h.FormatSample(s))
+		}
+	}
+	v.History = append(v.History, h.FaultLines()...)
+	return v
+}
+
+// svcState is a service as the cluster may hold it.
+type svcState struct {
+	present bool
+	gen     int64
+}
+
+func (s svcState) String() string {
+	if !s.present {
+		return "absent"
+	}
+	return fmt.Sprintf("generation %d", s.gen)
+}
+
+// apply is the effect of one write on a service.
+func (s svcState) apply(kind OpKind) svcState {
+	if kind == OpUndeploy {
+		return svcState{}
+	}
+	if !s.present {
+		return svcState{present: true, gen: 1}
+	}
+	return svcState{present: true, gen: s.gen + 1}
+}
+
+// config is one possible world: the service's state and the writes of
+// unknown outcome that have not taken effect yet (bits of an index).
+type config struct {
+	st      svcState
+	pending uint64
+}
+
+// Limits of the search over unknown writes; past them a service is
+// reported as unchecked instead of guessed at.
+const (
+	maxUnknownWrites = 63
+	maxWorlds        = 200_000
+)
+
+// errTooComplex ends the search for one service.
+var errTooComplex = fmt.Errorf("more than %d possible worlds", maxWorlds)
+
+// closure adds every world reachable by letting pending writes take effect,
+// in any order.
+func closure(worlds map[config]bool, kinds []OpKind) (map[config]bool, error) {
+	queue := make([]config, 0, len(worlds))
+	for w := range worlds {
+		queue = append(queue, w)
+	}
+	for len(queue) > 0 {
+		w := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		for i := range kinds {
+			bit := uint64(1) << i
+			if w.pending&bit == 0 {
+				continue
+			}
+			next := config{st: w.st.apply(kinds[i]), pending: w.pending &^ bit}
+			if !worlds[next] {
+				if len(worlds) >= maxWorlds {
+					return nil, errTooComplex
+				}
+				worlds[next] = true
+				queue = append(queue, next)
+			}
+		}
+	}
+	return worlds, nil
+}
+
+func statesOf(worlds map[config]bool) string {
+	seen := map[svcState]bool{}
+	var list []svcState
+	for w := range worlds {
+		if !seen[w.st] {
+			seen[w.st] = true
+			list = append(list, w.st)
+		}
+	}
+	slices.SortFunc(list, func(a, b svcState) int {
+		if a.present != b.present {
+			if a.present {
+				return 1
+			}
+			return -1
+		}
+		return int(a.gen - b.gen)
+	})
+	parts := make([]string, len(list))
+	for i, s := range list {
+		parts[i] = s.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// CheckAcknowledged checks each service's writes (issued one at a time per
+// service, by one writer) and the state after the heal against every order
+// in which they may have taken effect: an acknowledged write took effect
+// between its request and its answer; a write the API said changed nothing
+// (OutcomeFailed) never did; a write of unknown outcome either never did or
+// did at any moment after its request, however late. So an acknowledged
+// deploy must return a generation some world allows, an acknowledged
+// undeploy must find the service, a "not found" must be possible, and the
+// final state (final maps each service the cluster holds to its
+// generation; absent means gone) must be one some world ends in. This is
+// "every acknowledged write is in the state after the heal", made exact.
+func CheckAcknowledged(h *History, ops []Op, final map[string]int64) *Violation {
+	byService := map[string][]Op{}
+	for _, op := range ops {
+		byService[op.Service] = append(byService[op.Service], op)
+	}
+	v := &Violation{Check: "every acknowledged write survives"}
+	for _, svc := range sortedKeys(byService) {
+		list := byService[svc]
+		sort.SliceStable(list, func(i, j int) bool { return list[i].Start.Before(list[j].Start) })
+		gen, present := final[svc]
+		problems := checkService(list, svcState{present: present, gen: gen})
+		if len(problems) == 0 {
+			continue
+		}
+		for _, pr := range problems {
+			v.Problems = append(v.Problems, svc+": "+pr)
+		}
+		for _, op := range list {
+			v.History = append(v.History, h.FormatOp(op))
+		}
+	}
+	for _, svc := range sortedKeys(final) {
+		if _, ok := byService[svc]; !ok {
+			v.Problems = append(v.Problems, fmt.Sprintf("%s exists (generation %d) but no client ever wrote it", svc, final[svc]))
+		}
+	}
+	if len(v.Problems) == 0 {
+		return nil
+	}
+	v.History = append(v.History, h.FaultLines()...)
+	return v
+}
+
+// checkService replays one service's writes; see CheckAcknowledged.
+func checkService(list []Op, final svcState) []string {
+	var problems []string
+	var kinds []OpKind // the writes of unknown outcome, by bit
+	worlds := map[config]bool{{}: true}
+	for i, op := range list {
+		if i > 0 && list[i-1].Outcome != "" && list[i-1].End.After(op.Start) {
+			problems = append(problems, fmt.Sprintf("op#%d began before op#%d ended: the workload must write a service one operation at a time", op.ID, list[i-1].ID))
+		}
+		if op.Outcome == OutcomeUnknown || op.Outcome == "" {
+			if len(kinds) == maxUnknownWrites {
+				return append(problems, fmt.Sprintf("not checked: more than %d writes of unknown outcome", maxUnknownWrites))
+			}
+			bit := uint64(1) << len(kinds)
+			kinds = append(kinds, op.Kind)
+			next := make(map[config]bool, len(worlds))
+			for w := range worlds {
+				w.pending |= bit
+				next[w] = true
+			}
+			worlds = next
+			continue
+		}
+		if op.Outcome == OutcomeFailed && !(op.Kind == OpUndeploy && op.Code == "not_found") {
+			continue // the API says nothing changed
+		}
+		var err error
+		if worlds, err = closure(worlds, kinds); err != nil {
+			return append(problems, "not checked: "+err.Error())
+		}
+		before := statesOf(worlds)
+		next := map[config]bool{}
+		for w := range worlds {
+			switch {
+			case op.Outcome == OutcomeFailed: // undeploy: not found
+				if !w.st.present {
+					next[w] = true
+				}
+			case op.Kind == OpDeploy:
+				if after := w.st.apply(OpDeploy); after.gen == op.Generation {
+					next[config{st: after, pending: w.pending}] = true
+				}
+			case op.Kind == OpUndeploy:
+				if w.st.present {
+					next[config{pending: w.pending}] = true
+				}
+			}
+		}
+		if len(next) > 0 {
+			worlds = next
+			continue
+		}
+		switch {
+		case op.Outcome == OutcomeFailed:
+			problems = append(problems, fmt.Sprintf("op#%d: the API said the service does not exist, but it must (it was %s)", op.ID, before))
+		case op.Kind == OpDeploy:
+			problems = append(problems, fmt.Sprintf("op#%d: an acknowledged deploy returned generation %d, but the service was %s", op.ID, op.Generation, before))
+		default:
+			problems = append(problems, fmt.Sprintf("op#%d: an undeploy was acknowledged, but the service was %s", op.ID, before))
+		}
+		// Go on from what the answer says, so one anomaly is reported once.
+		for w := range worlds {
+			st := svcState{}
+			if op.Kind == OpDeploy && op.Outcome == OutcomeOK {
+				st = svcState{present: true, gen: op.Generation}
+			}
+			next[config{st: st, pending: w.pending}] = true
+		}
+		worlds = next
+	}
+	worlds, err := closure(worlds, kinds)
+	if err != nil {
+		return append(problems, "not checked: "+err.Error())
+	}
+	for w := range worlds {
+		if w.st == final {
+			return problems
+		}
+	}
+	return append(problems, fmt.Sprintf("after the heal the service is %s; its writes allow only %s", final, statesOf(worlds)))
+}
+
+// Container is one container on the engine, as the container check sees it.
+type Container struct {
+	ID, Name string
+	Running  bool
+	Labels   map[string]string
+}
+
+// CheckContainers compares the instances the state wants with the
+// containers the agents run (by their labels): every instance with a
+// desired generation has exactly one container on its node, running that
+// generation, and no container runs for an instance that is not wanted
+// there.
+func CheckContainers(instances []raftfsm.Instance, containers []Container) *Violation {
+	v := &Violation{Check: "the containers are what the state wants"}
+	wanted := map[string]raftfsm.Instance{}
+	for _, in := range instances {
+		wanted[in.ID] = in
+	}
+	byInstance := map[string][]Container{}
+	for _, c := range containers {
+		id := c.Labels[runtime.LabelInstance]
+		in, ok := wanted[id]
+		switch {
+		case !ok:
+			v.Problems = append(v.Problems, fmt.Sprintf("container %s (node %s, instance %q) belongs to no instance of the state", c.Name, c.Labels[runtime.LabelNode], id))
+		case c.Labels[runtime.LabelNode] != in.Node:
+			v.Problems = append(v.Problems, fmt.Sprintf("container %s of instance %s is on node %s; the state places it on %s", c.Name, id, c.Labels[runtime.LabelNode], in.Node))
+		default:
+			byInstance[id] = append(byInstance[id], c)
+		}
+	}
+	for _, id := range sortedKeys(wanted) {
+		in := wanted[id]
+		if in.DesiredGeneration == 0 {
+			continue
+		}
+		cs := byInstance[id]
+		want := fmt.Sprint(in.DesiredGeneration)
+		var running []string
+		for _, c := range cs {
+			if c.Running && c.Labels[runtime.LabelGeneration] == want {
+				running = append(running, c.Name)
+			}
+		}
+		switch {
+		case len(running) == 0:
+			v.Problems = append(v.Problems, fmt.Sprintf("instance %s on %s wants generation %d; no container runs it (%d containers: %s)", id, in.Node, in.DesiredGeneration, len(cs), describe(cs)))
+		case len(cs) > 1:
+			v.Problems = append(v.Problems, fmt.Sprintf("instance %s on %s has %d containers: %s", id, in.Node, len(cs), describe(cs)))
+		}
+	}
+	if len(v.Problems) == 0 {
+		return nil
+	}
+	slices.Sort(v.Problems)
+	return v
+}
+
+func describe(cs []Container) string {
+	var parts []string
+	for _, c := range cs {
+		state := "stopped"
+		if c.Running {
+			state = "running"
+		}
+		parts = append(parts, fmt.Sprintf("%s gen=%s %s", c.Name, c.Labels[runtime.LabelGeneration], state))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// CheckCloud checks the fake cloud after the run: one droplet per node
+// name, no duplicate DNS record, and no record for a host that nothing in
+// wantHosts serves (the DNS duty removes the records of undeployed
+// services).
+func CheckCloud(st fakeapi.State, wantDroplets int, wantHosts []string) *Violation {
+	v := &Violation{Check: "no duplicate droplets or DNS records"}
+	names := map[string]int{}
+	for _, d := range st.Droplets {
+		names[d.Name]++
+	}
+	for _, n := range sortedKeys(names) {
+		if names[n] > 1 {
+			v.Problems = append(v.Problems, fmt.Sprintf("%d droplets are named %s", names[n], n))
+		}
+	}
+	if len(st.Droplets) != wantDroplets {
+		v.Problems = append(v.Problems, fmt.Sprintf("%d droplets, want %d", len(st.Droplets), wantDroplets))
+	}
+	records := map[string]int{}
+	for _, r := range st.DNSRecords {
+		records[r.Type+" "+r.Name+" "+r.Content]++
+		if wantHosts != nil && !slices.Contains(wantHosts, r.Name) {
+			v.Problems = append(v.Problems, fmt.Sprintf("record %s %s -> %s is for a host nothing serves", r.Type, r.Name, r.Content))
+		}
+	}
+	for _, k := range sortedKeys(records) {
+		if records[k] > 1 {
+			v.Problems = append(v.Problems, fmt.Sprintf("record %s exists %d times", k, records[k]))
+		}
+	}
+	if len(v.Problems) == 0 {
+		return nil
+	}
+	for _, d := range st.Droplets {
+		var acts []string
+		for _, a := range d.Actions {
+			acts = append(acts, a.Type+":"+a.Status)
+		}
+		v.History = append(v.History, fmt.Sprintf("droplet %d %s %s actions=[%s]", d.ID, d.Name, d.Status, strings.Join(acts, " ")))
+	}
+	for _, r := range st.DNSRecords {
+		v.History = append(v.History, fmt.Sprintf("record %s %s %s -> %s", r.ID, r.Type, r.Name, r.Content))
+	}
+	return v
+}
+
+// Recovery is how long the API took to accept a write again after a fault.
+type Recovery struct {
+	Fault  string
+	Target string
+	// Took is from the fault's injection to the first acknowledged write;
+	// negative when no write was accepted before the measurement gave up.
+	Took time.Duration
+}
+
+// MembershipHeal is how long after a fault was healed the leader saw every
+// node alive in the gossip again; negative when it did not within the grace.
+type MembershipHeal struct {
+	Fault  string
+	Target string
+	Took   time.Duration
+}
+
+// CheckMembership checks that the gossip healed after every fault: a node
+// the others keep for dead is missing from the UI's and the API's member
+// list, and the leader's autopilot removes a voter dead for long enough.
+func CheckMembership(hs []MembershipHeal, grace time.Duration) *Violation {
+	v := &Violation{Check: fmt.Sprintf("the gossip shows every node alive within %s of a heal", grace)}
+	for _, m := range hs {
+		if m.Took < 0 {
+			v.Problems = append(v.Problems, fmt.Sprintf("after %s on %s the leader still saw a node dead or missing", m.Fault, m.Target))
+		}
+	}
+	if len(v.Problems) == 0 {
+		return nil
+	}
+	return v
+}
+
+// CheckFailover checks every recovery against the limit.
+func CheckFailover(rs []Recovery, limit time.Duration) *Violation {
+	v := &Violation{Check: fmt.Sprintf("the API accepts writes again within %s of a fault", limit)}
+	for _, r := range rs {
+		switch {
+		case r.Took < 0:
+			v.Problems = append(v.Problems, fmt.Sprintf("%s %s: no write was accepted at all", r.Fault, r.Target))
+		case r.Took > limit:
+			v.Problems = append(v.Problems, fmt.Sprintf("%s %s: the first write was accepted after %s", r.Fault, r.Target, r.Took.Round(time.Millisecond)))
+		}
+	}
+	if len(v.Problems) == 0 {
+		return nil
+	}
+	return v
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

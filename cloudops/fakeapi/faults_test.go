@@ -1,0 +1,125 @@
+package fakeapi
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func post(t *testing.T, url, body string) *http.Response {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func TestFaultsOverHTTP(t *testing.T) {
+	s, url := Start(t, Options{})
+	resp := post(t, url+"/_fake/faults", `{"method":"get","path_prefix":"/v2/droplets","status":429,"retry_after":"1500ms","times":2}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("install: %d", resp.StatusCode)
+	}
+	for i := range 2 {
+		r := get(t, url+"/v2/droplets", DefaultToken)
+		if r.StatusCode != 429 || r.Header.Get("Retry-After") != "2" {
+			t.Fatalf("request %d: %d Retry-After %q, want 429 and 2 (1.5 s rounded up)", i, r.StatusCode, r.Header.Get("Retry-After"))
+		}
+		var body struct{ ID, Message string }
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.ID != "too_many_requests" {
+			t.Fatalf("DigitalOcean-shaped error expected: %+v %v", body, err)
+		}
+	}
+	if r := get(t, url+"/v2/droplets", DefaultToken); r.StatusCode != 200 {
+		t.Fatalf("after times ran out: %d", r.StatusCode)
+	}
+	if n := s.Requests("GET /v2/droplets"); n != 3 {
+		t.Fatalf("counted %d, want 3 (faulted ones included)", n)
+	}
+	if len(s.Faults()) != 0 {
+		t.Fatalf("used-up fault still listed: %+v", s.Faults())
+	}
+
+	// Several at once; Cloudflare paths get Cloudflare's shape.
+	resp = post(t, url+"/_fake/faults", `[{"path_prefix":"/client/v4/","status":503},{"method":"POST","status":500,"latency":1000000}]`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("install two: %d", resp.StatusCode)
+	}
+	r := get(t, url+"/client/v4/zones", DefaultToken)
+	var cf struct {
+		Success bool
+		Errors  []struct{ Code int }
+	}
+	if err := json.NewDecoder(r.Body).Decode(&cf); err != nil || r.StatusCode != 503 || cf.Success || len(cf.Errors) != 1 {
+		t.Fatalf("cloudflare fault: %d %+v %v", r.StatusCode, cf, err)
+	}
+	lr := get(t, url+"/_fake/faults", "")
+	var listed struct{ Faults []Fault }
+	if err := json.NewDecoder(lr.Body).Decode(&listed); err != nil || len(listed.Faults) != 2 || listed.Faults[1].Latency != time.Millisecond {
+		t.Fatalf("listed faults: %+v %v", listed, err)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, url+"/_fake/faults", nil)
+	if dr, err := http.DefaultClient.Do(req); err != nil || dr.StatusCode != http.StatusNoContent {
+		t.Fatalf("clear: %v %v", dr, err)
+	}
+	if r := get(t, url+"/client/v4/zones", DefaultToken); r.StatusCode != 200 {
+		t.Fatalf("after clearing: %d", r.StatusCode)
+	}
+}
+
+func TestBadFaultsAreRefused(t *testing.T) {
+	s, url := Start(t, Options{})
+	for _, body := range []string{
+		`{"status":200}`, `{}`, `{"status":500,"latency":"soon"}`, `{"status":500,"times":-1}`,
+		`{"status":500,"path_prefix":"v2"}`, `not json`, `[{"status":500},{"status":99}]`,
+	} {
+		r := post(t, url+"/_fake/faults", body)
+		b, _ := io.ReadAll(r.Body)
+		if r.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %d %s, want 400", body, r.StatusCode, b)
+		}
+	}
+	if n := len(s.Faults()); n != 0 {
+		t.Fatalf("%d faults installed from bad input", n)
+	}
+	if err := s.InjectFault(Fault{Status: 700}); err == nil {
+		t.Fatal("InjectFault took status 700")
+	}
+}
+
+func TestFaultJSONRoundTrip(t *testing.T) {
+	f := Fault{Method: "PUT", PathPrefix: "/v2/firewalls", Status: 502, RetryAfter: 2 * time.Second, Latency: 30 * time.Millisecond, Times: 3}
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"retry_after":"2s"`) {
+		t.Fatalf("durations not written as strings: %s", b)
+	}
+	var back Fault
+	if err := json.Unmarshal(b, &back); err != nil || back != f {
+		t.Fatalf("round trip: %+v %v", back, err)
+	}
+}
+
+func TestLatencyFaultEndsWithTheClient(t *testing.T) {
+	s, url := Start(t, Options{})
+	if err := s.InjectFault(Fault{Latency: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	c := doClient(t, url, DefaultToken)
+	cx, cancel := contextWithTimeout(t, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, _, err := c.Droplets.List(cx, nil); err == nil {
+		t.Fatal("a request delayed by an hour succeeded")
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("took %v", took)
+	}
+}

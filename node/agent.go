@@ -1,0 +1,466 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dropmesh/dropmesh/mesh"
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/edge"
+	"github.com/dropmesh/dropmesh/node/health"
+	"github.com/dropmesh/dropmesh/node/logring"
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// Agent is one dropmesh node: it joins the gossip mesh and the raft cluster,
+// serves the API and the UI, converges its own Docker engine to the state,
+// checks its containers, and runs the leader's duties while it leads.
+type Agent struct {
+	cfg    Config
+	logger *slog.Logger
+	ring   *logring.Ring
+	keys   Keys
+
+	fsm   *raftfsm.FSM
+	store *raftfsm.Store
+	mesh  *mesh.Mesh
+
+	rt      *runtime.Runtime
+	edge    edge.Edge
+	checker *health.Checker
+	peers   *peerClient
+
+	// handlers mounted by main (the API and the UI are other packages that
+	// take the agent as their Controller).
+	apiHandler http.Handler
+	uiHandler  http.Handler
+
+	leaderKick chan struct{}
+	reconKick  chan struct{}
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	servers   []*http.Server
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	ready     chan struct{}
+	readyOnce sync.Once
+	instances *instanceTable
+	crons     *cronRunner
+
+	edgeMu      sync.Mutex
+	edgeLast    edge.Config
+	edgeApplied bool
+
+	// crashed skips the graceful part of stop (tests: a node that dies).
+	crashed bool
+}
+
+// Options are what the caller wires into an agent besides its config.
+type Options struct {
+	Logger *slog.Logger
+	Ring   *logring.Ring
+	// API and UI build the HTTP handlers served on the API and UI ports; they
+	// receive the agent (a control.Controller) and its derived keys.
+	API func(a *Agent) (http.Handler, error)
+	UI  func(a *Agent) (http.Handler, error)
+}
+
+// New prepares an agent: it loads or makes the cluster secret and derives
+// the keys. Run starts it.
+func New(cfg Config, opts Options) (*Agent, error) {
+	if err := cfg.complete(); err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node", cfg.NodeID)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	secret, err := loadSecret(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := DeriveKeys(secret)
+	if err != nil {
+		return nil, err
+	}
+	ring := opts.Ring
+	if ring == nil {
+		ring = logring.NewRing(2000)
+	}
+	a := &Agent{
+		cfg: cfg, logger: logger, ring: ring, keys: keys,
+		leaderKick: make(chan struct{}, 1), reconKick: make(chan struct{}, 1),
+		ready: make(chan struct{}),
+	}
+	a.peers = newPeerClient(keys.APIKey)
+	if opts.API != nil {
+		if a.apiHandler, err = opts.API(a); err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+	}
+	if opts.UI != nil {
+		if a.uiHandler, err = opts.UI(a); err != nil {
+			return nil, fmt.Errorf("ui: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// loadSecret reads the cluster secret from the config or its file; the
+// seed makes one on its first start.
+func loadSecret(cfg *Config) (ClusterSecret, error) {
+	if cfg.ClusterSecret != "" {
+		s, err := ParseClusterSecret(cfg.ClusterSecret)
+		if err != nil {
+			return s, err
+		}
+		if _, err := os.Stat(cfg.ClusterSecretFile); errors.Is(err, os.ErrNotExist) {
+			if err := WriteClusterSecretFile(cfg.ClusterSecretFile, s); err != nil {
+				return s, err
+			}
+		}
+		return s, nil
+	}
+	s, err := ReadClusterSecretFile(cfg.ClusterSecretFile)
+	if err == nil {
+		return s, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) || !cfg.Bootstrap {
+		if errors.Is(err, os.ErrNotExist) {
+			return s, fmt.Errorf("no cluster secret: give --cluster-secret-file (or start the seed with --bootstrap): %w", err)
+		}
+		return s, err
+	}
+	if s, err = NewClusterSecret(); err != nil {
+		return s, err
+	}
+	return s, WriteClusterSecretFile(cfg.ClusterSecretFile, s)
+}
+
+// Keys returns the keys derived from the cluster secret (for the API and UI).
+func (a *Agent) Keys() Keys { return a.keys }
+
+// Config returns the agent's completed config.
+func (a *Agent) Config() Config { return a.cfg }
+
+// Logger returns the agent's logger.
+func (a *Agent) Logger() *slog.Logger { return a.logger }
+
+// Ready is closed once the agent serves its API and knows a leader.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// APIAddr is the API's address as peers reach it.
+func (a *Agent) APIAddr() string { return a.cfg.addr(a.cfg.APIPort) }
+
+// Run starts everything and blocks until ctx ends, then shuts down
+// gracefully: leadership is handed over and the gossip left.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	a.mu.Lock()
+	a.cancel = cancel
+	a.mu.Unlock()
+	defer cancel()
+	if err := a.start(ctx); err != nil {
+		a.stop()
+		return err
+	}
+	a.logger.Info("agent started", "api", a.APIAddr(), "raft", a.store.Addr(), "gossip", a.cfg.addr(a.cfg.GossipPort),
+		"version", a.cfg.Version, "bootstrap", a.cfg.Bootstrap)
+	<-ctx.Done()
+	a.stop()
+	return nil
+}
+
+// Stop ends Run.
+func (a *Agent) Stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cancel != nil {
+		a.cancel()
+	}
+}
+
+func (a *Agent) start(ctx context.Context) error {
+	cfg := a.cfg
+	a.fsm = raftfsm.NewFSM(a.logger)
+	sc := raftfsm.DefaultStoreConfig()
+	sc.NodeID, sc.Dir, sc.Logger = cfg.NodeID, filepath.Join(cfg.DataDir, "raft"), a.logger
+	sc.BindAddr, sc.AdvertiseAddr = cfg.bind(cfg.RaftPort), cfg.addr(cfg.RaftPort)
+	store, err := raftfsm.OpenStore(sc, a.fsm)
+	if err != nil {
+		return err
+	}
+	a.store = store
+	if cfg.Bootstrap {
+		if _, err := store.Bootstrap(); err != nil {
+			return err
+		}
+	}
+
+	// Listen before gossiping, so peers that learn our API address can use it.
+	if err := a.listen("api", cfg.bind(cfg.APIPort), a.apiHandler); err != nil {
+		return err
+	}
+	if a.uiHandler != nil {
+		if err := a.listen("ui", cfg.bind(cfg.UIPort), a.uiPortHandler()); err != nil {
+			return err
+		}
+	}
+
+	mc := mesh.DefaultConfig()
+	mc.NodeID, mc.BindAddr, mc.BindPort = cfg.NodeID, cfg.BindIP, cfg.GossipPort
+	mc.AdvertiseAddr, mc.AdvertisePort = cfg.AdvertiseIP, cfg.GossipPort
+	mc.ClusterName, mc.Keys, mc.Logger = cfg.ClusterName, [][]byte{a.keys.GossipKey}, a.logger
+	mc.Meta = a.meta()
+	m, err := mesh.New(mc)
+	if err != nil {
+		return fmt.Errorf("gossip: %w", err)
+	}
+	a.mesh = m
+	if len(cfg.Join) > 0 {
+		a.goRun(ctx, "join", func(ctx context.Context) {
+			n, err := m.Join(ctx, cfg.Join)
+			if err != nil {
+				a.logger.Error("join failed", "addrs", cfg.Join, "err", err)
+				return
+			}
+			a.logger.Info("joined the mesh", "contacted", n)
+		})
+	}
+
+	if !cfg.NoRuntime {
+		if err := a.startRuntime(ctx); err != nil {
+			return err
+		}
+	}
+	a.goRun(ctx, "leader-loop", a.leaderLoop)
+	a.goRun(ctx, "ready", a.waitReady)
+	return nil
+}
+
+// meta is what this node tells the mesh about itself.
+func (a *Agent) meta() mesh.NodeMeta {
+	c := a.cfg
+	m := mesh.NodeMeta{ID: c.NodeID, DropletID: c.DropletID, Region: c.Region, PublicIP: c.PublicIP, PrivateIP: c.AdvertiseIP,
+		API: c.addr(c.APIPort), Raft: c.addr(c.RaftPort), Version: c.Version, Proto: int(raftfsm.MaxCommandType)}
+	if a.uiHandler != nil {
+		m.UI = c.addr(c.UIPort)
+	}
+	if c.Edge != "none" && !c.NoRuntime {
+		m.Edge = net.JoinHostPort(c.PublicIP, fmt.Sprint(c.EdgePort))
+	}
+	return m
+}
+
+// uiPortHandler serves the UI, and also the API's /ping and /v1/ routes:
+// the edge routes the cluster's UI host to this port, so a CLI outside the
+// VPC reaches the API (key required, as always) at https://mesh.DOMAIN,
+// while 9999 stays closed to the internet.
+func (a *Agent) uiPortHandler() http.Handler {
+	mux := http.NewServeMux()
+	if a.apiHandler != nil {
+		mux.Handle("/v1/", a.apiHandler)
+		mux.Handle("/ping", a.apiHandler)
+	}
+	mux.Handle("/", a.uiHandler)
+	return mux
+}
+
+// listen serves h on addr until the agent stops.
+func (a *Agent) listen(name, addr string, h http.Handler) error {
+	if h == nil {
+		h = http.NotFoundHandler()
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: listen %s: %w", name, addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug)}
+	a.mu.Lock()
+	a.listeners = append(a.listeners, l)
+	a.servers = append(a.servers, srv)
+	a.mu.Unlock()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.logger.Error("server stopped", "server", name, "err", err)
+		}
+	}()
+	return nil
+}
+
+// goRun runs fn in a goroutine owned by the agent.
+func (a *Agent) goRun(ctx context.Context, name string, fn func(ctx context.Context)) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				a.logger.Error("goroutine panicked", "task", name, "panic", p)
+			}
+		}()
+		fn(ctx)
+	}()
+}
+
+// waitReady closes Ready once the API serves and a leader is known.
+func (a *Agent) waitReady(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if id, _ := a.store.Leader(); id != "" {
+			a.readyOnce.Do(func() { close(a.ready) })
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// crash stops the agent the way a power loss would: no leadership
+// transfer, no goodbye to the gossip. Tests use it.
+func (a *Agent) crash() {
+	a.mu.Lock()
+	a.crashed = true
+	a.mu.Unlock()
+	a.Stop()
+}
+
+// stop shuts the agent down gracefully.
+func (a *Agent) stop() {
+	timeout := a.cfg.ShutdownTimeout
+	a.mu.Lock()
+	graceful := !a.crashed
+	a.mu.Unlock()
+	if graceful && a.store != nil && a.store.IsLeader() {
+		if err := a.store.TransferLeadership(); err != nil {
+			a.logger.Warn("leadership transfer failed", "err", err)
+		}
+	}
+	if graceful && a.mesh != nil {
+		if err := a.mesh.Leave(min(timeout, 3*time.Second)); err != nil {
+			a.logger.Warn("leave gossip", "err", err)
+		}
+	}
+	a.mu.Lock()
+	servers := a.servers
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), min(timeout, 5*time.Second))
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(ctx)
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	if a.mesh != nil {
+		_ = a.mesh.Shutdown()
+	}
+	if a.edge != nil {
+		_ = a.edge.Close(ctx)
+	}
+	if a.rt != nil {
+		_ = a.rt.Close()
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			a.logger.Warn("close raft", "err", err)
+		}
+	}
+	a.logger.Info("agent stopped")
+}
+
+// kickLeader wakes the leader's duties (a deploy, a settings change).
+func (a *Agent) kickLeader() {
+	select {
+	case a.leaderKick <- struct{}{}:
+	default:
+	}
+}
+
+// kickReconciler wakes the reconciler.
+func (a *Agent) kickReconciler() {
+	select {
+	case a.reconKick <- struct{}{}:
+	default:
+	}
+}
+
+// Leader returns the leader's id and API address.
+func (a *Agent) Leader() (id, api string) {
+	id, _ = a.store.Leader()
+	if id == "" {
+		return "", ""
+	}
+	if id == a.cfg.NodeID {
+		return id, a.APIAddr()
+	}
+	if m, ok := a.mesh.Member(id); ok && m.Meta.API != "" {
+		return id, m.Meta.API
+	}
+	var addr string
+	a.fsm.View(func(s *raftfsm.State) {
+		if n, ok := s.Nodes[id]; ok {
+			addr = n.API
+		}
+	})
+	return id, addr
+}
+
+// apply commits a command on the leader. On a follower it fails with
+// ErrNotLeader; agents' own reports go through report instead.
+func (a *Agent) apply(ctx context.Context, cmd raftfsm.Command) (any, error) {
+	if !a.store.IsLeader() {
+		return nil, raftfsm.ErrNotLeader
+	}
+	if err := a.checkProto(cmd.Type()); err != nil {
+		return nil, err
+	}
+	return a.store.Apply(ctx, cmd)
+}
+
+// checkProto refuses a command type some voter does not know yet: during a
+// rolling upgrade the leader waits until every voter runs the new version.
+func (a *Agent) checkProto(t raftfsm.CommandType) error {
+	if a.mesh == nil {
+		return nil
+	}
+	for _, m := range a.mesh.Members() {
+		if m.Status == mesh.StatusAlive && m.Meta.Proto > 0 && m.Meta.Proto < int(t) {
+			return fmt.Errorf("%w: node %s (version %s) does not understand %s yet; upgrade it first", raftfsm.ErrConflict, m.ID, m.Meta.Version, t)
+		}
+	}
+	return nil
+}
+
+// report sends an agent report to the leader (locally when leading).
+func (a *Agent) report(ctx context.Context, cmd raftfsm.Command) error {
+	if a.store.IsLeader() {
+		_, err := a.Commit(ctx, cmd)
+		return err
+	}
+	_, api := a.Leader()
+	if api == "" {
+		return control.ErrNoLeader
+	}
+	return a.peers.commit(ctx, api, cmd)
+}

@@ -1,0 +1,251 @@
+package api
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/time/rate"
+
+	"github.com/dropmesh/dropmesh/node/control"
+)
+
+// Header names of the API.
+const (
+	// HeaderIndex carries the raft index of the state a read answered from;
+	// pass it back as ?index= for a blocking read.
+	HeaderIndex = "X-Dropmesh-Index"
+	// HeaderForwarded marks a request one agent forwarded to another, so a
+	// forwarded request is never forwarded again.
+	HeaderForwarded = "X-Dropmesh-Forwarded"
+	// HeaderTimeout carries the time the caller still waits (a Go duration
+	// such as "29.5s"); the agent gives up at that point and passes the rest
+	// of it on when it forwards.
+	HeaderTimeout = "X-Dropmesh-Timeout"
+)
+
+// Options configure the API handler.
+type Options struct {
+	// Controller is the node (node.Agent) or a fake.
+	Controller control.Controller
+	// APIKey is required on every route but GET /ping; compared in constant time.
+	APIKey string
+	// RequireAuthAlways keeps the key required from the trusted networks too.
+	// The key is only ever skipped for clients in TrustedNets while
+	// RequireAuthAlways is false; with no TrustedNets (the default) every
+	// client needs it, whatever this says.
+	RequireAuthAlways bool
+	// TrustedNets are the private networks (the VPC) whose clients may skip
+	// the key when RequireAuthAlways is false.
+	TrustedNets []netip.Prefix
+	// Logger gets request failures; nil discards.
+	Logger *slog.Logger
+	// MaxBodyBytes bounds JSON request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// HTTPClient forwards requests to the leader and proxies them to the
+	// container's node. It must not have an overall Timeout (log streams are
+	// long); the default dials in 3 s.
+	HTTPClient *http.Client
+	// Extra are routes other packages add (e.g. /metrics); they get the same
+	// auth, limits and documentation as the built-in ones.
+	Extra []Route
+	// Limits are the other limits and timings; zero fields take DefaultLimits.
+	Limits Limits
+}
+
+// Limits are the API's size limits, rates and timings.
+type Limits struct {
+	// MaxUploadBytes bounds an uploaded build context. Larger allows bigger
+	// contexts but lets one upload hold more disk and time.
+	MaxUploadBytes int64
+	// MaxStateBytes bounds a state document for import; it is decoded in
+	// memory, so this is also the memory one import may take.
+	MaxStateBytes int64
+	// MaxLogBytes caps one log stream: a noisy container cannot flood a client.
+	MaxLogBytes int64
+	// PingRate and PingBurst limit GET /ping per client IP: the leader pings
+	// every node each health interval, far below this.
+	PingRate  rate.Limit
+	PingBurst int
+	// AuthFailures per minute per client IP before further requests from it
+	// get 429 (it recovers one attempt every minute/AuthFailures). Lower slows
+	// guessing more but locks a fumbling user out sooner.
+	AuthFailures int
+	// MaxWait caps ?wait= of a blocking read; DefaultWait is used when only
+	// ?index= is given. Longer waits mean fewer requests but hold a
+	// connection and a goroutine each.
+	MaxWait     time.Duration
+	DefaultWait time.Duration
+	// WriteTimeout bounds a write whose caller sent no deadline, so a stuck
+	// leader cannot hold requests forever.
+	WriteTimeout time.Duration
+	// MaxClients bounds the per-IP limiter table; beyond it idle entries are
+	// dropped first.
+	MaxClients int
+}
+
+// DefaultLimits returns the defaults of every limit.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxUploadBytes: 512 << 20,
+		MaxStateBytes:  32 << 20,
+		MaxLogBytes:    16 << 20,
+		PingRate:       20,
+		PingBurst:      40,
+		AuthFailures:   10,
+		MaxWait:        10 * time.Minute,
+		DefaultWait:    5 * time.Minute,
+		WriteTimeout:   60 * time.Second,
+		MaxClients:     10000,
+	}
+}
+
+// DefaultMaxBodyBytes is the default bound of a JSON request body.
+const DefaultMaxBodyBytes = 1 << 20
+
+// withDefaults fills zero fields.
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.HTTPClient == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		tr.ResponseHeaderTimeout = 0
+		o.HTTPClient = &http.Client{Transport: tr}
+	}
+	d := DefaultLimits()
+	l := &o.Limits
+	if l.MaxUploadBytes <= 0 {
+		l.MaxUploadBytes = d.MaxUploadBytes
+	}
+	if l.MaxStateBytes <= 0 {
+		l.MaxStateBytes = d.MaxStateBytes
+	}
+	if l.MaxLogBytes <= 0 {
+		l.MaxLogBytes = d.MaxLogBytes
+	}
+	if l.PingRate <= 0 {
+		l.PingRate = d.PingRate
+	}
+	if l.PingBurst <= 0 {
+		l.PingBurst = d.PingBurst
+	}
+	if l.AuthFailures <= 0 {
+		l.AuthFailures = d.AuthFailures
+	}
+	if l.MaxWait <= 0 {
+		l.MaxWait = d.MaxWait
+	}
+	if l.DefaultWait <= 0 {
+		l.DefaultWait = min(d.DefaultWait, l.MaxWait)
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = d.WriteTimeout
+	}
+	if l.MaxClients <= 0 {
+		l.MaxClients = d.MaxClients
+	}
+	return o
+}
+
+// server holds what every handler shares.
+type server struct {
+	ctrl      control.Controller
+	opts      Options
+	logger    *slog.Logger
+	keyHash   [32]byte
+	fwd       *forwarder
+	pingLimit *ipLimiter
+	authFail  *ipLimiter
+	now       func() time.Time
+}
+
+func newServer(o Options) *server {
+	o = o.withDefaults()
+	return &server{
+		ctrl:      o.Controller,
+		opts:      o,
+		logger:    o.Logger,
+		keyHash:   sha256.Sum256([]byte(o.APIKey)),
+		fwd:       &forwarder{client: o.HTTPClient, logger: o.Logger},
+		pingLimit: newIPLimiter(o.Limits.PingRate, o.Limits.PingBurst, o.Limits.MaxClients),
+		authFail:  newIPLimiter(rate.Every(time.Minute/time.Duration(o.Limits.AuthFailures)), o.Limits.AuthFailures, o.Limits.MaxClients),
+		now:       time.Now,
+	}
+}
+
+// New returns the API handler. It fails when the options are unusable,
+// including a route table Gin cannot register (its router panics on
+// conflicting paths; that becomes an error here).
+func New(o Options) (h http.Handler, err error) {
+	if o.Controller == nil {
+		return nil, errors.New("api: no controller")
+	}
+	if o.APIKey == "" {
+		return nil, errors.New("api: no API key")
+	}
+	s := newServer(o)
+	routes := s.routes()
+	if err := checkRoutes(routes); err != nil {
+		return nil, err
+	}
+	e := gin.New()
+	e.UseRawPath = true
+	e.UnescapePathValues = true
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	if err := e.SetTrustedProxies(nil); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	e.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
+		s.logger.Error("api handler panicked", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", rec)
+		if !c.Writer.Written() {
+			abortWith(c, http.StatusInternalServerError, CodeInternal, "internal error; the agent's log has the details")
+			return
+		}
+		c.Abort()
+	}))
+	e.NoRoute(s.authenticate, func(c *gin.Context) {
+		abortWith(c, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	e.NoMethod(s.authenticate, func(c *gin.Context) {
+		abortWith(c, http.StatusMethodNotAllowed, CodeNotAllowed, fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+	})
+	defer func() {
+		if p := recover(); p != nil {
+			h, err = nil, fmt.Errorf("api: route table: %v", p)
+		}
+	}()
+	for _, r := range routes {
+		e.Handle(r.Method, ginPath(r.Path), s.chain(r)...)
+	}
+	return e, nil
+}
+
+// checkRoutes refuses a table with a duplicate or incomplete route.
+func checkRoutes(routes []Route) error {
+	seen := map[string]bool{}
+	for _, r := range routes {
+		if r.Method == "" || r.Path == "" || r.Handler == nil || r.Summary == "" {
+			return fmt.Errorf("api: route %s %s: method, path, summary and handler are required", r.Method, r.Path)
+		}
+		k := r.Method + " " + r.Path
+		if seen[k] {
+			return fmt.Errorf("api: route %s registered twice", k)
+		}
+		seen[k] = true
+	}
+	return nil
+}

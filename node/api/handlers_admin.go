@@ -1,0 +1,315 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// Events, snapshots, state, users, settings, webhooks, registries, reports.
+
+// MaxEventsPage bounds one GET /v1/events.
+const MaxEventsPage = raftfsm.MaxEvents
+
+func (s *server) listEvents(c *gin.Context) {
+	q := s.query(c)
+	since := q.uint("since")
+	limit := int(q.int("limit", 100, 1, MaxEventsPage))
+	kind := q.str("kind")
+	if kind != "" && !kindPattern.MatchString(kind) {
+		q.failf("query parameter kind=%q: want an event kind or prefix such as deploy. or heal.restart", kind)
+	}
+	if !q.check() {
+		return
+	}
+	n, filter, good := s.serviceFilter(c)
+	if !good {
+		return
+	}
+	out := []raftfsm.Event{}
+	s.ctrl.View(func(st *raftfsm.State) {
+		key := ""
+		if filter {
+			w := st.ResolveWorkspace(n.Workspace)
+			if w == nil {
+				return
+			}
+			key = raftfsm.ServiceKey(w.ID, n.Project, n.Env, n.Service)
+		}
+		for _, e := range st.Events.Since(since, 0) {
+			if (key == "" || e.Service == key) && strings.HasPrefix(e.Kind, kind) {
+				out = append(out, e)
+			}
+		}
+	})
+	// With since, page forward (the oldest first); without, the newest.
+	if len(out) > limit {
+		if c.Query("since") != "" {
+			out = out[:limit]
+		} else {
+			out = out[len(out)-limit:]
+		}
+	}
+	ok(c, out)
+}
+
+func (s *server) listSnapshots(c *gin.Context) {
+	out := []raftfsm.Snapshot{}
+	s.ctrl.View(func(st *raftfsm.State) {
+		for _, name := range raftfsm.SortedKeys(st.Cloud.Snapshots) {
+			out = append(out, cloneSnapshot(st.Cloud.Snapshots[name]))
+		}
+	})
+	ok(c, out)
+}
+
+func (s *server) createSnapshot(c *gin.Context) {
+	var req control.SnapshotRequest
+	if err := decodeJSON(c.Request.Body, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := raftfsm.ValidateSnapshotName(req.Name); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := raftfsm.ValidateContextDigest(req.Context); err != nil {
+		s.fail(c, err)
+		return
+	}
+	for _, r := range req.Regions {
+		if err := raftfsm.ValidateRegion(r); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	if err := s.ctrl.CreateSnapshot(c.Request.Context(), req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	respond(c, http.StatusAccepted, nil)
+}
+
+func (s *server) exportState(c *gin.Context) {
+	secrets := c.Query("secrets")
+	if secrets != "" && secrets != "plain" {
+		invalid(c, fmt.Sprintf("query parameter secrets=%q: the only value is plain", secrets))
+		return
+	}
+	doc, err := s.ctrl.ExportState(c.Request.Context(), secrets == "plain")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if secrets == "plain" {
+		c.Header("Cache-Control", "no-store")
+	}
+	ok(c, doc)
+}
+
+func (s *server) importState(c *gin.Context) {
+	doc, err := raftfsm.ReadExport(c.Request.Body, s.opts.Limits.MaxStateBytes)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	res, err := s.ctrl.ImportState(c.Request.Context(), doc)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if res.Services == nil {
+		res.Services = []string{}
+	}
+	ok(c, res)
+}
+
+func (s *server) listUsers(c *gin.Context) {
+	out := []UserInfo{}
+	s.ctrl.View(func(st *raftfsm.State) {
+		for _, name := range raftfsm.SortedKeys(st.Users) {
+			u := st.Users[name]
+			out = append(out, UserInfo{Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
+		}
+	})
+	ok(c, out)
+}
+
+func (s *server) putUser(c *gin.Context) {
+	var req control.UserRequest
+	if err := decodeJSON(c.Request.Body, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := raftfsm.ValidateUserName(req.Name); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !req.Role.Valid() {
+		invalid(c, fmt.Sprintf("role %q: want admin, deployer or viewer", req.Role))
+		return
+	}
+	if err := s.ctrl.PutUser(c.Request.Context(), req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	respond(c, http.StatusNoContent, nil)
+}
+
+func (s *server) deleteUser(c *gin.Context) {
+	name := c.Param("name")
+	if err := raftfsm.ValidateUserName(name); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.ctrl.DeleteUser(c.Request.Context(), name); err != nil {
+		s.fail(c, err)
+		return
+	}
+	respond(c, http.StatusNoContent, nil)
+}
+
+func (s *server) getSettings(c *gin.Context) {
+	var out raftfsm.Settings
+	s.ctrl.View(func(st *raftfsm.State) { out = redactSettings(st.Settings) })
+	ok(c, out)
+}
+
+func (s *server) patchSettings(c *gin.Context) {
+	var req control.SettingsRequest
+	if err := decodeJSON(c.Request.Body, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	for _, r := range req.Regions {
+		if err := raftfsm.ValidateRegion(r); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	if err := s.ctrl.UpdateSettings(c.Request.Context(), req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	respond(c, http.StatusNoContent, nil)
+}
+
+func (s *server) listWebhooks(c *gin.Context) {
+	out := []raftfsm.Webhook{}
+	s.ctrl.View(func(st *raftfsm.State) {
+		for _, id := range raftfsm.SortedKeys(st.Webhooks) {
+			out = append(out, cloneWebhook(st.Webhooks[id]))
+		}
+	})
+	ok(c, out)
+}
+
+func (s *server) putWebhook(c *gin.Context) {
+	var w raftfsm.Webhook
+	if err := decodeJSON(c.Request.Body, &w); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if w.ID == "" {
+		b := make([]byte, 6)
+		if _, err := rand.Read(b); err != nil {
+			s.fail(c, fmt.Errorf("make webhook id: %w", err))
+			return
+		}
+		w.ID = "hook-" + hex.EncodeToString(b)
+	}
+	if err := validateID("webhook id", w.ID); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.ctrl.PutWebhook(c.Request.Context(), w); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.ctrl.View(func(st *raftfsm.State) {
+		if stored, ok := st.Webhooks[w.ID]; ok {
+			w = cloneWebhook(stored)
+		}
+	})
+	respond(c, http.StatusCreated, w)
+}
+
+func (s *server) deleteWebhook(c *gin.Context) {
+	id := c.Param("id")
+	if err := validateID("webhook id", id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.ctrl.DeleteWebhook(c.Request.Context(), id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	respond(c, http.StatusNoContent, nil)
+}
+
+func (s *server) listRegistries(c *gin.Context) {
+	out := []RegistryInfo{}
+	s.ctrl.View(func(st *raftfsm.State) {
+		for _, r := range raftfsm.SortedKeys(st.Registries) {
+			out = append(out, RegistryInfo{Registry: r, Username: st.Registries[r].Username})
+		}
+	})
+	ok(c, out)
+}
+
+func (s *server) putRegistry(c *gin.Context) {
+	var req control.RegistryRequest
+	if err := decodeJSON(c.Request.Body, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := validateRegistry(req.Registry); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.ctrl.PutRegistry(c.Request.Context(), req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	respond(c, http.StatusNoContent, nil)
+}
+
+func (s *server) deleteRegistry(c *gin.Context) {
+	r := c.Param("registry")
+	if err := validateRegistry(r); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.ctrl.DeleteRegistry(c.Request.Context(), r); err != nil {
+		s.fail(c, err)
+		return
+	}
+	respond(c, http.StatusNoContent, nil)
+}
+
+func (s *server) commitCommand(c *gin.Context) {
+	data, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		s.fail(c, fmt.Errorf("read command: %w", err))
+		return
+	}
+	cmd, err := raftfsm.Decode(data)
+	if err != nil {
+		s.fail(c, fmt.Errorf("%w: command: %v", raftfsm.ErrInvalid, err))
+		return
+	}
+	v, err := s.ctrl.Commit(c.Request.Context(), cmd)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ok(c, CommitResult{Value: v})
+}

@@ -1,0 +1,310 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// chain is the handler chain of one route: limits, auth, query check,
+// deadline, where it runs (kind), then the handler.
+func (s *server) chain(r Route) []gin.HandlerFunc {
+	var hs []gin.HandlerFunc
+	if r.Kind == RoutePublic {
+		hs = append(hs, s.limitPing)
+	} else {
+		hs = append(hs, s.authenticate)
+	}
+	hs = append(hs, s.limitBody(s.bodyLimit(r)), s.checkQuery(r), s.deadline(r))
+	switch r.Kind {
+	case RouteWrite:
+		hs = append(hs, s.toLeader)
+	case RouteRead:
+		hs = append(hs, s.consistent, s.block)
+	case RouteLocal:
+		if r.Method == http.MethodGet {
+			hs = append(hs, s.block)
+		}
+	}
+	return append(hs, r.Handler)
+}
+
+func (s *server) bodyLimit(r Route) int64 {
+	if r.MaxBody > 0 {
+		return r.MaxBody
+	}
+	switch r.Body {
+	case BodyUpload:
+		return s.opts.Limits.MaxUploadBytes
+	case BodyState:
+		return s.opts.Limits.MaxStateBytes
+	}
+	return s.opts.MaxBodyBytes
+}
+
+// clientAddr is the address of the peer (no proxy headers are trusted).
+func clientAddr(c *gin.Context) netip.Addr {
+	ap, err := netip.ParseAddrPort(c.Request.RemoteAddr)
+	if err != nil {
+		if a, err := netip.ParseAddr(c.Request.RemoteAddr); err == nil {
+			return a.Unmap()
+		}
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func clientKey(c *gin.Context) string {
+	if a := clientAddr(c); a.IsValid() {
+		return a.String()
+	}
+	return c.Request.RemoteAddr
+}
+
+// limitPing rate-limits the public route per client IP.
+func (s *server) limitPing(c *gin.Context) {
+	if ok, wait := s.pingLimit.allow(clientKey(c), s.now()); !ok {
+		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+		abortWith(c, http.StatusTooManyRequests, CodeRateLimited, "too many requests from this address; slow down")
+	}
+}
+
+// authenticate checks the bearer key in constant time. A client that failed
+// too often lately gets 429 without its key being looked at.
+func (s *server) authenticate(c *gin.Context) {
+	if !s.opts.RequireAuthAlways && s.trusted(clientAddr(c)) {
+		return
+	}
+	ip, now := clientKey(c), s.now()
+	if blocked, wait := s.authFail.blocked(ip, now); blocked {
+		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+		abortWith(c, http.StatusTooManyRequests, CodeRateLimited, "too many failed authentications from this address; wait and check the API key")
+		return
+	}
+	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	if subtle.ConstantTimeCompare(sum[:], s.keyHash[:]) != 1 || !ok || !strings.EqualFold(scheme, "Bearer") {
+		s.authFail.take(ip, now)
+		c.Header("WWW-Authenticate", `Bearer realm="dropmesh"`)
+		abortWith(c, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> (DROPMESH_API_KEY)")
+	}
+}
+
+func (s *server) trusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	return slices.ContainsFunc(s.opts.TrustedNets, func(p netip.Prefix) bool { return p.Contains(a) })
+}
+
+// limitBody bounds the request body; a declared length over the limit is
+// refused before anything is read.
+func (s *server) limitBody(limit int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > limit {
+			abortWith(c, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes", c.Request.ContentLength, limit))
+			return
+		}
+		if c.Request.Body != nil {
+			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+		}
+	}
+}
+
+// Query parameters every route of a kind takes.
+var (
+	readParams = []Param{
+		{Name: "index", Type: "integer", Description: "blocking read: answer once the state's raft index is above this (see X-Dropmesh-Index)"},
+		{Name: "wait", Type: "string", Description: "blocking read: the longest wait, such as 30s (default 5m, at most 10m)"},
+	}
+	consistentParam = Param{Name: "consistent", Type: "boolean", Description: "read from the leader after it made its state current"}
+)
+
+// queryParams lists every query parameter a route accepts.
+func queryParams(r Route) []Param {
+	ps := slices.Clone(r.Query)
+	if r.Method == http.MethodGet && r.Kind != RoutePublic {
+		ps = append(ps, readParams...)
+	}
+	if r.Kind == RouteRead {
+		ps = append(ps, consistentParam)
+	}
+	return ps
+}
+
+// checkQuery refuses unknown, repeated and malformed query parameters.
+func (s *server) checkQuery(r Route) gin.HandlerFunc {
+	params := queryParams(r)
+	names := make([]string, len(params))
+	for i, p := range params {
+		names[i] = p.Name
+	}
+	return func(c *gin.Context) {
+		vals, err := url.ParseQuery(c.Request.URL.RawQuery)
+		if err != nil {
+			invalid(c, fmt.Sprintf("malformed query string: %v", err))
+			return
+		}
+		for name, vs := range vals {
+			if !slices.Contains(names, name) {
+				takes := "no query parameters"
+				if len(names) > 0 {
+					takes = "only " + strings.Join(names, ", ")
+				}
+				invalid(c, fmt.Sprintf("unknown query parameter %q: %s %s takes %s", name, r.Method, r.Path, takes))
+				return
+			}
+			if len(vs) > 1 {
+				invalid(c, fmt.Sprintf("query parameter %q is given %d times", name, len(vs)))
+				return
+			}
+		}
+	}
+}
+
+// deadline applies the caller's deadline (X-Dropmesh-Timeout) and, for
+// writes without one, the default write timeout.
+func (s *server) deadline(r Route) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var d time.Duration
+		if r.Kind == RouteWrite {
+			d = s.opts.Limits.WriteTimeout
+		}
+		if h := c.GetHeader(HeaderTimeout); h != "" {
+			v, err := time.ParseDuration(h)
+			if err != nil || v <= 0 || v > 24*time.Hour {
+				invalid(c, fmt.Sprintf("header %s %q: want a positive duration such as 30s", HeaderTimeout, h))
+				return
+			}
+			d = v
+		}
+		if d <= 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
+}
+
+// toLeader runs a write here when this node leads, and forwards it to the
+// leader otherwise.
+func (s *server) toLeader(c *gin.Context) {
+	if s.ctrl.IsLeader() {
+		return
+	}
+	s.forwardToLeader(c)
+}
+
+// forwardToLeader relays the request to the leader and ends the chain.
+func (s *server) forwardToLeader(c *gin.Context) {
+	defer c.Abort()
+	if c.GetHeader(HeaderForwarded) != "" {
+		abortWith(c, http.StatusServiceUnavailable, CodeNotLeader, fmt.Sprintf("node %s is not the leader (the request was forwarded to it); retry", s.ctrl.NodeID()))
+		return
+	}
+	id, addr := s.ctrl.Leader()
+	if addr == "" {
+		abortWith(c, http.StatusServiceUnavailable, CodeNoLeader, "the cluster has no leader right now; retry")
+		return
+	}
+	if err := s.fwd.forward(c.Writer, c.Request, addr); err != nil {
+		if status, code := classify(err); status == http.StatusRequestEntityTooLarge {
+			abortWith(c, status, code, userMessage(err))
+			return
+		}
+		s.logger.Warn("forward to the leader failed", "leader", id, "api", addr, "path", c.Request.URL.Path, "err", err)
+		abortWith(c, http.StatusServiceUnavailable, CodeNoLeader, fmt.Sprintf("the leader %s (%s) cannot be reached; retry", id, addr))
+	}
+}
+
+// consistent handles ?consistent=true: a follower forwards the read to the
+// leader, the leader makes its replica current first.
+func (s *server) consistent(c *gin.Context) {
+	raw := c.Query("consistent")
+	if raw == "" {
+		return
+	}
+	on, err := strconv.ParseBool(raw)
+	if err != nil {
+		invalid(c, fmt.Sprintf("query parameter consistent=%q: want true or false", raw))
+		return
+	}
+	if !on {
+		return
+	}
+	if !s.ctrl.IsLeader() {
+		s.forwardToLeader(c)
+		return
+	}
+	if err := s.ctrl.Consistent(c.Request.Context()); err != nil {
+		s.fail(c, err)
+	}
+}
+
+// stateIndex is the raft index of the local replica.
+func (s *server) stateIndex() uint64 {
+	var idx uint64
+	s.ctrl.View(func(st *raftfsm.State) { idx = st.Index })
+	return idx
+}
+
+// block implements blocking reads: with ?index=N it answers once the
+// state's index is above N or the wait ends. It always sets X-Dropmesh-Index.
+func (s *server) block(c *gin.Context) {
+	rawIdx, rawWait := c.Query("index"), c.Query("wait")
+	if rawIdx == "" {
+		if rawWait != "" {
+			invalid(c, "query parameter wait needs index (the X-Dropmesh-Index of the previous answer)")
+			return
+		}
+		c.Header(HeaderIndex, strconv.FormatUint(s.stateIndex(), 10))
+		return
+	}
+	idx, err := strconv.ParseUint(rawIdx, 10, 64)
+	if err != nil {
+		invalid(c, fmt.Sprintf("query parameter index=%q: want a raft index (a non-negative integer)", rawIdx))
+		return
+	}
+	wait := s.opts.Limits.DefaultWait
+	if rawWait != "" {
+		wait, err = time.ParseDuration(rawWait)
+		if err != nil || wait <= 0 || wait > s.opts.Limits.MaxWait {
+			invalid(c, fmt.Sprintf("query parameter wait=%q: want a duration from 1ms to %s, such as 30s", rawWait, s.opts.Limits.MaxWait))
+			return
+		}
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	ctx := c.Request.Context()
+	for {
+		changed := s.ctrl.Changed()
+		cur := s.stateIndex()
+		if cur > idx {
+			break
+		}
+		select {
+		case <-changed:
+			continue
+		case <-timer.C:
+		case <-ctx.Done():
+			// The caller left or its deadline passed: answer what there is;
+			// a gone client never reads it.
+		}
+		break
+	}
+	c.Header(HeaderIndex, strconv.FormatUint(s.stateIndex(), 10))
+}

@@ -1,0 +1,185 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// RouteKind says where a route runs.
+type RouteKind int
+
+// The route kinds.
+const (
+	// RoutePublic needs no key (only GET /ping).
+	RoutePublic RouteKind = iota
+	// RouteRead is served from the local replica; ?consistent=true goes to the leader.
+	RouteRead
+	// RouteWrite runs on the leader; followers forward it.
+	RouteWrite
+	// RouteLocal runs on the node that owns the container; others proxy it there.
+	RouteLocal
+)
+
+// String names the kind.
+func (k RouteKind) String() string {
+	switch k {
+	case RoutePublic:
+		return "public"
+	case RouteRead:
+		return "read"
+	case RouteWrite:
+		return "write"
+	case RouteLocal:
+		return "local"
+	}
+	return "unknown"
+}
+
+// BodyKind selects the size limit of a request body.
+type BodyKind int
+
+// The body kinds.
+const (
+	// BodyJSON is bounded by Options.MaxBodyBytes.
+	BodyJSON BodyKind = iota
+	// BodyUpload is bounded by Limits.MaxUploadBytes (build contexts).
+	BodyUpload
+	// BodyState is bounded by Limits.MaxStateBytes (state documents).
+	BodyState
+)
+
+// Param is a query parameter of a route.
+type Param struct {
+	Name string
+	// Type is the OpenAPI type: string, integer or boolean.
+	Type        string
+	Description string
+	Required    bool
+}
+
+// Route is one entry of the route table: it is registered with Gin and
+// documented in the OpenAPI document from the same fields.
+type Route struct {
+	Method, Path, Summary string
+	Kind                  RouteKind
+	Handler               gin.HandlerFunc
+	// Request and Response are values of the JSON body types (nil: none);
+	// the OpenAPI schemas are reflected from them.
+	Request, Response any
+	// Query are the route's own query parameters; any other is refused.
+	Query []Param
+	// Status is the success status (default 200).
+	Status int
+	// RequestType and ResponseType are the content types when not JSON.
+	RequestType, ResponseType string
+	// Body selects the body size limit; MaxBody overrides it.
+	Body    BodyKind
+	MaxBody int64
+}
+
+// ginPath turns "/v1/nodes/{id}" into Gin's "/v1/nodes/:id".
+func ginPath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
+			parts[i] = ":" + s[1:len(s)-1]
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// Routes returns the route table of an API built with o: the built-in routes
+// and o.Extra. New registers exactly these, and GET /v1/openapi.json
+// documents exactly these.
+func Routes(o Options) []Route {
+	return newServer(o).routes()
+}
+
+const serviceBase = "/v1/services/{ws}/{project}/{env}/{service}"
+
+func (s *server) routes() []Route {
+	p := func(name, typ, desc string) Param { return Param{Name: name, Type: typ, Description: desc} }
+	rs := []Route{
+		{Method: http.MethodGet, Path: "/ping", Summary: "Liveness: this node's id and version (no key)", Kind: RoutePublic, Handler: s.ping, Response: Ping{}},
+		{Method: http.MethodGet, Path: "/v1/cluster", Summary: "The leader, the term and every gossip member", Kind: RouteRead, Handler: s.cluster, Response: control.ClusterInfo{}},
+		{Method: http.MethodGet, Path: "/v1/openapi.json", Summary: "This document", Kind: RouteRead, Handler: s.openAPI, Response: map[string]any{}},
+
+		{Method: http.MethodGet, Path: "/v1/nodes", Summary: "Every node of the cluster", Kind: RouteRead, Handler: s.listNodes, Response: []raftfsm.Node{}},
+		{Method: http.MethodPost, Path: "/v1/nodes", Summary: "Add droplets to the cluster", Kind: RouteWrite, Handler: s.addNodes, Request: control.AddNodesRequest{}, Response: AddedNodes{}, Status: http.StatusAccepted},
+		{Method: http.MethodDelete, Path: "/v1/nodes/{id}", Summary: "Drain and remove a node", Kind: RouteWrite, Handler: s.removeNode, Status: http.StatusAccepted},
+		{Method: http.MethodPost, Path: "/v1/nodes/{id}/reboot", Summary: "Power-cycle a node's droplet", Kind: RouteWrite, Handler: s.rebootNode, Status: http.StatusAccepted},
+
+		{Method: http.MethodGet, Path: "/v1/workspaces", Summary: "Every workspace with its projects", Kind: RouteRead, Handler: s.listWorkspaces, Response: []WorkspaceSummary{}},
+		{Method: http.MethodPost, Path: "/v1/workspaces", Summary: "Create a workspace", Kind: RouteWrite, Handler: s.createWorkspace, Request: NameRequest{}, Response: control.WorkspaceInfo{}, Status: http.StatusCreated},
+		{Method: http.MethodGet, Path: "/v1/workspaces/{ws}", Summary: "A workspace and everything in it (name or id)", Kind: RouteRead, Handler: s.getWorkspace, Response: control.WorkspaceInfo{}},
+		{Method: http.MethodDelete, Path: "/v1/workspaces/{ws}", Summary: "Delete an empty workspace", Kind: RouteWrite, Handler: s.deleteWorkspace, Status: http.StatusNoContent},
+		{Method: http.MethodPost, Path: "/v1/workspaces/{ws}/projects", Summary: "Create a project", Kind: RouteWrite, Handler: s.createProject, Request: NameRequest{}, Status: http.StatusCreated},
+		{Method: http.MethodPost, Path: "/v1/workspaces/{ws}/projects/{project}/envs", Summary: "Create an environment", Kind: RouteWrite, Handler: s.createEnv, Request: NameRequest{}, Status: http.StatusCreated},
+
+		{Method: http.MethodGet, Path: "/v1/services", Summary: "Every service (secrets redacted)", Kind: RouteRead, Handler: s.listServices, Response: []raftfsm.Service{},
+			Query: []Param{p("workspace", "string", "only this workspace (name or id)")}},
+		{Method: http.MethodPost, Path: "/v1/services", Summary: "Deploy a service spec (JSON or YAML)", Kind: RouteWrite, Handler: s.deploy, Request: raftfsm.ServiceSpec{}, Response: raftfsm.DeployResult{}, Status: http.StatusAccepted,
+			Query: []Param{p("expect_generation", "integer", "refuse the deploy unless the service is at this generation")}},
+		{Method: http.MethodGet, Path: serviceBase, Summary: "A service with its instances and last deploy", Kind: RouteRead, Handler: s.getService, Response: ServiceDetail{}},
+		{Method: http.MethodDelete, Path: serviceBase, Summary: "Undeploy a service", Kind: RouteWrite, Handler: s.undeploy, Status: http.StatusAccepted},
+		{Method: http.MethodPost, Path: serviceBase + "/restart", Summary: "Restart every instance of a service", Kind: RouteWrite, Handler: s.restart, Status: http.StatusAccepted},
+		{Method: http.MethodGet, Path: serviceBase + "/health", Summary: "A service's health and history per instance", Kind: RouteRead, Handler: s.serviceHealth, Response: control.ServiceHealth{}},
+
+		{Method: http.MethodGet, Path: "/v1/deploys", Summary: "Deploys, newest first", Kind: RouteRead, Handler: s.listDeploys, Response: []raftfsm.Deploy{},
+			Query: []Param{p("service", "string", "only this service ([workspace/]project/env/service)")}},
+		{Method: http.MethodGet, Path: "/v1/deploys/{id}", Summary: "A deploy and the phase of each instance", Kind: RouteRead, Handler: s.getDeploy, Response: control.DeployProgress{}},
+		{Method: http.MethodGet, Path: "/v1/instances", Summary: "Instances", Kind: RouteRead, Handler: s.listInstances, Response: []raftfsm.Instance{},
+			Query: []Param{p("service", "string", "only this service ([workspace/]project/env/service)"), p("node", "string", "only this node")}},
+
+		{Method: http.MethodGet, Path: "/v1/containers/{name}/health", Summary: "Check a container now (the first system's answer)", Kind: RouteLocal, Handler: s.containerHealth, Response: control.HealthAnswer{},
+			Query: []Param{p("port", "integer", "probe this port instead of the service's"), p("since", "string", "scan the log since (RFC 3339, unix seconds, or a duration ago such as 10m)")}},
+		{Method: http.MethodGet, Path: "/v1/containers/{name}/logs", Summary: "A container's log, streamed as text", Kind: RouteLocal, Handler: s.containerLogs, ResponseType: "text/plain",
+			Query: []Param{p("since", "string", "from this time (RFC 3339, unix seconds, or a duration ago such as 10m)"), p("tail", "integer", "only the last N lines"), p("follow", "boolean", "keep streaming new lines")}},
+
+		{Method: http.MethodGet, Path: "/v1/agent/logs", Summary: "This agent's own recent log", Kind: RouteLocal, Handler: s.agentLogs, Response: []control.LogEntry{},
+			Query: []Param{p("since", "string", "from this time (RFC 3339, unix seconds, or a duration ago)"), p("limit", "integer", "at most this many entries (default 500)"), p("node", "string", "ask this node's agent instead")}},
+		{Method: http.MethodGet, Path: "/v1/agent/stats", Summary: "This node's resource figures", Kind: RouteLocal, Handler: s.agentStats, Response: control.NodeStats{},
+			Query: []Param{p("node", "string", "ask this node's agent instead")}},
+
+		{Method: http.MethodGet, Path: "/v1/events", Summary: "The cluster's events, oldest first", Kind: RouteRead, Handler: s.listEvents, Response: []raftfsm.Event{},
+			Query: []Param{p("since", "integer", "only events after this sequence number"), p("limit", "integer", "at most this many, the newest (default 100, at most 2000)"),
+				p("service", "string", "only this service"), p("kind", "string", "only kinds with this prefix, such as deploy.")}},
+
+		{Method: http.MethodGet, Path: "/v1/snapshots", Summary: "Droplet snapshots", Kind: RouteRead, Handler: s.listSnapshots, Response: []raftfsm.Snapshot{}},
+		{Method: http.MethodPost, Path: "/v1/snapshots", Summary: "Build a custom snapshot from an uploaded context", Kind: RouteWrite, Handler: s.createSnapshot, Request: control.SnapshotRequest{}, Status: http.StatusAccepted},
+
+		{Method: http.MethodPost, Path: "/v1/contexts", Summary: "Upload a build context (tar or tar.gz)", Kind: RouteLocal, Handler: s.uploadContext, Response: control.ContextInfo{}, Status: http.StatusCreated,
+			RequestType: "application/x-tar", Body: BodyUpload},
+		{Method: http.MethodGet, Path: "/v1/contexts/{digest}", Summary: "Download a build context from a node that holds it", Kind: RouteLocal, Handler: s.getContext, ResponseType: "application/x-tar"},
+
+		{Method: http.MethodGet, Path: "/v1/state/export", Summary: "Export the deployments as a portable document", Kind: RouteRead, Handler: s.exportState, Response: raftfsm.ExportDocument{},
+			Query: []Param{p("secrets", "string", "plain: include secrets in plain text (keep the file safe)")}},
+		{Method: http.MethodPost, Path: "/v1/state/import", Summary: "Replace the deployments with an exported document", Kind: RouteWrite, Handler: s.importState, Request: raftfsm.ExportDocument{}, Response: raftfsm.ImportResult{}, Body: BodyState},
+
+		{Method: http.MethodGet, Path: "/v1/users", Summary: "UI users (no password hashes)", Kind: RouteRead, Handler: s.listUsers, Response: []UserInfo{}},
+		{Method: http.MethodPost, Path: "/v1/users", Summary: "Add or change a UI user", Kind: RouteWrite, Handler: s.putUser, Request: control.UserRequest{}, Status: http.StatusNoContent},
+		{Method: http.MethodDelete, Path: "/v1/users/{name}", Summary: "Remove a UI user", Kind: RouteWrite, Handler: s.deleteUser, Status: http.StatusNoContent},
+
+		{Method: http.MethodGet, Path: "/v1/settings", Summary: "Cluster settings (tokens only as set or empty)", Kind: RouteRead, Handler: s.getSettings, Response: raftfsm.Settings{}},
+		{Method: http.MethodPatch, Path: "/v1/settings", Summary: "Change cluster settings", Kind: RouteWrite, Handler: s.patchSettings, Request: control.SettingsRequest{}, Status: http.StatusNoContent},
+
+		{Method: http.MethodGet, Path: "/v1/webhooks", Summary: "Notification targets", Kind: RouteRead, Handler: s.listWebhooks, Response: []raftfsm.Webhook{}},
+		{Method: http.MethodPost, Path: "/v1/webhooks", Summary: "Add or replace a notification target", Kind: RouteWrite, Handler: s.putWebhook, Request: raftfsm.Webhook{}, Response: raftfsm.Webhook{}, Status: http.StatusCreated},
+		{Method: http.MethodDelete, Path: "/v1/webhooks/{id}", Summary: "Remove a notification target", Kind: RouteWrite, Handler: s.deleteWebhook, Status: http.StatusNoContent},
+
+		{Method: http.MethodGet, Path: "/v1/registries", Summary: "Private registries (no passwords)", Kind: RouteRead, Handler: s.listRegistries, Response: []RegistryInfo{}},
+		{Method: http.MethodPost, Path: "/v1/registries", Summary: "Store credentials for a private registry", Kind: RouteWrite, Handler: s.putRegistry, Request: control.RegistryRequest{}, Status: http.StatusNoContent},
+		{Method: http.MethodDelete, Path: "/v1/registries/{registry}", Summary: "Remove registry credentials", Kind: RouteWrite, Handler: s.deleteRegistry, Status: http.StatusNoContent},
+
+		{Method: http.MethodPost, Path: "/v1/internal/commands", Summary: "Commit an agent's report (raftfsm.Encode bytes)", Kind: RouteWrite, Handler: s.commitCommand, Response: CommitResult{},
+			RequestType: "application/octet-stream"},
+		{Method: http.MethodGet, Path: "/v1/internal/probe", Summary: "Probe an address from this node (HTTP path or TCP)", Kind: RouteLocal, Handler: s.probe, Response: ProbeResult{},
+			Query: []Param{{Name: "addr", Type: "string", Description: "host:port", Required: true}, p("path", "string", "HTTP path; empty probes TCP")}},
+	}
+	return append(rs, s.opts.Extra...)
+}

@@ -1,0 +1,193 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/dropmesh/dropmesh/mesh"
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// Cluster describes the leader, the term and every gossip member with its raft role.
+func (a *Agent) Cluster(ctx context.Context) (control.ClusterInfo, error) {
+	id, api := a.Leader()
+	info := control.ClusterInfo{Leader: control.LeaderInfo{ID: id, API: api}, Term: a.store.Term(), Members: []control.MemberInfo{}}
+	roles := map[string]string{}
+	if servers, err := a.store.Servers(ctx); err == nil {
+		for _, s := range servers {
+			roles[s.ID] = "nonvoter"
+			if s.Voter {
+				roles[s.ID] = "voter"
+			}
+		}
+	}
+	for _, m := range a.mesh.Members() {
+		role := roles[m.ID]
+		if role == "" {
+			role = "none"
+		}
+		info.Members = append(info.Members, control.MemberInfo{ID: m.ID, Status: m.Status.String(), Since: m.Since, Raft: role,
+			API: m.Meta.API, UI: m.Meta.UI, Edge: m.Meta.Edge, Region: m.Meta.Region, Version: m.Meta.Version})
+	}
+	slices.SortFunc(info.Members, func(x, y control.MemberInfo) int { return cmpString(x.ID, y.ID) })
+	return info, nil
+}
+
+// AgentLogs returns this agent's recent log lines.
+func (a *Agent) AgentLogs(since time.Time, limit int) []control.LogEntry {
+	entries := a.ring.Entries(since, limit)
+	out := make([]control.LogEntry, len(entries))
+	for i, e := range entries {
+		out[i] = control.LogEntry{Time: e.Time, Level: e.Level, Message: e.Message, Attrs: e.Attrs}
+	}
+	return out
+}
+
+// AddNodes grows the cluster by count droplets (in region, or round-robin
+// over the cluster's regions). The intents are recorded at once, so the
+// growth duty does not add more meanwhile; the droplets are created in the
+// background.
+func (a *Agent) AddNodes(ctx context.Context, req control.AddNodesRequest) ([]string, error) {
+	if req.Count < 1 || req.Count > 50 {
+		return nil, fmt.Errorf("%w: count %d: want 1 to 50", raftfsm.ErrInvalid, req.Count)
+	}
+	if req.Region != "" {
+		if err := raftfsm.ValidateRegion(req.Region); err != nil {
+			return nil, err
+		}
+	}
+	c, err := a.cloudClients()
+	if err != nil {
+		return nil, err
+	}
+	if c.do == nil {
+		return nil, fmt.Errorf("%w: no DigitalOcean token: add one in the settings (or use `dropmesh local up`)", raftfsm.ErrConflict)
+	}
+	var (
+		st     raftfsm.Settings
+		seq    int
+		active int
+	)
+	a.fsm.View(func(s *raftfsm.State) {
+		st, seq = s.Settings, s.Cloud.NextNodeSeq
+		for _, n := range s.Nodes {
+			if n.Status != raftfsm.NodeDead {
+				active++
+			}
+		}
+		seq = max(seq, len(s.Nodes))
+	})
+	if len(st.Regions) == 0 && req.Region == "" {
+		return nil, fmt.Errorf("%w: the cluster has no region; give --region", raftfsm.ErrInvalid)
+	}
+	want := max(st.DesiredNodes, active) + req.Count
+	if _, err := a.apply(ctx, &raftfsm.UpdateSettings{At: a.now(), DesiredNodes: &want}); err != nil {
+		return nil, err
+	}
+	var ids []string
+	type job struct {
+		id     string
+		params map[string]string
+	}
+	var jobs []job
+	for i := 0; i < req.Count; i++ {
+		seq++
+		nodeID := fmt.Sprintf("node-%d", seq)
+		region := req.Region
+		if region == "" {
+			region = st.Regions[(seq-1)%len(st.Regions)]
+		}
+		params := map[string]string{"node": nodeID, "region": region, "seq": strconv.Itoa(seq)}
+		id := newID("int")
+		if _, err := a.apply(ctx, &raftfsm.RecordIntent{At: a.now(), Intent: raftfsm.Intent{ID: id, Kind: raftfsm.IntentCreateDroplet,
+			Target: dropletName(st, nodeID), Params: params}}); err != nil {
+			return ids, err
+		}
+		ids = append(ids, nodeID)
+		jobs = append(jobs, job{id, params})
+	}
+	a.goRun(context.Background(), "add-nodes", func(context.Context) {
+		for _, j := range jobs {
+			jctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			err := a.finishIntent(jctx, j.id, raftfsm.IntentCreateDroplet, j.params["node"], func(ctx context.Context) (raftfsm.CloudChanges, error) {
+				return a.createDroplet(ctx, c, j.params)
+			})
+			cancel()
+			if err != nil {
+				a.logger.Error("create droplet", "node", j.params["node"], "err", err)
+			}
+		}
+	})
+	return ids, nil
+}
+
+// RemoveNode drains a node: its services move elsewhere first; then the
+// leader deletes its droplet and forgets it (healer.finishDrains).
+func (a *Agent) RemoveNode(ctx context.Context, id string) error {
+	var (
+		found    bool
+		stateful []string
+		others   int
+	)
+	a.fsm.View(func(s *raftfsm.State) {
+		_, found = s.Nodes[id]
+		for _, in := range s.Instances {
+			if in.Node == id && s.Services[in.Service].Spec.Kind == raftfsm.KindStateful {
+				stateful = append(stateful, in.Service)
+			}
+		}
+		for oid, o := range s.Nodes {
+			if oid != id && o.Status == raftfsm.NodeActive {
+				others++
+			}
+		}
+	})
+	if !found {
+		return fmt.Errorf("node %s: %w", id, raftfsm.ErrNotFound)
+	}
+	if id == a.cfg.NodeID {
+		return fmt.Errorf("%w: %s leads the cluster; remove it from another node after leadership moves", raftfsm.ErrConflict, id)
+	}
+	if len(stateful) > 0 {
+		slices.Sort(stateful)
+		return fmt.Errorf("%w: stateful %s lives on %s; its volume cannot move: undeploy it first", raftfsm.ErrConflict, stateful[0], id)
+	}
+	if others == 0 {
+		return fmt.Errorf("%w: %s is the only active node", raftfsm.ErrConflict, id)
+	}
+	if _, err := a.apply(ctx, &raftfsm.SetNodeStatus{At: a.now(), Node: id, Status: raftfsm.NodeDraining, Reason: "removal requested"}); err != nil {
+		return err
+	}
+	a.kickLeader()
+	return nil
+}
+
+// RebootNode power-cycles a node's droplet.
+func (a *Agent) RebootNode(ctx context.Context, id string) error {
+	var n raftfsm.Node
+	var found bool
+	a.fsm.View(func(s *raftfsm.State) {
+		if p, ok := s.Nodes[id]; ok {
+			n, found = *p, true
+		}
+	})
+	if !found {
+		return fmt.Errorf("node %s: %w", id, raftfsm.ErrNotFound)
+	}
+	if n.DropletID == 0 || !a.cloudReady() {
+		return fmt.Errorf("%w: node %s has no droplet to power-cycle", raftfsm.ErrConflict, id)
+	}
+	return a.powerCycle(ctx, n, "reboot requested")
+}
+
+// memberOf finds a mesh member's status.
+func (a *Agent) memberStatus(id string) mesh.Status {
+	if m, ok := a.mesh.Member(id); ok {
+		return m.Status
+	}
+	return mesh.StatusLeft
+}

@@ -1,0 +1,210 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/dropmesh/dropmesh/node/logring"
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// envAliases are the unprefixed variables DESIGN.md names.
+var envAliases = map[string]string{
+	"health-interval":     "HEALTH_CHECK_INTERVAL",
+	"require-auth-always": "REQUIRE_AUTH_ALWAYS",
+}
+
+// EnvName is the environment variable of an agent flag: DROPMESH_ and the
+// flag in upper case ("data-dir" -> DROPMESH_DATA_DIR).
+func EnvName(flag string) string {
+	return "DROPMESH_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// applyEnv sets every flag the command line did not set from its
+// environment variable. A bare number for a duration means seconds.
+func applyEnv(flags *pflag.FlagSet, getenv func(string) string) error {
+	var errs []string
+	flags.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		v := getenv(EnvName(f.Name))
+		if alias, ok := envAliases[f.Name]; ok && v == "" {
+			v = getenv(alias)
+		}
+		if v == "" {
+			return
+		}
+		if f.Value.Type() == "duration" {
+			if _, err := strconv.ParseFloat(v, 64); err == nil {
+				v += "s"
+			}
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q: %v", EnvName(f.Name), v, err))
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("environment: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// AgentCommand is `dropmesh agent` (and, with --join required, `dropmesh
+// join`, what a droplet's cloud-init runs). wire builds the API and UI
+// handlers; main passes the packages that serve them.
+func AgentCommand(version string, wire Options) []*cobra.Command {
+	build := func(use, short string, requireJoin bool) *cobra.Command {
+		cfg := DefaultConfig()
+		var join, logFormat, logLevel string
+		var deadGrace time.Duration
+		cmd := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if err := applyEnv(cmd.Flags(), os.Getenv); err != nil {
+					return err
+				}
+				if join != "" {
+					cfg.Join = strings.Split(join, ",")
+				}
+				if deadGrace > 0 {
+					cfg.Init.DeadNodeGrace = raftfsm.Duration(deadGrace)
+				}
+				if cfg.Init.UIHost == "" && cfg.Init.Domain != "" {
+					cfg.Init.UIHost = "mesh." + cfg.Init.Domain
+				}
+				if requireJoin && len(cfg.Join) == 0 {
+					return fmt.Errorf("join: give --join ADDR[,ADDR] (gossip address of a member)")
+				}
+				cfg.Version = version
+				ring := logring.NewRing(2000)
+				level := slog.LevelInfo
+				if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+					return fmt.Errorf("--log-level %q: %w", logLevel, err)
+				}
+				h, err := logring.NewHandler(os.Stderr, logFormat, level, ring)
+				if err != nil {
+					return fmt.Errorf("--log-format: %w", err)
+				}
+				opts := wire
+				opts.Logger, opts.Ring = slog.New(h), ring
+				a, err := New(cfg, opts)
+				if err != nil {
+					return err
+				}
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				return a.Run(ctx)
+			},
+		}
+		f := cmd.Flags()
+		f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's id (the droplet's host name)")
+		f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where raft, the cluster secret and build contexts live")
+		f.StringVar(&cfg.BindIP, "bind", cfg.BindIP, "IP every listener binds")
+		f.StringVar(&cfg.AdvertiseIP, "advertise", "", "private (VPC) IP peers reach this node at (default: the first private address)")
+		f.StringVar(&cfg.PublicIP, "public-ip", "", "public IP DNS records point at (default: the advertise IP)")
+		f.StringVar(&cfg.Region, "region", "", "DigitalOcean region of this droplet")
+		f.IntVar(&cfg.DropletID, "droplet-id", 0, "DigitalOcean droplet id (for power-cycles)")
+		f.IntVar(&cfg.APIPort, "api-port", cfg.APIPort, "agent API port")
+		f.IntVar(&cfg.GossipPort, "gossip-port", cfg.GossipPort, "gossip (memberlist) port, TCP and UDP")
+		f.IntVar(&cfg.RaftPort, "raft-port", cfg.RaftPort, "raft port")
+		f.IntVar(&cfg.UIPort, "ui-port", cfg.UIPort, "web UI port")
+		f.IntVar(&cfg.EdgePort, "edge-port", cfg.EdgePort, "edge (client traffic) port")
+		f.StringVar(&cfg.Edge, "edge", cfg.Edge, "edge: auto (nginx when installed), nginx, proxy or none")
+		f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this node as its seed")
+		f.StringVar(&join, "join", "", "gossip addresses of members to join, comma-separated")
+		f.StringVar(&cfg.ClusterSecret, "cluster-secret", "", "the cluster secret (64 hex); prefer --cluster-secret-file")
+		f.StringVar(&cfg.ClusterSecretFile, "cluster-secret-file", "", "file holding the cluster secret (default DATA_DIR/cluster-secret)")
+		f.StringVar(&cfg.ClusterName, "cluster-name", cfg.ClusterName, "cluster name (labels gossip; other clusters cannot join)")
+		f.StringVar(&cfg.ClusterID, "cluster-id", "", "seed: the cluster id (default: made up at initialisation)")
+		f.StringVar(&cfg.AdminPasswordFile, "admin-password-file", "", "seed: file with the admin's password (default: generated into DATA_DIR/admin-password)")
+		f.DurationVar(&cfg.HealthInterval, "health-interval", cfg.HealthInterval, "health check interval (HEALTH_CHECK_INTERVAL)")
+		f.BoolVar(&cfg.RequireAuthAlways, "require-auth-always", cfg.RequireAuthAlways, "require the API key also from inside the VPC (REQUIRE_AUTH_ALWAYS)")
+		f.StringVar(&cfg.PublishIP, "publish-ip", "", "IP container ports are published on (default: the advertise IP)")
+		f.StringVar(&cfg.ContainerSuffix, "container-suffix", "", "suffix of container names (when agents share a Docker engine)")
+		f.BoolVar(&cfg.NoRuntime, "no-runtime", false, "run without Docker (membership and state only)")
+		f.BoolVar(&cfg.LocalMode, "local-mode", false, "this agent belongs to `dropmesh local up`")
+		f.DurationVar(&cfg.DrainDelay, "drain-delay", cfg.DrainDelay, "how long an old container serves after the edge switched away")
+		f.StringVar(&logFormat, "log-format", cfg.LogFormat, "log format: text or json")
+		f.StringVar(&logLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn, error")
+		// Seed-only settings, used once when the cluster is initialised.
+		f.StringVar(&cfg.Init.Domain, "domain", "", "seed: the Cloudflare zone of the cluster's hosts")
+		f.StringVar(&cfg.Init.UIHost, "ui-host", "", "seed: public host name of the UI (default mesh.DOMAIN)")
+		f.IntVar(&cfg.Init.DesiredNodes, "nodes", 0, "seed: grow the cluster to this many nodes")
+		f.StringVar(&cfg.Init.DOBaseURL, "do-base-url", "", "seed: DigitalOcean API base URL (the fake cloud in local mode)")
+		f.StringVar(&cfg.Init.CFBaseURL, "cf-base-url", "", "seed: Cloudflare API base URL (the fake cloud in local mode)")
+		f.StringVar(&cfg.Init.BaseSnapshot, "base-snapshot", "", "seed: snapshot new droplets start from")
+		f.StringVar(&cfg.Init.DropletSize, "droplet-size", "", "seed: size of new droplets")
+		f.StringVar(&cfg.InitDOToken, "do-token", "", "seed: DigitalOcean API token (sealed into the state at initialisation)")
+		f.StringVar(&cfg.InitCFToken, "cf-token", "", "seed: Cloudflare API token (sealed into the state at initialisation)")
+		f.DurationVar(&deadGrace, "dead-node-grace", 0, "seed: how long a power-cycled node may stay silent before it is replaced")
+		return cmd
+	}
+	return []*cobra.Command{
+		build("agent", "Run the dropmesh agent on this machine", false),
+		build("join", "Run the agent and join an existing cluster (what a droplet's cloud-init runs)", true),
+	}
+}
+
+// Main-less helpers for tests and local mode.
+
+// RunAgent runs an agent until ctx ends (tests and local mode in-process).
+func RunAgent(ctx context.Context, cfg Config, opts Options) (*Agent, <-chan error, error) {
+	a, err := New(cfg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+		return a, errc, nil
+	case err := <-errc:
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, nil, err
+	case <-time.After(60 * time.Second):
+		return a, errc, fmt.Errorf("agent %s not ready after 60s", cfg.NodeID)
+	}
+}
+
+// APIKeyCommand is `dropmesh api-key`: it prints the API key derived from a
+// cluster secret, for scripts and clusters started by hand.
+func APIKeyCommand() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "api-key",
+		Short: "Print the agent API key derived from a cluster secret",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return fmt.Errorf("give --cluster-secret-file")
+			}
+			s, err := ReadClusterSecretFile(file)
+			if err != nil {
+				return err
+			}
+			k, err := DeriveKeys(s)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), k.APIKey)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "cluster-secret-file", "", "file holding the cluster secret")
+	return cmd
+}

@@ -1,0 +1,26 @@
+// Package compose reads docker-compose files and maps their services to
+// dropmesh service specs, for `dropmesh deploy -f compose.yaml`.
+//
+// Load parses the files with the Compose project's own library
+// (compose-spec/compose-go: interpolation from the shell and .env, override
+// files merged, env_file read, profiles) and maps each active service:
+//
+//   - image, or build (a local directory the CLI uploads: Result.Builds);
+//   - the first container port of ports (else of expose, else the usual port
+//     of a recognised datastore); further ports are reported;
+//   - environment and env_file (variables named like a password, secret,
+//     token or key go to secrets, sealed by the leader);
+//   - a database or cache (redis, valkey, keydb, postgres, mysql, mariadb,
+//     recognised by image) becomes kind stateful with its first volume's path,
+//     and its dependents (depends_on) get uses: so its address is injected;
+//   - deploy.replicas or scale; deploy.resources.limits, mem_limit and cpus;
+//   - healthcheck: a curl or wget of a localhost URL gives health.path, and
+//     interval gives health.interval;
+//   - the label dropmesh.hosts ("a.example.com,b.example.com") gives hosts,
+//     and dropmesh.kind overrides the kind.
+//
+// Nothing is dropped silently: every key dropmesh does not honour is named,
+// with its service, in Result.Warnings (compose-go's attribute check, used
+// fail-closed: a key not known here is reported). Specs come in deploy
+// order, dependencies first.
+package compose

@@ -1,0 +1,274 @@
+package compose
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// Labels dropmesh reads on a Compose service.
+const (
+	// LabelHosts lists the public host names, comma-separated.
+	LabelHosts = "dropmesh.hosts"
+	// LabelKind overrides the kind (service, worker, cron, stateful), for a
+	// database the image name does not give away.
+	LabelKind = "dropmesh.kind"
+)
+
+// service maps one Compose service to a normalized spec (uses: is added by
+// the caller, which knows the other services' kinds).
+func (m *mapper) service(svc types.ServiceConfig) (raftfsm.ServiceSpec, error) {
+	name := svc.Name
+	spec := raftfsm.ServiceSpec{Project: m.project, Env: m.env, Service: m.names[name], Image: svc.Image}
+	warn := func(format string, args ...any) { m.warn("service "+name+": "+format, args...) }
+
+	if svc.Build != nil {
+		dir, dockerfile, err := buildContext(svc.Build)
+		if err != nil {
+			return spec, fmt.Errorf("%w: compose service %s: %v", ErrInvalid, name, err)
+		}
+		if svc.Image != "" {
+			warn("image %s is not used: the image is built from %s", svc.Image, dir)
+		}
+		spec.Image, spec.Build, spec.Dockerfile = "", dir, dockerfile
+		m.res.Builds[spec.Service] = dir
+	}
+	dsPort := 0
+	if spec.Image != "" {
+		dsPort = datastorePort(spec.Image)
+	}
+
+	// Kind: a recognised database or cache is stateful; a label overrides.
+	if dsPort > 0 {
+		spec.Kind = raftfsm.KindStateful
+	}
+	for _, k := range slices.Sorted(maps.Keys(svc.Labels)) {
+		v := svc.Labels[k]
+		switch k {
+		case LabelHosts:
+			for _, h := range strings.Split(v, ",") {
+				if h = strings.TrimSpace(h); h != "" {
+					spec.Hosts = append(spec.Hosts, strings.ToLower(h))
+				}
+			}
+		case LabelKind:
+			spec.Kind = raftfsm.Kind(strings.TrimSpace(v))
+		default:
+			warn("label %s is not used", k)
+		}
+	}
+
+	// Port: the first container port, else the first exposed one, else the
+	// datastore's usual port.
+	for i, p := range svc.Ports {
+		if i == 0 {
+			spec.Port = int(p.Target)
+			if p.Published != "" {
+				warn("ports: host port %s is not published; dropmesh reaches container port %d (through the edge for hosts, on the private network otherwise)", p.Published, p.Target)
+			}
+			if p.Protocol != "" && p.Protocol != "tcp" {
+				warn("ports: protocol %s is not routed; only TCP", p.Protocol)
+			}
+			continue
+		}
+		warn("ports: only the first container port (%d) is used; %d ignored", spec.Port, p.Target)
+	}
+	if spec.Port == 0 && len(svc.Expose) > 0 {
+		port, err := exposedPort(svc.Expose[0])
+		if err != nil {
+			return spec, fmt.Errorf("%w: compose service %s: expose %q: %v", ErrInvalid, name, svc.Expose[0], err)
+		}
+		spec.Port = port
+		if len(svc.Expose) > 1 {
+			warn("expose: only the first port (%d) is used", port)
+		}
+	}
+	if spec.Port == 0 && spec.Kind == raftfsm.KindStateful && dsPort > 0 {
+		spec.Port = dsPort
+	}
+
+	m.environment(svc, &spec, warn)
+
+	if len(svc.Command) > 0 {
+		spec.Command = slices.Clone([]string(svc.Command))
+	}
+	switch {
+	case svc.Deploy != nil && svc.Deploy.Replicas != nil:
+		spec.Replicas = *svc.Deploy.Replicas
+		if svc.Scale != nil && *svc.Scale != spec.Replicas {
+			warn("scale %d is overridden by deploy.replicas %d", *svc.Scale, spec.Replicas)
+		}
+	case svc.Scale != nil:
+		spec.Replicas = *svc.Scale
+	}
+	if spec.Replicas < 0 {
+		return spec, fmt.Errorf("%w: compose service %s: replicas %d", ErrInvalid, name, spec.Replicas)
+	}
+	if svc.Deploy != nil && svc.Deploy.Resources.Limits != nil {
+		if b := svc.Deploy.Resources.Limits.MemoryBytes; b > 0 {
+			spec.Memory = strconv.FormatInt(int64(b), 10)
+		}
+		spec.CPUs = float64(svc.Deploy.Resources.Limits.NanoCPUs)
+	}
+	if svc.MemLimit > 0 && spec.Memory == "" {
+		spec.Memory = strconv.FormatInt(int64(svc.MemLimit), 10)
+	}
+	if svc.CPUS > 0 && spec.CPUs == 0 {
+		spec.CPUs = float64(svc.CPUS)
+	}
+	switch svc.Restart {
+	case "", types.RestartPolicyAlways, types.RestartPolicyUnlessStopped:
+	default:
+		warn("restart: %s is not honoured; dropmesh restarts unhealthy containers and keeps them running", svc.Restart)
+	}
+
+	m.healthcheck(svc, &spec, warn)
+	m.volumes(svc, &spec, warn)
+	spec.Normalize()
+	return spec, nil
+}
+
+// buildContext returns the local directory and the Dockerfile (relative to
+// it, "" for the default) of a build.
+func buildContext(b *types.BuildConfig) (dir, dockerfile string, err error) {
+	dir = b.Context
+	if dir == "" {
+		dir = "."
+	}
+	if strings.Contains(dir, "://") || strings.HasPrefix(dir, "git@") {
+		return "", "", fmt.Errorf("build context %s: only a local directory can be built (the CLI uploads it)", dir)
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("build context %s: %w", b.Context, err)
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", "", fmt.Errorf("build context %s is not a directory", dir)
+	}
+	df := b.Dockerfile
+	if filepath.IsAbs(df) {
+		rel, err := filepath.Rel(dir, df)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			return "", "", fmt.Errorf("dockerfile %s is outside the build context %s (only the context is uploaded)", df, dir)
+		}
+		df = rel
+	}
+	df = filepath.ToSlash(df)
+	if df == "Dockerfile" {
+		df = ""
+	}
+	return dir, df, nil
+}
+
+// exposedPort reads the first port of an expose entry ("3000", "3000/tcp", "3000-3005").
+func exposedPort(s string) (int, error) {
+	s, _, _ = strings.Cut(s, "/")
+	s, _, _ = strings.Cut(s, "-")
+	p, err := strconv.Atoi(s)
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fmt.Errorf("not a port")
+	}
+	return p, nil
+}
+
+// secretWords mark a variable whose value is a secret: it goes to secrets
+// (sealed by the leader before it reaches the log) instead of environment.
+var secretWords = []string{"PASSWORD", "PASSWD", "SECRET", "TOKEN", "PRIVATE_KEY", "API_KEY", "ACCESS_KEY"}
+
+func isSecretName(k string) bool {
+	u := strings.ToUpper(k)
+	for _, w := range secretWords {
+		if strings.Contains(u, w) {
+			return true
+		}
+	}
+	return strings.HasSuffix(u, "_KEY")
+}
+
+// environment maps environment and env_file (compose-go has merged them).
+func (m *mapper) environment(svc types.ServiceConfig, spec *raftfsm.ServiceSpec, warn func(string, ...any)) {
+	for _, k := range slices.Sorted(maps.Keys(svc.Environment)) {
+		v := svc.Environment[k]
+		if v == nil {
+			warn("environment %s has no value (not set in the shell or .env); not set", k)
+			continue
+		}
+		if isSecretName(k) {
+			if spec.Secrets == nil {
+				spec.Secrets = map[string]string{}
+			}
+			spec.Secrets[k] = *v
+			continue
+		}
+		if spec.Vars == nil {
+			spec.Vars = map[string]string{}
+		}
+		spec.Vars[k] = *v
+	}
+}
+
+// healthcheck maps a curl or wget of localhost to health.path, and the interval.
+func (m *mapper) healthcheck(svc types.ServiceConfig, spec *raftfsm.ServiceSpec, warn func(string, ...any)) {
+	hc := svc.HealthCheck
+	if hc == nil {
+		return
+	}
+	if hc.Disable || (len(hc.Test) > 0 && hc.Test[0] == "NONE") {
+		warn("healthcheck: disabled in Compose, but dropmesh always checks health")
+		return
+	}
+	what := "that the container runs"
+	if spec.Port > 0 {
+		what = fmt.Sprintf("that port %d answers", spec.Port)
+	}
+	if len(hc.Test) > 0 {
+		p, port, ok := httpCheck(hc.Test)
+		switch {
+		case !ok:
+			warn("healthcheck: test %q is not an HTTP check of localhost (curl or wget); dropmesh checks %s instead", strings.Join(hc.Test, " "), what)
+		case spec.Port == 0:
+			warn("healthcheck: the service has no port for the HTTP check %s; dropmesh checks that the container runs", p)
+		default:
+			spec.Health.Path = p
+			if port != 0 && port != spec.Port {
+				warn("healthcheck: the test calls port %d, dropmesh probes %s on the service port %d", port, p, spec.Port)
+			}
+		}
+	}
+	if hc.Interval != nil {
+		d := time.Duration(*hc.Interval)
+		if d < time.Second || d > time.Hour {
+			warn("healthcheck: interval %s is outside 1s-1h; the cluster's interval applies", d)
+		} else {
+			spec.Health.Interval = raftfsm.Duration(d)
+		}
+	}
+}
+
+// volumes keeps the first named or anonymous volume of a stateful service as
+// its volume path and reports everything else.
+func (m *mapper) volumes(svc types.ServiceConfig, spec *raftfsm.ServiceSpec, warn func(string, ...any)) {
+	for _, v := range svc.Volumes {
+		switch {
+		case v.Type == types.VolumeTypeBind:
+			warn("volumes: bind mount %s:%s is not supported (the node has no copy of %s); ignored", v.Source, v.Target, v.Source)
+		case v.Type != types.VolumeTypeVolume:
+			warn("volumes: %s mount at %s is not supported; ignored", v.Type, v.Target)
+		case spec.Kind != raftfsm.KindStateful:
+			warn("volumes: %s is ignored: only stateful services (databases and caches) keep a volume", v.Target)
+		case spec.Volume != "":
+			warn("volumes: a stateful service keeps one volume (%s); %s ignored", spec.Volume, v.Target)
+		default:
+			spec.Volume = v.Target
+		}
+	}
+}

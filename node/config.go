@@ -1,0 +1,203 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// Default ports of DESIGN.md.
+const (
+	DefaultAPIPort    = 9999
+	DefaultGossipPort = 7946
+	DefaultRaftPort   = 7947
+	DefaultUIPort     = 8080
+	DefaultEdgePort   = 80
+	DefaultDataDir    = "/var/lib/dropmesh"
+)
+
+// Config is everything one agent needs to run. Flags and DROPMESH_*
+// environment variables fill it (see AgentCommand); DefaultConfig gives the
+// production defaults.
+type Config struct {
+	// NodeID is this node's id, also the droplet's host name (default: the host name).
+	NodeID  string
+	DataDir string
+	Version string
+
+	// BindIP is where every listener binds; AdvertiseIP is the private (VPC)
+	// address peers reach; PublicIP is what DNS records point at.
+	BindIP, AdvertiseIP, PublicIP string
+	Region                        string
+	DropletID                     int
+
+	APIPort, GossipPort, RaftPort, UIPort int
+	// EdgePort is where the edge serves client traffic (80 on a droplet).
+	EdgePort, EdgeTLSPort int
+	// Edge picks the edge implementation: auto (nginx when installed), nginx,
+	// proxy (built-in Go reverse proxy) or none.
+	Edge string
+
+	// Bootstrap makes this node the seed: a fresh cluster secret and a one-node raft.
+	Bootstrap bool
+	// Join lists gossip addresses (host:port) of existing members.
+	Join []string
+	// ClusterSecret is given directly (cloud-init) or read from ClusterSecretFile.
+	ClusterSecret     string
+	ClusterSecretFile string
+	// ClusterName labels gossip packets; nodes of another cluster cannot join.
+	ClusterName string
+	// ClusterID is the seed's cluster id when the bootstrapper chose it (it
+	// tags the droplets and names the firewall); empty makes one.
+	ClusterID string
+
+	// Seed settings, used once when the seed initialises the cluster.
+	AdminPassword     string
+	AdminPasswordFile string
+	Init              raftfsm.Settings
+	// InitDOToken and InitCFToken are the seed's cloud tokens in plain text;
+	// they are sealed into the settings when the cluster is initialised.
+	InitDOToken, InitCFToken string
+
+	// HealthInterval is HEALTH_CHECK_INTERVAL (default 60 s).
+	HealthInterval time.Duration
+	// RequireAuthAlways requires the API key even from inside the VPC.
+	RequireAuthAlways bool
+	// PublishIP is the host address container ports are published on
+	// (default AdvertiseIP): private, never public for stateful services.
+	PublishIP string
+	// ContainerSuffix keeps container names apart when several agents share
+	// one Docker engine (local mode: "-node-2").
+	ContainerSuffix string
+	// NoRuntime runs the agent without Docker (mesh-only tests).
+	NoRuntime bool
+	// LocalMode marks an agent of `dropmesh local up`.
+	LocalMode bool
+	// DrainDelay is how long an old container keeps serving after the edge
+	// switched away from it, so requests in flight finish.
+	DrainDelay time.Duration
+	// ReconcileInterval is the slow timer of the reconciler, on top of state
+	// changes and Docker events.
+	ReconcileInterval time.Duration
+	// ShutdownTimeout bounds a graceful stop.
+	ShutdownTimeout time.Duration
+	LogFormat       string
+	LogLevel        string
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		NodeID:            sanitizeNodeID(host),
+		DataDir:           DefaultDataDir,
+		BindIP:            "0.0.0.0",
+		APIPort:           DefaultAPIPort,
+		GossipPort:        DefaultGossipPort,
+		RaftPort:          DefaultRaftPort,
+		UIPort:            DefaultUIPort,
+		EdgePort:          DefaultEdgePort,
+		Edge:              "auto",
+		ClusterName:       "dropmesh",
+		HealthInterval:    60 * time.Second,
+		RequireAuthAlways: true,
+		DrainDelay:        2 * time.Second,
+		ReconcileInterval: 30 * time.Second,
+		ShutdownTimeout:   15 * time.Second,
+		LogFormat:         "text",
+		LogLevel:          "info",
+	}
+}
+
+var nonIDChars = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// sanitizeNodeID turns a host name into a valid node id.
+func sanitizeNodeID(host string) string {
+	id := nonIDChars.ReplaceAllString(strings.ToLower(strings.Split(host, ".")[0]), "-")
+	id = strings.Trim(id, "-")
+	if len(id) > 63 {
+		id = strings.Trim(id[:63], "-")
+	}
+	if id == "" {
+		id = "node"
+	}
+	return id
+}
+
+// complete fills derived defaults and checks the config.
+func (c *Config) complete() error {
+	if err := raftfsm.ValidateNodeID(c.NodeID); err != nil {
+		return err
+	}
+	if c.DataDir == "" {
+		return errors.New("config: no data dir")
+	}
+	if c.AdvertiseIP == "" {
+		if ip := net.ParseIP(c.BindIP); ip != nil && !ip.IsUnspecified() {
+			c.AdvertiseIP = c.BindIP
+		} else {
+			ip, err := privateIP()
+			if err != nil {
+				return fmt.Errorf("config: no advertise address given and none found: %w", err)
+			}
+			c.AdvertiseIP = ip
+		}
+	}
+	if net.ParseIP(c.AdvertiseIP) == nil {
+		return fmt.Errorf("config: advertise address %q is not an IP", c.AdvertiseIP)
+	}
+	if c.PublicIP == "" {
+		c.PublicIP = c.AdvertiseIP
+	}
+	if c.PublishIP == "" {
+		c.PublishIP = c.AdvertiseIP
+	}
+	if c.ClusterSecretFile == "" {
+		c.ClusterSecretFile = filepath.Join(c.DataDir, "cluster-secret")
+	}
+	switch c.Edge {
+	case "auto", "nginx", "proxy", "none":
+	default:
+		return fmt.Errorf("config: edge %q: want auto, nginx, proxy or none", c.Edge)
+	}
+	for _, p := range []int{c.APIPort, c.GossipPort, c.RaftPort, c.UIPort} {
+		if p <= 0 || p > 65535 {
+			return fmt.Errorf("config: port %d out of range", p)
+		}
+	}
+	if c.HealthInterval < 100*time.Millisecond {
+		return fmt.Errorf("config: health interval %s is below 100ms", c.HealthInterval)
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	return nil
+}
+
+// addr joins the advertise IP and a port.
+func (c *Config) addr(port int) string { return net.JoinHostPort(c.AdvertiseIP, fmt.Sprint(port)) }
+
+// bind joins the bind IP and a port.
+func (c *Config) bind(port int) string { return net.JoinHostPort(c.BindIP, fmt.Sprint(port)) }
+
+// privateIP finds the first private IPv4 address of this host (the VPC one on a droplet).
+func privateIP() (string, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if ok && ipn.IP.To4() != nil && ipn.IP.IsPrivate() {
+			return ipn.IP.String(), nil
+		}
+	}
+	return "", errors.New("no private IPv4 address on this host")
+}

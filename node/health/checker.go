@@ -1,0 +1,208 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// The kinds of Target, as in a service spec's kind.
+const (
+	KindService  = "service"
+	KindWorker   = "worker"
+	KindCron     = "cron"
+	KindStateful = "stateful"
+)
+
+// LogSource returns the container's log (stdout and stderr, demultiplexed)
+// written since `since`, at most maxBytes of it. The checker closes it.
+type LogSource func(ctx context.Context, since time.Time, maxBytes int64) (io.ReadCloser, error)
+
+// Target is what the caller knows of one container at check time.
+type Target struct {
+	// Kind is service, worker, cron or stateful; "" means service when Addr
+	// is set, worker otherwise.
+	Kind string
+	// Addr is the host:port to probe (service, stateful). A service without
+	// an address is checked as a worker.
+	Addr string
+	// Path is the HTTP health path; "" probes with a TCP connect.
+	Path string
+	// Running and ExitCode are the container's state.
+	Running  bool
+	ExitCode int
+	// StartedAt is when the container (or job) started; with StartGrace it
+	// makes early failures read starting, and the first log scan starts
+	// no earlier than it.
+	StartedAt  time.Time
+	StartGrace time.Duration
+	// Logs reads the container's log; nil skips the log scan.
+	Logs LogSource
+	// Cron is the job's state; required for kind cron.
+	Cron *CronState
+}
+
+// Checker runs checks and remembers, per container id, when it last
+// checked, so each log scan reads only what is new. It is safe for
+// concurrent use; checks of different ids run in parallel.
+type Checker struct {
+	cfg     Config
+	scanner *LogScanner
+
+	mu      sync.Mutex
+	cursors map[string]time.Time // id -> time of the previous check
+}
+
+// NewChecker returns a Checker with cfg, or an error naming the bad field
+// (an invalid LogPattern among them).
+func NewChecker(cfg Config) (*Checker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	scanner, err := NewLogScanner(cfg.LogPattern)
+	if err != nil {
+		return nil, err
+	}
+	return &Checker{cfg: cfg, scanner: scanner, cursors: map[string]time.Time{}}, nil
+}
+
+// Config returns the checker's configuration.
+func (c *Checker) Config() Config { return c.cfg }
+
+// Check checks container id as it is at now (the caller's clock; also the
+// result's CheckedAt and the start of the next log scan). It never returns
+// an error: a bad target is an unhealthy result saying what is wrong, and
+// leaves the checker unchanged.
+func (c *Checker) Check(ctx context.Context, id string, now time.Time, t Target) Result {
+	status, reason, scanned := c.check(ctx, id, now, t)
+	if status == StatusUnhealthy && !t.StartedAt.IsZero() && t.StartGrace > 0 && now.Sub(t.StartedAt) < t.StartGrace {
+		status = StatusStarting
+	}
+	if scanned {
+		c.mu.Lock()
+		c.cursors[id] = now
+		c.mu.Unlock()
+	}
+	return Result{Status: status, Reason: reason, CheckedAt: now.UTC()}
+}
+
+// check returns the status and reason, and whether the log up to now counts
+// as scanned (the cursor moves).
+func (c *Checker) check(ctx context.Context, id string, now time.Time, t Target) (Status, string, bool) {
+	if id == "" {
+		return StatusUnhealthy, "invalid check: empty container id", false
+	}
+	kind := t.Kind
+	if kind == "" {
+		kind = KindWorker
+		if t.Addr != "" {
+			kind = KindService
+		}
+	}
+	switch kind {
+	case KindCron:
+		if t.Cron == nil {
+			return StatusUnhealthy, "invalid check: cron job without run state", false
+		}
+		st, reason := checkCron(c.cfg, *t.Cron, now)
+		return st, reason, false
+	case KindService, KindStateful:
+		if t.Addr == "" {
+			return c.checkWorker(ctx, id, now, t)
+		}
+		var err error
+		if t.Path != "" {
+			err = ProbeHTTP(ctx, t.Addr, t.Path, c.cfg.ProbeTimeout)
+		} else {
+			err = ProbeTCP(ctx, t.Addr, c.cfg.ProbeTimeout)
+		}
+		if errors.Is(err, ErrInvalid) {
+			return StatusUnhealthy, "invalid check: " + err.Error(), false
+		}
+		if err != nil {
+			if !t.Running {
+				return StatusUnhealthy, fmt.Sprintf("container exited with code %d", t.ExitCode), true
+			}
+			return StatusUnhealthy, err.Error(), true
+		}
+		return c.scanLogs(ctx, id, now, t)
+	case KindWorker:
+		return c.checkWorker(ctx, id, now, t)
+	default:
+		return StatusUnhealthy, fmt.Sprintf("invalid check: unknown kind %q (want service, worker, cron or stateful)", t.Kind), false
+	}
+}
+
+func (c *Checker) checkWorker(ctx context.Context, id string, now time.Time, t Target) (Status, string, bool) {
+	if !t.Running {
+		return StatusUnhealthy, fmt.Sprintf("container exited with code %d", t.ExitCode), true
+	}
+	return c.scanLogs(ctx, id, now, t)
+}
+
+// scanLogs reads the log since the previous check, within LogTimeout. If it
+// cannot be read the container still answered: healthy, with the reason
+// saying so, and the cursor stays so the next check reads the lines again.
+func (c *Checker) scanLogs(ctx context.Context, id string, now time.Time, t Target) (Status, string, bool) {
+	if t.Logs == nil {
+		return StatusHealthy, "", true
+	}
+	since := c.since(id, now, t.StartedAt)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.LogTimeout)
+	defer cancel()
+	rc, err := t.Logs(ctx, since, c.cfg.MaxLogBytes)
+	if err != nil {
+		return StatusHealthy, "log not read: " + err.Error(), false
+	}
+	defer rc.Close()
+	n, first, err := c.scanner.Scan(rc, c.cfg.MaxLogBytes)
+	if n > 0 {
+		return StatusDegraded, first, true
+	}
+	if err != nil {
+		return StatusHealthy, "log not read: " + err.Error(), false
+	}
+	return StatusHealthy, "", true
+}
+
+// since is where the scan of id starts: the previous check, or for a first
+// check the container's start but no more than FirstScanWindow back.
+func (c *Checker) since(id string, now, started time.Time) time.Time {
+	c.mu.Lock()
+	cur, ok := c.cursors[id]
+	c.mu.Unlock()
+	if ok {
+		return cur
+	}
+	since := now.Add(-c.cfg.FirstScanWindow)
+	if started.After(since) {
+		since = started
+	}
+	return since
+}
+
+// SetCursor makes the next scan of id read the log from since (the API's
+// `since` parameter, or a restored agent state).
+func (c *Checker) SetCursor(id string, since time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cursors[id] = since
+}
+
+// Cursor returns where the next log scan of id starts, if id was checked.
+func (c *Checker) Cursor(id string) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.cursors[id]
+	return t, ok
+}
+
+// Forget drops what the checker remembers of id (the container is gone).
+func (c *Checker) Forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.cursors, id)
+}

@@ -1,0 +1,178 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/distribution/reference"
+
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// MaxContextBytes bounds an uploaded build context.
+const MaxContextBytes = 512 << 20
+
+// LocalImagePrefix marks images that only exist on the nodes (built there,
+// such as local/base:latest and local/sample:latest): they are never pulled.
+const LocalImagePrefix = "local/"
+
+// dataPath is a path inside the agent's data dir.
+func (a *Agent) dataPath(parts ...string) string {
+	return filepath.Join(append([]string{a.cfg.DataDir}, parts...)...)
+}
+
+// registryAuth finds the credentials for an image's registry, if stored.
+func (a *Agent) registryAuth(s *raftfsm.State, image string) (*runtime.RegistryAuth, error) {
+	if image == "" {
+		return nil, nil
+	}
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return nil, nil // validated at deploy; nothing to look up
+	}
+	domain := reference.Domain(named)
+	cred, ok := s.Registries[domain]
+	if !ok {
+		return nil, nil
+	}
+	pw, err := raftfsm.Open(a.keys.Sealer, raftfsm.RegistryLabel(domain), cred.Password)
+	if err != nil {
+		return nil, fmt.Errorf("registry %s: %w", domain, err)
+	}
+	return &runtime.RegistryAuth{Username: cred.Username, Password: string(pw), ServerAddress: domain}, nil
+}
+
+// ensureImage makes the instance's image present: built from its uploaded
+// context, or pulled (always for :latest, else only when missing; never for
+// local/ images). Docker's own message is returned on failure.
+func (a *Agent) ensureImage(ctx context.Context, d desiredInstance, progress func(string)) (runtime.ImageInfo, error) {
+	if d.spec.Build != "" {
+		return a.buildImage(ctx, d, progress)
+	}
+	ref := d.spec.Image
+	if strings.HasPrefix(ref, LocalImagePrefix) {
+		info, err := a.rt.InspectImage(ctx, ref)
+		if err != nil {
+			return info, fmt.Errorf("%s is a node-local image and is not on %s: %w", ref, a.cfg.NodeID, err)
+		}
+		return info, nil
+	}
+	pull := true
+	if named, err := reference.ParseNormalizedNamed(ref); err == nil {
+		if tagged, ok := named.(reference.Tagged); ok && tagged.Tag() != "latest" {
+			pull = false
+		}
+		if _, ok := named.(reference.Digested); ok {
+			pull = false
+		}
+	}
+	return a.rt.EnsureImage(ctx, ref, d.registry, pull, progress)
+}
+
+// buildImage builds an uploaded context once per digest on this node.
+func (a *Agent) buildImage(ctx context.Context, d desiredInstance, progress func(string)) (runtime.ImageInfo, error) {
+	tag := "dropmesh-build/" + strings.TrimPrefix(d.spec.Build, "sha256:")[:16] + ":latest"
+	if info, err := a.rt.InspectImage(ctx, tag); err == nil {
+		return info, nil
+	}
+	rc, err := a.openOrFetchContext(ctx, d.spec.Build)
+	if err != nil {
+		return runtime.ImageInfo{}, err
+	}
+	defer rc.Close()
+	if _, err := a.rt.BuildImage(ctx, rc, []string{tag}, d.spec.Dockerfile, map[string]string{runtime.LabelManaged: "true"}, progress); err != nil {
+		return runtime.ImageInfo{}, err
+	}
+	return a.rt.InspectImage(ctx, tag)
+}
+
+func (a *Agent) contextPath(digest string) string {
+	return a.dataPath("contexts", strings.TrimPrefix(digest, "sha256:")+".tar")
+}
+
+// StoreContext validates an uploaded build context (size, paths, links),
+// stores it by digest and records this node as a holder.
+func (a *Agent) StoreContext(ctx context.Context, r io.Reader) (control.ContextInfo, error) {
+	info, data, err := runtime.ValidateBuildContext(r, MaxContextBytes)
+	if err != nil {
+		return control.ContextInfo{}, fmt.Errorf("build context: %w", err)
+	}
+	path := a.contextPath(info.Digest)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return control.ContextInfo{}, fmt.Errorf("store build context: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return control.ContextInfo{}, fmt.Errorf("store build context: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return control.ContextInfo{}, fmt.Errorf("store build context: %w", err)
+	}
+	out := control.ContextInfo{Digest: info.Digest, Size: int64(len(data))}
+	if err := a.report(ctx, &raftfsm.PutBuildContext{At: a.now(), Digest: out.Digest, Size: out.Size, Node: a.cfg.NodeID}); err != nil {
+		return out, fmt.Errorf("record build context: %w", err)
+	}
+	return out, nil
+}
+
+// OpenContext opens a stored build context.
+func (a *Agent) OpenContext(digest string) (io.ReadCloser, int64, error) {
+	if err := raftfsm.ValidateContextDigest(digest); err != nil {
+		return nil, 0, err
+	}
+	f, err := os.Open(a.contextPath(digest))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, fmt.Errorf("build context %s: %w", digest, raftfsm.ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
+}
+
+// openOrFetchContext opens a context here, or fetches it from a holder.
+func (a *Agent) openOrFetchContext(ctx context.Context, digest string) (io.ReadCloser, error) {
+	if rc, _, err := a.OpenContext(digest); err == nil {
+		return rc, nil
+	}
+	var holders []string
+	a.fsm.View(func(s *raftfsm.State) {
+		if bc, ok := s.Contexts[digest]; ok {
+			for _, h := range bc.Holders {
+				if n, ok := s.Nodes[h]; ok && h != a.cfg.NodeID {
+					holders = append(holders, n.API)
+				}
+			}
+		}
+	})
+	var lastErr error = fmt.Errorf("build context %s: no node holds it", digest)
+	for _, api := range holders {
+		rc, err := a.peers.fetchContext(ctx, api, digest)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		_, err = a.StoreContext(ctx, rc)
+		rc.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if rc, _, err := a.OpenContext(digest); err == nil {
+			return rc, nil
+		}
+	}
+	return nil, lastErr
+}

@@ -1,0 +1,31 @@
+package node
+
+import (
+	"testing"
+
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+func TestInjectedEnv(t *testing.T) {
+	s := raftfsm.NewState()
+	s.Nodes["node-2"] = &raftfsm.Node{ID: "node-2", PrivateIP: "10.10.0.5", Status: raftfsm.NodeActive}
+	add := func(name string, spec raftfsm.ServiceSpec) {
+		key := raftfsm.ServiceKey("abcdef", "shop", "prod", name)
+		spec.Kind = raftfsm.KindStateful
+		s.Services[key] = &raftfsm.Service{Key: key, WorkspaceID: "abcdef", Project: "shop", Env: "prod", Name: name, Spec: spec}
+		s.Instances[key+"#0"] = &raftfsm.Instance{ID: key + "#0", Service: key, Node: "node-2"}
+	}
+	add("cache", raftfsm.ServiceSpec{Image: "redis:7", Port: 6379})
+	add("db", raftfsm.ServiceSpec{Image: "postgres:16", Port: 5432, Vars: map[string]string{"POSTGRES_USER": "shop", "POSTGRES_PASSWORD": "p@ss"}})
+	web := &raftfsm.Service{WorkspaceID: "abcdef", Project: "shop", Env: "prod", Name: "web", Key: "abcdef/shop/prod/web"}
+	env, err := injectedEnv(s, web, raftfsm.ServiceSpec{Uses: []string{"cache", "db", "missing"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env["REDIS_URL"] != "redis://10.10.0.5:6379" || env["CACHE_HOST"] != "10.10.0.5" || env["DB_PORT"] != "5432" {
+		t.Fatalf("env %v", env)
+	}
+	if env["DATABASE_URL"] != "postgres://shop:p%40ss@10.10.0.5:5432/shop?sslmode=disable" {
+		t.Fatalf("DATABASE_URL %q", env["DATABASE_URL"])
+	}
+}

@@ -1,0 +1,221 @@
+package localmode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Command is `dropmesh local`: up, status, down, and the hidden supervise
+// that up starts in the background.
+func Command() *cobra.Command {
+	root := &cobra.Command{Use: "local", Short: "Run a whole dropmesh mesh on this machine, with an embedded fake cloud"}
+	var (
+		dir            string
+		nodes          int
+		basePort       int
+		sample         bool
+		jsonOut        bool
+		healthInterval time.Duration
+		timeout        time.Duration
+		ipPrefix       string
+	)
+	root.PersistentFlags().StringVar(&dir, "dir", ".dropmesh", "directory of the local mesh (data, logs, env file)")
+
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Start the local mesh in the background (or resume the one in --dir)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if nodes < 1 || nodes > 20 {
+				return fmt.Errorf("--nodes %d: want 1 to 20", nodes)
+			}
+			if basePort < 1024 || basePort > 65000 {
+				return fmt.Errorf("--base-port %d: want 1024 to 65000", basePort)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			return Up(ctx, UpOptions{Dir: dir, Nodes: nodes, BasePort: basePort, IPPrefix: ipPrefix, Sample: sample, HealthInterval: healthInterval, Out: cmd.OutOrStdout()})
+		},
+	}
+	up.Flags().IntVar(&nodes, "nodes", 3, "how many nodes (droplets) the mesh has")
+	up.Flags().IntVar(&basePort, "base-port", 19000, "port of the fake cloud; edges and offsets count from it")
+	up.Flags().BoolVar(&sample, "sample", false, "also deploy the sample service")
+	up.Flags().DurationVar(&healthInterval, "health-interval", 60*time.Second, "HEALTH_CHECK_INTERVAL of the mesh (1s for demos and tests)")
+	up.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the mesh to be ready")
+	up.Flags().StringVar(&ipPrefix, "ip-prefix", "127.0.0.", "first three octets of the nodes' loopback addresses")
+	_ = up.Flags().MarkHidden("ip-prefix")
+
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show the nodes of the local mesh",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := Status(cmd.Context(), dir)
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"nodes": st.Nodes})
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NODE\tDROPLET\tPID\tROLE\tAPI\tUI\tEDGE")
+			for _, n := range st.Nodes {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.DropletID, n.PID, n.Role, n.API, n.UI, n.Edge)
+			}
+			return tw.Flush()
+		},
+	}
+	status.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+
+	down := &cobra.Command{
+		Use:   "down",
+		Short: "Stop the local mesh and remove its containers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return Down(cmd.Context(), dir, cmd.OutOrStdout())
+		},
+	}
+
+	supervise := &cobra.Command{
+		Use:    "supervise",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			bin, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			layout := DefaultLayout(basePort)
+			if ipPrefix != "" {
+				layout.IPPrefix = ipPrefix
+			}
+			return Supervise(ctx, Config{Dir: dir, Nodes: nodes, Layout: layout, Binary: bin, HealthInterval: healthInterval, Logger: logger})
+		},
+	}
+	supervise.Flags().IntVar(&nodes, "nodes", 3, "")
+	supervise.Flags().IntVar(&basePort, "base-port", 19000, "")
+	supervise.Flags().DurationVar(&healthInterval, "health-interval", 60*time.Second, "")
+	supervise.Flags().StringVar(&ipPrefix, "ip-prefix", "127.0.0.", "")
+
+	root.AddCommand(up, status, down, supervise)
+	return root
+}
+
+// supervisorPID returns the pid of the live supervisor of dir, or 0.
+func supervisorPID(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, PIDFile))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return 0
+	}
+	return pid
+}
+
+// startSupervisor starts `dropmesh local supervise` detached from this
+// terminal, logging to DIR/supervisor.log.
+func startSupervisor(o UpOptions) (int, error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return 0, fmt.Errorf("local mesh dir %s: %w", o.Dir, err)
+	}
+	logf, err := os.OpenFile(filepath.Join(o.Dir, SupervisorLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "local", "supervise", "--dir", o.Dir, "--nodes", strconv.Itoa(o.Nodes),
+		"--base-port", strconv.Itoa(o.BasePort), "--health-interval", o.HealthInterval.String(), "--ip-prefix", o.IPPrefix)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start the local mesh supervisor: %w", err)
+	}
+	pid := cmd.Process.Pid
+	_ = cmd.Process.Release()
+	return pid, nil
+}
+
+// Down stops the supervisor of dir (which stops the agents and removes the
+// containers), then sweeps anything a crashed supervisor left behind.
+func Down(ctx context.Context, dir string, out io.Writer) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no local mesh in %s", dir)
+	}
+	if pid := supervisorPID(dir); pid != 0 {
+		fmt.Fprintf(out, "stopping the local mesh in %s (supervisor pid %d)...\n", dir, pid)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		deadline := time.Now().Add(90 * time.Second)
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if syscall.Kill(pid, 0) == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	// Agents a killed supervisor could not stop.
+	if st, err := readState(dir); err == nil {
+		for _, n := range st.Nodes {
+			if n.PID > 0 && syscall.Kill(n.PID, 0) == nil && isDropmeshAgent(n.PID) {
+				_ = syscall.Kill(n.PID, syscall.SIGKILL)
+			}
+		}
+	}
+	if err := RemoveContainers(ctx, dir, slog.New(slog.DiscardHandler)); err != nil {
+		fmt.Fprintf(out, "warning: removing containers: %v\n", err)
+	}
+	StopEdges(dir)
+	fmt.Fprintln(out, "local mesh stopped; its data stays in", dir, "(local up resumes it)")
+	return nil
+}
+
+// isDropmeshAgent checks a pid still runs `dropmesh agent` (not a reused pid).
+func isDropmeshAgent(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	return strings.Contains(string(b), "agent")
+}
+
+func readState(dir string) (State, error) {
+	var st State
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(b, &st)
+}

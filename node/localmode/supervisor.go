@@ -1,0 +1,338 @@
+package localmode
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dropmesh/dropmesh/cloudops"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/node"
+	"github.com/dropmesh/dropmesh/node/apiclient"
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/scripts"
+)
+
+// Files in the local mesh's directory.
+const (
+	EnvFile           = "env"
+	AdminPasswordFile = "admin-password"
+	StateFile         = "local.json"
+	PIDFile           = "supervisor.pid"
+	SupervisorLog     = "supervisor.log"
+	FakeCloudState    = "fakecloud.json"
+	cloudTokenFile    = "cloud-token"
+	// Zone is the fake Cloudflare zone local services are published under.
+	Zone = "example.test"
+	// Region is the fake region of every local droplet.
+	Region = "nyc3"
+	// BaseSnapshot is the image local droplets "boot" from.
+	BaseSnapshot = "dropmesh-local-base"
+)
+
+// Config configures a local mesh.
+type Config struct {
+	Dir            string
+	Nodes          int
+	Layout         Layout
+	Binary         string
+	HealthInterval time.Duration
+	Logger         *slog.Logger
+}
+
+// NodeStatus is one node of `dropmesh local status --json`.
+type NodeStatus struct {
+	ID        string `json:"id"`
+	DropletID int    `json:"droplet_id"`
+	PID       int    `json:"pid"`
+	API       string `json:"api"`
+	UI        string `json:"ui"`
+	Edge      string `json:"edge"`
+	Gossip    string `json:"gossip"`
+	Raft      string `json:"raft"`
+	Role      string `json:"role,omitempty"`
+	Status    string `json:"status,omitempty"`
+}
+
+// State is what the supervisor writes to DIR/local.json for `local status`.
+type State struct {
+	SupervisorPID int          `json:"supervisor_pid"`
+	FakeCloud     string       `json:"fake_cloud"`
+	Nodes         []NodeStatus `json:"nodes"`
+	UpdatedAt     time.Time    `json:"updated_at"`
+}
+
+// Suffix is the container-name suffix of this directory's mesh: it keeps
+// the containers of two local meshes on one Docker engine apart.
+func Suffix(dir string) string {
+	abs, _ := filepath.Abs(dir)
+	sum := sha256.Sum256([]byte(abs))
+	return "." + hex.EncodeToString(sum[:])[:6] + "-"
+}
+
+// Supervise runs the fake cloud and the droplets' agents until ctx ends,
+// then stops them all and removes their containers. A directory that holds a
+// mesh already resumes it.
+func Supervise(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("local mesh dir %s: %w", dir, err)
+	}
+	token, err := readOrCreate(filepath.Join(dir, cloudTokenFile), func() (string, error) {
+		s, err := node.NewClusterSecret()
+		return "local-" + s.String()[:32], err
+	})
+	if err != nil {
+		return err
+	}
+	backend := &processBackend{dir: dir, binary: cfg.Binary, layout: cfg.Layout, suffix: Suffix(dir), logger: log, procs: map[int]*agentProc{}}
+	layout := cfg.Layout
+	opts := fakeapi.DefaultOptions()
+	opts.Logger, opts.Backend, opts.StatePath, opts.Token, opts.Zones = log, backend, filepath.Join(dir, FakeCloudState), token, []string{Zone}
+	opts.IPAllocator = func(n int) (string, string) { ip := layout.Node(n).IP; return ip, ip }
+	fake, err := fakeapi.New(opts)
+	if err != nil {
+		return fmt.Errorf("fake cloud: %w", err)
+	}
+	defer fake.Close()
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(layout.BasePort)))
+	if err != nil {
+		return fmt.Errorf("fake cloud: listen on port %d (is another local mesh running? try --base-port): %w", layout.BasePort, err)
+	}
+	fakeURL := "http://" + l.Addr().String()
+	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	defer srv.Close()
+	if err := os.WriteFile(filepath.Join(dir, PIDFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(filepath.Join(dir, PIDFile))
+
+	s := &supervisor{cfg: cfg, dir: dir, fakeURL: fakeURL, token: token, fake: fake, backend: backend, log: log}
+	backend.onStart = func(int, string, int) { s.writeState() }
+	defer s.shutdown()
+
+	do := cloudops.NewDigitalOcean(cloudops.DOConfig{Token: token, BaseURL: fakeURL, PollInterval: 100 * time.Millisecond})
+	existing, err := do.ListDroplets(ctx, "")
+	if err != nil {
+		return fmt.Errorf("fake cloud: %w", err)
+	}
+	if len(existing) == 0 {
+		if err := s.createSeed(ctx, do); err != nil {
+			return err
+		}
+	} else {
+		log.Info("resuming the local mesh", "droplets", len(existing))
+		for _, d := range fake.Droplets() {
+			if d.Status == "active" {
+				if err := backend.Start(ctx, d); err != nil {
+					log.Error("restart droplet", "droplet", d.Name, "err", err)
+				}
+			}
+		}
+	}
+	if err := s.configure(ctx); err != nil {
+		return err
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		s.writeState()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+type supervisor struct {
+	cfg     Config
+	dir     string
+	fakeURL string
+	token   string
+	fake    *fakeapi.Server
+	backend *processBackend
+	log     *slog.Logger
+	mu      sync.Mutex
+}
+
+// createSeed creates the seed droplet through the real DigitalOcean client,
+// with user data that starts `dropmesh agent --bootstrap`.
+func (s *supervisor) createSeed(ctx context.Context, do *cloudops.DigitalOcean) error {
+	env := []string{
+		"DROPMESH_NODE_ID=node-1",
+		"DROPMESH_CLUSTER_NAME=local",
+		"DROPMESH_BOOTSTRAP=true",
+		"DROPMESH_DOMAIN=" + Zone,
+		"DROPMESH_NODES=" + strconv.Itoa(s.cfg.Nodes),
+		"DROPMESH_DO_BASE_URL=" + s.fakeURL,
+		"DROPMESH_CF_BASE_URL=" + s.fakeURL + "/client/v4/",
+		"DROPMESH_BASE_SNAPSHOT=" + BaseSnapshot,
+		"DROPMESH_ADMIN_PASSWORD_FILE=" + filepath.Join(s.dir, AdminPasswordFile),
+		"DROPMESH_DEAD_NODE_GRACE=" + (15 * s.cfg.HealthInterval).String(),
+		"HEALTH_CHECK_INTERVAL=" + s.cfg.HealthInterval.String(),
+	}
+	userData, err := scripts.RenderUserData(scripts.UserData{NodeID: "node-1", ClusterName: "local", Env: env})
+	if err != nil {
+		return err
+	}
+	d, err := do.CreateDroplet(ctx, cloudops.DropletSpec{Name: "local-node-1", Region: Region, Size: "s-1vcpu-2gb",
+		ImageSlug: BaseSnapshot, Tags: []string{"dropmesh-local"}, UserData: userData})
+	if err != nil {
+		return fmt.Errorf("create the seed droplet: %w", err)
+	}
+	s.log.Info("seed droplet created", "droplet", d.ID, "ip", d.PrivateIP)
+	return nil
+}
+
+// configure waits for the seed's API, stores the fake cloud's tokens in the
+// cluster settings (the leader then grows the cluster), and writes DIR/env.
+func (s *supervisor) configure(ctx context.Context) error {
+	secretPath := filepath.Join(s.dir, "node-1", "cluster-secret")
+	var keys node.Keys
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		secret, err := node.ReadClusterSecretFile(secretPath)
+		if err == nil {
+			if keys, err = node.DeriveKeys(secret); err != nil {
+				return err
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the seed agent did not create its cluster secret (see %s): %w", filepath.Join(s.dir, "node-1.log"), err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err := s.writeEnv(keys.APIKey); err != nil {
+		return err
+	}
+	marker := filepath.Join(s.dir, ".tokens-stored")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	client, err := apiclient.New(apiclient.Config{Addrs: []string{s.cfg.Layout.Node(1).APIAddr}, APIKey: keys.APIKey, Timeout: 10 * time.Second})
+	if err != nil {
+		return err
+	}
+	token := s.token
+	req := control.SettingsRequest{DOToken: &token, CFToken: &token, Regions: []string{Region}}
+	for {
+		err := client.UpdateSettings(ctx, req)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("store the cloud tokens in the cluster: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return os.WriteFile(marker, nil, 0o600)
+}
+
+// writeEnv writes DIR/env: shell lines that point the CLI at this mesh.
+func (s *supervisor) writeEnv(apiKey string) error {
+	var addrs []string
+	for n := 1; n <= max(s.cfg.Nodes, 1); n++ {
+		addrs = append(addrs, s.cfg.Layout.Node(n).APIAddr)
+	}
+	content := fmt.Sprintf("# dropmesh local mesh in %s: . this file to point the CLI at it\nexport DROPMESH_ADDR=%s\nexport DROPMESH_API_KEY=%s\nexport DROPMESH_FAKE_CLOUD=%s\n",
+		s.dir, strings.Join(addrs, ","), apiKey, s.fakeURL)
+	return os.WriteFile(filepath.Join(s.dir, EnvFile), []byte(content), 0o600)
+}
+
+// writeState writes DIR/local.json from the fake cloud's droplets.
+func (s *supervisor) writeState() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pids := s.backend.pids()
+	st := State{SupervisorPID: os.Getpid(), FakeCloud: s.fakeURL, UpdatedAt: time.Now().UTC()}
+	for _, d := range s.fake.Droplets() {
+		env, err := scripts.ParseUserData(d.UserData)
+		if err != nil {
+			continue
+		}
+		a := s.cfg.Layout.For(d, seqOf(env))
+		st.Nodes = append(st.Nodes, NodeStatus{ID: env["DROPMESH_NODE_ID"], DropletID: d.ID, PID: pids[d.ID], API: a.APIAddr,
+			UI: a.UIURL, Edge: a.EdgeAddr, Gossip: a.GossipAddr, Raft: a.RaftAddr, Status: d.Status})
+	}
+	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].DropletID < st.Nodes[j].DropletID })
+	data, _ := json.MarshalIndent(st, "", "  ")
+	tmp := filepath.Join(s.dir, StateFile+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err == nil {
+		_ = os.Rename(tmp, filepath.Join(s.dir, StateFile))
+	}
+}
+
+// shutdown stops every agent and removes this mesh's containers.
+func (s *supervisor) shutdown() {
+	s.log.Info("stopping the local mesh")
+	s.backend.stopAll()
+	s.writeState()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := RemoveContainers(ctx, s.dir, s.log); err != nil {
+		s.log.Warn("remove containers", "err", err)
+	}
+	StopEdges(s.dir)
+}
+
+// RemoveContainers removes every container of the mesh in dir (by its
+// name suffix), also those of nodes that no longer exist.
+func RemoveContainers(ctx context.Context, dir string, log *slog.Logger) error {
+	rt, err := runtime.New(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	list, err := rt.List(ctx, map[string]string{runtime.LabelManaged: "true"})
+	if err != nil {
+		return err
+	}
+	suffix := Suffix(dir)
+	var errs []error
+	for _, c := range list {
+		if strings.Contains(c.Name, suffix) {
+			errs = append(errs, rt.Remove(ctx, c.ID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func readOrCreate(path string, make func() (string, error)) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	v, err := make()
+	if err != nil {
+		return "", err
+	}
+	return v, os.WriteFile(path, []byte(v+"\n"), 0o600)
+}

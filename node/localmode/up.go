@@ -1,0 +1,296 @@
+package localmode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dropmesh/dropmesh/node/apiclient"
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// UpOptions are the choices of `dropmesh local up`.
+type UpOptions struct {
+	Dir            string
+	Nodes          int
+	BasePort       int
+	IPPrefix       string
+	Sample         bool
+	HealthInterval time.Duration
+	Out            io.Writer
+}
+
+// SampleImage is the image local mode builds from the dropmesh binary itself.
+const SampleImage = "local/sample:latest"
+
+// SampleSpec is the sample service `local up --sample` deploys.
+func SampleSpec() raftfsm.ServiceSpec {
+	return raftfsm.ServiceSpec{Workspace: raftfsm.DefaultWorkspaceName, Project: "sample", Env: "prod", Service: "web",
+		Kind: raftfsm.KindService, Image: SampleImage, Port: 8080, Hosts: []string{"sample." + Zone}, Replicas: 2,
+		Health: raftfsm.HealthSpec{Path: "/health"}}
+}
+
+// Up starts (or resumes) the local mesh and returns once a leader serves the
+// API and every node is an alive voter; with Sample it also deploys the
+// sample service and waits for it to be healthy and routed.
+func Up(ctx context.Context, o UpOptions) error {
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return err
+	}
+	o.Dir = dir
+	if o.IPPrefix == "" {
+		o.IPPrefix = "127.0.0."
+	}
+	out := o.Out
+	pid := supervisorPID(dir)
+	if pid != 0 {
+		fmt.Fprintf(out, "the local mesh in %s is already running (supervisor pid %d)\n", dir, pid)
+	} else {
+		if _, err := os.Stat(filepath.Join(dir, FakeCloudState)); err == nil {
+			fmt.Fprintf(out, "resuming the local mesh in %s\n", dir)
+		} else {
+			fmt.Fprintf(out, "starting a local mesh of %d nodes in %s\n", o.Nodes, dir)
+		}
+		if pid, err = startSupervisor(o); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  supervisor started (pid %d, log %s)\n", pid, filepath.Join(dir, SupervisorLog))
+	}
+	client, err := waitForEnv(ctx, dir, pid)
+	if err != nil {
+		return withLogTail(dir, err)
+	}
+	fmt.Fprintf(out, "  fake cloud and seed node are up; waiting for %d nodes to join\n", o.Nodes)
+	if err := waitForMesh(ctx, dir, client, o.Nodes, out); err != nil {
+		return withLogTail(dir, err)
+	}
+	if o.Sample {
+		if err := deploySample(ctx, client, out); err != nil {
+			return withLogTail(dir, err)
+		}
+	}
+	return printWelcome(ctx, dir, out, o.Sample)
+}
+
+// Client returns an API client for the local mesh in dir, from DIR/env.
+func Client(dir string) (*apiclient.Client, error) {
+	b, err := os.ReadFile(filepath.Join(dir, EnvFile))
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "export ")
+		if k, v, ok := strings.Cut(line, "="); ok {
+			vars[k] = v
+		}
+	}
+	if vars["DROPMESH_ADDR"] == "" || vars["DROPMESH_API_KEY"] == "" {
+		return nil, fmt.Errorf("%s: no DROPMESH_ADDR or DROPMESH_API_KEY", filepath.Join(dir, EnvFile))
+	}
+	return apiclient.New(apiclient.Config{Addrs: strings.Split(vars["DROPMESH_ADDR"], ","), APIKey: vars["DROPMESH_API_KEY"], Timeout: 10 * time.Second})
+}
+
+func waitForEnv(ctx context.Context, dir string, supervisor int) (*apiclient.Client, error) {
+	for {
+		if c, err := Client(dir); err == nil {
+			return c, nil
+		}
+		if syscall.Kill(supervisor, 0) != nil {
+			return nil, errors.New("the supervisor stopped before the mesh was up")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the seed node: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// waitForMesh waits until a leader answers and nodes members are alive,
+// each a voter (up to raft's five voters), printing each node as it joins.
+func waitForMesh(ctx context.Context, dir string, c *apiclient.Client, nodes int, out io.Writer) error {
+	seen := map[string]bool{}
+	down := map[string]int{}
+	for {
+		// An agent that exits (a port taken, a bad data dir) fails the wait
+		// at once, with its log, rather than at the timeout.
+		if st, err := readState(dir); err == nil {
+			for _, n := range st.Nodes {
+				if n.Status == "active" && n.PID == 0 {
+					down[n.ID]++
+				} else {
+					down[n.ID] = 0
+				}
+				if down[n.ID] >= 10 {
+					return fmt.Errorf("%s exited: see %s%s", n.ID, filepath.Join(dir, n.ID+".log"), tailOf(filepath.Join(dir, n.ID+".log")))
+				}
+			}
+		}
+		info, err := c.Cluster(ctx)
+		if err == nil && info.Leader.ID != "" {
+			alive, voters := 0, 0
+			for _, m := range info.Members {
+				if m.Status != "alive" {
+					continue
+				}
+				alive++
+				if m.Raft == "voter" {
+					voters++
+				}
+				if !seen[m.ID] && m.Raft != "none" {
+					seen[m.ID] = true
+					fmt.Fprintf(out, "  %s joined (raft %s, api %s)\n", m.ID, m.Raft, m.API)
+				}
+			}
+			if alive >= nodes && voters >= min(nodes, 5) {
+				fmt.Fprintf(out, "  mesh ready: %d nodes, leader %s\n", alive, info.Leader.ID)
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d nodes: %w (last answer: %v)", nodes, ctx.Err(), err)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// deploySample builds local/sample:latest from this binary and deploys it.
+func deploySample(ctx context.Context, c *apiclient.Client, out io.Writer) error {
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	rt, err := runtime.New(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	fmt.Fprintf(out, "  building %s from %s\n", SampleImage, bin)
+	if _, err := rt.BuildFromBinary(ctx, bin, SampleImage, []string{"/dropmesh", "sample-app"}, 8080); err != nil {
+		return fmt.Errorf("build the sample image (is this binary static? build it with CGO_ENABLED=0): %w", err)
+	}
+	res, err := c.DeploySpec(ctx, SampleSpec())
+	if err != nil {
+		return fmt.Errorf("deploy the sample: %w", err)
+	}
+	fmt.Fprintf(out, "  deploying %s (deploy %s)\n", res.Service, res.DeployID)
+	last := map[string]string{}
+	for {
+		p, err := c.DeployProgress(ctx, res.DeployID)
+		if err == nil {
+			for _, in := range p.Instances {
+				if in.Phase != "" && last[in.Instance] != in.Phase {
+					last[in.Instance] = in.Phase
+					fmt.Fprintf(out, "    %-8s %s\n", in.Node, in.Phase)
+				}
+			}
+			if p.Done {
+				if p.Deploy.Status != raftfsm.DeploySucceeded {
+					return fmt.Errorf("the sample deploy %s: %s", p.Deploy.Status, p.Deploy.Reason)
+				}
+				fmt.Fprintln(out, "  sample deployed: healthy and routed")
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the sample deploy: %w", ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+func printWelcome(ctx context.Context, dir string, out io.Writer, sample bool) error {
+	st, err := Status(ctx, dir)
+	if err != nil {
+		return err
+	}
+	pw, _ := os.ReadFile(filepath.Join(dir, AdminPasswordFile))
+	var leader NodeStatus
+	for _, n := range st.Nodes {
+		if n.Role == "leader" || leader.ID == "" {
+			leader = n
+		}
+	}
+	fmt.Fprintf(out, "\nThe local mesh is up.\n")
+	fmt.Fprintf(out, "  web UI:   %s  (user admin, password %s; also in %s)\n", leader.UI, strings.TrimSpace(string(pw)), filepath.Join(dir, AdminPasswordFile))
+	fmt.Fprintf(out, "  CLI:      . %s   then   dropmesh status\n", filepath.Join(dir, EnvFile))
+	if sample {
+		fmt.Fprintf(out, "  sample:   curl -H 'Host: sample.%s' http://%s/\n", Zone, leader.Edge)
+	}
+	fmt.Fprintf(out, "  stop it:  dropmesh local down --dir %s\n", dir)
+	return nil
+}
+
+// Status reads DIR/local.json and asks the mesh for each node's raft role.
+func Status(ctx context.Context, dir string) (State, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return State{}, err
+	}
+	st, err := readState(dir)
+	if err != nil {
+		return st, fmt.Errorf("no local mesh in %s (run dropmesh local up): %w", dir, err)
+	}
+	c, err := Client(dir)
+	if err != nil {
+		return st, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := c.Cluster(cctx)
+	if err != nil {
+		return st, nil
+	}
+	roles := map[string]control.MemberInfo{}
+	for _, m := range info.Members {
+		roles[m.ID] = m
+	}
+	for i, n := range st.Nodes {
+		m, ok := roles[n.ID]
+		switch {
+		case n.ID == info.Leader.ID:
+			st.Nodes[i].Role = "leader"
+		case ok && m.Raft == "voter":
+			st.Nodes[i].Role = "follower"
+		case ok:
+			st.Nodes[i].Role = m.Raft
+		}
+	}
+	return st, nil
+}
+
+// tailOf returns the last lines of a file, for an error message.
+func tailOf(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	return "\n" + strings.Join(lines[max(0, len(lines)-8):], "\n")
+}
+
+// withLogTail adds the end of the supervisor's and agents' logs to an error.
+func withLogTail(dir string, err error) error {
+	var b strings.Builder
+	for _, name := range []string{SupervisorLog, "node-1.log"} {
+		data, rerr := os.ReadFile(filepath.Join(dir, name))
+		if rerr != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		fmt.Fprintf(&b, "\n--- last lines of %s ---\n%s", name, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+	}
+	return fmt.Errorf("%w%s", err, b.String())
+}

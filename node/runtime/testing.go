@@ -1,0 +1,348 @@
+package runtime
+
+// The test kit: helpers for tests (of this and other packages) that run
+// real containers on the machine's Docker engine. Every container and image
+// they make is uniquely named and removed in t.Cleanup, so several test
+// processes can share one engine.
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/pkg/jsonmessage"
+	"github.com/google/go-containerregistry/pkg/registry"
+)
+
+// Test kit names and labels.
+const (
+	// TestAppPackage is the main package of the test image's binary: the
+	// sample app (package node/sampleapp) as a static program.
+	TestAppPackage = "github.com/dropmesh/dropmesh/node/runtime/testdata/testapp"
+	// TestAppPort is the port the test app listens on.
+	TestAppPort = 8080
+	// TestContainerPrefix starts the name of every test container.
+	TestContainerPrefix = "dmtest-"
+	// TestImageRepo starts the name of every test image.
+	TestImageRepo = "dropmesh-test/"
+	// LabelTest carries the name of the test that made a container.
+	LabelTest = "dropmesh.test"
+)
+
+// binaries caches BuildStaticBinary's results for the life of the test
+// process: one build per package, however many tests ask.
+var binaries = struct {
+	sync.Mutex
+	built map[string]*binaryBuild
+}{built: map[string]*binaryBuild{}}
+
+type binaryBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// BuildStaticBinary builds a main package (an import path, or a directory
+// relative to the test's working directory) with CGO_ENABLED=0 for
+// linux/amd64 and returns the binary's path. It builds once per package per
+// test process, into a directory under the system temp dir keyed by the
+// package (replaced atomically, so concurrent test processes are safe).
+func BuildStaticBinary(t testing.TB, pkg string) string {
+	t.Helper()
+	p, err := staticBinary(pkg)
+	if err != nil {
+		t.Fatalf("build %s: %v", pkg, err)
+	}
+	return p
+}
+
+// staticBinary is BuildStaticBinary for callers without a testing.TB (TestMain).
+func staticBinary(pkg string) (string, error) {
+	binaries.Lock()
+	b, ok := binaries.built[pkg]
+	if !ok {
+		b = &binaryBuild{}
+		binaries.built[pkg] = b
+	}
+	binaries.Unlock()
+	b.once.Do(func() { b.path, b.err = buildStatic(pkg) })
+	return b.path, b.err
+}
+
+func buildStatic(pkg string) (string, error) {
+	wd, _ := os.Getwd()
+	key := sha256.Sum256([]byte(wd + "\x00" + pkg))
+	dir := filepath.Join(os.TempDir(), "dropmesh-testbin", hex.EncodeToString(key[:8]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, filepath.Base(pkg))
+	tmp, err := os.CreateTemp(dir, ".build-*")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp.Name(), pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, msg)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// TestAppBinary is the static test app binary (see TestAppPackage).
+func TestAppBinary(t testing.TB) string {
+	t.Helper()
+	return BuildStaticBinary(t, TestAppPackage)
+}
+
+// NewTestRuntime connects to the machine's Docker engine (failing the test
+// when there is none) and closes the connection in t.Cleanup.
+func NewTestRuntime(t testing.TB) *Runtime {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rt, err := New(ctx, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatalf("these tests need a Docker engine: %v", err)
+	}
+	t.Cleanup(func() { _ = rt.Close() })
+	return rt
+}
+
+// testWriter sends log output to t.Log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// RandomSuffix is 8 random hex characters for unique test names.
+func RandomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+var notNameChars = regexp.MustCompile(`[^a-z0-9]+`)
+
+// testSlug is a short, name-safe form of the test's name.
+func testSlug(t testing.TB) string {
+	s := strings.Trim(notNameChars.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return strings.Trim(s, "-")
+}
+
+// TestContainerName is a unique container name for this test:
+// "dmtest-<test>-<random>".
+func TestContainerName(t testing.TB) string {
+	return TestContainerPrefix + testSlug(t) + "-" + RandomSuffix()
+}
+
+// TestLabels are the labels every test container carries; other
+// packages' tests may add their own to them.
+func TestLabels(t testing.TB) map[string]string {
+	return map[string]string{LabelTest: t.Name()}
+}
+
+// BuildTestImage builds an image FROM scratch holding the test app (its
+// entrypoint; listens on TestAppPort, declared with EXPOSE) with the
+// given environment baked in, named dropmesh-test/<test>-<random>:<tag>,
+// and removes it in t.Cleanup. It returns the image reference.
+func BuildTestImage(t testing.TB, rt *Runtime, tag string, env map[string]string) string {
+	t.Helper()
+	if tag == "" {
+		tag = "latest"
+	}
+	ref := TestImageRepo + testSlug(t) + "-" + RandomSuffix() + ":" + tag
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := rt.buildFromBinary(ctx, TestAppBinary(t), ref, []string{"/testapp"}, TestAppPort, env); err != nil {
+		t.Fatalf("build test image: %v", err)
+	}
+	t.Cleanup(func() { RemoveTestImage(t, rt, ref) })
+	return ref
+}
+
+// RemoveTestImage untags a test image (the kit's images share layers, so
+// only the tag goes unless it was the last one).
+func RemoveTestImage(t testing.TB, rt *Runtime, ref string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := rt.RemoveImage(ctx, ref); err != nil {
+		t.Logf("cleanup: %v", err)
+	}
+}
+
+// StartTestContainer creates and starts spec, with a TestContainerName
+// and TestLabels filled in where spec leaves them empty, and removes the
+// container in t.Cleanup.
+func StartTestContainer(t testing.TB, rt *Runtime, spec ContainerSpec) ContainerInfo {
+	t.Helper()
+	if spec.Name == "" {
+		spec.Name = TestContainerName(t)
+	}
+	labels := TestLabels(t)
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	spec.Labels = labels
+	RemoveOnCleanup(t, rt, spec.Name)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	info, err := rt.CreateAndStart(ctx, spec)
+	if err != nil {
+		t.Fatalf("start test container %s: %v", spec.Name, err)
+	}
+	return info
+}
+
+// RemoveOnCleanup force-removes a container (by id or name) when the test ends.
+func RemoveOnCleanup(t testing.TB, rt *Runtime, idOrName string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := rt.Remove(ctx, idOrName); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
+}
+
+// SweepTestContainers removes containers named with TestContainerPrefix
+// and labelled LabelTest that were created more than olderThan ago: the
+// leftovers of killed test runs. Younger ones may belong to a test running
+// right now in another process, so they stay.
+func SweepTestContainers(ctx context.Context, rt *Runtime, olderThan time.Duration) (int, error) {
+	list, err := rt.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: labelFilters(map[string]string{LabelTest: ""})})
+	if err != nil {
+		return 0, fmt.Errorf("sweep test containers: %w", err)
+	}
+	n := 0
+	for _, c := range list {
+		if len(c.Names) == 0 || !strings.HasPrefix(strings.TrimPrefix(c.Names[0], "/"), TestContainerPrefix) {
+			continue
+		}
+		if time.Since(time.Unix(c.Created, 0)) < olderThan {
+			continue
+		}
+		if err := rt.Remove(ctx, c.ID); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// StartRegistry serves an in-memory OCI registry on 127.0.0.1 (which
+// Docker treats as insecure, so plain HTTP works) until the test ends and
+// returns its host:port.
+func StartRegistry(t testing.TB) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// PushImage tags localRef as remoteRef (host:port/repo:tag) and pushes it;
+// the remoteRef tag is removed locally in t.Cleanup.
+func PushImage(t testing.TB, rt *Runtime, localRef, remoteRef string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := rt.cli.ImageTag(ctx, localRef, remoteRef); err != nil {
+		t.Fatalf("tag %s as %s: %v", localRef, remoteRef, err)
+	}
+	t.Cleanup(func() { RemoveTestImage(t, rt, remoteRef) })
+	rc, err := rt.cli.ImagePush(ctx, remoteRef, image.PushOptions{RegistryAuth: "e30="})
+	if err != nil {
+		t.Fatalf("push %s: %v", remoteRef, err)
+	}
+	defer rc.Close()
+	dec := json.NewDecoder(rc)
+	for {
+		var m jsonmessage.JSONMessage
+		if err := dec.Decode(&m); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("push %s: read progress: %v", remoteRef, err)
+		}
+		if m.Error != nil {
+			t.Fatalf("push %s: %s", remoteRef, m.Error.Message)
+		}
+	}
+}
+
+// WaitFor polls cond every 20 ms until it holds, failing the test after
+// timeout.
+func WaitFor(t testing.TB, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// HTTPGet does one GET with a short timeout and returns the status and
+// body (status 0 when nothing answered).
+func HTTPGet(url string) (int, string) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b)
+}
+
+// WaitHTTP waits until url answers 200 and returns the body.
+func WaitHTTP(t testing.TB, url string, timeout time.Duration) string {
+	t.Helper()
+	var body string
+	WaitFor(t, timeout, func() bool {
+		var code int
+		code, body = HTTPGet(url)
+		return code == http.StatusOK
+	})
+	return body
+}
+
+// HTTPPost does one POST with a short timeout, like HTTPGet.
+func HTTPPost(url, body string) (int, string) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Post(url, "application/octet-stream", strings.NewReader(body))
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b)
+}

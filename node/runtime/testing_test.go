@@ -1,0 +1,136 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+)
+
+// shared is the package's Docker fixture, made on first use (so unit
+// tests and fuzz workers never touch Docker) and torn down by TestMain.
+var shared struct {
+	once  sync.Once
+	rt    *Runtime
+	image string // the test app image, built once
+	err   error  // why there is no Docker fixture
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.rt != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if shared.image != "" {
+			_ = shared.rt.RemoveImage(ctx, shared.image)
+		}
+		cancel()
+		_ = shared.rt.Close()
+	}
+	os.Exit(code)
+}
+
+func setupShared() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rt, err := New(ctx, nil)
+	if err != nil {
+		shared.err = err
+		return
+	}
+	shared.rt = rt
+	if n, err := SweepTestContainers(ctx, rt, 10*time.Minute); err != nil {
+		fmt.Fprintln(os.Stderr, "sweep:", err)
+	} else if n > 0 {
+		fmt.Fprintf(os.Stderr, "swept %d leftover test containers\n", n)
+	}
+	bin, err := staticBinary(TestAppPackage)
+	if err != nil {
+		shared.err = err
+		return
+	}
+	ref := TestImageRepo + "runtime-shared-" + RandomSuffix() + ":latest"
+	if _, err := rt.buildFromBinary(ctx, bin, ref, []string{"/testapp"}, TestAppPort, nil); err != nil {
+		shared.err = err
+		return
+	}
+	shared.image = ref
+}
+
+// dockerFixture returns the shared runtime and test app image, or fails.
+func dockerFixture(t testing.TB) (*Runtime, string) {
+	t.Helper()
+	shared.once.Do(setupShared)
+	if shared.err != nil {
+		t.Fatalf("these tests need a Docker engine and the test app image: %v", shared.err)
+	}
+	return shared.rt, shared.image
+}
+
+// testCtx is a context that ends with the test or after d.
+func testCtx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// deadRuntime is a Runtime whose daemon address answers nothing: a call
+// that reaches Docker fails with a connection error, so a test can tell
+// input refused up front from input sent to the daemon.
+func deadRuntime(t testing.TB) *Runtime {
+	cli, err := client.NewClientWithOpts(client.WithHost("tcp://127.0.0.1:1"), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, cancel := context.WithCancel(context.Background())
+	r := &Runtime{cli: cli, cfg: DefaultConfig(), logger: slog.New(slog.DiscardHandler), base: base, cancel: cancel, exits: map[string]*exitWatch{}}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// appURL is the base URL of a test app container's published port.
+func appURL(c ContainerInfo) string {
+	return fmt.Sprintf("http://%s:%d", c.HostIP, c.HostPort)
+}
+
+// startApp runs the shared test app image published on an ephemeral
+// 127.0.0.1 port and waits until it answers.
+func startApp(t *testing.T, spec ContainerSpec) ContainerInfo {
+	t.Helper()
+	rt, img := dockerFixture(t)
+	if spec.Image == "" {
+		spec.Image = img
+	}
+	if spec.Port == 0 {
+		spec.Port = TestAppPort
+	}
+	if spec.StopTimeout == 0 {
+		spec.StopTimeout = 5 * time.Second
+	}
+	c := StartTestContainer(t, rt, spec)
+	WaitHTTP(t, appURL(c)+"/health", 20*time.Second)
+	return c
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,104 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// AdminPasswordFile is where the seed writes the admin's generated password
+// (mode 0600), inside its data dir.
+const AdminPasswordFile = "admin-password"
+
+// initCluster initialises a fresh cluster on the seed: cluster id, the
+// admin user, the default workspace and the settings given at bootstrap.
+// It does nothing on a cluster already initialised or on a non-seed.
+func (a *Agent) initCluster(ctx context.Context) error {
+	var initialized bool
+	a.fsm.View(func(s *raftfsm.State) { initialized = s.Settings.Initialized })
+	if initialized || !a.cfg.Bootstrap {
+		return nil
+	}
+	password, err := a.adminPassword()
+	if err != nil {
+		return err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return fmt.Errorf("hash admin password: %w", err)
+	}
+	settings := a.cfg.Init
+	settings.HealthInterval = raftfsm.Duration(a.cfg.HealthInterval)
+	if settings.Regions == nil && a.cfg.Region != "" {
+		settings.Regions = []string{a.cfg.Region}
+	}
+	for _, t := range []struct {
+		plain, label string
+		dst          *raftfsm.Sealed
+	}{{a.cfg.InitDOToken, raftfsm.LabelDOToken, &settings.DOToken}, {a.cfg.InitCFToken, raftfsm.LabelCFToken, &settings.CFToken}} {
+		if t.plain == "" {
+			continue
+		}
+		sealed, err := raftfsm.Seal(a.keys.Sealer, t.label, []byte(strings.TrimSpace(t.plain)))
+		if err != nil {
+			return err
+		}
+		*t.dst = sealed
+	}
+	clusterID := a.cfg.ClusterID
+	if clusterID == "" {
+		clusterID = randomHex(8)
+	}
+	cmd := &raftfsm.InitCluster{At: a.now(), ClusterID: clusterID, ClusterName: a.cfg.ClusterName, LocalMode: a.cfg.LocalMode,
+		AdminName: "admin", AdminPasswordHash: string(hash), DefaultWorkspaceID: randomHex(3), Settings: &settings}
+	if _, err := a.apply(ctx, cmd); err != nil {
+		return fmt.Errorf("initialise cluster: %w", err)
+	}
+	a.logger.Info("cluster initialised", "cluster", a.cfg.ClusterName, "id", cmd.ClusterID)
+	return nil
+}
+
+// adminPassword returns the configured admin password, or reads or makes
+// the one in the data dir.
+func (a *Agent) adminPassword() (string, error) {
+	if a.cfg.AdminPassword != "" {
+		return a.cfg.AdminPassword, nil
+	}
+	path := a.cfg.AdminPasswordFile
+	if path == "" {
+		path = filepath.Join(a.cfg.DataDir, AdminPasswordFile)
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	pw, err := generatePassword(20)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin password %s: %w", path, err)
+	}
+	return pw, nil
+}
+
+// generatePassword makes a random password without look-alike characters.
+func generatePassword(n int) (string, error) {
+	const alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		k, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			return "", fmt.Errorf("generate password: %w", err)
+		}
+		b.WriteByte(alphabet[k.Int64()])
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,292 @@
+package raftfsm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// Result is what applying one command returned: a value for the caller (the
+// new deploy's generation, for instance) or the reason it changed nothing.
+type Result struct {
+	Index uint64
+	Value any
+	Err   error
+}
+
+// FSM is the replicated state machine. Writes come only through raft (Apply);
+// reads go through View, which holds a read lock for the callback's duration.
+type FSM struct {
+	logger *slog.Logger
+
+	mu      sync.RWMutex
+	state   *State
+	changed chan struct{}
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// NewFSM returns an FSM over an empty state.
+func NewFSM(logger *slog.Logger) *FSM {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &FSM{logger: logger, state: NewState(), changed: make(chan struct{})}
+}
+
+// Apply applies one raft log entry. Non-command entries only move the index.
+func (f *FSM) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.applyLocked(l)
+	f.notifyLocked()
+	return r
+}
+
+// ApplyBatch applies several entries under one lock and one notification;
+// raft hands the FSM batches when commits pile up.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, l := range logs {
+		out[i] = f.applyLocked(l)
+	}
+	f.notifyLocked()
+	return out
+}
+
+func (f *FSM) applyLocked(l *raft.Log) *Result {
+	if l.Index > f.state.Index {
+		defer func() { f.state.Index = l.Index }()
+	}
+	if l.Type != raft.LogCommand {
+		return &Result{Index: l.Index}
+	}
+	v, err := applyEntry(f.state, l.Data)
+	if err != nil {
+		f.logger.Debug("command refused", "index", l.Index, "err", err)
+	}
+	return &Result{Index: l.Index, Value: v, Err: err}
+}
+
+// applyEntry decodes and applies one entry. A handler that would panic on
+// malformed input is a bug, but one bad entry must not stop every replica: a
+// recovered panic becomes an error result on all of them alike.
+func applyEntry(s *State, data []byte) (v any, err error) {
+	cmd, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	h, _ := handlerFor(cmd.Type())
+	defer func() {
+		if p := recover(); p != nil {
+			v, err = nil, fmt.Errorf("apply %s: internal error: %v", cmd.Type(), p)
+		}
+	}()
+	return h.apply(s, cmd)
+}
+
+// ApplyCommand applies a command directly, outside raft. It is for tests,
+// benchmarks and tools that replay commands on a private FSM.
+func (f *FSM) ApplyCommand(index uint64, c Command) (any, error) {
+	data, err := Encode(c)
+	if err != nil {
+		return nil, err
+	}
+	r := f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: data}).(*Result)
+	return r.Value, r.Err
+}
+
+func (f *FSM) notifyLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// View calls fn with the current state under a read lock. fn must not keep or
+// modify anything it reaches, nor block: copy what you need.
+func (f *FSM) View(fn func(s *State)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.state)
+}
+
+// Index returns the raft index of the last applied entry: the state's version.
+func (f *FSM) Index() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Index
+}
+
+// Changed returns a channel closed at the next change of the state. Take it
+// before reading, so no change between the read and the wait is missed.
+func (f *FSM) Changed() <-chan struct{} {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.changed
+}
+
+// WaitIndex blocks until the state has applied index idx or ctx ends.
+func (f *FSM) WaitIndex(ctx context.Context, idx uint64) error {
+	for {
+		f.mu.RLock()
+		cur, ch := f.state.Index, f.changed
+		f.mu.RUnlock()
+		if cur >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for state index %d (at %d): %w", idx, cur, ctx.Err())
+		}
+	}
+}
+
+// Clone returns a deep copy of the whole state, for exports and tests.
+func (f *FSM) Clone() *State {
+	f.mu.RLock()
+	data, err := json.Marshal(f.state)
+	f.mu.RUnlock()
+	if err != nil {
+		panic(fmt.Sprintf("raftfsm: state does not marshal: %v", err)) // only on a programming error in the types
+	}
+	s := NewState()
+	if err := json.Unmarshal(data, s); err != nil {
+		panic(fmt.Sprintf("raftfsm: state does not unmarshal: %v", err))
+	}
+	return s
+}
+
+// snapshotFormat is the version of the snapshot document. Restore accepts
+// every version listed in restoreFormats.
+const snapshotFormat = 1
+
+type snapshotDocument struct {
+	Format int             `json:"format"`
+	State  json.RawMessage `json:"state"`
+}
+
+// Snapshot captures the state for raft. The copy is made here, under the read
+// lock; Persist then writes it while Apply goes on.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	data, err := json.Marshal(f.state)
+	f.mu.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("snapshot state: %w", err)
+	}
+	doc, err := json.Marshal(snapshotDocument{Format: snapshotFormat, State: data})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot state: %w", err)
+	}
+	return fsmSnapshot(doc), nil
+}
+
+// Restore replaces the state with a snapshot. A snapshot of an unknown
+// format is refused with an error that says which format it is.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s, err := ReadSnapshot(rc)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.state = s
+	f.notifyLocked()
+	f.mu.Unlock()
+	return nil
+}
+
+// ReadSnapshot decodes a snapshot written by Persist (a raft snapshot file's
+// payload), for Restore and for backup tools.
+func ReadSnapshot(r io.Reader) (*State, error) {
+	var doc snapshotDocument
+	if err := json.NewDecoder(r).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("restore snapshot: %w", err)
+	}
+	if doc.Format != snapshotFormat {
+		return nil, fmt.Errorf("restore snapshot: format %d is not supported by this version (it reads format %d); upgrade dropmesh on this node", doc.Format, snapshotFormat)
+	}
+	s := NewState()
+	if err := json.Unmarshal(doc.State, s); err != nil {
+		return nil, fmt.Errorf("restore snapshot: state: %w", err)
+	}
+	s.fillMaps()
+	return s, nil
+}
+
+// fillMaps allocates maps that a document left out, so handlers never write
+// to a nil map.
+func (s *State) fillMaps() {
+	empty := NewState()
+	if s.Users == nil {
+		s.Users = empty.Users
+	}
+	if s.Nodes == nil {
+		s.Nodes = empty.Nodes
+	}
+	if s.Workspaces == nil {
+		s.Workspaces = empty.Workspaces
+	}
+	if s.Services == nil {
+		s.Services = empty.Services
+	}
+	if s.Instances == nil {
+		s.Instances = empty.Instances
+	}
+	if s.Deploys == nil {
+		s.Deploys = empty.Deploys
+	}
+	if s.Registries == nil {
+		s.Registries = empty.Registries
+	}
+	if s.Contexts == nil {
+		s.Contexts = empty.Contexts
+	}
+	if s.Webhooks == nil {
+		s.Webhooks = empty.Webhooks
+	}
+	if s.Cloud.Droplets == nil {
+		s.Cloud.Droplets = empty.Cloud.Droplets
+	}
+	if s.Cloud.Snapshots == nil {
+		s.Cloud.Snapshots = empty.Cloud.Snapshots
+	}
+	if s.Cloud.DNS == nil {
+		s.Cloud.DNS = empty.Cloud.DNS
+	}
+	if s.Cloud.Intents == nil {
+		s.Cloud.Intents = empty.Cloud.Intents
+	}
+	for _, w := range s.Workspaces {
+		if w.Projects == nil {
+			w.Projects = map[string]*Project{}
+		}
+		for _, p := range w.Projects {
+			if p.Envs == nil {
+				p.Envs = map[string]*Environment{}
+			}
+		}
+	}
+}
+
+type fsmSnapshot []byte
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (fsmSnapshot) Release() {}

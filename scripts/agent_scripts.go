@@ -1,0 +1,24 @@
+package scripts
+
+import _ "embed"
+
+// The scripts that set up a host for the agent (see install-agent.sh and
+// join.sh for what each does). The binary carries them: `dropmesh
+// bootstrap` uploads install-agent.sh to the snapshot builder over SSH.
+
+//go:embed install-agent.sh
+var installAgent string
+
+//go:embed join.sh
+var joinScript string
+
+// InstallAgentScript returns install-agent.sh: Docker, nginx (not as a
+// system service), the binary and the dropmesh-agent unit on a Debian 12
+// host, idempotently; --for-snapshot also cleans what a snapshot must not
+// carry.
+func InstallAgentScript() string { return installAgent }
+
+// JoinScript returns join.sh: joins a host with Docker to a cluster, given
+// a member's gossip address and the cluster secret (from a file or standard
+// input).
+func JoinScript() string { return joinScript }

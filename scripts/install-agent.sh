@@ -1,0 +1,412 @@
+#!/usr/bin/env bash
+# install-agent.sh: prepare a Debian 12 host to run the dropmesh agent.
+#
+# `dropmesh bootstrap` uploads this script and the dropmesh binary over SSH
+# to a temporary builder droplet, runs it, then snapshots the droplet: every
+# droplet of the cluster boots from that snapshot, and its cloud-init user
+# data only writes /etc/dropmesh/agent.env and starts the unit installed here.
+#
+# What it installs:
+#   - Docker Engine from Debian's packages (docker.io), containers' logs
+#     rotated by the json-file driver;
+#   - nginx, disabled as a system service: the agent runs its own nginx master;
+#   - the binary at /usr/local/bin/dropmesh;
+#   - the dropmesh-agent systemd unit (EnvironmentFile=/etc/dropmesh/agent.env,
+#     ExecStart=/usr/local/bin/dropmesh agent, Restart=always) and the
+#     dropmesh-metadata unit that reads the droplet's addresses from the
+#     DigitalOcean metadata service;
+#   - sysctl settings for many connections, logrotate for nginx (hourly), a
+#     cap on the journal.
+#
+# It is idempotent: a second run changes nothing that is already right, and
+# restarts only what it changed.
+#
+# Usage: install-agent.sh [--binary PATH] [--for-snapshot]
+#   --binary PATH    install this dropmesh binary (a static Linux build);
+#                    without it the installed one is kept
+#   --for-snapshot   also remove what must not end up in a snapshot: apt
+#                    caches, cloud-init's state, the machine id, the builder's
+#                    SSH key, any agent configuration or data
+#
+# DROPMESH_ROOT=DIR installs every file under DIR instead of / (the tests do,
+# with stand-ins for apt-get, dpkg-query, systemctl, sysctl and cloud-init
+# first on PATH).
+set -euo pipefail
+
+ROOT="${DROPMESH_ROOT:-}"
+BINARY=""
+FOR_SNAPSHOT=no
+# CHANGED lists the files this run wrote (relative to ROOT).
+CHANGED=()
+
+PACKAGES=(ca-certificates curl docker.io nginx logrotate)
+
+log() { printf 'install-agent: %s\n' "$*"; }
+die() {
+	printf 'install-agent: error: %s\n' "$*" >&2
+	exit 1
+}
+
+usage() {
+	sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+parse_args() {
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--binary)
+			[ $# -ge 2 ] || die "--binary needs a path"
+			BINARY="$2"
+			shift 2
+			;;
+		--for-snapshot)
+			FOR_SNAPSHOT=yes
+			shift
+			;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		*) die "unknown argument $1 (see --help)" ;;
+		esac
+	done
+	if [ -n "$BINARY" ] && [ ! -f "$BINARY" ]; then
+		die "--binary $BINARY: no such file"
+	fi
+	if [ -z "$BINARY" ] && [ ! -x "$ROOT/usr/local/bin/dropmesh" ]; then
+		die "no dropmesh binary installed yet: give --binary PATH"
+	fi
+	if [ -z "$ROOT" ] && [ "$(id -u)" -ne 0 ]; then
+		die "run as root (sudo $0 ...)"
+	fi
+}
+
+# put_file MODE PATH: write standard input to ROOT/PATH with MODE, only when
+# the content differs (then PATH is added to CHANGED). Written atomically.
+put_file() {
+	local mode="$1" path="$ROOT$2" tmp
+	mkdir -p "$(dirname "$path")"
+	tmp="$(mktemp "$path.XXXXXX")"
+	cat >"$tmp"
+	if [ -f "$path" ] && cmp -s "$tmp" "$path"; then
+		rm -f "$tmp"
+		chmod "$mode" "$path"
+		return 0
+	fi
+	chmod "$mode" "$tmp"
+	mv -f "$tmp" "$path"
+	CHANGED+=("$2")
+}
+
+# changed PATH...: true when this run wrote one of the paths.
+changed() {
+	local want have
+	for want in "$@"; do
+		for have in "${CHANGED[@]+"${CHANGED[@]}"}"; do
+			[ "$have" = "$want" ] && return 0
+		done
+	done
+	return 1
+}
+
+installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+install_packages() {
+	local missing=() p
+	for p in "${PACKAGES[@]}"; do
+		installed "$p" || missing+=("$p")
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		log "packages: all present (${PACKAGES[*]})"
+		return 0
+	fi
+	# A fresh droplet may still be running cloud-init's own package work.
+	if [ -z "$ROOT" ] && command -v cloud-init >/dev/null 2>&1; then
+		cloud-init status --wait >/dev/null 2>&1 || true
+	fi
+	# Keep Debian from starting nginx (and Docker) while they install: the
+	# system nginx would take port 80, which belongs to the agent's edge.
+	local policy="$ROOT/usr/sbin/policy-rc.d"
+	if [ ! -e "$policy" ]; then
+		mkdir -p "$(dirname "$policy")"
+		printf '#!/bin/sh\n# install-agent.sh: no service starts during the install\nexit 101\n' >"$policy"
+		chmod 0755 "$policy"
+		trap 'rm -f "$ROOT/usr/sbin/policy-rc.d"' EXIT
+	fi
+	log "packages: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get -o DPkg::Lock::Timeout=300 -qq update
+	apt-get -o DPkg::Lock::Timeout=300 -qq install -y --no-install-recommends "${missing[@]}"
+	rm -f "$policy"
+	trap - EXIT
+}
+
+configure_docker() {
+	put_file 0644 /etc/docker/daemon.json <<'JSON'
+{
+  "log-driver": "json-file",
+  "log-opts": {
+    "max-size": "10m",
+    "max-file": "3"
+  },
+  "live-restore": true
+}
+JSON
+	systemctl enable --quiet containerd.service docker.service
+	if changed /etc/docker/daemon.json; then
+		log "docker: configured (json-file logs rotated at 10 MB x 3, live restore); restarting"
+		systemctl restart docker.service
+	else
+		systemctl start docker.service
+	fi
+}
+
+disable_system_nginx() {
+	# Disabled and stopped, not masked: Debian's maintainer scripts leave a
+	# disabled unit alone, and a masked one would make upgrades fail.
+	systemctl disable --quiet --now nginx.service >/dev/null 2>&1 || true
+	log "nginx: installed, system service disabled (the agent runs its own master)"
+}
+
+install_binary() {
+	local dst="$ROOT/usr/local/bin/dropmesh"
+	if [ -n "$BINARY" ]; then
+		mkdir -p "$(dirname "$dst")"
+		if [ -f "$dst" ] && cmp -s "$BINARY" "$dst"; then
+			:
+		else
+			install -m 0755 "$BINARY" "$dst.new"
+			mv -f "$dst.new" "$dst"
+			CHANGED+=(/usr/local/bin/dropmesh)
+		fi
+	fi
+	local version
+	version="$("$dst" version)" || die "$dst does not run on this host (wrong architecture?)"
+	log "binary: /usr/local/bin/dropmesh $version"
+}
+
+install_units() {
+	mkdir -p "$ROOT/etc/dropmesh" "$ROOT/var/lib/dropmesh"
+	chmod 0700 "$ROOT/etc/dropmesh" "$ROOT/var/lib/dropmesh"
+	put_file 0755 /usr/local/lib/dropmesh/metadata-env <<'SCRIPT'
+#!/bin/sh
+# metadata-env: write this droplet's id, region, private (VPC) and public
+# IPv4 from the DigitalOcean metadata service to /run/dropmesh/metadata.env,
+# as DROPMESH_* lines the dropmesh-agent unit reads before agent.env.
+#
+# The private address matters: a droplet also has an "anchor" 10.x address
+# on its public interface, so "the first private address" can be the wrong
+# one. On a host that is not a droplet this writes an empty file.
+set -eu
+
+out="${DROPMESH_METADATA_OUT:-/run/dropmesh/metadata.env}"
+url="${DROPMESH_METADATA_URL:-http://169.254.169.254/metadata/v1}"
+vendor_file=/sys/class/dmi/id/sys_vendor
+
+get() {
+	curl -fsS --connect-timeout 1 --max-time 3 "$url/$1" 2>/dev/null || true
+}
+
+# emit NAME VALUE PATTERN: one line, only when VALUE is made of PATTERN's
+# characters (nothing from the network reaches the unit unchecked).
+emit() {
+	case "$2" in
+	"" | *[!$3]*) ;;
+	*) printf '%s=%s\n' "$1" "$2" ;;
+	esac
+}
+
+mkdir -p "$(dirname "$out")"
+tmp="$(mktemp "$(dirname "$out")/.metadata.XXXXXX")"
+trap 'rm -f "$tmp"' EXIT
+
+is_droplet=no
+if [ -n "${DROPMESH_METADATA_URL:-}" ]; then
+	is_droplet=yes
+elif [ -r "$vendor_file" ] && [ "$(cat "$vendor_file")" = "DigitalOcean" ]; then
+	is_droplet=yes
+fi
+
+if [ "$is_droplet" = yes ]; then
+	# The metadata service can lag the network at boot: up to ~30 s.
+	id=""
+	tries=0
+	while [ -z "$id" ] && [ "$tries" -lt 15 ]; do
+		id="$(get id)"
+		[ -n "$id" ] || sleep 1
+		tries=$((tries + 1))
+	done
+	{
+		emit DROPMESH_DROPLET_ID "$id" 0-9
+		emit DROPMESH_REGION "$(get region)" a-z0-9
+		emit DROPMESH_ADVERTISE "$(get interfaces/private/0/ipv4/address)" 0-9.
+		emit DROPMESH_PUBLIC_IP "$(get interfaces/public/0/ipv4/address)" 0-9.
+	} >"$tmp"
+fi
+chmod 0644 "$tmp"
+mv -f "$tmp" "$out"
+trap - EXIT
+SCRIPT
+	put_file 0644 /etc/systemd/system/dropmesh-metadata.service <<'UNIT'
+# dropmesh: read the droplet's id, region and addresses from the
+# DigitalOcean metadata service into /run/dropmesh/metadata.env, once a boot.
+[Unit]
+Description=dropmesh droplet metadata
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/lib/dropmesh/metadata-env
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+	put_file 0644 /etc/systemd/system/dropmesh-agent.service <<'UNIT'
+# dropmesh agent: installed by install-agent.sh (base snapshot) or join.sh.
+# Cloud-init (or join.sh) writes /etc/dropmesh/agent.env, the agent's
+# DROPMESH_* settings, then starts this unit.
+[Unit]
+Description=dropmesh agent
+Documentation=https://github.com/dropmesh/dropmesh
+Wants=network-online.target docker.service dropmesh-metadata.service
+After=network-online.target docker.service dropmesh-metadata.service
+# A snapshot boots without agent.env until its user data is written.
+ConditionPathExists=/etc/dropmesh/agent.env
+# Never give up restarting.
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+# The droplet's addresses from the metadata service first, so that the
+# user data's own settings (read second) win.
+EnvironmentFile=-/run/dropmesh/metadata.env
+EnvironmentFile=/etc/dropmesh/agent.env
+ExecStart=/usr/local/bin/dropmesh agent
+Restart=always
+RestartSec=2s
+# Raft, gossip, Docker streams and the edge hold many descriptors.
+LimitNOFILE=1048576
+# A graceful stop hands raft leadership over and leaves the mesh.
+KillSignal=SIGTERM
+TimeoutStopSec=30s
+# Only the agent is stopped on a restart: the edge's nginx master keeps
+# serving and the new agent adopts it through its pid file.
+KillMode=process
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+	if changed /etc/systemd/system/dropmesh-agent.service /etc/systemd/system/dropmesh-metadata.service; then
+		systemctl daemon-reload
+	fi
+	# Enabled, but the agent only starts once agent.env exists
+	# (ConditionPathExists): cloud-init writes it on the cluster's droplets.
+	systemctl enable --quiet dropmesh-metadata.service dropmesh-agent.service
+	log "units: dropmesh-agent.service and dropmesh-metadata.service enabled"
+}
+
+install_sysctl() {
+	put_file 0644 /etc/sysctl.d/60-dropmesh.conf <<'CONF'
+# dropmesh: a node accepts many client connections through its edge and
+# opens many to containers and peers.
+net.core.somaxconn = 65535
+net.core.netdev_max_backlog = 16384
+net.ipv4.tcp_max_syn_backlog = 65535
+net.ipv4.tcp_tw_reuse = 1
+net.ipv4.tcp_fin_timeout = 15
+net.ipv4.tcp_keepalive_time = 300
+# Ephemeral ports, keeping the agent's own ports out of the range.
+net.ipv4.ip_local_port_range = 10240 65535
+net.ipv4.ip_local_reserved_ports = 7946,7947,8080,9999
+fs.file-max = 2097152
+fs.inotify.max_user_instances = 1024
+fs.inotify.max_user_watches = 524288
+vm.max_map_count = 262144
+CONF
+	if changed /etc/sysctl.d/60-dropmesh.conf; then
+		sysctl --quiet --load="$ROOT/etc/sysctl.d/60-dropmesh.conf" || log "sysctl: some settings did not apply now; they apply at boot"
+	fi
+	log "sysctl: /etc/sysctl.d/60-dropmesh.conf"
+}
+
+install_logrotate() {
+	# Replaces Debian's nginx rule: copytruncate needs no signal, so it works
+	# whichever nginx master (the agent's) holds the files.
+	put_file 0644 /etc/logrotate.d/nginx <<'CONF'
+# dropmesh: nginx runs under the agent, not as a system service.
+/var/log/nginx/*.log /var/lib/dropmesh/edge/*.log /var/lib/dropmesh/edge/logs/*.log {
+	hourly
+	maxsize 100M
+	rotate 24
+	missingok
+	notifempty
+	compress
+	delaycompress
+	copytruncate
+	su root root
+}
+CONF
+	# Debian runs logrotate daily; hourly lets maxsize bite on busy nodes.
+	put_file 0644 /etc/systemd/system/logrotate.timer.d/dropmesh.conf <<'CONF'
+[Timer]
+OnCalendar=
+OnCalendar=hourly
+AccuracySec=1m
+CONF
+	put_file 0644 /etc/systemd/journald.conf.d/dropmesh.conf <<'CONF'
+# dropmesh: the agent logs to the journal; keep it bounded.
+[Journal]
+SystemMaxUse=512M
+MaxRetentionSec=14day
+CONF
+	if changed /etc/systemd/system/logrotate.timer.d/dropmesh.conf; then
+		systemctl daemon-reload
+	fi
+	if changed /etc/systemd/journald.conf.d/dropmesh.conf; then
+		systemctl restart systemd-journald.service || true
+	fi
+	log "logs: nginx rotated hourly past 100 MB, journal capped at 512 MB"
+}
+
+clean_for_snapshot() {
+	log "snapshot: cleaning caches, cloud-init state, machine id, builder key"
+	apt-get -qq clean
+	rm -rf "$ROOT"/var/lib/apt/lists/*
+	# Every droplet made from the snapshot runs cloud-init afresh (new host
+	# keys, its own user data).
+	if command -v cloud-init >/dev/null 2>&1; then
+		cloud-init clean --logs
+	fi
+	# systemd makes a new machine id at first boot when the file is empty.
+	if [ -f "$ROOT/etc/machine-id" ]; then
+		: >"$ROOT/etc/machine-id"
+	fi
+	rm -f "$ROOT/var/lib/dbus/machine-id"
+	# The builder's temporary key must not open every droplet.
+	rm -f "$ROOT/root/.ssh/authorized_keys"
+	# No configuration or state of any agent.
+	rm -f "$ROOT/etc/dropmesh/agent.env" "$ROOT/etc/dropmesh/cluster-secret"
+	find "$ROOT/var/lib/dropmesh" -mindepth 1 -delete
+	sync
+}
+
+main() {
+	parse_args "$@"
+	install_packages
+	configure_docker
+	disable_system_nginx
+	install_binary
+	install_units
+	install_sysctl
+	install_logrotate
+	if [ "$FOR_SNAPSHOT" = yes ]; then
+		clean_for_snapshot
+	fi
+	log "done (${#CHANGED[@]} files changed)"
+}
+
+main "$@"

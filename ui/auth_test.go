@@ -1,0 +1,305 @@
+package ui
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+func TestPagesRedirectToLoginWithoutSession(t *testing.T) {
+	u := newTestUI(t, newFake(t, true), Config{})
+	c := u.client()
+	for _, path := range []string{"/", "/infrastructure", "/services", "/s/" + testWS + "/a/b/c", "/snapshots", "/admin", "/setup"} {
+		r := c.get(path)
+		if r.Status != http.StatusSeeOther || !strings.HasPrefix(r.location(), "/login") {
+			t.Errorf("GET %s without a session: %d to %q, want 303 to /login", path, r.Status, r.location())
+		}
+	}
+	if r := c.get("/services"); r.location() != "/login?next=%2Fservices" {
+		t.Errorf("redirect keeps the destination: %q", r.location())
+	}
+	// The page's script gets 401 instead, and goes to the sign-in page itself.
+	if r := c.get("/?fragment=main"); r.Status != http.StatusUnauthorized {
+		t.Errorf("fragment without a session: %d, want 401", r.Status)
+	}
+	req, _ := http.NewRequest(http.MethodGet, u.ts.URL+"/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	if r := c.do(req); r.Status != http.StatusUnauthorized {
+		t.Errorf("events without a session: %d, want 401", r.Status)
+	}
+	// A POST without a session changes nothing.
+	before := u.fake.stateFingerprint()
+	if r := c.postMultipart("/services/deploy", sampleForm("x"), nil); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.location(), "/login") {
+		t.Errorf("deploy without a session: %d to %q", r.Status, r.location())
+	}
+	if after := u.fake.stateFingerprint(); after != before || len(u.fake.deployList()) != 0 {
+		t.Errorf("a POST without a session changed the state")
+	}
+}
+
+func TestLoginLogout(t *testing.T) {
+	u := newTestUI(t, newFake(t, true), Config{})
+	c := u.client()
+	page := c.get("/login")
+	for _, field := range []string{`name="username"`, `name="password"`, `name="csrf_token"`} {
+		if !strings.Contains(page.Body, field) {
+			t.Errorf("sign-in form lacks %s", field)
+		}
+	}
+	r := c.login(adminName, adminPass)
+	if r.Status != http.StatusSeeOther || r.location() != "/" {
+		t.Fatalf("sign in: %d to %q", r.Status, r.location())
+	}
+	var cookie *http.Cookie
+	for _, ck := range (&http.Response{Header: r.Header}).Cookies() {
+		if ck.Name == sessionCookie {
+			cookie = ck
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.MaxAge != int((12*time.Hour).Seconds()) {
+		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Strict, 12 h", cookie)
+	}
+	if cookie.Secure {
+		t.Errorf("cookie is Secure without Options.Secure")
+	}
+	home := c.get("/")
+	if home.Status != http.StatusOK || !strings.Contains(home.Body, "Overview") || !strings.Contains(home.Body, "demo") {
+		t.Fatalf("overview after sign-in: %d", home.Status)
+	}
+	// Signed in, /login goes home.
+	if r := c.get("/login"); r.Status != http.StatusSeeOther || r.location() != "/" {
+		t.Errorf("GET /login signed in: %d %q", r.Status, r.location())
+	}
+	// next= is followed, but only to a path on this site.
+	c2 := u.client()
+	page = c2.get("/login?next=/snapshots")
+	r = c2.post("/login", url.Values{"username": {adminName}, "password": {adminPass}, "csrf_token": {csrfOf(t, page.Body)}, "next": {"/snapshots"}})
+	if r.location() != "/snapshots" {
+		t.Errorf("next: %q", r.location())
+	}
+	c3 := u.client()
+	page = c3.get("/login")
+	r = c3.post("/login", url.Values{"username": {adminName}, "password": {adminPass}, "csrf_token": {csrfOf(t, page.Body)}, "next": {"//evil.example/x"}})
+	if r.location() != "/" {
+		t.Errorf("next to another site was followed: %q", r.location())
+	}
+
+	if r := c.post("/logout", url.Values{"csrf_token": {csrfOf(t, home.Body)}}); r.Status != http.StatusSeeOther || r.location() != "/login" {
+		t.Fatalf("sign out: %d %q", r.Status, r.location())
+	}
+	if r := c.get("/"); r.Status != http.StatusSeeOther {
+		t.Errorf("after sign-out GET / is %d, want a redirect", r.Status)
+	}
+}
+
+func TestSecureCookies(t *testing.T) {
+	f := newFake(t, true)
+	s, err := newServer(Options{Node: f, SessionKey: testKey, Secure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &testUI{t: t, fake: f, srv: s}
+	u.ts = newHTTPTest(t, s)
+	r := u.client().login(adminName, adminPass)
+	found := false
+	for _, ck := range (&http.Response{Header: r.Header}).Cookies() {
+		if ck.Name == sessionCookie {
+			found = true
+			if !ck.Secure {
+				t.Errorf("session cookie not Secure with Options.Secure")
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no session cookie: %d", r.Status)
+	}
+}
+
+func TestWrongPasswordRefusedThenRateLimited(t *testing.T) {
+	u := newTestUI(t, newFake(t, true), Config{LoginFailures: 5, LoginWindow: time.Minute})
+	c := u.client()
+	for i := 0; i < 5; i++ {
+		r := c.login(adminName, "wrong-password")
+		if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "Wrong user name or password") {
+			t.Fatalf("attempt %d: %d", i+1, r.Status)
+		}
+	}
+	// Unknown users fail the same way (and count).
+	r := c.login("nobody", adminPass)
+	if r.Status != http.StatusTooManyRequests {
+		t.Fatalf("sixth failure: %d, want 429", r.Status)
+	}
+	if r.Header.Get("Retry-After") == "" || !strings.Contains(r.Body, "Too many failed sign-ins") {
+		t.Errorf("429 page lacks Retry-After or its message")
+	}
+	// Even the right password waits out the limit.
+	if r := c.login(adminName, adminPass); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("right password while limited: %d, want 429", r.Status)
+	}
+	// The window passes.
+	u.srv.now = func() time.Time { return time.Now().Add(61 * time.Second) }
+	if r := c.login(adminName, adminPass); r.Status != http.StatusSeeOther {
+		t.Fatalf("after the window: %d", r.Status)
+	}
+}
+
+func TestUnknownUserRefused(t *testing.T) {
+	u := newTestUI(t, newFake(t, true), Config{})
+	if r := u.client().login("mallory", adminPass); r.Status != http.StatusUnauthorized {
+		t.Fatalf("unknown user: %d", r.Status)
+	}
+}
+
+func TestLoginNeedsItsCSRFToken(t *testing.T) {
+	u := newTestUI(t, newFake(t, true), Config{})
+	c := u.client()
+	c.get("/login")
+	if r := c.post("/login", url.Values{"username": {adminName}, "password": {adminPass}}); r.Status != http.StatusForbidden {
+		t.Errorf("sign-in without csrf_token: %d, want 403", r.Status)
+	}
+	// A token from another browser's form does not match this one's cookie.
+	other := u.client()
+	tok := csrfOf(t, other.get("/login").Body)
+	if r := c.post("/login", url.Values{"username": {adminName}, "password": {adminPass}, "csrf_token": {tok}}); r.Status != http.StatusForbidden {
+		t.Errorf("sign-in with another form's token: %d, want 403", r.Status)
+	}
+}
+
+func TestFormWithoutCSRFRefused(t *testing.T) {
+	u := newTestUI(t, newFake(t, true), Config{})
+	c := u.client()
+	c.mustLogin(adminName, adminPass)
+	before := u.fake.stateFingerprint()
+	form := sampleForm("")
+	form.Del("csrf_token")
+	if r := c.postMultipart("/services/deploy", form, nil); r.Status != http.StatusForbidden {
+		t.Errorf("deploy without a token: %d, want 403", r.Status)
+	}
+	if r := c.postMultipart("/services/deploy", sampleForm("forged-token"), nil); r.Status != http.StatusForbidden {
+		t.Errorf("deploy with a wrong token: %d, want 403", r.Status)
+	}
+	// Another session's token does not fit this session.
+	other := u.client()
+	other.mustLogin(adminName, adminPass)
+	if r := c.postMultipart("/services/deploy", sampleForm(other.token()), nil); r.Status != http.StatusForbidden {
+		t.Errorf("deploy with another session's token: %d, want 403", r.Status)
+	}
+	for _, p := range []string{"/admin/settings", "/nodes/add", "/admin/users", "/logout"} {
+		if r := c.post(p, url.Values{"count": {"1"}, "name": {"eve"}, "password": {"password1"}, "role": {"admin"}, "domain": {"x.example"}}); r.Status != http.StatusForbidden {
+			t.Errorf("POST %s without a token: %d, want 403", p, r.Status)
+		}
+	}
+	if after := u.fake.stateFingerprint(); after != before {
+		t.Errorf("refused forms changed the state:\n%s\n%s", before, after)
+	}
+	if calls := u.fake.callList(); len(calls) != 0 {
+		t.Errorf("refused forms reached the node: %v", calls)
+	}
+}
+
+func TestRolesEnforced(t *testing.T) {
+	f := newFake(t, true)
+	u := newTestUI(t, f, Config{})
+	ctx := context.Background()
+	for name, role := range map[string]raftfsm.Role{"vera": raftfsm.RoleViewer, "dave": raftfsm.RoleDeployer} {
+		if err := f.PutUser(ctx, control.UserRequest{Name: name, Password: "password-" + name, Role: role}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	viewer := u.client()
+	viewer.mustLogin("vera", "password-vera")
+	before := f.stateFingerprint()
+	tok := viewer.token()
+	if r := viewer.postMultipart("/services/deploy", sampleForm(tok), nil); r.Status != http.StatusForbidden {
+		t.Errorf("viewer deploy: %d, want 403", r.Status)
+	}
+	if len(f.deployList()) != 0 || f.stateFingerprint() != before {
+		t.Errorf("a viewer's deploy reached the node")
+	}
+	services := viewer.get("/services")
+	if strings.Contains(services.Body, `action="/services/deploy"`) {
+		t.Errorf("the viewer sees the deploy form")
+	}
+	if r := viewer.get("/admin"); r.Status != http.StatusForbidden {
+		t.Errorf("viewer admin page: %d", r.Status)
+	}
+	if strings.Contains(viewer.get("/").Body, `href="/admin"`) {
+		t.Errorf("the viewer sees the admin link")
+	}
+
+	deployer := u.client()
+	deployer.mustLogin("dave", "password-dave")
+	tok = deployer.token()
+	if r := deployer.postMultipart("/services/deploy", sampleForm(tok), nil); r.Status != http.StatusSeeOther {
+		t.Fatalf("deployer deploy: %d", r.Status)
+	}
+	for _, p := range []string{"/admin/users", "/nodes/add", "/admin/settings", "/nodes/node-2/reboot"} {
+		if r := deployer.post(p, url.Values{"csrf_token": {tok}, "name": {"eve"}, "password": {"password1"}, "role": {"admin"}, "count": {"1"}}); r.Status != http.StatusForbidden {
+			t.Errorf("deployer POST %s: %d, want 403", p, r.Status)
+		}
+	}
+	if _, ok := u.srv.lookupUser("eve"); ok {
+		t.Errorf("a deployer added a user")
+	}
+	// A demotion takes effect at once, whatever the cookie says.
+	if err := f.PutUser(ctx, control.UserRequest{Name: "dave", Role: raftfsm.RoleViewer}); err != nil {
+		t.Fatal(err)
+	}
+	if r := deployer.post(servicePath(sampleKey)+"/restart", url.Values{"csrf_token": {tok}}); r.Status != http.StatusForbidden {
+		t.Errorf("demoted deployer restart: %d, want 403", r.Status)
+	}
+}
+
+func TestSessionEndsOnPasswordChangeAndExpiry(t *testing.T) {
+	f := newFake(t, true)
+	u := newTestUI(t, f, Config{SessionTTL: time.Hour})
+	c := u.client()
+	c.mustLogin(adminName, adminPass)
+	if r := c.get("/"); r.Status != http.StatusOK {
+		t.Fatalf("signed in: %d", r.Status)
+	}
+	if err := f.PutUser(context.Background(), control.UserRequest{Name: adminName, Password: "a-new-password", Role: raftfsm.RoleAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.get("/"); r.Status != http.StatusSeeOther {
+		t.Errorf("after a password change the old session still works: %d", r.Status)
+	}
+	c.mustLogin(adminName, "a-new-password")
+	u.srv.now = func() time.Time { return time.Now().Add(time.Hour + time.Second) }
+	if r := c.get("/"); r.Status != http.StatusSeeOther {
+		t.Errorf("an expired session still works: %d", r.Status)
+	}
+}
+
+func TestForgedSessionRefused(t *testing.T) {
+	u := newTestUI(t, newFake(t, true), Config{})
+	c := u.client()
+	r := c.login(adminName, adminPass)
+	var value string
+	for _, ck := range (&http.Response{Header: r.Header}).Cookies() {
+		if ck.Name == sessionCookie {
+			value = ck.Value
+		}
+	}
+	payload, sig, _ := strings.Cut(value, ".")
+	raw, _ := b64.DecodeString(payload)
+	forged := strings.Replace(string(raw), "|admin|admin|", "|admin|admin|", 1) + "x"
+	for _, v := range []string{b64.EncodeToString([]byte(forged)) + "." + sig, value + "x", "garbage", ""} {
+		req, _ := http.NewRequest(http.MethodGet, u.ts.URL+"/", nil)
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: v})
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusSeeOther {
+			t.Errorf("cookie %q: %d, want a redirect to sign in", v, res.StatusCode)
+		}
+	}
+}

@@ -1,0 +1,375 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// browser drives a headless Chromium against a test UI.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+	dir  string
+}
+
+// chromium is one headless browser shared by the browser tests; each test
+// works in a tab of its own.
+type chromium struct {
+	ctx context.Context
+	dir string
+}
+
+// newChromium starts Chromium (Debian's /usr/bin/chromium, or
+// $DROPMESH_CHROMIUM), or skips the test when there is none.
+func newChromium(t *testing.T) *chromium {
+	t.Helper()
+	path := os.Getenv("DROPMESH_CHROMIUM")
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("no Chromium at %s (install Debian's chromium or set DROPMESH_CHROMIUM): the browser tests need one", path)
+	}
+	dir := os.Getenv("DROPMESH_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("testdata", "screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox, // the tests run as root
+		chromedp.Headless,
+		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("lang", "en-US"),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	start := time.Now()
+	if err := chromedp.Do(ctx); err != nil { // starts the browser, with no timeout of its own
+		t.Fatalf("start Chromium: %v", err)
+	}
+	t.Logf("%6.2fs start Chromium", time.Since(start).Seconds())
+	return &chromium{ctx: ctx, dir: dir}
+}
+
+// tab opens a tab on the UI at base for one test.
+func (c *chromium) tab(t *testing.T, base string) *browser {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(c.ctx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
+	// Accept every confirm() dialog (undeploy, restart...), as a user would.
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	return &browser{t: t, ctx: ctx, base: base, dir: c.dir}
+}
+
+// do runs actions with a deadline, failing the test with what it was doing.
+func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	defer func(start time.Time) { b.t.Logf("%6.2fs do %s", time.Since(start).Seconds(), what) }(time.Now())
+	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// open navigates to a path of the UI.
+func (b *browser) open(path string) {
+	b.t.Helper()
+	b.do("open "+path, chromedp.Navigate(b.base+path))
+}
+
+// waitJS waits until a JavaScript expression is true in the page. It
+// checks every 50 ms and rides over navigations (an evaluation in a page
+// that is being replaced fails; the next one runs in the new page).
+func (b *browser) waitJS(what, expr string) {
+	b.t.Helper()
+	defer func(start time.Time) { b.t.Logf("%6.2fs wait %s", time.Since(start).Seconds(), what) }(time.Now())
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		lastErr = err
+		select {
+		case <-deadline.C:
+			body, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 1500) : ""`))
+			b.t.Fatalf("waiting for %s (%s): last error %v\npage text:\n%s", what, expr, lastErr, body)
+		case <-tick.C:
+		}
+	}
+}
+
+// js evaluates an expression and returns its value.
+func js[T any](b *browser, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// shot saves a PNG of the whole page.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	defer func(start time.Time) { b.t.Logf("%6.2fs shot %s", time.Since(start).Seconds(), name) }(time.Now())
+	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
+	defer cancel()
+	// From the top, so the sticky header is drawn where it belongs.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
+		b.t.Fatalf("scroll up for %s: %v", name, err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// noHorizontalScroll fails when the page is wider than the window.
+func (b *browser) noHorizontalScroll(page string) {
+	b.t.Helper()
+	if w := js[[]int](b, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
+		b.t.Errorf("%s scrolls sideways on a %d px wide screen: %d px wide", page, w[1], w[0])
+	}
+}
+
+// textOf returns the trimmed text of the elements a CSS selector finds.
+func textOf(b *browser, sel string) []string {
+	return js[[]string](b, fmt.Sprintf(`[...document.querySelectorAll(%q)].map(e => e.textContent.trim())`, sel))
+}
+
+// TestBrowser drives the UI in a real browser: one Chromium, a tab per scenario.
+func TestBrowser(t *testing.T) {
+	c := newChromium(t)
+	t.Run("DeployWatchUndeploy", func(t *testing.T) { browserDeployWatchUndeploy(t, c) })
+	t.Run("OnboardingAndNoLeader", func(t *testing.T) { browserOnboardingAndNoLeader(t, c) })
+}
+
+func browserDeployWatchUndeploy(t *testing.T, c *chromium) {
+	f := newFake(t, true)
+	u := newTestUI(t, f, Config{EventInterval: 100 * time.Millisecond, LogLines: 50})
+	b := c.tab(t, u.ts.URL)
+
+	// Sign in.
+	b.open("/services")
+	b.waitJS("the sign-in page", `location.pathname === "/login" && !!document.querySelector("#login-form")`)
+	b.do("type the credentials", chromedp.SendKeys(chromedp.ID("username"), adminName), chromedp.SendKeys(chromedp.ID("password"), adminPass))
+	b.shot("login")
+	b.do("sign in", chromedp.Click(chromedp.ID("login-submit")))
+	b.waitJS("the services page after sign-in", `location.pathname === "/services" && !!document.querySelector("#deploy-form")`)
+
+	// Deploy the sample through the form.
+	b.do("fill the deploy form",
+		chromedp.SetValue(chromedp.ID("d-project"), "sample"),
+		chromedp.SetValue(chromedp.ID("d-service"), "web"),
+		chromedp.SetValue(chromedp.ID("d-image"), sampleImage),
+		chromedp.SetValue(chromedp.ID("d-port"), "8080"),
+		chromedp.SetValue(chromedp.ID("d-hosts"), "web.example.test"),
+		chromedp.SetValue(chromedp.ID("d-replicas"), "2"),
+		chromedp.SetValue(chromedp.ID("d-health"), "/health"),
+		chromedp.SetValue(chromedp.ID("d-vars"), "LOG_LEVEL=info\nGREETING=hello"),
+	)
+	b.shot("services-deploy-form")
+	b.do("submit the deploy", chromedp.Click(chromedp.ID("deploy-submit")))
+	b.waitJS("the service page", `location.pathname === "/s/`+sampleKey+`" && document.querySelectorAll("#instances .phase").length === 2`)
+	if d := f.deployList(); len(d) != 1 || d[0].Spec.Image != sampleImage || d[0].Spec.Replicas != 2 || d[0].Spec.Vars["GREETING"] != "hello" {
+		t.Fatalf("deploy request %+v", d)
+	}
+	b.waitJS("the live stream", `document.getElementById("live-dot").classList.contains("on")`)
+
+	// From here on the page must change without a reload: mark it.
+	js[bool](b, `window.__sameDocument = true`)
+
+	// The reconciler's side: phases, then health.
+	f.advance(sampleKey, "dep-1", 1)
+	for _, phase := range []string{"pulling", "health 1/3", "ready"} {
+		f.reportPhase(sampleKey, 1, phase)
+		b.waitJS("phase "+phase, fmt.Sprintf(`[...document.querySelectorAll("#instances .phase")].every(e => e.textContent.trim() === %q)`, phase))
+		if phase == "health 1/3" {
+			b.shot("service-deploying")
+		}
+	}
+	// A week of history, as the health loop would have written it: healthy,
+	// a degraded stretch, an outage, then healthy again.
+	now := time.Now().UTC()
+	for h := 7*24 - 1; h >= 0; h-- {
+		status := raftfsm.HealthHealthy
+		switch {
+		case h >= 100 && h < 104:
+			status = raftfsm.HealthDegraded
+		case h >= 30 && h < 32, h == 9:
+			status = raftfsm.HealthUnhealthy
+		case h == 20:
+			status = raftfsm.HealthStarting
+		}
+		f.reportHealth(sampleKey, status, now.Add(-time.Duration(h)*time.Hour-time.Minute))
+	}
+	f.reportHealth(sampleKey, raftfsm.HealthHealthy, now)
+	f.must(&raftfsm.FinishDeploy{At: now, DeployID: "dep-1", Status: raftfsm.DeploySucceeded})
+	b.waitJS("both instances healthy", `[...document.querySelectorAll("#instances .health .badge")].map(e => e.textContent.trim()).join() === "healthy,healthy"`)
+	b.waitJS("the deploy succeeded", `!!document.querySelector(".badge.dp-succeeded")`)
+	if !js[bool](b, `window.__sameDocument === true`) {
+		t.Fatalf("the page reloaded to show the changes")
+	}
+	b.waitJS("the health timeline", `document.querySelectorAll("#health svg rect.unhealthy").length >= 4 && document.querySelectorAll("#health svg rect.degraded").length >= 2`)
+	b.shot("service")
+
+	// Logs: follow, filter, and the cap on lines kept in the page.
+	b.do("open the logs", chromedp.Click(chromedp.CSS("[data-logs]")))
+	b.waitJS("the tail of the log", `!document.getElementById("logs").hidden && document.getElementById("logs-lines").textContent.includes("old line 3")`)
+	f.logLines <- "GET /health 200 2ms"
+	f.logLines <- "ERROR database timeout after 5s"
+	b.waitJS("followed lines", `document.getElementById("logs-lines").textContent.includes("database timeout")`)
+	b.do("filter the log", chromedp.SendKeys(chromedp.ID("logs-filter"), "error"))
+	if shown := js[[]string](b, `[...document.querySelectorAll("#logs-lines div")].filter(d => !d.hidden).map(d => d.textContent)`); len(shown) != 1 || !strings.Contains(shown[0], "ERROR") {
+		t.Errorf("filtered lines %q", shown)
+	}
+	b.shot("service-logs")
+	js[bool](b, `(() => { const f = document.getElementById("logs-filter"); f.value = ""; f.dispatchEvent(new Event("input")); return true })()`)
+	for i := 0; i < 300; i++ {
+		f.logLines <- fmt.Sprintf("noisy line %d", i)
+	}
+	b.waitJS("the noisy lines", `document.getElementById("logs-lines").textContent.includes("noisy line 299")`)
+	if n := js[int](b, `document.querySelectorAll("#logs-lines div").length`); n > 50 {
+		t.Errorf("%d log lines in the page, the cap is 50", n)
+	}
+	// Pause holds new lines back until resumed.
+	b.do("pause", chromedp.Click(chromedp.ID("logs-pause")))
+	received := js[int](b, `+document.getElementById("logs").dataset.received`)
+	f.logLines <- "while paused"
+	b.waitJS("the line to arrive", fmt.Sprintf(`+document.getElementById("logs").dataset.received > %d`, received))
+	if js[bool](b, `document.getElementById("logs-lines").textContent.includes("while paused")`) {
+		t.Errorf("a line showed while paused")
+	}
+	b.do("resume", chromedp.Click(chromedp.ID("logs-pause")))
+	b.waitJS("the held line after resume", `document.getElementById("logs-lines").textContent.includes("while paused")`)
+	b.do("close the logs", chromedp.Click(chromedp.ID("logs-close")))
+
+	// The other pages.
+	f.must(&raftfsm.PutSnapshot{At: now, Snapshot: raftfsm.Snapshot{Name: "dropmesh-base-1", Kind: raftfsm.SnapshotBase, Status: raftfsm.SnapshotReady,
+		ID: 4242, Progress: 100, Regions: []string{"nyc3", "fra1"}, WantRegions: []string{"nyc3", "fra1"}}})
+	f.must(&raftfsm.PutSnapshot{At: now, Snapshot: raftfsm.Snapshot{Name: "base-node20", Kind: raftfsm.SnapshotCustom, Status: raftfsm.SnapshotBuilding,
+		Phase: "copying to fra1", Progress: 70, Regions: []string{"nyc3"}, WantRegions: []string{"nyc3", "fra1"}}})
+	f.must(&raftfsm.AppendEvent{At: now, Event: raftfsm.Event{Kind: raftfsm.EventNodeStatus, Severity: raftfsm.SeverityWarn, Node: "node-3",
+		Message: "node-3 missed 2 pings"}})
+	for _, p := range []struct{ path, name, ready string }{
+		{"/", "overview", "#stat-services"},
+		{"/services", "services", ".svc"},
+		{"/infrastructure", "infrastructure", ".node"},
+		{"/snapshots", "snapshots", "progress"},
+		{"/admin", "admin", "#agent-log"},
+	} {
+		b.open(p.path)
+		b.waitJS(p.name, fmt.Sprintf(`!!document.querySelector(%q)`, p.ready))
+		b.shot(p.name)
+		b.noHorizontalScroll(p.name)
+	}
+
+	// The overview follows the state live too.
+	b.open("/")
+	b.waitJS("the overview's stream", `document.getElementById("live-dot").classList.contains("on")`)
+	js[bool](b, `window.__sameDocument = true`)
+	if got := textOf(b, "#stat-healthy"); len(got) != 1 || got[0] != "2" {
+		t.Fatalf("healthy on the overview: %v", got)
+	}
+	f.reportHealth(sampleKey, raftfsm.HealthUnhealthy, time.Now().UTC())
+	b.waitJS("two unhealthy", `document.getElementById("stat-unhealthy").textContent.trim() === "2"`)
+	if !js[bool](b, `window.__sameDocument === true`) {
+		t.Errorf("the overview reloaded")
+	}
+
+	// On a phone: no sideways scrolling, and the pages still read well.
+	b.do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
+	for _, p := range []struct{ path, name string }{{"/", "phone-overview"}, {"/services", "phone-services"}, {"/s/" + sampleKey, "phone-service"},
+		{"/infrastructure", "phone-infrastructure"}, {"/admin", "phone-admin"}} {
+		b.open(p.path)
+		b.waitJS(p.name, `!!document.querySelector("main h1")`)
+		b.noHorizontalScroll(p.name)
+		b.shot(p.name)
+	}
+	b.do("laptop size", chromedp.EmulateViewport(1280, 900))
+
+	// Undeploy through the UI: the totals follow.
+	b.open("/s/" + sampleKey)
+	b.waitJS("the service page", `!!document.getElementById("undeploy")`)
+	b.do("undeploy", chromedp.Click(chromedp.ID("undeploy")))
+	b.waitJS("the services page after the undeploy", `location.pathname === "/services" && document.body.innerText.includes("Undeployed sample/prod/web")`)
+	b.open("/")
+	b.waitJS("the totals after the undeploy", `document.getElementById("stat-services").textContent.trim() === "0" && document.getElementById("stat-unhealthy").textContent.trim() === "0"`)
+	b.shot("overview-after-undeploy")
+	if calls := f.callList(); !strings.Contains(strings.Join(calls, ";"), "undeploy "+sampleKey) {
+		t.Errorf("no undeploy reached the node: %v", calls)
+	}
+}
+
+func browserOnboardingAndNoLeader(t *testing.T, c *chromium) {
+	f := newFake(t, false)
+	u := newTestUI(t, f, Config{EventInterval: 100 * time.Millisecond})
+	b := c.tab(t, u.ts.URL)
+	b.open("/login")
+	b.do("sign in", chromedp.SendKeys(chromedp.ID("username"), adminName), chromedp.SendKeys(chromedp.ID("password"), adminPass),
+		chromedp.Click(chromedp.ID("login-submit")))
+	b.waitJS("the setup page", `location.pathname === "/setup" && !!document.getElementById("do-form")`)
+	b.shot("setup-digitalocean")
+	b.do("give the token", chromedp.SendKeys(chromedp.ID("do-token"), "dop_v1_0123456789abcdef"), chromedp.Click(chromedp.CSS("#do-form button")))
+	b.waitJS("the snapshot step", `!!document.getElementById("step-snapshot")`)
+	js[bool](b, `window.__sameDocument = true`)
+	f.must(&raftfsm.PutSnapshot{At: time.Now().UTC(), Snapshot: raftfsm.Snapshot{Name: "dropmesh-base", Kind: raftfsm.SnapshotBase,
+		Status: raftfsm.SnapshotBuilding, Phase: "installing docker", Progress: 45, WantRegions: []string{"nyc3"}}})
+	b.waitJS("the snapshot's progress, live", `document.querySelector("#step-snapshot progress") && document.querySelector("#step-snapshot progress").value === 45`)
+	b.shot("setup-snapshot")
+	f.must(&raftfsm.PutSnapshot{At: time.Now().UTC(), Snapshot: raftfsm.Snapshot{Name: "dropmesh-base", Kind: raftfsm.SnapshotBase,
+		Status: raftfsm.SnapshotReady, Progress: 100, ID: 99, Regions: []string{"nyc3"}, WantRegions: []string{"nyc3"}}})
+	b.waitJS("the Cloudflare step, live", `!!document.getElementById("cf-form") && window.__sameDocument === true`)
+	b.shot("setup-cloudflare")
+	b.do("finish", chromedp.SendKeys(chromedp.ID("cf-token"), "cf-token-123"), chromedp.SendKeys(chromedp.ID("cf-domain"), "example.test"),
+		chromedp.Click(chromedp.CSS("#cf-form button")))
+	b.waitJS("the overview", `location.pathname === "/" && document.body.innerText.includes("Setup complete")`)
+
+	// The leader goes away: a friendly page that retries by itself.
+	f.setLeader("")
+	b.open("/services")
+	b.waitJS("the waiting page", `document.body.innerText.includes("Waiting for a leader")`)
+	b.shot("no-leader")
+	f.setLeader("node-1")
+	b.waitJS("the page back by itself", `location.pathname === "/services" && !!document.querySelector("main h1")`)
+}
