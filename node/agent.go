@@ -17,6 +17,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/edge"
 	"github.com/dropmesh/dropmesh/node/health"
 	"github.com/dropmesh/dropmesh/node/logring"
+	"github.com/dropmesh/dropmesh/node/metrics"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -38,6 +39,7 @@ type Agent struct {
 	edge    edge.Edge
 	checker *health.Checker
 	peers   *peerClient
+	metrics *metrics.Metrics
 
 	// handlers mounted by main (the API and the UI are other packages that
 	// take the agent as their Controller).
@@ -107,6 +109,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		ready: make(chan struct{}),
 	}
 	a.peers = newPeerClient(keys.APIKey)
+	a.metrics = metrics.New(a, cfg.NodeID)
 	if opts.API != nil {
 		if a.apiHandler, err = opts.API(a); err != nil {
 			return nil, fmt.Errorf("api: %w", err)
@@ -165,6 +168,42 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // APIAddr is the API's address as peers reach it.
 func (a *Agent) APIAddr() string { return a.cfg.addr(a.cfg.APIPort) }
+
+// Metrics are this agent's Prometheus metrics; main serves them at
+// GET /metrics on the API.
+func (a *Agent) Metrics() *metrics.Metrics { return a.metrics }
+
+// RaftStats is raft's own statistics for the metrics; nil before raft runs.
+func (a *Agent) RaftStats() map[string]string {
+	if a.store == nil {
+		return nil
+	}
+	return a.store.Stats()
+}
+
+// Members are the gossip members as this node sees them; nil before the
+// mesh runs.
+func (a *Agent) Members() []mesh.Member {
+	if m := a.gossip(); m != nil {
+		return m.Members()
+	}
+	return nil
+}
+
+// GossipHealthScore is memberlist's awareness score (0 is healthy).
+func (a *Agent) GossipHealthScore() int {
+	if m := a.gossip(); m != nil {
+		return m.HealthScore()
+	}
+	return 0
+}
+
+// gossip is the mesh once start has made it.
+func (a *Agent) gossip() *mesh.Mesh {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.mesh
+}
 
 // Run starts everything and blocks until ctx ends, then shuts down
 // gracefully: leadership is handed over and the gossip left.
@@ -230,7 +269,9 @@ func (a *Agent) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gossip: %w", err)
 	}
+	a.mu.Lock()
 	a.mesh = m
+	a.mu.Unlock()
 	if len(cfg.Join) > 0 {
 		a.goRun(ctx, "join", func(ctx context.Context) {
 			n, err := m.Join(ctx, cfg.Join)
@@ -435,7 +476,12 @@ func (a *Agent) apply(ctx context.Context, cmd raftfsm.Command) (any, error) {
 	if err := a.checkProto(cmd.Type()); err != nil {
 		return nil, err
 	}
-	return a.store.Apply(ctx, cmd)
+	start := time.Now()
+	res, err := a.store.Apply(ctx, cmd)
+	if err == nil {
+		a.metrics.ObserveCommit(time.Since(start))
+	}
+	return res, err
 }
 
 // checkProto refuses a command type some voter does not know yet: during a

@@ -399,6 +399,7 @@ func (cd *cloudDuty) retire(ctx context.Context, c cloud) error {
 		if _, err := a.apply(ctx, &raftfsm.RemoveNode{At: a.now(), Node: v.node, Reason: "dead and replaced"}); err != nil {
 			return err
 		}
+		a.metrics.ObserveHeal("replace")
 		_, _ = a.apply(ctx, &raftfsm.AppendEvent{At: a.now(), Event: raftfsm.Event{Kind: raftfsm.EventHealReplace, Severity: raftfsm.SeverityWarn,
 			Node: v.node, Message: "replaced dead node " + v.node + " and deleted its droplet " + v.droplet}})
 	}
@@ -427,6 +428,7 @@ func (a *Agent) powerCycle(ctx context.Context, n raftfsm.Node, reason string) e
 				return raftfsm.CloudChanges{}, err
 			}
 			a.logger.Warn("power-cycling a node", "target", n.ID, "droplet", n.DropletID, "reason", reason)
+			a.metrics.ObserveHeal("reboot")
 			_, err := c.do.DropletAction(ctx, n.DropletID, cloudops.ActionPowerCycle)
 			return raftfsm.CloudChanges{}, err
 		})

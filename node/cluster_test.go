@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +79,67 @@ func TestAgentsFormAClusterFromOneSeed(t *testing.T) {
 	if info.Leader.ID != leader.cfg.NodeID || len(info.Members) != 3 {
 		t.Fatalf("cluster %+v", info)
 	}
+
+	// Every agent serves its metrics behind the key: the leader counts its
+	// commits, each node its gossip members and the API requests it served.
+	resp, err = http.Get("http://" + n2.agent.APIAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/metrics without a key: %d", resp.StatusCode)
+	}
+	lm := scrape(t, leader)
+	if v := metricValue(lm, "dropmesh_raft_leader", `node="`+leader.cfg.NodeID+`"`); v != 1 {
+		t.Errorf("raft_leader on the leader = %v\n%s", v, lm)
+	}
+	if v := metricValue(lm, "dropmesh_raft_commit_duration_seconds_count"); v < 3 {
+		t.Errorf("the leader counted %v commits; the nodes' registrations alone are 3", v)
+	}
+	m2 := scrape(t, n2)
+	if v := metricValue(m2, "dropmesh_gossip_members", `status="alive"`); v != 3 {
+		t.Errorf("node-2 sees %v alive members\n%s", v, m2)
+	}
+	if v := metricValue(m2, "dropmesh_api_request_duration_seconds_count", `route="/v1/cluster"`, `code="200"`); v != 1 {
+		t.Errorf("node-2 counted %v answered GET /v1/cluster\n%s", v, m2)
+	}
+}
+
+// scrape reads n's /metrics with the API key.
+func scrape(t *testing.T, n *testNode) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+n.agent.APIAddr()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+n.agent.Keys().APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics of %s: %d %s", n.cfg.NodeID, resp.StatusCode, body)
+	}
+	return string(body)
+}
+
+// metricValue is the value of the first sample of name whose labels
+// contain every one of labels; -1 when there is none.
+func metricValue(text, name string, labels ...string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		series, value, ok := strings.Cut(line, " ")
+		if !ok || (series != name && !strings.HasPrefix(series, name+"{")) {
+			continue
+		}
+		matched := true
+		for _, l := range labels {
+			matched = matched && strings.Contains(series, l)
+		}
+		if v, err := strconv.ParseFloat(value, 64); matched && err == nil {
+			return v
+		}
+	}
+	return -1
 }
 
 func TestLeaderCrashElectsANewLeaderAndLosesNothing(t *testing.T) {

@@ -218,6 +218,7 @@ func (h *healer) reschedule(ctx context.Context) error {
 			Reason: "node " + m.from + " is " + m.why}); err != nil {
 			return err
 		}
+		a.metrics.ObserveHeal("reschedule")
 	}
 	for _, key := range raftfsm.SortedKeys(stranded) {
 		if _, err := a.apply(ctx, &raftfsm.SetStranded{At: a.now(), Service: key, Reason: stranded[key]}); err != nil {
@@ -283,6 +284,7 @@ func (h *healer) restarts(ctx context.Context) error {
 		if _, err := a.apply(ctx, &raftfsm.RestartInstance{At: now, Instance: c.in.ID, Reason: c.reason}); err != nil {
 			return err
 		}
+		a.metrics.ObserveHeal("restart")
 	}
 	return nil
 }

@@ -116,6 +116,7 @@ func (a *Agent) checkAll(ctx context.Context, targets []checkTarget) []raftfsm.H
 			if !ok {
 				return
 			}
+			a.metrics.ObserveHealth(string(r.Status))
 			mu.Lock()
 			out = append(out, raftfsm.HealthReport{Instance: t.id, Status: string(r.Status), Reason: r.Reason, CheckedAt: r.CheckedAt})
 			mu.Unlock()

@@ -170,6 +170,7 @@ func (a *Agent) waitCaughtUp(ctx context.Context) error {
 // stops the workers of instances gone elsewhere, and removes containers that
 // carry our labels but belong to no wanted instance (orphans).
 func (a *Agent) reconcileOnce(ctx context.Context) {
+	defer func(start time.Time) { a.metrics.ObserveReconcile(time.Since(start)) }(time.Now())
 	wanted := map[string]string{} // instance id -> service key
 	a.fsm.View(func(s *raftfsm.State) {
 		for id, in := range s.Instances {

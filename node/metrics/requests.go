@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -181,3 +182,14 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// API builds the agent API of opts with the metrics mounted and measured:
+// GET /metrics added to its routes and every request timed by route.
+func (m *Metrics) API(opts api.Options) (http.Handler, error) {
+	opts.Extra = append(slices.Clip(opts.Extra), m.Route())
+	h, err := api.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	return m.InstrumentAPI(h, api.Routes(opts)), nil
+}
