@@ -209,8 +209,8 @@ func New(o Options) (h http.Handler, err error) {
 	if err := e.SetTrustedProxies(nil); err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	e.Use(gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
-		s.logger.Error("api handler panicked", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", rec)
+	e.Use(s.requestID, gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
+		s.logger.ErrorContext(c.Request.Context(), "api handler panicked", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", rec)
 		if !c.Writer.Written() {
 			abortWith(c, http.StatusInternalServerError, CodeInternal, "internal error; the agent's log has the details")
 			return

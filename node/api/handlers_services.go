@@ -124,6 +124,7 @@ func (s *server) deploy(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.logger.InfoContext(c.Request.Context(), "deploy accepted", "deploy", res.DeployID, "service", res.Service, "generation", res.Generation)
 	respond(c, http.StatusAccepted, res)
 }
 

@@ -61,6 +61,10 @@ var _ slog.Handler = (*handler)(nil)
 func (h *handler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
 
 func (h *handler) Handle(ctx context.Context, rec slog.Record) error {
+	if as := ContextAttrs(ctx); len(as) > 0 {
+		rec = rec.Clone()
+		rec.AddAttrs(as...)
+	}
 	err := h.inner.Handle(ctx, rec)
 	if h.ring == nil {
 		return err
