@@ -91,7 +91,7 @@ func (b *agentBackend) config(d fakeapi.BackedDroplet, env map[string]string) (n
 	cfg.DataDir = filepath.Join(b.dir, d.Name, "data")
 	cfg.BindIP, cfg.AdvertiseIP, cfg.PublicIP = d.PrivateIP, d.PrivateIP, d.PublicIP
 	cfg.DropletID, cfg.Region = d.ID, env["DROPMESH_REGION"]
-	cfg.ClusterName = env["DROPMESH_CLUSTER_NAME"]
+	cfg.ClusterName, cfg.ClusterID = env["DROPMESH_CLUSTER_NAME"], env["DROPMESH_CLUSTER_ID"]
 	cfg.ClusterSecret = env["DROPMESH_CLUSTER_SECRET"]
 	cfg.Bootstrap = env["DROPMESH_BOOTSTRAP"] == "true"
 	if j := env["DROPMESH_JOIN"]; j != "" {
