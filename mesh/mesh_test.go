@@ -251,6 +251,17 @@ func TestRestartAtNewAddress(t *testing.T) {
 	_ = c.meshes[2].Shutdown()
 	others := c.meshes[:2]
 	waitStatus(t, others, "n2", StatusDead, 15*time.Second)
+	// memberlist refuses the id at another address until it has been dead
+	// for DeadNodeReclaimTime everywhere (a join before that is a conflict
+	// that only a later push-pull would resolve).
+	waitFor(t, 15*time.Second, func() bool {
+		for _, m := range others {
+			if mem, _ := m.Member("n2"); mem.Status != StatusDead || time.Since(mem.Since) < 2*300*time.Millisecond {
+				return false
+			}
+		}
+		return true
+	}, "n2 dead for twice the reclaim time everywhere (%s)", describe(others, "n2"))
 
 	cfg := testConfig(t, "n2", nodeIP(12, 9))
 	reclaim(&cfg)
