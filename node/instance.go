@@ -28,10 +28,19 @@ const labelConfig = "dropmesh.config"
 // other clusters share (local meshes and tests on one machine).
 const labelCluster = "dropmesh.cluster"
 
+// clusterUnknown is the cluster label value that selects no container.
+const clusterUnknown = "unknown-cluster"
+
 // ownLabels are the labels that select this agent's containers, plus extra.
 func (a *Agent) ownLabels(extra map[string]string) map[string]string {
 	var cluster string
 	a.fsm.View(func(s *raftfsm.State) { cluster = s.Settings.ClusterID })
+	if cluster == "" {
+		// Not known yet (the state is still replaying, or the seed has not
+		// initialised it): select nothing rather than every cluster's
+		// containers, which an empty label value would.
+		cluster = clusterUnknown
+	}
 	out := map[string]string{runtime.LabelManaged: "true", runtime.LabelNode: a.cfg.NodeID, labelCluster: cluster}
 	for k, v := range extra {
 		out[k] = v

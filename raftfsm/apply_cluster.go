@@ -147,6 +147,11 @@ func applyUpdateSettings(s *State, c *UpdateSettings) (any, error) {
 	if err := requireTime(c.At); err != nil {
 		return nil, err
 	}
+	if !s.Settings.Initialized {
+		// InitCluster sets the settings whole: a change before it would be
+		// lost (the caller retries once the seed has initialised).
+		return nil, fmt.Errorf("%w: the cluster is not initialised yet; retry shortly", ErrConflict)
+	}
 	next := s.Settings
 	next.Regions = slices.Clone(s.Settings.Regions)
 	setIf(&next.Domain, c.Domain)

@@ -106,6 +106,13 @@ func TestUpdateSettings(t *testing.T) {
 	f.refuse(&UpdateSettings{At: t0, Backup: &BackupSettings{Enabled: true}})
 	neg := -1
 	f.refuse(&UpdateSettings{At: t0, DesiredNodes: &neg})
+
+	// Before InitCluster a change would be overwritten by it: refused as a
+	// conflict the caller retries.
+	g := &fixture{t: t, fsm: NewFSM(nil)}
+	if err := g.refuse(&UpdateSettings{At: t0, Domain: &domain}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("settings before init: %v, want ErrConflict", err)
+	}
 }
 
 func TestUsers(t *testing.T) {
