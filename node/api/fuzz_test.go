@@ -1,6 +1,7 @@
 package api
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,7 +19,7 @@ func FuzzServiceRoute(f *testing.F) {
 		f.Add(seed[0], seed[1], seed[2], seed[3], uint8(0))
 	}
 	fake := NewFake("node-1")
-	h := newHandler(f, fake, nil)
+	h := newHandler(f, fake, quietLogger) // the fuzz target may not log through f
 	if _, err := fake.Deploy(f.Context(), controlDeploy(f, webSpec)); err != nil {
 		f.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func FuzzDeployBody(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	fake := NewFake("node-1")
-	h := newHandler(f, fake, nil)
+	h := newHandler(f, fake, quietLogger) // the fuzz target may not log through f
 	f.Fuzz(func(t *testing.T, body []byte) {
 		before, idx := fake.StateJSON(), fake.Index()
 		req := httptest.NewRequest(http.MethodPost, "http://agent/v1/services", strings.NewReader(string(body)))
@@ -66,3 +67,7 @@ func FuzzDeployBody(f *testing.F) {
 		}
 	})
 }
+
+// quietLogger discards the API's log: a fuzz target must not log through
+// the *testing.F the handler was made with.
+func quietLogger(o *Options) { o.Logger = slog.New(slog.DiscardHandler) }

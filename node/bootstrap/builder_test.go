@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/digitalocean/godo"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/dropmesh/dropmesh/cloudops"
@@ -160,8 +161,6 @@ func TestBuilderBuildsTheSnapshotOverSSHAndRemovesTheBuilder(t *testing.T) {
 
 func TestBuilderShutsTheDropletDownBeforeTheSnapshot(t *testing.T) {
 	e := newBuilderEnv(t)
-	var seen []string
-	var mu sync.Mutex
 	e.host.Authorized = func(ssh.PublicKey) bool { return true }
 	done := make(chan struct{})
 	go func() {
@@ -171,17 +170,18 @@ func TestBuilderShutsTheDropletDownBeforeTheSnapshot(t *testing.T) {
 			t.Errorf("Ensure: %v\n%s", err, e.out)
 		}
 	}()
-	waitFor(t, 30*time.Second, "the builder droplet's actions", func() bool {
+	// The builder droplet is deleted once the snapshot is taken, so its
+	// action list is watched while it exists: the longest list seen must be
+	// in order, and must have had the shutdown before any snapshot.
+	var longest []string
+	waitFor(t, 30*time.Second, "the builder to finish", func() bool {
 		for _, d := range e.fake.State().Droplets {
-			mu.Lock()
-			seen = seen[:0]
+			var seen []string
 			for _, a := range d.Actions {
 				seen = append(seen, a.Type)
 			}
-			n := len(seen)
-			mu.Unlock()
-			if n >= 3 {
-				return true
+			if len(seen) > len(longest) {
+				longest = seen
 			}
 		}
 		select {
@@ -191,11 +191,12 @@ func TestBuilderShutsTheDropletDownBeforeTheSnapshot(t *testing.T) {
 			return false
 		}
 	})
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(seen, []string{"create", "shutdown", "snapshot"}) {
-		t.Fatalf("builder actions %v, want create, shutdown, snapshot", seen)
+	want := []string{"create", "shutdown", "snapshot"}
+	if len(longest) < 2 || len(longest) > len(want) || !slices.Equal(longest, want[:len(longest)]) {
+		t.Fatalf("builder actions %v, want create, shutdown, snapshot", longest)
+	}
+	if !slices.ContainsFunc(e.fake.State().Snapshots, func(s godo.Snapshot) bool { return s.Name == "base-x" }) {
+		t.Fatalf("no snapshot base-x; snapshots %+v", e.fake.State().Snapshots)
 	}
 }
 
