@@ -106,6 +106,12 @@ func (s *server) limitBody(upload bool) gin.HandlerFunc {
 		if upload {
 			limit = s.cfg.MaxUploadBytes
 		}
+		if c.Request.ContentLength > limit {
+			// Known too large before reading: say so without depending on
+			// where the multipart reader would have hit the limit.
+			s.renderError(c, http.StatusRequestEntityTooLarge, "Too large", "The form is too large. Nothing was changed.")
+			return
+		}
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	}
 }
