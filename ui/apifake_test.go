@@ -36,10 +36,15 @@ func TestUIOverTheAPIFake(t *testing.T) {
 	if fake.CallCount("Deploy") != 1 {
 		t.Fatalf("Deploy calls: %d", fake.CallCount("Deploy"))
 	}
-	for _, p := range []string{"/", "/services", servicePath(key), "/infrastructure", "/snapshots", "/admin", "/setup"} {
+	for _, p := range []string{"/", "/services", servicePath(key), "/infrastructure", "/snapshots", "/admin", "/notifications", "/setup"} {
 		if r := c.get(p); r.Status != http.StatusOK {
 			t.Errorf("GET %s: %d", p, r.Status)
 		}
+	}
+	// The UI makes the webhook's id, as the API does: the node takes it as is.
+	if r := c.post("/notifications", url.Values{"csrf_token": {tok}, "url": {"https://hooks.example.com/x"}, "format": {"generic"}}); r.Status != http.StatusSeeOther ||
+		fake.CallCount("PutWebhook") != 1 {
+		t.Fatalf("add a webhook: %d\n%s", r.Status, r.Body)
 	}
 	if r := c.post(servicePath(key)+"/undeploy", url.Values{"csrf_token": {tok}}); r.Status != http.StatusSeeOther {
 		t.Fatalf("undeploy: %d", r.Status)

@@ -304,6 +304,23 @@ func browserDeployWatchUndeploy(t *testing.T, c *chromium) {
 		b.noHorizontalScroll(p.name)
 	}
 
+	// Notifications: a webhook added through the form is listed, its secret cut short.
+	b.open("/notifications")
+	b.waitJS("the notifications page", `!!document.getElementById("add-webhook")`)
+	b.do("fill the webhook form",
+		chromedp.SetValue(chromedp.ID("w-url"), "https://hooks.slack.com/services/T0/B0/browserSecret1234"),
+		chromedp.SetValue(chromedp.ID("w-format"), "slack"),
+		chromedp.SetValue(chromedp.ID("w-events"), "deploy.failed, heal."),
+	)
+	b.do("add the webhook", chromedp.Click(chromedp.ID("webhook-submit")))
+	b.waitJS("the webhook in the list", `location.pathname === "/notifications" && document.querySelectorAll("#webhooks tr[data-webhook]").length === 1 && `+
+		`document.querySelector("#webhooks tr[data-webhook]").innerText.includes("hooks.slack.com/services/…1234")`)
+	if hooks := f.webhooks(); len(hooks) != 1 || hooks[0].Format != raftfsm.WebhookSlack || len(hooks[0].Kinds) != 2 {
+		t.Fatalf("webhooks after the form: %+v", hooks)
+	}
+	b.shot("notifications")
+	b.noHorizontalScroll("notifications")
+
 	// The overview follows the state live too.
 	b.open("/")
 	b.waitJS("the overview's stream", `document.getElementById("live-dot").classList.contains("on")`)
@@ -320,7 +337,7 @@ func browserDeployWatchUndeploy(t *testing.T, c *chromium) {
 	// On a phone: no sideways scrolling, and the pages still read well.
 	b.do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
 	for _, p := range []struct{ path, name string }{{"/", "phone-overview"}, {"/services", "phone-services"}, {"/s/" + sampleKey, "phone-service"},
-		{"/infrastructure", "phone-infrastructure"}, {"/admin", "phone-admin"}} {
+		{"/infrastructure", "phone-infrastructure"}, {"/notifications", "phone-notifications"}, {"/admin", "phone-admin"}} {
 		b.open(p.path)
 		b.waitJS(p.name, `!!document.querySelector("main h1")`)
 		b.noHorizontalScroll(p.name)

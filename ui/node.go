@@ -37,6 +37,10 @@ type Node interface {
 	DeleteUser(ctx context.Context, name string) error
 	UpdateSettings(ctx context.Context, req control.SettingsRequest) error
 	CreateSnapshot(ctx context.Context, req control.SnapshotRequest) error
+	// PutWebhook adds or replaces a notification target (the UI sets w.ID);
+	// DeleteWebhook removes one.
+	PutWebhook(ctx context.Context, w raftfsm.Webhook) error
+	DeleteWebhook(ctx context.Context, id string) error
 
 	// ContainerLogs streams a container's log (the agent forwards to the
 	// container's node).

@@ -38,7 +38,7 @@ func TestEveryPageRenders(t *testing.T) {
 	f.reportHealth(sampleKey, raftfsm.HealthHealthy, time.Now().UTC())
 	f.must(&raftfsm.PutSnapshot{At: time.Now().UTC(), Snapshot: raftfsm.Snapshot{Name: "dropmesh-base-1", Kind: raftfsm.SnapshotBase,
 		Status: raftfsm.SnapshotBuilding, Phase: "installing docker", Progress: 40, WantRegions: []string{"nyc3", "fra1"}, Regions: []string{"nyc3"}}})
-	for _, path := range []string{"/", "/infrastructure", "/services", servicePath(sampleKey), "/snapshots", "/admin", "/services?edit=" + sampleKey} {
+	for _, path := range []string{"/", "/infrastructure", "/services", servicePath(sampleKey), "/snapshots", "/admin", "/notifications", "/services?edit=" + sampleKey} {
 		r := c.get(path)
 		if r.Status != http.StatusOK {
 			t.Errorf("GET %s: %d\n%s", path, r.Status, r.Body)

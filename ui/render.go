@@ -35,6 +35,7 @@ var pages = map[string]string{
 	"services":       "layout",
 	"service":        "layout",
 	"snapshots":      "layout",
+	"notifications":  "layout",
 	"admin":          "layout",
 	"setup":          "layout",
 	"login":          "bare",

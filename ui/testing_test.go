@@ -424,6 +424,25 @@ func (f *fakeNode) CreateSnapshot(ctx context.Context, req control.SnapshotReque
 	return err
 }
 
+func (f *fakeNode) PutWebhook(ctx context.Context, w raftfsm.Webhook) error {
+	if err := f.record("put webhook " + w.ID); err != nil {
+		return err
+	}
+	if w.Format == "" {
+		w.Format = raftfsm.WebhookGeneric
+	}
+	_, err := f.apply(&raftfsm.PutWebhook{At: f.now(), Webhook: w})
+	return err
+}
+
+func (f *fakeNode) DeleteWebhook(ctx context.Context, id string) error {
+	if err := f.record("delete webhook " + id); err != nil {
+		return err
+	}
+	_, err := f.apply(&raftfsm.DeleteWebhook{At: f.now(), ID: id})
+	return err
+}
+
 // ContainerLogs writes the tail lines, then (following) whatever the test
 // sends on logLines until the stream's context ends.
 func (f *fakeNode) ContainerLogs(ctx context.Context, name string, opts control.LogOptions, w io.Writer) error {

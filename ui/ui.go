@@ -230,6 +230,7 @@ func (s *server) routes() *gin.Engine {
 
 	admin := auth.Group("/", s.requireRole(raftfsm.RoleAdmin))
 	admin.GET("/admin", s.page("admin", s.buildAdmin))
+	admin.GET("/notifications", s.page("notifications", s.buildNotifications))
 	admin.GET("/setup", s.setupPage)
 
 	post := func(level raftfsm.Role, upload bool, path string, h gin.HandlerFunc) {
@@ -247,6 +248,8 @@ func (s *server) routes() *gin.Engine {
 	post(raftfsm.RoleAdmin, false, "/admin/users", s.putUser)
 	post(raftfsm.RoleAdmin, false, "/admin/users/:name/delete", s.deleteUser)
 	post(raftfsm.RoleAdmin, false, "/admin/settings", s.updateSettings)
+	post(raftfsm.RoleAdmin, false, "/notifications", s.putWebhook)
+	post(raftfsm.RoleAdmin, false, "/notifications/:id/delete", s.deleteWebhook)
 	post(raftfsm.RoleAdmin, false, "/setup/digitalocean", s.setupDigitalOcean)
 	post(raftfsm.RoleAdmin, false, "/setup/cloudflare", s.setupCloudflare)
 
