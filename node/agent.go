@@ -288,6 +288,7 @@ func (a *Agent) start(ctx context.Context) error {
 			return err
 		}
 	}
+	a.goRun(ctx, "rejoin", a.rejoinLoop)
 	a.goRun(ctx, "leader-loop", a.leaderLoop)
 	a.goRun(ctx, "ready", a.waitReady)
 	return nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/mesh"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -162,11 +163,20 @@ func TestLeaderCrashElectsANewLeaderAndLosesNothing(t *testing.T) {
 	if _, err := next.agent.CreateWorkspace(context.Background(), "after"); err != nil {
 		t.Fatal(err)
 	}
-	leader.cfg.Bootstrap = false
-	leader.cfg.Join = []string{next.cfg.addr(next.cfg.GossipPort)}
+	// It restarts as systemd would restart it: with its own config and no
+	// --join (the seed never had one), and finds the mesh by itself.
+	leader.cfg.Join = nil
 	c.start(leader)
 	c.waitState(leader, 15*time.Second, "the restarted node to catch up", func(s *raftfsm.State) bool {
 		return s.WorkspaceByName("after") != nil
+	})
+	waitFor(t, 30*time.Second, "the restarted node alive in the others' gossip", func() bool {
+		for _, m := range next.agent.Members() {
+			if m.ID == leader.cfg.NodeID {
+				return m.Status == mesh.StatusAlive
+			}
+		}
+		return false
 	})
 	waitFor(t, 20*time.Second, "the restarted node to be a voter again", func() bool {
 		return allVoters(voters(t, next.agent), "node-1", "node-2", "node-3")
