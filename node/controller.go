@@ -282,7 +282,8 @@ func (a *Agent) DeleteUser(ctx context.Context, name string) error {
 // UpdateSettings seals the tokens it is given and commits the settings.
 func (a *Agent) UpdateSettings(ctx context.Context, req control.SettingsRequest) error {
 	cmd := &raftfsm.UpdateSettings{At: a.now(), Domain: req.Domain, UIHost: req.UIHost, Regions: req.Regions,
-		DropletSize: req.DropletSize, DesiredNodes: req.DesiredNodes, HealthInterval: req.HealthInterval, Backup: req.Backup}
+		DropletSize: req.DropletSize, BaseSnapshot: req.BaseSnapshot, DesiredNodes: req.DesiredNodes, HealthInterval: req.HealthInterval,
+		DeadNodeGrace: req.DeadNodeGrace, Backup: req.Backup}
 	seal := func(label string, plain *string) (*raftfsm.Sealed, error) {
 		if plain == nil {
 			return nil, nil

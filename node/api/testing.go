@@ -580,7 +580,8 @@ func (f *Fake) UpdateSettings(ctx context.Context, req control.SettingsRequest) 
 		return err
 	}
 	cmd := &raftfsm.UpdateSettings{At: f.now(), Domain: req.Domain, UIHost: req.UIHost, Regions: req.Regions,
-		DropletSize: req.DropletSize, DesiredNodes: req.DesiredNodes, HealthInterval: req.HealthInterval, Backup: req.Backup}
+		DropletSize: req.DropletSize, BaseSnapshot: req.BaseSnapshot, DesiredNodes: req.DesiredNodes, HealthInterval: req.HealthInterval,
+		DeadNodeGrace: req.DeadNodeGrace, Backup: req.Backup}
 	for _, t := range []struct {
 		label string
 		plain *string

@@ -101,6 +101,7 @@ func TestReadCommandsPrintPureJSON(t *testing.T) {
 	for _, args := range [][]string{
 		{"status", "--json"}, {"nodes", "--json"}, {"services", "--json"}, {"workspaces", "--json"},
 		{"health", "shop/prod/web", "--json"}, {"events", "--json"}, {"snapshots", "--json"}, {"users", "--json"}, {"webhooks", "--json"},
+		{"settings", "--json"},
 		{"state", "export"},
 	} {
 		r := h.run(args...)

@@ -169,10 +169,12 @@ type SettingsRequest struct {
 	UIHost         *string                 `json:"ui_host,omitempty"`
 	Regions        []string                `json:"regions,omitempty"`
 	DropletSize    *string                 `json:"droplet_size,omitempty"`
+	BaseSnapshot   *string                 `json:"base_snapshot,omitempty"`
 	DOToken        *string                 `json:"do_token,omitempty"`
 	CFToken        *string                 `json:"cf_token,omitempty"`
 	DesiredNodes   *int                    `json:"desired_nodes,omitempty"`
 	HealthInterval *raftfsm.Duration       `json:"health_interval,omitempty"`
+	DeadNodeGrace  *raftfsm.Duration       `json:"dead_node_grace,omitempty"`
 	Backup         *raftfsm.BackupSettings `json:"backup,omitempty"`
 	// SpacesSecret is the plain secret key of the backup bucket.
 	SpacesSecret *string `json:"spaces_secret,omitempty"`
