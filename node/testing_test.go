@@ -15,8 +15,9 @@ import (
 )
 
 // testIPPrefix keeps this package's agents on their own loopback addresses,
-// away from other packages' tests running at the same time.
-const testIPPrefix = "127.0.42."
+// away from other packages' tests and other test processes (a benchmark
+// run beside the tests) running at the same time.
+var testIPPrefix = fmt.Sprintf("127.0.%d.", 200+os.Getpid()%50)
 
 // testNode is one agent of a test cluster.
 type testNode struct {
