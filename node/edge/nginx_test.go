@@ -226,7 +226,10 @@ func TestNginxRestartsDeadMaster(t *testing.T) {
 	a := newBackend(t, "A")
 	old := n.Pid()
 	workers := childrenOf(old)
-	for _, p := range append(workers, old) {
+	// The master first: a master that outlives one of its workers forks a
+	// replacement, which would keep the listening socket after the test has
+	// killed everything it knew of.
+	for _, p := range append([]int{old}, workers...) {
 		_ = signal(p, sigKill)
 	}
 	waitFor(t, 5*time.Second, "the killed master to die", func() bool { reap(old); return !processAlive(old) })
