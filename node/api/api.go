@@ -88,6 +88,12 @@ type Limits struct {
 	// MaxClients bounds the per-IP limiter table; beyond it idle entries are
 	// dropped first.
 	MaxClients int
+	// LeaderWait is how long a write through a follower waits for a leader
+	// when none is known, or for a new one when the leader cannot be
+	// reached, before it is answered no_leader (never beyond the request's
+	// own deadline). An election takes well under a second; longer rides out
+	// slower ones but holds the caller longer when there is no quorum.
+	LeaderWait time.Duration
 }
 
 // DefaultLimits returns the defaults of every limit.
@@ -103,6 +109,7 @@ func DefaultLimits() Limits {
 		DefaultWait:    5 * time.Minute,
 		WriteTimeout:   60 * time.Second,
 		MaxClients:     10000,
+		LeaderWait:     3 * time.Second,
 	}
 }
 
@@ -154,6 +161,9 @@ func (o Options) withDefaults() Options {
 	}
 	if l.MaxClients <= 0 {
 		l.MaxClients = d.MaxClients
+	}
+	if l.LeaderWait <= 0 {
+		l.LeaderWait = d.LeaderWait
 	}
 	return o
 }

@@ -25,10 +25,13 @@ const (
 	CodeRateLimited  = "rate_limited"
 	CodeNotLeader    = "not_leader"
 	CodeNoLeader     = "no_leader"
-	CodeTimeout      = "timeout"
-	CodeProbeFailed  = "probe_failed"
-	CodeUnavailable  = "unavailable"
-	CodeInternal     = "internal"
+	// CodeOutcomeUnknown: the leader went away after the request reached
+	// it; it may have been applied. Not retryable: look, then decide.
+	CodeOutcomeUnknown = "outcome_unknown"
+	CodeTimeout        = "timeout"
+	CodeProbeFailed    = "probe_failed"
+	CodeUnavailable    = "unavailable"
+	CodeInternal       = "internal"
 )
 
 // ErrorBody is the JSON shape of every error answer.

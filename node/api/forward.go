@@ -1,13 +1,16 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,10 +24,14 @@ type forwarder struct {
 	logger *slog.Logger
 }
 
-// UnreachableError means the other agent gave no answer; nothing was written.
+// UnreachableError means the other agent gave no answer. Sent tells whether
+// the request may have reached it: when false (the connection was never
+// made, or it was cut before the request was written), the other agent
+// cannot have acted on it and the request may safely go elsewhere.
 type UnreachableError struct {
 	Target string
 	Err    error
+	Sent   bool
 }
 
 func (e *UnreachableError) Error() string {
@@ -32,6 +39,15 @@ func (e *UnreachableError) Error() string {
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// errTargetChanged ends a forward whose target stopped being the right one
+// (the leader changed) before its answer came.
+var errTargetChanged = errors.New("it is no longer the leader")
+
+// watchInterval is how often a forward checks that its target is still the
+// right one while it waits for the connection and the answer's headers: a
+// raft leader change is seen within this long.
+const watchInterval = 20 * time.Millisecond
 
 // hopHeaders are per-connection headers a proxy must not pass on (RFC 9110 7.6.1).
 var hopHeaders = []string{
@@ -64,11 +80,26 @@ func copyHeaders(dst, src http.Header) {
 // forward sends r to target and writes its answer to w. It returns an error
 // only when no answer came (w is untouched then); a failure while copying
 // the answer is logged, the status being already sent.
-func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, target string) error {
+//
+// still, when not nil, is asked every watchInterval until the answer's
+// headers arrive whether target is still the right agent (the leader); when
+// it is not, the forward ends with errTargetChanged: a dead leader's
+// connection does not hold the caller until its deadline.
+func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, target string, still func() bool) error {
 	ctx := r.Context()
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= 0 {
+		return fmt.Errorf("forward to %s: %w", target, context.DeadlineExceeded)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var sent atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
+
 	var body io.Reader
 	seen := &limitSeen{r: r.Body}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		// limitSeen has no Close: the transport cannot close the caller's
+		// body, which a retry elsewhere still needs when nothing was read.
 		body = seen
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, baseURL(target)+r.URL.RequestURI(), body)
@@ -88,13 +119,15 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, target strin
 		out.Header.Set("X-Forwarded-For", host)
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		left := time.Until(dl)
-		if left <= 0 {
-			return &UnreachableError{Target: target, Err: ctx.Err()}
-		}
-		out.Header.Set(HeaderTimeout, left.String())
+		out.Header.Set(HeaderTimeout, time.Until(dl).String())
+	}
+
+	answered := make(chan struct{})
+	if still != nil {
+		go watchTarget(ctx, cancel, answered, still)
 	}
 	resp, err := f.client.Do(out)
+	close(answered)
 	if seen.hit != nil {
 		// The caller's body went over this node's limit: whatever the other
 		// side made of the cut body, the answer is ours.
@@ -104,7 +137,12 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, target strin
 		return fmt.Errorf("request body: %w", seen.hit)
 	}
 	if err != nil {
-		return &UnreachableError{Target: target, Err: err}
+		if cause := context.Cause(ctx); errors.Is(cause, errTargetChanged) {
+			err = cause
+		} else if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("forward to %s: %w", target, context.DeadlineExceeded)
+		}
+		return &UnreachableError{Target: target, Err: err, Sent: sent.Load() || seen.n > 0}
 	}
 	defer resp.Body.Close()
 	copyHeaders(w.Header(), resp.Header)
@@ -113,6 +151,26 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, target strin
 		f.logger.Warn("forwarded answer cut short", "target", target, "path", r.URL.Path, "err", err)
 	}
 	return nil
+}
+
+// watchTarget cancels a forward with errTargetChanged once still reports
+// false, unless the answer came first.
+func watchTarget(ctx context.Context, cancel context.CancelCauseFunc, answered <-chan struct{}, still func() bool) {
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-answered:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if !still() {
+				cancel(errTargetChanged)
+				return
+			}
+		}
+	}
 }
 
 // copyFlushing copies src to w, flushing after every read so a streamed

@@ -52,14 +52,17 @@ type pair struct {
 	leaderTap              *tap
 }
 
-func newPair(t *testing.T) *pair {
+func newPair(t *testing.T) *pair { return newPairWith(t, nil) }
+
+// newPairWith is newPair with the follower's options changed by mod.
+func newPairWith(t *testing.T, mod func(o *Options)) *pair {
 	t.Helper()
 	p := &pair{leader: NewFake("node-1"), follower: NewFake("node-2")}
 	p.leaderTap = &tap{next: newHandler(t, p.leader, nil)}
 	p.leaderSrv = httptest.NewServer(p.leaderTap)
 	t.Cleanup(p.leaderSrv.Close)
 	p.follower.SetLeader(false, "node-1", hostPort(p.leaderSrv))
-	p.followerSrv = newTestServer(t, p.follower, nil)
+	p.followerSrv = newTestServer(t, p.follower, mod)
 	return p
 }
 
@@ -142,7 +145,7 @@ func TestForwardedWriteOnANonLeaderIsRefused(t *testing.T) {
 }
 
 func TestLeaderDownMeansNoLeaderAndNoHalfWrite(t *testing.T) {
-	p := newPair(t)
+	p := newPairWith(t, func(o *Options) { o.Limits.LeaderWait = 300 * time.Millisecond })
 	leaderBefore, followerBefore := p.leader.StateJSON(), p.follower.StateJSON()
 	p.leaderSrv.Close()
 	resp, body := call(t, p.followerSrv, http.MethodPost, "/v1/services", webSpec, "")
@@ -232,5 +235,164 @@ func TestCopyHeadersDropsHopByHop(t *testing.T) {
 	}
 	if baseURL("10.0.0.2:9999") != "http://10.0.0.2:9999" || baseURL("https://a.example:1/") != "https://a.example:1" {
 		t.Fatal("baseURL")
+	}
+}
+
+// movingLeader is a follower whose idea of the leader the test moves: the
+// first n answers of Leader come from the embedded Fake, the rest name next.
+type movingLeader struct {
+	*Fake
+	mu      sync.Mutex
+	calls   int
+	n       int
+	nextID  string
+	nextAPI string
+}
+
+func (m *movingLeader) Leader() (string, string) {
+	m.mu.Lock()
+	m.calls++
+	moved := m.calls > m.n
+	id, api := m.nextID, m.nextAPI
+	m.mu.Unlock()
+	if moved {
+		return id, api
+	}
+	return m.Fake.Leader()
+}
+
+// moveTo makes every later Leader answer name id at api.
+func (m *movingLeader) moveTo(id, api string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.n, m.nextID, m.nextAPI = m.calls, id, api
+}
+
+// deadAddr is an address nothing listens on: a dial there is refused.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := hostPort(srv)
+	srv.Close()
+	return addr
+}
+
+func TestWriteRidesOutALeaderThatCannotBeReached(t *testing.T) {
+	leader := NewFake("node-3")
+	leaderSrv := newTestServer(t, leader, nil)
+	follower := &movingLeader{Fake: NewFake("node-2"), n: 1, nextID: "node-3", nextAPI: hostPort(leaderSrv)}
+	// The follower still names the old leader, which is gone: its dial is
+	// refused, and the next answer of Leader names the new one.
+	follower.SetLeader(false, "node-1", deadAddr(t))
+	srv := newTestServer(t, follower, nil)
+
+	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
+	expect(t, resp, body, http.StatusAccepted, nil)
+	if n := leader.CallCount("Deploy"); n != 1 {
+		t.Fatalf("the new leader got %d deploys, want exactly 1", n)
+	}
+}
+
+func TestWriteWaitsForALeaderToBeElected(t *testing.T) {
+	leader := NewFake("node-3")
+	leaderSrv := newTestServer(t, leader, nil)
+	follower := &movingLeader{Fake: NewFake("node-2"), n: 3, nextID: "node-3", nextAPI: hostPort(leaderSrv)}
+	follower.SetLeader(false, "", "") // no leader for the first three looks
+	srv := newTestServer(t, follower, nil)
+
+	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
+	expect(t, resp, body, http.StatusAccepted, nil)
+	if n := leader.CallCount("Deploy"); n != 1 {
+		t.Fatalf("the leader got %d deploys, want exactly 1", n)
+	}
+}
+
+// TestLeaderLostMidRequest: the leader takes the request and never answers
+// (its droplet died with the connection open). Once the follower sees a new
+// leader it answers at once instead of holding the caller until its
+// deadline: a write is not repeated (it may have been applied), a read is
+// served by the new leader.
+func TestLeaderLostMidRequest(t *testing.T) {
+	arrived := make(chan struct{}, 4)
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		arrived <- struct{}{}
+		<-release
+	}))
+	t.Cleanup(func() { close(release); hung.Close() })
+	next := NewFake("node-3")
+	if _, err := next.Deploy(t.Context(), controlDeploy(t, webSpec)); err != nil {
+		t.Fatal(err)
+	}
+	nextSrv := newTestServer(t, next, nil)
+	follower := &movingLeader{Fake: NewFake("node-2"), n: 1 << 30}
+	follower.SetLeader(false, "node-1", hostPort(hung))
+	srv := newTestServer(t, follower, nil)
+
+	type answer struct {
+		resp *http.Response
+		body []byte
+	}
+	send := func(method, path string, body any) <-chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			req, _ := http.NewRequest(method, srv.URL+path, nil)
+			if body != nil {
+				req, _ = http.NewRequest(method, srv.URL+path, strings.NewReader(body.(string)))
+			}
+			req.Header.Set("Authorization", "Bearer "+testKey)
+			req.Header.Set(HeaderTimeout, "30s")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				ch <- answer{}
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			ch <- answer{resp, b}
+		}()
+		return ch
+	}
+	waitArrived := func() {
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the request never reached the old leader")
+		}
+	}
+
+	start := time.Now()
+	write := send(http.MethodPost, "/v1/services", webSpec)
+	waitArrived()
+	follower.moveTo("node-3", hostPort(nextSrv))
+	a := <-write
+	if a.resp == nil {
+		t.FailNow()
+	}
+	expect(t, a.resp, a.body, http.StatusBadGateway, nil)
+	if e := errorOf(t, a.body); e.Error != CodeOutcomeUnknown || Retryable(e.Error) {
+		t.Fatalf("answer %+v: want %s, not retryable", e, CodeOutcomeUnknown)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the caller was held %v", took)
+	}
+	if n := next.CallCount("Deploy"); n != 1 { // the one made by the test
+		t.Fatalf("the write was repeated on the new leader (%d deploys)", n)
+	}
+
+	follower.moveTo("node-1", hostPort(hung))
+	read := send(http.MethodGet, "/v1/services?consistent=true", nil)
+	waitArrived()
+	follower.moveTo("node-3", hostPort(nextSrv))
+	a = <-read
+	if a.resp == nil {
+		t.FailNow()
+	}
+	var services []raftfsm.Service
+	expect(t, a.resp, a.body, http.StatusOK, &services)
+	if len(services) != 1 {
+		t.Fatalf("the read answered %d services, want the new leader's 1", len(services))
 	}
 }

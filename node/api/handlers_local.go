@@ -38,8 +38,11 @@ func (s *server) proxyTo(c *gin.Context, node, what string) {
 		abortWith(c, http.StatusServiceUnavailable, CodeUnavailable, fmt.Sprintf("node %s (where %s is) has no known API address", node, what))
 		return
 	}
-	if err := s.fwd.forward(c.Writer, c.Request, addr); err != nil {
+	if err := s.fwd.forward(c.Writer, c.Request, addr, nil); err != nil {
 		s.logger.Warn("proxy to node failed", "node", node, "api", addr, "path", c.Request.URL.Path, "err", err)
+		if s.answerLost(c, err, fmt.Sprintf("node %s (%s), where %s is", node, addr, what)) {
+			return
+		}
 		abortWith(c, http.StatusServiceUnavailable, CodeUnavailable, fmt.Sprintf("node %s (%s), where %s is, cannot be reached", node, addr, what))
 	}
 }
@@ -243,10 +246,12 @@ func (s *server) probe(c *gin.Context) {
 type limitSeen struct {
 	r   io.Reader
 	hit error
+	n   int64 // bytes read so far
 }
 
 func (l *limitSeen) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
+	l.n += int64(n)
 	var maxErr *http.MaxBytesError
 	if errors.As(err, &maxErr) {
 		l.hit = maxErr

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -210,25 +211,103 @@ func (s *server) toLeader(c *gin.Context) {
 }
 
 // forwardToLeader relays the request to the leader and ends the chain.
+//
+// A leader change is ridden out rather than passed on: with no leader known
+// the request waits for one (up to Limits.LeaderWait), and a forward that
+// could not reach the leader goes to its successor, as long as the old
+// leader cannot have acted on it (the request never left, or it is safe to
+// repeat). A request that may have been applied is never sent twice: the
+// caller is told the outcome is unknown.
 func (s *server) forwardToLeader(c *gin.Context) {
 	defer c.Abort()
 	if c.GetHeader(HeaderForwarded) != "" {
 		abortWith(c, http.StatusServiceUnavailable, CodeNotLeader, fmt.Sprintf("node %s is not the leader (the request was forwarded to it); retry", s.ctrl.NodeID()))
 		return
 	}
-	id, addr := s.ctrl.Leader()
-	if addr == "" {
-		abortWith(c, http.StatusServiceUnavailable, CodeNoLeader, "the cluster has no leader right now; retry")
-		return
+	ctx := c.Request.Context()
+	giveUp := s.now().Add(s.opts.Limits.LeaderWait)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(giveUp) {
+		giveUp = dl
 	}
-	if err := s.fwd.forward(c.Writer, c.Request, addr); err != nil {
-		if status, code := classify(err); status == http.StatusRequestEntityTooLarge {
+	repeatable := idempotent(c.Request.Method) && (c.Request.Body == nil || c.Request.Body == http.NoBody || c.Request.ContentLength == 0)
+	var failedID, failedAddr string
+	for {
+		id, addr := s.awaitLeader(ctx, giveUp, failedAddr)
+		if addr == "" {
+			msg := "the cluster has no leader right now; retry"
+			if failedAddr != "" {
+				msg = fmt.Sprintf("the leader %s (%s) cannot be reached and no other leader was elected in time; retry", failedID, failedAddr)
+			}
+			abortWith(c, http.StatusServiceUnavailable, CodeNoLeader, msg)
+			return
+		}
+		err := s.fwd.forward(c.Writer, c.Request, addr, func() bool { _, now := s.ctrl.Leader(); return now == addr })
+		if err == nil {
+			return
+		}
+		if status, code := classify(err); status == http.StatusRequestEntityTooLarge || status == http.StatusGatewayTimeout {
 			abortWith(c, status, code, userMessage(err))
 			return
 		}
 		s.logger.Warn("forward to the leader failed", "leader", id, "api", addr, "path", c.Request.URL.Path, "err", err)
-		abortWith(c, http.StatusServiceUnavailable, CodeNoLeader, fmt.Sprintf("the leader %s (%s) cannot be reached; retry", id, addr))
+		var ue *UnreachableError
+		if errors.As(err, &ue) && ue.Sent && !repeatable {
+			s.answerLost(c, err, fmt.Sprintf("the leader %s (%s)", id, addr))
+			return
+		}
+		failedID, failedAddr = id, addr
 	}
+}
+
+// awaitLeader returns the leader's id and API address, waiting until one is
+// known or giveUp. After a failed forward to avoid, the same address is
+// tried again only once avoidFor has passed (the leader may have been
+// briefly unreachable rather than gone); a new leader is taken at once.
+func (s *server) awaitLeader(ctx context.Context, giveUp time.Time, avoid string) (string, string) {
+	start := s.now()
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for {
+		id, addr := s.ctrl.Leader()
+		if addr != "" && (addr != avoid || s.now().Sub(start) >= avoidFor) {
+			return id, addr
+		}
+		if !s.now().Before(giveUp) {
+			return "", ""
+		}
+		select {
+		case <-ctx.Done():
+			return "", ""
+		case <-t.C:
+		}
+	}
+}
+
+// avoidFor is how long a leader whose forward just failed is left alone
+// before it is tried again.
+const avoidFor = 250 * time.Millisecond
+
+// answerLost answers a forward to who that failed after the request may have
+// reached it: 502 outcome_unknown, which clients must not retry blindly. It
+// reports false (and answers nothing) when err is not such a failure.
+func (s *server) answerLost(c *gin.Context, err error, who string) bool {
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || !ue.Sent || idempotent(c.Request.Method) {
+		return false
+	}
+	abortWith(c, http.StatusBadGateway, CodeOutcomeUnknown, fmt.Sprintf(
+		"%s stopped answering after the request reached it (%v): it may or may not have been applied; check before repeating it", who, ue.Err))
+	return true
+}
+
+// idempotent reports whether a request with this method may be repeated
+// without changing its effect (RFC 9110 9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
 }
 
 // consistent handles ?consistent=true: a follower forwards the read to the

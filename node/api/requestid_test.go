@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dropmesh/dropmesh/node/logring"
 	"github.com/dropmesh/dropmesh/raftfsm"
@@ -45,6 +47,13 @@ func (l *jsonLog) lines(t *testing.T, msg string) []map[string]any {
 	return out
 }
 
+// count is the number of records with message msg so far.
+func (l *jsonLog) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.buf.String(), `"msg":`+strconv.Quote(msg))
+}
+
 func (l *jsonLog) logger(t *testing.T, node string) *slog.Logger {
 	h, err := logring.NewHandler(l, logring.FormatJSON, slog.LevelDebug, nil)
 	if err != nil {
@@ -77,6 +86,9 @@ func TestRequestIDFollowsAForwardedDeployIntoBothLogs(t *testing.T) {
 		t.Fatalf("leader's deploy line %v, want request %s deploy %s", accepted, id, res.DeployID)
 	}
 	for name, l := range map[string]*jsonLog{"leader": &leaderLog, "follower": &followerLog} {
+		// The request line is written once the answer has gone out, so it
+		// may come just after the caller has read it.
+		waitFor(t, 5*time.Second, name+"'s request line", func() bool { return l.count("api request") > 0 })
 		reqs := l.lines(t, "api request")
 		if len(reqs) != 1 || reqs[0]["request"] != id || reqs[0]["status"] != float64(http.StatusAccepted) || reqs[0]["level"] != "INFO" {
 			t.Errorf("%s's request lines %v", name, reqs)

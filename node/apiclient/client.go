@@ -233,7 +233,11 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, context.Can
 				return nil, nil, err
 			}
 			allDead = false
-			wait = max(backoff, min(apiErr.RetryAfter, retryAfterMax))
+			// Another agent may lead or know the leader: ask it at once,
+			// and honour Retry-After at the end of the round.
+			if endOfRound {
+				wait = max(backoff, min(apiErr.RetryAfter, retryAfterMax))
+			}
 		case isDialError(err), !r.write:
 			if !isDialError(err) {
 				allDead = false
@@ -251,7 +255,10 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, context.Can
 			}
 			allDead = true
 		}
-		if deadRounds >= maxDeadRounds || time.Now().Add(wait).After(giveUp) {
+		// Every agent is asked at least once, however long the first ones
+		// took to answer (a follower waits a while for a leader).
+		firstRound := attempt+1 < len(c.bases)
+		if deadRounds >= maxDeadRounds || !firstRound && time.Now().Add(wait).After(giveUp) {
 			break
 		}
 		if wait > 0 {
