@@ -132,7 +132,7 @@ func (a *Agent) prepareDeploy(s *raftfsm.State, spec raftfsm.ServiceSpec, req co
 		}
 	}
 	for name, v := range spec.SealedSecrets {
-		if _, err := raftfsm.Open(a.keys.Sealer, "secret:"+key+":"+name, v); err != nil {
+		if _, err := raftfsm.Open(a.keys.Sealer, raftfsm.SecretLabel(key, name), v); err != nil {
 			return nil, fmt.Errorf("%w: secret %s is sealed for another cluster or service; send it in plain text under secrets", raftfsm.ErrInvalid, name)
 		}
 	}
@@ -409,7 +409,7 @@ func (a *Agent) ImportState(ctx context.Context, doc raftfsm.ExportDocument) (ra
 			spec.Normalize()
 			key := raftfsm.ServiceKey(spec.Workspace, spec.Project, spec.Env, spec.Service)
 			for name, v := range spec.SealedSecrets {
-				if _, err := raftfsm.Open(a.keys.Sealer, "secret:"+key+":"+name, v); err != nil {
+				if _, err := raftfsm.Open(a.keys.Sealer, raftfsm.SecretLabel(key, name), v); err != nil {
 					prepErr = fmt.Errorf("%w: %s: secret %s was sealed by another cluster; export it with plain secrets", raftfsm.ErrInvalid, key, name)
 					return
 				}

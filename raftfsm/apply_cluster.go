@@ -592,6 +592,9 @@ func validateRegistryHost(h string) error {
 }
 
 func applyDeleteRegistry(s *State, c *DeleteRegistry) (any, error) {
+	if err := requireTime(c.At); err != nil {
+		return nil, err
+	}
 	if _, ok := s.Registries[c.Registry]; !ok {
 		return nil, fmt.Errorf("registry %s: %w", c.Registry, ErrNotFound)
 	}

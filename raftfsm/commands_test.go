@@ -144,6 +144,7 @@ func TestNodes(t *testing.T) {
 	f.refuse(&UpsertNode{At: t0, Node: Node{ID: "node-9", PublicIP: "1.2.3"}})
 	f.refuse(&UpsertNode{At: t0, Node: Node{ID: "node-9", API: "127.0.0.1:99;rm"}})
 
+	f.refuse(&RecordPings{Results: []PingResult{{Node: "node-2", OK: false}}}) // no time stamp
 	f.must(&RecordPings{At: t0, Results: []PingResult{{Node: "node-2", OK: false}, {Node: "ghost", OK: false}}})
 	f.must(&RecordPings{At: t0, Results: []PingResult{{Node: "node-2", OK: false}}})
 	f.view(func(s *State) {
@@ -210,6 +211,19 @@ func TestDeployCreatesServiceInstancesAndRollout(t *testing.T) {
 	id0 := InstanceID(key, 0)
 	f.must(&AdvanceRollout{At: t0, DeployID: "d1", Service: key, Generation: 1, Instances: []string{id0}})
 	f.must(&ReportInstances{At: t0, Node: "node-1", Reports: []InstanceReport{{Instance: id0, Generation: 1, ContainerID: "abc", State: "running", Phase: "routed", Address: "127.0.0.2:32768"}}})
+	// Bad reports are refused whole: a good report beside a bad one is not applied.
+	good := InstanceReport{Instance: id0, Generation: 1, ContainerID: "zzz", State: "running"}
+	for name, bad := range map[string]InstanceReport{
+		"address":    {Instance: id0, Generation: 1, Address: "127.0.0.2:32768;rm"},
+		"long error": {Instance: id0, Generation: 1, Error: strings.Repeat("e", 4001)},
+		"long phase": {Instance: id0, Generation: 1, Phase: strings.Repeat("p", 65)},
+	} {
+		if err := f.refuse(&ReportInstances{At: t0, Node: "node-1", Reports: []InstanceReport{good, bad}}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("report with a bad %s: %v", name, err)
+		}
+	}
+	f.refuse(&ReportInstances{At: t0, Node: "ghost", Reports: []InstanceReport{good}})
+	f.refuse(&ReportInstances{Node: "node-1", Reports: []InstanceReport{good}})
 	// A report from a node the instance is not on is stale and ignored.
 	f.must(&ReportInstances{At: t0, Node: "node-3", Reports: []InstanceReport{{Instance: id0, Generation: 9, State: "running"}}})
 	f.must(&FinishDeploy{At: t0, DeployID: "d1", Status: DeploySucceeded})
@@ -488,7 +502,9 @@ func TestEventsWebhooksRegistriesContexts(t *testing.T) {
 	f.must(&PutRegistry{At: t0, Credential: RegistryCredential{Registry: "127.0.0.1:5000", Username: "u", Password: pw}})
 	f.refuse(&PutRegistry{At: t0, Credential: RegistryCredential{Registry: "reg;istry", Username: "u", Password: pw}})
 	f.refuse(&PutRegistry{At: t0, Credential: RegistryCredential{Registry: "ghcr.io", Username: "u", Password: "plain"}})
+	f.refuse(&DeleteRegistry{Registry: "127.0.0.1:5000"}) // no time stamp
 	f.must(&DeleteRegistry{At: t0, Registry: "127.0.0.1:5000"})
+	f.refuse(&DeleteRegistry{At: t0, Registry: "127.0.0.1:5000"}) // gone already
 
 	digest := "sha256:" + strings.Repeat("ab", 32)
 	f.must(&PutBuildContext{At: t0, Digest: digest, Size: 100, Node: "node-1"})

@@ -32,6 +32,12 @@ const (
 	EventSnapshot        = "snapshot"
 	EventCluster         = "cluster"
 	EventUser            = "user"
+	// EventHealVeto: a restart the leader did not make, because another
+	// node reached the container its own node calls unhealthy.
+	EventHealVeto = "heal.veto"
+	// EventDeployRefused: a node refused to run a generation as its agent
+	// is configured (a stateful service published on a public address).
+	EventDeployRefused = "deploy.refused"
 )
 
 // Event is one line of the cluster's history, shown in the UI and sent to webhooks.

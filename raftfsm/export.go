@@ -199,8 +199,9 @@ func applyImportState(s *State, c *ImportState) (any, error) {
 	if err := doc.Validate(); err != nil {
 		return nil, err
 	}
-	// Check every placement and secret before changing anything.
+	// Check every placement, secret and deploy id before changing anything.
 	specs := make(map[string]ServiceSpec, len(doc.Services))
+	deployIDs := make(map[string]string, len(doc.Services))
 	for _, spec := range doc.Services {
 		n := spec.Clone()
 		n.Normalize()
@@ -211,9 +212,17 @@ func applyImportState(s *State, c *ImportState) (any, error) {
 		if err := s.checkPlacement(key, n, c.Placements[key]); err != nil {
 			return nil, err
 		}
-		if err := validateID("deploy id", c.DeployIDs[key]); err != nil {
+		id := c.DeployIDs[key]
+		if err := validateID("deploy id", id); err != nil {
 			return nil, fmt.Errorf("state import: %s: %w", key, err)
 		}
+		if other, dup := deployIDs[id]; dup {
+			return nil, invalidf("state import: deploy id %s is given to both %s and %s", id, other, key)
+		}
+		if _, taken := s.Deploys[id]; taken {
+			return nil, invalidf("state import: deploy id %s of %s is already in use", id, key)
+		}
+		deployIDs[id] = key
 		specs[key] = n
 	}
 	// The default workspace of this cluster stays unless the document brings one.

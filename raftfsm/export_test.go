@@ -104,6 +104,24 @@ func TestImportRefusesBadDocuments(t *testing.T) {
 	bad := place(doc)
 	bad[ServiceKey(testWS, "shop", "prod", "redis")] = []Assignment{{Slot: 0, Node: "ghost"}}
 	g.refuse(&ImportState{At: t0, Document: doc, Placements: bad, DeployIDs: ids(doc)})
+
+	// Deploy ids: one per service, none already in use.
+	same := ids(doc)
+	for k := range same {
+		same[k] = "x-same"
+	}
+	if err := g.refuse(&ImportState{At: t0, Document: doc, Placements: place(doc), DeployIDs: same}); !strings.Contains(err.Error(), "given to both") {
+		t.Fatalf("one deploy id for two services: %v", err)
+	}
+	g.deploy("taken", webSpec(), "node-1", "node-2")
+	reused := ids(doc)
+	for k := range reused {
+		reused[k] = "taken"
+		break
+	}
+	if err := g.refuse(&ImportState{At: t0, Document: doc, Placements: place(doc), DeployIDs: reused}); !strings.Contains(err.Error(), "already in use") {
+		t.Fatalf("a deploy id already in use: %v", err)
+	}
 }
 
 func TestReadExportStrict(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -73,14 +74,22 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 	}
 	v, err := applyEntry(f.state, l.Data)
 	if err != nil {
-		f.logger.Debug("command refused", "index", l.Index, "err", err)
+		level := slog.LevelDebug
+		if strings.Contains(err.Error(), "internal error") {
+			level = slog.LevelError
+		}
+		f.logger.Log(context.Background(), level, "command refused", "index", l.Index, "err", err)
 	}
 	return &Result{Index: l.Index, Value: v, Err: err}
 }
 
-// applyEntry decodes and applies one entry. A handler that would panic on
-// malformed input is a bug, but one bad entry must not stop every replica: a
-// recovered panic becomes an error result on all of them alike.
+// applyEntry decodes and applies one entry. Handlers validate everything
+// before they change anything, so a refused command leaves the state as it
+// was. A handler that panics is a bug (FuzzDecodeApply looks for them), but
+// one bad entry must not stop every replica: the panic becomes an error
+// result, logged, on all of them alike; whatever the handler had changed
+// before it panicked stays changed, identically on every replica, since
+// Apply is deterministic.
 func applyEntry(s *State, data []byte) (v any, err error) {
 	cmd, err := Decode(data)
 	if err != nil {
@@ -89,7 +98,7 @@ func applyEntry(s *State, data []byte) (v any, err error) {
 	h, _ := handlerFor(cmd.Type())
 	defer func() {
 		if p := recover(); p != nil {
-			v, err = nil, fmt.Errorf("apply %s: internal error: %v", cmd.Type(), p)
+			v, err = nil, fmt.Errorf("apply %s: internal error (a bug; please report it): %v", cmd.Type(), p)
 		}
 	}()
 	return h.apply(s, cmd)
@@ -166,8 +175,10 @@ func (f *FSM) Clone() *State {
 	return s
 }
 
-// snapshotFormat is the version of the snapshot document. Restore accepts
-// every version listed in restoreFormats.
+// snapshotFormat is the version of the snapshot document this build writes.
+// Restore reads it and every older format still listed in ReadSnapshot
+// (there is none yet: 1 is the first); a change to the document's shape
+// bumps it and keeps a reader for the previous one.
 const snapshotFormat = 1
 
 type snapshotDocument struct {
@@ -213,8 +224,14 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 	if err := json.NewDecoder(r).Decode(&doc); err != nil {
 		return nil, fmt.Errorf("restore snapshot: %w", err)
 	}
-	if doc.Format != snapshotFormat {
-		return nil, fmt.Errorf("restore snapshot: format %d is not supported by this version (it reads format %d); upgrade dropmesh on this node", doc.Format, snapshotFormat)
+	switch {
+	case doc.Format == snapshotFormat:
+	case doc.Format > snapshotFormat:
+		return nil, fmt.Errorf("restore snapshot: format %d is newer than this version reads (format %d): upgrade dropmesh on this node", doc.Format, snapshotFormat)
+	case doc.Format <= 0:
+		return nil, fmt.Errorf("restore snapshot: no format number: this is not a dropmesh state snapshot")
+	default:
+		return nil, fmt.Errorf("restore snapshot: format %d is older than any this version reads (format %d): restore it with the dropmesh version that wrote it and move the state with `dropmesh state export` / `state import`", doc.Format, snapshotFormat)
 	}
 	s := NewState()
 	if err := json.Unmarshal(doc.State, s); err != nil {

@@ -60,9 +60,10 @@ func (s Sealed) Valid() bool {
 	return err == nil
 }
 
-// secretLabel is the associated data of a service secret: the service key
-// and the variable name.
-func secretLabel(serviceKey, name string) string { return "secret:" + serviceKey + ":" + name }
+// SecretLabel is the associated data a service secret is sealed with: the
+// service key and the variable name, so a sealed value cannot be moved to
+// another service or variable. Open a sealed secret with this label.
+func SecretLabel(serviceKey, name string) string { return "secret:" + serviceKey + ":" + name }
 
 // SealSecrets moves spec.Secrets into spec.SealedSecrets, sealed for the
 // service key. Sealed values already in the spec for names not resubmitted are
@@ -77,7 +78,7 @@ func SealSecrets(aead cipher.AEAD, serviceKey string, spec *ServiceSpec) error {
 		sealed = map[string]Sealed{}
 	}
 	for _, name := range slices.Sorted(maps.Keys(spec.Secrets)) {
-		v, err := Seal(aead, secretLabel(serviceKey, name), []byte(spec.Secrets[name]))
+		v, err := Seal(aead, SecretLabel(serviceKey, name), []byte(spec.Secrets[name]))
 		if err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func SealSecrets(aead cipher.AEAD, serviceKey string, spec *ServiceSpec) error {
 func OpenSecrets(aead cipher.AEAD, serviceKey string, spec ServiceSpec) (map[string]string, error) {
 	out := make(map[string]string, len(spec.SealedSecrets))
 	for name, v := range spec.SealedSecrets {
-		plain, err := Open(aead, secretLabel(serviceKey, name), v)
+		plain, err := Open(aead, SecretLabel(serviceKey, name), v)
 		if err != nil {
 			return nil, fmt.Errorf("secret %s of %s: %w", name, serviceKey, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,9 +54,15 @@ type HealthSpec struct {
 	StartTimeout Duration `json:"start_timeout,omitempty"`
 	// StartChecks is how many consecutive passing checks make a new generation healthy.
 	StartChecks int `json:"start_checks,omitempty"`
-	// LogPattern overrides the regular expression that marks error lines.
+	// LogPattern overrides the regular expression (RE2, at most
+	// MaxLogPatternLen bytes) that marks error lines; JSON lines are still
+	// judged by their level field.
 	LogPattern string `json:"log_pattern,omitempty"`
 }
+
+// MaxLogPatternLen bounds health.log_pattern: long enough for any real
+// pattern, short enough that compiling it on every node costs nothing.
+const MaxLogPatternLen = 1024
 
 // ServiceSpec is what a user submits to deploy a service (YAML or JSON).
 // Secrets arrive in plain text and are sealed by the leader before the spec
@@ -445,8 +452,26 @@ func (h HealthSpec) validate() error {
 	if h.StartChecks < 1 || h.StartChecks > 20 {
 		return invalidf("health.start_checks %d: want 1 to 20", h.StartChecks)
 	}
-	if len(h.LogPattern) > 1024 {
-		return invalidf("health.log_pattern: longer than 1024 characters")
+	return validateLogPattern(h.LogPattern)
+}
+
+// validateLogPattern checks health.log_pattern the way the health checks
+// compile it (Go's RE2 syntax), so a pattern the checks could not use is
+// refused at the door. A pattern that matches an empty line is refused too:
+// it would call every line of every log an error.
+func validateLogPattern(p string) error {
+	if p == "" {
+		return nil
+	}
+	if len(p) > MaxLogPatternLen {
+		return invalidf("health.log_pattern: %d bytes, longer than %d", len(p), MaxLogPatternLen)
+	}
+	re, err := regexp.Compile(p)
+	if err != nil {
+		return invalidf("health.log_pattern: not a valid regular expression (RE2 syntax): %v", err)
+	}
+	if re.MatchString("") {
+		return invalidf("health.log_pattern %q: matches an empty line, so every log line would count as an error", p)
 	}
 	return nil
 }

@@ -186,3 +186,32 @@ func TestSealedSecretsRoundTrip(t *testing.T) {
 		t.Fatalf("opened under another service key: %v", err)
 	}
 }
+
+// TestSpecValidationLogPattern: health.log_pattern must compile as the
+// health checks compile it, stay under its length cap and not match an
+// empty line; the error names the field.
+func TestSpecValidationLogPattern(t *testing.T) {
+	bad := map[string]string{
+		"does not compile":    `(oops`,
+		"not RE2":             `(?<=ERROR)x`,
+		"too long":            "ERROR" + strings.Repeat("x", MaxLogPatternLen),
+		"matches empty lines": `(?i)error|`,
+		"matches every line":  `.*`,
+	}
+	for name, p := range bad {
+		t.Run(name, func(t *testing.T) {
+			s := ServiceSpec{Project: "shop", Env: "prod", Service: "web", Image: "nginx:1", Port: 80, Health: HealthSpec{LogPattern: p}}
+			s.Normalize()
+			err := s.Validate()
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "health.log_pattern") {
+				t.Fatalf("pattern %.40q: err %v, want an invalid health.log_pattern", p, err)
+			}
+		})
+	}
+	s := ServiceSpec{Project: "shop", Env: "prod", Service: "web", Image: "nginx:1", Port: 80,
+		Health: HealthSpec{LogPattern: `^\S+ (?:OOPS|BOOM)\b` + strings.Repeat(" ?", 100)}}
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		t.Fatalf("a valid pattern: %v", err)
+	}
+}

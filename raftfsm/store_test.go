@@ -270,20 +270,44 @@ func TestStoreMembership(t *testing.T) {
 	}
 }
 
+// TestLeadershipChangedSignals: a leadership transfer closes the channel of
+// the node that loses leadership and of the one that gains it, and each
+// reads its new role after the signal.
 func TestLeadershipChangedSignals(t *testing.T) {
-	nodes := tcpCluster(t, 1, nil)
-	n := nodes[0]
-	ch := n.store.LeadershipChanged()
-	if n.store.IsLeader() {
-		return // became leader before we took the channel; the signal was for the past
+	nodes := tcpCluster(t, 3, nil)
+	old := leaderOf(t, nodes)
+	chans := map[*testNode]<-chan struct{}{}
+	for _, n := range nodes {
+		chans[n] = n.store.LeadershipChanged()
 	}
-	select {
-	case <-ch:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no leadership signal")
+	if err := old.store.TransferLeadership(); err != nil {
+		t.Fatal(err)
 	}
-	if !n.store.IsLeader() {
-		t.Fatal("signal without leadership")
+	wait := func(n *testNode) {
+		t.Helper()
+		select {
+		case <-chans[n]:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s got no leadership signal", n.id)
+		}
+	}
+	wait(old)
+	if old.store.IsLeader() {
+		t.Fatalf("%s still leads after its signal", old.id)
+	}
+	var next *testNode
+	waitFor(t, 10*time.Second, "a new leader", func() bool {
+		for _, n := range nodes {
+			if n != old && n.store.IsLeader() {
+				next = n
+				return true
+			}
+		}
+		return false
+	})
+	wait(next)
+	if !next.store.IsLeader() {
+		t.Fatalf("%s got a signal but does not lead", next.id)
 	}
 }
 
