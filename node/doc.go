@@ -1,0 +1,22 @@
+// Package node is the dropmesh agent: the one program every droplet runs.
+//
+// An Agent (agent.go) joins the gossip mesh (package mesh) and the raft
+// cluster (package raftfsm), serves the agent API (node/api) and the web UI
+// (package ui), and runs two kinds of duties:
+//
+//   - on every node, the reconciler (reconciler.go, instance.go, cron.go,
+//     images.go, inject.go, edgeconf.go) converges the local Docker engine
+//     and edge to the replicated state, and the health loop (healthloop.go)
+//     checks the local containers and reports the results;
+//   - on the leader only (leader.go), duties started when it gains
+//     leadership and stopped when it loses it: roll-outs (rollout.go,
+//     placement.go), healing (healer.go), the cluster's cloud shape and
+//     growth (cloud.go, cluster.go, snapshots.go), DNS (dns.go),
+//     notifications and backups.
+//
+// Writes reach the state only through raft on the leader (controller.go);
+// every cloud change is an intent committed before the provider call and
+// resolved after it, so a new leader finishes half-done work. Keys are
+// derived from the cluster secret here (keys.go) and handed down as plain
+// keys. AgentCommand (command.go) is `dropmesh agent` and `dropmesh join`.
+package node
