@@ -18,13 +18,6 @@ import (
 )
 
 // samplePath fills the parameters of a Gin path with plausible values.
-
-// openAPIPath turns Gin's ":id" back into "{id}".
-
-// signalingController reports each call of Changed: a blocking read is
-
-// waiting once it took the channel.
-
 func samplePath(p string) string {
 	parts := strings.Split(p, "/")
 	for i, s := range parts {

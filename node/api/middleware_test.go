@@ -135,6 +135,8 @@ func TestBlockingReadWaitsForAWrite(t *testing.T) {
 	expect(t, resp, body, http.StatusOK, nil)
 }
 
+// signalingController reports each call of Changed: a blocking read is
+// waiting once it took the channel.
 type signalingController struct {
 	*Fake
 	changedCalled chan struct{}

@@ -1,20 +1,21 @@
 package api
 
 import (
-	"reflect"
-	"time"
-
 	"encoding/json"
-	"github.com/dropmesh/dropmesh/raftfsm"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
+// openAPIPath turns Gin's ":id" back into "{id}".
 func openAPIPath(p string) string {
 	parts := strings.Split(p, "/")
 	for i, s := range parts {

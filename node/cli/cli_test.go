@@ -134,7 +134,7 @@ func TestTextOutputs(t *testing.T) {
 	}
 	for args, want := range map[string][]string{
 		"status":               {"leader: node-1", "MEMBER", "3 nodes, 1 services"},
-		"nodes":                {"node-1", "node-3", "active"},
+		"nodes":                {"node-1", "node-3", "active", "FAILED PINGS"},
 		"services":             {"shop/prod/web", "0/2"},
 		"workspaces":           {"default", "shop (prod)"},
 		"health shop/prod/web": {"starting", "node-1", "node-2"},
@@ -427,6 +427,12 @@ func TestLogsFollowPrefixesEveryInstance(t *testing.T) {
 	if r.code != 0 || r.stdout != "node-1 | GET / 200\nnode-2 | GET /health 200\n" {
 		t.Fatalf("%+v", r)
 	}
+	r = h.run("logs", "shop/prod/web", "--tail", "5", "--json")
+	want := `{"instance":"node-1","node":"node-1","container":"web-node-1","line":"GET / 200"}` + "\n" +
+		`{"instance":"node-2","node":"node-2","container":"web-node-2","line":"GET /health 200"}` + "\n"
+	if r.code != 0 || r.stdout != want {
+		t.Fatalf("logs --json: %+v", r)
+	}
 
 	out, _, wait := h.start("logs", "shop/prod/web", "-f", "--since", "10m")
 	waitFor(t, 10*time.Second, "both streams", func() bool {
@@ -607,4 +613,59 @@ func mustSpec(t testing.TB, doc string) raftfsm.ServiceSpec {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestDeployComposeFile: a docker-compose file deploys through the CLI, its
+// database first, with the dependency injected, the hosts from its label,
+// and every key dropmesh does not honour named on stderr.
+func TestDeployComposeFile(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	file := writeFile(t, dir, "compose.yaml", `name: shop
+services:
+  web:
+    image: 127.0.0.1:5000/shop/web:1.4
+    ports: ["8080:8080"]
+    environment: {LOG_LEVEL: info}
+    depends_on: [redis]
+    labels: {dropmesh.hosts: "shop.example.com"}
+    privileged: true
+    deploy: {replicas: 2}
+  redis:
+    image: redis:7-alpine
+`)
+	r := h.run("deploy", "-f", file, "--detach")
+	if r.code != 0 {
+		t.Fatalf("deploy compose: %+v", r)
+	}
+	if !strings.Contains(r.stderr, "privileged") {
+		t.Fatalf("the unsupported key is not named: %q", r.stderr)
+	}
+	var order []string
+	for _, c := range h.fake.Calls() {
+		if req, ok := c.Arg.(control.DeployRequest); ok && c.Method == "Deploy" {
+			order = append(order, req.Spec.Service)
+		}
+	}
+	if strings.Join(order, ",") != "redis,web" {
+		t.Fatalf("deploy order %v, want the dependency first", order)
+	}
+	h.fake.View(func(s *raftfsm.State) {
+		var web *raftfsm.Service
+		for _, svc := range s.Services {
+			if svc.Name == "web" {
+				web = svc
+			}
+		}
+		if web == nil || web.Spec.Replicas != 2 || web.Spec.Port != 8080 || !slices.Equal(web.Spec.Uses, []string{"redis"}) ||
+			!slices.Equal(web.Spec.Hosts, []string{"shop.example.com"}) || web.Spec.Project != "shop" {
+			t.Fatalf("web as deployed: %+v", web)
+		}
+	})
+
+	// Standard input has no directory to resolve a Compose file against.
+	h.stdin = "services:\n  web:\n    image: nginx\n"
+	if r := h.run("deploy", "-f", "-", "--detach"); r.code == 0 || !strings.Contains(r.stderr, "standard input") {
+		t.Fatalf("compose on stdin: %+v", r)
+	}
 }

@@ -179,13 +179,18 @@ func (e *env) nodesCmd() *cobra.Command {
 			return printJSON(out, nodes)
 		}
 		now := e.now()
-		t := newTable(out, "ID", "STATUS", "REGION", "API", "PUBLIC IP", "PRIVATE IP", "VERSION", "JOINED")
+		t := newTable(out, "ID", "STATUS", "REGION", "API", "PUBLIC IP", "PRIVATE IP", "VERSION", "FAILED PINGS", "JOINED")
 		for _, n := range nodes {
 			status := string(n.Status)
 			if n.StatusReason != "" {
 				status += " (" + n.StatusReason + ")"
 			}
-			t.row(n.ID, status, n.Region, n.API, n.PublicIP, n.PrivateIP, n.Version, ago(now, n.JoinedAt))
+			// The leader's /ping probes missed in a row: at 5 it power-cycles the droplet.
+			pings := strconv.Itoa(n.ConsecutiveFailedPings)
+			if n.ConsecutiveFailedPings > 0 && !n.LastSeen.IsZero() {
+				pings += " (seen " + ago(now, n.LastSeen) + ")"
+			}
+			t.row(n.ID, status, n.Region, n.API, n.PublicIP, n.PrivateIP, n.Version, pings, ago(now, n.JoinedAt))
 		}
 		return t.flush()
 	}

@@ -159,7 +159,12 @@ func (e *env) readSpecs(ctx context.Context, file string, errOut io.Writer) ([]s
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", file, err)
 	}
-	if file != "-" && compose.IsComposeFile(file, data) {
+	if compose.IsComposeFile(file, data) {
+		if file == "-" {
+			// Compose resolves build contexts, env_file and extends relative
+			// to the file's own directory, which standard input has not.
+			return nil, usagef("a Compose file cannot be read from standard input: give its path, as in -f compose.yaml")
+		}
 		return e.readCompose(ctx, file, errOut)
 	}
 	docs := splitDocuments(data)

@@ -33,13 +33,30 @@ func (l *lockedWriter) line(prefix, text string) {
 	fmt.Fprint(l.w, prefix+text)
 }
 
-// copyPrefixed copies r to w line by line, each line after prefix.
-func copyPrefixed(r io.Reader, w *lockedWriter, prefix string) error {
+// logLine is one line of `dropmesh logs --json`: a JSON object per line.
+type logLine struct {
+	Instance  string `json:"instance"`
+	Node      string `json:"node"`
+	Container string `json:"container"`
+	Line      string `json:"line"`
+}
+
+// jsonLine writes rec as one line of JSON.
+func (l *lockedWriter) jsonLine(rec logLine) {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return // a string-only struct always marshals
+	}
+	l.line("", string(data))
+}
+
+// copyLines copies r line by line to emit (without the newline).
+func copyLines(r io.Reader, emit func(line string)) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, err := br.ReadString('\n')
 		if line != "" {
-			w.line(prefix, line)
+			emit(strings.TrimSuffix(line, "\n"))
 		}
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -52,14 +69,15 @@ func copyPrefixed(r io.Reader, w *lockedWriter, prefix string) error {
 
 // logTarget is one container of a service.
 type logTarget struct {
-	label, container string
+	label, node, container string
 }
 
 func (e *env) logsCmd() *cobra.Command {
 	var (
-		follow bool
-		since  string
-		tail   int
+		follow  bool
+		since   string
+		tail    int
+		jsonOut bool
 	)
 	cmd := &cobra.Command{
 		Use:   "logs NAME",
@@ -71,6 +89,7 @@ func (e *env) logsCmd() *cobra.Command {
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
 	cmd.Flags().StringVar(&since, "since", "", "only lines since this time (RFC 3339, unix seconds, or a duration ago such as 10m)")
 	cmd.Flags().IntVar(&tail, "tail", 0, "only the last N lines of each instance")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, `print one JSON object per line: {"instance","node","container","line"}`)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		name := a[0]
 		if _, err := raftfsm.ParseServiceName(name); err != nil {
@@ -109,7 +128,7 @@ func (e *env) logsCmd() *cobra.Command {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s: no container yet\n", label)
 				continue
 			}
-			targets = append(targets, logTarget{label: label, container: in.Container})
+			targets = append(targets, logTarget{label: label, node: in.Node, container: in.Container})
 			width = max(width, len(label))
 		}
 		if len(targets) == 0 {
@@ -122,7 +141,14 @@ func (e *env) logsCmd() *cobra.Command {
 			t := targets[i]
 			rc, err := c.ContainerLogs(ctx, t.container, q)
 			if err == nil {
-				err = copyPrefixed(rc, out, fmt.Sprintf("%-*s | ", width, t.label))
+				prefix := fmt.Sprintf("%-*s | ", width, t.label)
+				err = copyLines(rc, func(line string) {
+					if jsonOut {
+						out.jsonLine(logLine{Instance: t.label, Node: t.node, Container: t.container, Line: line})
+					} else {
+						out.line(prefix, line)
+					}
+				})
 				rc.Close()
 			}
 			if err != nil && ctx.Err() == nil {

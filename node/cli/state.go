@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"github.com/dropmesh/dropmesh/node/backup"
-
 	"bufio"
 	"bytes"
 	"fmt"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dropmesh/dropmesh/node/backup"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
