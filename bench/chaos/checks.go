@@ -413,6 +413,9 @@ type Recovery struct {
 	// Took is from the fault's injection to the first acknowledged write;
 	// negative when no write was accepted before the measurement gave up.
 	Took time.Duration
+	// UITook is from the injection until the web UI's sign-in page answered
+	// through a spared node; negative when it did not.
+	UITook time.Duration
 }
 
 // MembershipHeal is how long after a fault was healed the leader saw every
@@ -441,13 +444,19 @@ func CheckMembership(hs []MembershipHeal, grace time.Duration) *Violation {
 
 // CheckFailover checks every recovery against the limit.
 func CheckFailover(rs []Recovery, limit time.Duration) *Violation {
-	v := &Violation{Check: fmt.Sprintf("the API accepts writes again within %s of a fault", limit)}
+	v := &Violation{Check: fmt.Sprintf("the API accepts writes and the UI answers again within %s of a fault", limit)}
 	for _, r := range rs {
 		switch {
 		case r.Took < 0:
 			v.Problems = append(v.Problems, fmt.Sprintf("%s %s: no write was accepted at all", r.Fault, r.Target))
 		case r.Took > limit:
 			v.Problems = append(v.Problems, fmt.Sprintf("%s %s: the first write was accepted after %s", r.Fault, r.Target, r.Took.Round(time.Millisecond)))
+		}
+		switch {
+		case r.UITook < 0:
+			v.Problems = append(v.Problems, fmt.Sprintf("%s %s: the UI never answered", r.Fault, r.Target))
+		case r.UITook > limit:
+			v.Problems = append(v.Problems, fmt.Sprintf("%s %s: the UI answered again after %s", r.Fault, r.Target, r.UITook.Round(time.Millisecond)))
 		}
 	}
 	if len(v.Problems) == 0 {

@@ -211,14 +211,22 @@ func TestCheckCloud(t *testing.T) {
 }
 
 func TestCheckFailover(t *testing.T) {
-	rs := []Recovery{{Fault: "kill-leader", Target: "n1", Took: 800 * time.Millisecond}}
+	rs := []Recovery{{Fault: "kill-leader", Target: "n1", Took: 800 * time.Millisecond, UITook: 900 * time.Millisecond}}
 	if v := CheckFailover(rs, time.Second); v != nil {
 		t.Fatalf("unexpected violation: %v", v)
 	}
-	rs = append(rs, Recovery{Fault: "partition-leader", Target: "n2", Took: 3 * time.Second}, Recovery{Fault: "pause", Target: "n3", Took: -1})
+	rs = append(rs, Recovery{Fault: "partition-leader", Target: "n2", Took: 3 * time.Second, UITook: 500 * time.Millisecond},
+		Recovery{Fault: "pause", Target: "n3", Took: -1, UITook: -1},
+		Recovery{Fault: "restart", Target: "n1", Took: 100 * time.Millisecond, UITook: 2 * time.Second})
 	v := CheckFailover(rs, time.Second)
-	if v == nil || !strings.Contains(v.Error(), "partition-leader n2: the first write was accepted after 3s") || !strings.Contains(v.Error(), "pause n3: no write was accepted") {
-		t.Fatalf("slow recoveries not reported: %v", v)
+	for _, want := range []string{"partition-leader n2: the first write was accepted after 3s", "pause n3: no write was accepted",
+		"pause n3: the UI never answered", "restart n1: the UI answered again after 2s"} {
+		if v == nil || !strings.Contains(v.Error(), want) {
+			t.Fatalf("slow recoveries not reported (%q): %v", want, v)
+		}
+	}
+	if strings.Contains(v.Error(), "kill-leader") {
+		t.Fatalf("a recovery within the limit reported: %v", v)
 	}
 }
 

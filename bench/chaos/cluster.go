@@ -532,12 +532,19 @@ func (c *Cluster) StartAgent(ctx context.Context, n *Node) error {
 	return nil
 }
 
-// Restart stops an agent gracefully (SIGTERM, then SIGKILL after 20 s) and
-// starts it again.
-func (c *Cluster) Restart(ctx context.Context, n *Node) error {
+// Stop stops a node's agent gracefully (SIGTERM, then SIGKILL after 20 s).
+func (c *Cluster) Stop(ctx context.Context, n *Node) error {
 	timeout := 20
-	if err := c.docker.cli.ContainerRestart(ctx, n.Container, container.StopOptions{Timeout: &timeout}); err != nil {
-		return fmt.Errorf("restart %s: %w", n.ID, err)
+	if err := c.docker.cli.ContainerStop(ctx, n.Container, container.StopOptions{Timeout: &timeout}); err != nil {
+		return fmt.Errorf("stop %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+// Start starts a stopped node's agent container again.
+func (c *Cluster) Start(ctx context.Context, n *Node) error {
+	if err := c.docker.cli.ContainerStart(ctx, n.Container, container.StartOptions{}); err != nil {
+		return fmt.Errorf("start %s: %w", n.ID, err)
 	}
 	return nil
 }

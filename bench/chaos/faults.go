@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -127,9 +132,9 @@ func (r *Runner) Run(ctx context.Context, f Fault, round int) error {
 	if err := f.Inject(ctx, r.c, targets); err != nil {
 		return fmt.Errorf("%s: inject: %w", f.Name, err)
 	}
-	took := r.measure(ctx, targets, start)
-	r.Recoveries = append(r.Recoveries, Recovery{Fault: f.Name, Target: fmt.Sprint(names), Took: took})
-	r.c.logf("fault %s: a write was accepted after %s", f.Name, took.Round(time.Millisecond))
+	took, ui := r.measure(ctx, targets, start)
+	r.Recoveries = append(r.Recoveries, Recovery{Fault: f.Name, Target: fmt.Sprint(names), Took: took, UITook: ui})
+	r.c.logf("fault %s: a write was accepted after %s, the UI answered after %s", f.Name, took.Round(time.Millisecond), ui.Round(time.Millisecond))
 	if err := waitUntil(ctx, start.Add(cfg.FaultFor)); err != nil {
 		return err
 	}
@@ -164,12 +169,20 @@ func (r *Runner) RestartAll(ctx context.Context) error {
 	for _, n := range r.c.Nodes() {
 		r.c.logf("fault restart on %s", n.ID)
 		r.h.AddFault("restart", n.ID, "inject", "")
-		start := time.Now()
-		if err := r.c.Restart(ctx, n); err != nil {
+		// The clock starts once the node is down (its graceful stop hands
+		// leadership over first) and runs while it starts again: the outage
+		// is what the spared nodes' clients see, not how long Docker takes.
+		if err := r.c.Stop(ctx, n); err != nil {
 			return err
 		}
-		took := r.measure(ctx, []*Node{n}, start)
-		r.Recoveries = append(r.Recoveries, Recovery{Fault: "restart", Target: n.ID, Took: took})
+		start := time.Now()
+		started := make(chan error, 1)
+		go func() { started <- r.c.Start(ctx, n) }()
+		took, ui := r.measure(ctx, []*Node{n}, start)
+		if err := <-started; err != nil {
+			return err
+		}
+		r.Recoveries = append(r.Recoveries, Recovery{Fault: "restart", Target: n.ID, Took: took, UITook: ui})
 		r.h.AddFault("restart", n.ID, "heal", "")
 		if err := r.c.WaitHealthy(ctx, r.c.cfg.SettleTimeout); err != nil {
 			return fmt.Errorf("after restarting %s the cluster did not heal: %w", n.ID, err)
@@ -180,9 +193,11 @@ func (r *Runner) RestartAll(ctx context.Context) error {
 }
 
 // measure returns how long after start a write (a new project) was first
-// accepted through a node the fault spared, trying them in turn; -1 when
-// none was within three times the failover limit.
-func (r *Runner) measure(ctx context.Context, faulted []*Node, start time.Time) time.Duration {
+// accepted through a node the fault spared, trying them in turn, and how
+// long until the web UI's sign-in page answered through one of them (a
+// follower redirects or proxies to the leader); -1 for either when it did
+// not happen within three times the failover limit.
+func (r *Runner) measure(ctx context.Context, faulted []*Node, start time.Time) (write, ui time.Duration) {
 	var spared []*Node
 	for _, n := range r.c.Nodes() {
 		if !slices.Contains(faulted, n) {
@@ -190,6 +205,13 @@ func (r *Runner) measure(ctx context.Context, faulted []*Node, start time.Time) 
 		}
 	}
 	deadline := start.Add(3 * r.c.cfg.FailoverLimit)
+	uiDone := make(chan time.Duration, 1)
+	go func() { uiDone <- r.measureUI(ctx, spared, start, deadline) }()
+	write = r.measureWrite(ctx, spared, start, deadline)
+	return write, <-uiDone
+}
+
+func (r *Runner) measureWrite(ctx context.Context, spared []*Node, start, deadline time.Time) time.Duration {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for i := 0; time.Now().Before(deadline); i++ {
@@ -200,6 +222,37 @@ func (r *Runner) measure(ctx context.Context, faulted []*Node, start time.Time) 
 		cancel()
 		if err == nil {
 			return time.Since(start)
+		}
+		select {
+		case <-ctx.Done():
+			return -1
+		case <-tick.C:
+		}
+	}
+	return -1
+}
+
+// measureUI asks the spared nodes in turn for the UI's sign-in page,
+// following redirects, until one answers 200.
+func (r *Runner) measureUI(ctx context.Context, spared []*Node, start, deadline time.Time) time.Duration {
+	// The sign-in page answers in milliseconds; a short timeout keeps one
+	// hung attempt (a redirect to a leader that just went away) from
+	// hiding when the UI came back.
+	hc := &http.Client{Timeout: 500 * time.Millisecond}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; time.Now().Before(deadline); i++ {
+		n := spared[i%len(spared)]
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(n.IP, strconv.Itoa(node.DefaultUIPort))+"/login", nil)
+		if err != nil {
+			return -1
+		}
+		if resp, err := hc.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(start)
+			}
 		}
 		select {
 		case <-ctx.Done():
