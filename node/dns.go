@@ -3,17 +3,28 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
+// dnsRetryBackoff is how long a host whose records could not be changed
+// waits before the next try. Every state change starts a cloud round, so
+// without it a failing Cloudflare would be called many times a second;
+// longer leaves a failed-over record pointing at a dead node for longer.
+const dnsRetryBackoff = 30 * time.Second
+
 // dnsWant is the A record set the leader wants for one host.
 type dnsWant struct {
 	ips     []string
 	proxied bool
+	// why says, per address of a node that serves the host or could, why it
+	// is in ips or left out: the reason the event of a change gives.
+	why map[string]string
 }
 
 // desiredDNS computes the A records of every host: a service's hosts point
@@ -33,14 +44,27 @@ func desiredDNS(s *raftfsm.State, leaderID string) map[string]dnsWant {
 			continue
 		}
 		var serving, all []string
+		why := map[string]string{}
+		down := map[string]string{} // address -> why its node cannot serve
 		for _, in := range s.ServiceInstances(key) {
 			n, ok := s.Nodes[in.Node]
-			if !ok || n.PublicIP == "" || in.Phase != raftfsm.PhaseReady {
+			if !ok || n.PublicIP == "" {
+				continue
+			}
+			if in.Phase != raftfsm.PhaseReady {
+				if _, seen := why[n.PublicIP]; !seen {
+					why[n.PublicIP] = fmt.Sprintf("%s has no ready instance of %s (%s)", n.ID, key, orDash(in.Phase))
+				}
 				continue
 			}
 			all = appendUnique(all, n.PublicIP)
 			if n.Status == raftfsm.NodeActive {
 				serving = appendUnique(serving, n.PublicIP)
+				why[n.PublicIP] = fmt.Sprintf("%s serves %s", n.ID, key)
+				continue
+			}
+			if _, seen := down[n.PublicIP]; !seen {
+				down[n.PublicIP] = nodeDownReason(n)
 			}
 		}
 		if len(serving) == 0 {
@@ -49,21 +73,55 @@ func desiredDNS(s *raftfsm.State, leaderID string) map[string]dnsWant {
 		if len(serving) == 0 {
 			continue
 		}
+		for ip, r := range down {
+			if slices.Contains(serving, ip) {
+				r += ", but no other node serves the host"
+			}
+			why[ip] = r
+		}
 		slices.Sort(serving)
 		for _, h := range spec.Hosts {
 			w := out[h]
 			w.ips = appendUnique(w.ips, serving...)
 			slices.Sort(w.ips)
 			w.proxied = spec.IsProxied()
+			if w.why == nil {
+				w.why = map[string]string{}
+			}
+			for ip, r := range why {
+				// A reason for an address in the set wins over one for
+				// leaving it out (another service on the same host).
+				if _, seen := w.why[ip]; !seen || slices.Contains(serving, ip) {
+					w.why[ip] = r
+				}
+			}
 			out[h] = w
 		}
 	}
 	if s.Settings.UIHost != "" {
 		if n, ok := s.Nodes[leaderID]; ok && n.PublicIP != "" {
-			out[s.Settings.UIHost] = dnsWant{ips: []string{n.PublicIP}, proxied: true}
+			out[s.Settings.UIHost] = dnsWant{ips: []string{n.PublicIP}, proxied: true,
+				why: map[string]string{n.PublicIP: n.ID + " leads the cluster and serves its UI"}}
 		}
 	}
 	return out
+}
+
+// nodeDownReason says why node n cannot serve: its status and the reason
+// the state gives for it.
+func nodeDownReason(n *raftfsm.Node) string {
+	r := fmt.Sprintf("%s is %s", n.ID, n.Status)
+	if n.StatusReason != "" {
+		r += " (" + n.StatusReason + ")"
+	}
+	return r
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func appendUnique(list []string, vs ...string) []string {
@@ -75,32 +133,54 @@ func appendUnique(list []string, vs ...string) []string {
 	return list
 }
 
-// dns makes the Cloudflare records equal to desiredDNS, through intents.
+// dns makes the Cloudflare records equal to desiredDNS.
 func (cd *cloudDuty) dns(ctx context.Context, c cloud) error {
+	var want map[string]dnsWant
+	cd.a.fsm.View(func(s *raftfsm.State) { want = desiredDNS(s, cd.a.cfg.NodeID) })
+	return cd.syncDNS(ctx, c, want)
+}
+
+// syncDNS makes the Cloudflare records of every host equal to want, through
+// intents, and records every change as an event saying which addresses
+// left or joined the host and why. A host whose change failed is left alone
+// for dnsRetryBackoff.
+func (cd *cloudDuty) syncDNS(ctx context.Context, c cloud, want map[string]dnsWant) error {
 	a := cd.a
 	var (
-		want    map[string]dnsWant
-		current map[string]raftfsm.DNSHost
+		current  map[string]raftfsm.DNSHost
+		nodeByIP map[string]string
 	)
 	a.fsm.View(func(s *raftfsm.State) {
-		want = desiredDNS(s, a.cfg.NodeID)
 		current = map[string]raftfsm.DNSHost{}
 		for h, d := range s.Cloud.DNS {
 			current[h] = *d
 		}
+		nodeByIP = map[string]string{}
+		for id, n := range s.Nodes {
+			if n.PublicIP != "" {
+				nodeByIP[n.PublicIP] = id
+			}
+		}
 	})
 	if cd.lastTry == nil {
 		cd.lastTry = map[string]time.Time{}
+	}
+	// backingOff reports whether host failed less than dnsRetryBackoff ago
+	// (lastTry holds the hosts whose last try has not succeeded).
+	backingOff := func(host string) bool {
+		last, failed := cd.lastTry[host]
+		return failed && time.Since(last) < dnsRetryBackoff
 	}
 	var errs []error
 	for _, host := range raftfsm.SortedKeys(want) {
 		w := want[host]
 		cur, ok := current[host]
 		if ok && slices.Equal(cur.IPs, w.ips) && cur.Proxied == w.proxied {
+			delete(cd.lastTry, host)
 			continue
 		}
-		if time.Since(cd.lastTry[host]) < 30*time.Second && cd.lastTry[host] != (time.Time{}) && !ok {
-			continue // a recent failure: do not hammer the API
+		if backingOff(host) {
+			continue
 		}
 		cd.lastTry[host] = time.Now()
 		err := a.intent(ctx, raftfsm.IntentEnsureDNS, host, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
@@ -121,15 +201,17 @@ func (cd *cloudDuty) dns(ctx context.Context, c cloud) error {
 		})
 		if err == nil {
 			delete(cd.lastTry, host)
+			err = cd.recordDNSChange(ctx, host, dnsChange(host, cur, ok, w, nodeByIP))
 		}
 		errs = append(errs, err)
 	}
 	for _, host := range raftfsm.SortedKeys(current) {
-		if _, ok := want[host]; ok {
+		if _, ok := want[host]; ok || backingOff(host) {
 			continue
 		}
 		cur := current[host]
-		errs = append(errs, a.intent(ctx, raftfsm.IntentDeleteDNS, host, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
+		cd.lastTry[host] = time.Now()
+		err := a.intent(ctx, raftfsm.IntentDeleteDNS, host, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
 			zoneID := cur.ZoneID
 			if zoneID == "" {
 				zone, err := c.cf.FindZone(ctx, host)
@@ -145,7 +227,86 @@ func (cd *cloudDuty) dns(ctx context.Context, c cloud) error {
 				return raftfsm.CloudChanges{}, err
 			}
 			return raftfsm.CloudChanges{DeleteDNS: host}, nil
-		}))
+		})
+		if err == nil {
+			delete(cd.lastTry, host)
+			err = cd.recordDNSChange(ctx, host, dnsChange(host, cur, true, dnsWant{}, nodeByIP))
+		}
+		errs = append(errs, err)
+	}
+	for host := range cd.lastTry {
+		if _, wanted := want[host]; !wanted {
+			if _, known := current[host]; !known {
+				delete(cd.lastTry, host) // gone from both: nothing left to retry
+			}
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// maxEventMessage is what an event message may hold (AppendEvent's limit).
+const maxEventMessage = 2000
+
+// recordDNSChange commits the event of host's change.
+func (cd *cloudDuty) recordDNSChange(ctx context.Context, host string, e raftfsm.Event) error {
+	if len(e.Message) > maxEventMessage {
+		e.Message = strings.ToValidUTF8(e.Message[:maxEventMessage-len("…")], "") + "…"
+	}
+	if _, err := cd.a.apply(ctx, &raftfsm.AppendEvent{At: cd.a.now(), Event: e}); err != nil {
+		return fmt.Errorf("record the dns change of %s: %w", host, err)
+	}
+	return nil
+}
+
+// dnsChange is the event of host's records going from cur (had: whether
+// it had any) to w: each address taken out or added, with its reason. Taking
+// an address out is a warning (clients fail over); adding one is news.
+func dnsChange(host string, cur raftfsm.DNSHost, had bool, w dnsWant, nodeByIP map[string]string) raftfsm.Event {
+	var before []string
+	if had {
+		before = cur.IPs
+	}
+	reason := func(ip string, in bool) string {
+		if r, ok := w.why[ip]; ok {
+			return r
+		}
+		node, ok := nodeByIP[ip]
+		switch {
+		case in:
+			return "wanted"
+		case len(w.ips) == 0:
+			return "nothing publishes the host any more"
+		case ok:
+			return node + " no longer serves the host"
+		default:
+			return "no node has this address any more"
+		}
+	}
+	var parts, nodes []string
+	sev := raftfsm.SeverityInfo
+	for _, ip := range before {
+		if !slices.Contains(w.ips, ip) {
+			parts = append(parts, fmt.Sprintf("took %s out (%s)", ip, reason(ip, false)))
+			nodes = appendUnique(nodes, nodeByIP[ip])
+			sev = raftfsm.SeverityWarn
+		}
+	}
+	for _, ip := range w.ips {
+		if !slices.Contains(before, ip) {
+			parts = append(parts, fmt.Sprintf("added %s (%s)", ip, reason(ip, true)))
+			nodes = appendUnique(nodes, nodeByIP[ip])
+		}
+	}
+	if had && len(w.ips) > 0 && cur.Proxied != w.proxied {
+		parts = append(parts, fmt.Sprintf("proxied %t", w.proxied))
+	}
+	now := "no A record left"
+	if len(w.ips) > 0 {
+		now = "now " + strings.Join(w.ips, ", ")
+	}
+	e := raftfsm.Event{Kind: raftfsm.EventDNS, Severity: sev, Message: fmt.Sprintf("%s: %s; %s", host, strings.Join(parts, "; "), now)}
+	if len(nodes) == 1 {
+		e.Node = nodes[0]
+	}
+	return e
 }

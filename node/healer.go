@@ -10,7 +10,7 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// Healing thresholds of DESIGN.md.
+// Healing thresholds: restart after 3 unhealthy checks, power-cycle after 5 failed pings.
 const (
 	restartAfterUnhealthy = 3
 	rebootAfterPings      = 5
@@ -23,7 +23,7 @@ const defaultDeadNodeGrace = 3 * time.Minute
 // runHealer is the leader's healing loop, once per health interval: ping
 // every agent, then reboot, reschedule and replace as needed.
 func (a *Agent) runHealer(ctx context.Context) {
-	h := &healer{a: a, opinions: map[string]int{}}
+	h := &healer{a: a}
 	for {
 		var interval time.Duration
 		a.fsm.View(func(s *raftfsm.State) { interval = a.healthInterval(s) })
@@ -42,9 +42,32 @@ func (a *Agent) runHealer(ctx context.Context) {
 // correctness: a new leader starts afresh from the state).
 type healer struct {
 	a *Agent
-	// opinions remembers, per instance, the restart streak a second opinion
-	// already vetoed, so the veto is recorded once.
-	opinions map[string]int
+	// vetoed remembers, per instance, the unhealthy streak a second opinion
+	// already vetoed, so the veto is recorded once per streak (once per
+	// leader: a new leader records a streak's veto again, once).
+	vetoed map[string]unhealthyStreak
+}
+
+// unhealthyStreak identifies an instance's current run of unhealthy
+// checks: a check that is not unhealthy ends it (the history starts a new
+// segment) and so does a restart. A veto changes neither.
+type unhealthyStreak struct {
+	since       time.Time // the start of the history's last, unhealthy segment
+	restartedAt time.Time
+}
+
+// streakOf is the unhealthy streak instance in is in (meaningful while its
+// ConsecutiveUnhealthy is at the restart threshold or above).
+func streakOf(in raftfsm.Instance) unhealthyStreak {
+	st := unhealthyStreak{restartedAt: in.LastRestartAt}
+	if n := len(in.History); n > 0 && in.History[n-1].Status == raftfsm.HealthUnhealthy {
+		st.since = in.History[n-1].From
+	}
+	return st
+}
+
+func (s unhealthyStreak) equal(o unhealthyStreak) bool {
+	return s.since.Equal(o.since) && s.restartedAt.Equal(o.restartedAt)
 }
 
 func (h *healer) round(ctx context.Context) error {
@@ -63,7 +86,7 @@ func (h *healer) round(ctx context.Context) error {
 // runRestarts restarts unhealthy containers. It reacts to every state
 // change, so a restart follows the third unhealthy result at once.
 func (a *Agent) runRestarts(ctx context.Context) {
-	h := &healer{a: a, opinions: map[string]int{}}
+	h := &healer{a: a, vetoed: map[string]unhealthyStreak{}}
 	a.every(ctx, "restarts", 5*time.Second, true, h.restarts)
 }
 
@@ -241,9 +264,13 @@ func (h *healer) restarts(ctx context.Context) error {
 		reason string
 	}
 	var cands []candidate
+	streaks := map[string]bool{} // instances in an unhealthy streak long enough to act on
 	a.fsm.View(func(s *raftfsm.State) {
 		for _, id := range raftfsm.SortedKeys(s.Instances) {
 			in := s.Instances[id]
+			if in.ConsecutiveUnhealthy >= restartAfterUnhealthy {
+				streaks[id] = true
+			}
 			if in.ConsecutiveUnhealthy < restartAfterUnhealthy || now.Before(in.NextRestartAt) || in.RestartNonce > in.RestartNonceSeen {
 				continue
 			}
@@ -264,29 +291,50 @@ func (h *healer) restarts(ctx context.Context) error {
 			cands = append(cands, c)
 		}
 	})
+	for id := range h.vetoed {
+		if !streaks[id] {
+			delete(h.vetoed, id) // the streak ended (or the instance is gone)
+		}
+	}
 	for _, c := range cands {
 		if c.port && c.peer != "" {
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			err := a.peers.probe(pctx, c.peer, c.in.Address, c.path)
 			cancel()
 			if err == nil {
-				if h.opinions[c.in.ID] != c.in.ConsecutiveUnhealthy/restartAfterUnhealthy {
-					h.opinions[c.in.ID] = c.in.ConsecutiveUnhealthy / restartAfterUnhealthy
-					_, _ = a.apply(ctx, &raftfsm.AppendEvent{At: now, Event: raftfsm.Event{Kind: raftfsm.EventHealRestart,
-						Severity: raftfsm.SeverityWarn, Node: c.in.Node, Service: c.in.Service, Instance: c.in.ID,
-						Message: fmt.Sprintf("not restarting %s: its node reports it unhealthy, but another node reaches it fine (a fault in %s's own view?)", c.in.ID, c.in.Node)}})
-				}
+				h.veto(ctx, c.in, now)
 				continue
 			}
 			c.reason += "; confirmed from another node: " + err.Error()
 		}
-		delete(h.opinions, c.in.ID)
+		delete(h.vetoed, c.in.ID)
 		if _, err := a.apply(ctx, &raftfsm.RestartInstance{At: now, Instance: c.in.ID, Reason: c.reason}); err != nil {
 			return err
 		}
 		a.metrics.ObserveHeal("restart")
 	}
 	return nil
+}
+
+// veto records, once per unhealthy streak, that a restart was not made
+// because another node reaches the container. A failed record is logged
+// and tried again on the next round (the streak is not marked recorded).
+func (h *healer) veto(ctx context.Context, in raftfsm.Instance, now time.Time) {
+	st := streakOf(in)
+	if prev, ok := h.vetoed[in.ID]; ok && prev.equal(st) {
+		return
+	}
+	_, err := h.a.apply(ctx, &raftfsm.AppendEvent{At: now, Event: raftfsm.Event{Kind: raftfsm.EventHealVeto,
+		Severity: raftfsm.SeverityWarn, Node: in.Node, Service: in.Service, Instance: in.ID,
+		Message: fmt.Sprintf("not restarting %s: its node reports it unhealthy %d checks in a row (%s), but another node reaches it fine (a fault in %s's own view?)",
+			in.ID, in.ConsecutiveUnhealthy, in.HealthReason, in.Node)}})
+	if err != nil {
+		if ctx.Err() == nil {
+			h.a.logger.Warn("record restart veto", "instance", in.ID, "err", err)
+		}
+		return
+	}
+	h.vetoed[in.ID] = st
 }
 
 // finishDrains removes drained nodes: once a draining node runs nothing,

@@ -15,15 +15,35 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// checkTarget is one local instance to check, with its interval.
+// checkTarget is one local instance to check: what its desired
+// generation's spec says the check is. The health loop and the API's
+// on-demand check both build it with checkTargetOf.
 type checkTarget struct {
-	id       string
+	id       string // the instance, and the checker's key for it
 	interval time.Duration
 	kind     raftfsm.Kind
-	path     string
-	schedule string
-	created  time.Time
-	base     string
+	path     string // health.path: an HTTP probe; "" is a TCP connect
+	pattern  string // health.log_pattern; "" is the default
+	base     string // the serving container's name
+}
+
+// checkTargetOf is the check of instance in; ok is false when the state
+// holds no spec for its desired generation.
+func (a *Agent) checkTargetOf(s *raftfsm.State, in *raftfsm.Instance) (checkTarget, bool) {
+	svc, ok := s.Services[in.Service]
+	if !ok {
+		return checkTarget{}, false
+	}
+	spec, ok := svc.Revision(in.DesiredGeneration)
+	if !ok {
+		return checkTarget{}, false
+	}
+	iv := a.healthInterval(s)
+	if spec.Health.Interval > 0 {
+		iv = spec.Health.Interval.D()
+	}
+	return checkTarget{id: in.ID, interval: iv, kind: spec.Kind, path: spec.Health.Path, pattern: spec.Health.LogPattern,
+		base: a.containerBase(*svc, in.Slot)}, true
 }
 
 // healthInterval is the cluster's HEALTH_CHECK_INTERVAL (this agent's own
@@ -53,28 +73,16 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		now := time.Now()
 		var due []checkTarget
 		a.fsm.View(func(s *raftfsm.State) {
-			def := a.healthInterval(s)
 			for id, in := range s.Instances {
 				if in.Node != a.cfg.NodeID || in.DesiredGeneration == 0 {
 					continue
 				}
-				svc, ok := s.Services[in.Service]
-				if !ok {
-					continue
-				}
-				spec, ok := svc.Revision(in.DesiredGeneration)
-				if !ok {
-					continue
-				}
-				iv := def
-				if spec.Health.Interval > 0 {
-					iv = spec.Health.Interval.D()
-				}
 				if at, seen := next[id]; seen && now.Before(at) {
 					continue
 				}
-				due = append(due, checkTarget{id: id, interval: iv, kind: spec.Kind, path: spec.Health.Path, schedule: spec.Schedule,
-					created: in.CreatedAt, base: a.containerBase(*svc, in.Slot)})
+				if t, ok := a.checkTargetOf(s, in); ok {
+					due = append(due, t)
+				}
 			}
 		})
 		if len(due) == 0 {
@@ -112,7 +120,7 @@ func (a *Agent) checkAll(ctx context.Context, targets []checkTarget) []raftfsm.H
 		go func(t checkTarget) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r, ok := a.checkInstance(ctx, t)
+			r, ok := a.checkInstance(ctx, t, checkQuery{})
 			if !ok {
 				return
 			}
@@ -126,24 +134,55 @@ func (a *Agent) checkAll(ctx context.Context, targets []checkTarget) []raftfsm.H
 	return out
 }
 
+// checkQuery is an on-demand question about a target (the API's health
+// route); the zero value is the health loop's periodic check.
+type checkQuery struct {
+	onDemand bool
+	// container is the container to check; "" is the target's serving one.
+	container string
+	// port, if set, is probed on this node's published address instead of
+	// the container's own published port.
+	port int
+	// since is where the log scan starts; zero is where a first check would.
+	since time.Time
+}
+
 // checkInstance checks one instance's serving container (or, for a cron
-// job, its last run). ok is false when there is nothing to check yet.
-func (a *Agent) checkInstance(ctx context.Context, t checkTarget) (health.Result, bool) {
+// job, its last run) as its spec says: the health path, the log pattern,
+// the schedule. ok is false when there is nothing to check yet. The
+// periodic check moves the checker's log cursor; an on-demand one does not.
+func (a *Agent) checkInstance(ctx context.Context, t checkTarget, q checkQuery) (health.Result, bool) {
 	now := time.Now()
+	check := func(target health.Target) health.Result {
+		if q.onDemand {
+			return a.checker.CheckOnce(ctx, t.id, now, q.since, target)
+		}
+		return a.checker.Check(ctx, t.id, now, target)
+	}
 	if t.kind == raftfsm.KindCron {
 		st, ok := a.crons.state(t.id)
 		if !ok {
 			return health.Result{}, false
 		}
-		return a.checker.Check(ctx, t.id, now, health.Target{Kind: string(t.kind), Cron: &st}), true
+		return check(health.Target{Kind: string(t.kind), Cron: &st}), true
 	}
-	c, err := a.rt.Inspect(ctx, t.base)
+	name := t.base
+	if q.container != "" {
+		name = q.container
+	}
+	c, err := a.rt.Inspect(ctx, name)
 	if err != nil {
 		return health.Result{}, false // not created yet, or being replaced
 	}
-	target := health.Target{Kind: string(t.kind), Path: t.path, Running: c.Running, ExitCode: c.ExitCode,
+	target := health.Target{Kind: string(t.kind), Path: t.path, LogPattern: t.pattern, Running: c.Running, ExitCode: c.ExitCode,
 		StartedAt: c.StartedAt, Addr: a.containerAddr(c), Logs: a.logSource(c.ID)}
-	return a.checker.Check(ctx, t.id, now, target), true
+	if q.port > 0 {
+		target.Addr = net.JoinHostPort(a.containerHost(), strconv.Itoa(q.port))
+		if target.Kind == string(raftfsm.KindWorker) {
+			target.Kind = string(raftfsm.KindService) // the caller asks about a port: probe it
+		}
+	}
+	return check(target), true
 }
 
 // logSource reads a container's log for the health checker's error scan.
@@ -157,10 +196,15 @@ func (a *Agent) logSource(id string) health.LogSource {
 	}
 }
 
-// ContainerHealth answers the first system's health question about a local
-// container: probe its port (or the given one) and scan its log since `since`.
+// ContainerHealth answers the first system's health question about a
+// container of this node (or forwards it to the node that runs it): the
+// same check the health loop runs for its instance (health path, log
+// pattern, a cron job judged on its runs), probing the given port instead
+// when port is set and scanning the log from since when it is set. It does
+// not disturb the loop's own log cursor. A dropmesh container of this node
+// that belongs to no instance is checked by what Docker says of it.
 func (a *Agent) ContainerHealth(ctx context.Context, name string, port int, since time.Time) (control.HealthAnswer, error) {
-	c, err := a.localContainer(ctx, name)
+	t, q, err := a.onDemandCheck(ctx, name)
 	if err != nil {
 		if api, ok := a.containerNode(name); ok {
 			c, cerr := a.peers.to(api)
@@ -171,23 +215,60 @@ func (a *Agent) ContainerHealth(ctx context.Context, name string, port int, sinc
 		}
 		return control.HealthAnswer{}, err
 	}
-	target := health.Target{Kind: string(raftfsm.KindWorker), Running: c.Running, ExitCode: c.ExitCode, StartedAt: c.StartedAt, Logs: a.logSource(c.ID)}
-	addr := a.containerAddr(c)
-	if port > 0 {
-		addr = net.JoinHostPort(a.containerHost(), strconv.Itoa(port))
+	q.port, q.since = port, since
+	r, ok := a.checkInstance(ctx, t, q)
+	if !ok {
+		return control.HealthAnswer{}, fmt.Errorf("container %s: nothing to check yet (not created, or being replaced): %w", name, raftfsm.ErrNotFound)
 	}
-	if addr != "" {
-		target.Kind, target.Addr = string(raftfsm.KindService), addr
-	}
-	checker, err := health.NewChecker(health.DefaultConfig())
-	if err != nil {
-		return control.HealthAnswer{}, err
-	}
-	if !since.IsZero() {
-		checker.SetCursor(c.ID, since)
-	}
-	r := checker.Check(ctx, c.ID, time.Now(), target)
 	return control.HealthAnswer{Status: string(r.Status), Reason: r.Reason, CheckedAt: r.CheckedAt}, nil
+}
+
+// onDemandCheck finds what to check for container name of this node: its
+// instance's check when name is the instance's container (by name, id or
+// base name) or carries its instance label, else a check by what Docker
+// says of the container alone.
+func (a *Agent) onDemandCheck(ctx context.Context, name string) (checkTarget, checkQuery, error) {
+	if a.rt == nil || a.checker == nil {
+		return checkTarget{}, checkQuery{}, fmt.Errorf("container %s: %w", name, control.ErrNotLocal)
+	}
+	var (
+		t     checkTarget
+		found bool
+	)
+	a.fsm.View(func(s *raftfsm.State) {
+		for _, id := range raftfsm.SortedKeys(s.Instances) {
+			in := s.Instances[id]
+			if in.Node != a.cfg.NodeID || in.DesiredGeneration == 0 {
+				continue
+			}
+			ct, ok := a.checkTargetOf(s, in)
+			if ok && (name == in.Container || name == in.ContainerID || name == ct.base) {
+				t, found = ct, true
+				return
+			}
+		}
+	})
+	switch {
+	case found && t.kind == raftfsm.KindCron:
+		return t, checkQuery{onDemand: true}, nil // judged on its runs: no container needed
+	case found:
+		return t, checkQuery{onDemand: true, container: name}, nil
+	}
+	c, err := a.localContainer(ctx, name)
+	if err != nil {
+		return checkTarget{}, checkQuery{}, err
+	}
+	a.fsm.View(func(s *raftfsm.State) {
+		if in, ok := s.Instances[c.Labels[runtime.LabelInstance]]; ok && in.Node == a.cfg.NodeID && in.DesiredGeneration != 0 {
+			t, found = a.checkTargetOf(s, in)
+		}
+	})
+	if !found {
+		// Not an instance's container: a service when Docker publishes a
+		// port for it, a worker otherwise (health.Target's empty kind).
+		t = checkTarget{id: c.ID}
+	}
+	return t, checkQuery{onDemand: true, container: c.ID}, nil
 }
 
 // localContainer finds a dropmesh container of this node by name.

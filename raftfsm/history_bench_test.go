@@ -15,15 +15,17 @@ import (
 // 10,080 checks). The histories are built through the FSM's own
 // ReportHealth, so the cap and the slices' real capacity are what count.
 //
-// Measured (go1.24, linux/amd64): a Segment is 72 bytes; a full history
-// holds about 295 KB of heap, so 1,000 worst-case instances take about
-// 295 MB on every node (each holds the whole state), and about 390 MB in
-// each raft snapshot (JSON). A healthy instance has one segment. The
-// 7-day purge does not bound this case (the cap does, so a flapping
-// instance keeps only its last 4,096 changes); it bounds the history of
-// everything else.
+// Measured (linux/amd64): a Segment is 72 bytes, plus about 12 for its
+// status string (decoded from each report, so not shared), about 84 bytes a
+// segment: a full history holds about 344 KB of heap, so 1,000 worst-case
+// instances take about 344 MB on every node (each holds the whole state),
+// and about 410 MB in each raft snapshot (JSON, about 100 bytes a segment).
+// A steady instance has one segment whatever its age. The 7-day purge does
+// not bound this worst case (the cap does: a flapping instance keeps only
+// its last 4,096 changes); it bounds the history of everything else.
 //
-// Run it once: go test -run '^$' -bench HealthHistoryMemory -benchtime 1x ./raftfsm
+// It takes about a minute; run it once:
+// go test -run '^$' -bench HealthHistoryMemory -benchtime 1x ./raftfsm
 func BenchmarkHealthHistoryMemory(b *testing.B) {
 	const instances = 1000
 	week := 7 * 24 * time.Hour

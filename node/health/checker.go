@@ -41,19 +41,29 @@ type Target struct {
 	StartGrace time.Duration
 	// Logs reads the container's log; nil skips the log scan.
 	Logs LogSource
+	// LogPattern is the service's own error-line pattern (RE2); "" uses the
+	// checker's Config.LogPattern. Each pattern is compiled once and cached.
+	LogPattern string
 	// Cron is the job's state; required for kind cron.
 	Cron *CronState
 }
+
+// maxCachedScanners bounds the compiled per-service log patterns a Checker
+// keeps. A node runs few distinct patterns; the bound only stops a stream of
+// spec changes from growing the cache for ever (an evicted pattern is simply
+// compiled again at its next check).
+const maxCachedScanners = 64
 
 // Checker runs checks and remembers, per container id, when it last
 // checked, so each log scan reads only what is new. It is safe for
 // concurrent use; checks of different ids run in parallel.
 type Checker struct {
 	cfg     Config
-	scanner *LogScanner
+	scanner *LogScanner // of cfg.LogPattern
 
-	mu      sync.Mutex
-	cursors map[string]time.Time // id -> time of the previous check
+	mu       sync.Mutex
+	cursors  map[string]time.Time   // id -> time of the previous check
+	scanners map[string]*LogScanner // Target.LogPattern -> its compiled scanner
 }
 
 // NewChecker returns a Checker with cfg, or an error naming the bad field
@@ -66,7 +76,7 @@ func NewChecker(cfg Config) (*Checker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Checker{cfg: cfg, scanner: scanner, cursors: map[string]time.Time{}}, nil
+	return &Checker{cfg: cfg, scanner: scanner, cursors: map[string]time.Time{}, scanners: map[string]*LogScanner{}}, nil
 }
 
 // Config returns the checker's configuration.
@@ -77,11 +87,31 @@ func (c *Checker) Config() Config { return c.cfg }
 // an error: a bad target is an unhealthy result saying what is wrong, and
 // leaves the checker unchanged.
 func (c *Checker) Check(ctx context.Context, id string, now time.Time, t Target) Result {
-	status, reason, scanned := c.check(ctx, id, now, t)
+	return c.run(ctx, id, now, t, scanFrom{})
+}
+
+// CheckOnce runs the same check as Check but leaves what the checker
+// remembers of id alone: its log scan starts at since (zero: where a first
+// check of id would start), and the next Check of id reads the lines it
+// would have read anyway. It answers on-demand questions (the agent API's
+// health route) without taking lines away from the periodic checks.
+func (c *Checker) CheckOnce(ctx context.Context, id string, now, since time.Time, t Target) Result {
+	return c.run(ctx, id, now, t, scanFrom{once: true, since: since})
+}
+
+// scanFrom says where a log scan starts: the cursor of the id (the
+// periodic checks), or a given time that leaves the cursor alone (once).
+type scanFrom struct {
+	once  bool
+	since time.Time
+}
+
+func (c *Checker) run(ctx context.Context, id string, now time.Time, t Target, from scanFrom) Result {
+	status, reason, scanned := c.check(ctx, id, now, t, from)
 	if status == StatusUnhealthy && !t.StartedAt.IsZero() && t.StartGrace > 0 && now.Sub(t.StartedAt) < t.StartGrace {
 		status = StatusStarting
 	}
-	if scanned {
+	if scanned && !from.once {
 		c.mu.Lock()
 		c.cursors[id] = now
 		c.mu.Unlock()
@@ -91,7 +121,7 @@ func (c *Checker) Check(ctx context.Context, id string, now time.Time, t Target)
 
 // check returns the status and reason, and whether the log up to now counts
 // as scanned (the cursor moves).
-func (c *Checker) check(ctx context.Context, id string, now time.Time, t Target) (Status, string, bool) {
+func (c *Checker) check(ctx context.Context, id string, now time.Time, t Target, from scanFrom) (Status, string, bool) {
 	if id == "" {
 		return StatusUnhealthy, "invalid check: empty container id", false
 	}
@@ -111,7 +141,7 @@ func (c *Checker) check(ctx context.Context, id string, now time.Time, t Target)
 		return st, reason, false
 	case KindService, KindStateful:
 		if t.Addr == "" {
-			return c.checkWorker(ctx, id, now, t)
+			return c.checkWorker(ctx, id, now, t, from)
 		}
 		var err error
 		if t.Path != "" {
@@ -128,29 +158,41 @@ func (c *Checker) check(ctx context.Context, id string, now time.Time, t Target)
 			}
 			return StatusUnhealthy, err.Error(), true
 		}
-		return c.scanLogs(ctx, id, now, t)
+		return c.scanLogs(ctx, id, now, t, from)
 	case KindWorker:
-		return c.checkWorker(ctx, id, now, t)
+		return c.checkWorker(ctx, id, now, t, from)
 	default:
 		return StatusUnhealthy, fmt.Sprintf("invalid check: unknown kind %q (want service, worker, cron or stateful)", t.Kind), false
 	}
 }
 
-func (c *Checker) checkWorker(ctx context.Context, id string, now time.Time, t Target) (Status, string, bool) {
+func (c *Checker) checkWorker(ctx context.Context, id string, now time.Time, t Target, from scanFrom) (Status, string, bool) {
 	if !t.Running {
 		return StatusUnhealthy, fmt.Sprintf("container exited with code %d", t.ExitCode), true
 	}
-	return c.scanLogs(ctx, id, now, t)
+	return c.scanLogs(ctx, id, now, t, from)
 }
 
 // scanLogs reads the log since the previous check, within LogTimeout. If it
 // cannot be read the container still answered: healthy, with the reason
 // saying so, and the cursor stays so the next check reads the lines again.
-func (c *Checker) scanLogs(ctx context.Context, id string, now time.Time, t Target) (Status, string, bool) {
+// A service pattern that does not compile (a spec older than its
+// validation) makes it degraded, saying so, rather than unhealthy: the
+// container answers, and restarting it would not mend the pattern.
+func (c *Checker) scanLogs(ctx context.Context, id string, now time.Time, t Target, from scanFrom) (Status, string, bool) {
 	if t.Logs == nil {
 		return StatusHealthy, "", true
 	}
-	since := c.since(id, now, t.StartedAt)
+	scanner, err := c.scannerFor(t.LogPattern)
+	if err != nil {
+		return StatusDegraded, "log not scanned: " + err.Error(), false
+	}
+	since := from.since
+	if !from.once {
+		since = c.since(id, now, t.StartedAt)
+	} else if since.IsZero() {
+		since = c.firstSince(now, t.StartedAt)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.LogTimeout)
 	defer cancel()
 	rc, err := t.Logs(ctx, since, c.cfg.MaxLogBytes)
@@ -158,7 +200,7 @@ func (c *Checker) scanLogs(ctx context.Context, id string, now time.Time, t Targ
 		return StatusHealthy, "log not read: " + err.Error(), false
 	}
 	defer rc.Close()
-	n, first, err := c.scanner.Scan(rc, c.cfg.MaxLogBytes)
+	n, first, err := scanner.Scan(rc, c.cfg.MaxLogBytes)
 	if n > 0 {
 		return StatusDegraded, first, true
 	}
@@ -177,11 +219,45 @@ func (c *Checker) since(id string, now, started time.Time) time.Time {
 	if ok {
 		return cur
 	}
+	return c.firstSince(now, started)
+}
+
+// firstSince is where the first scan of a container starts: its start, but
+// no more than FirstScanWindow back.
+func (c *Checker) firstSince(now, started time.Time) time.Time {
 	since := now.Add(-c.cfg.FirstScanWindow)
 	if started.After(since) {
 		since = started
 	}
 	return since
+}
+
+// scannerFor returns the scanner of a target's pattern: the checker's own
+// for "", else the cached compilation of pattern (compiled on first use).
+func (c *Checker) scannerFor(pattern string) (*LogScanner, error) {
+	if pattern == "" || pattern == c.cfg.LogPattern {
+		return c.scanner, nil
+	}
+	c.mu.Lock()
+	s, ok := c.scanners[pattern]
+	c.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	s, err := NewLogScanner(pattern)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.scanners) >= maxCachedScanners {
+		for p := range c.scanners {
+			delete(c.scanners, p) // any one: see maxCachedScanners
+			break
+		}
+	}
+	c.scanners[pattern] = s
+	return s, nil
 }
 
 // SetCursor makes the next scan of id read the log from since (the API's

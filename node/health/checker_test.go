@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -368,4 +369,121 @@ func BenchmarkCheckServiceHTTP(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/check")
+}
+
+// TestCheckServicePattern: a service's own log pattern replaces the default
+// for its containers: a line matching it is degraded, a line only the
+// default pattern matches is healthy; other containers keep the default.
+func TestCheckServicePattern(t *testing.T) {
+	c := newTestChecker(t, nil)
+	ctx := context.Background()
+	now := at("2026-03-01T12:00:00Z")
+	addr := statusServer(t, http.StatusOK)
+	const custom = `^\S+ OOPS\b` // a timestamp, then the service's own marker
+	logs := &fakeLogs{}
+	svc := Target{Kind: KindService, Addr: addr, Path: "/health", Running: true, Logs: logs.source(), LogPattern: custom}
+	plain := Target{Kind: KindService, Addr: addr, Path: "/health", Running: true, Logs: logs.source()}
+
+	logs.set("2026-03-01T11:59:59Z OOPS the cache is cold\n")
+	if r := c.Check(ctx, "svc", now, svc); r.Status != StatusDegraded || r.Reason != "2026-03-01T11:59:59Z OOPS the cache is cold" {
+		t.Fatalf("a line matching the service pattern: %+v", r)
+	}
+	if r := c.Check(ctx, "plain", now, plain); r.Status != StatusHealthy {
+		t.Fatalf("the same line under the default pattern: %+v", r)
+	}
+
+	logs.set("ERROR database unreachable\n")
+	if r := c.Check(ctx, "svc", now.Add(time.Minute), svc); r.Status != StatusHealthy || r.Reason != "" {
+		t.Fatalf("a default-pattern line the service pattern excludes: %+v", r)
+	}
+	if r := c.Check(ctx, "plain", now.Add(time.Minute), plain); r.Status != StatusDegraded {
+		t.Fatalf("the same line under the default pattern: %+v", r)
+	}
+
+	// Compiled once: the second container with the pattern shares it.
+	c.Check(ctx, "svc2", now, svc)
+	c.mu.Lock()
+	cached := len(c.scanners)
+	c.mu.Unlock()
+	if cached != 1 {
+		t.Fatalf("%d compiled patterns cached, want 1", cached)
+	}
+
+	// A pattern that does not compile (a state older than the spec's
+	// validation): degraded, saying why, the cursor where it was.
+	before, _ := c.Cursor("svc")
+	bad := svc
+	bad.LogPattern = `(oops`
+	r := c.Check(ctx, "svc", now.Add(2*time.Minute), bad)
+	if r.Status != StatusDegraded || !strings.Contains(r.Reason, "log not scanned") || !strings.Contains(r.Reason, "(oops") {
+		t.Fatalf("invalid pattern: %+v", r)
+	}
+	if cur, _ := c.Cursor("svc"); !cur.Equal(before) {
+		t.Fatalf("cursor moved to %s on an invalid pattern", cur)
+	}
+}
+
+// TestCheckPatternCacheBounded: a stream of patterns cannot grow the cache
+// past its bound, and an evicted pattern still works.
+func TestCheckPatternCacheBounded(t *testing.T) {
+	c := newTestChecker(t, nil)
+	ctx := context.Background()
+	now := at("2026-03-01T12:00:00Z")
+	logs := &fakeLogs{text: "marker-7 here\n"}
+	for i := range 3 * maxCachedScanners {
+		w := Target{Kind: KindWorker, Running: true, Logs: logs.source(), LogPattern: fmt.Sprintf(`^marker-%d\b`, i)}
+		want := StatusHealthy
+		if i == 7 {
+			want = StatusDegraded
+		}
+		if r := c.Check(ctx, fmt.Sprintf("w%d", i), now, w); r.Status != want {
+			t.Fatalf("pattern %d: %+v, want %s", i, r, want)
+		}
+	}
+	c.mu.Lock()
+	cached := len(c.scanners)
+	c.mu.Unlock()
+	if cached > maxCachedScanners {
+		t.Fatalf("%d patterns cached, bound %d", cached, maxCachedScanners)
+	}
+}
+
+// TestCheckOnceLeavesTheCursor: an on-demand check scans from the time it
+// is given (or as a first check would) and does not move the cursor of the
+// periodic checks, so they still see every new line.
+func TestCheckOnceLeavesTheCursor(t *testing.T) {
+	c := newTestChecker(t, nil)
+	ctx := context.Background()
+	now := at("2026-03-01T12:00:00Z")
+	logs := &fakeLogs{}
+	w := Target{Kind: KindWorker, Running: true, Logs: logs.source(), StartedAt: now.Add(-time.Hour)}
+
+	c.Check(ctx, "w", now, w)
+	logs.set("ERROR disk full\n")
+	since := now.Add(-10 * time.Minute)
+	if r := c.CheckOnce(ctx, "w", now.Add(time.Minute), since, w); r.Status != StatusDegraded || r.Reason != "ERROR disk full" {
+		t.Fatalf("on demand: %+v", r)
+	}
+	if got := logs.lastSince(t); !got.Equal(since) {
+		t.Fatalf("on demand scanned since %s, want %s", got, since)
+	}
+	if cur, _ := c.Cursor("w"); !cur.Equal(now) {
+		t.Fatalf("on-demand check moved the cursor to %s", cur)
+	}
+	c.CheckOnce(ctx, "w", now.Add(time.Minute), time.Time{}, w)
+	if got, want := logs.lastSince(t), now.Add(time.Minute-DefaultConfig().FirstScanWindow); !got.Equal(want) {
+		t.Fatalf("on demand without since scanned since %s, want %s", got, want)
+	}
+	// The periodic check still reports the line, from its own cursor.
+	if r := c.Check(ctx, "w", now.Add(2*time.Minute), w); r.Status != StatusDegraded {
+		t.Fatalf("periodic check after an on-demand one: %+v", r)
+	}
+	if got := logs.lastSince(t); !got.Equal(now) {
+		t.Fatalf("periodic check scanned since %s, want its cursor %s", got, now)
+	}
+	// An id never checked periodically gets no cursor from CheckOnce.
+	c.CheckOnce(ctx, "other", now, time.Time{}, w)
+	if _, ok := c.Cursor("other"); ok {
+		t.Fatal("CheckOnce created a cursor")
+	}
 }
