@@ -42,6 +42,7 @@ settings() {
 	case "$1" in
 	raftfsm/BenchmarkCommit) echo "2000x" ;;
 	raftfsm/BenchmarkCommitConcurrent) echo "20000x" ;;
+	raftfsm/BenchmarkHealthHistoryMemory) echo "1x" ;;
 	mesh/BenchmarkFailureDetection) echo "10x" ;;
 	mesh/BenchmarkMetaConvergence) echo "10x" ;;
 	mesh/BenchmarkStateRead) echo "200x mem" ;;

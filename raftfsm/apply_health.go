@@ -70,19 +70,23 @@ func (s *State) recordHealth(in *Instance, r HealthReport, at time.Time) {
 }
 
 // appendSegment extends the last segment when the status repeats, else
-// starts a new one; the history is capped so a flapping container cannot
-// grow it without bound.
+// starts a new one. The history is capped so a flapping container cannot
+// grow it without bound: past maxHistorySegments the oldest
+// historyTrimStep segments go at once, so a container that flaps on every
+// check pays for one move of its history every historyTrimStep checks, not
+// on each.
 func appendSegment(h []Segment, status string, at time.Time) []Segment {
 	if n := len(h); n > 0 && h[n-1].Status == status {
 		h[n-1].To = at
 		h[n-1].Count++
 		return h
 	}
-	h = append(h, Segment{Status: status, From: at, To: at, Count: 1})
-	if over := len(h) - maxHistorySegments; over > 0 {
-		h = append(h[:0:0], h[over:]...)
+	if len(h) >= maxHistorySegments {
+		// Into a new array: readers may still hold the old one (a shallow
+		// copy of the instance taken under the read lock).
+		h = append(make([]Segment, 0, maxHistorySegments), h[len(h)-maxHistorySegments+historyTrimStep:]...)
 	}
-	return h
+	return append(h, Segment{Status: status, From: at, To: at, Count: 1})
 }
 
 func applyPurgeHistory(s *State, c *PurgeHistory) (any, error) {

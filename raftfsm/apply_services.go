@@ -363,6 +363,7 @@ const (
 	restartStreakReset  = 10 * time.Minute
 	crashLoopingStreak  = 3
 	maxHistorySegments  = 4096
+	historyTrimStep     = 256
 	healthReasonMaxSize = 500
 )
 

@@ -567,3 +567,36 @@ func TestFailedDeployRevertsInstancesAtomically(t *testing.T) {
 		}
 	})
 }
+
+func TestHealthHistoryIsCapped(t *testing.T) {
+	var h []Segment
+	at := t0
+	for i := 0; i < 3*maxHistorySegments; i++ {
+		at = at.Add(time.Second)
+		status := HealthHealthy
+		if i%2 == 1 {
+			status = HealthUnhealthy
+		}
+		h = appendSegment(h, status, at)
+		if len(h) > maxHistorySegments {
+			t.Fatalf("after %d changes the history holds %d segments, over the cap %d", i+1, len(h), maxHistorySegments)
+		}
+		if last := h[len(h)-1]; !last.From.Equal(at) || last.Status != status {
+			t.Fatalf("after %d changes the newest segment is %+v", i+1, last)
+		}
+	}
+	if len(h) < maxHistorySegments-historyTrimStep {
+		t.Fatalf("the history kept only %d segments", len(h))
+	}
+	for i := 1; i < len(h); i++ {
+		if !h[i].From.After(h[i-1].From) {
+			t.Fatalf("segments out of order at %d", i)
+		}
+	}
+	// A repeated status extends the newest segment instead.
+	n := len(h)
+	h = appendSegment(h, h[n-1].Status, at.Add(time.Second))
+	if len(h) != n || h[n-1].Count != 2 {
+		t.Fatalf("a repeat made %d segments, count %d", len(h), h[n-1].Count)
+	}
+}

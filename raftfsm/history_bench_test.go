@@ -41,7 +41,7 @@ func BenchmarkHealthHistoryMemory(b *testing.B) {
 			}
 		})
 		before := heapInUse()
-		for k := 0; k <= maxHistorySegments; k++ {
+		for k := 0; k < maxHistorySegments; k++ { // every history exactly at the cap
 			at := t0.Add(time.Duration(k) * step)
 			status := HealthHealthy
 			if k%2 == 1 {
