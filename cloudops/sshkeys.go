@@ -26,6 +26,9 @@ type SSHKeys interface {
 	// or the same public key under another name, it is an error matching
 	// ErrConflict (never someone else's key to delete later).
 	CreateSSHKey(ctx context.Context, name, publicKey string) (SSHKey, error)
+	// FindSSHKey returns the key registered with publicKey (by its
+	// fingerprint), registering nothing; ErrNotFound when there is none.
+	FindSSHKey(ctx context.Context, publicKey string) (SSHKey, error)
 	// DeleteSSHKey deletes a key; one already gone is not an error.
 	DeleteSSHKey(ctx context.Context, id int) error
 }
@@ -74,6 +77,26 @@ func (do *DigitalOcean) CreateSSHKey(ctx context.Context, name, publicKey string
 		return SSHKey{}, opError(op, err)
 	}
 	return out, nil
+}
+
+// FindSSHKey implements SSHKeys.
+func (do *DigitalOcean) FindSSHKey(ctx context.Context, publicKey string) (SSHKey, error) {
+	op := "find ssh key"
+	if do.err != nil {
+		return SSHKey{}, fmt.Errorf("%s: %w", op, do.err)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(publicKey))
+	if err != nil {
+		return SSHKey{}, fmt.Errorf("%s: %w", op, invalid("public key: %v", err))
+	}
+	// DigitalOcean names a key by the MD5 fingerprint of its public key.
+	fp := ssh.FingerprintLegacyMD5(pub)
+	op = fmt.Sprintf("find ssh key %s", fp)
+	k, _, err := do.c.Keys.GetByFingerprint(ctx, fp)
+	if err != nil {
+		return SSHKey{}, opError(op, err)
+	}
+	return SSHKey{ID: k.ID, Name: k.Name, Fingerprint: k.Fingerprint, PublicKey: k.PublicKey}, nil
 }
 
 // DeleteSSHKey implements SSHKeys.

@@ -49,6 +49,20 @@ func TestSSHKeys(t *testing.T) {
 	if _, err := e.do.CreateSSHKey(c, "bad", "ssh-rsa nonsense"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad key: %v", err)
 	}
+	n := e.fake.Requests("POST /v2/account/keys")
+	found, err := e.do.FindSSHKey(c, pub)
+	if err != nil || found.ID != k.ID || found.Name != k.Name || found.Fingerprint != k.Fingerprint {
+		t.Fatalf("find the key: %+v %v, want %+v", found, err, k)
+	}
+	if _, err := e.do.FindSSHKey(c, newPublicKey(t)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("find an unregistered key: %v, want ErrNotFound", err)
+	}
+	if _, err := e.do.FindSSHKey(c, "ssh-rsa nonsense"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("find a bad key: %v", err)
+	}
+	if got := e.fake.Requests("POST /v2/account/keys"); got != n || len(e.fake.State().Keys) != 1 {
+		t.Fatalf("finding keys registered some (%d creates, %d keys)", got-n, len(e.fake.State().Keys))
+	}
 	s := spec("c1-node-1")
 	s.SSHKeyIDs = []int{k.ID}
 	if _, err := e.do.CreateDroplet(c, s); err != nil {

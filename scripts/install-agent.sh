@@ -15,6 +15,11 @@
 #     ExecStart=/usr/local/bin/dropmesh agent, Restart=always) and the
 #     dropmesh-metadata unit that reads the droplet's addresses from the
 #     DigitalOcean metadata service;
+#   - the metadata guard: the dropmesh-metadata-guard unit drops containers'
+#     traffic to the metadata service (169.254.169.254, which serves the
+#     user data and so the cluster secret) before Docker starts, and a
+#     drop-in of the agent's unit deletes cloud-init's cached copies of the
+#     user data once the agent runs (see metadata-guard's comment);
 #   - sysctl settings for many connections, logrotate for nginx (hourly), a
 #     cap on the journal.
 #
@@ -141,6 +146,116 @@ install_packages() {
 	apt-get -o DPkg::Lock::Timeout=300 -qq install -y --no-install-recommends "${missing[@]}"
 	rm -f "$policy"
 	trap - EXIT
+}
+
+install_metadata_guard() {
+	put_file 0755 /usr/local/lib/dropmesh/metadata-guard <<'SCRIPT'
+#!/bin/sh
+# metadata-guard: keep the droplet's user data away from its containers.
+#
+# A droplet's user data holds the cluster secret and, on the seed, the
+# DigitalOcean and Cloudflare tokens and the admin password. The
+# DigitalOcean metadata service (169.254.169.254) serves it, without
+# authentication, to whatever on the droplet asks, and a container's traffic
+# to it is forwarded through the host.
+#
+#   metadata-guard firewall   drop containers' traffic to the metadata
+#                             service: a rule at the top of iptables'
+#                             DOCKER-USER chain, which Docker sends every
+#                             forwarded packet through and never rewrites.
+#                             dropmesh-metadata-guard.service runs it at
+#                             boot, before docker.service starts any
+#                             container (docker.service requires it).
+#   metadata-guard scrub      delete cloud-init's cached copies of the user
+#                             data; the agent's unit runs it once the agent
+#                             has started (the agent reads agent.env, not
+#                             these). cloud-init writes them again at boot.
+#
+# What this cannot do: the user data itself stays readable to root on the
+# droplet (from the metadata service) for the droplet's life, as does
+# /etc/dropmesh/agent.env; root on a droplet holds the cluster either way.
+# Containers on the host's network (none that dropmesh starts) are not
+# covered by DOCKER-USER.
+#
+# DROPMESH_ROOT=DIR scrubs under DIR instead of / (for tests).
+set -eu
+
+ip="${DROPMESH_METADATA_IP:-169.254.169.254}"
+cloud="${DROPMESH_ROOT:-}/var/lib/cloud"
+
+firewall() {
+	# -w waits for the xtables lock, which Docker may hold.
+	iptables -w -N DOCKER-USER 2>/dev/null || true
+	if iptables -w -C DOCKER-USER -d "$ip/32" -j DROP 2>/dev/null; then
+		echo "metadata-guard: containers are already cut off from $ip"
+		return 0
+	fi
+	iptables -w -I DOCKER-USER 1 -d "$ip/32" -j DROP
+	echo "metadata-guard: dropping containers' traffic to $ip (iptables DOCKER-USER)"
+}
+
+scrub() {
+	n=0
+	# The raw user data, its processed form, the merged cloud-config and the
+	# pickled datasource (which holds the raw user data too).
+	for f in "$cloud"/instances/*/user-data.txt "$cloud"/instances/*/user-data.txt.i \
+		"$cloud"/instances/*/cloud-config.txt "$cloud"/instances/*/obj.pkl; do
+		[ -e "$f" ] || continue
+		rm -f "$f"
+		n=$((n + 1))
+	done
+	echo "metadata-guard: removed $n cached copies of the user data"
+}
+
+case "${1:-}" in
+firewall) firewall ;;
+scrub) scrub ;;
+*)
+	echo "usage: metadata-guard firewall|scrub" >&2
+	exit 2
+	;;
+esac
+SCRIPT
+	put_file 0644 /etc/systemd/system/dropmesh-metadata-guard.service <<'UNIT'
+# dropmesh: cut containers off from the DigitalOcean metadata service,
+# which serves the droplet's user data (the cluster secret), before Docker
+# starts any container. Enabled, it is required by docker.service: Docker
+# does not start without the rule in place.
+[Unit]
+Description=dropmesh: no container reaches the droplet metadata service
+Before=docker.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/lib/dropmesh/metadata-guard firewall
+
+[Install]
+RequiredBy=docker.service
+WantedBy=multi-user.target
+UNIT
+	put_file 0644 /etc/systemd/system/dropmesh-agent.service.d/scrub-user-data.conf <<'UNIT'
+# dropmesh (install-agent.sh): drop-in of dropmesh-agent.service. Once the
+# agent has started (it reads its settings from agent.env), delete
+# cloud-init's cached copies of the user data; a failure never stops the
+# agent.
+[Service]
+ExecStartPost=-/usr/local/lib/dropmesh/metadata-guard scrub
+UNIT
+	local files=(/usr/local/lib/dropmesh/metadata-guard /etc/systemd/system/dropmesh-metadata-guard.service
+		/etc/systemd/system/dropmesh-agent.service.d/scrub-user-data.conf)
+	if changed "${files[@]}"; then
+		systemctl daemon-reload
+	fi
+	# Required by docker.service once enabled: no container starts before
+	# the rule is in place, at every boot.
+	systemctl enable --quiet dropmesh-metadata-guard.service
+	if changed "${files[@]}"; then
+		systemctl restart dropmesh-metadata-guard.service
+	else
+		systemctl start dropmesh-metadata-guard.service
+	fi
+	log "metadata: containers cut off from 169.254.169.254; cloud-init's copies of the user data scrubbed when the agent starts"
 }
 
 configure_docker() {
@@ -397,6 +512,7 @@ clean_for_snapshot() {
 main() {
 	parse_args "$@"
 	install_packages
+	install_metadata_guard
 	configure_docker
 	disable_system_nginx
 	install_binary

@@ -16,11 +16,13 @@ func TestScriptsParse(t *testing.T) {
 			t.Errorf("bash -n %s: %v\n%s", s, err, out)
 		}
 	}
-	if out, err := exec.Command("sh", "-n", "metadata-env.sh").CombinedOutput(); err != nil {
-		t.Errorf("sh -n metadata-env.sh: %v\n%s", err, out)
+	for _, s := range []string{"metadata-env.sh", "metadata-guard.sh"} {
+		if out, err := exec.Command("sh", "-n", s).CombinedOutput(); err != nil {
+			t.Errorf("sh -n %s: %v\n%s", s, err, out)
+		}
 	}
 	if sc, err := exec.LookPath("shellcheck"); err == nil {
-		out, err := exec.Command(sc, "install-agent.sh", "join.sh", "build-image.sh", "metadata-env.sh").CombinedOutput()
+		out, err := exec.Command(sc, "install-agent.sh", "join.sh", "build-image.sh", "metadata-env.sh", "metadata-guard.sh").CombinedOutput()
 		if err != nil {
 			t.Errorf("shellcheck: %v\n%s", err, out)
 		}
@@ -48,6 +50,17 @@ func TestScriptsCarryTheCanonicalUnits(t *testing.T) {
 			}
 		}
 	}
+	// The metadata guard is the base snapshot's (install-agent.sh) alone.
+	text := readFile(t, "install-agent.sh")
+	for _, c := range []struct{ marker, end, file string }{
+		{"/usr/local/lib/dropmesh/metadata-guard <<'SCRIPT'", "SCRIPT", "metadata-guard.sh"},
+		{"/etc/systemd/system/dropmesh-metadata-guard.service <<'UNIT'", "UNIT", "systemd/dropmesh-metadata-guard.service"},
+		{"/etc/systemd/system/dropmesh-agent.service.d/scrub-user-data.conf <<'UNIT'", "UNIT", "systemd/scrub-user-data.conf"},
+	} {
+		if got, want := heredoc(t, text, c.marker, c.end), readFile(t, c.file); got != want {
+			t.Errorf("install-agent.sh writes a %s that differs from %s", filepath.Base(c.file), c.file)
+		}
+	}
 	unit := readFile(t, "systemd/dropmesh-agent.service")
 	for _, want := range []string{"EnvironmentFile=/etc/dropmesh/agent.env", "ExecStart=/usr/local/bin/dropmesh agent", "Restart=always"} {
 		if !strings.Contains(unit, "\n"+want+"\n") {
@@ -70,16 +83,21 @@ func TestInstallAgentInstallsEverything(t *testing.T) {
 		t.Fatalf("the installed binary's version is not shown:\n%s", out)
 	}
 	for path, want := range map[string]string{
-		"etc/systemd/system/dropmesh-agent.service":    readFile(t, "systemd/dropmesh-agent.service"),
-		"etc/systemd/system/dropmesh-metadata.service": readFile(t, "systemd/dropmesh-metadata.service"),
-		"usr/local/lib/dropmesh/metadata-env":          readFile(t, "metadata-env.sh"),
+		"etc/systemd/system/dropmesh-agent.service":                        readFile(t, "systemd/dropmesh-agent.service"),
+		"etc/systemd/system/dropmesh-metadata.service":                     readFile(t, "systemd/dropmesh-metadata.service"),
+		"usr/local/lib/dropmesh/metadata-env":                              readFile(t, "metadata-env.sh"),
+		"usr/local/lib/dropmesh/metadata-guard":                            readFile(t, "metadata-guard.sh"),
+		"etc/systemd/system/dropmesh-metadata-guard.service":               readFile(t, "systemd/dropmesh-metadata-guard.service"),
+		"etc/systemd/system/dropmesh-agent.service.d/scrub-user-data.conf": readFile(t, "systemd/scrub-user-data.conf"),
 	} {
 		if h.file(t, path) != want {
 			t.Errorf("/%s differs from its canonical file", path)
 		}
 	}
-	if h.mode(t, "usr/local/lib/dropmesh/metadata-env") != 0o755 {
-		t.Error("metadata-env is not executable")
+	for _, x := range []string{"metadata-env", "metadata-guard"} {
+		if h.mode(t, "usr/local/lib/dropmesh/"+x) != 0o755 {
+			t.Errorf("%s is not executable", x)
+		}
 	}
 	for _, d := range []string{"etc/dropmesh", "var/lib/dropmesh"} {
 		if m := h.mode(t, d); m != 0o700 {
@@ -111,11 +129,21 @@ func TestInstallAgentInstallsEverything(t *testing.T) {
 		"systemctl disable --quiet --now nginx.service",
 		"systemctl daemon-reload",
 		"systemctl enable --quiet dropmesh-metadata.service dropmesh-agent.service",
+		"systemctl enable --quiet dropmesh-metadata-guard.service",
+		"systemctl restart dropmesh-metadata-guard.service",
 		"sysctl --quiet --load=" + h.Root + "/etc/sysctl.d/60-dropmesh.conf",
 	} {
 		if !strings.Contains(log, want+"\n") {
 			t.Errorf("the install did not run %q; stand-ins logged:\n%s", want, log)
 		}
+	}
+	// The guard is in place before Docker (re)starts with its containers.
+	if g, d := strings.Index(log, "systemctl restart dropmesh-metadata-guard.service"), strings.Index(log, "systemctl restart docker.service"); g < 0 || g > d {
+		t.Errorf("docker restarted before the metadata guard:\n%s", log)
+	}
+	if unit := h.file(t, "etc/systemd/system/dropmesh-metadata-guard.service"); !strings.Contains(unit, "\nBefore=docker.service\n") ||
+		!strings.Contains(unit, "\nRequiredBy=docker.service\n") {
+		t.Errorf("the metadata guard does not come before (and with) Docker:\n%s", unit)
 	}
 	if strings.Contains(log, "systemctl start nginx") || strings.Contains(log, "enable --quiet nginx") {
 		t.Errorf("nginx started as a system service:\n%s", log)

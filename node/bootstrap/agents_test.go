@@ -40,6 +40,15 @@ type agentBackend struct {
 
 	mu     sync.Mutex
 	agents map[int]*runningAgent
+	// onStart, if set, runs before a cluster droplet's agent starts.
+	onStart func(fakeapi.BackedDroplet)
+}
+
+// setOnStart sets (or, with nil, clears) the hook run before an agent starts.
+func (b *agentBackend) setOnStart(f func(fakeapi.BackedDroplet)) {
+	b.mu.Lock()
+	b.onStart = f
+	b.mu.Unlock()
 }
 
 type runningAgent struct {
@@ -130,7 +139,11 @@ func (b *agentBackend) Start(ctx context.Context, d fakeapi.BackedDroplet) error
 		b.mu.Unlock()
 		return nil
 	}
+	hook := b.onStart
 	b.mu.Unlock()
+	if hook != nil {
+		hook(d)
+	}
 	cfg, err := b.config(d, env)
 	if err != nil {
 		return fmt.Errorf("droplet %s: %w", d.Name, err)

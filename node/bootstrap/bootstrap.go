@@ -19,23 +19,27 @@ import (
 )
 
 // VPCRange is the cluster VPC's private range; the leader ensures the same
-// VPC (NAME-vpc, in the first region, with this range).
+// VPC (VPCName, in the first region, with this range).
 const VPCRange = "10.110.0.0/20"
 
 // AdminUser is the UI user the seed creates.
 const AdminUser = "admin"
 
+// VPCName is the name of the cluster's VPC; the leader ensures the same one,
+// so a seed created in it (by bootstrap or local mode) is in the leader's VPC.
+func VPCName(cluster string) string { return cluster + "-vpc" }
+
 // Names of the cluster's cloud resources; the leader uses the same ones.
-func vpcName(cluster string) string      { return cluster + "-vpc" }
 func firewallName(cluster string) string { return cluster + "-firewall" }
 func dropletName(cluster, nodeID string) string {
 	return cluster + "-" + nodeID
 }
 
-// clusterTag is the tag on every droplet of the cluster, which the cluster
+// ClusterTag is the tag on every droplet of the cluster, which the cluster
 // firewall applies to: dropmesh-NAME-ID8, as the leader computes it from the
-// settings.
-func clusterTag(cluster, clusterID string) string {
+// settings. A seed must carry it (and its agent get the same cluster id,
+// DROPMESH_CLUSTER_ID) or the leader's firewall leaves it out.
+func ClusterTag(cluster, clusterID string) string {
 	return "dropmesh-" + cluster + "-" + clusterID[:min(8, len(clusterID))]
 }
 
@@ -168,14 +172,14 @@ func (r *run) loadRecord() error {
 			return fmt.Errorf("state dir %s: %s has no cluster id", r.sd.Path, RecordFile)
 		}
 	} else {
-		id, err := newClusterID()
+		id, err := NewClusterID()
 		if err != nil {
 			return err
 		}
 		rec = Record{Name: o.Name, ClusterID: id, Domain: o.Domain, CreatedAt: time.Now().UTC()}
 	}
 	rec.UIHost, rec.Regions, rec.Size, rec.Nodes = o.uiHost(), slices.Clone(o.Regions), o.Size, o.Nodes
-	rec.Tag = clusterTag(o.Name, rec.ClusterID)
+	rec.Tag = ClusterTag(o.Name, rec.ClusterID)
 	r.rec = rec
 	return r.sd.SaveRecord(rec)
 }
@@ -184,9 +188,9 @@ func (r *run) loadRecord() error {
 func (r *run) ensureNetwork(ctx context.Context) (cloudops.VPC, error) {
 	o, p := r.o, r.p
 	var vpc cloudops.VPC
-	if err := p.step(fmt.Sprintf("ensuring the VPC %s in %s", vpcName(o.Name), o.Regions[0]), func() (string, error) {
+	if err := p.step(fmt.Sprintf("ensuring the VPC %s in %s", VPCName(o.Name), o.Regions[0]), func() (string, error) {
 		var err error
-		if vpc, err = r.do.EnsureVPC(ctx, vpcName(o.Name), o.Regions[0], VPCRange); err != nil {
+		if vpc, err = r.do.EnsureVPC(ctx, VPCName(o.Name), o.Regions[0], VPCRange); err != nil {
 			return "", err
 		}
 		r.rec.VPCID = vpc.ID
@@ -330,7 +334,7 @@ func (r *run) awaitSeed(ctx context.Context, c *agentClient) error {
 			// the seed carry the tag of ours, the leader's new droplets
 			// that of its.
 			p.line("warning: the seed's agent ignored DROPMESH_CLUSTER_ID (cluster id %s, not %s): the leader's droplets will carry tag %s, the firewall made here tag %s",
-				st.ClusterID, r.rec.ClusterID, clusterTag(o.Name, st.ClusterID), r.rec.Tag)
+				st.ClusterID, r.rec.ClusterID, ClusterTag(o.Name, st.ClusterID), r.rec.Tag)
 		}
 		if st.DOToken == "" || st.CFToken == "" {
 			return "", fmt.Errorf("the seed holds no %s", missingTokens(st))

@@ -3,7 +3,6 @@ package bootstrap
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -84,7 +83,7 @@ func (e *cloudEnv) counts() counts {
 		c.DropletNames = append(c.DropletNames, d.Name)
 	}
 	for _, v := range st.VPCs {
-		if v.Name == vpcName("demo") { // the fake also makes a region's default VPC
+		if v.Name == VPCName("demo") { // the fake also makes a region's default VPC
 			c.VPCs++
 		}
 	}
@@ -94,12 +93,6 @@ func (e *cloudEnv) counts() counts {
 	slices.Sort(c.DropletNames)
 	c.Droplets, c.Firewalls, c.Snapshots, c.Keys = len(st.Droplets), len(st.Firewalls), len(st.Snapshots), len(st.Keys)
 	return c
-}
-
-// agentHasClusterIDFlag reports whether the agent takes the cluster id the
-// bootstrap chose (DROPMESH_CLUSTER_ID).
-func agentHasClusterIDFlag() bool {
-	return node.AgentCommand("test", node.Options{})[0].Flags().Lookup("cluster-id") != nil
 }
 
 func TestBootstrapEndToEnd(t *testing.T) {
@@ -259,36 +252,34 @@ func TestBootstrapEndToEnd(t *testing.T) {
 		return false
 	})
 
-	// The cluster firewall applies to the cluster's droplets: the seed's
-	// tag is the leader's, which needs the agent to take the cluster id the
-	// bootstrap chose.
-	if agentHasClusterIDFlag() {
-		if settings.ClusterID != rec.ClusterID {
-			t.Fatalf("the seed runs cluster %s, the bootstrap chose %s", settings.ClusterID, rec.ClusterID)
-		}
-		waitFor(t, 20*time.Second, "the leader's firewall", func() bool { return e.fake.Requests("PUT /v2/firewalls/{id}") == 0 })
-		for _, d := range e.fake.State().Droplets {
-			for _, f := range e.fake.State().Firewalls {
-				if !slices.Contains(d.Tags, f.Tags[0]) {
-					t.Errorf("droplet %s (tags %v) is outside firewall %s (tags %v)", d.Name, d.Tags, f.Name, f.Tags)
-				}
-			}
-		}
-	} else {
-		t.Logf("KNOWN GAP: the agent has no --cluster-id flag: the seed made cluster %s, not %s, so the leader retags the firewall to %s and the seed (tag %s) leaves it",
-			settings.ClusterID, rec.ClusterID, clusterTag("demo", settings.ClusterID), rec.Tag)
+	// The cluster firewall applies to every droplet of the cluster: the seed
+	// runs the cluster id the bootstrap chose, so the firewall the leader
+	// ensures is the bootstrap's (same name, tag and rules: never rewritten)
+	// and the seed carries the tag of the droplets the leader adds.
+	if settings.ClusterID != rec.ClusterID {
+		t.Fatalf("the seed runs cluster %s, the bootstrap chose %s", settings.ClusterID, rec.ClusterID)
 	}
-
-	// The droplets the leader added boot from the base snapshot too.
-	for _, d := range e.fake.State().Droplets {
-		// DigitalOcean takes a private snapshot by id only; a slug names
-		// public images (the fake accepts any slug).
+	waitFor(t, 20*time.Second, "the leader to ensure the cluster firewall", func() bool {
+		var fw *raftfsm.Firewall
+		seed.agent.View(func(s *raftfsm.State) { fw = s.Cloud.Firewall })
+		return fw != nil && fw.ID == rec.FirewallID
+	})
+	if n := e.fake.Requests("PUT /v2/firewalls/{id}"); n != 0 {
+		t.Fatalf("the leader rewrote the bootstrap's firewall (%d PUTs)", n)
+	}
+	st = e.fake.State()
+	if len(st.Firewalls) != 1 || !slices.Equal(st.Firewalls[0].Tags, []string{rec.Tag}) {
+		t.Fatalf("firewalls %+v, want one on tag %s", st.Firewalls, rec.Tag)
+	}
+	for _, d := range st.Droplets {
+		if !slices.Contains(d.Tags, rec.Tag) {
+			t.Errorf("droplet %s (tags %v) is outside the firewall on tag %s", d.Name, d.Tags, rec.Tag)
+		}
+		// The droplets the leader added boot from the base snapshot too, by
+		// id: DigitalOcean takes a private snapshot by id only (a slug names
+		// a public image).
 		if d.Image == nil || d.Image.ID != rec.SnapshotID {
-			img := "none"
-			if d.Image != nil {
-				img = fmt.Sprintf("id %d, slug %q", d.Image.ID, d.Image.Slug)
-			}
-			t.Logf("KNOWN GAP: droplet %s was created from image %s, not the base snapshot's id %d: on DigitalOcean a snapshot is not a slug", d.Name, img, rec.SnapshotID)
+			t.Errorf("droplet %s was created from image %+v, not the base snapshot %d", d.Name, d.Image, rec.SnapshotID)
 		}
 	}
 
@@ -344,18 +335,46 @@ func grepDir(t *testing.T, dir string, needles ...string) []string {
 	return hits
 }
 
+// assertNoDuplicates checks that the cloud holds at most one of each thing a
+// bootstrap of demo makes, and nothing of the builder.
+func (e *cloudEnv) assertNoDuplicates(t *testing.T, after string) counts {
+	t.Helper()
+	c := e.counts()
+	unique := func(names []string, allowed ...string) bool {
+		seen := map[string]bool{}
+		for _, n := range names {
+			if seen[n] || !slices.Contains(allowed, n) {
+				return false
+			}
+			seen[n] = true
+		}
+		return true
+	}
+	if c.VPCs > 1 || c.Snapshots > 1 || c.Keys != 0 || !unique(c.FirewallNames, "demo-firewall") ||
+		!unique(c.DropletNames, "demo-node-1", "demo-node-2") {
+		t.Fatalf("after %s: duplicates or builder leftovers in the cloud: %+v\n%s", after, c, e.out)
+	}
+	return c
+}
+
 func TestBootstrapRerunAfterAFailureAtEachStep(t *testing.T) {
-	e := newCloudEnv(t, 1, "nyc3", "sfo3")
+	e := newCloudEnv(t, 2, "nyc3", "sfo3")
 	ctx := context.Background()
 	reach := e.opts.Reach
+	blockGrowth := fakeapi.Fault{Method: "POST", PathPrefix: "/v2/droplets", Status: 500}
+	var vpcFaulted int // POST /v2/vpcs answered by the injected fault
 	steps := []struct {
 		name  string
 		fault *fakeapi.Fault
 		setup func()
-		want  string
+		// keepFaults leaves the faults of the previous step in place.
+		keepFaults bool
+		after      func()
+		want       string
 	}{
 		{name: "zone lookup", fault: &fakeapi.Fault{Method: "GET", PathPrefix: "/client/v4/zones", Status: 500}, want: "checking the Cloudflare zone"},
-		{name: "VPC", fault: &fakeapi.Fault{Method: "POST", PathPrefix: "/v2/vpcs", Status: 500}, want: "ensuring the VPC"},
+		{name: "VPC", fault: &fakeapi.Fault{Method: "POST", PathPrefix: "/v2/vpcs", Status: 500}, want: "ensuring the VPC",
+			after: func() { vpcFaulted = e.fake.Requests("POST /v2/vpcs") }},
 		{name: "cluster firewall", fault: &fakeapi.Fault{Method: "POST", PathPrefix: "/v2/firewalls", Status: 500}, want: "ensuring the firewall"},
 		{name: "builder key", fault: &fakeapi.Fault{Method: "POST", PathPrefix: "/v2/account/keys", Status: 429}, want: "registering the SSH key"},
 		{name: "builder droplet", fault: &fakeapi.Fault{Method: "POST", PathPrefix: "/v2/droplets", Status: 503}, want: "creating the builder droplet"},
@@ -368,13 +387,37 @@ func TestBootstrapRerunAfterAFailureAtEachStep(t *testing.T) {
 			e.opts.Reach = func(cloudops.Droplet, string) []Endpoint {
 				return []Endpoint{{URL: "http://127.0.0.1:1", Trusted: true}}
 			}
-		}, want: "waiting for the seed's agent"},
+			// The seed's leader must not grow the cluster before the next
+			// step fails its growth: droplet creation fails from the moment
+			// the seed (created by this run) boots.
+			e.backend.setOnStart(func(d fakeapi.BackedDroplet) {
+				if d.Name == "demo-node-1" {
+					if err := e.fake.InjectFault(blockGrowth); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}, after: func() { e.backend.setOnStart(nil) }, want: "waiting for the seed's agent"},
+		{name: "growth", keepFaults: true, setup: func() { e.opts.Config.GrowTimeout = time.Second },
+			after: func() {
+				if c := e.counts(); !slices.Equal(c.DropletNames, []string{"demo-node-1"}) {
+					t.Fatalf("growth: droplets %v while their creation fails", c.DropletNames)
+				}
+			}, want: "waiting for the cluster to grow to 2 nodes"},
 	}
-	for _, s := range steps {
-		e.fake.ClearFaults()
+	reset := func() {
 		e.host.Refuse.Store(false)
 		e.opts.Config.AgentTimeout = testConfig().AgentTimeout
+		e.opts.Config.GrowTimeout = testConfig().GrowTimeout
 		e.opts.Reach = reach
+		e.out = &syncBuffer{}
+		e.opts.Out = e.out
+	}
+	for _, s := range steps {
+		if !s.keepFaults {
+			e.fake.ClearFaults()
+		}
+		reset()
 		if s.fault != nil {
 			if err := e.fake.InjectFault(*s.fault); err != nil {
 				t.Fatal(err)
@@ -383,35 +426,33 @@ func TestBootstrapRerunAfterAFailureAtEachStep(t *testing.T) {
 		if s.setup != nil {
 			s.setup()
 		}
-		e.out = &syncBuffer{}
-		e.opts.Out = e.out
 		_, err := Run(ctx, e.opts)
 		if err == nil || !strings.Contains(err.Error(), s.want) {
 			t.Fatalf("%s: bootstrap gave %v, want a failure at %q\n%s", s.name, err, s.want, e.out)
 		}
-		// A failure never leaves the builder behind.
-		c := e.counts()
-		if c.Keys != 0 || slices.Contains(c.FirewallNames, namesFor("demo").firewall) || slices.Contains(c.DropletNames, namesFor("demo").droplet) {
-			t.Fatalf("%s: the builder is left behind: %+v\n%s", s.name, c, e.out)
+		// A failure never leaves the builder behind, nor makes anything twice.
+		e.assertNoDuplicates(t, "a failure at "+s.name)
+		if s.after != nil {
+			s.after()
 		}
 		t.Logf("%s: failed as injected: %v", s.name, err)
 	}
 	e.fake.ClearFaults()
-	e.host.Refuse.Store(false)
-	e.opts.Config.AgentTimeout = testConfig().AgentTimeout
-	e.opts.Reach = reach
-	e.out = &syncBuffer{}
-	e.opts.Out = e.out
+	reset()
 	if _, err := Run(ctx, e.opts); err != nil {
 		t.Fatalf("bootstrap after the failures: %v\n%s", err, e.out)
 	}
-	c := e.counts()
-	if c.VPCs != 1 || c.Snapshots != 1 || c.Keys != 0 || !slices.Equal(c.FirewallNames, []string{"demo-firewall"}) ||
-		!slices.Equal(c.DropletNames, []string{"demo-node-1"}) {
+	c := e.assertNoDuplicates(t, "the successful run")
+	if c.VPCs != 1 || c.Snapshots != 1 || !slices.Equal(c.FirewallNames, []string{"demo-firewall"}) ||
+		!slices.Equal(c.DropletNames, []string{"demo-node-1", "demo-node-2"}) {
 		t.Fatalf("cloud after failures and a successful run: %+v", c)
 	}
-	if n := e.fake.Requests("POST /v2/vpcs"); n > 1+testConfig().Retry.MaxAttempts {
-		t.Logf("VPC creates: %d", n)
+	// The VPC was created once: every request after the faulted ones found it.
+	if vpcFaulted == 0 {
+		t.Fatal("the VPC step sent no create to fault")
+	}
+	if n := e.fake.Requests("POST /v2/vpcs"); n != vpcFaulted+1 {
+		t.Fatalf("%d VPC creates: %d faulted, want exactly one more", n, vpcFaulted)
 	}
 	if st := e.fake.State(); !slices.Contains(st.Snapshots[0].Regions, "sfo3") {
 		t.Fatalf("snapshot regions %v after the failed transfer was retried", st.Snapshots[0].Regions)

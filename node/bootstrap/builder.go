@@ -139,9 +139,15 @@ func (b *Builder) sweep(ctx context.Context, spec SnapshotSpec) error {
 			l.droplets = append(l.droplets, d.ID)
 		}
 		l.firewall = fw.ID
+		// The interrupted build's key, if it registered one: looked up, never
+		// registered here, and deleted only under the builder's own name.
 		if signer, _, err := loadKey(b.KeyPath); err == nil {
-			if k, err := b.Cloud.CreateSSHKey(ctx, keyName(n, signer), authorizedKey(signer)); err == nil {
+			k, err := b.Cloud.FindSSHKey(ctx, authorizedKey(signer))
+			switch {
+			case err == nil && k.Name == keyName(n, signer):
 				l.key = k.ID
+			case err != nil && !errors.Is(err, cloudops.ErrNotFound):
+				return "", err
 			}
 		}
 		return l.String(), b.remove(ctx, l)

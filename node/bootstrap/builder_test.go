@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -127,7 +128,7 @@ func TestBuilderBuildsTheSnapshotOverSSHAndRemovesTheBuilder(t *testing.T) {
 	if !sameFile(t, e.binary, filepath.Join(root, "usr/local/bin/dropmesh")) {
 		t.Fatal("the installed binary differs from the uploaded one")
 	}
-	for _, unit := range []string{"dropmesh-agent.service", "dropmesh-metadata.service"} {
+	for _, unit := range []string{"dropmesh-agent.service", "dropmesh-metadata.service", "dropmesh-metadata-guard.service"} {
 		if !sameFile(t, filepath.Join("../../scripts/systemd", unit), filepath.Join(root, "etc/systemd/system", unit)) {
 			t.Fatalf("%s differs from scripts/systemd/%s", unit, unit)
 		}
@@ -141,7 +142,7 @@ func TestBuilderBuildsTheSnapshotOverSSHAndRemovesTheBuilder(t *testing.T) {
 	log := e.host.StandInLog(t)
 	if m := missing(log, "apt-get -o DPkg::Lock::Timeout=300 -qq install -y --no-install-recommends ca-certificates curl docker.io nginx logrotate",
 		"systemctl disable --quiet --now nginx.service", "systemctl enable --quiet dropmesh-metadata.service dropmesh-agent.service",
-		"cloud-init clean --logs", "sync"); m != "" {
+		"systemctl enable --quiet dropmesh-metadata-guard.service", "cloud-init clean --logs", "sync"); m != "" {
 		t.Fatalf("the install did not run %q; stand-ins logged:\n%s", m, log)
 	}
 	out := e.out.String()
@@ -226,6 +227,54 @@ func TestBuilderReusesAnExistingSnapshot(t *testing.T) {
 	if n := len(e.fake.State().Snapshots); n != 1 {
 		t.Fatalf("%d snapshots, want 1", n)
 	}
+}
+
+// A build cut short after it registered its key: once the snapshot exists,
+// the next Ensure deletes the key it finds, and registers none to find it.
+func TestBuilderSweepsAnInterruptedBuildsKeyWithoutRegisteringOne(t *testing.T) {
+	e := newBuilderEnv(t)
+	ctx := context.Background()
+	spec := SnapshotSpec{Name: "dropmesh-base-sweep", Regions: []string{"nyc3"}, Cluster: "demo"}
+	if _, err := e.b.Ensure(ctx, spec); err != nil {
+		t.Fatalf("Ensure: %v\n%s", err, e.out)
+	}
+	// What the interrupted build left: its private key and its registered key.
+	signer, fresh, err := loadOrCreateKey(e.b.KeyPath)
+	if err != nil || !fresh {
+		t.Fatalf("builder key: fresh %v, %v", fresh, err)
+	}
+	left, err := e.do.CreateSSHKey(ctx, keyName(namesFor(spec.Cluster), signer), authorizedKey(signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creates := e.fake.Requests("POST /v2/account/keys")
+	if _, err := e.b.Ensure(ctx, spec); err != nil {
+		t.Fatalf("Ensure after an interrupted build: %v\n%s", err, e.out)
+	}
+	if got := e.fake.Requests("POST /v2/account/keys"); got != creates {
+		t.Fatalf("the sweep registered %d SSH keys", got-creates)
+	}
+	if m := missing(e.out.String(), fmt.Sprintf("removing a builder left from an earlier run... ok (ssh key %d)", left.ID)); m != "" {
+		t.Fatalf("progress lacks %q:\n%s", m, e.out)
+	}
+	e.assertNoBuilder(t)
+
+	// Only the private key is left (its public key never registered): the
+	// sweep removes the file and touches no key in the account.
+	if _, _, err := loadOrCreateKey(e.b.KeyPath); err != nil {
+		t.Fatal(err)
+	}
+	keyRequests := func() int {
+		return e.fake.Requests("POST /v2/account/keys") + e.fake.Requests("DELETE /v2/account/keys/{id}")
+	}
+	before := keyRequests()
+	if _, err := e.b.Ensure(ctx, spec); err != nil {
+		t.Fatalf("Ensure after a build cut short before its key: %v\n%s", err, e.out)
+	}
+	if got := keyRequests(); got != before {
+		t.Fatalf("the second sweep created or deleted %d keys", got-before)
+	}
+	e.assertNoBuilder(t)
 }
 
 func TestBuilderCleansUpWhenSSHIsRefused(t *testing.T) {

@@ -178,8 +178,8 @@ func newPassword(n int) (string, error) {
 	return b.String(), nil
 }
 
-// newClusterID makes the cluster's id (16 hex digits, like the seed's).
-func newClusterID() (string, error) {
+// NewClusterID makes the cluster's id (16 hex digits, like the seed's).
+func NewClusterID() (string, error) {
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("make cluster id: %w", err)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -121,17 +122,89 @@ func Command() *cobra.Command {
 	return root
 }
 
-// supervisorPID returns the pid of the live supervisor of dir, or 0.
+// supervisorPID returns the pid of the live supervisor of dir, or 0. The
+// pid file may be stale (a crash, a reboot) and its pid reused by another
+// process, so the pid counts only while that process runs `local supervise
+// --dir DIR` for this very dir.
 func supervisorPID(dir string) int {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return 0
+	}
 	b, err := os.ReadFile(filepath.Join(dir, PIDFile))
 	if err != nil {
 		return 0
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
+	if err != nil || pid <= 0 || !isSupervisorOf(pid, dir) {
 		return 0
 	}
 	return pid
+}
+
+// isSupervisorOf reports whether pid is alive and runs `dropmesh local
+// supervise --dir dir` (as startSupervisor starts it).
+func isSupervisorOf(pid int, dir string) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	args, err := processArgs(pid)
+	if err != nil {
+		return false
+	}
+	supervise, ofDir := false, false
+	for i, a := range args {
+		if a == "supervise" && i > 0 && args[i-1] == "local" {
+			supervise = true
+		}
+		if (a == "--dir" && i+1 < len(args) && args[i+1] == dir) || a == "--dir="+dir {
+			ofDir = true
+		}
+	}
+	return supervise && ofDir
+}
+
+// isAgentOf reports whether pid is alive and runs the agent of node id of
+// the mesh in dir: `dropmesh agent` with the data dir processBackend gives
+// that node in its environment. A pid in a stale local.json may belong to
+// anyone by now, even to another mesh's agent.
+func isAgentOf(pid int, dir, id string) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	args, err := processArgs(pid)
+	if err != nil || len(args) < 2 || !slices.Contains(args[1:], "agent") {
+		return false
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return false
+	}
+	want := "DROPMESH_DATA_DIR=" + filepath.Join(dir, id)
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if kv == want {
+			return true
+		}
+	}
+	return false
+}
+
+// processArgs returns a process's command line, from /proc where there is
+// one, else from ps (macOS; arguments with spaces are split there, which
+// only makes a match less likely).
+func processArgs(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err == nil {
+		return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00"), nil
+	}
+	if _, perr := os.Stat("/proc/self"); perr == nil {
+		return nil, fmt.Errorf("process %d: %w", pid, err)
+	}
+	out, err := exec.Command("ps", "-o", "command=", "-p", strconv.Itoa(pid)).Output()
+	if err != nil {
+		return nil, fmt.Errorf("process %d: ps: %w", pid, err)
+	}
+	return strings.Fields(string(out)), nil
 }
 
 // startSupervisor starts `dropmesh local supervise` detached from this
@@ -175,21 +248,21 @@ func Down(ctx context.Context, dir string, out io.Writer) error {
 		fmt.Fprintf(out, "stopping the local mesh in %s (supervisor pid %d)...\n", dir, pid)
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 		deadline := time.Now().Add(90 * time.Second)
-		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		for isSupervisorOf(pid, dir) && time.Now().Before(deadline) {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
-		if syscall.Kill(pid, 0) == nil {
+		if isSupervisorOf(pid, dir) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 	// Agents a killed supervisor could not stop.
 	if st, err := readState(dir); err == nil {
 		for _, n := range st.Nodes {
-			if n.PID > 0 && syscall.Kill(n.PID, 0) == nil && isDropmeshAgent(n.PID) {
+			if n.PID > 0 && isAgentOf(n.PID, dir, n.ID) {
 				_ = syscall.Kill(n.PID, syscall.SIGKILL)
 			}
 		}
@@ -200,15 +273,6 @@ func Down(ctx context.Context, dir string, out io.Writer) error {
 	StopEdges(dir)
 	fmt.Fprintln(out, "local mesh stopped; its data stays in", dir, "(local up resumes it)")
 	return nil
-}
-
-// isDropmeshAgent checks a pid still runs `dropmesh agent` (not a reused pid).
-func isDropmeshAgent(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	return strings.Contains(string(b), "agent")
 }
 
 func readState(dir string) (State, error) {

@@ -1,9 +1,12 @@
 package localmode
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -40,16 +43,7 @@ func sampleNodes(t *testing.T, c *apiclient.Client) map[string]string {
 }
 
 // sampleRecords returns the IPs of the sample host's A records in the fake zone.
-func (m *mesh) sampleRecords() []string {
-	var ips []string
-	for _, r := range m.fakeState().DNSRecords {
-		if r.Name == "sample."+Zone {
-			ips = append(ips, r.Content)
-		}
-	}
-	slices.Sort(ips)
-	return ips
-}
+func (m *mesh) sampleRecords() []string { return m.records("sample." + Zone) }
 
 // actionsOf counts a droplet's actions of one type in the fake cloud.
 func (m *mesh) actionsOf(dropletID int, typ string) int {
@@ -181,6 +175,17 @@ func TestLocalHealing(t *testing.T) {
 			t.Fatalf("the dead droplet %d is still there: %s", d.ID, d.Status)
 		}
 	}
+	// DIR/env follows the droplets: the replacement in, the dead one out.
+	var apis []string
+	waitFor(t, 30*time.Second, "DIR/env to list the droplets that exist", func() bool {
+		apis = apis[:0]
+		for _, n := range m.status() {
+			apis = append(apis, n.API)
+		}
+		env, err := os.ReadFile(filepath.Join(m.dir, EnvFile))
+		return err == nil && len(apis) == 3 && !slices.Contains(apis, vs.API) &&
+			bytes.Contains(env, []byte("DROPMESH_ADDR="+strings.Join(apis, ",")+"\n"))
+	})
 }
 
 func otherThan(m map[string]string, id string) string {

@@ -5,16 +5,24 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/digitalocean/godo"
+
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/node/bootstrap"
 	"github.com/dropmesh/dropmesh/node/runtime"
 )
 
@@ -82,8 +90,9 @@ func (m *mesh) status() []NodeStatus {
 	return st.Nodes
 }
 
-// fakeState reads the fake cloud's /_fake/state.
-func (m *mesh) fakeState() fakeCloudState {
+// fakeState reads the fake cloud's /_fake/state, in the providers' own
+// JSON shapes.
+func (m *mesh) fakeState() fakeapi.State {
 	m.t.Helper()
 	st, err := readState(m.dir)
 	if err != nil {
@@ -94,37 +103,87 @@ func (m *mesh) fakeState() fakeCloudState {
 		m.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var fs fakeCloudState
+	var fs fakeapi.State
 	if err := json.NewDecoder(resp.Body).Decode(&fs); err != nil {
 		m.t.Fatal(err)
 	}
 	return fs
 }
 
-type fakeCloudState struct {
-	Droplets []struct {
-		ID      int    `json:"id"`
-		Name    string `json:"name"`
-		Status  string `json:"status"`
-		Actions []struct {
-			Type   string `json:"type"`
-			Status string `json:"status"`
-		} `json:"actions"`
-	} `json:"droplets"`
-	Firewalls []struct {
-		Name         string `json:"name"`
-		InboundRules []struct {
-			Protocol  string `json:"protocol"`
-			PortRange string `json:"ports"`
-			Sources   struct {
-				Addresses []string `json:"addresses"`
-			} `json:"sources"`
-		} `json:"inbound_rules"`
-	} `json:"firewalls"`
-	DNSRecords []struct {
-		Name    string `json:"name"`
-		Content string `json:"content"`
-	} `json:"dns_records"`
+// records returns the sorted IPs of a host's A records in the fake zone.
+func (m *mesh) records(host string) []string {
+	var ips []string
+	for _, r := range m.fakeState().DNSRecords {
+		if r.Name == host && r.Type == "A" {
+			ips = append(ips, r.Content)
+		}
+	}
+	slices.Sort(ips)
+	return ips
+}
+
+// containers lists the Docker containers of this mesh (dropmesh-managed,
+// with the mesh's name suffix) that carry labels.
+func (m *mesh) containers(labels map[string]string) []runtime.ContainerInfo {
+	m.t.Helper()
+	ctx := context.Background()
+	rt, err := runtime.New(ctx, nil)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	defer rt.Close()
+	want := map[string]string{runtime.LabelManaged: "true"}
+	maps.Copy(want, labels)
+	list, err := rt.List(ctx, want)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	var out []runtime.ContainerInfo
+	for _, c := range list {
+		if strings.Contains(c.Name, Suffix(m.dir)) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// nginxProcs returns the pids of the nginx masters whose command line names
+// a path under this mesh's dir, and of their workers.
+func (m *mesh) nginxProcs() []int {
+	m.t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		m.t.Skip("no /proc")
+	}
+	masters := map[int]bool{}
+	parents := map[int]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, []byte("nginx")) {
+			continue
+		}
+		if bytes.Contains(cmdline, []byte("master")) && bytes.Contains(cmdline, []byte(m.dir+"/")) {
+			masters[pid] = true
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			// pid (comm) state ppid ...: comm may hold spaces, so count from its ')'.
+			if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) > 1 {
+				parents[pid], _ = strconv.Atoi(f[1])
+			}
+		}
+	}
+	var out []int
+	for pid, ppid := range parents {
+		if masters[pid] || masters[ppid] {
+			out = append(out, pid)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
@@ -142,7 +201,21 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-func alive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
+// alive reports whether pid runs. A zombie does not: a process that `local
+// up` started and that exited waits for init to reap it.
+func alive(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		_, noProc := os.Stat("/proc/self")
+		return noProc != nil // without /proc, kill(pid, 0) is all there is
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return len(f) == 0 || f[0] != "Z"
+}
 
 func TestLocalUpStatusDownAndResume(t *testing.T) {
 	if testing.Short() {
@@ -150,8 +223,8 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 	}
 	m := &mesh{t: t, bin: runtime.BuildStaticBinary(t, "github.com/dropmesh/dropmesh"), dir: t.TempDir()}
 	t.Cleanup(func() { m.run(2*time.Minute, "local", "down", "--dir", m.dir) })
-	out := m.up(3)
-	for _, want := range []string{"mesh ready", "web UI:", "admin", ". " + filepath.Join(m.dir, EnvFile)} {
+	out := m.up(3, "--sample")
+	for _, want := range []string{"mesh ready", "web UI:", "admin", ". " + filepath.Join(m.dir, EnvFile), "sample deployed"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("local up printed no %q:\n%s", want, out)
 		}
@@ -159,64 +232,139 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 	if info, err := os.Stat(filepath.Join(m.dir, AdminPasswordFile)); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("admin-password: %v %v", info, err)
 	}
-	env, _ := os.ReadFile(filepath.Join(m.dir, EnvFile))
-	for _, v := range []string{"DROPMESH_ADDR=", "DROPMESH_API_KEY=", "DROPMESH_FAKE_CLOUD="} {
-		if !bytes.Contains(env, []byte(v)) {
-			t.Fatalf("env lacks %s:\n%s", v, env)
-		}
-	}
 
 	nodes := m.status()
 	roles := map[string]int{}
+	var apis []string
 	for _, n := range nodes {
 		if !alive(n.PID) || n.API == "" || n.Gossip == "" || n.Raft == "" || n.DropletID == 0 {
 			t.Fatalf("node %+v", n)
 		}
 		roles[n.Role]++
+		apis = append(apis, n.API)
 	}
 	if len(nodes) != 3 || roles["leader"] != 1 || roles["follower"] != 2 {
 		t.Fatalf("status: %+v", nodes)
 	}
-
-	// The fake cloud holds three active droplets and the cluster firewall.
-	fs := m.fakeState()
-	active := 0
-	for _, d := range fs.Droplets {
-		if d.Status == "active" {
-			active++
+	// DIR/env points the CLI at every node that exists.
+	env, _ := os.ReadFile(filepath.Join(m.dir, EnvFile))
+	for _, v := range []string{"DROPMESH_ADDR=" + strings.Join(apis, ",") + "\n", "DROPMESH_API_KEY=", "DROPMESH_FAKE_CLOUD="} {
+		if !bytes.Contains(env, []byte(v)) {
+			t.Fatalf("env lacks %s:\n%s", v, env)
 		}
 	}
-	if active != 3 || len(fs.Droplets) != 3 {
-		t.Fatalf("fake cloud droplets: %+v", fs.Droplets)
+	st, err := readState(m.dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(fs.Firewalls) != 1 {
+	supervisor := supervisorPID(m.dir)
+	if supervisor == 0 || supervisor != st.SupervisorPID {
+		t.Fatalf("supervisorPID = %d, want the running supervisor %d", supervisor, st.SupervisorPID)
+	}
+
+	// The fake cloud holds three active droplets, all in the cluster's VPC
+	// and under the cluster firewall's tag, the seed included.
+	fs := m.fakeState()
+	var vpcs []godo.VPC
+	for _, v := range fs.VPCs {
+		if v.Name == bootstrap.VPCName(ClusterName) {
+			vpcs = append(vpcs, v)
+		}
+	}
+	if len(vpcs) != 1 {
+		t.Fatalf("VPCs named %s: %+v", bootstrap.VPCName(ClusterName), fs.VPCs)
+	}
+	vpc := vpcs[0]
+	if len(fs.Firewalls) != 1 || len(fs.Firewalls[0].Tags) != 1 {
 		t.Fatalf("firewalls: %+v", fs.Firewalls)
 	}
-	open := map[string][]string{}
-	for _, r := range fs.Firewalls[0].InboundRules {
-		open[r.Protocol+"/"+r.PortRange] = r.Sources.Addresses
+	fw := fs.Firewalls[0]
+	if len(fs.Droplets) != 3 {
+		t.Fatalf("fake cloud droplets: %+v", fs.Droplets)
 	}
-	if _, ok := open["tcp/22"]; ok {
-		t.Fatal("the firewall opens SSH")
-	}
-	for _, p := range []string{"tcp/80", "tcp/443"} {
-		if !contains(open[p], "0.0.0.0/0") {
-			t.Fatalf("%s not open to the world: %v", p, open)
+	for _, d := range fs.Droplets {
+		if d.Status != "active" || !slices.Contains(d.Tags, fw.Tags[0]) || d.VPCUUID != vpc.ID {
+			t.Errorf("droplet %s: status %s, tags %v, vpc %s; want active, firewall %s's tag %s, vpc %s",
+				d.Name, d.Status, d.Tags, d.VPCUUID, fw.Name, fw.Tags[0], vpc.ID)
 		}
 	}
-	for _, p := range []string{"tcp/9999", "tcp/7946", "udp/7946", "tcp/7947"} {
-		if len(open[p]) == 0 || contains(open[p], "0.0.0.0/0") {
-			t.Fatalf("%s should be VPC-only: %v", p, open[p])
+	// The firewall: 80 and 443 from anywhere, the agent, gossip and raft
+	// ports from the VPC only, nothing else (no SSH).
+	var open []string
+	for _, r := range fw.InboundRules {
+		var from []string
+		if r.Sources != nil {
+			from = r.Sources.Addresses
 		}
+		open = append(open, r.Protocol+"/"+r.PortRange+" from "+strings.Join(from, ","))
+	}
+	slices.Sort(open)
+	wantOpen := []string{"tcp/443 from 0.0.0.0/0,::/0", "tcp/7946 from " + vpc.IPRange, "tcp/7947 from " + vpc.IPRange,
+		"tcp/80 from 0.0.0.0/0,::/0", "tcp/9999 from " + vpc.IPRange, "udp/7946 from " + vpc.IPRange}
+	if !slices.Equal(open, wantOpen) {
+		t.Fatalf("firewall inbound rules:\n%s\nwant:\n%s", strings.Join(open, "\n"), strings.Join(wantOpen, "\n"))
 	}
 
-	// Something to find again after the resume.
+	// DNS: the UI host on the leader, the sample's host on the nodes that serve it.
 	c, err := Client(m.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	info, err := c.Cluster(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	publicIPs := map[string]string{}
+	list, err := c.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range list {
+		publicIPs[n.ID] = n.PublicIP
+	}
+	serving := sampleNodes(t, c)
+	var want []string
+	for _, ip := range serving {
+		want = append(want, ip)
+	}
+	slices.Sort(want)
+	if len(want) != 2 {
+		t.Fatalf("the sample runs on %v, want two nodes", serving)
+	}
+	waitFor(t, 30*time.Second, "the sample's A records on its nodes "+strings.Join(want, ", "), func() bool {
+		return slices.Equal(m.records("sample."+Zone), want)
+	})
+	waitFor(t, 30*time.Second, "the UI host's A record on the leader "+publicIPs[info.Leader.ID], func() bool {
+		return slices.Equal(m.records("mesh."+Zone), []string{publicIPs[info.Leader.ID]})
+	})
+
+	// The edge local up printed answers for the sample.
+	edge := regexp.MustCompile(`sample: +curl -H 'Host: sample\.example\.test' (http://\S+/)`).FindStringSubmatch(out)
+	if edge == nil {
+		t.Fatalf("local up printed no sample address:\n%s", out)
+	}
+	req, _ := http.NewRequest(http.MethodGet, edge[1], nil)
+	req.Host = "sample." + Zone
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("the printed edge %s: %v", edge[1], err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the printed edge %s answered %s", edge[1], resp.Status)
+	}
+
+	// Something to find again after the resume, and what down must remove.
 	if _, err := c.CreateWorkspace(context.Background(), "kept"); err != nil {
 		t.Fatal(err)
+	}
+	sample := m.containers(map[string]string{runtime.LabelProject: "sample"})
+	if len(sample) < 2 {
+		t.Fatalf("the sample's containers: %+v", sample)
+	}
+	edges := m.nginxProcs()
+	if _, err := exec.LookPath("nginx"); err == nil && len(edges) == 0 {
+		t.Fatal("nginx is installed but no nginx master of the mesh runs")
 	}
 
 	if out, err := m.run(2*time.Minute, "local", "down", "--dir", m.dir); err != nil {
@@ -227,8 +375,14 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 			t.Fatalf("%s (pid %d) still runs after down", n.ID, n.PID)
 		}
 	}
-	if pid := supervisorPID(m.dir); pid != 0 {
-		t.Fatalf("supervisor %d still runs", pid)
+	if alive(supervisor) {
+		t.Fatalf("supervisor %d still runs", supervisor)
+	}
+	if left := m.containers(nil); len(left) != 0 {
+		t.Fatalf("containers of the mesh left after down: %+v", left)
+	}
+	if left := m.nginxProcs(); len(left) != 0 {
+		t.Fatalf("nginx processes of the mesh left after down: %v (before: %v)", left, edges)
 	}
 
 	// local up on the same dir resumes the same cluster.
@@ -252,13 +406,4 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 	if fs := m.fakeState(); len(fs.Droplets) != 3 {
 		t.Fatalf("resume made droplets: %d", len(fs.Droplets))
 	}
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

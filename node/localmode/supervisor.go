@@ -22,6 +22,7 @@ import (
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/node/apiclient"
+	"github.com/dropmesh/dropmesh/node/bootstrap"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/scripts"
@@ -36,6 +37,9 @@ const (
 	SupervisorLog     = "supervisor.log"
 	FakeCloudState    = "fakecloud.json"
 	cloudTokenFile    = "cloud-token"
+	// ClusterName is the name of every local mesh (its droplets are
+	// local-node-N, its VPC local-vpc).
+	ClusterName = "local"
 	// Zone is the fake Cloudflare zone local services are published under.
 	Zone = "example.test"
 	// Region is the fake region of every local droplet.
@@ -172,15 +176,30 @@ type supervisor struct {
 	fake    *fakeapi.Server
 	backend *processBackend
 	log     *slog.Logger
-	mu      sync.Mutex
+
+	mu         sync.Mutex
+	apiKey     string // known once the seed made the cluster secret
+	envContent string // what DIR/env holds
 }
 
 // createSeed creates the seed droplet through the real DigitalOcean client,
-// with user data that starts `dropmesh agent --bootstrap`.
+// with user data that starts `dropmesh agent --bootstrap`. As bootstrap
+// does, it first ensures the VPC the leader will ensure (same name, region
+// and range) and chooses the cluster id, so the seed is in the cluster's VPC
+// and carries the cluster tag the leader's firewall applies to.
 func (s *supervisor) createSeed(ctx context.Context, do *cloudops.DigitalOcean) error {
+	clusterID, err := bootstrap.NewClusterID()
+	if err != nil {
+		return err
+	}
+	vpc, err := do.EnsureVPC(ctx, bootstrap.VPCName(ClusterName), Region, bootstrap.VPCRange)
+	if err != nil {
+		return fmt.Errorf("the cluster's VPC: %w", err)
+	}
 	env := []string{
 		"DROPMESH_NODE_ID=node-1",
-		"DROPMESH_CLUSTER_NAME=local",
+		"DROPMESH_CLUSTER_NAME=" + ClusterName,
+		"DROPMESH_CLUSTER_ID=" + clusterID,
 		"DROPMESH_BOOTSTRAP=true",
 		"DROPMESH_DOMAIN=" + Zone,
 		"DROPMESH_NODES=" + strconv.Itoa(s.cfg.Nodes),
@@ -191,16 +210,16 @@ func (s *supervisor) createSeed(ctx context.Context, do *cloudops.DigitalOcean) 
 		"DROPMESH_DEAD_NODE_GRACE=" + (15 * s.cfg.HealthInterval).String(),
 		"HEALTH_CHECK_INTERVAL=" + s.cfg.HealthInterval.String(),
 	}
-	userData, err := scripts.RenderUserData(scripts.UserData{NodeID: "node-1", ClusterName: "local", Env: env})
+	userData, err := scripts.RenderUserData(scripts.UserData{NodeID: "node-1", ClusterName: ClusterName, Env: env})
 	if err != nil {
 		return err
 	}
-	d, err := do.CreateDroplet(ctx, cloudops.DropletSpec{Name: "local-node-1", Region: Region, Size: "s-1vcpu-2gb",
-		ImageSlug: BaseSnapshot, Tags: []string{"dropmesh-local"}, UserData: userData})
+	d, err := do.CreateDroplet(ctx, cloudops.DropletSpec{Name: ClusterName + "-node-1", Region: Region, Size: "s-1vcpu-2gb",
+		ImageSlug: BaseSnapshot, VPCUUID: vpc.ID, Tags: []string{bootstrap.ClusterTag(ClusterName, clusterID)}, UserData: userData})
 	if err != nil {
 		return fmt.Errorf("create the seed droplet: %w", err)
 	}
-	s.log.Info("seed droplet created", "droplet", d.ID, "ip", d.PrivateIP)
+	s.log.Info("seed droplet created", "droplet", d.ID, "ip", d.PrivateIP, "vpc", vpc.ID, "cluster", clusterID)
 	return nil
 }
 
@@ -227,7 +246,11 @@ func (s *supervisor) configure(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	if err := s.writeEnv(keys.APIKey); err != nil {
+	s.mu.Lock()
+	s.apiKey = keys.APIKey
+	err := s.writeEnvLocked(s.fake.Droplets())
+	s.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	marker := filepath.Join(s.dir, ".tokens-stored")
@@ -257,24 +280,45 @@ func (s *supervisor) configure(ctx context.Context) error {
 	return os.WriteFile(marker, nil, 0o600)
 }
 
-// writeEnv writes DIR/env: shell lines that point the CLI at this mesh.
-func (s *supervisor) writeEnv(apiKey string) error {
+// writeEnvLocked writes DIR/env, shell lines that point the CLI at this
+// mesh: DROPMESH_ADDR lists the API of every droplet the fake cloud holds
+// (after a replace or a remove, droplet and node numbers differ). It
+// rewrites the file only when that list changed; before the seed made the
+// cluster secret (no API key yet) it writes nothing.
+func (s *supervisor) writeEnvLocked(droplets []fakeapi.BackedDroplet) error {
+	if s.apiKey == "" {
+		return nil
+	}
 	var addrs []string
-	for n := 1; n <= max(s.cfg.Nodes, 1); n++ {
-		addrs = append(addrs, s.cfg.Layout.Node(n).APIAddr)
+	for _, d := range droplets {
+		if env, err := scripts.ParseUserData(d.UserData); err == nil {
+			addrs = append(addrs, s.cfg.Layout.For(d, seqOf(env)).APIAddr)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil // keep the last list: a CLI pointed at nothing helps no one
 	}
 	content := fmt.Sprintf("# dropmesh local mesh in %s: . this file to point the CLI at it\nexport DROPMESH_ADDR=%s\nexport DROPMESH_API_KEY=%s\nexport DROPMESH_FAKE_CLOUD=%s\n",
-		s.dir, strings.Join(addrs, ","), apiKey, s.fakeURL)
-	return os.WriteFile(filepath.Join(s.dir, EnvFile), []byte(content), 0o600)
+		s.dir, strings.Join(addrs, ","), s.apiKey, s.fakeURL)
+	if content == s.envContent {
+		return nil
+	}
+	if err := writeFileAtomic(filepath.Join(s.dir, EnvFile), []byte(content)); err != nil {
+		return err
+	}
+	s.envContent = content
+	return nil
 }
 
-// writeState writes DIR/local.json from the fake cloud's droplets.
+// writeState writes DIR/local.json from the fake cloud's droplets, and
+// DIR/env when the set of droplets changed.
 func (s *supervisor) writeState() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pids := s.backend.pids()
+	droplets := s.fake.Droplets()
 	st := State{SupervisorPID: os.Getpid(), FakeCloud: s.fakeURL, UpdatedAt: time.Now().UTC()}
-	for _, d := range s.fake.Droplets() {
+	for _, d := range droplets {
 		env, err := scripts.ParseUserData(d.UserData)
 		if err != nil {
 			continue
@@ -285,10 +329,25 @@ func (s *supervisor) writeState() {
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].DropletID < st.Nodes[j].DropletID })
 	data, _ := json.MarshalIndent(st, "", "  ")
-	tmp := filepath.Join(s.dir, StateFile+".tmp")
-	if err := os.WriteFile(tmp, data, 0o600); err == nil {
-		_ = os.Rename(tmp, filepath.Join(s.dir, StateFile))
+	if err := writeFileAtomic(filepath.Join(s.dir, StateFile), data); err != nil {
+		s.log.Warn("write the local mesh's state", "err", err)
 	}
+	if err := s.writeEnvLocked(droplets); err != nil {
+		s.log.Warn("write the local mesh's env file", "err", err)
+	}
+}
+
+// writeFileAtomic replaces path with data (mode 0600) through a rename, so
+// `local status` and the CLI never read half a file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // shutdown stops every agent and removes this mesh's containers.

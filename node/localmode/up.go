@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/apiclient"
@@ -73,12 +72,13 @@ func Up(ctx context.Context, o UpOptions) error {
 	if err := waitForMesh(ctx, dir, client, o.Nodes, out); err != nil {
 		return withLogTail(dir, err)
 	}
+	sample := ""
 	if o.Sample {
-		if err := deploySample(ctx, client, out); err != nil {
+		if sample, err = deploySample(ctx, client, out); err != nil {
 			return withLogTail(dir, err)
 		}
 	}
-	return printWelcome(ctx, dir, out, o.Sample)
+	return printWelcome(ctx, dir, out, client, sample)
 }
 
 // Client returns an API client for the local mesh in dir, from DIR/env.
@@ -105,7 +105,9 @@ func waitForEnv(ctx context.Context, dir string, supervisor int) (*apiclient.Cli
 		if c, err := Client(dir); err == nil {
 			return c, nil
 		}
-		if syscall.Kill(supervisor, 0) != nil {
+		// Not kill(pid, 0): the supervisor is our child, so once it exits it
+		// stays a zombie until we exit.
+		if !isSupervisorOf(supervisor, dir) {
 			return nil, errors.New("the supervisor stopped before the mesh was up")
 		}
 		select {
@@ -165,24 +167,25 @@ func waitForMesh(ctx context.Context, dir string, c *apiclient.Client, nodes int
 	}
 }
 
-// deploySample builds local/sample:latest from this binary and deploys it.
-func deploySample(ctx context.Context, c *apiclient.Client, out io.Writer) error {
+// deploySample builds local/sample:latest from this binary, deploys it and
+// returns its service key once it is healthy and routed.
+func deploySample(ctx context.Context, c *apiclient.Client, out io.Writer) (string, error) {
 	bin, err := os.Executable()
 	if err != nil {
-		return err
+		return "", err
 	}
 	rt, err := runtime.New(ctx, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer rt.Close()
 	fmt.Fprintf(out, "  building %s from %s\n", SampleImage, bin)
 	if _, err := rt.BuildFromBinary(ctx, bin, SampleImage, []string{"/dropmesh", "sample-app"}, 8080); err != nil {
-		return fmt.Errorf("build the sample image (is this binary static? build it with CGO_ENABLED=0): %w", err)
+		return "", fmt.Errorf("build the sample image (is this binary static? build it with CGO_ENABLED=0): %w", err)
 	}
 	res, err := c.DeploySpec(ctx, SampleSpec())
 	if err != nil {
-		return fmt.Errorf("deploy the sample: %w", err)
+		return "", fmt.Errorf("deploy the sample: %w", err)
 	}
 	fmt.Fprintf(out, "  deploying %s (deploy %s)\n", res.Service, res.DeployID)
 	last := map[string]string{}
@@ -197,40 +200,71 @@ func deploySample(ctx context.Context, c *apiclient.Client, out io.Writer) error
 			}
 			if p.Done {
 				if p.Deploy.Status != raftfsm.DeploySucceeded {
-					return fmt.Errorf("the sample deploy %s: %s", p.Deploy.Status, p.Deploy.Reason)
+					return "", fmt.Errorf("the sample deploy %s: %s", p.Deploy.Status, p.Deploy.Reason)
 				}
 				fmt.Fprintln(out, "  sample deployed: healthy and routed")
-				return nil
+				return res.Service, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the sample deploy: %w", ctx.Err())
+			return "", fmt.Errorf("waiting for the sample deploy: %w", ctx.Err())
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
 }
 
-func printWelcome(ctx context.Context, dir string, out io.Writer, sample bool) error {
+// printWelcome prints how to reach the mesh. The edges are where the nodes
+// really listen: port 80 when this runs as root, else BasePort+100+N. A node's
+// edge routes only to the instances on that node, so the sample's address is
+// the edge of a node that serves it.
+func printWelcome(ctx context.Context, dir string, out io.Writer, c *apiclient.Client, sample string) error {
 	st, err := Status(ctx, dir)
 	if err != nil {
 		return err
 	}
 	pw, _ := os.ReadFile(filepath.Join(dir, AdminPasswordFile))
 	var leader NodeStatus
+	var edges []string
 	for _, n := range st.Nodes {
 		if n.Role == "leader" || leader.ID == "" {
 			leader = n
 		}
+		edges = append(edges, n.Edge)
 	}
 	fmt.Fprintf(out, "\nThe local mesh is up.\n")
 	fmt.Fprintf(out, "  web UI:   %s  (user admin, password %s; also in %s)\n", leader.UI, strings.TrimSpace(string(pw)), filepath.Join(dir, AdminPasswordFile))
 	fmt.Fprintf(out, "  CLI:      . %s   then   dropmesh status\n", filepath.Join(dir, EnvFile))
-	if sample {
-		fmt.Fprintf(out, "  sample:   curl -H 'Host: sample.%s' http://%s/\n", Zone, leader.Edge)
+	fmt.Fprintf(out, "  edges:    %s  (each answers by Host header for what runs on its node)\n", strings.Join(edges, ", "))
+	if sample != "" {
+		fmt.Fprintf(out, "  sample:   curl -H 'Host: sample.%s' http://%s/\n", Zone, servingEdge(ctx, c, st, leader, sample))
 	}
 	fmt.Fprintf(out, "  stop it:  dropmesh local down --dir %s\n", dir)
 	return nil
+}
+
+// servingEdge is the edge of a node that serves service, the leader's if it
+// is one; the leader's when the mesh cannot say.
+func servingEdge(ctx context.Context, c *apiclient.Client, st State, leader NodeStatus, service string) string {
+	ins, err := c.Instances(ctx, apiclient.InstanceFilter{})
+	if err != nil {
+		return leader.Edge
+	}
+	serving := map[string]bool{}
+	for _, in := range ins {
+		if in.Service == service && in.Phase == raftfsm.PhaseReady {
+			serving[in.Node] = true
+		}
+	}
+	if serving[leader.ID] {
+		return leader.Edge
+	}
+	for _, n := range st.Nodes {
+		if serving[n.ID] {
+			return n.Edge
+		}
+	}
+	return leader.Edge
 }
 
 // Status reads DIR/local.json and asks the mesh for each node's raft role.
