@@ -15,9 +15,17 @@ func TestDialSSHGivesUpWhenTheServerRefuses(t *testing.T) {
 	h := startFakeHost(t)
 	h.Refuse.Store(true)
 	cfg := testConfig()
-	// Long enough for several refused attempts even on a loaded machine.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	cfg.SSHDialTimeout = 10 * time.Second // a slow handshake on a loaded machine is not a refusal
+	// The dial gives up when its context ends: end it once the server has
+	// refused two logins, so the error is the refusal, whatever the load.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	go func() {
+		for h.Refused.Load() < 2 && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond) // polling a counter, not synchronising
+		}
+		cancel()
+	}()
 	_, err := dialSSH(ctx, SSHTarget{Addr: h.Addr, User: "root"}, clientKey(t), NewHostKeys(filepath.Join(t.TempDir(), "kh")), "d", cfg)
 	if err == nil || !strings.Contains(err.Error(), "gave up after") || !strings.Contains(err.Error(), "unable to authenticate") {
 		t.Fatalf("dial to a refusing server: %v", err)

@@ -73,8 +73,10 @@ type fakeHost struct {
 	Log     string // the stand-ins' log
 	// Authorized decides whether a client key may log in (nil: any).
 	Authorized func(ssh.PublicKey) bool
-	// Refuse makes every login fail, as a droplet whose sshd is not ready.
-	Refuse atomic.Bool
+	// Refuse makes every login fail, as a droplet whose sshd is not ready;
+	// Refused counts the logins it failed.
+	Refuse  atomic.Bool
+	Refused atomic.Int64
 
 	mu       sync.Mutex
 	commands []string
@@ -170,6 +172,7 @@ func (h *fakeHost) serve(c net.Conn, env []string) {
 	conf := &ssh.ServerConfig{
 		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 			if h.Refuse.Load() {
+				h.Refused.Add(1)
 				return nil, errors.New("not ready")
 			}
 			if h.Authorized != nil && !h.Authorized(key) {
