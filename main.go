@@ -55,10 +55,17 @@ func apiHandler(a *node.Agent) (http.Handler, error) {
 	return a.Metrics().API(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: cfg.RequireAuthAlways, Logger: a.Logger()})
 }
 
-// uiHandler serves the web UI of a.
+// uiHandler serves the web UI of a. Its cookies are Secure when the browser
+// came over TLS (the UI decides per request; see ui.Options.Secure).
 func uiHandler(a *node.Agent) (http.Handler, error) {
 	return ui.New(ui.Options{Node: a, SessionKey: a.Keys().SessionKey, Logger: a.Logger()})
 }
+
+// The agent offers the UI its optional views: other nodes' figures and logs.
+var _ interface {
+	ui.PeerStatser
+	ui.PeerAgentLogser
+} = (*node.Agent)(nil)
 
 // sampleAppCommand is `dropmesh sample-app`, the tiny service local mode
 // deploys (and tests use): health switch, error logs, exit codes.

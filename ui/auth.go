@@ -150,16 +150,18 @@ func (s *server) requireCSRF(c *gin.Context) {
 // it proxied the request, else the connection's.
 func (s *server) clientIP(c *gin.Context) string {
 	if v := c.GetHeader(forwardHeader); v != "" {
-		if ip, ok := s.sign.parseForward(v, s.now(), s.cfg.ForwardMaxAge); ok {
-			return ip
+		if f, ok := s.sign.parseForward(v, s.now(), s.cfg.ForwardMaxAge); ok {
+			return f.IP
 		}
 	}
 	return c.ClientIP()
 }
 
+// setCookie sets one of the UI's cookies: HttpOnly, SameSite=Strict, and
+// Secure when the browser came over TLS (secureRequest).
 func (s *server) setCookie(c *gin.Context, name, value, path string, maxAge int) {
 	http.SetCookie(c.Writer, &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge,
-		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: s.secureRequest(c.Request), SameSite: http.SameSiteStrictMode})
 }
 
 func (s *server) clearCookie(c *gin.Context, name, path string) { s.setCookie(c, name, "", path, -1) }

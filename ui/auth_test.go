@@ -12,14 +12,69 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
+// publicRoutes are the routes served without a session; every other route
+// of the router must send a browser without one to the sign-in page.
+var publicRoutes = map[string]bool{
+	"GET /static/*file": true,
+	"GET /favicon.ico":  true,
+	"GET /login":        true,
+	"POST /login":       true,
+}
+
+// routePath fills a route's parameters with plausible values.
+func routePath(path string) string {
+	parts := strings.Split(path, "/")
+	for i, p := range parts {
+		switch {
+		case p == ":ws":
+			parts[i] = testWS
+		case strings.HasPrefix(p, ":"), strings.HasPrefix(p, "*"):
+			parts[i] = "x"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
 func TestPagesRedirectToLoginWithoutSession(t *testing.T) {
 	u := newTestUI(t, newFake(t, true), Config{})
 	c := u.client()
-	for _, path := range []string{"/", "/infrastructure", "/services", "/s/" + testWS + "/a/b/c", "/snapshots", "/admin", "/setup"} {
-		r := c.get(path)
-		if r.Status != http.StatusSeeOther || !strings.HasPrefix(r.location(), "/login") {
-			t.Errorf("GET %s without a session: %d to %q, want 303 to /login", path, r.Status, r.location())
+	// Every route of the router, so a new page cannot be left out.
+	routes := u.srv.routes().Routes()
+	seen := map[string]bool{}
+	before := u.fake.stateFingerprint()
+	for _, rt := range routes {
+		key := rt.Method + " " + rt.Path
+		seen[key] = true
+		if publicRoutes[key] {
+			continue
 		}
+		path := routePath(rt.Path)
+		var r response
+		switch rt.Method {
+		case http.MethodGet:
+			r = c.get(path)
+		case http.MethodPost:
+			r = c.post(path, url.Values{"csrf_token": {"x"}, "name": {"eve"}, "count": {"1"}})
+		default:
+			t.Errorf("route %s: no check for this method", key)
+			continue
+		}
+		if r.Status != http.StatusSeeOther || !strings.HasPrefix(r.location(), "/login") {
+			t.Errorf("%s %s without a session: %d to %q, want 303 to /login", rt.Method, path, r.Status, r.location())
+		}
+	}
+	for _, want := range []string{"GET /", "GET /services", "GET /notifications", "GET /admin", "GET /setup", "POST /services/deploy"} {
+		if !seen[want] {
+			t.Errorf("the router has no %s: the route list is not what this test thinks", want)
+		}
+	}
+	for key := range publicRoutes {
+		if !seen[key] {
+			t.Errorf("public route %s is gone: update publicRoutes", key)
+		}
+	}
+	if after := u.fake.stateFingerprint(); after != before || len(u.fake.callList()) != 0 {
+		t.Errorf("requests without a session reached the node: %v", u.fake.callList())
 	}
 	if r := c.get("/services"); r.location() != "/login?next=%2Fservices" {
 		t.Errorf("redirect keeps the destination: %q", r.location())
@@ -33,8 +88,7 @@ func TestPagesRedirectToLoginWithoutSession(t *testing.T) {
 	if r := c.do(req); r.Status != http.StatusUnauthorized {
 		t.Errorf("events without a session: %d, want 401", r.Status)
 	}
-	// A POST without a session changes nothing.
-	before := u.fake.stateFingerprint()
+	// A full deploy form without a session changes nothing either.
 	if r := c.postMultipart("/services/deploy", sampleForm("x"), nil); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.location(), "/login") {
 		t.Errorf("deploy without a session: %d to %q", r.Status, r.location())
 	}
@@ -124,23 +178,25 @@ func TestSecureCookies(t *testing.T) {
 func TestWrongPasswordRefusedThenRateLimited(t *testing.T) {
 	u := newTestUI(t, newFake(t, true), Config{LoginFailures: 5, LoginWindow: time.Minute})
 	c := u.client()
-	for i := 0; i < 5; i++ {
+	for i := 0; i < 4; i++ {
 		r := c.login(adminName, "wrong-password")
 		if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "Wrong user name or password") {
 			t.Fatalf("attempt %d: %d", i+1, r.Status)
 		}
 	}
-	// Unknown users fail the same way (and count).
-	r := c.login("nobody", adminPass)
+	// The fifth failure is an unknown user: refused with the same words,
+	// and it counts, so the limit is reached.
+	if r := c.login("nobody", adminPass); r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "Wrong user name or password") {
+		t.Fatalf("unknown user as the fifth attempt: %d, want 401 and the same message", r.Status)
+	}
+	// Even the right password now waits out the limit: the unknown user's
+	// failure was the fifth.
+	r := c.login(adminName, adminPass)
 	if r.Status != http.StatusTooManyRequests {
-		t.Fatalf("sixth failure: %d, want 429", r.Status)
+		t.Fatalf("right password after five failures: %d, want 429", r.Status)
 	}
 	if r.Header.Get("Retry-After") == "" || !strings.Contains(r.Body, "Too many failed sign-ins") {
 		t.Errorf("429 page lacks Retry-After or its message")
-	}
-	// Even the right password waits out the limit.
-	if r := c.login(adminName, adminPass); r.Status != http.StatusTooManyRequests {
-		t.Fatalf("right password while limited: %d, want 429", r.Status)
 	}
 	// The window passes.
 	u.srv.now = func() time.Time { return time.Now().Add(61 * time.Second) }

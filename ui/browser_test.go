@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,24 +16,29 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// browser drives a headless Chromium against a test UI.
-type browser struct {
+// The browser kit: a headless Chromium driven by chromedp, for this
+// package's browser tests (against the in-memory fake) and for the
+// end-to-end test in package ui_test (against a real local mesh), hence the
+// exported names.
+
+// Browser is one tab of the test Chromium, on the UI at a base address.
+type Browser struct {
 	t    *testing.T
 	ctx  context.Context
 	base string
 	dir  string
 }
 
-// chromium is one headless browser shared by the browser tests; each test
+// Chromium is one headless browser shared by the browser tests; each test
 // works in a tab of its own.
-type chromium struct {
+type Chromium struct {
 	ctx context.Context
 	dir string
 }
 
-// newChromium starts Chromium (Debian's /usr/bin/chromium, or
-// $DROPMESH_CHROMIUM), or skips the test when there is none.
-func newChromium(t *testing.T) *chromium {
+// ChromiumPath is Chromium's path (Debian's /usr/bin/chromium, or
+// $DROPMESH_CHROMIUM); it skips the test when there is none.
+func ChromiumPath(t *testing.T) string {
 	t.Helper()
 	path := os.Getenv("DROPMESH_CHROMIUM")
 	if path == "" {
@@ -41,6 +47,15 @@ func newChromium(t *testing.T) *chromium {
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("no Chromium at %s (install Debian's chromium or set DROPMESH_CHROMIUM): the browser tests need one", path)
 	}
+	return path
+}
+
+// NewChromium starts Chromium with extra command-line options, or skips the
+// test when there is none (ChromiumPath). Screenshots go to
+// $DROPMESH_ARTIFACTS, else testdata/screenshots.
+func NewChromium(t *testing.T, extra ...chromedp.ExecAllocatorOption) *Chromium {
+	t.Helper()
+	path := ChromiumPath(t)
 	dir := os.Getenv("DROPMESH_ARTIFACTS")
 	if dir == "" {
 		dir = filepath.Join("testdata", "screenshots")
@@ -55,6 +70,7 @@ func newChromium(t *testing.T) *chromium {
 		chromedp.WindowSize(1280, 900),
 		chromedp.Flag("lang", "en-US"),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -64,11 +80,12 @@ func newChromium(t *testing.T) *chromium {
 		t.Fatalf("start Chromium: %v", err)
 	}
 	t.Logf("%6.2fs start Chromium", time.Since(start).Seconds())
-	return &chromium{ctx: ctx, dir: dir}
+	return &Chromium{ctx: ctx, dir: dir}
 }
 
-// tab opens a tab on the UI at base for one test.
-func (c *chromium) tab(t *testing.T, base string) *browser {
+// Tab opens a tab on the UI at base (such as http://127.0.0.2:8080) for
+// one test. Tabs share the browser's cookies.
+func (c *Chromium) Tab(t *testing.T, base string) *Browser {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(c.ctx)
 	t.Cleanup(cancel)
@@ -85,11 +102,11 @@ func (c *chromium) tab(t *testing.T, base string) *browser {
 			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
 		}
 	}()
-	return &browser{t: t, ctx: ctx, base: base, dir: c.dir}
+	return &Browser{t: t, ctx: ctx, base: base, dir: c.dir}
 }
 
-// do runs actions with a deadline, failing the test with what it was doing.
-func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+// Do runs actions with a deadline, failing the test with what it was doing.
+func (b *Browser) Do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	defer func(start time.Time) { b.t.Logf("%6.2fs do %s", time.Since(start).Seconds(), what) }(time.Now())
 	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
@@ -99,19 +116,31 @@ func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-// open navigates to a path of the UI.
-func (b *browser) open(path string) {
+// Open navigates to a path of the UI at the tab's base address.
+func (b *Browser) Open(path string) {
 	b.t.Helper()
-	b.do("open "+path, chromedp.Navigate(b.base+path))
+	b.OpenURL(b.base + path)
 }
 
-// waitJS waits until a JavaScript expression is true in the page. It
-// checks every 50 ms and rides over navigations (an evaluation in a page
-// that is being replaced fails; the next one runs in the new page).
-func (b *browser) waitJS(what, expr string) {
+// OpenURL navigates to an absolute address (another node's UI).
+func (b *Browser) OpenURL(u string) {
+	b.t.Helper()
+	b.Do("open "+u, chromedp.Navigate(u))
+}
+
+// WaitJS waits up to 20 s until a JavaScript expression is true in the page.
+func (b *Browser) WaitJS(what, expr string) {
+	b.t.Helper()
+	b.WaitJSWithin(20*time.Second, what, expr)
+}
+
+// WaitJSWithin waits up to timeout until a JavaScript expression is true in
+// the page. It checks every 50 ms and rides over navigations (an evaluation
+// in a page that is being replaced fails; the next one runs in the new page).
+func (b *Browser) WaitJSWithin(timeout time.Duration, what, expr string) {
 	b.t.Helper()
 	defer func(start time.Time) { b.t.Logf("%6.2fs wait %s", time.Since(start).Seconds(), what) }(time.Now())
-	deadline := time.NewTimer(20 * time.Second)
+	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -126,15 +155,44 @@ func (b *browser) waitJS(what, expr string) {
 		lastErr = err
 		select {
 		case <-deadline.C:
-			body, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 1500) : ""`))
-			b.t.Fatalf("waiting for %s (%s): last error %v\npage text:\n%s", what, expr, lastErr, body)
+			ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+			body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + (document.body ? document.body.innerText.slice(0, 1500) : "")`))
+			cancel()
+			b.t.Fatalf("waiting for %s (%s): last error %v\npage:\n%s", what, expr, lastErr, body)
 		case <-tick.C:
 		}
 	}
 }
 
-// js evaluates an expression and returns its value.
-func js[T any](b *browser, expr string) T {
+// Fill sets form fields, by element id, as typing would: the value, then
+// input and change events. Events matter: a live refresh keeps a form the
+// user is editing (one that had input) and replaces any other. It works in
+// the page, not through DevTools DOM node ids, which a refresh or a late
+// navigation event can leave stale.
+func (b *Browser) Fill(what string, fields map[string]string) {
+	b.t.Helper()
+	data, err := json.Marshal(fields)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	missing := JS[string](b, `(() => {
+		for (const [id, v] of Object.entries(`+string(data)+`)) {
+			const el = document.getElementById(id);
+			if (!el) return id;
+			el.value = v;
+			el.dispatchEvent(new Event("input", {bubbles: true}));
+			el.dispatchEvent(new Event("change", {bubbles: true}));
+		}
+		return "";
+	})()`)
+	if missing != "" {
+		b.t.Fatalf("%s: the page has no #%s", what, missing)
+	}
+	b.t.Logf("filled %s", what)
+}
+
+// JS evaluates an expression in the tab's page and returns its value.
+func JS[T any](b *Browser, expr string) T {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
@@ -145,8 +203,8 @@ func js[T any](b *browser, expr string) T {
 	return v
 }
 
-// shot saves a PNG of the whole page.
-func (b *browser) shot(name string) {
+// Shot saves a PNG of the whole page as name.png in the artifacts directory.
+func (b *Browser) Shot(name string) {
 	b.t.Helper()
 	defer func(start time.Time) { b.t.Logf("%6.2fs shot %s", time.Since(start).Seconds(), name) }(time.Now())
 	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
@@ -155,7 +213,18 @@ func (b *browser) shot(name string) {
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
 		b.t.Fatalf("scroll up for %s: %v", name, err)
 	}
+	// Chromium sometimes measures a page it is laying out (a live refresh
+	// swapping the main block in) as 0 px wide and refuses: try again.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	for err != nil && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+			png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		}
+	}
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -164,68 +233,68 @@ func (b *browser) shot(name string) {
 	}
 }
 
-// noHorizontalScroll fails when the page is wider than the window.
-func (b *browser) noHorizontalScroll(page string) {
+// NoHorizontalScroll fails the test when the page is wider than the window.
+func (b *Browser) NoHorizontalScroll(page string) {
 	b.t.Helper()
-	if w := js[[]int](b, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
+	if w := JS[[]int](b, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
 		b.t.Errorf("%s scrolls sideways on a %d px wide screen: %d px wide", page, w[1], w[0])
 	}
 }
 
-// textOf returns the trimmed text of the elements a CSS selector finds.
-func textOf(b *browser, sel string) []string {
-	return js[[]string](b, fmt.Sprintf(`[...document.querySelectorAll(%q)].map(e => e.textContent.trim())`, sel))
+// TextOf returns the trimmed text of the elements a CSS selector finds.
+func TextOf(b *Browser, sel string) []string {
+	return JS[[]string](b, fmt.Sprintf(`[...document.querySelectorAll(%q)].map(e => e.textContent.trim())`, sel))
 }
 
 // TestBrowser drives the UI in a real browser: one Chromium, a tab per scenario.
 func TestBrowser(t *testing.T) {
-	c := newChromium(t)
+	c := NewChromium(t)
 	t.Run("DeployWatchUndeploy", func(t *testing.T) { browserDeployWatchUndeploy(t, c) })
 	t.Run("OnboardingAndNoLeader", func(t *testing.T) { browserOnboardingAndNoLeader(t, c) })
 }
 
-func browserDeployWatchUndeploy(t *testing.T, c *chromium) {
+func browserDeployWatchUndeploy(t *testing.T, c *Chromium) {
 	f := newFake(t, true)
 	u := newTestUI(t, f, Config{EventInterval: 100 * time.Millisecond, LogLines: 50})
-	b := c.tab(t, u.ts.URL)
+	b := c.Tab(t, u.ts.URL)
 
 	// Sign in.
-	b.open("/services")
-	b.waitJS("the sign-in page", `location.pathname === "/login" && !!document.querySelector("#login-form")`)
-	b.do("type the credentials", chromedp.SendKeys(chromedp.ID("username"), adminName), chromedp.SendKeys(chromedp.ID("password"), adminPass))
-	b.shot("login")
-	b.do("sign in", chromedp.Click(chromedp.ID("login-submit")))
-	b.waitJS("the services page after sign-in", `location.pathname === "/services" && !!document.querySelector("#deploy-form")`)
+	b.Open("/services")
+	b.WaitJS("the sign-in page", `location.pathname === "/login" && !!document.querySelector("#login-form")`)
+	b.Do("type the credentials", chromedp.SendKeys(chromedp.ID("username"), adminName), chromedp.SendKeys(chromedp.ID("password"), adminPass))
+	b.Shot("login")
+	b.Do("sign in", chromedp.Click(chromedp.ID("login-submit")))
+	b.WaitJS("the services page after sign-in", `location.pathname === "/services" && !!document.querySelector("#deploy-form")`)
 
 	// Deploy the sample through the form.
-	b.do("fill the deploy form",
-		chromedp.SetValue(chromedp.ID("d-project"), "sample"),
-		chromedp.SetValue(chromedp.ID("d-service"), "web"),
-		chromedp.SetValue(chromedp.ID("d-image"), sampleImage),
-		chromedp.SetValue(chromedp.ID("d-port"), "8080"),
-		chromedp.SetValue(chromedp.ID("d-hosts"), "web.example.test"),
-		chromedp.SetValue(chromedp.ID("d-replicas"), "2"),
-		chromedp.SetValue(chromedp.ID("d-health"), "/health"),
-		chromedp.SetValue(chromedp.ID("d-vars"), "LOG_LEVEL=info\nGREETING=hello"),
-	)
-	b.shot("services-deploy-form")
-	b.do("submit the deploy", chromedp.Click(chromedp.ID("deploy-submit")))
-	b.waitJS("the service page", `location.pathname === "/s/`+sampleKey+`" && document.querySelectorAll("#instances .phase").length === 2`)
+	b.Fill("the deploy form", map[string]string{
+		"d-project":  "sample",
+		"d-service":  "web",
+		"d-image":    sampleImage,
+		"d-port":     "8080",
+		"d-hosts":    "web.example.test",
+		"d-replicas": "2",
+		"d-health":   "/health",
+		"d-vars":     "LOG_LEVEL=info\nGREETING=hello",
+	})
+	b.Shot("services-deploy-form")
+	b.Do("submit the deploy", chromedp.Click(chromedp.ID("deploy-submit")))
+	b.WaitJS("the service page", `location.pathname === "/s/`+sampleKey+`" && document.querySelectorAll("#instances .phase").length === 2`)
 	if d := f.deployList(); len(d) != 1 || d[0].Spec.Image != sampleImage || d[0].Spec.Replicas != 2 || d[0].Spec.Vars["GREETING"] != "hello" {
 		t.Fatalf("deploy request %+v", d)
 	}
-	b.waitJS("the live stream", `document.getElementById("live-dot").classList.contains("on")`)
+	b.WaitJS("the live stream", `document.getElementById("live-dot").classList.contains("on")`)
 
 	// From here on the page must change without a reload: mark it.
-	js[bool](b, `window.__sameDocument = true`)
+	JS[bool](b, `window.__sameDocument = true`)
 
 	// The reconciler's side: phases, then health.
 	f.advance(sampleKey, "dep-1", 1)
 	for _, phase := range []string{"pulling", "health 1/3", "ready"} {
 		f.reportPhase(sampleKey, 1, phase)
-		b.waitJS("phase "+phase, fmt.Sprintf(`[...document.querySelectorAll("#instances .phase")].every(e => e.textContent.trim() === %q)`, phase))
+		b.WaitJS("phase "+phase, fmt.Sprintf(`[...document.querySelectorAll("#instances .phase")].every(e => e.textContent.trim() === %q)`, phase))
 		if phase == "health 1/3" {
-			b.shot("service-deploying")
+			b.Shot("service-deploying")
 		}
 	}
 	// A week of history, as the health loop would have written it: healthy,
@@ -245,44 +314,44 @@ func browserDeployWatchUndeploy(t *testing.T, c *chromium) {
 	}
 	f.reportHealth(sampleKey, raftfsm.HealthHealthy, now)
 	f.must(&raftfsm.FinishDeploy{At: now, DeployID: "dep-1", Status: raftfsm.DeploySucceeded})
-	b.waitJS("both instances healthy", `[...document.querySelectorAll("#instances .health .badge")].map(e => e.textContent.trim()).join() === "healthy,healthy"`)
-	b.waitJS("the deploy succeeded", `!!document.querySelector(".badge.dp-succeeded")`)
-	if !js[bool](b, `window.__sameDocument === true`) {
+	b.WaitJS("both instances healthy", `[...document.querySelectorAll("#instances .health .badge")].map(e => e.textContent.trim()).join() === "healthy,healthy"`)
+	b.WaitJS("the deploy succeeded", `!!document.querySelector(".badge.dp-succeeded")`)
+	if !JS[bool](b, `window.__sameDocument === true`) {
 		t.Fatalf("the page reloaded to show the changes")
 	}
-	b.waitJS("the health timeline", `document.querySelectorAll("#health svg rect.unhealthy").length >= 4 && document.querySelectorAll("#health svg rect.degraded").length >= 2`)
-	b.shot("service")
+	b.WaitJS("the health timeline", `document.querySelectorAll("#health svg rect.unhealthy").length >= 4 && document.querySelectorAll("#health svg rect.degraded").length >= 2`)
+	b.Shot("service")
 
 	// Logs: follow, filter, and the cap on lines kept in the page.
-	b.do("open the logs", chromedp.Click(chromedp.CSS("[data-logs]")))
-	b.waitJS("the tail of the log", `!document.getElementById("logs").hidden && document.getElementById("logs-lines").textContent.includes("old line 3")`)
+	b.Do("open the logs", chromedp.Click(chromedp.CSS("[data-logs]")))
+	b.WaitJS("the tail of the log", `!document.getElementById("logs").hidden && document.getElementById("logs-lines").textContent.includes("old line 3")`)
 	f.logLines <- "GET /health 200 2ms"
 	f.logLines <- "ERROR database timeout after 5s"
-	b.waitJS("followed lines", `document.getElementById("logs-lines").textContent.includes("database timeout")`)
-	b.do("filter the log", chromedp.SendKeys(chromedp.ID("logs-filter"), "error"))
-	if shown := js[[]string](b, `[...document.querySelectorAll("#logs-lines div")].filter(d => !d.hidden).map(d => d.textContent)`); len(shown) != 1 || !strings.Contains(shown[0], "ERROR") {
+	b.WaitJS("followed lines", `document.getElementById("logs-lines").textContent.includes("database timeout")`)
+	b.Do("filter the log", chromedp.SendKeys(chromedp.ID("logs-filter"), "error"))
+	if shown := JS[[]string](b, `[...document.querySelectorAll("#logs-lines div")].filter(d => !d.hidden).map(d => d.textContent)`); len(shown) != 1 || !strings.Contains(shown[0], "ERROR") {
 		t.Errorf("filtered lines %q", shown)
 	}
-	b.shot("service-logs")
-	js[bool](b, `(() => { const f = document.getElementById("logs-filter"); f.value = ""; f.dispatchEvent(new Event("input")); return true })()`)
+	b.Shot("service-logs")
+	JS[bool](b, `(() => { const f = document.getElementById("logs-filter"); f.value = ""; f.dispatchEvent(new Event("input")); return true })()`)
 	for i := 0; i < 300; i++ {
 		f.logLines <- fmt.Sprintf("noisy line %d", i)
 	}
-	b.waitJS("the noisy lines", `document.getElementById("logs-lines").textContent.includes("noisy line 299")`)
-	if n := js[int](b, `document.querySelectorAll("#logs-lines div").length`); n > 50 {
+	b.WaitJS("the noisy lines", `document.getElementById("logs-lines").textContent.includes("noisy line 299")`)
+	if n := JS[int](b, `document.querySelectorAll("#logs-lines div").length`); n > 50 {
 		t.Errorf("%d log lines in the page, the cap is 50", n)
 	}
 	// Pause holds new lines back until resumed.
-	b.do("pause", chromedp.Click(chromedp.ID("logs-pause")))
-	received := js[int](b, `+document.getElementById("logs").dataset.received`)
+	b.Do("pause", chromedp.Click(chromedp.ID("logs-pause")))
+	received := JS[int](b, `+document.getElementById("logs").dataset.received`)
 	f.logLines <- "while paused"
-	b.waitJS("the line to arrive", fmt.Sprintf(`+document.getElementById("logs").dataset.received > %d`, received))
-	if js[bool](b, `document.getElementById("logs-lines").textContent.includes("while paused")`) {
+	b.WaitJS("the line to arrive", fmt.Sprintf(`+document.getElementById("logs").dataset.received > %d`, received))
+	if JS[bool](b, `document.getElementById("logs-lines").textContent.includes("while paused")`) {
 		t.Errorf("a line showed while paused")
 	}
-	b.do("resume", chromedp.Click(chromedp.ID("logs-pause")))
-	b.waitJS("the held line after resume", `document.getElementById("logs-lines").textContent.includes("while paused")`)
-	b.do("close the logs", chromedp.Click(chromedp.ID("logs-close")))
+	b.Do("resume", chromedp.Click(chromedp.ID("logs-pause")))
+	b.WaitJS("the held line after resume", `document.getElementById("logs-lines").textContent.includes("while paused")`)
+	b.Do("close the logs", chromedp.Click(chromedp.ID("logs-close")))
 
 	// The other pages.
 	f.must(&raftfsm.PutSnapshot{At: now, Snapshot: raftfsm.Snapshot{Name: "dropmesh-base-1", Kind: raftfsm.SnapshotBase, Status: raftfsm.SnapshotReady,
@@ -298,95 +367,95 @@ func browserDeployWatchUndeploy(t *testing.T, c *chromium) {
 		{"/snapshots", "snapshots", "progress"},
 		{"/admin", "admin", "#agent-log"},
 	} {
-		b.open(p.path)
-		b.waitJS(p.name, fmt.Sprintf(`!!document.querySelector(%q)`, p.ready))
-		b.shot(p.name)
-		b.noHorizontalScroll(p.name)
+		b.Open(p.path)
+		b.WaitJS(p.name, fmt.Sprintf(`!!document.querySelector(%q)`, p.ready))
+		b.Shot(p.name)
+		b.NoHorizontalScroll(p.name)
 	}
 
 	// Notifications: a webhook added through the form is listed, its secret cut short.
-	b.open("/notifications")
-	b.waitJS("the notifications page", `!!document.getElementById("add-webhook")`)
-	b.do("fill the webhook form",
-		chromedp.SetValue(chromedp.ID("w-url"), "https://hooks.slack.com/services/T0/B0/browserSecret1234"),
-		chromedp.SetValue(chromedp.ID("w-format"), "slack"),
-		chromedp.SetValue(chromedp.ID("w-events"), "deploy.failed, heal."),
-	)
-	b.do("add the webhook", chromedp.Click(chromedp.ID("webhook-submit")))
-	b.waitJS("the webhook in the list", `location.pathname === "/notifications" && document.querySelectorAll("#webhooks tr[data-webhook]").length === 1 && `+
+	b.Open("/notifications")
+	b.WaitJS("the notifications page", `!!document.getElementById("add-webhook")`)
+	b.Fill("the webhook form", map[string]string{
+		"w-url":    "https://hooks.slack.com/services/T0/B0/browserSecret1234",
+		"w-format": "slack",
+		"w-events": "deploy.failed, heal.",
+	})
+	b.Do("add the webhook", chromedp.Click(chromedp.ID("webhook-submit")))
+	b.WaitJS("the webhook in the list", `location.pathname === "/notifications" && document.querySelectorAll("#webhooks tr[data-webhook]").length === 1 && `+
 		`document.querySelector("#webhooks tr[data-webhook]").innerText.includes("hooks.slack.com/services/…1234")`)
 	if hooks := f.webhooks(); len(hooks) != 1 || hooks[0].Format != raftfsm.WebhookSlack || len(hooks[0].Kinds) != 2 {
 		t.Fatalf("webhooks after the form: %+v", hooks)
 	}
-	b.shot("notifications")
-	b.noHorizontalScroll("notifications")
+	b.Shot("notifications")
+	b.NoHorizontalScroll("notifications")
 
 	// The overview follows the state live too.
-	b.open("/")
-	b.waitJS("the overview's stream", `document.getElementById("live-dot").classList.contains("on")`)
-	js[bool](b, `window.__sameDocument = true`)
-	if got := textOf(b, "#stat-healthy"); len(got) != 1 || got[0] != "2" {
+	b.Open("/")
+	b.WaitJS("the overview's stream", `document.getElementById("live-dot").classList.contains("on")`)
+	JS[bool](b, `window.__sameDocument = true`)
+	if got := TextOf(b, "#stat-healthy"); len(got) != 1 || got[0] != "2" {
 		t.Fatalf("healthy on the overview: %v", got)
 	}
 	f.reportHealth(sampleKey, raftfsm.HealthUnhealthy, time.Now().UTC())
-	b.waitJS("two unhealthy", `document.getElementById("stat-unhealthy").textContent.trim() === "2"`)
-	if !js[bool](b, `window.__sameDocument === true`) {
+	b.WaitJS("two unhealthy", `document.getElementById("stat-unhealthy").textContent.trim() === "2"`)
+	if !JS[bool](b, `window.__sameDocument === true`) {
 		t.Errorf("the overview reloaded")
 	}
 
 	// On a phone: no sideways scrolling, and the pages still read well.
-	b.do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
+	b.Do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
 	for _, p := range []struct{ path, name string }{{"/", "phone-overview"}, {"/services", "phone-services"}, {"/s/" + sampleKey, "phone-service"},
 		{"/infrastructure", "phone-infrastructure"}, {"/notifications", "phone-notifications"}, {"/admin", "phone-admin"}} {
-		b.open(p.path)
-		b.waitJS(p.name, `!!document.querySelector("main h1")`)
-		b.noHorizontalScroll(p.name)
-		b.shot(p.name)
+		b.Open(p.path)
+		b.WaitJS(p.name, `!!document.querySelector("main h1")`)
+		b.NoHorizontalScroll(p.name)
+		b.Shot(p.name)
 	}
-	b.do("laptop size", chromedp.EmulateViewport(1280, 900))
+	b.Do("laptop size", chromedp.EmulateViewport(1280, 900))
 
 	// Undeploy through the UI: the totals follow.
-	b.open("/s/" + sampleKey)
-	b.waitJS("the service page", `!!document.getElementById("undeploy")`)
-	b.do("undeploy", chromedp.Click(chromedp.ID("undeploy")))
-	b.waitJS("the services page after the undeploy", `location.pathname === "/services" && document.body.innerText.includes("Undeployed sample/prod/web")`)
-	b.open("/")
-	b.waitJS("the totals after the undeploy", `document.getElementById("stat-services").textContent.trim() === "0" && document.getElementById("stat-unhealthy").textContent.trim() === "0"`)
-	b.shot("overview-after-undeploy")
+	b.Open("/s/" + sampleKey)
+	b.WaitJS("the service page", `!!document.getElementById("undeploy")`)
+	b.Do("undeploy", chromedp.Click(chromedp.ID("undeploy")))
+	b.WaitJS("the services page after the undeploy", `location.pathname === "/services" && document.body.innerText.includes("Undeployed sample/prod/web")`)
+	b.Open("/")
+	b.WaitJS("the totals after the undeploy", `document.getElementById("stat-services").textContent.trim() === "0" && document.getElementById("stat-unhealthy").textContent.trim() === "0"`)
+	b.Shot("overview-after-undeploy")
 	if calls := f.callList(); !strings.Contains(strings.Join(calls, ";"), "undeploy "+sampleKey) {
 		t.Errorf("no undeploy reached the node: %v", calls)
 	}
 }
 
-func browserOnboardingAndNoLeader(t *testing.T, c *chromium) {
+func browserOnboardingAndNoLeader(t *testing.T, c *Chromium) {
 	f := newFake(t, false)
 	u := newTestUI(t, f, Config{EventInterval: 100 * time.Millisecond})
-	b := c.tab(t, u.ts.URL)
-	b.open("/login")
-	b.do("sign in", chromedp.SendKeys(chromedp.ID("username"), adminName), chromedp.SendKeys(chromedp.ID("password"), adminPass),
+	b := c.Tab(t, u.ts.URL)
+	b.Open("/login")
+	b.Do("sign in", chromedp.SendKeys(chromedp.ID("username"), adminName), chromedp.SendKeys(chromedp.ID("password"), adminPass),
 		chromedp.Click(chromedp.ID("login-submit")))
-	b.waitJS("the setup page", `location.pathname === "/setup" && !!document.getElementById("do-form")`)
-	b.shot("setup-digitalocean")
-	b.do("give the token", chromedp.SendKeys(chromedp.ID("do-token"), "dop_v1_0123456789abcdef"), chromedp.Click(chromedp.CSS("#do-form button")))
-	b.waitJS("the snapshot step", `!!document.getElementById("step-snapshot")`)
-	js[bool](b, `window.__sameDocument = true`)
+	b.WaitJS("the setup page", `location.pathname === "/setup" && !!document.getElementById("do-form")`)
+	b.Shot("setup-digitalocean")
+	b.Do("give the token", chromedp.SendKeys(chromedp.ID("do-token"), "dop_v1_0123456789abcdef"), chromedp.Click(chromedp.CSS("#do-form button")))
+	b.WaitJS("the snapshot step", `!!document.getElementById("step-snapshot")`)
+	JS[bool](b, `window.__sameDocument = true`)
 	f.must(&raftfsm.PutSnapshot{At: time.Now().UTC(), Snapshot: raftfsm.Snapshot{Name: "dropmesh-base", Kind: raftfsm.SnapshotBase,
 		Status: raftfsm.SnapshotBuilding, Phase: "installing docker", Progress: 45, WantRegions: []string{"nyc3"}}})
-	b.waitJS("the snapshot's progress, live", `document.querySelector("#step-snapshot progress") && document.querySelector("#step-snapshot progress").value === 45`)
-	b.shot("setup-snapshot")
+	b.WaitJS("the snapshot's progress, live", `document.querySelector("#step-snapshot progress") && document.querySelector("#step-snapshot progress").value === 45`)
+	b.Shot("setup-snapshot")
 	f.must(&raftfsm.PutSnapshot{At: time.Now().UTC(), Snapshot: raftfsm.Snapshot{Name: "dropmesh-base", Kind: raftfsm.SnapshotBase,
 		Status: raftfsm.SnapshotReady, Progress: 100, ID: 99, Regions: []string{"nyc3"}, WantRegions: []string{"nyc3"}}})
-	b.waitJS("the Cloudflare step, live", `!!document.getElementById("cf-form") && window.__sameDocument === true`)
-	b.shot("setup-cloudflare")
-	b.do("finish", chromedp.SendKeys(chromedp.ID("cf-token"), "cf-token-123"), chromedp.SendKeys(chromedp.ID("cf-domain"), "example.test"),
+	b.WaitJS("the Cloudflare step, live", `!!document.getElementById("cf-form") && window.__sameDocument === true`)
+	b.Shot("setup-cloudflare")
+	b.Do("finish", chromedp.SendKeys(chromedp.ID("cf-token"), "cf-token-123"), chromedp.SendKeys(chromedp.ID("cf-domain"), "example.test"),
 		chromedp.Click(chromedp.CSS("#cf-form button")))
-	b.waitJS("the overview", `location.pathname === "/" && document.body.innerText.includes("Setup complete")`)
+	b.WaitJS("the overview", `location.pathname === "/" && document.body.innerText.includes("Setup complete")`)
 
 	// The leader goes away: a friendly page that retries by itself.
 	f.setLeader("")
-	b.open("/services")
-	b.waitJS("the waiting page", `document.body.innerText.includes("Waiting for a leader")`)
-	b.shot("no-leader")
+	b.Open("/services")
+	b.WaitJS("the waiting page", `document.body.innerText.includes("Waiting for a leader")`)
+	b.Shot("no-leader")
 	f.setLeader("node-1")
-	b.waitJS("the page back by itself", `location.pathname === "/services" && !!document.querySelector("main h1")`)
+	b.WaitJS("the page back by itself", `location.pathname === "/services" && !!document.querySelector("main h1")`)
 }

@@ -18,10 +18,10 @@ import (
 
 // leaderGate serves the request when this node leads. A follower redirects
 // the browser to the leader's UI, or proxies to it when the browser came in
-// on the cluster's UI host name, cannot reach the leader's address, or the
-// request is one the page's script makes (a fragment or a stream cannot
-// follow a redirect to another origin). With no leader: a 503 page that
-// retries by itself.
+// on the cluster's UI host name, cannot reach the leader's address, came
+// over TLS, or the request is one the page's script makes (a fragment or a
+// stream cannot follow a redirect to another origin). With no leader: a 503
+// page that retries by itself.
 func (s *server) leaderGate(c *gin.Context) {
 	if s.node.IsLeader() {
 		return
@@ -40,11 +40,14 @@ func (s *server) leaderGate(c *gin.Context) {
 		s.noLeader(c)
 		return
 	}
-	if shouldProxy(c.Request, leaderUI, uiHost) {
+	// The leader's UI port speaks plain HTTP: a browser that came over TLS
+	// is proxied, never redirected to http:// (its Secure cookie would not
+	// follow, and it would sign in again in the clear).
+	if s.secureRequest(c.Request) || shouldProxy(c.Request, leaderUI, uiHost) {
 		s.proxy.serve(c, leaderUI)
 		return
 	}
-	c.Redirect(http.StatusFound, "http://"+leaderUI+c.Request.URL.RequestURI())
+	c.Redirect(http.StatusFound, (&url.URL{Scheme: "http", Host: leaderUI}).String()+c.Request.URL.RequestURI())
 }
 
 // leaderUI returns the leader's UI address (from the state, else from its
@@ -179,12 +182,15 @@ func (p *leaderProxy) serve(c *gin.Context, leaderUI string) {
 		c.Writer.Header().Del(h)
 	}
 	target := &url.URL{Scheme: "http", Host: leaderUI}
-	client := p.s.clientIP(c)
+	// The browser's address and scheme as this node sees them: the leader
+	// believes the signed header, not the connection (which is this node's).
+	client := forwarded{IP: p.s.clientIP(c), HTTPS: p.s.secureRequest(c.Request)}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
+			pr.Out.Header.Set("X-Forwarded-Proto", client.scheme())
 			pr.Out.Header.Set(forwardHeader, p.s.sign.forwardValue(client, p.s.now()))
 		},
 		Transport:     p.transport,

@@ -157,7 +157,7 @@ func TestForwardedRequestIsNeverForwardedAgain(t *testing.T) {
 	leader := newTestUI(t, newFake(t, true), Config{})
 	follower := followerOf(t, leader, "")
 	req, _ := http.NewRequest(http.MethodGet, follower.ts.URL+"/", nil)
-	req.Header.Set(forwardHeader, follower.srv.sign.forwardValue("198.51.100.1", time.Now()))
+	req.Header.Set(forwardHeader, follower.srv.sign.forwardValue(forwarded{IP: "198.51.100.1"}, time.Now()))
 	r := follower.client().do(req)
 	if r.Status != http.StatusServiceUnavailable {
 		t.Fatalf("a forwarded request reaching a follower: %d, want 503", r.Status)

@@ -61,4 +61,12 @@ type PeerStatser interface {
 	PeerStats(ctx context.Context, nodeID string) (control.NodeStats, error)
 }
 
+// PeerAgentLogser is optionally implemented by a Node that can fetch any
+// node's own recent log lines (this node's, or GET /v1/agent/logs on that
+// node's API). Without it the admin page shows the serving node's log only
+// and says so.
+type PeerAgentLogser interface {
+	PeerAgentLogs(ctx context.Context, nodeID string, since time.Time, limit int) ([]control.LogEntry, error)
+}
+
 var _ Node = control.Controller(nil)

@@ -582,3 +582,67 @@ func TestNodeActionsAndSnapshotForm(t *testing.T) {
 func controlUser(name, role string) control.UserRequest {
 	return control.UserRequest{Name: name, Password: "password-" + name, Role: raftfsm.Role(role)}
 }
+
+func TestAdminShowsEachAgentsOwnLog(t *testing.T) {
+	f := newFake(t, true)
+	f.mu.Lock()
+	f.peerLogs = map[string][]control.LogEntry{"node-2": {
+		{Time: time.Now().UTC(), Level: "INFO", Message: "node-2 joined the mesh"},
+		{Time: time.Now().UTC(), Level: "ERROR", Message: "node-2 lost its raft peer"},
+	}}
+	f.mu.Unlock()
+	u := newTestUI(t, f, Config{})
+	c := u.client()
+	c.mustLogin(adminName, adminPass)
+
+	// By default the serving node's own log, and a picker of every node.
+	own := c.get("/admin")
+	if own.Status != http.StatusOK || !strings.Contains(own.Body, "agent started") || strings.Contains(own.Body, "node-2 joined") {
+		t.Fatalf("admin page: %d, want node-1's own log only", own.Status)
+	}
+	for _, id := range []string{"node-1", "node-2", "node-3"} {
+		if !strings.Contains(own.Body, `<option value="`+id+`"`) {
+			t.Errorf("the node picker lacks %s", id)
+		}
+	}
+	if !strings.Contains(own.Body, `<option value="node-1" selected>`) {
+		t.Errorf("the picker does not select the serving node")
+	}
+
+	// Another node's own log, newest first.
+	peer := c.get("/admin?node=node-2")
+	if peer.Status != http.StatusOK || !strings.Contains(peer.Body, `<option value="node-2" selected>`) {
+		t.Fatalf("admin page for node-2: %d", peer.Status)
+	}
+	lost, joined := strings.Index(peer.Body, "node-2 lost its raft peer"), strings.Index(peer.Body, "node-2 joined the mesh")
+	if lost < 0 || joined < 0 || lost > joined || strings.Contains(peer.Body, "agent started") {
+		t.Errorf("node-2's log: want its own lines, newest first, and not node-1's")
+	}
+	// The live refresh keeps the choice.
+	if frag := c.get("/admin?node=node-2&fragment=main"); !strings.Contains(frag.Body, "node-2 lost its raft peer") {
+		t.Errorf("the refreshed fragment lost the chosen node")
+	}
+
+	// A node that does not answer, and one that does not exist: said so, on the page.
+	if r := c.get("/admin?node=node-3"); r.Status != http.StatusOK || !strings.Contains(r.Body, `id="agent-log-error"`) ||
+		!strings.Contains(r.Body, "node-3 did not send its log") {
+		t.Errorf("a silent node: %d", r.Status)
+	}
+	for _, bad := range []string{"node-9", "../etc", "<script>"} {
+		r := c.get("/admin?node=" + url.QueryEscape(bad))
+		if r.Status != http.StatusOK || !strings.Contains(r.Body, "There is no node") || strings.Contains(r.Body, "<script>") {
+			t.Errorf("node=%q: %d, want the page with a clear error", bad, r.Status)
+		}
+	}
+
+	// A Node that cannot fetch peers' logs: its own only, and it says why.
+	plain := newTestUIOver(t, f, struct{ Node }{f}, Config{})
+	pc := plain.client()
+	pc.mustLogin(adminName, adminPass)
+	if r := pc.get("/admin?node=node-2"); !strings.Contains(r.Body, "cannot fetch other nodes") || strings.Contains(r.Body, "node-2 joined") {
+		t.Errorf("a Node without PeerAgentLogs: %d", r.Status)
+	}
+	if r := pc.get("/admin"); !strings.Contains(r.Body, "agent started") {
+		t.Errorf("a Node without PeerAgentLogs lost its own log")
+	}
+}

@@ -330,8 +330,7 @@ func (s *server) renderError(c *gin.Context, status int, title, msg string) {
 
 // setFlash stores a message for the next page.
 func (s *server) setFlash(c *gin.Context, kind, text string) {
-	http.SetCookie(c.Writer, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(kind + "|" + text), Path: "/", MaxAge: 60,
-		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
+	s.setCookie(c, flashCookie, url.QueryEscape(kind+"|"+text), "/", 60)
 }
 
 func (s *server) takeFlash(c *gin.Context) *flash {
@@ -339,8 +338,7 @@ func (s *server) takeFlash(c *gin.Context) *flash {
 	if err != nil || ck.Value == "" {
 		return nil
 	}
-	http.SetCookie(c.Writer, &http.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
+	s.clearCookie(c, flashCookie, "/")
 	v, err := url.QueryUnescape(ck.Value)
 	if err != nil {
 		return nil

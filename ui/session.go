@@ -151,32 +151,46 @@ func tokenEqual(got, want string) bool {
 	return got != "" && hmac.Equal([]byte(got), []byte(want))
 }
 
-// forwardHeader carries the browser's IP from a follower to the leader when
-// the follower proxies; it is signed so a browser cannot forge its address
-// to dodge the sign-in rate limit.
+// forwardHeader carries the browser's address and scheme from a follower to
+// the leader when the follower proxies; it is signed so a browser cannot
+// forge its address to dodge the sign-in rate limit, nor the scheme.
 const forwardHeader = "X-Dropmesh-UI-Forwarded"
 
-func (g signer) forwardValue(clientIP string, now time.Time) string {
-	ts := strconv.FormatInt(now.Unix(), 10)
-	return clientIP + "|" + ts + "|" + b64.EncodeToString(g.mac("forward", clientIP, ts))
+// forwarded is what a proxying follower vouches for: the browser's address
+// and whether the browser reached the follower over TLS.
+type forwarded struct {
+	IP    string
+	HTTPS bool
 }
 
-// parseForward returns the client IP of a signed forward header no older than maxAge.
-func (g signer) parseForward(v string, now time.Time, maxAge time.Duration) (string, bool) {
+func (f forwarded) scheme() string {
+	if f.HTTPS {
+		return "https"
+	}
+	return "http"
+}
+
+func (g signer) forwardValue(f forwarded, now time.Time) string {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	return f.IP + "|" + f.scheme() + "|" + ts + "|" + b64.EncodeToString(g.mac("forward", f.IP, f.scheme(), ts))
+}
+
+// parseForward checks a signed forward header no older than maxAge.
+func (g signer) parseForward(v string, now time.Time, maxAge time.Duration) (forwarded, bool) {
 	f := strings.Split(v, "|")
-	if len(f) != 3 {
-		return "", false
+	if len(f) != 4 || (f[1] != "http" && f[1] != "https") {
+		return forwarded{}, false
 	}
-	mac, err := b64.DecodeString(f[2])
-	if err != nil || !hmac.Equal(mac, g.mac("forward", f[0], f[1])) {
-		return "", false
+	mac, err := b64.DecodeString(f[3])
+	if err != nil || !hmac.Equal(mac, g.mac("forward", f[0], f[1], f[2])) {
+		return forwarded{}, false
 	}
-	ts, err := strconv.ParseInt(f[1], 10, 64)
+	ts, err := strconv.ParseInt(f[2], 10, 64)
 	if err != nil {
-		return "", false
+		return forwarded{}, false
 	}
 	if age := now.Sub(time.Unix(ts, 0)); age > maxAge || age < -maxAge {
-		return "", false
+		return forwarded{}, false
 	}
-	return f[0], true
+	return forwarded{IP: f[0], HTTPS: f[1] == "https"}, true
 }

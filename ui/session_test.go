@@ -94,20 +94,26 @@ func TestRoleAllows(t *testing.T) {
 func TestForwardHeader(t *testing.T) {
 	g := signer{key: testKey}
 	now := time.Now()
-	v := g.forwardValue("198.51.100.7", now)
-	if ip, ok := g.parseForward(v, now.Add(10*time.Second), time.Minute); !ok || ip != "198.51.100.7" {
-		t.Fatalf("parse: %q %v", ip, ok)
+	for _, want := range []forwarded{{IP: "198.51.100.7"}, {IP: "2001:db8::7", HTTPS: true}} {
+		v := g.forwardValue(want, now)
+		if got, ok := g.parseForward(v, now.Add(10*time.Second), time.Minute); !ok || got != want {
+			t.Fatalf("parse %q: %+v %v, want %+v", v, got, ok, want)
+		}
 	}
+	v := g.forwardValue(forwarded{IP: "198.51.100.7"}, now)
 	if _, ok := g.parseForward(v, now.Add(2*time.Minute), time.Minute); ok {
 		t.Errorf("an old header was accepted")
 	}
 	if _, ok := g.parseForward(strings.Replace(v, "198.51.100.7", "10.0.0.1", 1), now, time.Minute); ok {
 		t.Errorf("a changed address was accepted")
 	}
+	if _, ok := g.parseForward(strings.Replace(v, "|http|", "|https|", 1), now, time.Minute); ok {
+		t.Errorf("a changed scheme was accepted")
+	}
 	if _, ok := (signer{key: []byte("another key of at least 32 bytes!")}).parseForward(v, now, time.Minute); ok {
 		t.Errorf("another key accepted the header")
 	}
-	for _, bad := range []string{"", "1.2.3.4", "a|b|c", "1.2.3.4|x|y|z"} {
+	for _, bad := range []string{"", "1.2.3.4", "a|b|c", "1.2.3.4|x|y|z", "1.2.3.4|ftp|1|z", "1.2.3.4|http|y|z|w"} {
 		if _, ok := g.parseForward(bad, now, time.Minute); ok {
 			t.Errorf("%q accepted", bad)
 		}

@@ -62,8 +62,10 @@ type fakeNode struct {
 	deploys   []control.DeployRequest
 	calls     []string
 	agentLogs []control.LogEntry
-	stats     control.NodeStats
-	contexts  map[string][]byte
+	// peerLogs are other nodes' own logs; a node without an entry does not answer.
+	peerLogs map[string][]control.LogEntry
+	stats    control.NodeStats
+	contexts map[string][]byte
 	// failNext makes the next action return this error.
 	failNext error
 	// logLines feeds followed log streams.
@@ -470,6 +472,21 @@ func (f *fakeNode) AgentLogs(since time.Time, limit int) []control.LogEntry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.agentLogs)
+}
+
+// PeerAgentLogs returns this node's log, or another node's from peerLogs
+// (an error for a node that has none there: it did not answer).
+func (f *fakeNode) PeerAgentLogs(ctx context.Context, nodeID string, since time.Time, limit int) ([]control.LogEntry, error) {
+	if nodeID == f.id {
+		return f.AgentLogs(since, limit), nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	lines, ok := f.peerLogs[nodeID]
+	if !ok {
+		return nil, fmt.Errorf("the agent log of node %s: %w", nodeID, errBoom)
+	}
+	return slices.Clone(lines), nil
 }
 
 func (f *fakeNode) StoreContext(ctx context.Context, r io.Reader) (control.ContextInfo, error) {

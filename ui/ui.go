@@ -22,7 +22,11 @@ type Options struct {
 	SessionKey []byte
 	// Logger gets failures and sign-ins; nil discards.
 	Logger *slog.Logger
-	// Secure gives the cookies the Secure attribute (the UI is behind TLS).
+	// Secure gives every cookie the Secure attribute, whatever the request
+	// says: for a UI that is only ever reached over TLS, for example behind
+	// Cloudflare's "Flexible" TLS. Without it a cookie is Secure when its
+	// request came over TLS, directly or through the node's edge (see
+	// secureRequest).
 	Secure bool
 	// HTTPClient's transport proxies requests to the leader's UI. It must
 	// not have an overall Timeout (event and log streams are long).

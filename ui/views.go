@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -790,8 +791,20 @@ type adminView struct {
 	ClusterErr string
 	Users      []userRow
 	Settings   settingsView
-	Logs       []control.LogEntry
 	UserForm   userForm
+	Log        agentLogView
+}
+
+// agentLogView is one agent's own log on the admin page, with the node
+// picker.
+type agentLogView struct {
+	// Node is the agent whose log is shown; Nodes are the picker's choices.
+	Node  string
+	Nodes []string
+	// Lines are the newest first.
+	Lines []control.LogEntry
+	// Err says why there are no lines (an unknown node, a peer that did not answer).
+	Err string
 }
 
 // userForm is the add-user form.
@@ -827,9 +840,46 @@ func (s *server) buildAdmin(c *gin.Context, p *pageData) error {
 			v.Settings.HealthInterval = set.HealthInterval.String()
 		}
 	})
-	logs := s.node.AgentLogs(time.Time{}, s.cfg.AgentLogLines)
-	slices.Reverse(logs)
-	v.Logs = logs
+	v.Log = s.agentLog(c.Request.Context(), c.Query("node"))
 	p.Data = v
 	return nil
+}
+
+// agentLog gets the own log of the node the picker chose ("" = the node
+// serving the page), newest first.
+func (s *server) agentLog(ctx context.Context, want string) agentLogView {
+	self := s.node.NodeID()
+	v := agentLogView{Node: self, Nodes: []string{self}}
+	s.node.View(func(st *raftfsm.State) {
+		for _, id := range raftfsm.SortedKeys(st.Nodes) {
+			if id != self {
+				v.Nodes = append(v.Nodes, id)
+			}
+		}
+	})
+	slices.Sort(v.Nodes)
+	if want != "" {
+		v.Node = want
+	}
+	var lines []control.LogEntry
+	peers, canPeers := s.node.(PeerAgentLogser)
+	switch {
+	case v.Node == self:
+		lines = s.node.AgentLogs(time.Time{}, s.cfg.AgentLogLines)
+	case raftfsm.ValidateNodeID(v.Node) != nil || !slices.Contains(v.Nodes, v.Node):
+		v.Err = fmt.Sprintf("There is no node %q in the cluster: pick one from the list.", v.Node)
+	case !canPeers:
+		v.Err = "This agent cannot fetch other nodes' logs, only " + self + "'s own."
+	default:
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+		defer cancel()
+		var err error
+		if lines, err = peers.PeerAgentLogs(ctx, v.Node, time.Time{}, s.cfg.AgentLogLines); err != nil {
+			s.logger.Debug("ui agent log of a peer failed", "peer", v.Node, "err", err)
+			v.Err = fmt.Sprintf("%s did not send its log: %s", v.Node, userMessage(err))
+		}
+	}
+	slices.Reverse(lines)
+	v.Lines = lines
+	return v
 }

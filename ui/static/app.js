@@ -52,6 +52,12 @@
     var form = e.target.closest && e.target.closest("form[data-keep]");
     if (form) form.dataset.dirty = "1";
   });
+  // A picker that is a whole form (the admin page's node for the agent
+  // log) goes at once; its button is there for pages without the script.
+  document.addEventListener("change", function (e) {
+    var el = e.target;
+    if (el.matches && el.matches("select[data-autosubmit]") && el.form) el.form.requestSubmit();
+  });
 
   // Swap a freshly rendered main block in, keeping dirty forms, open
   // <details>, focus and the scroll position.
