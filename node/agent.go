@@ -48,6 +48,8 @@ type Agent struct {
 
 	leaderKick chan struct{}
 	reconKick  chan struct{}
+	// cloudShared is the leader's cloud work that outlives a round (cloud.go).
+	cloudShared cloudShared
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -62,6 +64,7 @@ type Agent struct {
 	edgeMu      sync.Mutex
 	edgeLast    edge.Config
 	edgeApplied bool
+	originCerts originCertCache
 
 	// crashed skips the graceful part of stop (tests: a node that dies).
 	crashed bool
@@ -265,6 +268,7 @@ func (a *Agent) start(ctx context.Context) error {
 	mc.AdvertiseAddr, mc.AdvertisePort = cfg.AdvertiseIP, cfg.GossipPort
 	mc.ClusterName, mc.Keys, mc.Logger = cfg.ClusterName, [][]byte{a.keys.GossipKey}, a.logger
 	mc.Meta = a.meta()
+	mc.OnProbeRTT = func(_ string, rtt time.Duration) { a.metrics.ObserveProbeRTT(rtt) }
 	m, err := mesh.New(mc)
 	if err != nil {
 		return fmt.Errorf("gossip: %w", err)
@@ -414,6 +418,9 @@ func (a *Agent) stop() {
 		a.cancel()
 	}
 	a.wg.Wait()
+	if a.crons != nil {
+		a.crons.stopAll() // before the Docker client closes
+	}
 	if a.mesh != nil {
 		_ = a.mesh.Shutdown()
 	}
@@ -474,7 +481,7 @@ func (a *Agent) apply(ctx context.Context, cmd raftfsm.Command) (any, error) {
 	if !a.store.IsLeader() {
 		return nil, raftfsm.ErrNotLeader
 	}
-	if err := a.checkProto(cmd.Type()); err != nil {
+	if err := a.checkProto(ctx, cmd.Type()); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -485,15 +492,56 @@ func (a *Agent) apply(ctx context.Context, cmd raftfsm.Command) (any, error) {
 	return res, err
 }
 
-// checkProto refuses a command type some voter does not know yet: during a
-// rolling upgrade the leader waits until every voter runs the new version.
-func (a *Agent) checkProto(t raftfsm.CommandType) error {
+// checkProto refuses a command type some raft server may not understand:
+// during a rolling upgrade the leader emits a new type only once every
+// server advertises, in its gossip metadata, a protocol that includes it
+// (STYLE.md, point 3). Non-voters count too: they apply the same log.
+func (a *Agent) checkProto(ctx context.Context, t raftfsm.CommandType) error {
 	if a.mesh == nil {
 		return nil
 	}
-	for _, m := range a.mesh.Members() {
-		if m.Status == mesh.StatusAlive && m.Meta.Proto > 0 && m.Meta.Proto < int(t) {
-			return fmt.Errorf("%w: node %s (version %s) does not understand %s yet; upgrade it first", raftfsm.ErrConflict, m.ID, m.Meta.Version, t)
+	servers, err := a.store.Servers(ctx)
+	if err != nil {
+		return fmt.Errorf("check the servers' protocol for %s: %w", t, err)
+	}
+	return protoConflict(t, servers, a.mesh.Member)
+}
+
+// protoFloor is the newest command type of the first dropmesh agent, the
+// first to advertise its protocol: every agent that can be a raft server
+// understands at least the types up to it. Command types are append only,
+// so it never changes.
+const protoFloor = raftfsm.CmdSetStranded
+
+// protoConflict returns an error wrapping raftfsm.ErrConflict when some
+// server may not understand t. A server counts with the protocol it
+// advertises while it is alive or suspect; one that is dead or left, that
+// the mesh does not know, or that advertises no protocol may come back
+// running any release, so it counts with protoFloor: it does not know the
+// types added since.
+func protoConflict(t raftfsm.CommandType, servers []raftfsm.Server, member func(id string) (mesh.Member, bool)) error {
+	for _, s := range servers {
+		role := "voter"
+		if !s.Voter {
+			role = "non-voter"
+		}
+		m, ok := member(s.ID)
+		switch {
+		case ok && (m.Status == mesh.StatusAlive || m.Status == mesh.StatusSuspect) && m.Meta.Proto > 0:
+			if m.Meta.Proto < int(t) {
+				return fmt.Errorf("%w: %s %s (version %s) does not understand %s yet; upgrade it first",
+					raftfsm.ErrConflict, role, s.ID, m.Meta.Version, t)
+			}
+		case t > protoFloor:
+			why := "is not in the gossip membership"
+			if ok {
+				why = "is " + m.Status.String()
+				if m.Meta.Proto <= 0 {
+					why = "advertises no protocol"
+				}
+			}
+			return fmt.Errorf("%w: %s %s %s, so it may not understand %s; retry once it is back or removed",
+				raftfsm.ErrConflict, role, s.ID, why, t)
 		}
 	}
 	return nil

@@ -18,7 +18,7 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// envAliases are the unprefixed variables DESIGN.md names.
+// envAliases are the unprefixed variables operators know from the first system (HEALTH_CHECK_INTERVAL, REQUIRE_AUTH_ALWAYS).
 var envAliases = map[string]string{
 	"health-interval":     "HEALTH_CHECK_INTERVAL",
 	"require-auth-always": "REQUIRE_AUTH_ALWAYS",
@@ -122,6 +122,7 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 		f.IntVar(&cfg.RaftPort, "raft-port", cfg.RaftPort, "raft port")
 		f.IntVar(&cfg.UIPort, "ui-port", cfg.UIPort, "web UI port")
 		f.IntVar(&cfg.EdgePort, "edge-port", cfg.EdgePort, "edge (client traffic) port")
+		f.IntVar(&cfg.EdgeTLSPort, "edge-tls-port", cfg.EdgeTLSPort, "edge TLS port for the zones with an origin certificate (443 on a droplet; 0: no TLS)")
 		f.StringVar(&cfg.Edge, "edge", cfg.Edge, "edge: auto (nginx when installed), nginx, proxy or none")
 		f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this node as its seed")
 		f.StringVar(&join, "join", "", "gossip addresses of members to join, comma-separated")
@@ -131,6 +132,8 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 		f.StringVar(&cfg.ClusterID, "cluster-id", "", "seed: the cluster id (default: made up at initialisation)")
 		f.StringVar(&cfg.AdminPasswordFile, "admin-password-file", "", "seed: file with the admin's password (default: generated into DATA_DIR/admin-password)")
 		f.DurationVar(&cfg.HealthInterval, "health-interval", cfg.HealthInterval, "health check interval (HEALTH_CHECK_INTERVAL)")
+		f.DurationVar(&cfg.DeadServerTimeout, "dead-server-timeout", cfg.DeadServerTimeout,
+			"how long a dead (not left) raft server keeps its place before the leader removes it and promotes a non-voter; must be positive")
 		f.BoolVar(&cfg.RequireAuthAlways, "require-auth-always", cfg.RequireAuthAlways, "require the API key also from inside the VPC (REQUIRE_AUTH_ALWAYS)")
 		f.StringVar(&cfg.PublishIP, "publish-ip", "", "IP container ports are published on (default: the advertise IP)")
 		f.StringVar(&cfg.ContainerSuffix, "container-suffix", "", "suffix of container names (when agents share a Docker engine)")

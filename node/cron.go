@@ -13,11 +13,17 @@ import (
 
 // cronRunner runs this node's scheduled tasks: each job fires on its
 // schedule, never two runs of one job at once, and every run's time, exit
-// code and duration go to the leader.
+// code and duration go to the leader. The agent owns it: every job runs on
+// the context the runner was made with and stopAll (agent shutdown) ends
+// them all and waits, so no job outlives its agent or its Docker client.
 type cronRunner struct {
-	a    *Agent
-	mu   sync.Mutex
-	jobs map[string]*cronJob
+	a   *Agent
+	ctx context.Context
+	wg  sync.WaitGroup // the jobs' goroutines
+
+	mu     sync.Mutex
+	jobs   map[string]*cronJob
+	closed bool
 }
 
 type cronJob struct {
@@ -30,12 +36,19 @@ type cronJob struct {
 	state health.CronState
 }
 
-func newCronRunner(a *Agent) *cronRunner { return &cronRunner{a: a, jobs: map[string]*cronJob{}} }
+// newCronRunner makes the runner of agent a; its jobs end with ctx.
+func newCronRunner(ctx context.Context, a *Agent) *cronRunner {
+	return &cronRunner{a: a, ctx: ctx, jobs: map[string]*cronJob{}}
+}
 
 // set starts the job of instance id, or restarts it when its spec changed.
+// After stopAll it starts nothing.
 func (r *cronRunner) set(id string, d desiredInstance, image runtime.ImageInfo) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed || r.ctx.Err() != nil {
+		return
+	}
 	if j, ok := r.jobs[id]; ok {
 		if j.hash == d.hash {
 			return
@@ -43,7 +56,7 @@ func (r *cronRunner) set(id string, d desiredInstance, image runtime.ImageInfo) 
 		j.cancel()
 		<-j.done
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(r.ctx)
 	j := &cronJob{id: id, hash: d.hash, cancel: cancel, done: make(chan struct{}),
 		state: health.CronState{Schedule: d.spec.Schedule, CreatedAt: d.in.CreatedAt, LastRunAt: d.in.LastRunAt,
 			LastExitCode: d.in.LastRunExit, LastDuration: d.in.LastRunDuration.D()}}
@@ -51,7 +64,9 @@ func (r *cronRunner) set(id string, d desiredInstance, image runtime.ImageInfo) 
 		j.state.CreatedAt = time.Now()
 	}
 	r.jobs[id] = j
+	r.wg.Add(1)
 	go func() {
+		defer r.wg.Done()
 		defer close(j.done)
 		r.loop(ctx, j, d, image)
 	}()
@@ -97,9 +112,12 @@ func (r *cronRunner) sync(ctx context.Context) {
 	}
 }
 
-// stopAll stops every job (agent shutdown).
+// stopAll stops every job and waits for them (agent shutdown); set starts
+// none afterwards. A run in progress is left to finish in Docker; it is not
+// recorded, and the next agent's first run removes its container.
 func (r *cronRunner) stopAll() {
 	r.mu.Lock()
+	r.closed = true
 	ids := make([]string, 0, len(r.jobs))
 	for id := range r.jobs {
 		ids = append(ids, id)
@@ -108,6 +126,14 @@ func (r *cronRunner) stopAll() {
 	for _, id := range ids {
 		r.remove(id)
 	}
+	r.wg.Wait()
+}
+
+// running counts the jobs (tests).
+func (r *cronRunner) running() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.jobs)
 }
 
 // state is what the health check needs of a job.
@@ -168,12 +194,21 @@ func (r *cronRunner) run(ctx context.Context, j *cronJob, d desiredInstance, ima
 		exit = -1
 	}
 	finished := time.Now()
+	if ctx.Err() != nil {
+		// Cut short by the job's end (agent shutdown, a new spec): not a
+		// run to record.
+		j.mu.Lock()
+		j.state.RunningSince = time.Time{}
+		j.mu.Unlock()
+		return
+	}
 	log.Info("cron run finished", "exit", exit, "duration", finished.Sub(started).Round(time.Millisecond))
 	j.mu.Lock()
 	j.state.RunningSince = time.Time{}
 	j.state.LastRunAt, j.state.LastExitCode, j.state.LastDuration = started, exit, finished.Sub(started)
 	j.mu.Unlock()
-	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// The record outlives a shutdown that begins now, briefly.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := a.report(rctx, &raftfsm.RecordCronRun{At: a.now(), Node: a.cfg.NodeID, Instance: j.id,
 		StartedAt: started.UTC(), FinishedAt: finished.UTC(), ExitCode: exit}); err != nil {

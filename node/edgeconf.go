@@ -2,11 +2,15 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"reflect"
 	"slices"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/dropmesh/dropmesh/node/edge"
 	"github.com/dropmesh/dropmesh/raftfsm"
@@ -14,12 +18,17 @@ import (
 
 // edgeConfig computes this node's routes: every host of every routed
 // service with an instance here, to the address of that instance's serving
-// container; and the UI host to the local UI.
+// container; the UI host to the local UI; and the zones' origin
+// certificates (served when the edge listens on EdgeTLSPort).
 func (a *Agent) edgeConfig() edge.Config {
 	addrs := a.instances.addrSnapshot()
 	routes := map[string]*edge.Route{}
 	var cfg edge.Config
+	var origin []raftfsm.OriginCert
 	a.fsm.View(func(s *raftfsm.State) {
+		for _, z := range raftfsm.SortedKeys(s.OriginCerts) {
+			origin = append(origin, *s.OriginCerts[z])
+		}
 		for _, id := range raftfsm.SortedKeys(addrs) {
 			in, ok := s.Instances[id]
 			if !ok || in.Node != a.cfg.NodeID {
@@ -58,7 +67,88 @@ func (a *Agent) edgeConfig() edge.Config {
 	for _, h := range raftfsm.SortedKeys(routes) {
 		cfg.Routes = append(cfg.Routes, *routes[h])
 	}
+	cfg.Certs = a.originCerts.open(a, origin)
 	return cfg
+}
+
+// originCertCache holds the opened origin certificates, so that each key is
+// unsealed (and a failure logged) once per version, not on every edge update.
+type originCertCache struct {
+	mu     sync.Mutex
+	opened map[string]openedCert // by zone
+}
+
+type openedCert struct {
+	updated time.Time
+	cert    edge.Cert
+	ok      bool
+}
+
+// open returns the certificates of the state's origin certs whose key opens
+// with this cluster's key; one that does not is left out (its hosts are
+// served over plain HTTP only) and logged.
+func (c *originCertCache) open(a *Agent, certs []raftfsm.OriginCert) []edge.Cert {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := make(map[string]openedCert, len(certs))
+	var out []edge.Cert
+	for _, oc := range certs {
+		o, ok := c.opened[oc.Zone]
+		if !ok || !o.updated.Equal(oc.UpdatedAt) {
+			o = openedCert{updated: oc.UpdatedAt}
+			key, err := raftfsm.Open(a.keys.Sealer, raftfsm.OriginKeyLabel(oc.Zone), oc.Key)
+			if err != nil {
+				a.logger.Error("origin certificate not served: its key does not open", "zone", oc.Zone, "err", err)
+			} else {
+				o.cert, o.ok = edge.Cert{Zone: oc.Zone, CertPEM: []byte(oc.CertPEM), KeyPEM: key}, true
+			}
+		}
+		next[oc.Zone] = o
+		if o.ok {
+			out = append(out, o.cert)
+		}
+	}
+	c.opened = next
+	return out
+}
+
+// PutOriginCert stores the TLS certificate and key of a DNS zone (for
+// example a Cloudflare origin certificate), the key sealed: every agent's
+// edge then serves the zone's hosts on its TLS port with it. The pair must
+// match and the certificate must cover the zone or its subdomains.
+func (a *Agent) PutOriginCert(ctx context.Context, zone, certPEM, keyPEM string) error {
+	if err := raftfsm.ValidateHostname(zone, false); err != nil {
+		return fmt.Errorf("origin certificate zone: %w", err)
+	}
+	leaf, err := raftfsm.ParseCertChain(certPEM)
+	if err != nil {
+		return fmt.Errorf("origin certificate of %s: %w", zone, err)
+	}
+	if _, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM)); err != nil {
+		return fmt.Errorf("%w: origin certificate of %s: certificate and key: %v", raftfsm.ErrInvalid, zone, err)
+	}
+	if !coversZone(leaf, zone) {
+		return fmt.Errorf("%w: origin certificate of %s: it is for %v, not for %s or *.%s", raftfsm.ErrInvalid, zone, leaf.DNSNames, zone, zone)
+	}
+	key, err := raftfsm.Seal(a.keys.Sealer, raftfsm.OriginKeyLabel(zone), []byte(keyPEM))
+	if err != nil {
+		return err
+	}
+	_, err = a.apply(ctx, &raftfsm.PutOriginCert{At: a.now(), Cert: raftfsm.OriginCert{Zone: zone, CertPEM: certPEM, Key: key}})
+	return err
+}
+
+// DeleteOriginCert removes a zone's origin certificate: its hosts are then
+// served over plain HTTP only.
+func (a *Agent) DeleteOriginCert(ctx context.Context, zone string) error {
+	_, err := a.apply(ctx, &raftfsm.DeleteOriginCert{At: a.now(), Zone: zone})
+	return err
+}
+
+// coversZone reports whether a certificate is valid for a zone's apex or
+// for the names under it (a wildcard).
+func coversZone(leaf *x509.Certificate, zone string) bool {
+	return leaf.VerifyHostname(zone) == nil || leaf.VerifyHostname("dropmesh-check."+zone) == nil
 }
 
 // drainEdge waits, at most DrainDelay, until no request that started under

@@ -1,11 +1,15 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -15,9 +19,6 @@ import (
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
-
-// MaxContextBytes bounds an uploaded build context.
-const MaxContextBytes = 512 << 20
 
 // LocalImagePrefix marks images that only exist on the nodes (built there,
 // such as local/base:latest and local/sample:latest): they are never pulled.
@@ -76,9 +77,47 @@ func (a *Agent) ensureImage(ctx context.Context, d desiredInstance, progress fun
 	return a.rt.EnsureImage(ctx, ref, d.registry, pull, progress)
 }
 
-// buildImage builds an uploaded context once per digest on this node.
+// reportedDigest is the image an instance reports (raftfsm.Instance.ImageDigest):
+// the registry's manifest digest when the image came from a registry, else
+// the local image id (images built on the node, node-local images).
+func reportedDigest(info runtime.ImageInfo) string {
+	if info.Digest != "" {
+		return info.Digest
+	}
+	return info.ID
+}
+
+// runningDigest is reportedDigest for a container that already runs image
+// id imageID: the spec's reference is looked up again, and its registry
+// digest counts only when the reference still names that image.
+func (a *Agent) runningDigest(ctx context.Context, spec raftfsm.ServiceSpec, imageID string) string {
+	if spec.Image == "" {
+		return imageID
+	}
+	info, err := a.rt.InspectImage(ctx, spec.Image)
+	if err != nil || info.ID != imageID {
+		return imageID
+	}
+	return reportedDigest(info)
+}
+
+// buildTag names the image built from a context with a Dockerfile: the
+// same context built with another Dockerfile is another image. (Specs have
+// no build arguments; they would join the hash here.)
+func buildTag(contextDigest, dockerfile string) string {
+	if dockerfile == "" {
+		dockerfile = "Dockerfile"
+	}
+	h := sha256.Sum256([]byte(contextDigest + "\x00" + path.Clean(dockerfile)))
+	return "dropmesh-build/" + strings.TrimPrefix(contextDigest, "sha256:")[:16] + ":" + hex.EncodeToString(h[:8])
+}
+
+// buildImage builds an uploaded context once per context and Dockerfile on
+// this node. The stored context is checked again for the spec's Dockerfile
+// (uploads are stored before a spec names it), and what is built is the
+// checked copy.
 func (a *Agent) buildImage(ctx context.Context, d desiredInstance, progress func(string)) (runtime.ImageInfo, error) {
-	tag := "dropmesh-build/" + strings.TrimPrefix(d.spec.Build, "sha256:")[:16] + ":latest"
+	tag := buildTag(d.spec.Build, d.spec.Dockerfile)
 	if info, err := a.rt.InspectImage(ctx, tag); err == nil {
 		return info, nil
 	}
@@ -87,7 +126,15 @@ func (a *Agent) buildImage(ctx context.Context, d desiredInstance, progress func
 		return runtime.ImageInfo{}, err
 	}
 	defer rc.Close()
-	if _, err := a.rt.BuildImage(ctx, rc, []string{tag}, d.spec.Dockerfile, map[string]string{runtime.LabelManaged: "true"}, progress); err != nil {
+	dockerfile := d.spec.Dockerfile
+	if dockerfile == "" {
+		dockerfile = "Dockerfile"
+	}
+	_, data, err := runtime.ValidateBuildContextFor(rc, runtime.MaxBuildContextBytes, dockerfile)
+	if err != nil {
+		return runtime.ImageInfo{}, fmt.Errorf("build context %s: %w", d.spec.Build, err)
+	}
+	if _, err := a.rt.BuildImage(ctx, bytes.NewReader(data), []string{tag}, dockerfile, map[string]string{runtime.LabelManaged: "true"}, progress); err != nil {
 		return runtime.ImageInfo{}, err
 	}
 	return a.rt.InspectImage(ctx, tag)
@@ -98,9 +145,10 @@ func (a *Agent) contextPath(digest string) string {
 }
 
 // StoreContext validates an uploaded build context (size, paths, links),
-// stores it by digest and records this node as a holder.
+// stores it by digest and records this node as a holder. Its Dockerfile is
+// checked when a spec names it (buildImage): a context may hold several.
 func (a *Agent) StoreContext(ctx context.Context, r io.Reader) (control.ContextInfo, error) {
-	info, data, err := runtime.ValidateBuildContext(r, MaxContextBytes)
+	info, data, err := runtime.ValidateBuildContextFor(r, runtime.MaxBuildContextBytes, "")
 	if err != nil {
 		return control.ContextInfo{}, fmt.Errorf("build context: %w", err)
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/cipher"
 	"fmt"
 	"net"
@@ -16,33 +17,45 @@ func envPrefix(service string) string {
 	return strings.ToUpper(strings.ReplaceAll(service, "-", "_"))
 }
 
+// dependency is a stateful service a service uses, as placed: its spec (the
+// live revision once there is one) and the node that runs it.
+func dependency(s *raftfsm.State, svc *raftfsm.Service, use string) (key string, spec raftfsm.ServiceSpec, node *raftfsm.Node, ok bool) {
+	key = raftfsm.ServiceKey(svc.WorkspaceID, svc.Project, svc.Env, use)
+	dep, found := s.Services[key]
+	if !found {
+		return key, spec, nil, false
+	}
+	ins := s.ServiceInstances(key)
+	if len(ins) == 0 {
+		return key, spec, nil, false
+	}
+	n, found := s.Nodes[ins[0].Node]
+	if !found || n.PrivateIP == "" {
+		return key, spec, nil, false
+	}
+	spec = dep.Spec
+	if live, found := dep.Revision(dep.LiveGeneration); found {
+		spec = live
+	}
+	return key, spec, n, true
+}
+
 // injectedEnv computes the variables a service gets from the stateful
 // services it uses: NAME_HOST, NAME_PORT and NAME_ADDR always, and
 // REDIS_URL or DATABASE_URL for recognised datastores, with the credentials
 // from the datastore's own environment. Dependencies not placed yet are
 // left out; the reconciler replaces the container when they appear or move.
-func injectedEnv(s *raftfsm.State, svc *raftfsm.Service, spec raftfsm.ServiceSpec, sealer cipher.AEAD) (map[string]string, error) {
+// exposed returns the EXPOSE ports of an image when this node knows them
+// (nil: unknown); it must not call Docker, it runs inside a state view.
+func injectedEnv(s *raftfsm.State, svc *raftfsm.Service, spec raftfsm.ServiceSpec, sealer cipher.AEAD, exposed func(image string) []int) (map[string]string, error) {
 	if len(spec.Uses) == 0 {
 		return nil, nil
 	}
 	out := map[string]string{}
 	for _, use := range spec.Uses {
-		key := raftfsm.ServiceKey(svc.WorkspaceID, svc.Project, svc.Env, use)
-		dep, ok := s.Services[key]
+		key, depSpec, n, ok := dependency(s, svc, use)
 		if !ok {
 			continue
-		}
-		ins := s.ServiceInstances(key)
-		if len(ins) == 0 {
-			continue
-		}
-		n, ok := s.Nodes[ins[0].Node]
-		if !ok || n.PrivateIP == "" {
-			continue
-		}
-		depSpec := dep.Spec
-		if live, ok := dep.Revision(dep.LiveGeneration); ok {
-			depSpec = live
 		}
 		host, port := n.PrivateIP, strconv.Itoa(depSpec.Port)
 		addr := net.JoinHostPort(host, port)
@@ -61,7 +74,11 @@ func injectedEnv(s *raftfsm.State, svc *raftfsm.Service, spec raftfsm.ServiceSpe
 				vars[k] = v
 			}
 		}
-		switch raftfsm.DetectDatastore(depSpec.Image, depSpec.Command, depSpec.Port) {
+		var ports []int
+		if exposed != nil && depSpec.Image != "" {
+			ports = exposed(depSpec.Image)
+		}
+		switch raftfsm.DetectDatastore(depSpec.Image, depSpec.Command, depSpec.Port, ports...) {
 		case raftfsm.DatastoreRedis:
 			u := url.URL{Scheme: "redis", Host: addr}
 			if pw := vars["REDIS_PASSWORD"]; pw != "" {
@@ -98,4 +115,43 @@ func orDefault(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// learnDependencyImages looks up, in this node's Docker engine, the images
+// of the stateful services instance id uses, so that injectedEnv can
+// recognise a datastore by its EXPOSE ports. An image this node does not
+// have stays unknown (nothing is pulled for it); one it has is remembered
+// for the agent's life, so the injected environment does not flap.
+func (a *Agent) learnDependencyImages(ctx context.Context, id string) {
+	if a.rt == nil || a.instances == nil {
+		return
+	}
+	var images []string
+	a.fsm.View(func(s *raftfsm.State) {
+		in, ok := s.Instances[id]
+		if !ok {
+			return
+		}
+		svc, ok := s.Services[in.Service]
+		if !ok {
+			return
+		}
+		spec, ok := svc.Revision(in.DesiredGeneration)
+		if !ok {
+			return
+		}
+		for _, use := range spec.Uses {
+			if _, dep, _, ok := dependency(s, svc, use); ok && dep.Image != "" {
+				images = append(images, dep.Image)
+			}
+		}
+	})
+	for _, ref := range images {
+		if _, known := a.instances.imagePorts(ref); known {
+			continue
+		}
+		if info, err := a.rt.InspectImage(ctx, ref); err == nil {
+			a.instances.learnImage(ref, info)
+		}
+	}
 }

@@ -18,7 +18,7 @@ func TestInjectedEnv(t *testing.T) {
 	add("cache", raftfsm.ServiceSpec{Image: "redis:7", Port: 6379})
 	add("db", raftfsm.ServiceSpec{Image: "postgres:16", Port: 5432, Vars: map[string]string{"POSTGRES_USER": "shop", "POSTGRES_PASSWORD": "p@ss"}})
 	web := &raftfsm.Service{WorkspaceID: "abcdef", Project: "shop", Env: "prod", Name: "web", Key: "abcdef/shop/prod/web"}
-	env, err := injectedEnv(s, web, raftfsm.ServiceSpec{Uses: []string{"cache", "db", "missing"}}, nil)
+	env, err := injectedEnv(s, web, raftfsm.ServiceSpec{Uses: []string{"cache", "db", "missing"}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,5 +27,27 @@ func TestInjectedEnv(t *testing.T) {
 	}
 	if env["DATABASE_URL"] != "postgres://shop:p%40ss@10.10.0.5:5432/shop?sslmode=disable" {
 		t.Fatalf("DATABASE_URL %q", env["DATABASE_URL"])
+	}
+
+	// A tool named after a datastore is not one; an image recognised only by
+	// its EXPOSE port is, once this node knows the image.
+	add("ui", raftfsm.ServiceSpec{Image: "rediscommander/redis-commander:latest", Port: 8081})
+	add("kv", raftfsm.ServiceSpec{Image: "acme/kv:1", Port: 7000})
+	spec := raftfsm.ServiceSpec{Uses: []string{"ui", "kv"}}
+	env, err = injectedEnv(s, web, spec, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := env["REDIS_URL"]; ok || env["UI_ADDR"] != "10.10.0.5:8081" || env["KV_ADDR"] != "10.10.0.5:7000" {
+		t.Fatalf("unknown images: env %v", env)
+	}
+	exposed := func(image string) []int {
+		if image == "acme/kv:1" {
+			return []int{6379}
+		}
+		return nil
+	}
+	if env, err = injectedEnv(s, web, spec, nil, exposed); err != nil || env["REDIS_URL"] != "redis://10.10.0.5:7000" {
+		t.Fatalf("kv exposes 6379: env %v, %v", env, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/health"
@@ -57,7 +58,10 @@ type desiredInstance struct {
 	hash     string
 	base     string // the container name while serving
 	registry *runtime.RegistryAuth
-	err      error
+	// deploy is the id of the deploy that submitted the desired generation
+	// (for log lines; "" when the state no longer says).
+	deploy string
+	err    error
 }
 
 // instanceWorker converges one instance. Its loop runs one converge at a
@@ -76,6 +80,10 @@ type instanceWorker struct {
 	nonceSeen  int64
 	lastReport raftfsm.InstanceReport
 	booted     bool
+	// digestOf caches runningDigest for the image id it was computed for.
+	digestOf, digest string
+	// converged is set once the first converge is done (see reconcileOnce).
+	converged atomic.Bool
 }
 
 func (a *Agent) newWorker(parent context.Context, id, service string) *instanceWorker {
@@ -98,6 +106,7 @@ func (a *Agent) newWorker(parent context.Context, id, service string) *instanceW
 			case <-w.kickCh:
 			}
 			w.converge(ctx)
+			w.converged.Store(true)
 		}
 	}()
 	return w
@@ -158,7 +167,8 @@ func candidateName(base string, gen int64) string { return fmt.Sprintf("%s-g%d",
 
 // desired reads what the state wants of instance id, resolving secrets,
 // injected addresses and registry credentials.
-func (a *Agent) desired(id string) (desiredInstance, bool) {
+func (a *Agent) desired(ctx context.Context, id string) (desiredInstance, bool) {
+	a.learnDependencyImages(ctx, id)
 	var d desiredInstance
 	ok := false
 	a.fsm.View(func(s *raftfsm.State) {
@@ -182,6 +192,11 @@ func (a *Agent) desired(id string) (desiredInstance, bool) {
 			return
 		}
 		d.spec = spec
+		for _, r := range svc.Revisions {
+			if r.Generation == in.DesiredGeneration {
+				d.deploy = r.DeployID
+			}
+		}
 		d.env, d.err = a.containerEnv(s, svc, in, spec)
 		if d.err != nil {
 			return
@@ -209,7 +224,7 @@ func (a *Agent) containerEnv(s *raftfsm.State, svc *raftfsm.Service, in *raftfsm
 	if spec.Port > 0 {
 		env["PORT"] = strconv.Itoa(spec.Port)
 	}
-	injected, err := injectedEnv(s, svc, spec, a.keys.Sealer)
+	injected, err := injectedEnv(s, svc, spec, a.keys.Sealer, a.instances.exposedPorts)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +276,7 @@ func (w *instanceWorker) report(ctx context.Context, r raftfsm.InstanceReport) {
 // converge makes this node's containers match the instance's desired state.
 func (w *instanceWorker) converge(ctx context.Context) {
 	a := w.a
-	d, ok := a.desired(w.id)
+	d, ok := a.desired(ctx, w.id)
 	if !ok {
 		return // the reconciler retires this worker
 	}
@@ -269,7 +284,7 @@ func (w *instanceWorker) converge(ctx context.Context) {
 	lock.Lock()
 	defer lock.Unlock()
 	if d.err != nil {
-		w.log.Error("cannot converge", "err", d.err)
+		w.log.Error("cannot converge", "generation", d.in.DesiredGeneration, "deploy", d.deploy, "err", d.err)
 		w.report(ctx, raftfsm.InstanceReport{Generation: d.in.Generation, State: "error", Phase: raftfsm.PhaseFailed, Error: d.err.Error(), FailedGeneration: d.in.DesiredGeneration})
 		return
 	}
@@ -302,7 +317,7 @@ func (w *instanceWorker) converge(ctx context.Context) {
 			return
 		}
 		a.crons.set(w.id, d, image)
-		w.report(ctx, raftfsm.InstanceReport{Generation: d.in.DesiredGeneration, State: "scheduled", Phase: raftfsm.PhaseScheduled, ImageDigest: image.Digest})
+		w.report(ctx, raftfsm.InstanceReport{Generation: d.in.DesiredGeneration, State: "scheduled", Phase: raftfsm.PhaseScheduled, ImageDigest: reportedDigest(image)})
 		return
 	}
 	if exists && curGen == d.in.DesiredGeneration && current.Labels[labelConfig] == d.hash {
@@ -342,17 +357,33 @@ func (w *instanceWorker) keep(ctx context.Context, d desiredInstance, c runtime.
 	if err != nil {
 		return
 	}
-	addr := a.containerAddr(c)
-	if d.spec.Routed() && c.Running {
+	// Only a running container has an address: the edge stops routing to
+	// one that exited (its host port may soon be another container's).
+	addr, state := "", "exited"
+	if c.Running {
+		addr, state = a.containerAddr(c), "running"
+	}
+	if d.spec.Routed() {
 		a.instances.setAddr(w.id, addr)
 		a.applyEdge(ctx)
 	}
-	state := "running"
-	if !c.Running {
-		state = "exited"
-	}
-	w.report(ctx, raftfsm.InstanceReport{Generation: d.in.DesiredGeneration, ContainerID: c.ID, Container: c.Name, ImageDigest: c.ImageID,
+	w.report(ctx, raftfsm.InstanceReport{Generation: d.in.DesiredGeneration, ContainerID: c.ID, Container: c.Name, ImageDigest: w.runningDigest(ctx, d, c.ImageID),
 		Address: addr, State: state, Phase: raftfsm.PhaseReady})
+}
+
+// runningDigest is the agent's runningDigest, computed once per image id.
+func (w *instanceWorker) runningDigest(ctx context.Context, d desiredInstance, imageID string) string {
+	w.mu.Lock()
+	if w.digestOf == imageID && w.digest != "" {
+		defer w.mu.Unlock()
+		return w.digest
+	}
+	w.mu.Unlock()
+	digest := w.a.runningDigest(ctx, d.spec, imageID)
+	w.mu.Lock()
+	w.digestOf, w.digest = imageID, digest
+	w.mu.Unlock()
+	return digest
 }
 
 // containerAddr is where the agent and its peers reach a container's published port.
@@ -373,9 +404,43 @@ func (w *instanceWorker) fail(ctx context.Context, d desiredInstance, what strin
 		return
 	}
 	msg := fmt.Sprintf("%s: %v", what, err)
-	w.log.Warn("generation failed", "generation", d.in.DesiredGeneration, "err", msg)
+	w.log.Warn("generation failed", "generation", d.in.DesiredGeneration, "deploy", d.deploy, "err", msg)
 	w.report(ctx, raftfsm.InstanceReport{Generation: d.in.Generation, ContainerID: d.in.ContainerID, Container: d.in.Container,
 		Address: d.in.Address, State: d.in.State, Phase: raftfsm.PhaseFailed, Error: msg, FailedGeneration: d.in.DesiredGeneration})
+}
+
+// refuse is fail for a generation this node will not run as configured: the
+// reason also goes to the event log, where an operator sees it.
+func (w *instanceWorker) refuse(ctx context.Context, d desiredInstance, what string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	a := w.a
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if rerr := a.report(rctx, &raftfsm.AppendEvent{At: a.now(), Event: raftfsm.Event{Kind: raftfsm.EventDeployRefused, Severity: raftfsm.SeverityError,
+		Node: a.cfg.NodeID, Service: d.svc.Key, Instance: w.id, Deploy: d.deploy,
+		Message: fmt.Sprintf("%s refused generation %d of %s: %s: %v", a.cfg.NodeID, d.in.DesiredGeneration, d.svc.Key, what, err)}}); rerr != nil {
+		w.log.Warn("record refusal", "err", rerr)
+	}
+	w.fail(ctx, d, what, err)
+}
+
+// checkPrivatePublish refuses to publish a stateful service's port on the
+// node's public address: databases and caches are reached over the private
+// network only. (When a node has one address, as in local mode, public and
+// private are the same and there is nothing to refuse; an unspecified
+// address is refused by the runtime for any container with a volume.)
+func (a *Agent) checkPrivatePublish() error {
+	publish, public, private := net.ParseIP(a.cfg.PublishIP), net.ParseIP(a.cfg.PublicIP), net.ParseIP(a.cfg.AdvertiseIP)
+	if publish == nil {
+		return fmt.Errorf("%w: publish IP %q is not an IP address", raftfsm.ErrInvalid, a.cfg.PublishIP)
+	}
+	if publish.IsUnspecified() || (public != nil && publish.Equal(public) && !public.Equal(private)) {
+		return fmt.Errorf("%w: stateful services are published only on the private IP (%s), never on %s; change --publish-ip",
+			raftfsm.ErrInvalid, a.cfg.AdvertiseIP, a.cfg.PublishIP)
+	}
+	return nil
 }
 
 // removeServing switches the edge away from a container and removes it.
@@ -400,6 +465,15 @@ func (w *instanceWorker) replace(ctx context.Context, d desiredInstance, old run
 		w.report(ctx, raftfsm.InstanceReport{Generation: d.in.Generation, ContainerID: d.in.ContainerID, Container: d.in.Container,
 			Address: d.in.Address, State: d.in.State, Phase: phase})
 	}
+	stateful := d.spec.Kind == raftfsm.KindStateful
+	if stateful {
+		if err := a.checkPrivatePublish(); err != nil {
+			if d.in.FailedGeneration < gen { // once per generation, until the leader rolls it back
+				w.refuse(ctx, d, "publish", err)
+			}
+			return
+		}
+	}
 	if d.spec.Build != "" {
 		progress(raftfsm.PhaseBuilding)
 	} else {
@@ -410,7 +484,6 @@ func (w *instanceWorker) replace(ctx context.Context, d desiredInstance, old run
 		w.fail(ctx, d, "image", err)
 		return
 	}
-	stateful := d.spec.Kind == raftfsm.KindStateful
 	if stateful && old.ID != "" {
 		// One container per volume and fixed port: stop the old one first.
 		_ = a.rt.Stop(ctx, old.ID, a.stopTimeout())
@@ -448,9 +521,13 @@ func (w *instanceWorker) replace(ctx context.Context, d desiredInstance, old run
 	}
 	w.mu.Unlock()
 	a.checker.Forget(w.id)
-	w.report(ctx, raftfsm.InstanceReport{Generation: gen, ContainerID: cand.ID, Container: d.base, ImageDigest: image.ID,
+	digest := reportedDigest(image)
+	w.mu.Lock()
+	w.digestOf, w.digest = image.ID, digest
+	w.mu.Unlock()
+	w.report(ctx, raftfsm.InstanceReport{Generation: gen, ContainerID: cand.ID, Container: d.base, ImageDigest: digest,
 		Address: addr, State: "running", Phase: raftfsm.PhaseReady})
-	w.log.Info("generation is serving", "generation", gen, "container", cand.Name, "address", addr)
+	w.log.Info("generation is serving", "generation", gen, "deploy", d.deploy, "container", cand.Name, "address", addr)
 
 	if old.ID != "" {
 		if !stateful && d.spec.Routed() {

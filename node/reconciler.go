@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,10 +22,38 @@ type instanceTable struct {
 	addrs   map[string]string
 	// serviceLocks serialise work within a service on this node.
 	serviceLocks map[string]*sync.Mutex
+	// ports are the EXPOSE ports of images this node has, by the reference
+	// they were looked up with (see learnDependencyImages). They have their
+	// own lock: they are read inside state views, and mu is held around
+	// state views elsewhere (newWorker).
+	portsMu sync.Mutex
+	ports   map[string][]int
 }
 
 func newInstanceTable() *instanceTable {
-	return &instanceTable{workers: map[string]*instanceWorker{}, addrs: map[string]string{}, serviceLocks: map[string]*sync.Mutex{}}
+	return &instanceTable{workers: map[string]*instanceWorker{}, addrs: map[string]string{}, serviceLocks: map[string]*sync.Mutex{},
+		ports: map[string][]int{}}
+}
+
+// learnImage remembers the EXPOSE ports of an image this node has.
+func (t *instanceTable) learnImage(ref string, info runtime.ImageInfo) {
+	t.portsMu.Lock()
+	defer t.portsMu.Unlock()
+	t.ports[ref] = append([]int{}, info.ExposedPorts...)
+}
+
+// imagePorts returns the EXPOSE ports of ref, and whether they are known.
+func (t *instanceTable) imagePorts(ref string) ([]int, bool) {
+	t.portsMu.Lock()
+	defer t.portsMu.Unlock()
+	p, ok := t.ports[ref]
+	return p, ok
+}
+
+// exposedPorts is imagePorts for injectedEnv: nil when unknown.
+func (t *instanceTable) exposedPorts(ref string) []int {
+	p, _ := t.imagePorts(ref)
+	return p
 }
 
 func (t *instanceTable) serviceLock(key string) *sync.Mutex {
@@ -76,7 +105,7 @@ func (a *Agent) startRuntime(ctx context.Context) error {
 	}
 	a.checker = checker
 	a.instances = newInstanceTable()
-	a.crons = newCronRunner(a)
+	a.crons = newCronRunner(ctx, a)
 	a.goRun(ctx, "reconciler", a.reconcileLoop)
 	a.goRun(ctx, "docker-events", a.watchDocker)
 	a.goRun(ctx, "health", a.healthLoop)
@@ -97,6 +126,12 @@ func (a *Agent) startRuntime(ctx context.Context) error {
 // newEdge picks nginx when it is installed (or asked for), else the built-in proxy.
 func (a *Agent) newEdge(ctx context.Context) (edge.Edge, error) {
 	listen := a.cfg.bind(a.cfg.EdgePort)
+	// The TLS port serves the hosts of zones with an origin certificate
+	// (edgeConfig); a handshake for any other name is refused.
+	listenTLS := ""
+	if a.cfg.EdgeTLSPort > 0 {
+		listenTLS = a.cfg.bind(a.cfg.EdgeTLSPort)
+	}
 	mode := a.cfg.Edge
 	if mode == "auto" {
 		mode = "proxy"
@@ -109,13 +144,13 @@ func (a *Agent) newEdge(ctx context.Context) (edge.Edge, error) {
 		return nil, nil
 	case "nginx":
 		bin, _ := edge.NginxPath()
-		e, err := edge.NewNginx(ctx, edge.NginxOptions{Binary: bin, Dir: a.dataPath("nginx"), Listen: listen, Logger: a.logger})
+		e, err := edge.NewNginx(ctx, edge.NginxOptions{Binary: bin, Dir: a.dataPath("nginx"), Listen: listen, ListenTLS: listenTLS, Logger: a.logger})
 		if err != nil {
 			return nil, fmt.Errorf("edge (nginx): %w", err)
 		}
 		return e, nil
 	default:
-		e, err := edge.NewProxy(ctx, edge.ProxyOptions{Listen: listen, Logger: a.logger})
+		e, err := edge.NewProxy(ctx, edge.ProxyOptions{Listen: listen, ListenTLS: listenTLS, Logger: a.logger})
 		if err != nil {
 			return nil, fmt.Errorf("edge (proxy): %w", err)
 		}
@@ -180,12 +215,14 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 		}
 	})
 	a.instances.mu.Lock()
+	settled := true // every worker has converged once: the table knows every address
 	for id, svc := range wanted {
 		w, ok := a.instances.workers[id]
 		if !ok {
 			w = a.newWorker(ctx, id, svc)
 			a.instances.workers[id] = w
 		}
+		settled = settled && w.converged.Load()
 		w.kick()
 	}
 	var gone []*instanceWorker
@@ -201,6 +238,12 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 	}
 	a.crons.sync(ctx)
 	a.removeOrphans(ctx, wanted)
+	// Certificates and the UI host change without any instance changing.
+	// Not before every worker has found its container: an adopted nginx
+	// keeps serving the previous agent's routes until then.
+	if settled {
+		_ = a.applyEdge(ctx)
+	}
 }
 
 // removeOrphans removes managed containers of this node whose instance is
@@ -285,32 +328,62 @@ func (a *Agent) watchDocker(ctx context.Context) {
 var candidateSuffix = regexp.MustCompile(`-g[0-9]+$`)
 
 // cleanupInterrupted finishes what a previous run of this agent left
-// half-switched: a new-generation container beside a serving one is removed
-// (the worker starts that step again); one whose old container is already
-// gone takes the serving name.
+// half-switched. A new-generation container ("-gN") passed its health gate
+// only if the state says so: the agent reports a candidate as the
+// instance's container only once the gate passed and the edge switched to
+// it. Such a candidate takes the serving name (the old container, if still
+// there, goes). Any other candidate is removed, so the worker starts that
+// generation again and gates it: a first deploy interrupted during its
+// health checks must not come back as serving.
 func (a *Agent) cleanupInterrupted(ctx context.Context) {
 	list, err := a.rt.List(ctx, a.ownLabels(nil))
 	if err != nil {
 		a.logger.Warn("list containers", "err", err)
 		return
 	}
-	names := map[string]bool{}
+	byName := map[string]runtime.ContainerInfo{}
 	for _, c := range list {
-		names[c.Name] = true
+		byName[c.Name] = c
 	}
 	for _, c := range list {
 		if !candidateSuffix.MatchString(c.Name) {
 			continue
 		}
 		base := candidateSuffix.ReplaceAllString(c.Name, "")
-		if names[base] {
-			a.logger.Info("removing a container of an interrupted roll-out", "container", c.Name)
-			_ = a.rt.Remove(ctx, c.ID)
+		if !a.passedGate(c) {
+			a.logger.Info("removing a container of an interrupted roll-out; its generation starts again", "container", c.Name,
+				"instance", c.Labels[runtime.LabelInstance])
+			if err := a.rt.Remove(ctx, c.ID); err != nil {
+				a.logger.Warn("remove", "container", c.Name, "err", err)
+			}
 			continue
+		}
+		if old, ok := byName[base]; ok {
+			a.logger.Info("removing the old generation of an interrupted switch", "container", old.Name)
+			_ = a.rt.Stop(ctx, old.ID, a.stopTimeout())
+			if err := a.rt.Remove(ctx, old.ID); err != nil {
+				a.logger.Warn("remove", "container", old.Name, "err", err)
+				continue
+			}
 		}
 		a.logger.Info("finishing an interrupted switch", "container", c.Name, "name", base)
 		if err := a.rt.Rename(ctx, c.ID, base); err != nil {
 			a.logger.Warn("rename", "container", c.Name, "err", err)
 		}
 	}
+}
+
+// passedGate reports whether the state records candidate c as its
+// instance's serving container of its generation (see cleanupInterrupted).
+func (a *Agent) passedGate(c runtime.ContainerInfo) bool {
+	gen, err := strconv.ParseInt(c.Labels[runtime.LabelGeneration], 10, 64)
+	if err != nil {
+		return false
+	}
+	passed := false
+	a.fsm.View(func(s *raftfsm.State) {
+		in, ok := s.Instances[c.Labels[runtime.LabelInstance]]
+		passed = ok && in.Node == a.cfg.NodeID && in.ContainerID == c.ID && in.Generation == gen && in.DesiredGeneration == gen
+	})
+	return passed
 }

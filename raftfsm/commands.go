@@ -49,6 +49,8 @@ const (
 	CmdImportState
 	CmdPutSnapshot
 	CmdSetStranded
+	CmdPutOriginCert
+	CmdDeleteOriginCert
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -75,6 +77,7 @@ var commandNames = [...]string{
 	CmdAdvanceNotified: "advance_notified", CmdPutRegistry: "put_registry",
 	CmdDeleteRegistry: "delete_registry", CmdPutBuildContext: "put_build_context",
 	CmdImportState: "import_state", CmdPutSnapshot: "put_snapshot", CmdSetStranded: "set_stranded",
+	CmdPutOriginCert: "put_origin_cert", CmdDeleteOriginCert: "delete_origin_cert",
 }
 
 // String names the command type for logs and errors.
@@ -295,7 +298,8 @@ type AdvanceRollout struct {
 	Instances  []string  `json:"instances"`
 }
 
-// InstanceReport is what an agent observed of one instance.
+// InstanceReport is what an agent observed of one instance; each field fills
+// the Instance field of the same name (ImageDigest: see there).
 type InstanceReport struct {
 	Instance         string `json:"instance"`
 	Generation       int64  `json:"generation"`
@@ -477,6 +481,19 @@ type SetStranded struct {
 	Reason  string    `json:"reason"`
 }
 
+// PutOriginCert adds or replaces the origin certificate of a DNS zone; every
+// agent's edge then serves the zone's hosts over TLS with it.
+type PutOriginCert struct {
+	At   time.Time  `json:"at"`
+	Cert OriginCert `json:"cert"`
+}
+
+// DeleteOriginCert removes a zone's origin certificate.
+type DeleteOriginCert struct {
+	At   time.Time `json:"at"`
+	Zone string    `json:"zone"`
+}
+
 // Type implementations, one line each so the table stays readable.
 
 func (*InitCluster) Type() CommandType       { return CmdInitCluster }
@@ -513,3 +530,5 @@ func (*PutBuildContext) Type() CommandType   { return CmdPutBuildContext }
 func (*ImportState) Type() CommandType       { return CmdImportState }
 func (*PutSnapshot) Type() CommandType       { return CmdPutSnapshot }
 func (*SetStranded) Type() CommandType       { return CmdSetStranded }
+func (*PutOriginCert) Type() CommandType     { return CmdPutOriginCert }
+func (*DeleteOriginCert) Type() CommandType  { return CmdDeleteOriginCert }

@@ -272,6 +272,9 @@ func (s *State) fillMaps() {
 	if s.Webhooks == nil {
 		s.Webhooks = empty.Webhooks
 	}
+	if s.OriginCerts == nil {
+		s.OriginCerts = empty.OriginCerts
+	}
 	if s.Cloud.Droplets == nil {
 		s.Cloud.Droplets = empty.Cloud.Droplets
 	}

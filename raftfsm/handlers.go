@@ -92,6 +92,10 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applyPutSnapshot), true
 	case CmdSetStranded:
 		return entry(applySetStranded), true
+	case CmdPutOriginCert:
+		return entry(applyPutOriginCert), true
+	case CmdDeleteOriginCert:
+		return entry(applyDeleteOriginCert), true
 	}
 	return handler{}, false
 }

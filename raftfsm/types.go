@@ -20,6 +20,8 @@ type State struct {
 	Contexts   map[string]*BuildContext       `json:"build_contexts"`
 	Webhooks   map[string]*Webhook            `json:"webhooks"`
 	Events     EventLog                       `json:"events"`
+	// OriginCerts are the edge's TLS certificates, by DNS zone.
+	OriginCerts map[string]*OriginCert `json:"origin_certs,omitempty"`
 	// Index is the raft index of the last command applied to this state.
 	Index uint64 `json:"index"`
 }
@@ -27,16 +29,17 @@ type State struct {
 // NewState returns an empty state with every map allocated.
 func NewState() *State {
 	return &State{
-		Users:      map[string]*User{},
-		Nodes:      map[string]*Node{},
-		Workspaces: map[string]*Workspace{},
-		Services:   map[string]*Service{},
-		Instances:  map[string]*Instance{},
-		Deploys:    map[string]*Deploy{},
-		Cloud:      newCloud(),
-		Registries: map[string]*RegistryCredential{},
-		Contexts:   map[string]*BuildContext{},
-		Webhooks:   map[string]*Webhook{},
+		Users:       map[string]*User{},
+		Nodes:       map[string]*Node{},
+		Workspaces:  map[string]*Workspace{},
+		Services:    map[string]*Service{},
+		Instances:   map[string]*Instance{},
+		Deploys:     map[string]*Deploy{},
+		Cloud:       newCloud(),
+		Registries:  map[string]*RegistryCredential{},
+		Contexts:    map[string]*BuildContext{},
+		Webhooks:    map[string]*Webhook{},
+		OriginCerts: map[string]*OriginCert{},
 	}
 }
 
@@ -247,7 +250,11 @@ type Instance struct {
 	RestartNonce int64     `json:"restart_nonce,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 
-	// Observed, as reported by the node's agent.
+	// Observed, as reported by the node's agent. ImageDigest is the image
+	// the instance runs (a cron instance: its runs): the registry's manifest
+	// digest ("sha256:...", as in repo@sha256:...) when the image came from
+	// a registry, else the local image id (built on the node, or node-local
+	// such as local/base).
 	Generation  int64     `json:"generation"`
 	ContainerID string    `json:"container_id,omitempty"`
 	Container   string    `json:"container,omitempty"`

@@ -24,9 +24,15 @@ type ContextInfo struct {
 	Size int64
 	// Files counts regular files (hard links included), Entries every entry kept.
 	Files, Entries int
-	// Dockerfile is the Dockerfile's path in the context.
+	// Dockerfile is the Dockerfile's path in the context ("" when the
+	// validation required none).
 	Dockerfile string
 }
+
+// MaxBuildContextBytes bounds an uploaded build context (its uncompressed
+// tar): the agent API, the UI and the agents' own validation use this one
+// limit. Larger contexts belong in an image built elsewhere and pulled.
+const MaxBuildContextBytes = 512 << 20
 
 // maxUstarTime is the first modification time (in Unix seconds) a plain
 // ustar header cannot hold; the normalized tar keeps times below it.
@@ -48,17 +54,20 @@ func ValidateBuildContext(r io.Reader, maxBytes int64) (ContextInfo, []byte, err
 // or hard link whose target leaves the context (absolute targets, ".."
 // escaping the root, chains through other links), lies under a symlink, is a
 // device file or FIFO, or appears twice; or when dockerfile is not a regular
-// file in it. On success it returns the normalized tar (entries cleaned,
+// file in it (dockerfile "" requires none: an upload is stored before the
+// spec that names its Dockerfile arrives). On success it returns the normalized tar (entries cleaned,
 // owners and extended attributes dropped, uncompressed) and its digest, so
 // the caller can store it by digest. Every refusal wraps ErrInvalid.
 func ValidateBuildContextFor(r io.Reader, maxBytes int64, dockerfile string) (ContextInfo, []byte, error) {
 	if maxBytes <= 0 {
 		return ContextInfo{}, nil, invalidf("build context: the size limit %d must be positive", maxBytes)
 	}
-	if err := checkContextPath(dockerfile); err != nil {
-		return ContextInfo{}, nil, invalidf("build context: Dockerfile name %q: %v", dockerfile, err)
+	if dockerfile != "" {
+		if err := checkContextPath(dockerfile); err != nil {
+			return ContextInfo{}, nil, invalidf("build context: Dockerfile name %q: %v", dockerfile, err)
+		}
+		dockerfile = path.Clean(dockerfile)
 	}
-	dockerfile = path.Clean(dockerfile)
 
 	in, err := decompress(r)
 	if err != nil {
@@ -114,7 +123,7 @@ func ValidateBuildContextFor(r io.Reader, maxBytes int64, dockerfile string) (Co
 	if err := v.checkLinks(); err != nil {
 		return ContextInfo{}, nil, err
 	}
-	if k := v.kinds[dockerfile]; k != tar.TypeReg && k != tar.TypeLink {
+	if k := v.kinds[dockerfile]; dockerfile != "" && k != tar.TypeReg && k != tar.TypeLink {
 		if k == 0 {
 			return ContextInfo{}, nil, invalidf("build context has no %s", dockerfile)
 		}

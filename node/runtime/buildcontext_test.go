@@ -197,6 +197,18 @@ func TestValidateBuildContextOtherInput(t *testing.T) {
 	if _, _, err := ValidateBuildContextFor(bytes.NewReader(tarEntries(t, df)), 1<<20, "../Dockerfile"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Dockerfile name outside the context: %v", err)
 	}
+	// An upload is checked without a Dockerfile (the spec names it later);
+	// the same context is then checked again for the spec's one.
+	sub := tarEntries(t, file("sub/Dockerfile", dockerfile), file("app.txt", "x"))
+	if info, _, err := ValidateBuildContextFor(bytes.NewReader(sub), 1<<20, ""); err != nil || info.Dockerfile != "" || info.Files != 2 {
+		t.Fatalf("no Dockerfile required: %+v %v", info, err)
+	}
+	if _, _, err := ValidateBuildContextFor(bytes.NewReader(sub), 1<<20, "sub/Dockerfile"); err != nil {
+		t.Fatalf("sub/Dockerfile: %v", err)
+	}
+	if _, _, err := ValidateBuildContextFor(bytes.NewReader(sub), 1<<20, "Dockerfile"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "no Dockerfile") {
+		t.Fatalf("root Dockerfile missing: %v", err)
+	}
 	for name, input := range map[string][]byte{
 		"empty":   nil,
 		"garbage": []byte("this is not a tar archive, not at all, and it is long enough to fill a header block? no"),

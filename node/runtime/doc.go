@@ -8,9 +8,9 @@
 // conditions callers branch on are sentinel errors (ErrContainerNotFound,
 // ErrImageNotFound, ErrNameInUse, ...).
 //
-// ValidateBuildContext checks an uploaded build context (a tar, optionally
-// gzip-compressed) before anything is stored or sent to Docker: sizes, paths,
-// links and device files. BuildFromBinary makes an image FROM scratch out of
+// ValidateBuildContextFor checks an uploaded build context (a tar, optionally
+// gzip-compressed, at most MaxBuildContextBytes) before anything is stored or
+// sent to Docker: sizes, paths, links, device files and the Dockerfile. BuildFromBinary makes an image FROM scratch out of
 // one static binary; local mode uses it to run the sample app without a
 // registry.
 //
