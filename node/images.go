@@ -130,7 +130,7 @@ func (a *Agent) buildImage(ctx context.Context, d desiredInstance, progress func
 	if dockerfile == "" {
 		dockerfile = "Dockerfile"
 	}
-	_, data, err := runtime.ValidateBuildContextFor(rc, runtime.MaxBuildContextBytes, dockerfile)
+	_, data, err := runtime.ValidateBuildContextFor(rc, control.MaxBuildContextBytes, dockerfile)
 	if err != nil {
 		return runtime.ImageInfo{}, fmt.Errorf("build context %s: %w", d.spec.Build, err)
 	}
@@ -148,7 +148,7 @@ func (a *Agent) contextPath(digest string) string {
 // stores it by digest and records this node as a holder. Its Dockerfile is
 // checked when a spec names it (buildImage): a context may hold several.
 func (a *Agent) StoreContext(ctx context.Context, r io.Reader) (control.ContextInfo, error) {
-	info, data, err := runtime.ValidateBuildContextFor(r, runtime.MaxBuildContextBytes, "")
+	info, data, err := runtime.ValidateBuildContextFor(r, control.MaxBuildContextBytes, "")
 	if err != nil {
 		return control.ContextInfo{}, fmt.Errorf("build context: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -95,7 +96,7 @@ func DefaultConfig() Config {
 		Heartbeat:       15 * time.Second,
 		StreamLifetime:  30 * time.Minute,
 		MaxFormBytes:    1 << 20,
-		MaxUploadBytes:  512 << 20,
+		MaxUploadBytes:  control.MaxBuildContextBytes,
 		LogTail:         200,
 		MaxLogBytes:     16 << 20,
 		LogLines:        1000,

@@ -99,7 +99,7 @@ type Limits struct {
 // DefaultLimits returns the defaults of every limit.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxUploadBytes: 512 << 20,
+		MaxUploadBytes: control.MaxBuildContextBytes,
 		MaxStateBytes:  32 << 20,
 		MaxLogBytes:    16 << 20,
 		PingRate:       20,

@@ -33,6 +33,11 @@ var (
 	ErrForbidden = errors.New("forbidden")
 )
 
+// MaxBuildContextBytes bounds an uploaded build context (its uncompressed
+// tar): the agent API, the UI and the agents' own validation use this one
+// limit. Larger contexts belong in an image built elsewhere and pulled.
+const MaxBuildContextBytes = 512 << 20
+
 // Controller is everything the API and the UI ask of a node. node.Agent
 // implements it; tests use fakes.
 type Controller interface {

@@ -29,11 +29,6 @@ type ContextInfo struct {
 	Dockerfile string
 }
 
-// MaxBuildContextBytes bounds an uploaded build context (its uncompressed
-// tar): the agent API, the UI and the agents' own validation use this one
-// limit. Larger contexts belong in an image built elsewhere and pulled.
-const MaxBuildContextBytes = 512 << 20
-
 // maxUstarTime is the first modification time (in Unix seconds) a plain
 // ustar header cannot hold; the normalized tar keeps times below it.
 const maxUstarTime = 1 << 33

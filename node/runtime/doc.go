@@ -9,7 +9,7 @@
 // ErrImageNotFound, ErrNameInUse, ...).
 //
 // ValidateBuildContextFor checks an uploaded build context (a tar, optionally
-// gzip-compressed, at most MaxBuildContextBytes) before anything is stored or
+// gzip-compressed, at most the size its caller allows) before anything is stored or
 // sent to Docker: sizes, paths, links, device files and the Dockerfile. BuildFromBinary makes an image FROM scratch out of
 // one static binary; local mode uses it to run the sample app without a
 // registry.
