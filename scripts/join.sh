@@ -249,6 +249,9 @@ StartLimitIntervalSec=0
 
 [Service]
 Type=simple
+# A droplet's edge serves TLS on 443 for the zones with an origin
+# certificate (`dropmesh certs`); the files below may override it.
+Environment=DROPMESH_EDGE_TLS_PORT=443
 # The droplet's addresses from the metadata service first, so that the
 # user data's own settings (read second) win.
 EnvironmentFile=-/run/dropmesh/metadata.env

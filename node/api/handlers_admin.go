@@ -295,6 +295,52 @@ func (s *server) deleteRegistry(c *gin.Context) {
 	respond(c, http.StatusNoContent, nil)
 }
 
+func (s *server) listOriginCerts(c *gin.Context) {
+	out := []OriginCertInfo{}
+	s.ctrl.View(func(st *raftfsm.State) {
+		for _, zone := range raftfsm.SortedKeys(st.OriginCerts) {
+			oc := st.OriginCerts[zone]
+			info := OriginCertInfo{Zone: zone, NotAfter: oc.NotAfter, UpdatedAt: oc.UpdatedAt, Names: []string{}}
+			if leaf, err := raftfsm.ParseCertChain(oc.CertPEM); err == nil {
+				info.Names = append(info.Names, leaf.DNSNames...)
+			}
+			out = append(out, info)
+		}
+	})
+	ok(c, out)
+}
+
+func (s *server) putOriginCert(c *gin.Context) {
+	zone := c.Param("zone")
+	if err := raftfsm.ValidateHostname(zone, false); err != nil {
+		s.fail(c, fmt.Errorf("origin certificate zone: %w", err))
+		return
+	}
+	var req control.OriginCertRequest
+	if err := decodeJSON(c.Request.Body, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.ctrl.PutOriginCert(c.Request.Context(), zone, req.CertPEM, req.KeyPEM); err != nil {
+		s.fail(c, err)
+		return
+	}
+	respond(c, http.StatusNoContent, nil)
+}
+
+func (s *server) deleteOriginCert(c *gin.Context) {
+	zone := c.Param("zone")
+	if err := raftfsm.ValidateHostname(zone, false); err != nil {
+		s.fail(c, fmt.Errorf("origin certificate zone: %w", err))
+		return
+	}
+	if err := s.ctrl.DeleteOriginCert(c.Request.Context(), zone); err != nil {
+		s.fail(c, err)
+		return
+	}
+	respond(c, http.StatusNoContent, nil)
+}
+
 func (s *server) commitCommand(c *gin.Context) {
 	data, err := io.ReadAll(c.Request.Body)
 	if err != nil {

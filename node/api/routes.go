@@ -176,6 +176,10 @@ func (s *server) routes() []Route {
 		{Method: http.MethodPost, Path: "/v1/registries", Summary: "Store credentials for a private registry", Kind: RouteWrite, Handler: s.putRegistry, Request: control.RegistryRequest{}, Status: http.StatusNoContent},
 		{Method: http.MethodDelete, Path: "/v1/registries/{registry}", Summary: "Remove registry credentials", Kind: RouteWrite, Handler: s.deleteRegistry, Status: http.StatusNoContent},
 
+		{Method: http.MethodGet, Path: "/v1/origin-certs", Summary: "The edge's TLS certificates, by zone (no keys)", Kind: RouteRead, Handler: s.listOriginCerts, Response: []OriginCertInfo{}},
+		{Method: http.MethodPut, Path: "/v1/origin-certs/{zone}", Summary: "Store a zone's TLS certificate and key (the key sealed)", Kind: RouteWrite, Handler: s.putOriginCert, Request: control.OriginCertRequest{}, Status: http.StatusNoContent},
+		{Method: http.MethodDelete, Path: "/v1/origin-certs/{zone}", Summary: "Remove a zone's TLS certificate", Kind: RouteWrite, Handler: s.deleteOriginCert, Status: http.StatusNoContent},
+
 		{Method: http.MethodPost, Path: "/v1/internal/commands", Summary: "Commit an agent's report (raftfsm.Encode bytes)", Kind: RouteWrite, Handler: s.commitCommand, Response: CommitResult{},
 			RequestType: "application/octet-stream"},
 		{Method: http.MethodGet, Path: "/v1/internal/probe", Summary: "Probe an address from this node (HTTP path or TCP)", Kind: RouteLocal, Handler: s.probe, Response: ProbeResult{},

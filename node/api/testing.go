@@ -5,11 +5,19 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -643,6 +651,32 @@ func (f *Fake) DeleteRegistry(ctx context.Context, registry string) error {
 	return err
 }
 
+// PutOriginCert checks the pair (as the agent does), seals the key and
+// stores the certificate.
+func (f *Fake) PutOriginCert(ctx context.Context, zone, certPEM, keyPEM string) error {
+	if err := f.write("PutOriginCert", zone); err != nil {
+		return err
+	}
+	if _, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM)); err != nil {
+		return fmt.Errorf("%w: origin certificate of %s: %v", raftfsm.ErrInvalid, zone, err)
+	}
+	key, err := raftfsm.Seal(f.aead, raftfsm.OriginKeyLabel(zone), []byte(keyPEM))
+	if err != nil {
+		return err
+	}
+	_, err = f.Apply(&raftfsm.PutOriginCert{At: f.now(), Cert: raftfsm.OriginCert{Zone: zone, CertPEM: certPEM, Key: key}})
+	return err
+}
+
+// DeleteOriginCert removes a zone's certificate.
+func (f *Fake) DeleteOriginCert(ctx context.Context, zone string) error {
+	if err := f.write("DeleteOriginCert", zone); err != nil {
+		return err
+	}
+	_, err := f.Apply(&raftfsm.DeleteOriginCert{At: f.now(), Zone: zone})
+	return err
+}
+
 // ExportState exports the deployments, opening secrets when asked.
 func (f *Fake) ExportState(ctx context.Context, plainSecrets bool) (raftfsm.ExportDocument, error) {
 	if err := f.record("ExportState", plainSecrets); err != nil {
@@ -864,4 +898,27 @@ func (f *Fake) Stats(ctx context.Context) (control.NodeStats, error) {
 		return control.NodeStats{}, err
 	}
 	return control.NodeStats{Node: f.nodeID, CPUPercent: 12.5, MemUsedBytes: 1 << 30, MemTotalBytes: 4 << 30, Containers: 3, Load1: 0.5}, nil
+}
+
+// SelfSignedPair makes a self-signed certificate for names (the first is its
+// common name), valid for a day, and its key, both PEM encoded: an origin
+// certificate for tests.
+func SelfSignedPair(names ...string) (certPEM, keyPEM string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})), nil
 }

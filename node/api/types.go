@@ -59,6 +59,15 @@ type RegistryInfo struct {
 	Username string `json:"username"`
 }
 
+// OriginCertInfo is one zone's TLS certificate as GET /v1/origin-certs
+// shows it: the public chain's facts, never the key.
+type OriginCertInfo struct {
+	Zone      string    `json:"zone"`
+	Names     []string  `json:"names"`
+	NotAfter  time.Time `json:"not_after"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
 // CommitResult is the answer of POST /v1/internal/commands: what applying
 // the report returned.
 type CommitResult struct {

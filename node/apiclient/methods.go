@@ -412,6 +412,22 @@ func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 	return c.send(ctx, http.MethodDelete, "/v1/webhooks/"+url.PathEscape(id), nil, nil, nil)
 }
 
+// OriginCerts lists the edge's TLS certificates (no keys).
+func (c *Client) OriginCerts(ctx context.Context, opts ...ReadOption) ([]api.OriginCertInfo, error) {
+	var out []api.OriginCertInfo
+	return out, c.Get(ctx, "/v1/origin-certs", nil, &out, opts...)
+}
+
+// PutOriginCert stores a zone's TLS certificate chain and private key.
+func (c *Client) PutOriginCert(ctx context.Context, zone, certPEM, keyPEM string) error {
+	return c.send(ctx, http.MethodPut, "/v1/origin-certs/"+url.PathEscape(zone), nil, control.OriginCertRequest{CertPEM: certPEM, KeyPEM: keyPEM}, nil)
+}
+
+// DeleteOriginCert removes a zone's TLS certificate.
+func (c *Client) DeleteOriginCert(ctx context.Context, zone string) error {
+	return c.send(ctx, http.MethodDelete, "/v1/origin-certs/"+url.PathEscape(zone), nil, nil, nil)
+}
+
 // Registries lists the private registries (no passwords).
 func (c *Client) Registries(ctx context.Context, opts ...ReadOption) ([]api.RegistryInfo, error) {
 	var out []api.RegistryInfo

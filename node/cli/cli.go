@@ -1,6 +1,7 @@
 // Package cli is dropmesh's command line for talking to a cluster: status,
 // nodes, services, workspaces, deploy, undeploy, restart, logs, health,
 // events, state export and import, snapshots, users, notification webhooks,
+// the edge's TLS certificates,
 // cluster settings and shell completion.
 // Every command talks to any agent's API through node/apiclient; every read
 // command takes --json and then prints pure JSON on stdout.
@@ -145,6 +146,7 @@ func addCommands(root *cobra.Command, e *env) {
 		e.snapshotsCmd(),
 		e.usersCmd(),
 		e.webhooksCmd(),
+		e.certsCmd(),
 		e.settingsCmd(),
 		completionCmd(),
 	)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -667,5 +668,57 @@ services:
 	h.stdin = "services:\n  web:\n    image: nginx\n"
 	if r := h.run("deploy", "-f", "-", "--detach"); r.code == 0 || !strings.Contains(r.stderr, "standard input") {
 		t.Fatalf("compose on stdin: %+v", r)
+	}
+}
+
+func TestCertsPutListRemove(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	certPEM, keyPEM, err := api.SelfSignedPair("example.com", "*.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := writeFile(t, dir, "origin.pem", certPEM), writeFile(t, dir, "origin.key", keyPEM)
+	_, otherKey, err := api.SelfSignedPair("example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongKey := writeFile(t, dir, "other.key", otherKey)
+
+	for _, bad := range [][]string{
+		{"certs", "put", "exa;mple.com", "--cert", cert, "--key", key},
+		{"certs", "put", "example.com", "--cert", cert},
+		{"certs", "put", "example.com", "--cert", cert, "--key", wrongKey},
+		{"certs", "put", "example.com", "--cert", filepath.Join(dir, "missing.pem"), "--key", key},
+	} {
+		if r := h.run(bad...); r.code == 0 || r.stderr == "" {
+			t.Errorf("%v: %+v, want a refusal", bad, r)
+		}
+	}
+	if n := h.fake.CallCount("PutOriginCert"); n != 1 { // only the mismatched pair reached the API
+		t.Fatalf("%d puts reached the API", n)
+	}
+	if r := h.run("certs", "put", "example.com", "--cert", cert, "--key", key); r.code != 0 || !strings.Contains(r.stdout, "stored the certificate of example.com") {
+		t.Fatalf("put: %+v", r)
+	}
+	r := h.run("certs")
+	if r.code != 0 || !strings.Contains(r.stdout, "example.com") || !strings.Contains(r.stdout, "*.example.com") {
+		t.Fatalf("list: %+v", r)
+	}
+	r = h.run("certs", "--json")
+	if r.code != 0 || strings.Contains(r.stdout, "PRIVATE KEY") || !strings.Contains(r.stdout, `"zone": "example.com"`) {
+		t.Fatalf("list --json: %+v", r)
+	}
+	h.fake.View(func(s *raftfsm.State) {
+		oc := s.OriginCerts["example.com"]
+		if oc == nil || strings.Contains(string(oc.Key), "PRIVATE KEY") || !oc.Key.Valid() {
+			t.Fatalf("stored %+v: the key must be sealed", oc)
+		}
+	})
+	if r := h.run("certs", "remove", "example.com"); r.code != 0 {
+		t.Fatalf("remove: %+v", r)
+	}
+	if r := h.run("certs", "remove", "example.com"); r.code == 0 || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("remove twice: %+v", r)
 	}
 }

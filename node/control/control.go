@@ -80,6 +80,10 @@ type Controller interface {
 	DeleteWebhook(ctx context.Context, id string) error
 	PutRegistry(ctx context.Context, req RegistryRequest) error
 	DeleteRegistry(ctx context.Context, registry string) error
+	// PutOriginCert stores a zone's TLS certificate chain and key (the key
+	// sealed); every edge then serves the zone's hosts over TLS with it.
+	PutOriginCert(ctx context.Context, zone, certPEM, keyPEM string) error
+	DeleteOriginCert(ctx context.Context, zone string) error
 	ExportState(ctx context.Context, plainSecrets bool) (raftfsm.ExportDocument, error)
 	ImportState(ctx context.Context, doc raftfsm.ExportDocument) (raftfsm.ImportResult, error)
 	CreateSnapshot(ctx context.Context, req SnapshotRequest) error
@@ -186,6 +190,14 @@ type SettingsRequest struct {
 }
 
 // RegistryRequest stores credentials for a private registry.
+// OriginCertRequest is the body of PUT /v1/origin-certs/{zone}: a PEM
+// certificate chain (leaf first) and its PEM private key.
+type OriginCertRequest struct {
+	CertPEM string `json:"cert_pem"`
+	KeyPEM  string `json:"key_pem"`
+}
+
+// RegistryRequest stores the credentials of a private registry.
 type RegistryRequest struct {
 	Registry string `json:"registry"`
 	Username string `json:"username"`
