@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/cloudflare/cloudflare-go/v6/dns"
 	"github.com/cloudflare/cloudflare-go/v6/option"
@@ -28,9 +29,13 @@ type CFConfig struct {
 	Retry RetryPolicy
 	// Logger receives retries and changes; nil discards.
 	Logger *slog.Logger
-	// HTTPClient supplies the base transport and timeout; nil uses
-	// http.DefaultTransport. It is not modified.
+	// HTTPClient supplies the base transport and timeout; nil uses a
+	// transport of its own from NewHTTPTransport. It is not modified.
 	HTTPClient *http.Client
+	// RequestTimeout bounds each attempt of a request until the answer's
+	// headers arrive (see NewHTTPTransport), when HTTPClient brings no such
+	// timeout of its own; 0 is DefaultRequestTimeout.
+	RequestTimeout time.Duration
 	// TTL of unproxied records, in seconds; 0 is 60. Short lets clients
 	// leave a dead droplet quickly; proxied records are always 1 (auto).
 	TTL int
@@ -64,6 +69,9 @@ func NewCloudflare(cfg CFConfig) *Cloudflare {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 100
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -90,7 +98,7 @@ func NewCloudflare(cfg CFConfig) *Cloudflare {
 			base = cfg.HTTPClient.Transport
 		}
 	}
-	hc.Transport = NewRetryTransport(base, cf.retry, cf.log)
+	hc.Transport = NewRetryTransport(boundedTransport(base, cfg.RequestTimeout), cf.retry, cf.log)
 	opts := []option.RequestOption{
 		option.WithBaseURL(u.String()),
 		option.WithAPIToken(token),

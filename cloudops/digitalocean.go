@@ -33,9 +33,13 @@ type DOConfig struct {
 	Retry RetryPolicy
 	// Logger receives retries and changes; nil discards.
 	Logger *slog.Logger
-	// HTTPClient supplies the base transport and timeout; nil uses
-	// http.DefaultTransport. It is not modified.
+	// HTTPClient supplies the base transport and timeout; nil uses a
+	// transport of its own from NewHTTPTransport. It is not modified.
 	HTTPClient *http.Client
+	// RequestTimeout bounds each attempt of a request until the answer's
+	// headers arrive (see NewHTTPTransport), when HTTPClient brings no such
+	// timeout of its own; 0 is DefaultRequestTimeout.
+	RequestTimeout time.Duration
 	// PollInterval is how often WaitForAction and WaitForDropletStatus ask;
 	// 0 is 2 s. Shorter notices completion sooner but spends rate limit
 	// (DigitalOcean allows 250 requests a minute).
@@ -78,6 +82,9 @@ func NewDigitalOcean(cfg DOConfig) *DigitalOcean {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 200
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
 	if cfg.DefaultImageSlug == "" {
 		cfg.DefaultImageSlug = "debian-12-x64"
 	}
@@ -106,7 +113,7 @@ func NewDigitalOcean(cfg DOConfig) *DigitalOcean {
 	// Retries sit outside the token transport, so every attempt carries the
 	// header. godo's own WithRetryAndBackoffs is not used: it assumes an
 	// *oauth2.Transport and retries POSTs on 5xx.
-	auth := &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: base}
+	auth := &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}), Base: boundedTransport(base, cfg.RequestTimeout)}
 	hc.Transport = NewRetryTransport(auth, do.retry, do.log)
 	c, err := godo.New(hc, godo.SetBaseURL(cfg.BaseURL), godo.SetUserAgent("dropmesh"))
 	if err != nil {

@@ -15,6 +15,9 @@
 // exponential backoff, jitter and Retry-After honoured, each wait cancellable
 // by the context. Creates (POST) that fail with a 5xx are retried one level
 // up, by operations that look the resource up again before creating it.
+// Each attempt waits at most RequestTimeout for its answer to start
+// (NewHTTPTransport: a transport timeout, not a whole-request one); the
+// caller's context bounds the call as a whole.
 //
 // Errors name the resource (`create droplet "c1-node-3": ...`), wrap the
 // provider's own error (*godo.ErrorResponse, *cloudflare.Error) inside an

@@ -134,6 +134,13 @@ type Droplets interface {
 	// WaitForAction polls an action until it is completed; errored gives an
 	// error matching ErrActionFailed.
 	WaitForAction(ctx context.Context, actionID int) (Action, error)
+	// GetAction returns an action as it is now (one request, no waiting),
+	// for callers that check on a long action step by step.
+	GetAction(ctx context.Context, actionID int) (Action, error)
+	// ListDropletActions lists a droplet's actions, every page: how a new
+	// leader finds an action its predecessor started (a snapshot in
+	// progress) instead of starting a second one.
+	ListDropletActions(ctx context.Context, dropletID int) ([]Action, error)
 }
 
 func dropletFrom(d *godo.Droplet) Droplet {
@@ -359,6 +366,38 @@ func (do *DigitalOcean) WaitForAction(ctx context.Context, actionID int) (Action
 		return a, opError(op, err)
 	}
 	return a, nil
+}
+
+// GetAction implements Droplets.
+func (do *DigitalOcean) GetAction(ctx context.Context, actionID int) (Action, error) {
+	op := fmt.Sprintf("get action %d", actionID)
+	if err := do.check(actionID, "action"); err != nil {
+		return Action{}, fmt.Errorf("%s: %w", op, err)
+	}
+	ga, _, err := do.c.Actions.Get(ctx, actionID)
+	if err != nil {
+		return Action{}, opError(op, err)
+	}
+	return actionFrom(ga), nil
+}
+
+// ListDropletActions implements Droplets.
+func (do *DigitalOcean) ListDropletActions(ctx context.Context, dropletID int) ([]Action, error) {
+	op := fmt.Sprintf("list actions of droplet %d", dropletID)
+	if err := do.check(dropletID, "droplet"); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	gas, err := listAll(ctx, do.cfg.PageSize, func(ctx context.Context, opt *godo.ListOptions) ([]godo.Action, *godo.Response, error) {
+		return do.c.Droplets.Actions(ctx, dropletID, opt)
+	})
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	out := make([]Action, len(gas))
+	for i := range gas {
+		out[i] = actionFrom(&gas[i])
+	}
+	return out, nil
 }
 
 // check returns the configuration error, or an error if id is not positive.

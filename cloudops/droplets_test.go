@@ -3,6 +3,7 @@ package cloudops
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,6 +213,35 @@ func TestDropletActions(t *testing.T) {
 	want := []string{"create:completed", "power_off:completed", "power_on:completed", "reboot:completed", "shutdown:completed", "power_cycle:completed"}
 	if !slices.Equal(types, want) {
 		t.Fatalf("fake actions %v, want %v", types, want)
+	}
+	// The same through the client, across pages of two, and one by one.
+	paged := NewDigitalOcean(DOConfig{Token: fakeapi.DefaultToken, BaseURL: e.url, Retry: e.do.retry, PageSize: 2})
+	listed, err := paged.ListDropletActions(c, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types = nil
+	for _, a := range listed {
+		types = append(types, a.Type+":"+a.Status)
+		if a.ResourceID != d.ID {
+			t.Fatalf("listed action %+v is not the droplet's", a)
+		}
+	}
+	if !slices.Equal(types, want) {
+		t.Fatalf("listed actions %v, want %v", types, want)
+	}
+	last := listed[len(listed)-1]
+	if got, err := e.do.GetAction(c, last.ID); err != nil || got != last {
+		t.Fatalf("get action %d: %+v %v, want %+v", last.ID, got, err, last)
+	}
+	if _, err := e.do.GetAction(c, last.ID+1000); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "get action") {
+		t.Fatalf("unknown action: %v", err)
+	}
+	if _, err := e.do.ListDropletActions(c, d.ID+1000); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("actions of an unknown droplet: %v", err)
+	}
+	if _, err := e.do.GetAction(c, 0); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("action id 0: %v", err)
 	}
 	if _, err := e.do.DropletAction(c, d.ID, "rebuild"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("unknown action: %v", err)

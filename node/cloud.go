@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dropmesh/dropmesh/cloudops"
@@ -21,31 +23,91 @@ type cloud struct {
 	cf *cloudops.Cloudflare   // nil without a Cloudflare token
 }
 
+// cloudShared is the part of the leader's cloud work that outlives one
+// round and is shared by the duties that touch the cloud (cloud, healer):
+// the intents being carried out, and one HTTP transport for the provider
+// clients, which are rebuilt from the settings every round.
+type cloudShared struct {
+	inflight intentSet
+
+	once      sync.Once
+	transport *http.Transport
+}
+
+// httpClient returns the provider clients' HTTP client: one connection
+// pool with the request timeout, for the agent's lifetime.
+func (cs *cloudShared) httpClient(timeout time.Duration) *http.Client {
+	cs.once.Do(func() { cs.transport = cloudops.NewHTTPTransport(timeout) })
+	return &http.Client{Transport: cs.transport}
+}
+
+// intentSet is the set of cloud intents, by id, this agent is carrying out
+// right now. An operation is claimed before its intent is recorded
+// (Agent.intent) or resumed (resumeIntents) and released once its outcome
+// is committed, so resuming never runs an intent a second time while a duty
+// of this node still runs it. The set lives as long as the agent, not one
+// leadership: an operation still unwinding from a lost leadership stays
+// claimed if this node leads again. Creations and snapshots need no claim:
+// the cloud duty alone advances them, from one goroutine.
+type intentSet struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+// claim marks id in flight; false means it already is.
+func (s *intentSet) claim(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids[id] {
+		return false
+	}
+	if s.ids == nil {
+		s.ids = map[string]bool{}
+	}
+	s.ids[id] = true
+	return true
+}
+
+// release ends a claim.
+func (s *intentSet) release(id string) {
+	s.mu.Lock()
+	delete(s.ids, id)
+	s.mu.Unlock()
+}
+
 // cloudClients opens the sealed tokens and builds the clients.
 func (a *Agent) cloudClients() (cloud, error) {
 	var st raftfsm.Settings
 	a.fsm.View(func(s *raftfsm.State) { st = s.Settings })
 	var c cloud
+	hc := a.cloudShared.httpClient(a.cfg.CloudRequestTimeout)
 	if st.DOToken != "" {
 		tok, err := raftfsm.Open(a.keys.Sealer, raftfsm.LabelDOToken, st.DOToken)
 		if err != nil {
 			return c, fmt.Errorf("digitalocean token: %w", err)
 		}
-		poll := 2 * time.Second // DigitalOcean allows 250 requests a minute
-		if st.LocalMode {
-			poll = 100 * time.Millisecond
-		}
 		c.do = cloudops.NewDigitalOcean(cloudops.DOConfig{Token: string(tok), BaseURL: st.DOBaseURL, Retry: cloudops.DefaultRetryPolicy(),
-			Logger: a.logger, PollInterval: poll})
+			Logger: a.logger, PollInterval: a.cloudPoll(st), HTTPClient: hc})
 	}
 	if st.CFToken != "" {
 		tok, err := raftfsm.Open(a.keys.Sealer, raftfsm.LabelCFToken, st.CFToken)
 		if err != nil {
 			return c, fmt.Errorf("cloudflare token: %w", err)
 		}
-		c.cf = cloudops.NewCloudflare(cloudops.CFConfig{Token: string(tok), BaseURL: st.CFBaseURL, Retry: cloudops.DefaultRetryPolicy(), Logger: a.logger})
+		c.cf = cloudops.NewCloudflare(cloudops.CFConfig{Token: string(tok), BaseURL: st.CFBaseURL, Retry: cloudops.DefaultRetryPolicy(),
+			Logger: a.logger, HTTPClient: hc})
 	}
 	return c, nil
+}
+
+// cloudPoll is how often operations in progress at the provider are checked
+// on: CloudPollInterval, and at least every 100 ms against local mode's fake
+// cloud, whose actions take 50 ms.
+func (a *Agent) cloudPoll(st raftfsm.Settings) time.Duration {
+	if st.LocalMode {
+		return min(a.cfg.CloudPollInterval, 100*time.Millisecond)
+	}
+	return a.cfg.CloudPollInterval
 }
 
 // cloudReady reports whether the leader can act on DigitalOcean.
@@ -61,57 +123,162 @@ func clusterTag(s raftfsm.Settings) string {
 	return "dropmesh-" + s.ClusterName + "-" + s.ClusterID[:min(8, len(s.ClusterID))]
 }
 
-// runCloud keeps the cloud in shape: finishes intents a previous leader
-// left, ensures the VPC and firewall, grows or replaces droplets, and keeps
-// the DNS records equal to what the state says.
+// runCloud keeps the cloud in shape: it keeps the DNS records equal to what
+// the state says, finishes intents left unfinished, ensures the VPC and
+// firewall, grows or replaces droplets, retires dead ones and builds custom
+// snapshots. It runs a round every CloudInterval, on state changes and
+// kicks, and every poll interval while an operation is in progress at the
+// provider.
 func (a *Agent) runCloud(ctx context.Context) {
-	cd := &cloudDuty{a: a}
-	a.every(ctx, "cloud", 5*time.Second, true, cd.round)
+	cd := newCloudDuty(a)
+	log := a.logger.With("duty", "cloud")
+	for {
+		changed := a.fsm.Changed()
+		busy, err := cd.round(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("leader duty failed", "err", err)
+		}
+		next := a.cfg.CloudInterval
+		if busy {
+			var st raftfsm.Settings
+			a.fsm.View(func(s *raftfsm.State) { st = s.Settings })
+			next = min(next, a.cloudPoll(st))
+		}
+		t := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case <-changed:
+		case <-a.leaderKick:
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+	}
 }
 
+// cloudDuty is the state of the cloud duty for one leadership. Everything
+// a new leader needs is in the raft state (intents, snapshot phases); this
+// only remembers what saves requests.
 type cloudDuty struct {
 	a         *Agent
 	shapeDone string // settings fingerprint the shape was ensured for
 	lastTry   map[string]time.Time
+	// busy is set by a round's steps when an operation is in progress at
+	// the provider, so the next round comes after the poll interval.
+	busy bool
+	// retryAt holds back an intent (by id), growth ("grow") or the look at
+	// the droplets being created ("creates") after a failure, with a backoff
+	// that doubles with the attempts, and paces the checks on operations in
+	// progress (checkLater).
+	retryAt map[string]time.Time
+	// growFailures counts the droplet creations that failed in a row.
+	growFailures int
+	// actions are the provider actions this leadership started or adopted
+	// for snapshot intents, by intent id; adopted marks those it found in
+	// progress at the provider instead of starting them (see remember).
+	actions map[string]int
+	adopted map[string]bool
 }
 
-func (cd *cloudDuty) round(ctx context.Context) error {
-	a := cd.a
-	c, err := a.cloudClients()
+func newCloudDuty(a *Agent) *cloudDuty { return &cloudDuty{a: a} }
+
+// round runs one pass of the cloud duty within CloudRoundTimeout. busy
+// reports operations in progress at the provider.
+func (cd *cloudDuty) round(ctx context.Context) (busy bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, cd.a.cfg.CloudRoundTimeout)
+	defer cancel()
+	c, err := cd.a.cloudClients()
 	if err != nil {
-		return err
+		return false, err
 	}
+	cd.busy = false
 	var errs []error
-	if c.do != nil {
-		errs = append(errs, cd.resumeIntents(ctx, c), cd.shape(ctx, c), cd.grow(ctx, c), cd.retire(ctx, c), cd.snapshots(ctx, c))
-	}
+	// DNS first: failover does not wait behind droplet work.
 	if c.cf != nil {
 		errs = append(errs, cd.dns(ctx, c))
 	}
-	return errors.Join(errs...)
+	if c.do != nil {
+		errs = append(errs, cd.resumeIntents(ctx, c), cd.shape(ctx, c), cd.grow(ctx), cd.creates(ctx, c), cd.retire(ctx, c), cd.snapshots(ctx, c))
+	}
+	return cd.busy, errors.Join(errs...)
+}
+
+// due reports whether key (see retryAt) may be tried now.
+func (cd *cloudDuty) due(key string) bool {
+	at, ok := cd.retryAt[key]
+	if ok && time.Now().Before(at) {
+		cd.busy = true // check back at the poll interval, not the round interval
+		return false
+	}
+	return true
+}
+
+// checkLater makes key due again after the poll interval: an operation in
+// progress is checked on at that pace, however often the state changes.
+func (cd *cloudDuty) checkLater(key string) {
+	var st raftfsm.Settings
+	cd.a.fsm.View(func(s *raftfsm.State) { st = s.Settings })
+	cd.retryAfter(key, cd.a.cloudPoll(st))
+}
+
+// retryAfter makes key due again after d.
+func (cd *cloudDuty) retryAfter(key string, d time.Duration) {
+	if cd.retryAt == nil {
+		cd.retryAt = map[string]time.Time{}
+	}
+	cd.retryAt[key] = time.Now().Add(d)
+	cd.busy = true
+}
+
+// remember records the provider action of a snapshot intent, adopted
+// (found in progress) or started by this leadership.
+func (cd *cloudDuty) remember(intentID string, actionID int, adopted bool) {
+	if cd.actions == nil {
+		cd.actions, cd.adopted = map[string]int{}, map[string]bool{}
+	}
+	cd.actions[intentID] = actionID
+	cd.adopted[intentID] = adopted
+}
+
+// holdBack delays key after its attempt-th failure: the poll interval
+// doubled per attempt, up to five minutes, so a failing provider or a
+// permanent error is not hammered.
+func (cd *cloudDuty) holdBack(key string, attempt int) {
+	var st raftfsm.Settings
+	cd.a.fsm.View(func(s *raftfsm.State) { st = s.Settings })
+	d := cd.a.cloudPoll(st)
+	for i := 0; i < attempt && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	cd.retryAfter(key, min(d, 5*time.Minute))
 }
 
 // intent records an intent, runs op, and records the outcome and changes.
+// The intent is claimed in a.cloudShared.inflight from before it is
+// recorded until its outcome is committed.
 func (a *Agent) intent(ctx context.Context, kind raftfsm.IntentKind, target string, params map[string]string,
 	op func(ctx context.Context) (raftfsm.CloudChanges, error)) error {
 	id := newID("int")
+	a.cloudShared.inflight.claim(id)
+	defer a.cloudShared.inflight.release(id)
 	if _, err := a.apply(ctx, &raftfsm.RecordIntent{At: a.now(), Intent: raftfsm.Intent{ID: id, Kind: kind, Target: target, Params: params}}); err != nil {
 		return err
 	}
 	return a.finishIntent(ctx, id, kind, target, op)
 }
 
+// finishIntent runs op for a recorded intent and commits its outcome. The
+// caller holds the intent's claim.
 func (a *Agent) finishIntent(ctx context.Context, id string, kind raftfsm.IntentKind, target string,
 	op func(ctx context.Context) (raftfsm.CloudChanges, error)) error {
 	changes, opErr := op(ctx)
 	res := &raftfsm.ResolveIntent{At: a.now(), IntentID: id, Status: raftfsm.IntentDone, Changes: changes}
 	if opErr != nil {
 		res.Status, res.Error = raftfsm.IntentFailed, opErr.Error()
-		if ctx.Err() != nil {
-			return opErr // leadership lost mid-call: the next leader resumes the intent
-		}
 	}
-	if _, err := a.apply(ctx, res); err != nil {
+	if err := a.resolve(ctx, res); err != nil {
 		return errors.Join(opErr, err)
 	}
 	if opErr != nil {
@@ -120,39 +287,127 @@ func (a *Agent) finishIntent(ctx context.Context, id string, kind raftfsm.Intent
 	return nil
 }
 
-// resumeIntents finishes the intents a previous leader recorded but did not
-// resolve. Every cloud call is idempotent (create looks up by name first;
-// ensure and delete converge), so running it again cannot duplicate
-// anything, except a power-cycle: that one is not repeated.
-func (cd *cloudDuty) resumeIntents(ctx context.Context, c cloud) error {
+// resolve commits an intent's outcome. It is committed even when ctx ran
+// out (a round's deadline: the failure is recorded). After a lost
+// leadership the commit fails and the intent stays pending, for the next
+// leader to resume.
+func (a *Agent) resolve(ctx context.Context, res *raftfsm.ResolveIntent) error {
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+	}
+	_, err := a.apply(ctx, res)
+	return err
+}
+
+// retryIntent records a failed attempt at a stepped intent (a creation, a
+// snapshot, a transfer) and holds it back; past limit since the intent was
+// recorded, or when final says the error cannot pass, it fails the intent
+// instead, with onFail (a snapshot marked failed, say).
+func (cd *cloudDuty) retryIntent(ctx context.Context, in raftfsm.Intent, opErr error, limit time.Duration, final bool, onFail raftfsm.CloudChanges) error {
 	a := cd.a
-	var pending []raftfsm.Intent
+	if final || a.now().Sub(in.CreatedAt) > limit {
+		return cd.failIntent(ctx, in, opErr, onFail)
+	}
+	cd.holdBack(in.ID, in.Attempts+1)
+	if err := a.resolve(ctx, &raftfsm.ResolveIntent{At: a.now(), IntentID: in.ID, Retry: true, Error: opErr.Error()}); err != nil {
+		return errors.Join(opErr, err)
+	}
+	return opErr
+}
+
+// failIntent records a stepped intent as failed, with changes (a snapshot
+// marked failed, say).
+func (cd *cloudDuty) failIntent(ctx context.Context, in raftfsm.Intent, opErr error, changes raftfsm.CloudChanges) error {
+	delete(cd.retryAt, in.ID)
+	delete(cd.actions, in.ID)
+	delete(cd.adopted, in.ID)
+	if in.Kind == raftfsm.IntentCreateDroplet {
+		cd.growFailures++
+		cd.holdBack("grow", cd.growFailures) // growth tries again with a new intent, not at once
+	}
+	err := cd.a.resolve(ctx, &raftfsm.ResolveIntent{At: cd.a.now(), IntentID: in.ID, Status: raftfsm.IntentFailed, Error: opErr.Error(), Changes: changes})
+	return errors.Join(opErr, err)
+}
+
+// doneIntent records a stepped intent as done, with what it changed.
+func (cd *cloudDuty) doneIntent(ctx context.Context, in raftfsm.Intent, changes raftfsm.CloudChanges) error {
+	delete(cd.retryAt, in.ID)
+	delete(cd.actions, in.ID)
+	delete(cd.adopted, in.ID)
+	if in.Kind == raftfsm.IntentCreateDroplet {
+		cd.growFailures = 0
+	}
+	return cd.a.resolve(ctx, &raftfsm.ResolveIntent{At: cd.a.now(), IntentID: in.ID, Status: raftfsm.IntentDone, Changes: changes})
+}
+
+// permanent reports whether a provider error will not pass by trying again:
+// a refused request (4xx but a rate limit or a timeout), a missing
+// resource, or a bad argument.
+func permanent(err error) bool {
+	if errors.Is(err, cloudops.ErrNotFound) || errors.Is(err, cloudops.ErrInvalid) || errors.Is(err, raftfsm.ErrInvalid) {
+		return true
+	}
+	code := cloudops.StatusCode(err)
+	return code >= 400 && code < 500 && code != http.StatusTooManyRequests && code != http.StatusRequestTimeout
+}
+
+// pendingIntents returns the pending intents of the given kinds, oldest first.
+func (a *Agent) pendingIntents(kinds ...raftfsm.IntentKind) []raftfsm.Intent {
+	var out []raftfsm.Intent
 	a.fsm.View(func(s *raftfsm.State) {
 		for _, in := range s.Cloud.PendingIntents() {
-			pending = append(pending, *in)
+			if slices.Contains(kinds, in.Kind) {
+				out = append(out, *in)
+			}
 		}
 	})
+	return out
+}
+
+// resumeIntents finishes the intents left pending that no duty of this
+// node is carrying out: a previous leader's, or one whose outcome could not
+// be committed. Creations and snapshots are not among them: creates and
+// snapshots advance those from the state, whoever recorded them. Every
+// cloud call is idempotent (ensure and delete converge), so running one
+// again cannot duplicate anything, except a power-cycle: that one is not
+// repeated.
+func (cd *cloudDuty) resumeIntents(ctx context.Context, c cloud) error {
+	a := cd.a
 	var errs []error
-	for _, in := range pending {
-		if time.Since(in.CreatedAt) < 10*time.Second {
-			continue // probably still in flight on this leader
+	for _, in := range a.pendingIntents(raftfsm.IntentDeleteDroplet, raftfsm.IntentPowerCycle, raftfsm.IntentEnsureDNS,
+		raftfsm.IntentDeleteDNS, raftfsm.IntentEnsureVPC, raftfsm.IntentEnsureFirewall) {
+		if !a.cloudShared.inflight.claim(in.ID) {
+			continue // a duty of this node is carrying it out right now
 		}
-		a.logger.Info("resuming a cloud operation a previous leader started", "intent", in.ID, "kind", in.Kind, "target", in.Target)
-		var op func(ctx context.Context) (raftfsm.CloudChanges, error)
-		switch in.Kind {
-		case raftfsm.IntentCreateDroplet:
-			op = func(ctx context.Context) (raftfsm.CloudChanges, error) { return a.createDroplet(ctx, c, in.Params) }
-		case raftfsm.IntentDeleteDroplet:
-			op = func(ctx context.Context) (raftfsm.CloudChanges, error) {
-				return a.deleteDroplet(ctx, c, in.Target, in.Params)
-			}
-		default:
-			// Ensures run again on their own; a power-cycle is not repeated.
-			op = func(context.Context) (raftfsm.CloudChanges, error) { return raftfsm.CloudChanges{}, nil }
-		}
-		errs = append(errs, a.finishIntent(ctx, in.ID, in.Kind, in.Target, op))
+		errs = append(errs, cd.resumeIntent(ctx, c, in))
+		a.cloudShared.inflight.release(in.ID)
 	}
 	return errors.Join(errs...)
+}
+
+// resumeIntent finishes one claimed intent, if it is still pending (it may
+// have been resolved between the look and the claim).
+func (cd *cloudDuty) resumeIntent(ctx context.Context, c cloud, in raftfsm.Intent) error {
+	a := cd.a
+	pending := false
+	a.fsm.View(func(s *raftfsm.State) {
+		cur, ok := s.Cloud.Intents[in.ID]
+		pending = ok && cur.Status == raftfsm.IntentPending
+	})
+	if !pending {
+		return nil
+	}
+	a.logger.Info("resuming an unfinished cloud operation", "intent", in.ID, "kind", in.Kind, "target", in.Target)
+	op := func(context.Context) (raftfsm.CloudChanges, error) { return raftfsm.CloudChanges{}, nil }
+	if in.Kind == raftfsm.IntentDeleteDroplet {
+		op = func(ctx context.Context) (raftfsm.CloudChanges, error) {
+			return a.deleteDroplet(ctx, c, in.Target, in.Params)
+		}
+	}
+	// Ensures run again on their own; a power-cycle is not repeated.
+	return a.finishIntent(ctx, in.ID, in.Kind, in.Target, op)
 }
 
 // shape ensures the VPC and the firewall once per leadership and settings.
@@ -202,9 +457,11 @@ func (cd *cloudDuty) shape(ctx context.Context, c cloud) error {
 	return nil
 }
 
-// grow creates droplets, one at a time, until the cluster has DesiredNodes
-// nodes that are not dead, counting droplets still being created.
-func (cd *cloudDuty) grow(ctx context.Context, c cloud) error {
+// grow records the creation of one droplet when the cluster has fewer than
+// DesiredNodes nodes that are not dead, counting droplets still being
+// created; creates then makes it. One at a time: nothing is added while a
+// creation is pending, and after a failed one growth waits a backoff.
+func (cd *cloudDuty) grow(ctx context.Context) error {
 	a := cd.a
 	var (
 		want, have int
@@ -215,7 +472,7 @@ func (cd *cloudDuty) grow(ctx context.Context, c cloud) error {
 	)
 	a.fsm.View(func(s *raftfsm.State) {
 		st = s.Settings
-		want, seq = s.Settings.DesiredNodes, s.Cloud.NextNodeSeq
+		want, seq = s.Settings.DesiredNodes, nextNodeSeq(s)
 		counted := map[string]bool{}
 		var dead []string
 		for id, n := range s.Nodes {
@@ -246,7 +503,7 @@ func (cd *cloudDuty) grow(ctx context.Context, c cloud) error {
 			}
 		}
 	})
-	if pending || want == 0 || have >= want || len(st.Regions) == 0 || st.BaseSnapshot == "" {
+	if pending || want == 0 || have >= want || len(st.Regions) == 0 || st.BaseSnapshot == "" || !cd.due("grow") {
 		return nil
 	}
 	seq = max(seq, have) + 1
@@ -256,9 +513,32 @@ func (cd *cloudDuty) grow(ctx context.Context, c cloud) error {
 		params["replaces"] = replaces
 	}
 	a.logger.Info("creating a droplet", "node", nodeID, "have", have, "want", want, "replaces", replaces)
-	return a.intent(ctx, raftfsm.IntentCreateDroplet, dropletName(st, nodeID), params, func(ctx context.Context) (raftfsm.CloudChanges, error) {
-		return a.createDroplet(ctx, c, params)
-	})
+	_, err := a.apply(ctx, &raftfsm.RecordIntent{At: a.now(), Intent: raftfsm.Intent{ID: newID("int"), Kind: raftfsm.IntentCreateDroplet,
+		Target: dropletName(st, nodeID), Params: params}})
+	return err
+}
+
+// nextNodeSeq is the highest node number taken: by a node, a droplet, or a
+// droplet being created. The next node is node-(nextNodeSeq+1).
+func nextNodeSeq(s *raftfsm.State) int {
+	seq := max(s.Cloud.NextNodeSeq, len(s.Nodes))
+	taken := func(id string) {
+		if n, err := strconv.Atoi(strings.TrimPrefix(id, "node-")); err == nil && strings.HasPrefix(id, "node-") {
+			seq = max(seq, n)
+		}
+	}
+	for id := range s.Nodes {
+		taken(id)
+	}
+	for _, d := range s.Cloud.Droplets {
+		taken(d.NodeID)
+	}
+	for _, in := range s.Cloud.Intents {
+		if in.Kind == raftfsm.IntentCreateDroplet && in.Status == raftfsm.IntentPending {
+			taken(in.Params["node"])
+		}
+	}
+	return seq
 }
 
 // replacedBy reports whether a droplet was created to replace node id.
@@ -273,21 +553,95 @@ func replacedBy(s *raftfsm.State, id string) bool {
 
 func dropletName(st raftfsm.Settings, nodeID string) string { return st.ClusterName + "-" + nodeID }
 
-// createDroplet creates (or finds, by name and tag) the droplet of a node
-// from the base snapshot, with user data that starts and joins its agent.
-func (a *Agent) createDroplet(ctx context.Context, c cloud, params map[string]string) (raftfsm.CloudChanges, error) {
+// creates advances every pending droplet creation, whoever recorded it
+// (growth, `nodes add`, a previous leader), by one step a round, so that no
+// round waits for a droplet: a droplet the provider does not have (by name
+// and cluster tag) is created; one that is active is recorded and its
+// intent done; one still coming up is checked on next round, until
+// DropletActiveTimeout after its intent, when the intent fails naming it.
+func (cd *cloudDuty) creates(ctx context.Context, c cloud) error {
+	a := cd.a
+	var todo []raftfsm.Intent
+	for _, in := range a.pendingIntents(raftfsm.IntentCreateDroplet) {
+		if cd.due(in.ID) {
+			todo = append(todo, in)
+		}
+	}
+	if len(todo) == 0 || !cd.due("creates") {
+		return nil
+	}
+	var st raftfsm.Settings
+	a.fsm.View(func(s *raftfsm.State) { st = s.Settings })
+	tag := clusterTag(st)
+	existing, err := c.do.ListDroplets(ctx, tag)
+	if err != nil {
+		cd.holdBack("creates", 2) // the listing was retried already; give the API a breather
+		return err
+	}
+	byName := map[string]cloudops.Droplet{}
+	for _, d := range existing {
+		if old, ok := byName[d.Name]; !ok || d.ID < old.ID { // the oldest, as CreateDroplet picks
+			byName[d.Name] = d
+		}
+	}
+	var errs []error
+	for _, in := range todo {
+		errs = append(errs, cd.createStep(ctx, c, st, in, byName))
+	}
+	return errors.Join(errs...)
+}
+
+// createStep advances one droplet creation.
+func (cd *cloudDuty) createStep(ctx context.Context, c cloud, st raftfsm.Settings, in raftfsm.Intent, byName map[string]cloudops.Droplet) error {
+	a := cd.a
+	limit := a.cfg.DropletActiveTimeout
+	d, ok := byName[in.Target]
+	if !ok {
+		spec, err := a.dropletSpec(ctx, c, st, in.Params)
+		if err != nil {
+			err = fmt.Errorf("create droplet %q: %w", in.Target, err)
+			return cd.retryIntent(ctx, in, err, limit, permanent(err), raftfsm.CloudChanges{})
+		}
+		spec.Name = in.Target // the name the intent recorded, which a new leader looks up
+		if d, err = c.do.CreateDroplet(ctx, spec); err != nil {
+			return cd.retryIntent(ctx, in, err, limit, permanent(err), raftfsm.CloudChanges{}) // the error names the droplet
+		}
+	}
+	if d.Status == cloudops.StatusActive {
+		seq, _ := strconv.Atoi(in.Params["seq"])
+		a.logger.Info("droplet active", "droplet", d.Name, "id", d.ID, "node", in.Params["node"])
+		return cd.doneIntent(ctx, in, raftfsm.CloudChanges{NextNodeSeq: seq, Droplet: &raftfsm.Droplet{Name: d.Name, NodeID: in.Params["node"],
+			ID: d.ID, Region: d.Region, Size: d.Size, Snapshot: st.BaseSnapshot, Status: raftfsm.DropletActive, PublicIP: d.PublicIP,
+			PrivateIP: d.PrivateIP, Replaces: in.Params["replaces"]}})
+	}
+	if a.now().Sub(in.CreatedAt) > limit {
+		return cd.failIntent(ctx, in, fmt.Errorf("create droplet %q: droplet %d is still %q %s after it was asked for (DropletActiveTimeout)",
+			in.Target, d.ID, d.Status, limit), raftfsm.CloudChanges{})
+	}
+	cd.checkLater(in.ID)
+	return nil
+}
+
+// dropletSpec is the droplet of a node, from the base snapshot, with user
+// data that starts and joins its agent.
+//
+// The base snapshot is found by name among the cluster's snapshots, else at
+// DigitalOcean (a snapshot the cluster did not build itself, such as
+// bootstrap's: DigitalOcean takes private images by id only). A base that
+// is not there fails the creation: its name is never sent as an image slug,
+// which would boot a droplet without the agent. Only local mode names an
+// image slug: its fake cloud's droplets "boot" from localmode.BaseSnapshot.
+func (a *Agent) dropletSpec(ctx context.Context, c cloud, st raftfsm.Settings, params map[string]string) (cloudops.DropletSpec, error) {
 	var (
-		st             raftfsm.Settings
 		vpc, vpcRegion string
 		snap           int
 		joins          []string
 	)
 	a.fsm.View(func(s *raftfsm.State) {
-		st = s.Settings
 		if s.Cloud.VPC != nil {
 			vpc, vpcRegion = s.Cloud.VPC.ID, s.Cloud.VPC.Region
 		}
-		if sn, ok := s.Cloud.Snapshots[s.Settings.BaseSnapshot]; ok {
+		if sn, ok := s.Cloud.Snapshots[st.BaseSnapshot]; ok {
 			snap = sn.ID
 		}
 		for _, id := range raftfsm.SortedKeys(s.Nodes) {
@@ -299,36 +653,32 @@ func (a *Agent) createDroplet(ctx context.Context, c cloud, params map[string]st
 		}
 	})
 	nodeID, region := params["node"], params["region"]
-	seq, _ := strconv.Atoi(params["seq"])
 	userData, err := a.userData(st, nodeID, region, joins)
 	if err != nil {
-		return raftfsm.CloudChanges{}, err
-	}
-	if snap == 0 && !st.LocalMode {
-		// A snapshot the cluster did not build itself (bootstrap's): DigitalOcean
-		// takes private images by id only.
-		if found, err := c.do.FindSnapshot(ctx, st.BaseSnapshot); err == nil {
-			snap = found.ID
-		}
-	}
-	if vpcRegion != "" && vpcRegion != region {
-		vpc = "" // a VPC lives in one region: other regions get their default one
+		return cloudops.DropletSpec{}, err
 	}
 	spec := cloudops.DropletSpec{Name: dropletName(st, nodeID), Region: region, Size: orDefault(st.DropletSize, "s-1vcpu-2gb"),
-		SnapshotID: snap, VPCUUID: vpc, Tags: []string{clusterTag(st)}, UserData: userData}
-	if snap == 0 {
-		spec.ImageSlug = st.BaseSnapshot // local mode's image slug, or a public image
+		Tags: []string{clusterTag(st)}, UserData: userData}
+	switch {
+	case snap != 0:
+		spec.SnapshotID = snap
+	case st.LocalMode:
+		spec.ImageSlug = st.BaseSnapshot
+	default:
+		found, err := c.do.FindSnapshot(ctx, st.BaseSnapshot)
+		if errors.Is(err, cloudops.ErrNotFound) {
+			return spec, fmt.Errorf("base snapshot %q is not in the DigitalOcean account (build it with `dropmesh bootstrap`, or set base_snapshot to an existing snapshot): %w",
+				st.BaseSnapshot, err)
+		}
+		if err != nil {
+			return spec, fmt.Errorf("base snapshot %q: %w", st.BaseSnapshot, err)
+		}
+		spec.SnapshotID = found.ID
 	}
-	d, err := c.do.CreateDroplet(ctx, spec)
-	if err != nil {
-		return raftfsm.CloudChanges{}, err
+	if vpcRegion == "" || vpcRegion == region {
+		spec.VPCUUID = vpc // a VPC lives in one region: other regions get their default one
 	}
-	if d, err = c.do.WaitForDropletStatus(ctx, d.ID, cloudops.StatusActive); err != nil {
-		return raftfsm.CloudChanges{}, err
-	}
-	return raftfsm.CloudChanges{NextNodeSeq: seq, Droplet: &raftfsm.Droplet{Name: d.Name, NodeID: nodeID, ID: d.ID, Region: d.Region,
-		Size: d.Size, Snapshot: st.BaseSnapshot, Status: raftfsm.DropletActive, PublicIP: d.PublicIP, PrivateIP: d.PrivateIP,
-		Replaces: params["replaces"]}}, nil
+	return spec, nil
 }
 
 // userData renders the cloud-init of a new node.
@@ -416,20 +766,28 @@ func (a *Agent) deleteDroplet(ctx context.Context, c cloud, name string, params 
 	return raftfsm.CloudChanges{DeleteDroplet: name}, nil
 }
 
-// powerCycle records the reboot, then power-cycles the droplet.
+// powerCycle records the reboot, then power-cycles the droplet, within
+// CloudRoundTimeout. A reboot is counted once DigitalOcean accepted it.
 func (a *Agent) powerCycle(ctx context.Context, n raftfsm.Node, reason string) error {
 	c, err := a.cloudClients()
-	if err != nil || c.do == nil {
-		return fmt.Errorf("power-cycle %s: no cloud: %w", n.ID, err)
+	if err != nil {
+		return fmt.Errorf("power-cycle %s: %w", n.ID, err)
 	}
+	if c.do == nil {
+		return fmt.Errorf("power-cycle %s: no DigitalOcean token in the settings", n.ID)
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.CloudRoundTimeout)
+	defer cancel()
 	return a.intent(ctx, raftfsm.IntentPowerCycle, n.ID, map[string]string{"droplet_id": strconv.Itoa(n.DropletID)},
 		func(ctx context.Context) (raftfsm.CloudChanges, error) {
 			if _, err := a.apply(ctx, &raftfsm.SetNodeStatus{At: a.now(), Node: n.ID, Status: raftfsm.NodeRebooting, Reason: reason, Reboot: true}); err != nil {
 				return raftfsm.CloudChanges{}, err
 			}
 			a.logger.Warn("power-cycling a node", "target", n.ID, "droplet", n.DropletID, "reason", reason)
+			if _, err := c.do.DropletAction(ctx, n.DropletID, cloudops.ActionPowerCycle); err != nil {
+				return raftfsm.CloudChanges{}, err
+			}
 			a.metrics.ObserveHeal("reboot")
-			_, err := c.do.DropletAction(ctx, n.DropletID, cloudops.ActionPowerCycle)
-			return raftfsm.CloudChanges{}, err
+			return raftfsm.CloudChanges{}, nil
 		})
 }

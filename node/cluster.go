@@ -48,9 +48,11 @@ func (a *Agent) AgentLogs(since time.Time, limit int) []control.LogEntry {
 }
 
 // AddNodes grows the cluster by count droplets (in region, or round-robin
-// over the cluster's regions). The intents are recorded at once, so the
-// growth duty does not add more meanwhile; the droplets are created in the
-// background.
+// over the cluster's regions). It records one creation intent per droplet
+// and returns: the leader's cloud duty creates them, under the leadership
+// (a node that loses it stops calling DigitalOcean, and the next leader
+// carries on from the intents, finding by name what was already created).
+// Pending intents also keep the growth duty from adding more meanwhile.
 func (a *Agent) AddNodes(ctx context.Context, req control.AddNodesRequest) ([]string, error) {
 	if req.Count < 1 || req.Count > 50 {
 		return nil, fmt.Errorf("%w: count %d: want 1 to 50", raftfsm.ErrInvalid, req.Count)
@@ -60,11 +62,7 @@ func (a *Agent) AddNodes(ctx context.Context, req control.AddNodesRequest) ([]st
 			return nil, err
 		}
 	}
-	c, err := a.cloudClients()
-	if err != nil {
-		return nil, err
-	}
-	if c.do == nil {
+	if !a.cloudReady() {
 		return nil, fmt.Errorf("%w: no DigitalOcean token: add one in the settings (or use `dropmesh local up`)", raftfsm.ErrConflict)
 	}
 	var (
@@ -73,13 +71,12 @@ func (a *Agent) AddNodes(ctx context.Context, req control.AddNodesRequest) ([]st
 		active int
 	)
 	a.fsm.View(func(s *raftfsm.State) {
-		st, seq = s.Settings, s.Cloud.NextNodeSeq
+		st, seq = s.Settings, nextNodeSeq(s)
 		for _, n := range s.Nodes {
 			if n.Status != raftfsm.NodeDead {
 				active++
 			}
 		}
-		seq = max(seq, len(s.Nodes))
 	})
 	if len(st.Regions) == 0 && req.Region == "" {
 		return nil, fmt.Errorf("%w: the cluster has no region; give --region", raftfsm.ErrInvalid)
@@ -89,11 +86,6 @@ func (a *Agent) AddNodes(ctx context.Context, req control.AddNodesRequest) ([]st
 		return nil, err
 	}
 	var ids []string
-	type job struct {
-		id     string
-		params map[string]string
-	}
-	var jobs []job
 	for i := 0; i < req.Count; i++ {
 		seq++
 		nodeID := fmt.Sprintf("node-%d", seq)
@@ -102,26 +94,13 @@ func (a *Agent) AddNodes(ctx context.Context, req control.AddNodesRequest) ([]st
 			region = st.Regions[(seq-1)%len(st.Regions)]
 		}
 		params := map[string]string{"node": nodeID, "region": region, "seq": strconv.Itoa(seq)}
-		id := newID("int")
-		if _, err := a.apply(ctx, &raftfsm.RecordIntent{At: a.now(), Intent: raftfsm.Intent{ID: id, Kind: raftfsm.IntentCreateDroplet,
+		if _, err := a.apply(ctx, &raftfsm.RecordIntent{At: a.now(), Intent: raftfsm.Intent{ID: newID("int"), Kind: raftfsm.IntentCreateDroplet,
 			Target: dropletName(st, nodeID), Params: params}}); err != nil {
 			return ids, err
 		}
 		ids = append(ids, nodeID)
-		jobs = append(jobs, job{id, params})
 	}
-	a.goRun(context.Background(), "add-nodes", func(context.Context) {
-		for _, j := range jobs {
-			jctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-			err := a.finishIntent(jctx, j.id, raftfsm.IntentCreateDroplet, j.params["node"], func(ctx context.Context) (raftfsm.CloudChanges, error) {
-				return a.createDroplet(ctx, c, j.params)
-			})
-			cancel()
-			if err != nil {
-				a.logger.Error("create droplet", "node", j.params["node"], "err", err)
-			}
-		}
-	})
+	a.kickLeader()
 	return ids, nil
 }
 

@@ -10,10 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dropmesh/dropmesh/mesh"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// Default ports of DESIGN.md.
+// Default ports (agent API, gossip, raft, UI; the handbook's picture shows them).
 const (
 	DefaultAPIPort    = 9999
 	DefaultGossipPort = 7946
@@ -68,6 +69,12 @@ type Config struct {
 
 	// HealthInterval is HEALTH_CHECK_INTERVAL (default 60 s).
 	HealthInterval time.Duration
+	// DeadServerTimeout is how long a raft server whose agent is dead
+	// (failed, not left) keeps its place before the leader removes it and
+	// promotes a non-voter (default 10 min): long enough for a reboot or a
+	// power-cycle, short enough that a lost droplet stops counting towards
+	// the quorum.
+	DeadServerTimeout time.Duration
 	// RequireAuthAlways requires the API key even from inside the VPC.
 	RequireAuthAlways bool
 	// PublishIP is the host address container ports are published on
@@ -88,8 +95,40 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration
-	LogFormat       string
-	LogLevel        string
+
+	// The leader's cloud duty (DigitalOcean and Cloudflare). A round never
+	// waits for a droplet or a snapshot: it starts the operation and checks
+	// on it in later rounds, so one slow operation cannot hold up DNS
+	// failover, growth or the retirement of dead nodes.
+
+	// CloudInterval is how often the cloud duty runs when nothing changes
+	// (it also runs on every state change and leader kick).
+	CloudInterval time.Duration
+	// CloudRoundTimeout bounds one round: every provider call it makes,
+	// retries included. Shorter gets DNS failover past a hung provider
+	// sooner; longer rides out a slow API.
+	CloudRoundTimeout time.Duration
+	// CloudRequestTimeout bounds one attempt of one provider request until
+	// its answer's headers arrive (the HTTP transport's timeout; a GET is
+	// then retried, a POST is looked up before it is tried again).
+	CloudRequestTimeout time.Duration
+	// CloudPollInterval is how often an operation in progress (a droplet
+	// turning active, a snapshot, a transfer) is checked on. Shorter
+	// notices completion sooner but spends DigitalOcean's rate limit (250
+	// requests a minute); local mode checks at least every 100 ms.
+	CloudPollInterval time.Duration
+	// DropletActiveTimeout is how long a droplet creation may take, from
+	// its intent to an active droplet, before it fails (DigitalOcean takes
+	// about a minute). The droplet is not deleted: the next attempt finds it
+	// by name.
+	DropletActiveTimeout time.Duration
+	// SnapshotTimeout is how long a custom snapshot's droplet snapshot, and
+	// each transfer of it to another region, may run before the snapshot
+	// fails. DigitalOcean takes minutes to hours, with the disk's size.
+	SnapshotTimeout time.Duration
+
+	LogFormat string
+	LogLevel  string
 }
 
 // DefaultConfig returns the production defaults.
@@ -107,13 +146,35 @@ func DefaultConfig() Config {
 		Edge:              "auto",
 		ClusterName:       "dropmesh",
 		HealthInterval:    60 * time.Second,
+		DeadServerTimeout: mesh.DefaultDeadServerTimeout,
 		RequireAuthAlways: true,
 		DrainDelay:        2 * time.Second,
 		ReconcileInterval: 30 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 		LogFormat:         "text",
 		LogLevel:          "info",
+	}.withCloudDefaults()
+}
+
+// withCloudDefaults fills the cloud duty's zero timings with the defaults:
+// DefaultConfig's values, also for a Config built by hand.
+func (c Config) withCloudDefaults() Config {
+	for _, f := range []struct {
+		field *time.Duration
+		def   time.Duration
+	}{
+		{&c.CloudInterval, 5 * time.Second},
+		{&c.CloudRoundTimeout, 2 * time.Minute},
+		{&c.CloudRequestTimeout, 30 * time.Second},
+		{&c.CloudPollInterval, 2 * time.Second},
+		{&c.DropletActiveTimeout, 10 * time.Minute},
+		{&c.SnapshotTimeout, 4 * time.Hour},
+	} {
+		if *f.field <= 0 {
+			*f.field = f.def
+		}
 	}
+	return c
 }
 
 var nonIDChars = regexp.MustCompile(`[^a-z0-9-]+`)
@@ -175,9 +236,13 @@ func (c *Config) complete() error {
 	if c.HealthInterval < 100*time.Millisecond {
 		return fmt.Errorf("config: health interval %s is below 100ms", c.HealthInterval)
 	}
+	if c.DeadServerTimeout <= 0 {
+		return fmt.Errorf("config: dead server timeout %s must be positive", c.DeadServerTimeout)
+	}
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	*c = c.withCloudDefaults()
 	return nil
 }
 

@@ -20,8 +20,8 @@
 //
 // Answers and errors use DigitalOcean's shapes (godo's structs are the
 // reference): errors are {"id","message","request_id"}; lists take page and
-// per_page (default 20, max 200) and answer links.pages.{first,prev,next,last}
-// and meta.total.
+// per_page (default 20, max 200; page at most 1000000, else a 400) and answer
+// links.pages.{first,prev,next,last} and meta.total.
 //
 //	GET    /v2/droplets                      list; tag_name=, name= filters
 //	POST   /v2/droplets                      create, 202 {"droplet","links":{"actions":[create]}}
@@ -65,7 +65,8 @@
 //
 // Under /client/v4, in Cloudflare's envelope
 // {"result","success","errors":[{"code","message"}],"messages","result_info"}.
-// Lists take page and per_page and answer result_info {page, per_page,
+// Lists take page and per_page (page at most 1000000, else a 400 with code
+// 1001) and answer result_info {page, per_page,
 // count, total_count, total_pages}; a page past the end has "result":[]
 // (which is how the v6 auto-pager stops).
 //
@@ -93,12 +94,16 @@
 //	DELETE /_fake/faults    clear all, 204
 //
 // A fault is {"method","path_prefix","status","retry_after","latency",
-// "times"}: durations as Go strings ("1.5s") or integer nanoseconds; method
-// "" and path_prefix "" match anything; times 0 lasts until cleared. The
-// first matching fault delays the request by latency (or until the client
-// gives up), then, if status is set, answers it in the provider's error
-// shape with Retry-After (retry_after rounded up to seconds; "1" for a 429
-// without one) instead of serving the request.
+// "times","serve_first"}: durations as Go strings ("1.5s") or integer
+// nanoseconds; method "" and path_prefix "" match anything; times 0 lasts
+// until cleared. The first matching fault delays the request by latency (or
+// until the client gives up), then, if status is set, answers it in the
+// provider's error shape with Retry-After (retry_after rounded up to
+// seconds; "1" for a 429 without one) instead of serving the request. With
+// serve_first the request is served first, whatever the client does next:
+// the change happens and only its answer is late, replaced by the status,
+// or lost when the client gives up during the latency (a create the
+// provider made while its caller never heard back).
 //
 // # State
 //

@@ -2,11 +2,13 @@ package fakeapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,11 @@ type Fault struct {
 	Latency time.Duration
 	// Times is how many requests the fault applies to; 0 is until cleared.
 	Times int
+	// ServeFirst carries the request out before the latency and the status
+	// apply: the change happens even though its answer is late, lost (the
+	// client gave up during Latency) or replaced by Status. It is the
+	// provider that created the droplet while the caller never heard back.
+	ServeFirst bool
 }
 
 // faultJSON is Fault on the wire: durations as Go duration strings ("1.5s")
@@ -43,11 +50,12 @@ type faultJSON struct {
 	RetryAfter json.RawMessage `json:"retry_after,omitempty"`
 	Latency    json.RawMessage `json:"latency,omitempty"`
 	Times      int             `json:"times,omitempty"`
+	ServeFirst bool            `json:"serve_first,omitempty"`
 }
 
 // MarshalJSON writes durations as strings.
 func (f Fault) MarshalJSON() ([]byte, error) {
-	j := faultJSON{Method: f.Method, PathPrefix: f.PathPrefix, Status: f.Status, Times: f.Times}
+	j := faultJSON{Method: f.Method, PathPrefix: f.PathPrefix, Status: f.Status, Times: f.Times, ServeFirst: f.ServeFirst}
 	if f.RetryAfter != 0 {
 		j.RetryAfter, _ = json.Marshal(f.RetryAfter.String())
 	}
@@ -71,7 +79,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("latency: %w", err)
 	}
-	*f = Fault{Method: j.Method, PathPrefix: j.PathPrefix, Status: j.Status, RetryAfter: ra, Latency: lat, Times: j.Times}
+	*f = Fault{Method: j.Method, PathPrefix: j.PathPrefix, Status: j.Status, RetryAfter: ra, Latency: lat, Times: j.Times, ServeFirst: j.ServeFirst}
 	return nil
 }
 
@@ -159,20 +167,63 @@ func (s *Server) takeFaultLocked(r *http.Request) *Fault {
 }
 
 // applyFault waits the latency and answers the status; true means the
-// request was answered (or abandoned) and must not be served.
+// request was answered (or abandoned) and must not be served. A ServeFirst
+// fault serves it first, whatever happens to the answer.
 func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) bool {
-	if f.Latency > 0 {
-		t := time.NewTimer(f.Latency)
-		defer t.Stop()
-		select {
-		case <-r.Context().Done():
-			return true
-		case <-t.C:
+	if f.Latency > 0 && r.Body != nil && r.Body != http.NoBody {
+		// The server notices a client that hangs up (and cancels r's
+		// context) only once the body has been read to its end.
+		b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
+		if err != nil {
+			return true // the client is gone already
 		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	if f.ServeFirst {
+		// The client going away must not stop the change half-way.
+		rec := httptest.NewRecorder()
+		s.mux.ServeHTTP(rec, r.WithContext(context.WithoutCancel(r.Context())))
+		if !delay(r, f.Latency) {
+			return true // the answer is lost: the client gave up
+		}
+		if f.Status == 0 {
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+			return true
+		}
+		s.answerFault(w, r, f)
+		return true
+	}
+	if !delay(r, f.Latency) {
+		return true
 	}
 	if f.Status == 0 {
 		return false
 	}
+	s.answerFault(w, r, f)
+	return true
+}
+
+// delay waits d; false means the client gave up first.
+func delay(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.Context().Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// answerFault answers f.Status in the provider's error shape.
+func (s *Server) answerFault(w http.ResponseWriter, r *http.Request, f Fault) {
 	if f.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
 	} else if f.Status == http.StatusTooManyRequests {
@@ -185,7 +236,7 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 			code = 971
 		}
 		cfError(w, f.Status, code, msg)
-		return true
+		return
 	}
 	id := "server_error"
 	switch {
@@ -195,7 +246,6 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 		id = strings.ToLower(strings.ReplaceAll(http.StatusText(f.Status), " ", "_"))
 	}
 	doError(w, f.Status, id, msg)
-	return true
 }
 
 func (s *Server) listFaults(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func TestBadFaultsAreRefused(t *testing.T) {
 }
 
 func TestFaultJSONRoundTrip(t *testing.T) {
-	f := Fault{Method: "PUT", PathPrefix: "/v2/firewalls", Status: 502, RetryAfter: 2 * time.Second, Latency: 30 * time.Millisecond, Times: 3}
+	f := Fault{Method: "PUT", PathPrefix: "/v2/firewalls", Status: 502, RetryAfter: 2 * time.Second, Latency: 30 * time.Millisecond, Times: 3, ServeFirst: true}
 	b, err := json.Marshal(f)
 	if err != nil {
 		t.Fatal(err)
@@ -121,5 +122,89 @@ func TestLatencyFaultEndsWithTheClient(t *testing.T) {
 	}
 	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("took %v", took)
+	}
+}
+
+// A delayed request with a body ends when its client gives up, too: the
+// fake reads the body first, without which the server cannot notice the
+// client leave, and the request would hold its connection for the whole
+// latency.
+func TestLatencyFaultOnAPOSTEndsWithTheClient(t *testing.T) {
+	s, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	hs := httptest.NewServer(s)
+	if err := s.InjectFault(Fault{Method: "POST", Latency: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	cx, cancel := contextWithTimeout(t, 100*time.Millisecond)
+	defer cancel()
+	if _, _, err := doClient(t, hs.URL, DefaultToken).Droplets.Create(cx, createReq("held")); err == nil {
+		t.Fatal("a create delayed by an hour succeeded")
+	}
+	closed := make(chan struct{})
+	go func() {
+		hs.Close() // waits for the requests still running
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the delayed POST still runs after its client left")
+	}
+	if n := len(s.State().Droplets); n != 0 {
+		t.Fatalf("%d droplets: the abandoned create was served", n)
+	}
+}
+
+// A ServeFirst fault makes the change and loses the answer: the create
+// happens at the provider while its caller only sees a timeout or an error.
+func TestServeFirstCreatesThenLosesTheAnswer(t *testing.T) {
+	s, url := Start(t, Options{})
+	c := doClient(t, url, DefaultToken)
+	names := func() map[string]int {
+		out := map[string]int{}
+		for _, d := range s.State().Droplets {
+			out[d.Name]++
+		}
+		return out
+	}
+	if err := s.InjectFault(Fault{Method: "POST", PathPrefix: "/v2/droplets", ServeFirst: true, Latency: time.Hour, Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cx, cancel := contextWithTimeout(t, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, _, err := c.Droplets.Create(cx, createReq("lost")); err == nil {
+		t.Fatal("a create whose answer is held for an hour succeeded")
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("took %v: the held answer did not end with the client", took)
+	}
+	waitFor(t, 5*time.Second, "the droplet whose answer was lost", func() bool { return names()["lost"] == 1 })
+
+	// With a status: the change happens and the caller gets the error.
+	if err := s.InjectFault(Fault{Method: "POST", PathPrefix: "/v2/droplets", ServeFirst: true, Status: 502, Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, resp, err := c.Droplets.Create(ctx(t), createReq("failed")); err == nil || resp == nil || resp.StatusCode != 502 {
+		t.Fatalf("create answered %v, want the injected 502", err)
+	}
+	// With latency only: the real answer arrives late.
+	if err := s.InjectFault(Fault{Method: "POST", PathPrefix: "/v2/droplets", ServeFirst: true, Latency: 100 * time.Millisecond, Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	d, _, err := c.Droplets.Create(ctx(t), createReq("late"))
+	if err != nil || d.Name != "late" || d.ID == 0 {
+		t.Fatalf("late create: %+v %v", d, err)
+	}
+	if took := time.Since(start); took < 100*time.Millisecond {
+		t.Fatalf("answered after %v, before the latency", took)
+	}
+	if got := names(); got["failed"] != 1 || got["late"] != 1 || len(got) != 3 {
+		t.Fatalf("droplets %v, want lost, failed and late once each", got)
 	}
 }

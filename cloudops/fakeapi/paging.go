@@ -1,6 +1,7 @@
 package fakeapi
 
 import (
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -8,7 +9,13 @@ import (
 	"github.com/digitalocean/godo"
 )
 
-// pageParams reads page and per_page; a bad value is answered with a 400.
+// maxPage bounds the page number a listing accepts: far past any list the
+// fake holds (200 million items at 200 a page), and small enough that
+// page*per_page cannot overflow.
+const maxPage = 1_000_000
+
+// pageParams reads page and per_page; a bad value (not a positive integer,
+// or a page beyond maxPage) is answered with a 400 in the provider's shape.
 func pageParams(w http.ResponseWriter, r *http.Request, def, maxPer int, cloudflare bool) (page, per int, ok bool) {
 	page, per = 1, def
 	for name, dst := range map[string]*int{"page": &page, "per_page": &per} {
@@ -17,8 +24,14 @@ func pageParams(w http.ResponseWriter, r *http.Request, def, maxPer int, cloudfl
 			continue
 		}
 		n, err := strconv.ParseFloat(v, 64)
-		if err != nil || n < 1 || n != float64(int(n)) {
-			msg := name + " must be a positive integer, got " + strconv.Quote(v)
+		msg := ""
+		switch {
+		case err != nil || !(n >= 1) || n != math.Trunc(n):
+			msg = name + " must be a positive integer, got " + strconv.Quote(v)
+		case name == "page" && n > maxPage:
+			msg = "page must be at most " + strconv.Itoa(maxPage) + ", got " + strconv.Quote(v)
+		}
+		if msg != "" {
 			if cloudflare {
 				cfError(w, http.StatusBadRequest, 1001, msg)
 			} else {
@@ -26,17 +39,24 @@ func pageParams(w http.ResponseWriter, r *http.Request, def, maxPer int, cloudfl
 			}
 			return 0, 0, false
 		}
-		*dst = int(n)
+		*dst = int(min(n, math.MaxInt32)) // a huge per_page is capped below
 	}
 	per = min(per, maxPer)
 	return page, per, true
 }
 
-// window returns the bounds of page within total items.
+// window returns the bounds of page within total items; a page past the
+// end is empty. It never overflows, whatever page and per are (>= 1).
 func window(page, per, total int) (lo, hi int) {
-	lo = min((page-1)*per, total)
-	hi = min(lo+per, total)
-	return lo, hi
+	pages := 0
+	if total > 0 {
+		pages = (total-1)/per + 1
+	}
+	if page > pages {
+		return total, total
+	}
+	lo = (page - 1) * per // < total: page is at most pages
+	return lo, lo + min(per, total-lo)
 }
 
 // doPage cuts one page out of items and builds DigitalOcean's links and
