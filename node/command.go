@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -60,13 +61,14 @@ func applyEnv(flags *pflag.FlagSet, getenv func(string) string) error {
 	return nil
 }
 
-// AgentCommand is `dropmesh agent` (and, with --join required, `dropmesh
-// join`, what a droplet's cloud-init runs). wire builds the API and UI
-// handlers; main passes the packages that serve them.
+// AgentCommand is `dropmesh agent` (what a droplet's systemd unit runs) and
+// `dropmesh join`, the same agent with --join required (for joining a host
+// by hand). wire builds the API and UI handlers; main passes the packages
+// that serve them.
 func AgentCommand(version string, wire Options) []*cobra.Command {
 	build := func(use, short string, requireJoin bool) *cobra.Command {
 		cfg := DefaultConfig()
-		var join, logFormat, logLevel string
+		var join, trusted, logFormat, logLevel string
 		var deadGrace time.Duration
 		cmd := &cobra.Command{
 			Use:   use,
@@ -79,6 +81,11 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 				if join != "" {
 					cfg.Join = strings.Split(join, ",")
 				}
+				nets, err := parseTrustedNets(trusted)
+				if err != nil {
+					return err
+				}
+				cfg.TrustedNets = nets
 				if deadGrace > 0 {
 					cfg.Init.DeadNodeGrace = raftfsm.Duration(deadGrace)
 				}
@@ -134,7 +141,8 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 		f.DurationVar(&cfg.HealthInterval, "health-interval", cfg.HealthInterval, "health check interval (HEALTH_CHECK_INTERVAL)")
 		f.DurationVar(&cfg.DeadServerTimeout, "dead-server-timeout", cfg.DeadServerTimeout,
 			"how long a dead (not left) raft server keeps its place before the leader removes it and promotes a non-voter; must be positive")
-		f.BoolVar(&cfg.RequireAuthAlways, "require-auth-always", cfg.RequireAuthAlways, "require the API key also from inside the VPC (REQUIRE_AUTH_ALWAYS)")
+		f.BoolVar(&cfg.RequireAuthAlways, "require-auth-always", cfg.RequireAuthAlways, "require the API key also from inside the VPC (REQUIRE_AUTH_ALWAYS); false needs --trusted-nets")
+		f.StringVar(&trusted, "trusted-nets", "", "with --require-auth-always=false: networks (CIDRs, comma-separated, e.g. the VPC's 10.110.0.0/20) whose clients may skip the API key")
 		f.StringVar(&cfg.PublishIP, "publish-ip", "", "IP container ports are published on (default: the advertise IP)")
 		f.StringVar(&cfg.ContainerSuffix, "container-suffix", "", "suffix of container names (when agents share a Docker engine)")
 		f.BoolVar(&cfg.NoRuntime, "no-runtime", false, "run without Docker (membership and state only)")
@@ -157,7 +165,7 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 	}
 	return []*cobra.Command{
 		build("agent", "Run the dropmesh agent on this machine", false),
-		build("join", "Run the agent and join an existing cluster (what a droplet's cloud-init runs)", true),
+		build("join", "Run the agent and join an existing cluster (--join required)", true),
 	}
 }
 
@@ -210,4 +218,20 @@ func APIKeyCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&file, "cluster-secret-file", "", "file holding the cluster secret")
 	return cmd
+}
+
+// parseTrustedNets reads --trusted-nets: CIDRs, comma-separated.
+func parseTrustedNets(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-nets: %q is not a network such as 10.110.0.0/20: %w", f, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -77,6 +78,9 @@ type Config struct {
 	DeadServerTimeout time.Duration
 	// RequireAuthAlways requires the API key even from inside the VPC.
 	RequireAuthAlways bool
+	// TrustedNets are the networks (the VPC) whose clients may skip the API
+	// key when RequireAuthAlways is false; it must be given then.
+	TrustedNets []netip.Prefix
 	// PublishIP is the host address container ports are published on
 	// (default AdvertiseIP): private, never public for stateful services.
 	PublishIP string
@@ -235,6 +239,9 @@ func (c *Config) complete() error {
 	}
 	if c.HealthInterval < 100*time.Millisecond {
 		return fmt.Errorf("config: health interval %s is below 100ms", c.HealthInterval)
+	}
+	if !c.RequireAuthAlways && len(c.TrustedNets) == 0 {
+		return fmt.Errorf("config: require-auth-always is false but no --trusted-nets are given: name the networks (the VPC's range, such as 10.110.0.0/20) whose clients may skip the API key")
 	}
 	if c.DeadServerTimeout <= 0 {
 		return fmt.Errorf("config: dead server timeout %s must be positive", c.DeadServerTimeout)
