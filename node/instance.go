@@ -461,6 +461,11 @@ func (w *instanceWorker) removeServing(ctx context.Context, c runtime.ContainerI
 func (w *instanceWorker) replace(ctx context.Context, d desiredInstance, old runtime.ContainerInfo) {
 	a := w.a
 	gen := d.in.DesiredGeneration
+	begin := time.Now()
+	var took []any // the time each step took, for the debug log
+	step := func(name string) {
+		took = append(took, name, time.Since(begin).Round(time.Millisecond))
+	}
 	progress := func(phase string) {
 		w.report(ctx, raftfsm.InstanceReport{Generation: d.in.Generation, ContainerID: d.in.ContainerID, Container: d.in.Container,
 			Address: d.in.Address, State: d.in.State, Phase: phase})
@@ -479,16 +484,19 @@ func (w *instanceWorker) replace(ctx context.Context, d desiredInstance, old run
 	} else {
 		progress(raftfsm.PhasePulling)
 	}
+	step("reported")
 	image, err := a.ensureImage(ctx, d, func(string) {})
 	if err != nil {
 		w.fail(ctx, d, "image", err)
 		return
 	}
+	step("image")
 	if stateful && old.ID != "" {
 		// One container per volume and fixed port: stop the old one first.
 		_ = a.rt.Stop(ctx, old.ID, a.stopTimeout())
 	}
 	progress(raftfsm.PhaseStarting)
+	step("reported")
 	spec := a.containerSpec(d, image.ID, candidateName(d.base, gen))
 	cand, err := a.rt.CreateAndStart(ctx, spec)
 	if err != nil {
@@ -496,6 +504,7 @@ func (w *instanceWorker) replace(ctx context.Context, d desiredInstance, old run
 		w.fail(ctx, d, "start", err)
 		return
 	}
+	step("started")
 	addr := a.containerAddr(cand)
 	if err := w.gate(ctx, d, cand, addr, progress); err != nil {
 		_ = a.rt.Remove(ctx, cand.ID)
@@ -503,6 +512,7 @@ func (w *instanceWorker) replace(ctx context.Context, d desiredInstance, old run
 		w.fail(ctx, d, "health check", err)
 		return
 	}
+	step("healthy")
 	if d.spec.Routed() {
 		progress(raftfsm.PhaseRouting)
 		a.instances.setAddr(w.id, addr)
@@ -527,7 +537,9 @@ func (w *instanceWorker) replace(ctx context.Context, d desiredInstance, old run
 	w.mu.Unlock()
 	w.report(ctx, raftfsm.InstanceReport{Generation: gen, ContainerID: cand.ID, Container: d.base, ImageDigest: digest,
 		Address: addr, State: "running", Phase: raftfsm.PhaseReady})
-	w.log.Info("generation is serving", "generation", gen, "deploy", d.deploy, "container", cand.Name, "address", addr)
+	step("routed")
+	w.log.Info("generation is serving", "generation", gen, "deploy", d.deploy, "container", cand.Name, "address", addr, "took", time.Since(begin).Round(time.Millisecond))
+	w.log.Debug("generation's steps, time since the start", took...)
 
 	if old.ID != "" {
 		if !stateful && d.spec.Routed() {
@@ -559,10 +571,14 @@ func (w *instanceWorker) gate(ctx context.Context, d desiredInstance, c runtime.
 	a := w.a
 	want := d.spec.Health.StartChecks
 	deadline := time.Now().Add(d.spec.Health.StartTimeout.D())
-	interval := 100 * time.Millisecond
+	// Passing checks are spaced by interval, so StartChecks of them span a
+	// real stretch of time; before the first pass (the process is still
+	// coming up) the port is asked more often, so a fast starter is not
+	// kept waiting for a whole interval.
+	interval, upInterval := 100*time.Millisecond, 20*time.Millisecond
 	if d.spec.Port == 0 {
 		// A worker passes by staying up: one check per 300 ms.
-		interval = 300 * time.Millisecond
+		interval, upInterval = 300*time.Millisecond, 300*time.Millisecond
 	}
 	passed := 0
 	lastErr := errors.New("no check ran")
@@ -595,10 +611,14 @@ func (w *instanceWorker) gate(ctx context.Context, d desiredInstance, c runtime.
 			passed = 0
 		}
 		if passed < want {
+			wait := interval
+			if passed == 0 {
+				wait = upInterval
+			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(interval):
+			case <-time.After(wait):
 			}
 		}
 	}

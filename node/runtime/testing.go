@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +30,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/pkg/jsonmessage"
+	"github.com/docker/go-connections/nat"
 	"github.com/google/go-containerregistry/pkg/registry"
 )
 
@@ -345,4 +347,60 @@ func HTTPPost(url, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, string(b)
+}
+
+// RawRunTimes is how long a raw `docker run` of an image took, step by step.
+type RawRunTimes struct {
+	Create, Start, Ready time.Duration
+}
+
+// Total is the whole run: create, start and the port's first 200.
+func (r RawRunTimes) Total() time.Duration { return r.Create + r.Start + r.Ready }
+
+// RawRun is the floor a deploy is compared with: it creates and starts img
+// straight through the Docker API, publishing TestAppPort on an ephemeral
+// loopback port as `docker run -p` does, waits until GET /health answers
+// 200 (polling every 2 ms), removes the container and returns the times.
+func RawRun(t testing.TB, rt *Runtime, img string) RawRunTimes {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	port := nat.Port(strconv.Itoa(TestAppPort) + "/tcp")
+	hc := http.Client{Timeout: time.Second}
+	name := TestContainerName(t)
+	t0 := time.Now()
+	created, err := rt.cli.ContainerCreate(ctx,
+		&container.Config{Image: img, Labels: TestLabels(t), ExposedPorts: nat.PortSet{port: {}}},
+		&container.HostConfig{PortBindings: nat.PortMap{port: {{HostIP: "127.0.0.1"}}}}, nil, nil, name)
+	if err != nil {
+		t.Fatalf("raw run of %s: create: %v", img, err)
+	}
+	defer func() {
+		if err := rt.Remove(context.WithoutCancel(ctx), created.ID); err != nil {
+			t.Errorf("raw run of %s: remove: %v", img, err)
+		}
+	}()
+	t1 := time.Now()
+	if err := rt.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		t.Fatalf("raw run of %s: start: %v", img, err)
+	}
+	t2 := time.Now()
+	cj, err := rt.cli.ContainerInspect(ctx, created.ID)
+	if err != nil {
+		t.Fatalf("raw run of %s: inspect: %v", img, err)
+	}
+	url := "http://127.0.0.1:" + cj.NetworkSettings.Ports[port][0].HostPort + "/health"
+	for {
+		if resp, err := hc.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("raw run of %s: its port did not answer within a minute", img)
+		}
+		time.Sleep(2 * time.Millisecond) // polling the port, as a client would, not synchronising
+	}
+	return RawRunTimes{Create: t1.Sub(t0), Start: t2.Sub(t1), Ready: time.Since(t2)}
 }
