@@ -99,6 +99,15 @@ func TestAgentsFormAClusterFromOneSeed(t *testing.T) {
 		t.Errorf("the leader counted %v commits; the nodes' registrations alone are 3", v)
 	}
 	m2 := scrape(t, n2)
+	// A follower applies the log too, and probes its peers.
+	if v := metricValue(m2, "dropmesh_raft_apply_duration_seconds_count"); v < 3 {
+		t.Errorf("node-2 counted %v applies; the nodes' registrations alone are 3", v)
+	}
+	if v := metricValue(m2, "dropmesh_gossip_probe_rtt_seconds_count"); v < 1 {
+		waitFor(t, 10*time.Second, "a gossip probe counted on node-2", func() bool {
+			return metricValue(scrape(t, n2), "dropmesh_gossip_probe_rtt_seconds_count") >= 1
+		})
+	}
 	if v := metricValue(m2, "dropmesh_gossip_members", `status="alive"`); v != 3 {
 		t.Errorf("node-2 sees %v alive members\n%s", v, m2)
 	}
