@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -34,6 +37,9 @@ func TestSoak(t *testing.T) {
 	var mu sync.Mutex
 	suspects, deaths := map[string]int{}, map[string]int{}
 	maxScore, maxStall := 0, time.Duration(0)
+	refutes := map[string]int{} // by node: suspicions that reached the accused
+	var rttP99s []time.Duration // one per node-second with probes
+	maxRTT, probes := time.Duration(0), 0
 	var wg sync.WaitGroup
 	var seed string
 	for i := range nodes {
@@ -77,6 +83,12 @@ func TestSoak(t *testing.T) {
 				case "health":
 					maxScore = max(maxScore, r.Score)
 					maxStall = max(maxStall, r.Stall)
+					refutes[id] = r.Refutes
+					if r.Probes > 0 {
+						probes += r.Probes
+						rttP99s = append(rttP99s, r.RTTP99)
+						maxRTT = max(maxRTT, r.RTTMax)
+					}
 				}
 				mu.Unlock()
 			}
@@ -105,8 +117,14 @@ func TestSoak(t *testing.T) {
 		nd += n
 		t.Errorf("false positive: %s declared dead %d times", k, n)
 	}
-	t.Logf("soak done: %d suspicions (refuted), %d false deaths, max health score %d, max stall %v; load %s",
-		ns, nd, maxScore, maxStall, loadavg())
+	nr := 0
+	for _, n := range refutes {
+		nr += n
+	}
+	slices.Sort(rttP99s)
+	t.Logf("soak done: %d suspicions seen (%d refutations by the accused), %d false deaths, max health score %d, max stall %v; "+
+		"%d probes answered in time, rtt p99 per node-second: median %v, worst %v; max rtt %v; load %s",
+		ns, nr, nd, maxScore, maxStall, probes, percentile(rttP99s, 50), percentile(rttP99s, 100), maxRTT, loadavg())
 }
 
 // soakReport is one line a soak node prints.
@@ -115,6 +133,36 @@ type soakReport struct {
 	Member string        `json:"member,omitempty"`
 	Score  int           `json:"score,omitempty"`
 	Stall  time.Duration `json:"stall,omitempty"`
+	// Refutes counts, since the start, the suspect and dead messages about
+	// this node that it refuted (memberlist logs each).
+	Refutes int `json:"refutes,omitempty"`
+	// Probes, RTTP99 and RTTMax describe the direct probes of the last
+	// second that were answered within the probe timeout (OnProbeRTT).
+	Probes int           `json:"probes,omitempty"`
+	RTTP99 time.Duration `json:"rtt_p99,omitempty"`
+	RTTMax time.Duration `json:"rtt_max,omitempty"`
+}
+
+// refuteCounter is a slog handler that counts memberlist's "Refuting a
+// suspect/dead message" lines before passing records on.
+type refuteCounter struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (h refuteCounter) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "Refuting a suspect message") || strings.HasPrefix(r.Message, "Refuting a dead message") {
+		h.n.Add(1)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h refuteCounter) WithAttrs(as []slog.Attr) slog.Handler {
+	return refuteCounter{h.Handler.WithAttrs(as), h.n}
+}
+
+func (h refuteCounter) WithGroup(name string) slog.Handler {
+	return refuteCounter{h.Handler.WithGroup(name), h.n}
 }
 
 // TestSoakNode is one soak node: a child process of TestSoak. It prints its
@@ -127,7 +175,15 @@ func TestSoakNode(t *testing.T) {
 	}
 	cfg := testConfig(t, id, os.Getenv("MESH_SOAK_IP"))
 	benchTweak(t)(&cfg)
-	cfg.Logger = testLogger(t)
+	var refutes atomic.Int64
+	cfg.Logger = slog.New(refuteCounter{testLogger(t).Handler(), &refutes})
+	var rttMu sync.Mutex
+	var rtts []time.Duration
+	cfg.OnProbeRTT = func(_ string, rtt time.Duration) {
+		rttMu.Lock()
+		rtts = append(rtts, rtt)
+		rttMu.Unlock()
+	}
 	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +218,13 @@ func TestSoakNode(t *testing.T) {
 			worst = max(worst, now.Sub(last)-10*time.Millisecond)
 			last = now
 			if n++; n%100 == 0 {
-				_ = enc.Encode(soakReport{Type: "health", Score: m.HealthScore(), Stall: worst})
+				rttMu.Lock()
+				second := rtts
+				rtts = nil
+				rttMu.Unlock()
+				slices.Sort(second)
+				_ = enc.Encode(soakReport{Type: "health", Score: m.HealthScore(), Stall: worst, Refutes: int(refutes.Load()),
+					Probes: len(second), RTTP99: percentile(second, 99), RTTMax: percentile(second, 100)})
 				worst = 0
 			}
 		}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -97,8 +97,24 @@ type cluster struct {
 }
 
 // startCluster starts n meshes (ids n0, n1, ...) with cfg applied to each,
-// joins them to n0 and waits until every one sees all n alive.
+// joins each to n0, the seed, as agents join theirs, and waits until every
+// one sees all n alive.
+//
+// Every joiner contacts n0 because n0 learns each joiner in the join itself
+// and so hands the next one the whole table. A random earlier contact may
+// not yet have heard of the members that joined just before (joins here
+// come milliseconds apart, faster than gossip spreads them); the joiner then
+// learns them only from gossip retransmissions that may already be spent,
+// or from the next push/pull, up to a PushPullInterval later.
 func startCluster(t testing.TB, subnet, n int, tweak func(*Config)) *cluster {
+	t.Helper()
+	c := joinCluster(t, subnet, n, tweak)
+	c.waitAllAlive(c.convergeTimeout())
+	return c
+}
+
+// joinCluster is startCluster without the final wait.
+func joinCluster(t testing.TB, subnet, n int, tweak func(*Config)) *cluster {
 	t.Helper()
 	c := &cluster{t: t, subnet: subnet}
 	for i := range n {
@@ -111,14 +127,33 @@ func startCluster(t testing.TB, subnet, n int, tweak func(*Config)) *cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i, m := range c.meshes[1:] {
-		// Join a random earlier node, so large clusters do not all load n0.
-		if _, err := m.Join(ctx, []string{c.meshes[rand.IntN(i+1)].self}); err != nil {
+	for _, m := range c.meshes[1:] {
+		if _, err := m.Join(ctx, []string{c.meshes[0].self}); err != nil {
 			t.Fatalf("join %s: %v", m.cfg.NodeID, err)
 		}
 	}
-	c.waitAllAlive(10*time.Second + time.Duration(n)*100*time.Millisecond)
 	return c
+}
+
+// convergeTimeout bounds how long the cluster may take to see a change
+// everywhere: gossip normally takes well under a second, but an alive
+// message a member missed (or a false suspicion under CPU load) is only
+// repaired by push/pull, so the bound covers one push/pull period beyond a
+// generous gossip allowance.
+func (c *cluster) convergeTimeout() time.Duration {
+	n := len(c.meshes)
+	return 10*time.Second + time.Duration(n)*100*time.Millisecond + pushPullPeriod(c.cfgs[0].PushPullInterval, n)
+}
+
+// pushPullPeriod is memberlist's push/pull period at n members: the
+// configured interval, stretched beyond 32 members (memberlist's
+// pushPullScale) so the cluster-wide rate of full exchanges stays bounded.
+func pushPullPeriod(interval time.Duration, n int) time.Duration {
+	const threshold = 32
+	if n <= threshold {
+		return interval
+	}
+	return time.Duration(math.Ceil(math.Log2(float64(n))-math.Log2(threshold))+1) * interval
 }
 
 // ids returns the node ids of the cluster.
@@ -138,6 +173,23 @@ func (c *cluster) waitAllAlive(timeout time.Duration) {
 	}
 }
 
+// waitAllKnown waits until every mesh sees every mesh alive or suspect:
+// for clusters so large for one process that their members are suspected
+// now and then, which they refute on their own.
+func (c *cluster) waitAllKnown(timeout time.Duration) {
+	c.t.Helper()
+	for _, id := range c.ids() {
+		waitFor(c.t, timeout, func() bool {
+			for _, m := range c.meshes {
+				if mem, ok := m.Member(id); !ok || (mem.Status != StatusAlive && mem.Status != StatusSuspect) {
+					return false
+				}
+			}
+			return true
+		}, "%s to be alive or suspect everywhere (%s)", id, lazy(func() string { return describe(c.meshes, id) }))
+	}
+}
+
 // waitFor polls cond every 5 ms until it holds or timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
 	t.Helper()
@@ -153,8 +205,14 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() bool, format strin
 // waitStatus waits until every mesh in ms sees member id with status s.
 func waitStatus(t testing.TB, ms []*Mesh, id string, s Status, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, func() bool { return allSee(ms, id, s) }, "%s to be %s everywhere (%s)", id, s, describe(ms, id))
+	waitFor(t, timeout, func() bool { return allSee(ms, id, s) }, "%s to be %s everywhere (%s)", id, s, lazy(func() string { return describe(ms, id) }))
 }
+
+// lazy formats as the string its function returns when formatted: failure
+// messages then describe the state at the timeout, not at the start.
+type lazy func() string
+
+func (l lazy) String() string { return l() }
 
 // allSee reports whether every mesh sees id with status s.
 func allSee(ms []*Mesh, id string, s Status) bool {
@@ -359,4 +417,131 @@ func (c *cutTransport) Shutdown() error {
 	close(c.stop)
 	c.wg.Wait()
 	return err
+}
+
+// memNetwork is an in-memory network for memberlists, for clusters too big
+// for real sockets in one process on two cores (the 50- and 100-member
+// benchmarks). It replaces memberlist.MockNetwork, whose unbuffered
+// channels make a packet send wait for the receiver's packet handler, which
+// itself sends (acks, indirect pings): two handlers sending to each other
+// wait forever, and the stall spreads to every node that then sends to
+// either, until gossip stops (see TUNING.md). Here, as with UDP, a packet
+// send never waits: each node has a receive buffer, and a packet to a full
+// buffer or a stopped node is dropped.
+type memNetwork struct {
+	mu    sync.Mutex
+	nodes map[string]*memTransport // by address
+}
+
+// memRecvBuffer is each node's packet receive buffer, in packets.
+const memRecvBuffer = 1024
+
+// newTransport returns the transport of the node at addr (host:port).
+func (n *memNetwork) newTransport(t testing.TB, addr string) *memTransport {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, p := net.ParseIP(host), portOf(t, addr)
+	if ip == nil {
+		t.Fatalf("memNetwork: %q is not an IP address", host)
+	}
+	tr := &memTransport{net: n, addr: memAddr(net.JoinHostPort(host, port)), ip: ip, port: p,
+		packetCh: make(chan *memberlist.Packet, memRecvBuffer), streamCh: make(chan net.Conn), stop: make(chan struct{})}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.nodes == nil {
+		n.nodes = make(map[string]*memTransport)
+	}
+	n.nodes[string(tr.addr)] = tr
+	return tr
+}
+
+func (n *memNetwork) peer(addr string) (*memTransport, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if tr, ok := n.nodes[addr]; ok {
+		return tr, nil
+	}
+	return nil, fmt.Errorf("memNetwork: no route to %s", addr)
+}
+
+// memAddr is a node's address on a memNetwork.
+type memAddr string
+
+func (a memAddr) Network() string { return "mem" }
+func (a memAddr) String() string  { return string(a) }
+
+// memTransport is one node's memberlist transport on a memNetwork.
+type memTransport struct {
+	net      *memNetwork
+	addr     memAddr
+	ip       net.IP
+	port     int
+	packetCh chan *memberlist.Packet
+	streamCh chan net.Conn
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+var _ memberlist.NodeAwareTransport = (*memTransport)(nil)
+
+func (t *memTransport) FinalAdvertiseAddr(string, int) (net.IP, int, error) { return t.ip, t.port, nil }
+
+func (t *memTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	return t.WriteToAddress(b, memberlist.Address{Addr: addr})
+}
+
+// WriteToAddress delivers a copy of b, or drops it when the receiver's
+// buffer is full or the receiver has stopped.
+func (t *memTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	now := time.Now()
+	dest, err := t.net.peer(a.Addr)
+	if err != nil {
+		return now, err
+	}
+	p := &memberlist.Packet{Buf: append([]byte(nil), b...), From: t.addr, Timestamp: now}
+	select {
+	case <-dest.stop:
+	case dest.packetCh <- p:
+	default:
+	}
+	return now, nil
+}
+
+func (t *memTransport) PacketCh() <-chan *memberlist.Packet { return t.packetCh }
+
+func (t *memTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
+}
+
+// DialAddressTimeout hands one end of a pipe to the node at a.
+func (t *memTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	dest, err := t.net.peer(a.Addr)
+	if err != nil {
+		return nil, err
+	}
+	local, remote := net.Pipe()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case dest.streamCh <- remote:
+		return local, nil
+	case <-dest.stop:
+		err = fmt.Errorf("memNetwork: connection to %s refused", a.Addr)
+	case <-timer.C:
+		err = fmt.Errorf("memNetwork: dial %s: timeout %v", a.Addr, timeout)
+	}
+	_ = local.Close()
+	_ = remote.Close()
+	return nil, err
+}
+
+func (t *memTransport) StreamCh() <-chan net.Conn { return t.streamCh }
+
+// Shutdown stops the node: packets to it are dropped, dials refused.
+func (t *memTransport) Shutdown() error {
+	t.stopOnce.Do(func() { close(t.stop) })
+	return nil
 }

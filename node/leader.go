@@ -148,7 +148,7 @@ func (a *Agent) every(ctx context.Context, name string, interval time.Duration, 
 
 // runAutopilot keeps the raft voters in step with the gossip members.
 func (a *Agent) runAutopilot(ctx context.Context) {
-	ap := mesh.NewAutopilot(a.mesh, raftMembership{a.store}, mesh.VoterPolicy{MaxVoters: 5, DeadServerTimeout: 10 * time.Minute},
+	ap := mesh.NewAutopilot(a.mesh, raftMembership{a.store}, mesh.VoterPolicy{MaxVoters: 5, DeadServerTimeout: a.cfg.DeadServerTimeout},
 		a.logger.With("duty", "autopilot"))
 	ap.Run(ctx)
 }
