@@ -198,6 +198,9 @@ func TestExit(t *testing.T) {
 			t.Errorf("exit?code=%s = %d, want 400", bad, code)
 		}
 	}
+	// The answer is flushed before Exit is called: the call may come just
+	// after the client has read it.
+	waitFor(t, 5*time.Second, func() bool { return len(f.exits.get()) > 0 })
 	if got := f.exits.get(); len(got) != 1 || got[0] != 7 {
 		t.Fatalf("exit codes = %v, want [7]", got)
 	}
