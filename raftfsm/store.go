@@ -40,8 +40,9 @@ type StoreConfig struct {
 	// replaced: a follower starts an election after a random wait between one
 	// and two heartbeat timeouts without contact. Lower means faster failover
 	// and more risk of needless elections when a node stalls (GC, busy CPU,
-	// slow fsync). 350 ms gives a failover well under a second on a VPC and
-	// on loopback with both cores busy, and no flapping in our soak.
+	// slow fsync). 350 ms gives a failover of about 0.6 s (p50) on loopback,
+	// and no leader change in a 10-minute soak with both cores busy
+	// (TestRaftSoak; bench/README.md has the figures).
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
 	// LeaderLeaseTimeout is how long a leader keeps leading without quorum
@@ -98,6 +99,7 @@ type Store struct {
 	fsm       *FSM
 	raft      *raft.Raft
 	transport raft.Transport
+	logs      raft.LogStore
 	snapshots raft.SnapshotStore
 	closers   []io.Closer
 
@@ -195,6 +197,7 @@ func OpenStore(cfg StoreConfig, fsm *FSM) (*Store, error) {
 		s.closers = append(s.closers, tcp)
 	}
 
+	s.logs = logs
 	var machine raft.FSM = fsm
 	if cfg.OnApply != nil {
 		machine = &timedFSM{FSM: fsm, observe: cfg.OnApply}
@@ -450,6 +453,16 @@ func (s *Store) LatestSnapshot() (*raft.SnapshotMeta, io.ReadCloser, error) {
 		return nil, nil, fmt.Errorf("open raft snapshot %s: %w", metas[0].ID, err)
 	}
 	return meta, rc, nil
+}
+
+// FirstLogIndex is the oldest entry still in this node's raft log: what
+// raft's snapshots have not compacted away yet.
+func (s *Store) FirstLogIndex() (uint64, error) {
+	first, err := s.logs.FirstIndex()
+	if err != nil {
+		return 0, fmt.Errorf("raft log of %s: first index: %w", s.cfg.NodeID, err)
+	}
+	return first, nil
 }
 
 // Close shuts raft down and closes the stores. It does not leave the

@@ -341,3 +341,30 @@ func TestConcurrentWritesAllApplied(t *testing.T) {
 		})
 	}
 }
+
+// TestRaftCompactsItsLogByItself: with no Snapshot call, raft's own
+// threshold takes a snapshot on every node and the log is trimmed to the
+// trailing entries, so it does not grow without bound.
+func TestRaftCompactsItsLogByItself(t *testing.T) {
+	nodes := tcpCluster(t, 3, func(c *StoreConfig) {
+		c.SnapshotThreshold = 64
+		c.SnapshotInterval = 100 * time.Millisecond // raft checks at a random time up to twice this
+		c.TrailingLogs = 16
+	})
+	leader := leaderOf(t, nodes)
+	acked := writeEvents(t, leader, "compact", 300)
+	for _, n := range nodes {
+		waitFor(t, 30*time.Second, n.id+" to snapshot and trim its log", func() bool {
+			st := n.store.Stats()
+			snap, _ := strconv.ParseUint(st["last_snapshot_index"], 10, 64)
+			if snap < 64 {
+				return false
+			}
+			// Compaction drops everything up to the snapshot (or up to
+			// TrailingLogs before the end): the log starts after it.
+			first, err := n.store.FirstLogIndex()
+			return err == nil && first > 1 && first <= snap+1
+		})
+		waitFor(t, 10*time.Second, n.id+" to hold every write", func() bool { return hasEvents(n, acked) })
+	}
+}
