@@ -1,6 +1,8 @@
 package mesh
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -57,4 +59,33 @@ func (m *Mesh) RemoveKey(k []byte) error {
 
 func (m *Mesh) hasKey(k []byte) bool {
 	return slices.ContainsFunc(m.keyring.GetKeys(), func(x []byte) bool { return slices.Equal(x, k) })
+}
+
+// KeyID names a gossip key without revealing it: the first 12 hex digits
+// of its SHA-256. Agents advertise the ids of their keys (NodeMeta.Keys).
+func KeyID(k []byte) string {
+	sum := sha256.Sum256(k)
+	return hex.EncodeToString(sum[:6])
+}
+
+// KeyIDs are the ids of the installed keys, the primary one first.
+func (m *Mesh) KeyIDs() []string {
+	primary := m.keyring.GetPrimaryKey()
+	ids := []string{KeyID(primary)}
+	for _, k := range m.keyring.GetKeys() {
+		if !slices.Equal(k, primary) {
+			ids = append(ids, KeyID(k))
+		}
+	}
+	return ids
+}
+
+// RemoveKeyID removes the installed key whose KeyID is id (not the primary).
+func (m *Mesh) RemoveKeyID(id string) error {
+	for _, k := range m.keyring.GetKeys() {
+		if KeyID(k) == id {
+			return m.RemoveKey(k)
+		}
+	}
+	return ErrUnknownKey
 }

@@ -28,8 +28,14 @@ func TestKeyRotation(t *testing.T) {
 		}
 	}
 	for _, m := range c.meshes {
+		if ids := m.KeyIDs(); len(ids) != 2 || ids[0] != KeyID(newKey) || ids[1] != KeyID(oldKey) {
+			t.Fatalf("%s's key ids %v: want the new key first, then the old", m.cfg.NodeID, ids)
+		}
 		if err := m.RemoveKey(oldKey); err != nil {
 			t.Fatal(err)
+		}
+		if ids := m.KeyIDs(); len(ids) != 1 || ids[0] != KeyID(newKey) {
+			t.Fatalf("%s's key ids after the removal: %v", m.cfg.NodeID, ids)
 		}
 	}
 	// Together: everyone still sees everyone alive, and fresh gossip (a

@@ -8,6 +8,7 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -35,6 +36,18 @@ type NodeMeta struct {
 	Version string `json:"v,omitempty"`
 	// Proto is the highest state-command type this agent understands.
 	Proto int `json:"proto,omitempty"`
+	// Keys are the KeyIDs of the gossip keys this agent has installed,
+	// comma-separated, the one it encrypts with first: what a key rotation
+	// waits on. (A string keeps NodeMeta comparable.)
+	Keys string `json:"keys,omitempty"`
+}
+
+// KeyIDs splits Keys: the primary key's id first (none when Keys is empty).
+func (m NodeMeta) KeyIDs() []string {
+	if m.Keys == "" {
+		return nil
+	}
+	return strings.Split(m.Keys, ",")
 }
 
 // MaxMetaSize is the largest encoded NodeMeta memberlist accepts.
@@ -88,8 +101,23 @@ func (m NodeMeta) Validate() error {
 	if m.Proto < 0 {
 		return fmt.Errorf("%w: node %s: negative protocol %d", ErrInvalidMeta, m.ID, m.Proto)
 	}
+	ids := m.KeyIDs()
+	if len(ids) > maxMetaKeys {
+		return fmt.Errorf("%w: node %s: %d gossip keys, at most %d", ErrInvalidMeta, m.ID, len(ids), maxMetaKeys)
+	}
+	for _, k := range ids {
+		if !keyIDPattern.MatchString(k) {
+			return fmt.Errorf("%w: node %s: gossip key id %q", ErrInvalidMeta, m.ID, k)
+		}
+	}
 	return nil
 }
+
+// maxMetaKeys bounds NodeMeta.Keys (a keyring holds a few keys at most).
+const maxMetaKeys = 8
+
+// keyIDPattern is KeyID's shape.
+var keyIDPattern = regexp.MustCompile(`^[0-9a-f]{12}$`)
 
 // hostPattern is a conservative host name: letters, digits, '-', '.'.
 var hostPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)

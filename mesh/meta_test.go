@@ -8,7 +8,7 @@ import (
 
 func TestNodeMetaValidate(t *testing.T) {
 	good := NodeMeta{ID: "node-1", DropletID: 42, Region: "nyc3", PublicIP: "203.0.113.7", PrivateIP: "10.0.0.7",
-		API: "10.0.0.7:9999", UI: "10.0.0.7:8080", Raft: "10.0.0.7:7947", Edge: "[2001:db8::1]:443", Version: "v1.2.3-4-gabc", Proto: 12}
+		API: "10.0.0.7:9999", UI: "10.0.0.7:8080", Raft: "10.0.0.7:7947", Edge: "[2001:db8::1]:443", Version: "v1.2.3-4-gabc", Proto: 12, Keys: "0123456789ab,ba9876543210"}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("valid meta refused: %v", err)
 	}
@@ -33,6 +33,9 @@ func TestNodeMetaValidate(t *testing.T) {
 		"ui shell chars":  func(m *NodeMeta) { m.UI = "$(reboot):80" },
 		"version":         func(m *NodeMeta) { m.Version = "v1 ; rm" },
 		"negative proto":  func(m *NodeMeta) { m.Proto = -1 },
+		"key id":          func(m *NodeMeta) { m.Keys = "0123456789ab,XYZ" },
+		"empty key id":    func(m *NodeMeta) { m.Keys = "0123456789ab," },
+		"too many keys":   func(m *NodeMeta) { m.Keys = strings.TrimSuffix(strings.Repeat("0123456789ab,", 9), ",") },
 	}
 	for name, f := range bad {
 		m := good

@@ -61,6 +61,10 @@ type Agent struct {
 	instances *instanceTable
 	crons     *cronRunner
 
+	// gossipKeyIDs are the installed gossip keys' ids, comma-separated,
+	// the primary first (advertised in meta; guarded by mu).
+	gossipKeyIDs string
+
 	edgeMu      sync.Mutex
 	edgeLast    edge.Config
 	edgeApplied bool
@@ -267,7 +271,16 @@ func (a *Agent) start(ctx context.Context) error {
 	mc := mesh.DefaultConfig()
 	mc.NodeID, mc.BindAddr, mc.BindPort = cfg.NodeID, cfg.BindIP, cfg.GossipPort
 	mc.AdvertiseAddr, mc.AdvertisePort = cfg.AdvertiseIP, cfg.GossipPort
-	mc.ClusterName, mc.Keys, mc.Logger = cfg.ClusterName, [][]byte{a.keys.GossipKey}, a.logger
+	gossipKeys, err := a.startGossipKeys()
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(gossipKeys))
+	for i, k := range gossipKeys {
+		ids[i] = mesh.KeyID(k)
+	}
+	a.setGossipKeyIDs(ids)
+	mc.ClusterName, mc.Keys, mc.Logger = cfg.ClusterName, gossipKeys, a.logger
 	mc.Meta = a.meta()
 	mc.OnProbeRTT = func(_ string, rtt time.Duration) { a.metrics.ObserveProbeRTT(rtt) }
 	m, err := mesh.New(mc)
@@ -293,6 +306,7 @@ func (a *Agent) start(ctx context.Context) error {
 			return err
 		}
 	}
+	a.goRun(ctx, "gossip-keys", a.runGossipKeys)
 	a.goRun(ctx, "rejoin", a.rejoinLoop)
 	a.goRun(ctx, "leader-loop", a.leaderLoop)
 	a.goRun(ctx, "ready", a.waitReady)
@@ -307,6 +321,9 @@ func (a *Agent) meta() mesh.NodeMeta {
 	if a.uiHandler != nil {
 		m.UI = c.addr(c.UIPort)
 	}
+	a.mu.Lock()
+	m.Keys = a.gossipKeyIDs
+	a.mu.Unlock()
 	if c.Edge != "none" && !c.NoRuntime {
 		m.Edge = net.JoinHostPort(c.PublicIP, fmt.Sprint(c.EdgePort))
 	}

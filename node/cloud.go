@@ -698,6 +698,13 @@ func (a *Agent) userData(st raftfsm.Settings, nodeID, region string, joins []str
 	if st.LocalMode {
 		env = append(env, "DROPMESH_LOCAL_MODE=1")
 	}
+	var g raftfsm.GossipKeyring
+	a.fsm.View(func(s *raftfsm.State) { g = s.Gossip })
+	if line, err := gossipKeysEnv(g, a.wantedGossipKeys); err != nil {
+		return "", fmt.Errorf("user data of %s: %w", nodeID, err)
+	} else if line != "" {
+		env = append(env, line)
+	}
 	return scripts.RenderUserData(scripts.UserData{NodeID: nodeID, ClusterName: st.ClusterName, Env: env})
 }
 

@@ -68,7 +68,7 @@ func applyEnv(flags *pflag.FlagSet, getenv func(string) string) error {
 func AgentCommand(version string, wire Options) []*cobra.Command {
 	build := func(use, short string, requireJoin bool) *cobra.Command {
 		cfg := DefaultConfig()
-		var join, trusted, logFormat, logLevel string
+		var join, trusted, gossipKeys, logFormat, logLevel string
 		var deadGrace time.Duration
 		cmd := &cobra.Command{
 			Use:   use,
@@ -86,6 +86,13 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 					return err
 				}
 				cfg.TrustedNets = nets
+				if gossipKeys != "" {
+					keys, err := parseGossipKeys(strings.Split(gossipKeys, ","))
+					if err != nil {
+						return fmt.Errorf("--gossip-keys: %w", err)
+					}
+					cfg.GossipKeys = keys
+				}
 				if deadGrace > 0 {
 					cfg.Init.DeadNodeGrace = raftfsm.Duration(deadGrace)
 				}
@@ -142,6 +149,7 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 		f.DurationVar(&cfg.DeadServerTimeout, "dead-server-timeout", cfg.DeadServerTimeout,
 			"how long a dead (not left) raft server keeps its place before the leader removes it and promotes a non-voter; must be positive")
 		f.BoolVar(&cfg.RequireAuthAlways, "require-auth-always", cfg.RequireAuthAlways, "require the API key also from inside the VPC (REQUIRE_AUTH_ALWAYS); false needs --trusted-nets")
+		f.StringVar(&gossipKeys, "gossip-keys", "", "gossip keys (hex, comma-separated, the primary first) to start with before this node has its own copy: what a new droplet's user data carries after a key rotation")
 		f.StringVar(&trusted, "trusted-nets", "", "with --require-auth-always=false: networks (CIDRs, comma-separated, e.g. the VPC's 10.110.0.0/20) whose clients may skip the API key")
 		f.StringVar(&cfg.PublishIP, "publish-ip", "", "IP container ports are published on (default: the advertise IP)")
 		f.StringVar(&cfg.ContainerSuffix, "container-suffix", "", "suffix of container names (when agents share a Docker engine)")

@@ -78,6 +78,11 @@ type Config struct {
 	DeadServerTimeout time.Duration
 	// RequireAuthAlways requires the API key even from inside the VPC.
 	RequireAuthAlways bool
+	// GossipKeys are gossip keys to start with when this node has no copy of
+	// its own yet (a droplet the leader made after a key rotation; its user
+	// data carries them), the primary first. Empty: the key derived from
+	// the cluster secret.
+	GossipKeys [][]byte
 	// TrustedNets are the networks (the VPC) whose clients may skip the API
 	// key when RequireAuthAlways is false; it must be given then.
 	TrustedNets []netip.Prefix

@@ -29,6 +29,7 @@ func (a *Agent) duties() []duty {
 		{"restarts", a.runRestarts},
 		{"cloud", a.runCloud},
 		{"housekeeping", a.runHousekeeping},
+		{"gossip-rotation", a.runGossipRotation},
 		{"notify", func(ctx context.Context) {
 			notify.Run(ctx, a, notify.Config{Logger: a.logger.With("duty", "notify"), Now: a.now})
 		}},

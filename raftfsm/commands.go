@@ -51,6 +51,7 @@ const (
 	CmdSetStranded
 	CmdPutOriginCert
 	CmdDeleteOriginCert
+	CmdSetGossipKeys
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -78,6 +79,7 @@ var commandNames = [...]string{
 	CmdDeleteRegistry: "delete_registry", CmdPutBuildContext: "put_build_context",
 	CmdImportState: "import_state", CmdPutSnapshot: "put_snapshot", CmdSetStranded: "set_stranded",
 	CmdPutOriginCert: "put_origin_cert", CmdDeleteOriginCert: "delete_origin_cert",
+	CmdSetGossipKeys: "set_gossip_keys",
 }
 
 // String names the command type for logs and errors.
@@ -488,6 +490,13 @@ type PutOriginCert struct {
 	Cert OriginCert `json:"cert"`
 }
 
+// SetGossipKeys replaces the cluster's gossip keyring (a rotation's steps;
+// the leader makes the key and seals it).
+type SetGossipKeys struct {
+	At      time.Time     `json:"at"`
+	Keyring GossipKeyring `json:"keyring"`
+}
+
 // DeleteOriginCert removes a zone's origin certificate.
 type DeleteOriginCert struct {
 	At   time.Time `json:"at"`
@@ -532,3 +541,4 @@ func (*PutSnapshot) Type() CommandType       { return CmdPutSnapshot }
 func (*SetStranded) Type() CommandType       { return CmdSetStranded }
 func (*PutOriginCert) Type() CommandType     { return CmdPutOriginCert }
 func (*DeleteOriginCert) Type() CommandType  { return CmdDeleteOriginCert }
+func (*SetGossipKeys) Type() CommandType     { return CmdSetGossipKeys }

@@ -96,6 +96,8 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applyPutOriginCert), true
 	case CmdDeleteOriginCert:
 		return entry(applyDeleteOriginCert), true
+	case CmdSetGossipKeys:
+		return entry(applySetGossipKeys), true
 	}
 	return handler{}, false
 }

@@ -22,6 +22,8 @@ type State struct {
 	Events     EventLog                       `json:"events"`
 	// OriginCerts are the edge's TLS certificates, by DNS zone.
 	OriginCerts map[string]*OriginCert `json:"origin_certs,omitempty"`
+	// Gossip is the gossip keyring after a rotation (empty before).
+	Gossip GossipKeyring `json:"gossip,omitzero"`
 	// Index is the raft index of the last command applied to this state.
 	Index uint64 `json:"index"`
 }

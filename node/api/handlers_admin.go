@@ -295,6 +295,24 @@ func (s *server) deleteRegistry(c *gin.Context) {
 	respond(c, http.StatusNoContent, nil)
 }
 
+func (s *server) gossipKeys(c *gin.Context) {
+	info, err := s.ctrl.GossipKeys(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ok(c, info)
+}
+
+func (s *server) rotateGossipKey(c *gin.Context) {
+	info, err := s.ctrl.RotateGossipKey(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	respond(c, http.StatusAccepted, info)
+}
+
 func (s *server) listOriginCerts(c *gin.Context) {
 	out := []OriginCertInfo{}
 	s.ctrl.View(func(st *raftfsm.State) {

@@ -176,6 +176,9 @@ func (s *server) routes() []Route {
 		{Method: http.MethodPost, Path: "/v1/registries", Summary: "Store credentials for a private registry", Kind: RouteWrite, Handler: s.putRegistry, Request: control.RegistryRequest{}, Status: http.StatusNoContent},
 		{Method: http.MethodDelete, Path: "/v1/registries/{registry}", Summary: "Remove registry credentials", Kind: RouteWrite, Handler: s.deleteRegistry, Status: http.StatusNoContent},
 
+		{Method: http.MethodGet, Path: "/v1/gossip-keys", Summary: "The gossip keys by id (never the keys), a rotation in progress, each member's keys", Kind: RouteRead, Handler: s.gossipKeys, Response: control.GossipKeysInfo{}},
+		{Method: http.MethodPost, Path: "/v1/gossip-keys/rotate", Summary: "Start moving the cluster to a new gossip key, without a restart", Kind: RouteWrite, Handler: s.rotateGossipKey, Response: control.GossipKeysInfo{}, Status: http.StatusAccepted},
+
 		{Method: http.MethodGet, Path: "/v1/origin-certs", Summary: "The edge's TLS certificates, by zone (no keys)", Kind: RouteRead, Handler: s.listOriginCerts, Response: []OriginCertInfo{}},
 		{Method: http.MethodPut, Path: "/v1/origin-certs/{zone}", Summary: "Store a zone's TLS certificate and key (the key sealed)", Kind: RouteWrite, Handler: s.putOriginCert, Request: control.OriginCertRequest{}, Status: http.StatusNoContent},
 		{Method: http.MethodDelete, Path: "/v1/origin-certs/{zone}", Summary: "Remove a zone's TLS certificate", Kind: RouteWrite, Handler: s.deleteOriginCert, Status: http.StatusNoContent},

@@ -57,6 +57,8 @@ type Fake struct {
 	contexts  map[string][]byte
 	agentLogs []control.LogEntry
 	probeErr  error
+	// gossipRotations counts the rotations; the key ids follow from it.
+	gossipRotations int
 }
 
 // Call is one recorded Controller call: the method's name and its main argument.
@@ -649,6 +651,30 @@ func (f *Fake) DeleteRegistry(ctx context.Context, registry string) error {
 	}
 	_, err := f.Apply(&raftfsm.DeleteRegistry{At: f.now(), Registry: registry})
 	return err
+}
+
+// GossipKeys answers from the fake's keyring (the derived key until a
+// rotation), with no members.
+func (f *Fake) GossipKeys(ctx context.Context) (control.GossipKeysInfo, error) {
+	if err := f.record("GossipKeys", nil); err != nil {
+		return control.GossipKeysInfo{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := fmt.Sprintf("%012x", f.gossipRotations+1)
+	return control.GossipKeysInfo{Primary: id, Keys: []string{id}, Derived: f.gossipRotations == 0, Members: []control.GossipMember{}}, nil
+}
+
+// RotateGossipKey completes a rotation at once: the fake has no mesh to
+// wait for.
+func (f *Fake) RotateGossipKey(ctx context.Context) (control.GossipKeysInfo, error) {
+	if err := f.write("RotateGossipKey", nil); err != nil {
+		return control.GossipKeysInfo{}, err
+	}
+	f.mu.Lock()
+	f.gossipRotations++
+	f.mu.Unlock()
+	return f.GossipKeys(ctx)
 }
 
 // PutOriginCert checks the pair (as the agent does), seals the key and

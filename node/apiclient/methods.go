@@ -412,6 +412,18 @@ func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 	return c.send(ctx, http.MethodDelete, "/v1/webhooks/"+url.PathEscape(id), nil, nil, nil)
 }
 
+// GossipKeys describes the gossip keyring and each member's keys.
+func (c *Client) GossipKeys(ctx context.Context, opts ...ReadOption) (control.GossipKeysInfo, error) {
+	var out control.GossipKeysInfo
+	return out, c.Get(ctx, "/v1/gossip-keys", nil, &out, opts...)
+}
+
+// RotateGossipKey starts a gossip key rotation; the leader finishes it.
+func (c *Client) RotateGossipKey(ctx context.Context) (control.GossipKeysInfo, error) {
+	var out control.GossipKeysInfo
+	return out, c.send(ctx, http.MethodPost, "/v1/gossip-keys/rotate", nil, nil, &out)
+}
+
 // OriginCerts lists the edge's TLS certificates (no keys).
 func (c *Client) OriginCerts(ctx context.Context, opts ...ReadOption) ([]api.OriginCertInfo, error) {
 	var out []api.OriginCertInfo

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/dropmesh/dropmesh/cloudops"
+	"github.com/dropmesh/dropmesh/node/atomicfile"
 	"github.com/dropmesh/dropmesh/scripts"
 )
 
@@ -469,7 +470,7 @@ func loadOrCreateKey(path string) (ssh.Signer, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("encode ssh key: %w", err)
 	}
-	if err := writeFileAtomic(path, pem.EncodeToMemory(block), 0o600); err != nil {
+	if err := atomicfile.Write(path, pem.EncodeToMemory(block), 0o600); err != nil {
 		return nil, false, fmt.Errorf("save ssh key: %w", err)
 	}
 	s, err := ssh.NewSignerFromKey(priv)

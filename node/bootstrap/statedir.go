@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/node"
+	"github.com/dropmesh/dropmesh/node/atomicfile"
 )
 
 // Files in a state dir. Every one is private to the user (mode 0600): the
@@ -118,7 +119,7 @@ func (d *StateDir) SaveRecord(rec Record) error {
 	if err != nil {
 		return fmt.Errorf("encode cluster record: %w", err)
 	}
-	return writeFileAtomic(d.File(RecordFile), append(data, '\n'), 0o600)
+	return atomicfile.Write(d.File(RecordFile), append(data, '\n'), 0o600)
 }
 
 // ClusterSecret reads the cluster secret; ok is false when there is none.
@@ -137,7 +138,7 @@ func (d *StateDir) NewClusterSecret() (node.ClusterSecret, error) {
 	if err != nil {
 		return s, err
 	}
-	return s, writeFileAtomic(d.File(ClusterSecretFile), []byte(s.String()+"\n"), 0o600)
+	return s, atomicfile.Write(d.File(ClusterSecretFile), []byte(s.String()+"\n"), 0o600)
 }
 
 // AdminPassword reads the admin's password, or makes and keeps one.
@@ -154,14 +155,14 @@ func (d *StateDir) AdminPassword() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return pw, writeFileAtomic(path, []byte(pw+"\n"), 0o600)
+	return pw, atomicfile.Write(path, []byte(pw+"\n"), 0o600)
 }
 
 // WriteEnv writes the env file that points the CLI at the cluster.
 func (d *StateDir) WriteEnv(addr, apiKey string) error {
 	content := fmt.Sprintf("# dropmesh cluster bootstrapped from %s: . this file to point the CLI at it\nexport DROPMESH_ADDR=%s\nexport DROPMESH_API_KEY=%s\n",
 		d.Path, addr, apiKey)
-	return writeFileAtomic(d.File(EnvFile), []byte(content), 0o600)
+	return atomicfile.Write(d.File(EnvFile), []byte(content), 0o600)
 }
 
 // newPassword makes a random password without look-alike characters.
@@ -185,32 +186,4 @@ func NewClusterID() (string, error) {
 		return "", fmt.Errorf("make cluster id: %w", err)
 	}
 	return hex.EncodeToString(b), nil
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, synced and renamed, with mode.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

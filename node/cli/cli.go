@@ -1,7 +1,7 @@
 // Package cli is dropmesh's command line for talking to a cluster: status,
 // nodes, services, workspaces, deploy, undeploy, restart, logs, health,
 // events, state export and import, snapshots, users, notification webhooks,
-// the edge's TLS certificates,
+// the edge's TLS certificates, gossip keys and their rotation,
 // cluster settings and shell completion.
 // Every command talks to any agent's API through node/apiclient; every read
 // command takes --json and then prints pure JSON on stdout.
@@ -147,6 +147,7 @@ func addCommands(root *cobra.Command, e *env) {
 		e.usersCmd(),
 		e.webhooksCmd(),
 		e.certsCmd(),
+		e.keysCmd(),
 		e.settingsCmd(),
 		completionCmd(),
 	)

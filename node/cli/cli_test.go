@@ -722,3 +722,23 @@ func TestCertsPutListRemove(t *testing.T) {
 		t.Fatalf("remove twice: %+v", r)
 	}
 }
+
+func TestKeysShowAndRotate(t *testing.T) {
+	h := newHarness(t)
+	r := h.run("keys")
+	if r.code != 0 || !strings.Contains(r.stdout, "primary: 000000000001 (derived from the cluster secret)") {
+		t.Fatalf("keys: %+v", r)
+	}
+	r = h.run("keys", "rotate")
+	if r.code != 0 || !strings.Contains(r.stdout, "rotating the gossip key to 000000000002") || !strings.Contains(r.stdout, "done: 000000000002 is the only gossip key") {
+		t.Fatalf("keys rotate: %+v", r)
+	}
+	r = h.run("keys", "--json")
+	var info control.GossipKeysInfo
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &info) != nil || info.Primary != "000000000002" || info.Derived {
+		t.Fatalf("keys --json: %+v", r)
+	}
+	if r := h.run("keys", "rotate", "extra"); r.code == 0 {
+		t.Fatalf("keys rotate with an argument: %+v", r)
+	}
+}

@@ -80,6 +80,11 @@ type Controller interface {
 	DeleteWebhook(ctx context.Context, id string) error
 	PutRegistry(ctx context.Context, req RegistryRequest) error
 	DeleteRegistry(ctx context.Context, registry string) error
+	// GossipKeys describes the gossip keyring and each member's keys.
+	GossipKeys(ctx context.Context) (GossipKeysInfo, error)
+	// RotateGossipKey starts moving the cluster to a new random gossip key
+	// (leader only; the leader's duty finishes it, without a restart).
+	RotateGossipKey(ctx context.Context) (GossipKeysInfo, error)
 	// PutOriginCert stores a zone's TLS certificate chain and key (the key
 	// sealed); every edge then serves the zone's hosts over TLS with it.
 	PutOriginCert(ctx context.Context, zone, certPEM, keyPEM string) error
@@ -103,6 +108,28 @@ type Controller interface {
 	// OpenContext opens a stored build context for a peer.
 	OpenContext(digest string) (io.ReadCloser, int64, error)
 	Stats(ctx context.Context) (NodeStats, error)
+}
+
+// GossipKeysInfo is the answer of GET /v1/gossip-keys: the cluster's gossip
+// keys by id (never the keys), a rotation in progress, and the keys each
+// member says it has installed.
+type GossipKeysInfo struct {
+	// Primary is the id of the key that encrypts; Keys every key's id.
+	Primary string   `json:"primary"`
+	Keys    []string `json:"keys"`
+	// Derived is true while the cluster still uses the key derived from
+	// its secret (no rotation has happened).
+	Derived  bool                    `json:"derived"`
+	Rotation *raftfsm.GossipRotation `json:"rotation,omitempty"`
+	Members  []GossipMember          `json:"members"`
+}
+
+// GossipMember is one member's gossip keys as it advertises them.
+type GossipMember struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	// Keys are its key ids, the one it encrypts with first.
+	Keys []string `json:"keys"`
 }
 
 // ClusterInfo is the answer of GET /v1/cluster.

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/atomicfile"
 )
 
 // NginxOptions configure an nginx edge.
@@ -135,7 +137,7 @@ func NewNginx(ctx context.Context, o NginxOptions) (*Nginx, error) {
 			return nil, fmt.Errorf("nginx edge: %w", err)
 		}
 	}
-	if err := writeFileAtomic(l.mainConf(), renderMain(o, l.routesConf()), 0o644); err != nil {
+	if err := atomicfile.Write(l.mainConf(), renderMain(o, l.routesConf()), 0o644); err != nil {
 		return nil, fmt.Errorf("nginx edge: %w", err)
 	}
 	if pid, err := readPidFile(l.pidFile()); err == nil && isNginxMaster(pid, l.mainConf()) {
@@ -189,7 +191,7 @@ func (n *Nginx) Apply(ctx context.Context, cfg Config) error {
 	}
 	defer n.gcCerts()
 	gen := n.nextGen()
-	if err := writeFileAtomic(n.l.newConf(), withStatus(body, n.l.statusSock(), gen), 0o644); err != nil {
+	if err := atomicfile.Write(n.l.newConf(), withStatus(body, n.l.statusSock(), gen), 0o644); err != nil {
 		return fmt.Errorf("nginx edge: %w", err)
 	}
 	if err := n.test(ctx, n.l.newConf()); err != nil {
@@ -197,7 +199,7 @@ func (n *Nginx) Apply(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if live, err := os.ReadFile(n.l.routesConf()); err == nil {
-		if err := writeFileAtomic(n.l.prevConf(), live, 0o644); err != nil {
+		if err := atomicfile.Write(n.l.prevConf(), live, 0o644); err != nil {
 			return fmt.Errorf("nginx edge: keep the previous config: %w", err)
 		}
 	}
@@ -231,7 +233,7 @@ func (n *Nginx) restorePrev(ctx context.Context) error {
 		return fmt.Errorf("read %s: %w", n.l.prevConf(), err)
 	}
 	gen := n.nextGen()
-	if err := writeFileAtomic(n.l.routesConf(), withStatus(prev, n.l.statusSock(), gen), 0o644); err != nil {
+	if err := atomicfile.Write(n.l.routesConf(), withStatus(prev, n.l.statusSock(), gen), 0o644); err != nil {
 		return err
 	}
 	if isNginxMaster(n.pid, n.l.mainConf()) {
@@ -343,7 +345,7 @@ func (n *Nginx) nextGen() string {
 
 // test runs `nginx -t` on a copy of the main file that includes routes.
 func (n *Nginx) test(ctx context.Context, routes string) error {
-	if err := writeFileAtomic(n.l.testConf(), renderMain(n.o, routes), 0o644); err != nil {
+	if err := atomicfile.Write(n.l.testConf(), renderMain(n.o, routes), 0o644); err != nil {
 		return fmt.Errorf("nginx edge: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, n.o.Binary, "-t", "-q", "-p", n.o.Dir+"/", "-c", n.l.testConf())
@@ -363,7 +365,7 @@ func (n *Nginx) test(ctx context.Context, routes string) error {
 func (n *Nginx) startFresh(ctx context.Context) error {
 	gen := n.nextGen()
 	if old, err := os.ReadFile(n.l.routesConf()); err == nil {
-		if werr := writeFileAtomic(n.l.newConf(), withStatus(old, n.l.statusSock(), gen), 0o644); werr == nil {
+		if werr := atomicfile.Write(n.l.newConf(), withStatus(old, n.l.statusSock(), gen), 0o644); werr == nil {
 			if terr := n.test(ctx, n.l.newConf()); terr == nil {
 				if err := os.Rename(n.l.newConf(), n.l.routesConf()); err == nil {
 					if err := n.start(ctx, gen); err == nil {
@@ -382,7 +384,7 @@ func (n *Nginx) startFresh(ctx context.Context) error {
 		return fmt.Errorf("nginx edge: %w", err)
 	}
 	gen = n.nextGen()
-	if err := writeFileAtomic(n.l.routesConf(), withStatus(body, n.l.statusSock(), gen), 0o644); err != nil {
+	if err := atomicfile.Write(n.l.routesConf(), withStatus(body, n.l.statusSock(), gen), 0o644); err != nil {
 		return fmt.Errorf("nginx edge: %w", err)
 	}
 	if err := n.start(ctx, gen); err != nil {
@@ -528,7 +530,7 @@ func (n *Nginx) writeCerts(certs []Cert) error {
 			if have, err := os.ReadFile(f.path); err == nil && bytes.Equal(have, f.data) {
 				continue
 			}
-			if err := writeFileAtomic(f.path, f.data, 0o600); err != nil {
+			if err := atomicfile.Write(f.path, f.data, 0o600); err != nil {
 				return fmt.Errorf("certificate for zone %s: %w", c.Zone, err)
 			}
 		}
@@ -596,34 +598,6 @@ func logSince(path string, offset int64) string {
 	}
 	b, _ := io.ReadAll(io.LimitReader(f, 4096))
 	return strings.TrimSpace(string(b))
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it into place, so readers (nginx) see the old or the new file, never half.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // waitUntil polls cond every interval until it holds (true) or ctx ends

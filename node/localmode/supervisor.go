@@ -22,6 +22,7 @@ import (
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/node/apiclient"
+	"github.com/dropmesh/dropmesh/node/atomicfile"
 	"github.com/dropmesh/dropmesh/node/bootstrap"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime"
@@ -303,7 +304,7 @@ func (s *supervisor) writeEnvLocked(droplets []fakeapi.BackedDroplet) error {
 	if content == s.envContent {
 		return nil
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, EnvFile), []byte(content)); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, EnvFile), []byte(content), 0o600); err != nil {
 		return err
 	}
 	s.envContent = content
@@ -329,25 +330,12 @@ func (s *supervisor) writeState() {
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].DropletID < st.Nodes[j].DropletID })
 	data, _ := json.MarshalIndent(st, "", "  ")
-	if err := writeFileAtomic(filepath.Join(s.dir, StateFile), data); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, StateFile), data, 0o600); err != nil {
 		s.log.Warn("write the local mesh's state", "err", err)
 	}
 	if err := s.writeEnvLocked(droplets); err != nil {
 		s.log.Warn("write the local mesh's env file", "err", err)
 	}
-}
-
-// writeFileAtomic replaces path with data (mode 0600) through a rename, so
-// `local status` and the CLI never read half a file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // shutdown stops every agent and removes this mesh's containers.

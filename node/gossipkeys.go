@@ -1,0 +1,319 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dropmesh/dropmesh/mesh"
+	"github.com/dropmesh/dropmesh/node/atomicfile"
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// Gossip key rotation, cluster-wide and without a restart.
+//
+// Until the first rotation every agent encrypts gossip with the key derived
+// from the cluster secret. A rotation (RotateGossipKey, on the leader) puts
+// a new random key, sealed, into the state's keyring in two steps: first
+// every agent installs it beside the old one (it decrypts with both, still
+// encrypts with the old), then, once every alive member advertises it in
+// its metadata, every agent encrypts with it; once every alive member
+// does, the old key is removed. Each agent applies the state's keyring to
+// its mesh (syncGossipKeys) and keeps a copy in DATA_DIR/gossip-keys, so a
+// restart gossips with the current keys before its raft log has caught up.
+// A droplet the leader creates later gets the keys in its user data
+// (DROPMESH_GOSSIP_KEYS). A member that was down for a whole rotation
+// cannot gossip when it comes back, but its raft log brings it the new
+// keyring, and from then on it can.
+
+// gossipKeysFile is this node's copy of its gossip keys: hex, one a line,
+// the primary first.
+func (a *Agent) gossipKeysFile() string { return filepath.Join(a.cfg.DataDir, "gossip-keys") }
+
+// startGossipKeys are the keys the mesh starts with: this node's copy, else
+// the ones its configuration gives (a droplet made after a rotation), else
+// the key derived from the cluster secret.
+func (a *Agent) startGossipKeys() ([][]byte, error) {
+	data, err := os.ReadFile(a.gossipKeysFile())
+	switch {
+	case err == nil:
+		keys, err := parseGossipKeys(strings.Fields(string(data)))
+		if err != nil {
+			return nil, fmt.Errorf("gossip keys in %s: %w", a.gossipKeysFile(), err)
+		}
+		return keys, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("gossip keys: %w", err)
+	}
+	if len(a.cfg.GossipKeys) > 0 {
+		return a.cfg.GossipKeys, nil
+	}
+	return [][]byte{a.keys.GossipKey}, nil
+}
+
+// parseGossipKeys decodes hex gossip keys (the primary first).
+func parseGossipKeys(fields []string) ([][]byte, error) {
+	if len(fields) == 0 || len(fields) > raftfsm.MaxGossipKeys {
+		return nil, fmt.Errorf("want 1 to %d keys, got %d", raftfsm.MaxGossipKeys, len(fields))
+	}
+	var keys [][]byte
+	for _, f := range fields {
+		k, err := hex.DecodeString(f)
+		if err != nil || len(k) != mesh.KeySize {
+			return nil, fmt.Errorf("a gossip key is %d hex digits", 2*mesh.KeySize)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// encodeGossipKeys is the hex form parseGossipKeys reads.
+func encodeGossipKeys(keys [][]byte) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = hex.EncodeToString(k)
+	}
+	return out
+}
+
+// wantedGossipKeys are the keys the state says this node should hold, the
+// primary first: the derived key while the keyring is empty.
+func (a *Agent) wantedGossipKeys(g raftfsm.GossipKeyring) ([][]byte, error) {
+	if len(g.Keys) == 0 {
+		return [][]byte{a.keys.GossipKey}, nil
+	}
+	primary, ok := g.Key(g.Primary)
+	if !ok {
+		return nil, fmt.Errorf("gossip keyring: no primary key %s", g.Primary)
+	}
+	ordered := []raftfsm.GossipKey{primary}
+	for _, k := range g.Keys {
+		if k.ID != g.Primary {
+			ordered = append(ordered, k)
+		}
+	}
+	var keys [][]byte
+	for _, k := range ordered {
+		plain, err := raftfsm.Open(a.keys.Sealer, raftfsm.GossipKeyLabel(k.ID), k.Key)
+		if err != nil {
+			return nil, fmt.Errorf("gossip key %s: %w", k.ID, err)
+		}
+		if len(plain) != mesh.KeySize || mesh.KeyID(plain) != k.ID {
+			return nil, fmt.Errorf("gossip key %s: does not match its id", k.ID)
+		}
+		keys = append(keys, plain)
+	}
+	return keys, nil
+}
+
+// runGossipKeys keeps this node's mesh keyring equal to the state's, on
+// every node: install what is new, switch the primary, remove what is gone
+// (in that order, so this node never stops understanding its peers).
+func (a *Agent) runGossipKeys(ctx context.Context) {
+	for {
+		changed := a.fsm.Changed()
+		if err := a.syncGossipKeys(ctx); err != nil && ctx.Err() == nil {
+			a.logger.Warn("gossip keys", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-time.After(30 * time.Second):
+		}
+	}
+}
+
+func (a *Agent) syncGossipKeys(ctx context.Context) error {
+	var g raftfsm.GossipKeyring
+	a.fsm.View(func(s *raftfsm.State) { g = s.Gossip })
+	if len(g.Keys) == 0 {
+		// Nothing rotated yet, in the state as this node has applied it: a
+		// node still replaying its log keeps the keys it started with.
+		if _, err := os.Stat(a.gossipKeysFile()); err == nil || len(a.cfg.GossipKeys) > 0 {
+			return nil
+		}
+	}
+	want, err := a.wantedGossipKeys(g)
+	if err != nil {
+		return err
+	}
+	m := a.mesh
+	have := m.KeyIDs()
+	changed := false
+	for _, k := range want {
+		if !slices.Contains(have, mesh.KeyID(k)) {
+			if err := m.InstallKey(k); err != nil {
+				return err
+			}
+			changed = true
+		}
+	}
+	if have[0] != mesh.KeyID(want[0]) {
+		if err := m.UseKey(want[0]); err != nil {
+			return err
+		}
+		changed = true
+	}
+	wantIDs := make([]string, len(want))
+	for i, k := range want {
+		wantIDs[i] = mesh.KeyID(k)
+	}
+	for _, id := range have {
+		if !slices.Contains(wantIDs, id) {
+			if err := m.RemoveKeyID(id); err != nil {
+				return err
+			}
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	if err := atomicfile.Write(a.gossipKeysFile(), []byte(strings.Join(encodeGossipKeys(want), "\n")+"\n"), 0o600); err != nil {
+		return fmt.Errorf("save gossip keys: %w", err)
+	}
+	a.setGossipKeyIDs(m.KeyIDs())
+	a.logger.Info("gossip keys changed", "primary", wantIDs[0], "keys", wantIDs)
+	uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return a.mesh.UpdateMeta(uctx, a.meta())
+}
+
+// setGossipKeyIDs records the key ids meta advertises.
+func (a *Agent) setGossipKeyIDs(ids []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.gossipKeyIDs = strings.Join(ids, ",")
+}
+
+// runGossipRotation is the leader's side of a rotation: it takes the next
+// step once every alive member has taken the one before.
+func (a *Agent) runGossipRotation(ctx context.Context) {
+	a.every(ctx, "gossip-rotation", 500*time.Millisecond, true, a.advanceGossipRotation)
+}
+
+func (a *Agent) advanceGossipRotation(ctx context.Context) error {
+	var g raftfsm.GossipKeyring
+	a.fsm.View(func(s *raftfsm.State) { g = s.Gossip })
+	r := g.Rotation
+	if r == nil {
+		return nil
+	}
+	for _, m := range a.mesh.Members() {
+		if m.Status != mesh.StatusAlive {
+			continue // a member that is down catches up through its raft log
+		}
+		ids := m.Meta.KeyIDs()
+		switch {
+		case r.Phase == raftfsm.GossipInstall && !slices.Contains(ids, r.NewID):
+			return nil
+		case r.Phase == raftfsm.GossipUse && (len(ids) == 0 || ids[0] != r.NewID):
+			return nil
+		}
+	}
+	next := g
+	next.Keys = slices.Clone(g.Keys)
+	switch r.Phase {
+	case raftfsm.GossipInstall:
+		next.Primary = r.NewID
+		next.Rotation = &raftfsm.GossipRotation{NewID: r.NewID, Phase: raftfsm.GossipUse, StartedAt: r.StartedAt}
+	case raftfsm.GossipUse:
+		newKey, _ := g.Key(r.NewID)
+		next.Keys, next.Rotation = []raftfsm.GossipKey{newKey}, nil
+	}
+	_, err := a.apply(ctx, &raftfsm.SetGossipKeys{At: a.now(), Keyring: next})
+	return err
+}
+
+// RotateGossipKey starts a rotation to a new random gossip key.
+func (a *Agent) RotateGossipKey(ctx context.Context) (control.GossipKeysInfo, error) {
+	if !a.store.IsLeader() {
+		return control.GossipKeysInfo{}, raftfsm.ErrNotLeader
+	}
+	var g raftfsm.GossipKeyring
+	a.fsm.View(func(s *raftfsm.State) { g = s.Gossip })
+	if g.Rotation != nil {
+		return control.GossipKeysInfo{}, fmt.Errorf("%w: a gossip key rotation (to %s, %s phase) is in progress", raftfsm.ErrConflict, g.Rotation.NewID, g.Rotation.Phase)
+	}
+	next := g
+	next.Keys = slices.Clone(g.Keys)
+	if len(next.Keys) == 0 {
+		derived, err := a.sealGossipKey(a.keys.GossipKey)
+		if err != nil {
+			return control.GossipKeysInfo{}, err
+		}
+		next.Keys, next.Primary = []raftfsm.GossipKey{derived}, derived.ID
+	}
+	key := make([]byte, mesh.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return control.GossipKeysInfo{}, fmt.Errorf("new gossip key: %w", err)
+	}
+	sealed, err := a.sealGossipKey(key)
+	if err != nil {
+		return control.GossipKeysInfo{}, err
+	}
+	now := a.now()
+	next.Keys = append(next.Keys, sealed)
+	next.Rotation = &raftfsm.GossipRotation{NewID: sealed.ID, Phase: raftfsm.GossipInstall, StartedAt: now}
+	if _, err := a.apply(ctx, &raftfsm.SetGossipKeys{At: now, Keyring: next}); err != nil {
+		return control.GossipKeysInfo{}, err
+	}
+	a.kickLeader()
+	return a.GossipKeys(ctx)
+}
+
+func (a *Agent) sealGossipKey(k []byte) (raftfsm.GossipKey, error) {
+	id := mesh.KeyID(k)
+	sealed, err := raftfsm.Seal(a.keys.Sealer, raftfsm.GossipKeyLabel(id), k)
+	if err != nil {
+		return raftfsm.GossipKey{}, fmt.Errorf("seal gossip key %s: %w", id, err)
+	}
+	return raftfsm.GossipKey{ID: id, Key: sealed}, nil
+}
+
+// GossipKeys describes the keyring and the keys every member advertises.
+func (a *Agent) GossipKeys(context.Context) (control.GossipKeysInfo, error) {
+	var g raftfsm.GossipKeyring
+	a.fsm.View(func(s *raftfsm.State) { g = s.Gossip })
+	info := control.GossipKeysInfo{Primary: g.Primary, Keys: []string{}, Rotation: g.Rotation, Members: []control.GossipMember{}}
+	for _, k := range g.Keys {
+		info.Keys = append(info.Keys, k.ID)
+	}
+	if len(g.Keys) == 0 {
+		id := mesh.KeyID(a.keys.GossipKey)
+		info.Primary, info.Keys, info.Derived = id, []string{id}, true
+	}
+	if a.mesh != nil {
+		for _, m := range a.mesh.Members() {
+			ids := m.Meta.KeyIDs()
+			if ids == nil {
+				ids = []string{}
+			}
+			info.Members = append(info.Members, control.GossipMember{ID: m.ID, Status: m.Status.String(), Keys: ids})
+		}
+	}
+	return info, nil
+}
+
+// gossipKeysEnv is the DROPMESH_GOSSIP_KEYS line of a new droplet's user
+// data after a rotation ("" before: the derived key needs none).
+func gossipKeysEnv(g raftfsm.GossipKeyring, open func(raftfsm.GossipKeyring) ([][]byte, error)) (string, error) {
+	if len(g.Keys) == 0 {
+		return "", nil
+	}
+	keys, err := open(g)
+	if err != nil {
+		return "", err
+	}
+	return "DROPMESH_GOSSIP_KEYS=" + strings.Join(encodeGossipKeys(keys), ","), nil
+}
