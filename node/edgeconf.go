@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"reflect"
@@ -177,6 +178,11 @@ func (a *Agent) applyEdge(ctx context.Context) error {
 		return nil
 	}
 	if err := a.edge.Apply(ctx, cfg); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, edge.ErrRejected) {
+			// The caller gave up (a stopped worker, shutdown): nothing
+			// changed, and the next applyEdge pushes these routes.
+			return fmt.Errorf("edge: %w", err)
+		}
 		a.logger.Error("edge config refused; the previous one keeps serving", "err", err)
 		_ = a.report(ctx, &raftfsm.AppendEvent{At: a.now(), Event: raftfsm.Event{Kind: raftfsm.EventEdge, Severity: raftfsm.SeverityError,
 			Node: a.cfg.NodeID, Message: fmt.Sprintf("edge on %s refused the new routes: %v", a.cfg.NodeID, err)}})

@@ -173,7 +173,8 @@ func (n *Nginx) Pid() int {
 // old one as dropmesh.conf.prev), reloads the master gracefully and waits
 // until the new generation answers. If nginx refuses it at any step, the
 // previous file is restored (and reloaded) and the error carries nginx's
-// message and wraps ErrRejected.
+// message and wraps ErrRejected. ctx bounds the check only: once the new
+// file is swapped in, the reload (or its rollback) runs to its end.
 func (n *Nginx) Apply(ctx context.Context, cfg Config) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -198,6 +199,12 @@ func (n *Nginx) Apply(ctx context.Context, cfg Config) error {
 		_ = os.Remove(n.l.newConf())
 		return err
 	}
+	// The point of no return: from the swap on, the reload runs to its end
+	// (bounded by ReloadTimeout) even if ctx ends. Abandoned half-way, it
+	// would restore the previous file while nginx may already serve the
+	// new one: traffic would flip twice and a refusal nginx never made
+	// would be reported.
+	ctx = context.WithoutCancel(ctx)
 	if live, err := os.ReadFile(n.l.routesConf()); err == nil {
 		if err := atomicfile.Write(n.l.prevConf(), live, 0o644); err != nil {
 			return fmt.Errorf("nginx edge: keep the previous config: %w", err)
@@ -214,8 +221,7 @@ func (n *Nginx) Apply(ctx context.Context, cfg Config) error {
 		applyErr = n.start(ctx, gen)
 	}
 	if applyErr != nil {
-		// Restore even if ctx ended: the swapped file must not stay live.
-		if rerr := n.restorePrev(context.WithoutCancel(ctx)); rerr != nil {
+		if rerr := n.restorePrev(ctx); rerr != nil {
 			return fmt.Errorf("%w: %v; restoring the previous config also failed: %v", ErrRejected, applyErr, rerr)
 		}
 		n.log.Error("nginx refused the new config; the previous one is restored", "err", applyErr)
@@ -350,6 +356,10 @@ func (n *Nginx) test(ctx context.Context, routes string) error {
 	}
 	cmd := exec.CommandContext(ctx, n.o.Binary, "-t", "-q", "-p", n.o.Dir+"/", "-c", n.l.testConf())
 	out, err := cmd.CombinedOutput()
+	if err != nil && ctx.Err() != nil {
+		// Killed because the caller gave up: nginx refused nothing.
+		return fmt.Errorf("nginx edge: nginx -t: %w", ctx.Err())
+	}
 	if err != nil {
 		msg := strings.TrimSpace(string(out))
 		if msg == "" {

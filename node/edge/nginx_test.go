@@ -184,6 +184,54 @@ func TestNginxRejectedConfigRollsBack(t *testing.T) {
 	newClient(t, o.Listen).expect(t, "app.example.test", "/", 200, "B")
 }
 
+// TestNginxApplyCanceled: a caller that gives up before the swap changes
+// nothing and is not told that nginx refused; one that gives up once the
+// new file is live still gets the reload done, not rolled back half-way
+// (which would flip traffic twice and report a refusal nginx never made).
+func TestNginxApplyCanceled(t *testing.T) {
+	o := nginxOptions(t)
+	n := startNginx(t, o)
+	a, b := newBackend(t, "A"), newBackend(t, "B")
+	mustApply(t, n, Config{Routes: []Route{routeTo("app.example.test", "web", a)}})
+	before := readLive(t, n)
+	c := newClient(t, o.Listen)
+	toB := Config{Routes: []Route{routeTo("app.example.test", "web", b)}}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := n.Apply(ctx, toB); !errors.Is(err, context.Canceled) || errors.Is(err, ErrRejected) {
+		t.Fatalf("Apply with a canceled context = %v, want context.Canceled and no ErrRejected", err)
+	}
+	if after := readLive(t, n); after != before {
+		t.Fatal("the live config changed after a canceled Apply")
+	}
+	c.expect(t, "app.example.test", "/", 200, "A")
+
+	// Cancel the moment the new file is live, long before nginx confirms.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	watched := make(chan bool, 1)
+	go func() {
+		wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer wcancel()
+		watched <- waitUntil(wctx, time.Millisecond, func() bool {
+			live, _ := os.ReadFile(n.ConfigPath())
+			return strings.Contains(string(live), b.addr())
+		})
+		cancel()
+	}()
+	if err := n.Apply(ctx, toB); err != nil {
+		t.Fatalf("Apply canceled after the swap = %v, want the reload completed", err)
+	}
+	if !<-watched {
+		t.Fatal("never saw the new file live")
+	}
+	if !strings.Contains(readLive(t, n), b.addr()) {
+		t.Fatal("the live config went back to the previous one")
+	}
+	c.expect(t, "app.example.test", "/", 200, "B")
+}
+
 // TestNginxFailedReloadRestoresPrevious makes the reload itself fail (nginx
 // -t does not bind ports): an agent restarted with a new listen port adopts
 // the master and applies, but the port is taken.
