@@ -425,9 +425,8 @@ func TestNginxEdgeRejectedConfigRollsBack(t *testing.T) {
 	t.Cleanup(load.halt)
 	load.waitMoreRequests(t, 10)
 	d := c.deploy(api)
-	// The refused generation leaves no container. (Eventually: the
-	// instance's worker may start the failed generation once more before
-	// the leader's rollback reaches it, and nginx refuses it again.)
+	// The refused generation leaves no container (the worker removes its
+	// candidate and does not try a failed generation again).
 	waitFor(t, 30*time.Second, "no container of the refused generation", func() bool {
 		list, err := rt.List(context.Background(), n.agent.ownLabels(map[string]string{runtime.LabelService: "api"}))
 		return err == nil && len(list) == 0

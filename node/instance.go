@@ -324,8 +324,11 @@ func (w *instanceWorker) converge(ctx context.Context) {
 		w.keep(ctx, d, current)
 		return
 	}
-	if d.in.FailedGeneration >= d.in.DesiredGeneration && exists {
-		return // this generation failed here; the leader rolls it back
+	if d.in.FailedGeneration >= d.in.DesiredGeneration {
+		// This generation failed here: the leader rolls it back (to the
+		// previous generation, or to none after a failed first deploy).
+		// Trying it again meanwhile could serve what already failed.
+		return
 	}
 	w.replace(ctx, d, current)
 }
