@@ -38,7 +38,9 @@ func (e *BuildError) Error() string {
 // is the Dockerfile's path inside the context ("" = "Dockerfile"); labels
 // are set on the image. It returns the image id. A failed build returns a
 // *BuildError with Docker's message; progress, if not nil, gets the build's
-// step lines at most every Config.ProgressInterval.
+// step lines at most every Config.ProgressInterval. A context without the
+// Dockerfile, or whose Dockerfile ADDs a URL (CheckDockerfile), is refused
+// with ErrInvalid before Docker is asked.
 func (r *Runtime) BuildImage(ctx context.Context, contextTar io.Reader, tags []string, dockerfile string, labels map[string]string, progress func(string)) (string, error) {
 	if len(tags) == 0 {
 		return "", fmt.Errorf("build: %w: no tag", ErrInvalid)
@@ -57,14 +59,28 @@ func (r *Runtime) BuildImage(ctx context.Context, contextTar io.Reader, tags []s
 	if err := checkLabels(labels); err != nil {
 		return "", fmt.Errorf("build %s: %w", tags[0], err)
 	}
+	// The context is read whole (callers bound it) so that its Dockerfile
+	// is checked before the daemon sees it: every build passes here, also
+	// one from a context stored earlier.
+	data, err := io.ReadAll(contextTar)
+	if err != nil {
+		return "", fmt.Errorf("build %s: read context: %w", tags[0], err)
+	}
+	if err := checkContextDockerfile(data, dockerfile, true); err != nil {
+		return "", fmt.Errorf("build %s: %w", tags[0], err)
+	}
 	start := time.Now()
-	resp, err := r.cli.ImageBuild(ctx, contextTar, build.ImageBuildOptions{
+	resp, err := r.cli.ImageBuild(ctx, bytes.NewReader(data), build.ImageBuildOptions{
 		Tags:        tags,
 		Dockerfile:  dockerfile,
 		Labels:      labels,
 		Remove:      true,
 		ForceRemove: true, // no intermediate containers left behind by a failed step
 		Version:     build.BuilderV1,
+		// RUN steps run in containers on Docker's default bridge (docker0),
+		// which the host rules (scripts/metadata-guard.sh) cut off from the
+		// control ports and the metadata service; never the host network.
+		NetworkMode: "bridge",
 	})
 	if err != nil {
 		return "", &BuildError{Tags: tags, Message: strings.TrimPrefix(err.Error(), "Error response from daemon: ")}

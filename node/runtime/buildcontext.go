@@ -50,7 +50,9 @@ func ValidateBuildContext(r io.Reader, maxBytes int64) (ContextInfo, []byte, err
 // escaping the root, chains through other links), lies under a symlink, is a
 // device file or FIFO, or appears twice; or when dockerfile is not a regular
 // file in it (dockerfile "" requires none: an upload is stored before the
-// spec that names its Dockerfile arrives). On success it returns the normalized tar (entries cleaned,
+// spec that names its Dockerfile arrives), or when that Dockerfile (with
+// dockerfile "", a root "Dockerfile" if there is one) fails
+// CheckDockerfile: an ADD of a URL. On success it returns the normalized tar (entries cleaned,
 // owners and extended attributes dropped, uncompressed) and its digest, so
 // the caller can store it by digest. Every refusal wraps ErrInvalid.
 func ValidateBuildContextFor(r io.Reader, maxBytes int64, dockerfile string) (ContextInfo, []byte, error) {
@@ -126,6 +128,15 @@ func ValidateBuildContextFor(r io.Reader, maxBytes int64, dockerfile string) (Co
 	}
 	if err := tw.Close(); err != nil {
 		return ContextInfo{}, nil, fmt.Errorf("build context: write normalized tar: %w", err)
+	}
+	// The Dockerfile may not make the daemon fetch anything (CheckDockerfile):
+	// the one named, or, for an upload that names none yet, the root one.
+	if dockerfile != "" {
+		if err := checkContextDockerfile(out.Bytes(), dockerfile, true); err != nil {
+			return ContextInfo{}, nil, err
+		}
+	} else if err := checkContextDockerfile(out.Bytes(), "Dockerfile", false); err != nil {
+		return ContextInfo{}, nil, err
 	}
 	sum := sha256.Sum256(out.Bytes())
 	info.Digest = "sha256:" + hex.EncodeToString(sum[:])

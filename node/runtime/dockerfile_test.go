@@ -1,0 +1,117 @@
+package runtime
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestCheckDockerfileRefusesRemoteAdd(t *testing.T) {
+	for name, df := range map[string]string{
+		"metadata user data": "FROM scratch\nADD http://169.254.169.254/metadata/v1/user-data /x\n",
+		"https":              "FROM scratch\nADD https://example.com/a.tgz /a\n",
+		"lower case":         "from scratch\nadd HTTP://example.com/a /a\n",
+		"with flags":         "FROM scratch\nADD --chown=1:1 --checksum=sha256:00 https://example.com/a /a\n",
+		"second source":      "FROM scratch\nADD local.txt http://10.0.0.1:9999/v1/state /dst/\n",
+		"json form":          "FROM scratch\nADD [\"http://169.254.169.254/metadata/v1/user-data\", \"/x\"]\n",
+		"git ssh":            "FROM scratch\nADD git@github.com:org/repo.git /src\n",
+		"git url":            "FROM scratch\nADD git://example.com/repo.git /src\n",
+		"continued":          "FROM scratch\nADD \\\n  http://169.254.169.254/ \\\n  /x\n",
+		"comment in between": "FROM scratch\nADD \\\n# a comment\n  http://169.254.169.254/ /x\n",
+		"backtick escape":    "# escape=`\nFROM scratch\nADD `\n http://169.254.169.254/ /x\n",
+		"onbuild":            "FROM scratch\nONBUILD ADD http://169.254.169.254/ /x\n",
+		"variable":           "FROM scratch\nARG U=http://169.254.169.254/metadata/v1/user-data\nADD $U /x\n",
+		"braced variable":    "FROM scratch\nARG U\nADD ${U} /x\n",
+		"indented, CRLF":     "FROM scratch\r\n   ADD http://169.254.169.254/ /x\r\n",
+	} {
+		err := CheckDockerfile("Dockerfile", []byte(df))
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "Dockerfile line ") || !strings.Contains(err.Error(), "not allowed") {
+			t.Errorf("%s: CheckDockerfile = %v; want a refusal naming the line", name, err)
+		}
+	}
+	err := CheckDockerfile("build/prod.Dockerfile", []byte("FROM scratch\nCOPY a /a\n\nADD http://169.254.169.254/metadata/v1/user-data /x\n"))
+	if err == nil || !strings.Contains(err.Error(), "build/prod.Dockerfile line 4: ADD http://169.254.169.254/metadata/v1/user-data: a URL") {
+		t.Fatalf("error = %v; want the file, the line and the source", err)
+	}
+}
+
+func TestCheckDockerfileAcceptsLocalSources(t *testing.T) {
+	for name, df := range map[string]string{
+		"copy and add":     "FROM scratch\nCOPY . /\nADD app.tar.gz /app/\nADD --chown=1:1 a b /dst/\n",
+		"json form":        "FROM scratch\nADD [\"a b.txt\", \"/x\"]\n",
+		"url in a comment": "FROM scratch\n# ADD http://169.254.169.254/ /x\nCOPY a /a\n",
+		"url in RUN":       "FROM debian\nRUN curl -o /x https://example.com/x\n",
+		"copy of a url":    "FROM scratch\nCOPY --from=builder /out /out\nLABEL src=https://example.com\n",
+		"variable in dest": "FROM scratch\nARG D=/x\nADD a $D\n",
+		"empty":            "",
+	} {
+		if err := CheckDockerfile("Dockerfile", []byte(df)); err != nil {
+			t.Errorf("%s: CheckDockerfile = %v; want nil", name, err)
+		}
+	}
+}
+
+func TestValidateBuildContextRefusesRemoteAdd(t *testing.T) {
+	bad := "FROM scratch\nADD http://169.254.169.254/metadata/v1/user-data /x\n"
+	// The root Dockerfile is checked at upload, before any spec names it.
+	if _, _, err := ValidateBuildContextFor(bytes.NewReader(tarEntries(t, file("Dockerfile", bad))), 1<<20, ""); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not allowed") {
+		t.Fatalf("upload with a bad root Dockerfile: %v", err)
+	}
+	// Another one when a spec names it, also through a hard link.
+	ctx := tarEntries(t, file("Dockerfile", dockerfile), file("ops/bad.Dockerfile", bad), hardlink("ops/link.Dockerfile", "ops/bad.Dockerfile"))
+	if _, _, err := ValidateBuildContextFor(bytes.NewReader(ctx), 1<<20, ""); err != nil {
+		t.Fatalf("upload naming no Dockerfile: %v", err)
+	}
+	for _, name := range []string{"ops/bad.Dockerfile", "./ops/link.Dockerfile"} {
+		if _, _, err := ValidateBuildContextFor(bytes.NewReader(ctx), 1<<20, name); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not allowed") {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if _, _, err := ValidateBuildContextFor(bytes.NewReader(gzipped(t, ctx)), 1<<20, "Dockerfile"); err != nil {
+		t.Fatalf("the good Dockerfile: %v", err)
+	}
+}
+
+// The real Docker engine never fetches the URL: the build is refused
+// before the daemon sees the context. A URL on this machine stands in for
+// any other host, and counts the requests that reach it.
+func TestBuildImageRefusesRemoteAddBeforeDockerFetches(t *testing.T) {
+	t.Parallel()
+	rt, _ := dockerFixture(t)
+	ctx := testCtx(t, 2*time.Minute)
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		w.Write([]byte("secret user data"))
+	}))
+	t.Cleanup(srv.Close)
+	for name, df := range map[string]string{
+		"metadata": "FROM scratch\nADD http://169.254.169.254/metadata/v1/user-data /x\n",
+		"any host": "FROM scratch\nADD " + srv.URL + "/metadata/v1/user-data /x\n",
+	} {
+		tag := TestImageRepo + "remote-add-" + RandomSuffix() + ":1"
+		t.Cleanup(func() { RemoveTestImage(t, rt, tag) })
+		_, err := rt.BuildImage(ctx, bytes.NewReader(tarOf(t, map[string]string{"Dockerfile": df})), []string{tag}, "", nil, nil)
+		var be *BuildError
+		if !errors.Is(err, ErrInvalid) || errors.As(err, &be) || !strings.Contains(err.Error(), "Dockerfile line 2: ADD http") || !strings.Contains(err.Error(), "remote sources are not allowed") {
+			t.Fatalf("%s: BuildImage = %v; want a refusal before the build", name, err)
+		}
+		if _, err := rt.InspectImage(ctx, tag); !errors.Is(err, ErrImageNotFound) {
+			t.Fatalf("%s: image %s exists after a refused build (%v)", name, tag, err)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the daemon fetched the URL %d times", n)
+	}
+	// The same server, as a file in the context, builds: only remote ADD is refused.
+	tag := TestImageRepo + "local-add-" + RandomSuffix() + ":1"
+	t.Cleanup(func() { RemoveTestImage(t, rt, tag) })
+	if _, err := rt.BuildImage(ctx, bytes.NewReader(tarOf(t, map[string]string{"Dockerfile": "FROM scratch\nADD x.txt /x\n", "x.txt": "x"})), []string{tag}, "", nil, nil); err != nil {
+		t.Fatalf("a local ADD: %v", err)
+	}
+}
