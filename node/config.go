@@ -34,11 +34,23 @@ type Config struct {
 	DataDir string
 	Version string
 
-	// BindIP is where every listener binds; AdvertiseIP is the private (VPC)
-	// address peers reach; PublicIP is what DNS records point at.
+	// BindIP is where the control listeners bind: raft, gossip, the agent
+	// API and the UI (default: AdvertiseIP, the private address, so that
+	// none of them answers on a public interface). An unspecified address
+	// (0.0.0.0, ::) is refused unless BindAnyAddress is set. AdvertiseIP is
+	// the private (VPC) address peers reach; PublicIP is what DNS records
+	// point at.
 	BindIP, AdvertiseIP, PublicIP string
-	Region                        string
-	DropletID                     int
+	// BindAnyAddress allows an unspecified BindIP: the control ports then
+	// listen on every interface, public ones too (--bind-any-address, for a
+	// host whose private address changes; only behind a firewall).
+	BindAnyAddress bool
+	// EdgeBindIP is where the edge serves 80/443 (default: BindIP when one
+	// was given, as in local mode where every node has its own loopback
+	// address, else every address: the edge is public).
+	EdgeBindIP string
+	Region     string
+	DropletID  int
 
 	APIPort, GossipPort, RaftPort, UIPort int
 	// EdgePort is where the edge serves client traffic (80 on a droplet).
@@ -146,7 +158,6 @@ func DefaultConfig() Config {
 	return Config{
 		NodeID:            sanitizeNodeID(host),
 		DataDir:           DefaultDataDir,
-		BindIP:            "0.0.0.0",
 		APIPort:           DefaultAPIPort,
 		GossipPort:        DefaultGossipPort,
 		RaftPort:          DefaultRaftPort,
@@ -223,6 +234,9 @@ func (c *Config) complete() error {
 	if net.ParseIP(c.AdvertiseIP) == nil {
 		return fmt.Errorf("config: advertise address %q is not an IP", c.AdvertiseIP)
 	}
+	if err := c.completeBind(); err != nil {
+		return err
+	}
 	if c.PublicIP == "" {
 		c.PublicIP = c.AdvertiseIP
 	}
@@ -258,11 +272,44 @@ func (c *Config) complete() error {
 	return nil
 }
 
+// ErrBindAnyAddress refuses control listeners on every address without
+// BindAnyAddress.
+var ErrBindAnyAddress = errors.New("control ports on every address")
+
+// completeBind defaults the listeners' addresses: the edge on BindIP when
+// one was given, else on every address; the control ports on BindIP, by
+// default the private advertise address.
+func (c *Config) completeBind() error {
+	if c.EdgeBindIP == "" {
+		c.EdgeBindIP = c.BindIP
+		if c.EdgeBindIP == "" {
+			c.EdgeBindIP = "0.0.0.0"
+		}
+	}
+	if net.ParseIP(c.EdgeBindIP) == nil {
+		return fmt.Errorf("config: edge bind address %q is not an IP", c.EdgeBindIP)
+	}
+	if c.BindIP == "" {
+		c.BindIP = c.AdvertiseIP
+	}
+	ip := net.ParseIP(c.BindIP)
+	if ip == nil {
+		return fmt.Errorf("config: bind address %q is not an IP", c.BindIP)
+	}
+	if ip.IsUnspecified() && !c.BindAnyAddress {
+		return fmt.Errorf("config: bind address %s: %w: raft, gossip, the agent API and the UI would answer on public interfaces too; leave --bind unset (the private advertise address) or give --bind-any-address", c.BindIP, ErrBindAnyAddress)
+	}
+	return nil
+}
+
 // addr joins the advertise IP and a port.
 func (c *Config) addr(port int) string { return net.JoinHostPort(c.AdvertiseIP, fmt.Sprint(port)) }
 
-// bind joins the bind IP and a port.
+// bind joins the control listeners' bind IP and a port.
 func (c *Config) bind(port int) string { return net.JoinHostPort(c.BindIP, fmt.Sprint(port)) }
+
+// edgeBind joins the edge's bind IP and a port.
+func (c *Config) edgeBind(port int) string { return net.JoinHostPort(c.EdgeBindIP, fmt.Sprint(port)) }
 
 // privateIP finds the first private IPv4 address of this host (the VPC one on a droplet).
 func privateIP() (string, error) {

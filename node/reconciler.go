@@ -125,12 +125,12 @@ func (a *Agent) startRuntime(ctx context.Context) error {
 
 // newEdge picks nginx when it is installed (or asked for), else the built-in proxy.
 func (a *Agent) newEdge(ctx context.Context) (edge.Edge, error) {
-	listen := a.cfg.bind(a.cfg.EdgePort)
+	listen := a.cfg.edgeBind(a.cfg.EdgePort)
 	// The TLS port serves the hosts of zones with an origin certificate
 	// (edgeConfig); a handshake for any other name is refused.
 	listenTLS := ""
 	if a.cfg.EdgeTLSPort > 0 {
-		listenTLS = a.cfg.bind(a.cfg.EdgeTLSPort)
+		listenTLS = a.cfg.edgeBind(a.cfg.EdgeTLSPort)
 	}
 	mode := a.cfg.Edge
 	if mode == "auto" {

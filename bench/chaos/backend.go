@@ -60,7 +60,7 @@ func (b *Backend) Start(ctx context.Context, d fakeapi.BackedDroplet) error {
 		return fmt.Errorf("droplet %s: %w", d.Name, err)
 	}
 	overrides := map[string]string{
-		"DROPMESH_BIND": "0.0.0.0", "DROPMESH_ADVERTISE": d.PrivateIP, "DROPMESH_PUBLIC_IP": d.PublicIP,
+		"DROPMESH_ADVERTISE": d.PrivateIP, "DROPMESH_PUBLIC_IP": d.PublicIP,
 		// Containers the agent runs are published on the host's address on
 		// this network, which every agent and the test process reach.
 		"DROPMESH_PUBLISH_IP": c.Gateway, "DROPMESH_EDGE": "proxy", "DROPMESH_EDGE_PORT": "80",
