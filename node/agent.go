@@ -50,6 +50,8 @@ type Agent struct {
 	reconKick  chan struct{}
 	// cloudShared is the leader's cloud work that outlives a round (cloud.go).
 	cloudShared cloudShared
+	// claims are the bootstrap claims a seed has begun (bootstrapclaim.go).
+	claims claimState
 
 	mu        sync.Mutex
 	listeners []net.Listener

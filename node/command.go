@@ -141,6 +141,7 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 		f.IntVar(&cfg.EdgeTLSPort, "edge-tls-port", cfg.EdgeTLSPort, "edge TLS port for the zones with an origin certificate (443 on a droplet; 0: no TLS)")
 		f.StringVar(&cfg.Edge, "edge", cfg.Edge, "edge: auto (nginx when installed), nginx, proxy or none")
 		f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this node as its seed")
+		f.StringVar(&cfg.BootstrapToken, "bootstrap-token", "", "seed: the one-time token of `dropmesh bootstrap`; the cluster is initialised once the bootstrapper proves it and hands over the cloud tokens and the admin password")
 		f.StringVar(&join, "join", "", "gossip addresses of members to join, comma-separated")
 		f.StringVar(&cfg.ClusterSecret, "cluster-secret", "", "the cluster secret (64 hex); prefer --cluster-secret-file")
 		f.StringVar(&cfg.ClusterSecretFile, "cluster-secret-file", "", "file holding the cluster secret (default DATA_DIR/cluster-secret)")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/mesh"
+	"github.com/dropmesh/dropmesh/node/bootclaim"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -61,6 +62,12 @@ type Config struct {
 
 	// Bootstrap makes this node the seed: a fresh cluster secret and a one-node raft.
 	Bootstrap bool
+	// BootstrapToken, on a seed, is the one-time token of `dropmesh
+	// bootstrap`: the seed then initialises the cluster only once the
+	// bootstrapper has proven the token and handed over the cloud tokens
+	// and the admin password (POST /v1/bootstrap/claim), which never touch
+	// the seed's user data or disk.
+	BootstrapToken string
 	// Join lists gossip addresses (host:port) of existing members.
 	Join []string
 	// ClusterSecret is given directly (cloud-init) or read from ClusterSecretFile.
@@ -242,6 +249,14 @@ func (c *Config) complete() error {
 	}
 	if c.PublishIP == "" {
 		c.PublishIP = c.AdvertiseIP
+	}
+	if c.BootstrapToken != "" {
+		if !c.Bootstrap {
+			return errors.New("config: a bootstrap token is for a seed: give --bootstrap too")
+		}
+		if err := bootclaim.CheckHex("config: bootstrap token", c.BootstrapToken); err != nil {
+			return err
+		}
 	}
 	if c.ClusterSecretFile == "" {
 		c.ClusterSecretFile = filepath.Join(c.DataDir, "cluster-secret")

@@ -21,16 +21,30 @@ const AdminPasswordFile = "admin-password"
 // initCluster initialises a fresh cluster on the seed: cluster id, the
 // admin user, the default workspace and the settings given at bootstrap.
 // It does nothing on a cluster already initialised or on a non-seed.
+//
+// A seed with a bootstrap token waits instead: ClaimBootstrap initialises
+// the cluster with what the bootstrapper hands over.
 func (a *Agent) initCluster(ctx context.Context) error {
-	var initialized bool
-	a.fsm.View(func(s *raftfsm.State) { initialized = s.Settings.Initialized })
-	if initialized || !a.cfg.Bootstrap {
+	if a.initialized() || !a.cfg.Bootstrap || a.cfg.BootstrapToken != "" {
 		return nil
 	}
 	password, err := a.adminPassword()
 	if err != nil {
 		return err
 	}
+	return a.initClusterWith(ctx, password, a.cfg.InitDOToken, a.cfg.InitCFToken)
+}
+
+// initialized reports whether the cluster has been initialised.
+func (a *Agent) initialized() bool {
+	var initialized bool
+	a.fsm.View(func(s *raftfsm.State) { initialized = s.Settings.Initialized })
+	return initialized
+}
+
+// initClusterWith initialises the cluster with this admin password and
+// these cloud tokens (plain text, sealed here before they reach raft).
+func (a *Agent) initClusterWith(ctx context.Context, password, doToken, cfToken string) error {
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
 	if err != nil {
 		return fmt.Errorf("hash admin password: %w", err)
@@ -43,7 +57,7 @@ func (a *Agent) initCluster(ctx context.Context) error {
 	for _, t := range []struct {
 		plain, label string
 		dst          *raftfsm.Sealed
-	}{{a.cfg.InitDOToken, raftfsm.LabelDOToken, &settings.DOToken}, {a.cfg.InitCFToken, raftfsm.LabelCFToken, &settings.CFToken}} {
+	}{{doToken, raftfsm.LabelDOToken, &settings.DOToken}, {cfToken, raftfsm.LabelCFToken, &settings.CFToken}} {
 		if t.plain == "" {
 			continue
 		}

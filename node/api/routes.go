@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/dropmesh/dropmesh/node/bootclaim"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -15,7 +16,8 @@ type RouteKind int
 
 // The route kinds.
 const (
-	// RoutePublic needs no key (only GET /ping).
+	// RoutePublic needs no key (GET /ping, and POST /v1/bootstrap/claim,
+	// which proves the one-time bootstrap token instead).
 	RoutePublic RouteKind = iota
 	// RouteRead is served from the local replica; ?consistent=true goes to the leader.
 	RouteRead
@@ -106,6 +108,7 @@ func (s *server) routes() []Route {
 	p := func(name, typ, desc string) Param { return Param{Name: name, Type: typ, Description: desc} }
 	rs := []Route{
 		{Method: http.MethodGet, Path: "/ping", Summary: "Liveness: this node's id and version (no key)", Kind: RoutePublic, Handler: s.ping, Response: Ping{}},
+		{Method: http.MethodPost, Path: "/v1/bootstrap/claim", Summary: "A new seed takes its cloud tokens and admin password from `dropmesh bootstrap` (no key: the one-time bootstrap token is proven)", Kind: RoutePublic, Handler: s.claimBootstrap, Request: bootclaim.Request{}, Response: bootclaim.Answer{}},
 		{Method: http.MethodGet, Path: "/v1/cluster", Summary: "The leader, the term and every gossip member", Kind: RouteRead, Handler: s.cluster, Response: control.ClusterInfo{}},
 		{Method: http.MethodGet, Path: "/v1/openapi.json", Summary: "This document", Kind: RouteRead, Handler: s.openAPI, Response: map[string]any{}},
 
