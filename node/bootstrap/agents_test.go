@@ -103,6 +103,7 @@ func (b *agentBackend) config(d fakeapi.BackedDroplet, env map[string]string) (n
 	cfg.ClusterName, cfg.ClusterID = env["DROPMESH_CLUSTER_NAME"], env["DROPMESH_CLUSTER_ID"]
 	cfg.ClusterSecret = env["DROPMESH_CLUSTER_SECRET"]
 	cfg.Bootstrap = env["DROPMESH_BOOTSTRAP"] == "true"
+	cfg.BootstrapToken = env["DROPMESH_BOOTSTRAP_TOKEN"]
 	if j := env["DROPMESH_JOIN"]; j != "" {
 		cfg.Join = strings.Split(j, ",")
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/cloudops"
-	"github.com/dropmesh/dropmesh/node"
 )
 
 // VPCRange is the cluster VPC's private range; the leader ensures the same
@@ -118,25 +117,25 @@ func (r *run) run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	seed, secret, password, err := r.ensureSeed(ctx, vpc, snap)
+	seed, err := r.ensureSeed(ctx, vpc, snap)
 	if err != nil {
 		return Result{}, err
 	}
-	keys, err := node.DeriveKeys(secret)
+	password, err := r.sd.AdminPassword()
 	if err != nil {
 		return Result{}, err
 	}
-	client := &agentClient{hc: o.HTTPClient, endpoints: o.endpoints(seed), apiKey: keys.APIKey}
-	if err := r.awaitSeed(ctx, client); err != nil {
+	client := &agentClient{hc: o.HTTPClient, endpoints: o.endpoints(seed)}
+	if err := r.awaitSeed(ctx, client, password); err != nil {
 		return Result{}, err
 	}
 	nodes, err := r.awaitGrowth(ctx, client)
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{UIURL: "https://" + o.uiHost(), AdminUser: AdminUser, AdminPassword: password, APIKey: keys.APIKey,
+	res := Result{UIURL: "https://" + o.uiHost(), AdminUser: AdminUser, AdminPassword: password, APIKey: client.apiKey,
 		EnvFile: r.sd.File(EnvFile), Nodes: nodes}
-	if err := r.sd.WriteEnv(res.UIURL, keys.APIKey); err != nil {
+	if err := r.sd.WriteEnv(res.UIURL, client.apiKey); err != nil {
 		return res, err
 	}
 	if err := r.sd.SaveRecord(r.rec); err != nil {
@@ -148,7 +147,10 @@ func (r *run) run(ctx context.Context) (Result, error) {
 	p.line("  UI:       %s", res.UIURL)
 	p.line("  login:    %s / %s   (also in %s)", AdminUser, password, r.sd.File(AdminPasswordFile))
 	p.line("  CLI:      . %s   (DROPMESH_ADDR=%s and the API key)", res.EnvFile, res.UIURL)
-	p.line("  secret:   %s   (keep it: it opens the cluster)", r.sd.File(ClusterSecretFile))
+	if _, err := os.Stat(r.sd.File(CACertFile)); err == nil {
+		p.line("  CA:       %s   (the cluster's CA, pinned: DROPMESH_CACERT)", r.sd.File(CACertFile))
+	}
+	p.line("  API key:  %s   (keep it: it opens the cluster)", r.sd.File(APIKeyFile))
 	return res, nil
 }
 
@@ -230,47 +232,53 @@ func (r *run) ensureSnapshot(ctx context.Context) (cloudops.Snapshot, error) {
 	return snap, err
 }
 
-// ensureSeed creates the seed droplet (or finds it), with the cluster
-// secret and admin password kept in the state dir.
-func (r *run) ensureSeed(ctx context.Context, vpc cloudops.VPC, snap cloudops.Snapshot) (cloudops.Droplet, node.ClusterSecret, string, error) {
+// ensureSeed creates the seed droplet (or finds it). Its user data carries
+// a one-time bootstrap token, kept in the state dir until the seed is
+// claimed with it, and no secret.
+func (r *run) ensureSeed(ctx context.Context, vpc cloudops.VPC, snap cloudops.Snapshot) (cloudops.Droplet, error) {
 	o, p := r.o, r.p
 	name := dropletName(o.Name, SeedNodeID)
-	var (
-		seed     cloudops.Droplet
-		secret   node.ClusterSecret
-		password string
-	)
+	var seed cloudops.Droplet
 	err := p.step(fmt.Sprintf("creating the seed droplet %s in %s", name, o.Regions[0]), func() (string, error) {
 		existing, err := r.do.ListDroplets(ctx, r.rec.Tag)
 		if err != nil {
 			return "", err
 		}
-		exists := slices.ContainsFunc(existing, func(d cloudops.Droplet) bool { return d.Name == name })
-		var ok bool
-		if secret, ok, err = r.sd.ClusterSecret(); err != nil {
+		i := slices.IndexFunc(existing, func(d cloudops.Droplet) bool { return d.Name == name })
+		exists := i >= 0
+		_, claimed, err := r.sd.APIKey()
+		if err != nil {
 			return "", err
 		}
+		_, tokErr := os.Stat(r.sd.File(BootstrapTokenFile))
 		switch {
-		case !ok && exists:
-			return "", fmt.Errorf("the seed droplet %s exists but %s holds no cluster secret: this cluster was bootstrapped from another state dir", name, r.sd.Path)
-		case !ok:
-			if secret, err = r.sd.NewClusterSecret(); err != nil {
+		case exists && !claimed && tokErr != nil:
+			return "", fmt.Errorf("the seed droplet %s exists but %s holds neither its bootstrap token nor its API key: this cluster was bootstrapped from another state dir", name, r.sd.Path)
+		case !exists && claimed:
+			// A new seed is a new cluster: the old one's key opens nothing.
+			if err := os.Remove(r.sd.File(APIKeyFile)); err != nil {
+				return "", fmt.Errorf("remove the API key of the gone seed: %w", err)
+			}
+		}
+		token := ""
+		if !exists {
+			if token, err = r.sd.BootstrapToken(); err != nil {
 				return "", err
 			}
 		}
-		if password, err = r.sd.AdminPassword(); err != nil {
-			return "", err
-		}
-		ud, err := seedUserData(seedParams{ClusterName: o.Name, ClusterID: r.rec.ClusterID, Secret: secret,
-			DOToken: o.DOToken, CFToken: o.CFToken, Domain: o.Domain, Nodes: o.Nodes, Snapshot: r.rec.Snapshot,
-			Region: o.Regions[0], Size: o.Size, DOBaseURL: o.DOBaseURL, CFBaseURL: o.CFBaseURL, AdminPassword: password})
-		if err != nil {
-			return "", err
-		}
-		seed, err = r.do.CreateDroplet(ctx, cloudops.DropletSpec{Name: name, Region: o.Regions[0], Size: o.Size,
-			SnapshotID: snap.ID, VPCUUID: vpc.ID, Tags: []string{r.rec.Tag}, UserData: ud})
-		if err != nil {
-			return "", err
+		if exists {
+			seed = existing[i]
+		} else {
+			ud, err := seedUserData(seedParams{ClusterName: o.Name, ClusterID: r.rec.ClusterID, BootstrapToken: token,
+				Domain: o.Domain, Nodes: o.Nodes, Snapshot: r.rec.Snapshot, Region: o.Regions[0], Size: o.Size,
+				DOBaseURL: o.DOBaseURL, CFBaseURL: o.CFBaseURL})
+			if err != nil {
+				return "", err
+			}
+			if seed, err = r.do.CreateDroplet(ctx, cloudops.DropletSpec{Name: name, Region: o.Regions[0], Size: o.Size,
+				SnapshotID: snap.ID, VPCUUID: vpc.ID, Tags: []string{r.rec.Tag}, UserData: ud}); err != nil {
+				return "", err
+			}
 		}
 		r.rec.SeedDropletID = seed.ID
 		if err := r.sd.SaveRecord(r.rec); err != nil {
@@ -288,12 +296,13 @@ func (r *run) ensureSeed(ctx context.Context, vpc cloudops.VPC, snap cloudops.Sn
 		}
 		return fmt.Sprintf("%s: droplet %d, public %s, private %s", how, seed.ID, seed.PublicIP, seed.PrivateIP), r.sd.SaveRecord(r.rec)
 	})
-	return seed, secret, password, err
+	return seed, err
 }
 
-// awaitSeed waits for the seed's agent to answer, then checks the cluster
-// it initialised and keeps its wanted size equal to --nodes.
-func (r *run) awaitSeed(ctx context.Context, c *agentClient) error {
+// awaitSeed waits for the seed's agent to answer, hands it the tokens and
+// the admin password (claimSeed), then checks the cluster it initialised
+// and keeps its wanted size equal to --nodes.
+func (r *run) awaitSeed(ctx context.Context, c *agentClient, password string) error {
 	o, p := r.o, r.p
 	ctx, cancel := context.WithTimeout(ctx, o.Config.AgentTimeout)
 	defer cancel()
@@ -310,6 +319,9 @@ func (r *run) awaitSeed(ctx context.Context, c *agentClient) error {
 			}
 		}
 	}); err != nil {
+		return err
+	}
+	if err := r.claimSeed(ctx, c, password); err != nil {
 		return err
 	}
 	return p.step("checking the cluster the seed initialised", func() (string, error) {

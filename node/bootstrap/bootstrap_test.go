@@ -16,7 +16,6 @@ import (
 
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
-	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/raftfsm"
 	"github.com/dropmesh/dropmesh/scripts"
@@ -110,6 +109,7 @@ func TestBootstrapEndToEnd(t *testing.T) {
 		"ensuring the VPC demo-vpc in nyc3... ok (vpc ", "ensuring the firewall demo-firewall... ok (firewall ",
 		"ensuring the base snapshot "+rec.Snapshot+"...", "  running install-agent.sh", "  copying snapshot ",
 		"creating the seed droplet demo-node-1 in nyc3... ok (created: droplet ", "waiting for the seed's agent... ok (node-1, version test",
+		"handing the seed its cloud tokens and admin password... ok (tokens sealed on the seed",
 		"checking the cluster the seed initialised", "ok (cluster ", "; tokens sealed)", "waiting for the cluster to grow to 3 nodes",
 		"3/3 nodes alive: node-1, node-2, node-3", "dropmesh cluster \"demo\" is up: 3 nodes", "UI:       https://mesh.example.test",
 		"login:    admin / "+res.AdminPassword, ". "+res.EnvFile); m != "" {
@@ -152,7 +152,9 @@ func TestBootstrapEndToEnd(t *testing.T) {
 		t.Fatalf("seed droplet: vpc %s (want %s), image %+v, tags %v (want %s)", seedD.VPCUUID, rec.VPCID, seedD.Image, seedD.Tags, rec.Tag)
 	}
 
-	// The seed's user data starts its agent as the seed.
+	// The seed's user data starts its agent as the seed, with a one-time
+	// bootstrap token and no secret: not the cloud tokens, the admin
+	// password nor the cluster secret the seed made itself.
 	var userData string
 	for _, d := range e.fake.Droplets() {
 		if d.Name == "demo-node-1" {
@@ -163,36 +165,44 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, ok, err := (&StateDir{Path: e.opts.StateDir}).ClusterSecret()
-	if err != nil || !ok {
-		t.Fatalf("no cluster secret in the state dir: %v", err)
-	}
 	for k, v := range map[string]string{
 		"DROPMESH_BOOTSTRAP": "true", "DROPMESH_NODE_ID": "node-1", "DROPMESH_CLUSTER_NAME": "demo", "DROPMESH_CLUSTER_ID": rec.ClusterID,
-		"DROPMESH_CLUSTER_SECRET": secret.String(), "DROPMESH_DO_TOKEN": testDOToken, "DROPMESH_CF_TOKEN": testCFToken,
 		"DROPMESH_DOMAIN": testDomain, "DROPMESH_NODES": "3", "DROPMESH_BASE_SNAPSHOT": rec.Snapshot, "DROPMESH_REGION": "nyc3",
-		"DROPMESH_DROPLET_SIZE": DefaultSize, "DROPMESH_ADMIN_PASSWORD_FILE": SeedAdminPasswordPath,
-		"DROPMESH_DO_BASE_URL": e.url, "DROPMESH_CF_BASE_URL": e.url + fakeapi.CloudflarePath,
+		"DROPMESH_DROPLET_SIZE": DefaultSize, "DROPMESH_DO_BASE_URL": e.url, "DROPMESH_CF_BASE_URL": e.url + fakeapi.CloudflarePath,
 	} {
 		if env[k] != v {
 			t.Errorf("seed user data %s=%q, want %q", k, env[k], v)
 		}
 	}
-	files, err := userDataFiles(userData)
-	if err != nil || strings.TrimSpace(files[SeedAdminPasswordPath]) != res.AdminPassword {
-		t.Fatalf("the seed's user data does not carry the admin password (%v)", err)
+	if len(env["DROPMESH_BOOTSTRAP_TOKEN"]) != 64 {
+		t.Errorf("seed user data has bootstrap token %q", env["DROPMESH_BOOTSTRAP_TOKEN"])
+	}
+	seed := e.backend.agent("demo-node-1")
+	seedSecret, err := os.ReadFile(filepath.Join(seed.agent.Config().DataDir, "cluster-secret"))
+	if err != nil {
+		t.Fatalf("the seed made no cluster secret of its own: %v", err)
+	}
+	for what, secret := range map[string]string{"DigitalOcean token": testDOToken, "Cloudflare token": testCFToken,
+		"admin password": res.AdminPassword, "cluster secret": strings.TrimSpace(string(seedSecret)), "API key": res.APIKey} {
+		if strings.Contains(userData, secret) {
+			t.Errorf("the fake cloud's stored user data of the seed holds the %s", what)
+		}
+	}
+	for _, k := range []string{"DROPMESH_CLUSTER_SECRET", "DROPMESH_DO_TOKEN", "DROPMESH_CF_TOKEN", "DROPMESH_ADMIN_PASSWORD_FILE"} {
+		if _, ok := env[k]; ok {
+			t.Errorf("the seed's user data sets %s", k)
+		}
+	}
+	if files, err := userDataFiles(userData); err != nil || len(files) != 1 {
+		t.Fatalf("the seed's user data writes %d files (%v), want agent.env alone", len(files), err)
 	}
 
 	// The tokens are sealed in the state: the API shows them as set, the
 	// replica holds v1: values, and no file of the seed has them in clear.
-	keys, err := node.DeriveKeys(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := seed.agent.Keys()
 	if res.APIKey != keys.APIKey {
-		t.Fatal("the API key is not the one derived from the secret")
+		t.Fatal("the API key is not the seed's")
 	}
-	seed := e.backend.agent("demo-node-1")
 	cl := &agentClient{hc: http.DefaultClient, endpoints: e.opts.Reach(cloudops.Droplet{PublicIP: seed.d.PublicIP}, "mesh."+testDomain), apiKey: keys.APIKey}
 	var settings settingsAnswer
 	if err := cl.call(ctx, http.MethodGet, "/v1/settings", nil, &settings); err != nil {
@@ -218,16 +228,21 @@ func TestBootstrapEndToEnd(t *testing.T) {
 			t.Fatalf("token %d does not open to the plain token: %v", i, err)
 		}
 	}
-	leaks := grepDir(t, filepath.Join(e.backend.dir, "demo-node-1", "data"), testDOToken, testCFToken)
+	// No file of the seed (its data dir, the files its user data wrote)
+	// holds a cloud token or the admin password in clear.
+	leaks := grepDir(t, filepath.Join(e.backend.dir, "demo-node-1"), testDOToken, testCFToken, res.AdminPassword)
 	if len(leaks) > 0 {
-		t.Fatalf("plain tokens on the seed's disk: %v", leaks)
+		t.Fatalf("plain tokens or the admin password on the seed's disk: %v", leaks)
 	}
 	if err := bcrypt.CompareHashAndPassword([]byte(adminHash), []byte(res.AdminPassword)); err != nil {
 		t.Fatalf("the seed's admin password is not the one the CLI made: %v", err)
 	}
 
 	// The state dir: private files, the env file for the CLI.
-	for _, f := range []string{ClusterSecretFile, AdminPasswordFile, EnvFile, RecordFile, KnownHostsFile} {
+	if _, err := os.Stat(filepath.Join(e.opts.StateDir, BootstrapTokenFile)); !os.IsNotExist(err) {
+		t.Errorf("the used bootstrap token is left in the state dir (%v)", err)
+	}
+	for _, f := range []string{APIKeyFile, AdminPasswordFile, EnvFile, RecordFile, KnownHostsFile} {
 		st, err := os.Stat(filepath.Join(e.opts.StateDir, f))
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Errorf("state file %s: %v, mode %v; want 0600", f, err, st.Mode().Perm())
@@ -297,7 +312,8 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	if again.AdminPassword != res.AdminPassword || again.APIKey != res.APIKey || again.Record.ClusterID != rec.ClusterID {
 		t.Fatal("a second bootstrap changed the login, the key or the cluster id")
 	}
-	if m := missing(e.out.String(), "creating the seed droplet demo-node-1 in nyc3... ok (exists: droplet "); m != "" {
+	if m := missing(e.out.String(), "creating the seed droplet demo-node-1 in nyc3... ok (exists: droplet ",
+		"handing the seed its cloud tokens and admin password... ok (claimed by an earlier run)"); m != "" {
 		t.Fatalf("second run output lacks %q:\n%s", m, e.out)
 	}
 	if strings.Contains(e.out.String(), "running install-agent.sh") {

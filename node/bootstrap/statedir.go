@@ -12,15 +12,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/node/atomicfile"
+	"github.com/dropmesh/dropmesh/node/bootclaim"
 )
 
 // Files in a state dir. Every one is private to the user (mode 0600): the
-// secret opens the cluster, the env file holds the API key.
+// API key opens the cluster. The cluster secret never leaves the seed.
 const (
-	// ClusterSecretFile holds the cluster secret (64 hex digits).
-	ClusterSecretFile = "cluster-secret"
+	// BootstrapTokenFile holds the seed's one-time bootstrap token (64 hex
+	// digits) until the seed has been claimed with it.
+	BootstrapTokenFile = "bootstrap-token"
+	// APIKeyFile holds the API key the seed handed over when it was claimed.
+	APIKeyFile = "api-key"
+	// CACertFile holds the cluster CA's certificate the seed proved, when it
+	// has one (DROPMESH_CACERT in the env file).
+	CACertFile = "ca.pem"
 	// AdminPasswordFile holds the password of the UI user admin.
 	AdminPasswordFile = "admin-password"
 	// EnvFile holds `export DROPMESH_ADDR=... DROPMESH_API_KEY=...` lines.
@@ -122,23 +128,57 @@ func (d *StateDir) SaveRecord(rec Record) error {
 	return atomicfile.Write(d.File(RecordFile), append(data, '\n'), 0o600)
 }
 
-// ClusterSecret reads the cluster secret; ok is false when there is none.
-func (d *StateDir) ClusterSecret() (s node.ClusterSecret, ok bool, err error) {
-	path := d.File(ClusterSecretFile)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return s, false, nil
+// BootstrapToken reads the seed's one-time bootstrap token, or makes and
+// keeps one.
+func (d *StateDir) BootstrapToken() (string, error) {
+	path := d.File(BootstrapTokenFile)
+	if b, err := os.ReadFile(path); err == nil {
+		tok := strings.TrimSpace(string(b))
+		if err := bootclaim.CheckHex("bootstrap token", tok); err != nil {
+			return "", fmt.Errorf("%s: %w", path, err)
+		}
+		return tok, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read bootstrap token: %w", err)
 	}
-	s, err = node.ReadClusterSecretFile(path)
-	return s, err == nil, err
+	tok, err := bootclaim.NewToken()
+	if err != nil {
+		return "", err
+	}
+	return tok, atomicfile.Write(path, []byte(tok+"\n"), 0o600)
 }
 
-// NewClusterSecret makes a fresh cluster secret and keeps it.
-func (d *StateDir) NewClusterSecret() (node.ClusterSecret, error) {
-	s, err := node.NewClusterSecret()
-	if err != nil {
-		return s, err
+// APIKey reads the API key of a claimed seed; ok is false before the claim.
+func (d *StateDir) APIKey() (key string, ok bool, err error) {
+	b, err := os.ReadFile(d.File(APIKeyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", false, nil
 	}
-	return s, atomicfile.Write(d.File(ClusterSecretFile), []byte(s.String()+"\n"), 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("read API key: %w", err)
+	}
+	key = strings.TrimSpace(string(b))
+	if key == "" {
+		return "", false, fmt.Errorf("%s is empty", d.File(APIKeyFile))
+	}
+	return key, true, nil
+}
+
+// SaveClaim keeps what the claimed seed handed over: the API key and, when
+// it has one, the CA certificate. The bootstrap token is used up and goes.
+func (d *StateDir) SaveClaim(apiKey, caCert string) error {
+	if caCert != "" {
+		if err := atomicfile.Write(d.File(CACertFile), []byte(caCert), 0o600); err != nil {
+			return err
+		}
+	}
+	if err := atomicfile.Write(d.File(APIKeyFile), []byte(apiKey+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.Remove(d.File(BootstrapTokenFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the used bootstrap token: %w", err)
+	}
+	return nil
 }
 
 // AdminPassword reads the admin's password, or makes and keeps one.
@@ -158,10 +198,14 @@ func (d *StateDir) AdminPassword() (string, error) {
 	return pw, atomicfile.Write(path, []byte(pw+"\n"), 0o600)
 }
 
-// WriteEnv writes the env file that points the CLI at the cluster.
+// WriteEnv writes the env file that points the CLI at the cluster (and at
+// the CA file, when the seed handed one over).
 func (d *StateDir) WriteEnv(addr, apiKey string) error {
 	content := fmt.Sprintf("# dropmesh cluster bootstrapped from %s: . this file to point the CLI at it\nexport DROPMESH_ADDR=%s\nexport DROPMESH_API_KEY=%s\n",
 		d.Path, addr, apiKey)
+	if _, err := os.Stat(d.File(CACertFile)); err == nil {
+		content += fmt.Sprintf("export DROPMESH_CACERT=%s\n", d.File(CACertFile))
+	}
 	return atomicfile.Write(d.File(EnvFile), []byte(content), 0o600)
 }
 

@@ -16,16 +16,24 @@ func TestStateDirKeepsSecretsPrivateAndStable(t *testing.T) {
 	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
 		t.Fatalf("state dir mode %v", st.Mode().Perm())
 	}
-	if _, ok, err := sd.ClusterSecret(); ok || err != nil {
-		t.Fatalf("a fresh dir has a secret (%v, %v)", ok, err)
+	if _, ok, err := sd.APIKey(); ok || err != nil {
+		t.Fatalf("a fresh dir has an API key (%v, %v)", ok, err)
 	}
-	s, err := sd.NewClusterSecret()
-	if err != nil {
+	tok, err := sd.BootstrapToken()
+	if err != nil || len(tok) != 64 {
+		t.Fatalf("bootstrap token %q (%v)", tok, err)
+	}
+	if again, err := sd.BootstrapToken(); err != nil || again != tok {
+		t.Fatalf("the token did not read back (%v)", err)
+	}
+	if err := sd.SaveClaim("k3y", "-----BEGIN CERTIFICATE-----\n"); err != nil {
 		t.Fatal(err)
 	}
-	again, ok, err := sd.ClusterSecret()
-	if err != nil || !ok || again != s {
-		t.Fatalf("the secret did not read back (%v, %v)", ok, err)
+	if key, ok, err := sd.APIKey(); err != nil || !ok || key != "k3y" {
+		t.Fatalf("API key %q (%v, %v)", key, ok, err)
+	}
+	if _, err := os.Stat(sd.File(BootstrapTokenFile)); !os.IsNotExist(err) {
+		t.Fatalf("the used token is still there (%v)", err)
 	}
 	pw, err := sd.AdminPassword()
 	if err != nil || len(pw) != 20 || strings.ContainsAny(pw, "0O1lI") {
@@ -45,7 +53,10 @@ func TestStateDirKeepsSecretsPrivateAndStable(t *testing.T) {
 	if err != nil || !ok || got.ClusterID != rec.ClusterID || got.UpdatedAt.IsZero() {
 		t.Fatalf("record %+v (%v, %v)", got, ok, err)
 	}
-	for _, f := range []string{ClusterSecretFile, AdminPasswordFile, EnvFile, RecordFile} {
+	if env, err := os.ReadFile(sd.File(EnvFile)); err != nil || !strings.Contains(string(env), "export DROPMESH_CACERT="+sd.File(CACertFile)+"\n") {
+		t.Fatalf("env file (%v):\n%s", err, env)
+	}
+	for _, f := range []string{APIKeyFile, CACertFile, AdminPasswordFile, EnvFile, RecordFile} {
 		if st, err := os.Stat(sd.File(f)); err != nil || st.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v mode %v", f, err, st.Mode().Perm())
 		}
@@ -73,10 +84,10 @@ func TestStateDirRefusesACorruptSecretOrRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(sd.File(ClusterSecretFile), []byte("nothex\n"), 0o600); err != nil {
+	if err := os.WriteFile(sd.File(BootstrapTokenFile), []byte("nothex\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := sd.ClusterSecret(); err == nil {
+	if _, err := sd.BootstrapToken(); err == nil {
 		t.Fatal("a corrupt secret read as a secret")
 	}
 	if err := os.WriteFile(sd.File(RecordFile), []byte("{"), 0o600); err != nil {

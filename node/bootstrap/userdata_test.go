@@ -5,18 +5,18 @@ import (
 	"testing"
 
 	"github.com/dropmesh/dropmesh/node"
+	"github.com/dropmesh/dropmesh/node/bootclaim"
 	"github.com/dropmesh/dropmesh/scripts"
 )
 
 func testSeedParams(t *testing.T) seedParams {
 	t.Helper()
-	s, err := node.NewClusterSecret()
+	tok, err := bootclaim.NewToken()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return seedParams{ClusterName: "demo", ClusterID: "0123456789abcdef", Secret: s, DOToken: "dop_v1_abc", CFToken: "cf_tok",
-		Domain: "example.com", Nodes: 3, Snapshot: "dropmesh-base-v1-12345678", Region: "nyc3", Size: "s-1vcpu-2gb",
-		AdminPassword: "pw23456789abcdefghjk"}
+	return seedParams{ClusterName: "demo", ClusterID: "0123456789abcdef", BootstrapToken: tok,
+		Domain: "example.com", Nodes: 3, Snapshot: "dropmesh-base-v1-12345678", Region: "nyc3", Size: "s-1vcpu-2gb"}
 }
 
 func TestSeedUserDataStartsTheSeed(t *testing.T) {
@@ -32,8 +32,7 @@ func TestSeedUserDataStartsTheSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(env) != len(seedEnv(p)) || env["DROPMESH_BOOTSTRAP"] != "true" || env["DROPMESH_CLUSTER_SECRET"] != p.Secret.String() ||
-		env["DROPMESH_ADMIN_PASSWORD_FILE"] != SeedAdminPasswordPath {
+	if len(env) != len(seedEnv(p)) || env["DROPMESH_BOOTSTRAP"] != "true" || env["DROPMESH_BOOTSTRAP_TOKEN"] != p.BootstrapToken {
 		t.Fatalf("agent.env: %v", env)
 	}
 	if _, ok := env["DROPMESH_DO_BASE_URL"]; ok {
@@ -43,30 +42,23 @@ func TestSeedUserDataStartsTheSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if files[SeedAdminPasswordPath] != p.AdminPassword+"\n" || len(files) != 2 {
-		t.Fatalf("write_files: %q", files)
-	}
-	if !strings.Contains(ud, "permissions: \"0600\"\n    content: |\n      "+p.AdminPassword) {
-		t.Fatalf("the password file is not private:\n%s", ud)
+	if len(files) != 1 {
+		t.Fatalf("write_files: %q; want agent.env alone", files)
 	}
 }
 
 func TestSeedUserDataRefusesUnsafeValues(t *testing.T) {
 	for name, mut := range map[string]func(*seedParams){
-		"token with a space":       func(p *seedParams) { p.DOToken = "dop v1" },
-		"token with a quote":       func(p *seedParams) { p.CFToken = `x"; reboot; "` },
-		"password with a newline":  func(p *seedParams) { p.AdminPassword = "a\nruncmd: [reboot]" },
-		"empty password":           func(p *seedParams) { p.AdminPassword = "" },
+		"short token":              func(p *seedParams) { p.BootstrapToken = "abc" },
+		"token with shell code":    func(p *seedParams) { p.BootstrapToken = "$(reboot)" + p.BootstrapToken[9:] },
 		"base URL with shell code": func(p *seedParams) { p.DOBaseURL = "http://x/$(id)" },
+		"domain with a space":      func(p *seedParams) { p.Domain = "a b" },
 	} {
 		p := testSeedParams(t)
 		mut(&p)
 		if ud, err := seedUserData(p); err == nil {
 			t.Errorf("%s: accepted:\n%s", name, ud)
 		}
-	}
-	if _, err := addFile("#cloud-config\nruncmd: []\n", "/x", "y"); err == nil {
-		t.Error("user data without write_files accepted a file")
 	}
 }
 
