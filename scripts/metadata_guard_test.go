@@ -8,40 +8,6 @@ import (
 	"testing"
 )
 
-const metadataDrop = "-A DOCKER-USER -d 169.254.169.254/32 -j DROP"
-
-// iptablesStandIn keeps the DOCKER-USER chain in a file, as iptables would:
-// -N fails when the chain exists, -C when the rule is absent, -I adds it.
-const iptablesStandIn = `echo "iptables $*" >>"$STANDIN_LOG"
-rules="$STANDIN_STATE/rules"
-[ "$1" = -w ] && shift
-op="$1" chain="$2"
-shift 2
-case "$op" in
--N) [ ! -e "$rules.$chain" ] || exit 1; : >"$rules.$chain" ;;
--C) [ -e "$rules.$chain" ] && grep -qxF -- "-A $chain $*" "$rules.$chain" ;;
--I) [ -e "$rules.$chain" ] || exit 1; shift; { echo "-A $chain $*"; cat "$rules.$chain"; } >"$rules.tmp"; mv "$rules.tmp" "$rules.$chain" ;;
-*) exit 2 ;;
-esac`
-
-func TestMetadataGuardDropsContainersTrafficOnce(t *testing.T) {
-	h := newHost(t)
-	h.writeStandIn(t, "iptables", iptablesStandIn)
-	for i := range 2 {
-		out, code := h.run(t, "metadata-guard.sh", "", "firewall")
-		if code != 0 {
-			t.Fatalf("run %d: exit %d\n%s", i+1, code, out)
-		}
-	}
-	rules, err := os.ReadFile(filepath.Join(h.State, "rules.DOCKER-USER"))
-	if err != nil || string(rules) != metadataDrop+"\n" {
-		t.Fatalf("DOCKER-USER after two runs (%v):\n%s", err, rules)
-	}
-	if n := strings.Count(h.standInLog(t), "iptables -w -I DOCKER-USER 1 -d 169.254.169.254/32 -j DROP\n"); n != 1 {
-		t.Fatalf("the rule was inserted %d times:\n%s", n, h.standInLog(t))
-	}
-}
-
 // Without the rule Docker must not start: the unit fails, and docker.service
 // requires it.
 func TestMetadataGuardFailsWhenTheRuleCannotBeSet(t *testing.T) {
@@ -55,9 +21,10 @@ func TestMetadataGuardFailsWhenTheRuleCannotBeSet(t *testing.T) {
 	}
 }
 
-// The real iptables, in a network namespace of the test's own: the rule
-// lands at the top of DOCKER-USER, once, and stays ahead of the RETURN that
-// Docker appends when it starts.
+// The real iptables, in a network namespace of the test's own: two runs
+// leave exactly the guard's chains and one hook of each, ahead of the
+// RETURN that Docker appends when it starts; the ports follow the agent's
+// settings. (TestHostGuardCutsContainersOffForReal checks what they do.)
 func TestMetadataGuardWithTheRealIptables(t *testing.T) {
 	if _, err := exec.LookPath("iptables"); err != nil {
 		t.Skip("no iptables")
@@ -69,19 +36,44 @@ func TestMetadataGuardWithTheRealIptables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := `set -e; sh "$1" firewall; sh "$1" firewall; iptables -w -A DOCKER-USER -j RETURN; iptables -w -S DOCKER-USER`
+	script := `set -e; sh "$1" firewall; DROPMESH_UI_PORT=8443 sh "$1" firewall; iptables -w -A DOCKER-USER -j RETURN; iptables -w -S`
 	out, err := exec.Command("unshare", "-rn", "sh", "-c", script, "sh", abs).CombinedOutput()
 	if err != nil {
 		t.Skipf("iptables does not work in a network namespace here: %v\n%s", err, out)
 	}
 	var rules []string
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if strings.HasPrefix(l, "-A DOCKER-USER") {
+		if strings.HasPrefix(l, "-A ") {
 			rules = append(rules, l)
 		}
 	}
-	if len(rules) != 2 || rules[0] != metadataDrop || rules[1] != "-A DOCKER-USER -j RETURN" {
-		t.Fatalf("DOCKER-USER holds %q, want the metadata drop once, first:\n%s", rules, out)
+	want := []string{
+		"-A INPUT -i br-+ -j DROPMESH-INPUT",
+		"-A INPUT -i docker0 -j DROPMESH-INPUT",
+		"-A DOCKER-USER -i br-+ -j DROPMESH-FORWARD",
+		"-A DOCKER-USER -i docker0 -j DROPMESH-FORWARD",
+		"-A DOCKER-USER -j RETURN",
+		"-A DROPMESH-FORWARD -d 169.254.169.254/32 -j DROP",
+		"-A DROPMESH-FORWARD -o docker0 -j RETURN",
+		"-A DROPMESH-FORWARD -o br-+ -j RETURN",
+		"-A DROPMESH-FORWARD -d 10.0.0.0/8 -p tcp -m multiport --dports 7946,7947,9999,8443 -j DROP",
+		"-A DROPMESH-FORWARD -d 172.16.0.0/12 -p tcp -m multiport --dports 7946,7947,9999,8443 -j DROP",
+		"-A DROPMESH-FORWARD -d 192.168.0.0/16 -p tcp -m multiport --dports 7946,7947,9999,8443 -j DROP",
+		"-A DROPMESH-FORWARD -d 100.64.0.0/10 -p tcp -m multiport --dports 7946,7947,9999,8443 -j DROP",
+		"-A DROPMESH-FORWARD -d 10.0.0.0/8 -p udp -m udp --dport 7946 -j DROP",
+		"-A DROPMESH-FORWARD -d 172.16.0.0/12 -p udp -m udp --dport 7946 -j DROP",
+		"-A DROPMESH-FORWARD -d 192.168.0.0/16 -p udp -m udp --dport 7946 -j DROP",
+		"-A DROPMESH-FORWARD -d 100.64.0.0/10 -p udp -m udp --dport 7946 -j DROP",
+		"-A DROPMESH-INPUT -d 169.254.169.254/32 -j DROP",
+		"-A DROPMESH-INPUT -p tcp -m multiport --dports 7946,7947,9999,8443 -j DROP",
+		"-A DROPMESH-INPUT -p udp -m udp --dport 7946 -j DROP",
+	}
+	if strings.Join(rules, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("rules after two runs:\n%s\nwant:\n%s", strings.Join(rules, "\n"), strings.Join(want, "\n"))
+	}
+	// A bad port list is refused before anything changes.
+	if out, err := exec.Command("unshare", "-rn", "env", "DROPMESH_API_PORT=9999;reboot", "sh", abs, "firewall").CombinedOutput(); err == nil || !strings.Contains(string(out), "bad port list") {
+		t.Fatalf("a bad port list: %v\n%s", err, out)
 	}
 }
 
