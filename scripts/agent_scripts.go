@@ -18,7 +18,7 @@ var joinScript string
 // carry.
 func InstallAgentScript() string { return installAgent }
 
-// JoinScript returns join.sh: joins a host with Docker to a cluster, given
-// a member's gossip address and the cluster secret (from a file or standard
-// input).
+// JoinScript returns join.sh: installs the host guard and joins a host with
+// Docker to a cluster, given a member's gossip address, the cluster CA's
+// fingerprint and a one-time join token (from a file or standard input).
 func JoinScript() string { return joinScript }

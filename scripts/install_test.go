@@ -44,17 +44,17 @@ func TestScriptsCarryTheCanonicalUnits(t *testing.T) {
 			{"/usr/local/lib/dropmesh/metadata-env <<'SCRIPT'", "SCRIPT", "metadata-env.sh"},
 			{"/etc/systemd/system/dropmesh-metadata.service <<'UNIT'", "UNIT", "systemd/dropmesh-metadata.service"},
 			{"/etc/systemd/system/dropmesh-agent.service <<'UNIT'", "UNIT", "systemd/dropmesh-agent.service"},
+			{"/usr/local/lib/dropmesh/metadata-guard <<'SCRIPT'", "SCRIPT", "metadata-guard.sh"},
+			{"/etc/systemd/system/dropmesh-metadata-guard.service <<'UNIT'", "UNIT", "systemd/dropmesh-metadata-guard.service"},
 		} {
 			if got, want := heredoc(t, text, c.marker, c.end), readFile(t, c.file); got != want {
 				t.Errorf("%s writes a %s that differs from %s", s, filepath.Base(c.file), c.file)
 			}
 		}
 	}
-	// The metadata guard is the base snapshot's (install-agent.sh) alone.
+	// The scrub of cloud-init's copies is the base snapshot's (install-agent.sh) alone.
 	text := readFile(t, "install-agent.sh")
 	for _, c := range []struct{ marker, end, file string }{
-		{"/usr/local/lib/dropmesh/metadata-guard <<'SCRIPT'", "SCRIPT", "metadata-guard.sh"},
-		{"/etc/systemd/system/dropmesh-metadata-guard.service <<'UNIT'", "UNIT", "systemd/dropmesh-metadata-guard.service"},
 		{"/etc/systemd/system/dropmesh-agent.service.d/scrub-user-data.conf <<'UNIT'", "UNIT", "systemd/scrub-user-data.conf"},
 	} {
 		if got, want := heredoc(t, text, c.marker, c.end), readFile(t, c.file); got != want {

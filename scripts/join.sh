@@ -2,20 +2,25 @@
 # join.sh: join this host to a dropmesh cluster.
 #
 # For a droplet that was not made from the cluster's snapshot, or any Linux
-# host with Docker and systemd. It writes /etc/dropmesh/agent.env and the
-# cluster secret (both readable by root only), installs the dropmesh-agent
-# unit if the host has none, and (re)starts the agent, which joins the mesh
-# through the member given.
+# host with Docker and systemd. It installs the host guard (no container
+# reaches the metadata service or the cluster's control ports, at every
+# boot: see metadata-guard), writes /etc/dropmesh/agent.env (readable by
+# root only) with a one-time join token and the cluster CA's fingerprint,
+# installs the dropmesh-agent unit if the host has none, and (re)starts the
+# agent, which trades the token for its certificate and joins the mesh
+# through the member given. No cluster secret ever reaches the host.
 #
-# The cluster secret is read from a file or from standard input, never from
-# the command line (where `ps` would show it):
+# The join token is read from a file or from standard input, never from the
+# command line (where `ps` would show it to anyone who could use it first):
 #
-#   sudo ./join.sh --join 10.110.0.2:7946 --secret-file ./cluster-secret
-#   ssh root@HOST 'bash /root/join.sh --join 10.110.0.2:7946' < cluster-secret
+#   sudo ./join.sh --join 10.110.0.2:7946 --ca-fingerprint sha256:4f0c... --join-token-file ./token
+#   ssh root@HOST 'bash /root/join.sh --join 10.110.0.2:7946 --ca-fingerprint sha256:4f0c...' < token
 #
-# Usage: join.sh --join HOST:PORT[,HOST:PORT...] [options]
+# Usage: join.sh --join HOST:PORT[,HOST:PORT...] --ca-fingerprint FP [options]
 #   --join ADDRS          gossip address(es) of members (private IP, port 7946)
-#   --secret-file FILE    the cluster secret (64 hex digits); default: stdin
+#   --ca-fingerprint FP   the cluster CA certificate's SHA-256 (sha256:HEX);
+#                         the agent trusts no other CA when it joins
+#   --join-token-file F   the one-time join token; default: stdin
 #   --cluster-name NAME   the cluster's name (default: dropmesh)
 #   --node-id ID          this node's id (default: the host name)
 #   --advertise IP        the address peers reach this host at (default: the
@@ -30,7 +35,8 @@ set -euo pipefail
 
 ROOT="${DROPMESH_ROOT:-}"
 JOIN=""
-SECRET_FILE=""
+TOKEN_FILE=""
+CA_FINGERPRINT=""
 CLUSTER_NAME="dropmesh"
 NODE_ID=""
 ADVERTISE=""
@@ -38,7 +44,7 @@ PUBLIC_IP=""
 REGION=""
 BINARY=""
 START=yes
-SECRET=""
+TOKEN=""
 
 log() { printf 'join: %s\n' "$*"; }
 die() {
@@ -59,7 +65,8 @@ parse_args() {
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--join) need "${2:-}" "$1"; JOIN="$2"; shift 2 ;;
-		--secret-file) need "${2:-}" "$1"; SECRET_FILE="$2"; shift 2 ;;
+		--join-token-file) need "${2:-}" "$1"; TOKEN_FILE="$2"; shift 2 ;;
+		--ca-fingerprint) need "${2:-}" "$1"; CA_FINGERPRINT="$2"; shift 2 ;;
 		--cluster-name) need "${2:-}" "$1"; CLUSTER_NAME="$2"; shift 2 ;;
 		--node-id) need "${2:-}" "$1"; NODE_ID="$2"; shift 2 ;;
 		--advertise) need "${2:-}" "$1"; ADVERTISE="$2"; shift 2 ;;
@@ -67,8 +74,11 @@ parse_args() {
 		--region) need "${2:-}" "$1"; REGION="$2"; shift 2 ;;
 		--binary) need "${2:-}" "$1"; BINARY="$2"; shift 2 ;;
 		--no-start) START=no; shift ;;
-		--secret | --cluster-secret | --secret=* | --cluster-secret=*)
-			die "the secret is never given on the command line (ps shows it): use --secret-file FILE or standard input"
+		--join-token | --join-token=*)
+			die "the join token is never given on the command line (ps shows it): use --join-token-file FILE or standard input"
+			;;
+		--secret | --cluster-secret | --secret=* | --cluster-secret=* | --secret-file | --secret-file=*)
+			die "join.sh takes a one-time join token now, not the cluster secret: --join-token-file FILE or standard input, and --ca-fingerprint"
 			;;
 		-h | --help) usage; exit 0 ;;
 		*) die "unknown argument $1 (see --help)" ;;
@@ -89,6 +99,9 @@ validate() {
 	for a in "${addrs[@]}"; do
 		matches "$a" "$addr" || die "--join: $a is not HOST:PORT"
 	done
+	[ -n "$CA_FINGERPRINT" ] || die "--ca-fingerprint is required: the cluster CA's sha256:HEX, so that the agent trusts no other CA"
+	matches "$CA_FINGERPRINT" '^(sha256:)?[0-9a-fA-F]{64}$' || die "--ca-fingerprint $CA_FINGERPRINT: want sha256: and 64 hex digits"
+	CA_FINGERPRINT="sha256:$(printf '%s' "${CA_FINGERPRINT#sha256:}" | tr 'A-F' 'a-f')"
 	matches "$CLUSTER_NAME" '^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$' ||
 		die "--cluster-name $CLUSTER_NAME: use 1-32 lowercase letters, digits and '-'"
 	if [ -n "$NODE_ID" ]; then
@@ -122,20 +135,20 @@ validate() {
 	fi
 }
 
-# read_secret: the secret from --secret-file or standard input, checked.
-read_secret() {
+# read_token: the join token from --join-token-file or standard input, checked.
+read_token() {
 	local s=""
-	if [ -n "$SECRET_FILE" ]; then
-		[ -r "$SECRET_FILE" ] || die "--secret-file $SECRET_FILE: cannot read it"
-		s="$(head -c 200 "$SECRET_FILE" | tr -d ' \t\r\n')"
+	if [ -n "$TOKEN_FILE" ]; then
+		[ -r "$TOKEN_FILE" ] || die "--join-token-file $TOKEN_FILE: cannot read it"
+		s="$(head -c 1024 "$TOKEN_FILE" | tr -d ' \t\r\n')"
 	elif [ -t 0 ]; then
-		read -r -s -p "cluster secret (64 hex digits): " s
+		read -r -s -p "join token: " s
 		echo >&2
 	else
-		s="$(head -c 200 | tr -d ' \t\r\n')"
+		s="$(head -c 1024 | tr -d ' \t\r\n')"
 	fi
-	matches "$s" '^[0-9a-fA-F]{64}$' || die "the cluster secret must be 64 hex digits (dropmesh keeps it in the bootstrap state dir as cluster-secret)"
-	SECRET="$s"
+	matches "$s" '^[A-Za-z0-9._~+/=-]{16,512}$' || die "the join token must be 16 to 512 characters of A-Z a-z 0-9 . _ ~ + / = - (one token, as the cluster gave it)"
+	TOKEN="$s"
 }
 
 # put_file MODE PATH: standard input to ROOT/PATH, atomically.
@@ -146,6 +159,155 @@ put_file() {
 	chmod "$mode" "$tmp"
 	cat >"$tmp"
 	mv -f "$tmp" "$path"
+}
+
+# install_guard: the host guard (metadata-guard and its unit, required by
+# docker.service), enabled and started now: Docker already runs here.
+install_guard() {
+	put_file 0755 /usr/local/lib/dropmesh/metadata-guard <<'SCRIPT'
+#!/bin/sh
+# metadata-guard: keep the droplet's containers away from what only the
+# host may reach: the DigitalOcean metadata service and dropmesh's control
+# ports.
+#
+# The metadata service (169.254.169.254) serves the droplet's user data,
+# without authentication, to whatever on the droplet asks; the control
+# ports (gossip 7946 tcp/udp, raft 7947, the agent API 9999, the UI 8080)
+# are the cluster itself. A container reaches both through the host: the
+# bridge gateway and the host's own addresses are the host (iptables
+# INPUT), the other droplets' private addresses are forwarded (FORWARD).
+#
+#   metadata-guard firewall   install the host rules: traffic that comes in
+#                             on a Docker bridge (docker0, where dropmesh's
+#                             containers and `docker build`'s RUN steps run,
+#                             and br-*, every user-defined bridge) is dropped
+#                             - to the metadata service, forwarded or not;
+#                             - to a control port of this host (INPUT);
+#                             - to a control port of a private address
+#                               (the VPC, forwarded), unless it goes to
+#                               another container on a Docker bridge.
+#                             The rules live in two chains of their own,
+#                             DROPMESH-INPUT and DROPMESH-FORWARD, refilled
+#                             on every run, and are reached from the top of
+#                             INPUT and of DOCKER-USER, which Docker sends
+#                             every forwarded packet through and never
+#                             rewrites. dropmesh-metadata-guard.service runs
+#                             it at every boot, before docker.service starts
+#                             any container (docker.service requires it).
+#   metadata-guard scrub      delete cloud-init's cached copies of the user
+#                             data; the agent's unit runs it once the agent
+#                             has started (the agent reads agent.env, not
+#                             these). cloud-init writes them again at boot.
+#
+# The ports are the agent's (DROPMESH_GOSSIP_PORT, DROPMESH_RAFT_PORT,
+# DROPMESH_API_PORT, DROPMESH_UI_PORT; the unit reads agent.env), the
+# private ranges DROPMESH_GUARD_NETS (default: every RFC 1918 range and
+# 100.64.0.0/10). Containers never run on the host's network: dropmesh
+# gives them no way to (owner matches cannot tell a container's process
+# from the agent's), so every container is behind a bridge these rules
+# cover. The user data itself stays readable to root on the droplet; root
+# on a droplet holds the cluster either way.
+#
+# DROPMESH_ROOT=DIR scrubs under DIR instead of / (for tests).
+set -eu
+
+ip="${DROPMESH_METADATA_IP:-169.254.169.254}"
+cloud="${DROPMESH_ROOT:-}/var/lib/cloud"
+ports="${DROPMESH_GOSSIP_PORT:-7946},${DROPMESH_RAFT_PORT:-7947},${DROPMESH_API_PORT:-9999},${DROPMESH_UI_PORT:-8080}"
+gossip="${DROPMESH_GOSSIP_PORT:-7946}"
+nets="${DROPMESH_GUARD_NETS:-10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10}"
+
+# ipt: iptables, waiting for the xtables lock, which Docker may hold.
+ipt() { iptables -w "$@"; }
+
+# chain NAME: an empty chain NAME.
+chain() {
+	ipt -N "$1" 2>/dev/null || true
+	ipt -F "$1"
+}
+
+# hook CHAIN RULE...: RULE once, at the top of CHAIN.
+hook() {
+	c="$1"
+	shift
+	if ! ipt -C "$c" "$@" 2>/dev/null; then
+		ipt -I "$c" 1 "$@"
+	fi
+}
+
+firewall() {
+	case "$ports,$gossip" in
+	*[!0-9,]*) echo "metadata-guard: bad port list $ports" >&2; exit 2 ;;
+	esac
+	chain DROPMESH-INPUT
+	ipt -A DROPMESH-INPUT -d "$ip/32" -j DROP
+	ipt -A DROPMESH-INPUT -p tcp -m multiport --dports "$ports" -j DROP
+	ipt -A DROPMESH-INPUT -p udp --dport "$gossip" -j DROP
+	chain DROPMESH-FORWARD
+	ipt -A DROPMESH-FORWARD -d "$ip/32" -j DROP
+	ipt -A DROPMESH-FORWARD -o docker0 -j RETURN
+	ipt -A DROPMESH-FORWARD -o br-+ -j RETURN
+	ipt -A DROPMESH-FORWARD -d "$nets" -p tcp -m multiport --dports "$ports" -j DROP
+	ipt -A DROPMESH-FORWARD -d "$nets" -p udp --dport "$gossip" -j DROP
+	ipt -N DOCKER-USER 2>/dev/null || true
+	for br in docker0 br-+; do
+		hook INPUT -i "$br" -j DROPMESH-INPUT
+		hook DOCKER-USER -i "$br" -j DROPMESH-FORWARD
+	done
+	echo "metadata-guard: containers on Docker bridges cut off from $ip and from ports $ports (tcp) and $gossip (udp) of this host and of $nets"
+}
+
+scrub() {
+	n=0
+	# The raw user data, its processed form, the merged cloud-config and the
+	# pickled datasource (which holds the raw user data too).
+	for f in "$cloud"/instances/*/user-data.txt "$cloud"/instances/*/user-data.txt.i \
+		"$cloud"/instances/*/cloud-config.txt "$cloud"/instances/*/obj.pkl; do
+		[ -e "$f" ] || continue
+		rm -f "$f"
+		n=$((n + 1))
+	done
+	echo "metadata-guard: removed $n cached copies of the user data"
+}
+
+case "${1:-}" in
+firewall) firewall ;;
+scrub) scrub ;;
+*)
+	echo "usage: metadata-guard firewall|scrub" >&2
+	exit 2
+	;;
+esac
+SCRIPT
+	put_file 0644 /etc/systemd/system/dropmesh-metadata-guard.service <<'UNIT'
+# dropmesh: cut containers off from the DigitalOcean metadata service,
+# which serves the droplet's user data, and from the control ports (gossip,
+# raft, the agent API, the UI) of this host and of the private network,
+# before Docker starts any container, at every boot (see metadata-guard).
+# Enabled, it is required by docker.service: Docker does not start without
+# the rules in place. The agent's settings give the ports.
+[Unit]
+Description=dropmesh: no container reaches the metadata service or the control ports
+Before=docker.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+EnvironmentFile=-/etc/dropmesh/agent.env
+ExecStart=/usr/local/lib/dropmesh/metadata-guard firewall
+
+[Install]
+RequiredBy=docker.service
+WantedBy=multi-user.target
+UNIT
+	if [ "$START" = yes ]; then
+		systemctl daemon-reload
+		systemctl enable --quiet dropmesh-metadata-guard.service
+		systemctl restart dropmesh-metadata-guard.service
+		log "host guard: containers cut off from 169.254.169.254 and the control ports (dropmesh-metadata-guard.service, at every boot)"
+	else
+		log "host guard installed, not started (--no-start): systemctl enable --now dropmesh-metadata-guard.service"
+	fi
 }
 
 install_unit() {
@@ -277,18 +439,19 @@ UNIT
 write_config() {
 	mkdir -p "$ROOT/etc/dropmesh" "$ROOT/var/lib/dropmesh"
 	chmod 0700 "$ROOT/etc/dropmesh" "$ROOT/var/lib/dropmesh"
-	printf '%s\n' "$SECRET" | put_file 0600 /etc/dropmesh/cluster-secret
 	{
 		echo "# dropmesh agent settings, written by join.sh; read by dropmesh-agent.service"
+		echo "# The join token is used once, when the agent first joins, and expires."
 		echo "DROPMESH_CLUSTER_NAME=$CLUSTER_NAME"
-		echo "DROPMESH_CLUSTER_SECRET_FILE=/etc/dropmesh/cluster-secret"
 		echo "DROPMESH_JOIN=$JOIN"
+		echo "DROPMESH_JOIN_TOKEN=$TOKEN"
+		echo "DROPMESH_CA_FINGERPRINT=$CA_FINGERPRINT"
 		if [ -n "$NODE_ID" ]; then echo "DROPMESH_NODE_ID=$NODE_ID"; fi
 		if [ -n "$ADVERTISE" ]; then echo "DROPMESH_ADVERTISE=$ADVERTISE"; fi
 		if [ -n "$PUBLIC_IP" ]; then echo "DROPMESH_PUBLIC_IP=$PUBLIC_IP"; fi
 		if [ -n "$REGION" ]; then echo "DROPMESH_REGION=$REGION"; fi
 	} | put_file 0600 /etc/dropmesh/agent.env
-	log "wrote /etc/dropmesh/agent.env and /etc/dropmesh/cluster-secret (mode 0600)"
+	log "wrote /etc/dropmesh/agent.env (mode 0600)"
 }
 
 start_agent() {
@@ -305,7 +468,8 @@ start_agent() {
 main() {
 	parse_args "$@"
 	validate
-	read_secret
+	read_token
+	install_guard
 	install_unit
 	write_config
 	start_agent
