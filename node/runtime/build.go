@@ -66,7 +66,11 @@ func (r *Runtime) BuildImage(ctx context.Context, contextTar io.Reader, tags []s
 	if err != nil {
 		return "", fmt.Errorf("build %s: read context: %w", tags[0], err)
 	}
-	if err := checkContextDockerfile(data, dockerfile, true); err != nil {
+	df, err := checkContextDockerfile(data, dockerfile, true)
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", tags[0], err)
+	}
+	if err := r.checkBaseImages(ctx, dockerfile, df); err != nil {
 		return "", fmt.Errorf("build %s: %w", tags[0], err)
 	}
 	start := time.Now()
@@ -105,6 +109,35 @@ func (r *Runtime) BuildImage(ctx context.Context, contextTar io.Reader, tags []s
 	}
 	r.logger.Info("image built", "tags", tags, "id", id, "took", time.Since(start).Round(time.Millisecond))
 	return id, nil
+}
+
+// checkBaseImages checks the ONBUILD triggers of the images a Dockerfile
+// builds FROM: the classic builder runs them as lines of the Dockerfile,
+// so one that ADDs a URL is refused the same way. Each base image is made
+// present first (pulled anonymously when missing, as the builder would).
+func (r *Runtime) checkBaseImages(ctx context.Context, dockerfile string, content []byte) error {
+	refs, err := baseImages(dockerfile, content)
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		if _, err := r.EnsureImage(ctx, ref, nil, false, nil); err != nil {
+			return fmt.Errorf("base image %s: %w", ref, err)
+		}
+		ii, err := r.cli.ImageInspect(ctx, ref)
+		if err != nil {
+			return fmt.Errorf("base image %s: %w", ref, err)
+		}
+		if ii.Config == nil {
+			continue
+		}
+		for _, trigger := range ii.Config.OnBuild {
+			if err := CheckDockerfile("base image "+ref+" ONBUILD trigger, Dockerfile", []byte(trigger)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // drainBuild reads a build's JSON stream to the end: it returns the image id

@@ -132,10 +132,10 @@ func ValidateBuildContextFor(r io.Reader, maxBytes int64, dockerfile string) (Co
 	// The Dockerfile may not make the daemon fetch anything (CheckDockerfile):
 	// the one named, or, for an upload that names none yet, the root one.
 	if dockerfile != "" {
-		if err := checkContextDockerfile(out.Bytes(), dockerfile, true); err != nil {
+		if _, err := checkContextDockerfile(out.Bytes(), dockerfile, true); err != nil {
 			return ContextInfo{}, nil, err
 		}
-	} else if err := checkContextDockerfile(out.Bytes(), "Dockerfile", false); err != nil {
+	} else if _, err := checkContextDockerfile(out.Bytes(), "Dockerfile", false); err != nil {
 		return ContextInfo{}, nil, err
 	}
 	sum := sha256.Sum256(out.Bytes())

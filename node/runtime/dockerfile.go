@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"path"
 	"strings"
 )
@@ -152,20 +153,64 @@ func addSources(args string) []string {
 }
 
 // checkContextDockerfile finds the Dockerfile name in a tar build context
-// (plain or gzip) and checks it with CheckDockerfile. A missing Dockerfile
-// is refused only when required.
-func checkContextDockerfile(contextTar []byte, name string, required bool) error {
+// (plain or gzip) and checks it with CheckDockerfile; it returns the
+// Dockerfile. A missing Dockerfile is refused only when required.
+func checkContextDockerfile(contextTar []byte, name string, required bool) ([]byte, error) {
 	content, found, err := dockerfileFromTar(contextTar, path.Clean(name))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !found {
 		if required {
-			return invalidf("build context has no %s", name)
+			return nil, invalidf("build context has no %s", name)
 		}
-		return nil
+		return nil, nil
 	}
-	return CheckDockerfile(name, content)
+	return content, CheckDockerfile(name, content)
+}
+
+// baseImages lists the images a Dockerfile builds FROM, in order, without
+// scratch and the names of its own earlier stages. A variable in FROM is
+// replaced by the default its ARG gives before the first FROM (dropmesh
+// passes no build arguments, so the default is the value); one without a
+// default is refused: the image could not be checked.
+func baseImages(name string, content []byte) ([]string, error) {
+	args := map[string]string{}
+	stages := map[string]bool{}
+	var out []string
+	seenFrom := false
+	for _, in := range parseInstructions(content) {
+		switch in.cmd {
+		case "ARG":
+			if seenFrom {
+				continue
+			}
+			for _, f := range strings.Fields(in.args) {
+				k, v, _ := strings.Cut(f, "=")
+				args[k] = strings.Trim(v, `"'`)
+			}
+		case "FROM":
+			seenFrom = true
+			fields := strings.Fields(in.args)
+			for len(fields) > 0 && strings.HasPrefix(fields[0], "--") {
+				fields = fields[1:]
+			}
+			if len(fields) == 0 {
+				continue // malformed: the builder refuses it
+			}
+			ref := os.Expand(fields[0], func(k string) string { return args[k] })
+			if strings.Contains(fields[0], "$") && (ref == "" || strings.Contains(ref, "$") || strings.HasSuffix(ref, ":")) {
+				return nil, invalidf("%s line %d: FROM %s: the variable has no default before the first FROM, so the base image cannot be checked", name, in.line, fields[0])
+			}
+			if ref != "scratch" && !stages[strings.ToLower(ref)] {
+				out = append(out, ref)
+			}
+			if len(fields) >= 3 && strings.EqualFold(fields[1], "AS") {
+				stages[strings.ToLower(fields[2])] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // dockerfileFromTar reads the regular file name from a tar; a hard link

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/build"
 )
 
 func TestCheckDockerfileRefusesRemoteAdd(t *testing.T) {
@@ -113,5 +115,46 @@ func TestBuildImageRefusesRemoteAddBeforeDockerFetches(t *testing.T) {
 	t.Cleanup(func() { RemoveTestImage(t, rt, tag) })
 	if _, err := rt.BuildImage(ctx, bytes.NewReader(tarOf(t, map[string]string{"Dockerfile": "FROM scratch\nADD x.txt /x\n", "x.txt": "x"})), []string{tag}, "", nil, nil); err != nil {
 		t.Fatalf("a local ADD: %v", err)
+	}
+}
+
+func TestBaseImagesResolvesArgsAndSkipsStages(t *testing.T) {
+	df := "ARG BASE=alpine\nARG TAG=\"3.20\"\nFROM --platform=linux/amd64 ${BASE}:${TAG} AS build\nRUN true\nFROM build AS second\nFROM scratch\nCOPY --from=build /x /x\nFROM $BASE\n"
+	got, err := baseImages("Dockerfile", []byte(df))
+	if err != nil || strings.Join(got, ",") != "alpine:3.20,alpine" {
+		t.Fatalf("baseImages = %q, %v", got, err)
+	}
+	if _, err := baseImages("Dockerfile", []byte("ARG V\nFROM node:${V}\n")); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "cannot be checked") {
+		t.Fatalf("a FROM variable without a default: %v", err)
+	}
+}
+
+// A base image's ONBUILD trigger runs in the build as if it were in the
+// Dockerfile: one that ADDs a URL is refused too. (The base is built with
+// Docker directly: BuildImage itself refuses to make it.)
+func TestBuildImageRefusesAnInheritedRemoteAdd(t *testing.T) {
+	t.Parallel()
+	rt, _ := dockerFixture(t)
+	ctx := testCtx(t, 2*time.Minute)
+	base := TestImageRepo + "onbuild-" + RandomSuffix() + ":1"
+	t.Cleanup(func() { RemoveTestImage(t, rt, base) })
+	resp, err := rt.cli.ImageBuild(ctx, bytes.NewReader(tarOf(t, map[string]string{
+		"Dockerfile": "FROM scratch\nONBUILD ADD http://169.254.169.254/metadata/v1/user-data /x\n"})),
+		build.ImageBuildOptions{Tags: []string{base}, Remove: true, Version: build.BuilderV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := drainBuild(resp.Body, newThrottle(0, nil)); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	tag := TestImageRepo + "child-" + RandomSuffix() + ":1"
+	t.Cleanup(func() { RemoveTestImage(t, rt, tag) })
+	_, err = rt.BuildImage(ctx, bytes.NewReader(tarOf(t, map[string]string{"Dockerfile": "FROM " + base + "\nLABEL x=y\n"})), []string{tag}, "", nil, nil)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "ONBUILD trigger") || !strings.Contains(err.Error(), "remote sources are not allowed") {
+		t.Fatalf("BuildImage FROM a base with ONBUILD ADD http: %v", err)
+	}
+	if _, err := rt.InspectImage(ctx, tag); !errors.Is(err, ErrImageNotFound) {
+		t.Fatalf("the child image exists (%v)", err)
 	}
 }
