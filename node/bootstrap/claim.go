@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/dropmesh/dropmesh/node/bootclaim"
 )
@@ -33,11 +34,13 @@ func (r *run) claimSeed(ctx context.Context, c *agentClient, password string) er
 			return "", err
 		}
 		// The seed answers before it leads its one-node raft: a 5xx or no
-		// answer is tried again, from a fresh hello.
+		// answer is tried again, from a fresh hello, and so is a hello the
+		// seed forgot (others' hellos push old ones out).
 		for {
 			msg, err := r.claimOnce(ctx, c, token, password)
 			var he *httpError
-			if err == nil || (errors.As(err, &he) && he.status < 500) || errors.Is(err, errNotTheSeed) || ctx.Err() != nil {
+			final := errors.As(err, &he) && he.status < 500 && !strings.Contains(he.body, "unknown or expired seed nonce")
+			if err == nil || final || errors.Is(err, errNotTheSeed) || ctx.Err() != nil {
 				return msg, err
 			}
 			if serr := sleep(ctx, o.Config.PollInterval); serr != nil {
