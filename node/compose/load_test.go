@@ -177,6 +177,7 @@ func TestLoad(t *testing.T) {
 		},
 		{name: "hosts without a port", files: []string{"testdata/bad-hosts/compose.yaml"}, wantErr: "cron_job: invalid: port 0"},
 		{name: "remote build context", files: []string{"testdata/bad-remote-build/compose.yaml"}, wantErr: "only a local directory can be built"},
+		{name: "host network", files: []string{"testdata/bad-host-network/compose.yaml"}, wantErr: "network_mode host is not allowed"},
 		{name: "replicated database", files: []string{"testdata/bad-stateful-replicas/compose.yaml"}, wantErr: "a stateful service runs exactly one replica"},
 		{name: "name too long", files: []string{"testdata/bad-name/compose.yaml"}, wantErr: "cannot be named"},
 		{name: "broken YAML", files: []string{"testdata/bad-yaml/compose.yaml"}, wantErr: "did not find expected"},

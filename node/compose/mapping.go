@@ -31,6 +31,13 @@ func (m *mapper) service(svc types.ServiceConfig) (raftfsm.ServiceSpec, error) {
 	spec := raftfsm.ServiceSpec{Project: m.project, Env: m.env, Service: m.names[name], Image: svc.Image}
 	warn := func(format string, args ...any) { m.warn("service "+name+": "+format, args...) }
 
+	// Every container runs behind a Docker bridge, where the host rules keep
+	// it from the control ports and the metadata service; on the host's
+	// network (or another container's) nothing could.
+	if mode := svc.NetworkMode; mode == "host" || strings.HasPrefix(mode, "container:") {
+		return spec, fmt.Errorf("%w: compose service %s: network_mode %s is not allowed: dropmesh runs every container on a Docker bridge, where the host rules keep it away from the cluster's control ports and the metadata service", ErrInvalid, name, mode)
+	}
+
 	if svc.Build != nil {
 		dir, dockerfile, err := buildContext(svc.Build)
 		if err != nil {
