@@ -90,7 +90,7 @@ func TestRetry5xxTwiceThenSuccess(t *testing.T) {
 	}
 
 	// A PUT is idempotent too: the firewall update is retried with its body.
-	fw := ClusterFirewall("fw", "c1", "10.0.0.0/16", Ports{})
+	fw := ClusterFirewall("fw", "c1", Ports{})
 	if _, err := e.do.EnsureFirewall(c, fw); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func doStatus(err error) int {
 }
 
 func TestCreateValidation(t *testing.T) {
-	s, url := Start(t, Options{})
+	s, url := start(t, Options{})
 	c := doClient(t, url, DefaultToken)
 	for name, mod := range map[string]func(*godo.DropletCreateRequest){
 		"name":     func(r *godo.DropletCreateRequest) { r.Name = "a b" },
@@ -45,7 +45,7 @@ func TestCreateValidation(t *testing.T) {
 }
 
 func TestSnapshotMustBeInTheRegion(t *testing.T) {
-	_, url := Start(t, Options{})
+	_, url := start(t, Options{})
 	c := doClient(t, url, DefaultToken)
 	d := createDroplet(t, c, "builder")
 	a, _, err := c.DropletActions.Snapshot(ctx(t), d.ID, "base")
@@ -80,7 +80,7 @@ func TestSnapshotMustBeInTheRegion(t *testing.T) {
 }
 
 func TestPagingLinks(t *testing.T) {
-	_, url := Start(t, Options{})
+	_, url := start(t, Options{})
 	c := doClient(t, url, DefaultToken)
 	for _, n := range []string{"a", "b", "c", "d", "e"} {
 		if _, _, err := c.Droplets.Create(ctx(t), createReq(n)); err != nil {
@@ -114,7 +114,7 @@ func TestPagingLinks(t *testing.T) {
 }
 
 func TestDeleteByTagAndPendingEvents(t *testing.T) {
-	s, url := Start(t, Options{ActionDelay: time.Hour})
+	s, url := start(t, Options{ActionDelay: time.Hour})
 	c := doClient(t, url, DefaultToken)
 	d, _, err := c.Droplets.Create(ctx(t), createReq("a"))
 	if err != nil {
@@ -143,7 +143,7 @@ func TestLoopbackIPs(t *testing.T) {
 			t.Errorf("n=%d: %s %s, want %s", n, pub, priv, want)
 		}
 	}
-	_, url := Start(t, Options{IPAllocator: func(n int) (string, string) { return "203.0.113.10", "10.1.0.10" }})
+	_, url := start(t, Options{IPAllocator: func(n int) (string, string) { return "203.0.113.10", "10.1.0.10" }})
 	d := createDroplet(t, doClient(t, url, DefaultToken), "x")
 	pub, _ := d.PublicIPv4()
 	priv, _ := d.PrivateIPv4()

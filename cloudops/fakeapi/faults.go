@@ -224,10 +224,17 @@ func delay(r *http.Request, d time.Duration) bool {
 
 // answerFault answers f.Status in the provider's error shape.
 func (s *Server) answerFault(w http.ResponseWriter, r *http.Request, f Fault) {
+	retry := time.Duration(0)
 	if f.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
+		retry = time.Duration(math.Ceil(f.RetryAfter.Seconds())) * time.Second
 	} else if f.Status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
+		retry = time.Second
+	}
+	if retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(retry/time.Second)))
+	}
+	if f.Status == http.StatusTooManyRequests && strings.HasPrefix(r.URL.Path, "/v2/") {
+		rateLimited(w, time.Now(), retry)
 	}
 	msg := fmt.Sprintf("injected fault: %d %s", f.Status, http.StatusText(f.Status))
 	if strings.HasPrefix(r.URL.Path, "/client/v4/") {

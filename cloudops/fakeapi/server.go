@@ -54,6 +54,11 @@ type Options struct {
 	// Logger receives requests that changed something and backend errors;
 	// nil discards.
 	Logger *slog.Logger
+	// RateLimit, if set, is the DigitalOcean hourly request budget the fake
+	// enforces: past it every DigitalOcean request is a 429 until the hour
+	// is over. 0 reports DefaultRateLimit in the headers without enforcing
+	// it (a long-running local mesh is not cut off).
+	RateLimit int
 }
 
 // DefaultOptions returns what local mode uses: the default token, the zone
@@ -75,6 +80,7 @@ type Server struct {
 	faults   []*Fault
 	timers   map[int]*time.Timer
 	closed   bool
+	rate     rateWindow
 
 	work   *queue
 	ctx    context.Context
@@ -181,10 +187,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pattern == "" {
 		pattern = r.Method + " " + r.URL.Path
 	}
+	do := strings.HasPrefix(r.URL.Path, "/v2/")
 	s.mu.Lock()
 	s.requests[pattern]++
 	f := s.takeFaultLocked(r)
+	allowed := !do || s.rateHeadersLocked(w, time.Now())
 	s.mu.Unlock()
+	if !allowed {
+		doError(w, http.StatusTooManyRequests, "too_many_requests", "API Rate limit exceeded.")
+		return
+	}
 	if f != nil && s.applyFault(w, r, *f) {
 		return
 	}
@@ -246,6 +258,12 @@ func (s *Server) routes() {
 	do("POST /v2/vpcs", s.createVPC)
 	do("GET /v2/vpcs/{id}", s.getVPC)
 	do("DELETE /v2/vpcs/{id}", s.deleteVPC)
+
+	do("GET /v2/account", s.getAccount)
+	do("GET /v2/regions", s.listRegions)
+	do("GET /v2/sizes", s.listSizes)
+	do("GET /v2/tags", s.listTags)
+	do("GET /v2/tags/{tag}", s.getTag)
 
 	do("GET /v2/account/keys", s.listKeys)
 	do("POST /v2/account/keys", s.createKey)

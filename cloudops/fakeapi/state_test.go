@@ -7,7 +7,7 @@ import (
 )
 
 func TestStateShape(t *testing.T) {
-	_, url := Start(t, Options{Zones: []string{"example.test"}})
+	_, url := start(t, Options{Zones: []string{"example.test"}})
 	c := doClient(t, url, DefaultToken)
 	d := createDroplet(t, c, "node-1")
 	if _, _, err := c.DropletActions.Reboot(ctx(t), d.ID); err != nil {
