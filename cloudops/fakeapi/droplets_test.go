@@ -23,15 +23,18 @@ func TestCreateValidation(t *testing.T) {
 	s, url := start(t, Options{})
 	c := doClient(t, url, DefaultToken)
 	for name, mod := range map[string]func(*godo.DropletCreateRequest){
-		"name":     func(r *godo.DropletCreateRequest) { r.Name = "a b" },
-		"region":   func(r *godo.DropletCreateRequest) { r.Region = "xyz9" },
-		"size":     func(r *godo.DropletCreateRequest) { r.Size = "" },
-		"image":    func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{Slug: "Bad Slug"} },
-		"no image": func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{} },
-		"snapshot": func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{ID: 42} },
-		"tag":      func(r *godo.DropletCreateRequest) { r.Tags = []string{"a b"} },
-		"vpc":      func(r *godo.DropletCreateRequest) { r.VPCUUID = "nope" },
-		"key":      func(r *godo.DropletCreateRequest) { r.SSHKeys = []godo.DropletCreateSSHKey{{ID: 7}} },
+		"name":             func(r *godo.DropletCreateRequest) { r.Name = "a b" },
+		"region":           func(r *godo.DropletCreateRequest) { r.Region = "xyz9" },
+		"size":             func(r *godo.DropletCreateRequest) { r.Size = "" },
+		"unknown size":     func(r *godo.DropletCreateRequest) { r.Size = "s-99vcpu-1tb" },
+		"unknown image":    func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{Slug: "debian-99-x64"} },
+		"unknown image id": func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{ID: distributionIDBase + 999} },
+		"image":            func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{Slug: "Bad Slug"} },
+		"no image":         func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{} },
+		"snapshot":         func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{ID: 42} },
+		"tag":              func(r *godo.DropletCreateRequest) { r.Tags = []string{"a b"} },
+		"vpc":              func(r *godo.DropletCreateRequest) { r.VPCUUID = "nope" },
+		"key":              func(r *godo.DropletCreateRequest) { r.SSHKeys = []godo.DropletCreateSSHKey{{ID: 7}} },
 	} {
 		req := createReq("node-1")
 		mod(req)

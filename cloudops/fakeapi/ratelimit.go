@@ -37,17 +37,18 @@ func (s *Server) rateHeadersLocked(w http.ResponseWriter, now time.Time) bool {
 	h.Set("Ratelimit-Limit", strconv.Itoa(limit))
 	h.Set("Ratelimit-Remaining", strconv.Itoa(remaining))
 	h.Set("Ratelimit-Reset", strconv.FormatInt(reset.Unix(), 10))
-	if enforced && s.rate.used > limit {
-		h.Set("Retry-After", strconv.Itoa(max(int(reset.Sub(now).Seconds()+0.999), 1)))
-		return false
-	}
-	return true
+	return !enforced || s.rate.used <= limit
 }
 
 // rateLimited marks an answer as a 429 of DigitalOcean's: nothing left,
-// and the reset when the client may try again.
+// and the reset (whole seconds, rounded up) after retry.
 func rateLimited(w http.ResponseWriter, now time.Time, retry time.Duration) {
 	h := w.Header()
 	h.Set("Ratelimit-Remaining", "0")
-	h.Set("Ratelimit-Reset", strconv.FormatInt(now.Add(retry).Unix(), 10))
+	at := now.Add(retry)
+	reset := at.Unix()
+	if at.Nanosecond() > 0 {
+		reset++
+	}
+	h.Set("Ratelimit-Reset", strconv.FormatInt(reset, 10))
 }
