@@ -54,9 +54,12 @@ func duties(t *testing.T) []duty {
 var want = map[string]int{"droplet": 1, "firewall": 1, "vpc": 1, "ssh key": 1, "dns records": 2}
 
 // TestDutiesUnderFaults runs every duty against each fault real clients
-// meet, twice (a leader repeating its work), and checks it ends with the
-// resources made once: no duplicate, whatever the provider did.
+// meet, twice (a leader repeating its work in its next round), and checks
+// it ends with the resources made once: no duplicate, whatever the
+// provider did. Only a lost answer may fail the first round: the attempt
+// timed out (RequestTimeout) and the operation hands that to its caller.
 func TestDutiesUnderFaults(t *testing.T) {
+	mayFailFirst := map[string]bool{"answer lost": true}
 	faults := map[string]func(prefix string) fakeapi.Fault{
 		// DigitalOcean's 429: no Retry-After, ratelimit-remaining 0 and a
 		// reset; Cloudflare's: Retry-After. Refused before acting.
@@ -97,7 +100,7 @@ func TestDutiesUnderFaults(t *testing.T) {
 					t.Fatal(err)
 				}
 				c := ctx(t)
-				if err := d.run(c, do, cf); err != nil {
+				if err := d.run(c, do, cf); err != nil && !mayFailFirst[fname] {
 					t.Fatalf("first run: %v", err)
 				}
 				if err := d.run(c, do, cf); err != nil {

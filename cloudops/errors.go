@@ -114,18 +114,6 @@ func retryableByOperation(ctx context.Context, err error) bool {
 	if err == nil || ctx.Err() != nil {
 		return false
 	}
-	// The caller still waits (checked above), so a timeout here is one
-	// attempt's (RequestTimeout: the answer never came): a POST may have
-	// been carried out, look again. net/http's header timeout also matches
-	// context.DeadlineExceeded, hence this comes first.
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		switch strings.ToUpper(ue.Op) {
-		case http.MethodPost, http.MethodPatch:
-			return !errors.Is(err, context.Canceled)
-		}
-		return false
-	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
@@ -136,6 +124,14 @@ func retryableByOperation(ctx context.Context, err error) bool {
 	var ce *cloudflare.Error
 	if errors.As(err, &ce) {
 		return ce.StatusCode >= 500 && ce.Request != nil && !idempotent(ce.Request)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		switch strings.ToUpper(ue.Op) {
+		case http.MethodPost, http.MethodPatch:
+			return true
+		}
+		return false
 	}
 	var ne net.Error
 	return errors.As(err, &ne)

@@ -142,11 +142,16 @@ func (s *Server) checkCreateLocked(req *createDropletRequest) (img *godo.Image, 
 		img = &c
 	case json.Unmarshal(req.Image, &slug) == nil && slug != "":
 		d, ok := distributionBy(slug, 0)
-		if !ok {
+		switch {
+		case ok:
+			c := distributionImage(d, s.opts.Regions)
+			img = &c
+		case slices.Contains(s.opts.Images, slug):
+			img = &godo.Image{Name: slug, Slug: slug, Type: "custom", Distribution: "Debian", Regions: slices.Clone(s.opts.Regions),
+				MinDiskSize: 10, Status: "available", Tags: []string{}}
+		default:
 			return nil, nil, fmt.Sprintf("You specified an invalid image for Droplet creation: %q (the fake knows %s and your snapshots).", slug, distributionNames())
 		}
-		c := distributionImage(d, s.opts.Regions)
-		img = &c
 	default:
 		return nil, nil, "An image (id or slug) is required."
 	}

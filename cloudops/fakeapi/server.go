@@ -54,6 +54,11 @@ type Options struct {
 	// Logger receives requests that changed something and backend errors;
 	// nil discards.
 	Logger *slog.Logger
+	// Images are slugs of custom images droplets may be created from,
+	// besides DigitalOcean's public distributions and the account's
+	// snapshots: local mode's base image, which no real account has.
+	// Any other slug is refused (422), as DigitalOcean refuses it.
+	Images []string
 	// RateLimit, if set, is the DigitalOcean hourly request budget the fake
 	// enforces: past it every DigitalOcean request is a 429 until the hour
 	// is over. 0 reports DefaultRateLimit in the headers without enforcing
@@ -61,10 +66,13 @@ type Options struct {
 	RateLimit int
 }
 
+// LocalBaseImage is the custom image local mode's droplets boot from.
+const LocalBaseImage = "dropmesh-local-base"
+
 // DefaultOptions returns what local mode uses: the default token, the zone
-// example.test, and 50 ms actions.
+// example.test, 50 ms actions and LocalBaseImage.
 func DefaultOptions() Options {
-	return Options{Token: DefaultToken, Zones: []string{"example.test"}, ActionDelay: 50 * time.Millisecond}
+	return Options{Token: DefaultToken, Zones: []string{"example.test"}, ActionDelay: 50 * time.Millisecond, Images: []string{LocalBaseImage}}
 }
 
 // Server is the fake DigitalOcean and Cloudflare API: an http.Handler to
