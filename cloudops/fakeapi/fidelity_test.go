@@ -337,3 +337,34 @@ func TestCloudflareOtherRecordTypes(t *testing.T) {
 		t.Fatalf("%d records, want %d", n, len(bodies))
 	}
 }
+
+func TestFaultAnswersInTheProvidersShape(t *testing.T) {
+	s, url := start(t, Options{})
+	if err := s.InjectFault(Fault{Status: 503, Times: 2}); err != nil {
+		t.Fatal(err)
+	}
+	r := get(t, url+"/v2/droplets", DefaultToken)
+	var do struct {
+		ID        string `json:"id"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&do); err != nil || r.StatusCode != 503 || do.ID != "server_error" || do.Message == "" || do.RequestID == "" {
+		t.Fatalf("DigitalOcean 503: %d %+v %v", r.StatusCode, do, err)
+	}
+	if r.Header.Get("Ratelimit-Remaining") == "" {
+		t.Fatal("a DigitalOcean 503 without rate headers")
+	}
+	r = get(t, url+"/client/v4/zones", DefaultToken)
+	var cf struct {
+		Success bool
+		Result  *struct{}
+		Errors  []struct {
+			Code    int
+			Message string
+		}
+	}
+	if err := json.NewDecoder(r.Body).Decode(&cf); err != nil || r.StatusCode != 503 || cf.Success || cf.Result != nil || len(cf.Errors) != 1 || cf.Errors[0].Code < 1000 {
+		t.Fatalf("Cloudflare 503: %d %+v %v", r.StatusCode, cf, err)
+	}
+}
