@@ -1,9 +1,6 @@
 package fakeapi
 
-import (
-	"slices"
-	"strings"
-)
+import "strings"
 
 // sizeInfo is one droplet size as DigitalOcean lists it at /v2/sizes.
 type sizeInfo struct {
@@ -115,4 +112,4 @@ func canonicalDistribution(name string) string {
 }
 
 // regionSizes are the sizes sold in every fake region.
-func regionSizes() []string { return slices.Clone(sizeSlugs()) }
+func regionSizes() []string { return sizeSlugs() }

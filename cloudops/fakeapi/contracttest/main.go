@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"testing"
+	"time"
 )
 
 // Main runs m, then checks what rec recorded against the specs in dir (the
@@ -21,6 +22,7 @@ func Main(m *testing.M, rec *Recorder, dir string) int {
 	if code != 0 {
 		return code
 	}
+	start := time.Now()
 	c, err := Load(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "contract:", err)
@@ -28,6 +30,7 @@ func Main(m *testing.M, rec *Recorder, dir string) int {
 	}
 	rep := c.Check(context.Background(), rec.Exchanges())
 	Print(os.Stderr, rep, testing.Verbose())
+	fmt.Fprintf(os.Stderr, "contract: loading the specs and checking took %v\n", time.Since(start).Round(time.Millisecond))
 	if len(rep.Failed()) > 0 {
 		return 1
 	}
