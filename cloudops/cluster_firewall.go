@@ -5,7 +5,8 @@ import (
 	"strconv"
 )
 
-// Ports are the agent's ports that only the VPC may reach.
+// Ports are the agent's control ports, which only the cluster's own
+// droplets may reach.
 type Ports struct {
 	API    int // agent API, default 9999
 	Gossip int // memberlist, tcp and udp, default 7946
@@ -18,11 +19,14 @@ func DefaultPorts() Ports { return Ports{API: 9999, Gossip: 7946, Raft: 7947} }
 // everywhere is every IPv4 and IPv6 address, as firewall sources.
 func everywhere() []string { return []string{"0.0.0.0/0", "::/0"} }
 
-// ClusterFirewall is the cloud firewall of a cluster: HTTP and HTTPS from
-// anywhere; the agent API, gossip (tcp and udp) and raft only from the VPC;
-// no SSH; all egress allowed. Zero ports take DefaultPorts. Validation
-// happens in EnsureFirewall, so a bad CIDR is refused there.
-func ClusterFirewall(name, clusterTag, vpcCIDR string, p Ports) FirewallSpec {
+// ClusterFirewall is the cloud firewall of a cluster, applied to the
+// droplets tagged clusterTag: HTTP and HTTPS from anywhere; the agent API,
+// gossip (tcp and udp) and raft only from droplets carrying clusterTag
+// (DigitalOcean's sources.tags), not from the VPC's range, which other
+// droplets of the account (and whatever runs on them) share; no SSH; all
+// egress allowed. Zero ports take DefaultPorts. Validation happens in
+// EnsureFirewall, so a bad tag is refused there.
+func ClusterFirewall(name, clusterTag string, p Ports) FirewallSpec {
 	d := DefaultPorts()
 	if p.API == 0 {
 		p.API = d.API
@@ -33,8 +37,8 @@ func ClusterFirewall(name, clusterTag, vpcCIDR string, p Ports) FirewallSpec {
 	if p.Raft == 0 {
 		p.Raft = d.Raft
 	}
-	vpc := func(proto string, port int) FirewallRule {
-		return FirewallRule{Protocol: proto, Ports: strconv.Itoa(port), Addresses: []string{vpcCIDR}}
+	members := func(proto string, port int) FirewallRule {
+		return FirewallRule{Protocol: proto, Ports: strconv.Itoa(port), Tags: []string{clusterTag}}
 	}
 	return FirewallSpec{
 		Name: name,
@@ -42,10 +46,10 @@ func ClusterFirewall(name, clusterTag, vpcCIDR string, p Ports) FirewallSpec {
 		Inbound: []FirewallRule{
 			{Protocol: "tcp", Ports: "80", Addresses: everywhere()},
 			{Protocol: "tcp", Ports: "443", Addresses: everywhere()},
-			vpc("tcp", p.API),
-			vpc("tcp", p.Gossip),
-			vpc("udp", p.Gossip),
-			vpc("tcp", p.Raft),
+			members("tcp", p.API),
+			members("tcp", p.Gossip),
+			members("udp", p.Gossip),
+			members("tcp", p.Raft),
 		},
 		Outbound: []FirewallRule{
 			{Protocol: "tcp", Ports: "all", Addresses: everywhere()},

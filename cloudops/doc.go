@@ -12,8 +12,9 @@
 // Both clients send their requests through one RetryTransport: 429 answers
 // are retried for every method (the provider refused them before acting),
 // 5xx answers and network errors only for idempotent methods, with
-// exponential backoff, jitter and Retry-After honoured, each wait cancellable
-// by the context. Creates (POST) that fail with a 5xx are retried one level
+// exponential backoff, jitter and Retry-After honoured (on a DigitalOcean
+// 429 without one, the ratelimit-reset of its rate limit headers), each wait
+// cancellable by the context. Creates (POST) that fail with a 5xx are retried one level
 // up, by operations that look the resource up again before creating it.
 // Each attempt waits at most RequestTimeout for its answer to start
 // (NewHTTPTransport: a transport timeout, not a whole-request one); the
@@ -25,6 +26,6 @@
 // ErrInvalid, ErrConflict and ErrActionFailed with errors.Is.
 //
 // ClusterFirewall and WithSSH describe the cluster's network shape as pure
-// data. Tests and local mode run the real clients against cloudops/fakeapi,
+// data: the control ports open only to droplets carrying the cluster tag. Tests and local mode run the real clients against cloudops/fakeapi,
 // a stateful fake of both HTTP APIs.
 package cloudops

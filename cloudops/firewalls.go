@@ -14,7 +14,7 @@ import (
 // (outbound) a set of addresses and droplet tags.
 type FirewallRule struct {
 	Protocol  string   // tcp, udp or icmp
-	Ports     string   // "80", "8000-8100" or "all"; empty for icmp
+	Ports     string   // "80", "8000-8100" or "all" ("0" as DigitalOcean answers it); empty for icmp
 	Addresses []string // IPs or CIDR prefixes
 	Tags      []string // droplet tags
 }
@@ -101,13 +101,19 @@ func (r FirewallRule) validate() error {
 	return nil
 }
 
-// canonical returns rules in one order with sorted fields, "all" and "0"
-// merged, so two rule sets can be compared.
+// canonical returns rules in one order with sorted fields and ports
+// spelled one way, so a wanted rule set and DigitalOcean's answer compare
+// equal when they mean the same: DigitalOcean answers "0" for all ports of
+// tcp and udp (asked for as "all" or "0") and always "0" on icmp, which
+// takes no ports.
 func canonical(rules []FirewallRule) []string {
 	out := make([]string, 0, len(rules))
 	for _, r := range rules {
 		ports := r.Ports
-		if ports == "0" || (ports == "" && r.Protocol != "icmp") {
+		switch {
+		case r.Protocol == "icmp":
+			ports = ""
+		case ports == "0" || ports == "":
 			ports = "all"
 		}
 		a, t := slices.Clone(r.Addresses), slices.Clone(r.Tags)
@@ -142,18 +148,31 @@ func (s FirewallSpec) request() *godo.FirewallRequest {
 	return req
 }
 
+// specPorts turns DigitalOcean's spelling of a rule's ports into a
+// FirewallRule's: "all" for every port, nothing for icmp. A Firewall read
+// back so validates as a FirewallSpec again.
+func specPorts(proto, ports string) string {
+	switch {
+	case proto == "icmp":
+		return ""
+	case ports == "0" || ports == "":
+		return "all"
+	}
+	return ports
+}
+
 func firewallFrom(f *godo.Firewall) Firewall {
 	out := Firewall{ID: f.ID, Name: f.Name, Status: f.Status, Tags: slices.Clone(f.Tags)}
 	out.CreatedAt, _ = time.Parse(time.RFC3339, f.Created)
 	for _, r := range f.InboundRules {
-		fr := FirewallRule{Protocol: r.Protocol, Ports: r.PortRange}
+		fr := FirewallRule{Protocol: r.Protocol, Ports: specPorts(r.Protocol, r.PortRange)}
 		if r.Sources != nil {
 			fr.Addresses, fr.Tags = slices.Clone(r.Sources.Addresses), slices.Clone(r.Sources.Tags)
 		}
 		out.Inbound = append(out.Inbound, fr)
 	}
 	for _, r := range f.OutboundRules {
-		fr := FirewallRule{Protocol: r.Protocol, Ports: r.PortRange}
+		fr := FirewallRule{Protocol: r.Protocol, Ports: specPorts(r.Protocol, r.PortRange)}
 		if r.Destinations != nil {
 			fr.Addresses, fr.Tags = slices.Clone(r.Destinations.Addresses), slices.Clone(r.Destinations.Tags)
 		}

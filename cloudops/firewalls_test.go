@@ -11,7 +11,7 @@ import (
 func TestEnsureFirewallCreatesThenReplaces(t *testing.T) {
 	e := newEnv(t, testOptions())
 	c := ctx(t)
-	first := ClusterFirewall("c1-fw", "c1", "10.110.0.0/20", Ports{})
+	first := ClusterFirewall("c1-fw", "c1", Ports{})
 	fw, err := e.do.EnsureFirewall(c, first)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func TestEnsureFirewallCreatesThenReplaces(t *testing.T) {
 
 func TestEnsureFirewallRefusesBadSpecs(t *testing.T) {
 	e := newEnv(t, testOptions())
-	base := ClusterFirewall("c1-fw", "c1", "10.110.0.0/20", Ports{})
+	base := ClusterFirewall("c1-fw", "c1", Ports{})
 	bad := map[string]func(*FirewallSpec){
 		"name":        func(s *FirewallSpec) { s.Name = "fw;rm" },
 		"no outbound": func(s *FirewallSpec) { s.Outbound = nil },
@@ -84,7 +84,7 @@ func TestEnsureFirewallRefusesBadSpecs(t *testing.T) {
 		"tag":         func(s *FirewallSpec) { s.Tags = []string{"bad tag"} },
 	}
 	for name, mod := range bad {
-		s := ClusterFirewall("c1-fw", "c1", "10.110.0.0/20", Ports{})
+		s := ClusterFirewall("c1-fw", "c1", Ports{})
 		mod(&s)
 		if _, err := e.do.EnsureFirewall(ctx(t), s); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)

@@ -91,7 +91,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // RetryTransport is an http.RoundTripper that retries what is safe to retry:
 // 429 answers for every method (the provider refused the request before
-// acting on it), 5xx answers and network errors for idempotent methods (GET,
+// acting on it; the wait is Retry-After, else DigitalOcean's
+// ratelimit-reset when ratelimit-remaining is 0, else the backoff), 5xx answers and network errors for idempotent methods (GET,
 // HEAD, OPTIONS, PUT, DELETE), and connection failures for any method (the
 // request never left). Request bodies are re-sent through req.GetBody; a
 // request whose body cannot be rewound is not retried.
@@ -168,10 +169,37 @@ func (t *RetryTransport) decide(req *http.Request, resp *http.Response, err erro
 	default:
 		return false, 0
 	}
-	if ra, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok && ra > 0 {
+	now := time.Now()
+	if ra, ok := retryAfter(resp.Header.Get("Retry-After"), now); ok && ra > 0 {
 		return true, min(ra, t.policy.MaxDelay)
 	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		if reset, ok := rateReset(resp.Header, now); ok {
+			return true, min(reset, t.policy.MaxDelay)
+		}
+	}
 	return true, t.policy.backoff(n)
+}
+
+// rateReset reads DigitalOcean's rate limit headers, the ones godo decodes
+// into Response.Rate: when ratelimit-remaining is 0, the wait until
+// ratelimit-reset (a Unix time; the oldest request of the window expires
+// then and frees a slot). A reset already past waits nothing more than
+// the backoff would, so it does not count.
+func rateReset(h http.Header, now time.Time) (time.Duration, bool) {
+	rem, err := strconv.Atoi(strings.TrimSpace(h.Get("Ratelimit-Remaining")))
+	if err != nil || rem > 0 {
+		return 0, false
+	}
+	at, err := strconv.ParseInt(strings.TrimSpace(h.Get("Ratelimit-Reset")), 10, 64)
+	if err != nil || at <= 0 {
+		return 0, false
+	}
+	wait := time.Unix(at, 0).Sub(now)
+	if wait <= 0 {
+		return 0, false
+	}
+	return wait, true
 }
 
 // idempotent reports whether repeating req cannot do more than doing it once.

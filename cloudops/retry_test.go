@@ -52,8 +52,10 @@ func TestRetry429OnPOSTResendsTheBody(t *testing.T) {
 	if n := e.fake.Requests("POST /v2/droplets"); n != 2 {
 		t.Fatalf("%d creates, want 2", n)
 	}
-	if w := e.sleep.Waits(); len(w) != 1 || w[0] != time.Second {
-		t.Fatalf("waits %v, want [1s] (the fake's default Retry-After)", w)
+	// DigitalOcean's 429 carries no Retry-After: the wait is until
+	// ratelimit-reset, a second or two ahead.
+	if w := e.sleep.Waits(); len(w) != 1 || w[0] < 500*time.Millisecond || w[0] > 2*time.Second {
+		t.Fatalf("waits %v, want one until ratelimit-reset (0.5-2s)", w)
 	}
 	// Cloudflare: a rate-limited record create is re-sent with its body.
 	z, err := e.cf.FindZone(c, "www.example.test")
@@ -67,6 +69,58 @@ func TestRetry429OnPOSTResendsTheBody(t *testing.T) {
 	}
 	if n := e.fake.Requests("POST /client/v4/zones/{zid}/dns_records"); n != 2 {
 		t.Fatalf("%d record creates, want 2", n)
+	}
+}
+
+func TestRetry429HonoursRateLimitReset(t *testing.T) {
+	// The fake enforces a budget of 3 requests an hour: the 4th is refused
+	// until the hour is over, and ratelimit-reset says so.
+	opts := testOptions()
+	opts.RateLimit = 3
+	e := newEnv(t, opts)
+	c := ctx(t)
+	for range 3 {
+		if _, err := e.do.ListDroplets(c, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := e.sleep.Waits(); len(w) != 0 {
+		t.Fatalf("waited %v within the budget", w)
+	}
+	_, err := e.do.ListDroplets(c, "")
+	if StatusCode(err) != 429 {
+		t.Fatalf("err = %v, want the 429 once the attempts are spent", err)
+	}
+	// Every wait is the time to the reset (about an hour), capped at
+	// MaxDelay: not the 10 ms backoff a 429 without a hint gets.
+	w := e.sleep.Waits()
+	if len(w) != 3 {
+		t.Fatalf("waits %v, want 3 (4 attempts)", w)
+	}
+	for _, d := range w {
+		if d != 5*time.Second {
+			t.Fatalf("waits %v, want MaxDelay (5s) each: the reset is an hour away", w)
+		}
+	}
+}
+
+func TestRateResetParsing(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	h := func(rem, reset string) http.Header {
+		return http.Header{"Ratelimit-Remaining": {rem}, "Ratelimit-Reset": {reset}}
+	}
+	if d, ok := rateReset(h("0", "1800000007"), now); !ok || d != 7*time.Second {
+		t.Fatalf("got %v %v, want 7s", d, ok)
+	}
+	for name, hd := range map[string]http.Header{
+		"requests left": h("12", "1800000007"),
+		"reset past":    h("0", "1799999990"),
+		"no headers":    {},
+		"garbage":       h("0", "soon"),
+	} {
+		if d, ok := rateReset(hd, now); ok {
+			t.Errorf("%s: waits %v", name, d)
+		}
 	}
 }
 
@@ -90,7 +144,7 @@ func TestRetry5xxTwiceThenSuccess(t *testing.T) {
 	}
 
 	// A PUT is idempotent too: the firewall update is retried with its body.
-	fw := ClusterFirewall("fw", "c1", "10.0.0.0/16", Ports{})
+	fw := ClusterFirewall("fw", "c1", Ports{})
 	if _, err := e.do.EnsureFirewall(c, fw); err != nil {
 		t.Fatal(err)
 	}

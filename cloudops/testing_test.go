@@ -27,7 +27,7 @@ func testOptions() fakeapi.Options {
 // not spent.
 func newEnv(t *testing.T, opts fakeapi.Options) *testEnv {
 	t.Helper()
-	fake, url := fakeapi.Start(t, opts)
+	fake, url := fakeapi.StartWrapped(t, opts, contract.Wrap)
 	rec := &sleepRecorder{}
 	retry := RetryPolicy{MaxAttempts: 4, BaseDelay: 10 * time.Millisecond, MaxDelay: 5 * time.Second, Sleep: rec.Sleep}
 	token := opts.Token

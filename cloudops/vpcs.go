@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"time"
 
 	"github.com/digitalocean/godo"
@@ -72,9 +73,13 @@ func (do *DigitalOcean) EnsureVPC(ctx context.Context, name, region, ipRange str
 	return out, nil
 }
 
+// vpcNameRe is DigitalOcean's pattern for VPC names (no '_', unlike
+// firewalls).
+var vpcNameRe = regexp.MustCompile(`^[a-zA-Z0-9.-]{1,255}$`)
+
 func checkVPC(name, region, ipRange string) error {
-	if !resNameRe.MatchString(name) {
-		return invalid("vpc name %q: use letters, digits, '.', '_' and '-'", name)
+	if !vpcNameRe.MatchString(name) {
+		return invalid("vpc name %q: use letters, digits, '.' and '-'", name)
 	}
 	if err := checkRegion(region); err != nil {
 		return err

@@ -11,7 +11,7 @@ import (
 
 func TestBackendSeesTheDropletsLife(t *testing.T) {
 	rec := &recorder{}
-	s, url := Start(t, Options{Backend: rec, ActionDelay: 5 * time.Millisecond})
+	s, url := start(t, Options{Backend: rec, ActionDelay: 5 * time.Millisecond})
 	c := doClient(t, url, DefaultToken)
 	d := createDroplet(t, c, "node-1")
 	s.WaitIdle()
@@ -57,7 +57,7 @@ func TestBackendSeesTheDropletsLife(t *testing.T) {
 
 func TestBackendErrorsAreNotFatal(t *testing.T) {
 	rec := &recorder{fail: true}
-	s, url := Start(t, Options{Backend: rec})
+	s, url := start(t, Options{Backend: rec})
 	c := doClient(t, url, DefaultToken)
 	d := createDroplet(t, c, "node-1")
 	a, _, err := c.DropletActions.Reboot(ctx(t), d.ID)
@@ -75,7 +75,7 @@ func TestBackendErrorsAreNotFatal(t *testing.T) {
 
 func TestDeleteBeforeActiveNeverStarts(t *testing.T) {
 	rec := &recorder{}
-	s, url := Start(t, Options{Backend: rec, ActionDelay: 200 * time.Millisecond})
+	s, url := start(t, Options{Backend: rec, ActionDelay: 200 * time.Millisecond})
 	c := doClient(t, url, DefaultToken)
 	d, resp, err := c.Droplets.Create(ctx(t), createReq("node-1"))
 	if err != nil {

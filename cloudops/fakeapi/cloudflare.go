@@ -51,6 +51,7 @@ type CFRecord struct {
 	Proxiable  bool           `json:"proxiable"`
 	Proxied    bool           `json:"proxied"`
 	TTL        int            `json:"ttl"`
+	Priority   *int           `json:"priority,omitempty"`
 	Comment    *string        `json:"comment"`
 	Tags       []string       `json:"tags"`
 	Meta       map[string]any `json:"meta"`
@@ -192,20 +193,81 @@ func (s *Server) zoneRecords(zoneID string) []CFRecord {
 	return out
 }
 
+// recordFilters are the list parameters the fake understands. Any other
+// is refused (400), never ignored: an ignored filter would answer every
+// record of the zone, and a caller deleting what it listed would delete
+// them all.
+var recordFilters = []string{"name", "name.exact", "name.contains", "name.startswith", "name.endswith",
+	"content", "content.exact", "content.contains", "content.startswith", "content.endswith",
+	"type", "proxied", "match", "page", "per_page", "order", "direction"}
+
+// recordFilter is one condition of a listing.
+type recordFilter func(CFRecord) bool
+
+// parseRecordFilters reads the query of a record listing.
+func parseRecordFilters(q map[string][]string) ([]recordFilter, bool, string) {
+	var fs []recordFilter
+	for key := range q {
+		if !slices.Contains(recordFilters, key) {
+			return nil, false, fmt.Sprintf("unknown filter %q: the fake knows %s", key, strings.Join(recordFilters, ", "))
+		}
+	}
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	text := func(field string, value func(CFRecord) string, norm func(string) string) {
+		for _, op := range []string{"", ".exact", ".contains", ".startswith", ".endswith"} {
+			want := get(field + op)
+			if want == "" {
+				continue
+			}
+			want = norm(want)
+			var match func(a, b string) bool
+			switch op {
+			case "", ".exact":
+				match = func(a, b string) bool { return a == b }
+			case ".contains":
+				match = strings.Contains
+			case ".startswith":
+				match = strings.HasPrefix
+			case ".endswith":
+				match = strings.HasSuffix
+			}
+			fs = append(fs, func(r CFRecord) bool { return match(norm(value(r)), want) })
+		}
+	}
+	// Cloudflare compares names case-insensitively; a name may be written
+	// with a trailing dot.
+	text("name", func(r CFRecord) string { return r.Name }, func(v string) string { return strings.TrimSuffix(strings.ToLower(v), ".") })
+	text("content", func(r CFRecord) string { return r.Content }, func(v string) string { return v })
+	if typ := strings.ToUpper(get("type")); typ != "" {
+		fs = append(fs, func(r CFRecord) bool { return r.Type == typ })
+	}
+	switch p := get("proxied"); p {
+	case "":
+	case "true", "false":
+		fs = append(fs, func(r CFRecord) bool { return strconv.FormatBool(r.Proxied) == p })
+	default:
+		return nil, false, "proxied must be true or false"
+	}
+	matchAny := false
+	switch m := get("match"); m {
+	case "", "all":
+	case "any":
+		matchAny = true
+	default:
+		return nil, false, "match must be any or all"
+	}
+	return fs, matchAny, ""
+}
+
 func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	name := q.Get("name.exact")
-	if name == "" {
-		name = q.Get("name")
-	}
-	name = strings.TrimSuffix(strings.ToLower(name), ".")
-	content := q.Get("content.exact")
-	if content == "" {
-		content = q.Get("content")
-	}
-	typ, proxied := strings.ToUpper(q.Get("type")), q.Get("proxied")
-	if proxied != "" && proxied != "true" && proxied != "false" {
-		cfError(w, http.StatusBadRequest, 1001, "proxied must be true or false")
+	fs, matchAny, msg := parseRecordFilters(r.URL.Query())
+	if msg != "" {
+		cfError(w, http.StatusBadRequest, 1001, msg)
 		return
 	}
 	s.mu.Lock()
@@ -215,8 +277,17 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	all := slices.DeleteFunc(s.zoneRecords(z.ID), func(rec CFRecord) bool {
-		return (name != "" && rec.Name != name) || (typ != "" && rec.Type != typ) ||
-			(content != "" && rec.Content != content) || (proxied != "" && strconv.FormatBool(rec.Proxied) != proxied)
+		if len(fs) == 0 {
+			return false
+		}
+		for _, f := range fs {
+			if ok := f(rec); ok && matchAny {
+				return false
+			} else if !ok && !matchAny {
+				return true
+			}
+		}
+		return matchAny
 	})
 	s.mu.Unlock()
 	page, info, ok := cfPage(w, r, all, 100, 5000)
@@ -227,13 +298,14 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 
 // recordBody is a record create, replace or edit; nil fields were absent.
 type recordBody struct {
-	Name    *string  `json:"name"`
-	Type    *string  `json:"type"`
-	Content *string  `json:"content"`
-	TTL     *float64 `json:"ttl"`
-	Proxied *bool    `json:"proxied"`
-	Comment *string  `json:"comment"`
-	Tags    []string `json:"tags"`
+	Name     *string  `json:"name"`
+	Type     *string  `json:"type"`
+	Content  *string  `json:"content"`
+	TTL      *float64 `json:"ttl"`
+	Proxied  *bool    `json:"proxied"`
+	Priority *float64 `json:"priority"`
+	Comment  *string  `json:"comment"`
+	Tags     []string `json:"tags"`
 }
 
 // apply sets rec's fields from b: all of them (a create or a PUT), or only
@@ -273,6 +345,13 @@ func (b *recordBody) apply(rec *CFRecord, z *CFZone, partial bool) {
 	if !partial || b.Comment != nil {
 		rec.Comment = b.Comment
 	}
+	if !partial || b.Priority != nil {
+		rec.Priority = nil
+		if b.Priority != nil {
+			p := int(*b.Priority)
+			rec.Priority = &p
+		}
+	}
 	if !partial || b.Tags != nil {
 		rec.Tags = nonNil(b.Tags)
 	}
@@ -300,10 +379,21 @@ func (s *Server) checkRecordLocked(rec *CFRecord) (code int, msg string) {
 		if rec.Content == "" || len(rec.Content) > 2048 {
 			return 9005, "Content for TXT record must be 1-2048 characters."
 		}
+	case "MX":
+		rec.Content = strings.TrimSuffix(strings.ToLower(rec.Content), ".")
+		if !validHost(rec.Content) {
+			return 9005, fmt.Sprintf("Content for MX record is invalid: %q.", rec.Content)
+		}
+		if rec.Priority == nil || *rec.Priority < 0 || *rec.Priority > 65535 {
+			return 9100, "MX records need a priority between 0 and 65535."
+		}
 	default:
-		return 1004, fmt.Sprintf("DNS Validation Error: record type %q is not supported by the fake (A, AAAA, CNAME, TXT).", rec.Type)
+		return 1004, fmt.Sprintf("DNS Validation Error: record type %q is not supported by the fake (A, AAAA, CNAME, MX, TXT).", rec.Type)
 	}
-	rec.Proxiable = rec.Type != "TXT"
+	if rec.Type != "MX" {
+		rec.Priority = nil
+	}
+	rec.Proxiable = rec.Type == "A" || rec.Type == "AAAA" || rec.Type == "CNAME"
 	if rec.Proxied && !rec.Proxiable {
 		return 9004, "This record type cannot be proxied."
 	}

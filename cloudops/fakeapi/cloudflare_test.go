@@ -34,7 +34,7 @@ func aRecord(name, ip string, proxied bool) dns.ARecordParam {
 }
 
 func TestCloudflareAutoPagerStops(t *testing.T) {
-	s, url := Start(t, Options{Zones: []string{"example.test"}})
+	s, url := start(t, Options{Zones: []string{"example.test"}})
 	cf := cfClient(url, DefaultToken)
 	zid := zoneID(t, cf, "example.test")
 	for i := range 7 {
@@ -69,7 +69,7 @@ func TestCloudflareAutoPagerStops(t *testing.T) {
 }
 
 func TestCloudflareRecordRules(t *testing.T) {
-	s, url := Start(t, Options{Zones: []string{"example.test"}})
+	s, url := start(t, Options{Zones: []string{"example.test"}})
 	cf := cfClient(url, DefaultToken)
 	zid := zoneID(t, cf, "example.test")
 	newRec := func(body dns.RecordNewParamsBodyUnion) (*dns.RecordResponse, error) {

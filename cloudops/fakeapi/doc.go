@@ -18,11 +18,20 @@
 //
 // # DigitalOcean paths
 //
-// Answers and errors use DigitalOcean's shapes (godo's structs are the
-// reference): errors are {"id","message","request_id"}; lists take page and
-// per_page (default 20, max 200; page at most 1000000, else a 400) and answer
-// links.pages.{first,prev,next,last} and meta.total.
+// Answers and errors use DigitalOcean's shapes, checked against its
+// published OpenAPI document by the contract test (cloudops/fakeapi/
+// contracttest): every field the spec requires is present (a droplet's
+// "locked", "backup_ids", "next_backup_window", its full size, region and
+// image objects), errors are {"id","message","request_id"}; lists take
+// page and per_page (default 20, max 200; page at most 1000000, else a 400)
+// and answer links.pages.{first,prev,next,last} and meta.total. Every
+// answer carries ratelimit-limit, ratelimit-remaining and ratelimit-reset
+// (an hourly window; godo reads them into Response.Rate); Options.RateLimit
+// enforces a budget, answering 429 past it.
 //
+//	GET    /v2/account                       the fake account
+//	GET    /v2/regions, GET /v2/sizes        Options.Regions; the sizes sold
+//	GET    /v2/tags, GET /v2/tags/{tag}      tags in use, with resource counts
 //	GET    /v2/droplets                      list; tag_name=, name= filters
 //	POST   /v2/droplets                      create, 202 {"droplet","links":{"actions":[create]}}
 //	DELETE /v2/droplets?tag_name=T           delete every droplet tagged T, 204
@@ -35,27 +44,32 @@
 //	GET    /v2/actions/{id}                  one action (droplet or image)
 //	GET    /v2/snapshots?resource_type=droplet  droplet snapshots (string ids, as DigitalOcean)
 //	GET    /v2/snapshots/{id}, DELETE /v2/snapshots/{id}
-//	GET    /v2/images                        snapshot images
-//	GET    /v2/images/{id}, DELETE /v2/images/{id}
+//	GET    /v2/images                        distributions and snapshots; type=distribution, private=true, tag_name=
+//	GET    /v2/images/{id|slug}, DELETE /v2/images/{id}
 //	POST   /v2/images/{id}/actions           {"type":"transfer","region":R}, 201
 //	GET    /v2/images/{id}/actions/{aid}
 //	GET    /v2/firewalls, POST /v2/firewalls (202)
 //	GET    /v2/firewalls/{id}, PUT (replaces name, rules, tags, droplets), DELETE (204)
 //	GET    /v2/vpcs, POST /v2/vpcs (201; names unique, ranges may not overlap)
-//	GET    /v2/vpcs/{id}, DELETE /v2/vpcs/{id} (409 while droplets use it)
+//	GET    /v2/vpcs/{id}, DELETE /v2/vpcs/{id} (403 for a default VPC or one with members)
 //	GET    /v2/account/keys, POST /v2/account/keys (201)
 //	GET    /v2/account/keys/{id|fingerprint}, DELETE (204)
 //
 // Behaviour: a droplet is created "new" with a create action in-progress;
 // after Options.ActionDelay the action completes and the droplet turns
-// "active". Other actions complete after the same delay: power_off and
-// shutdown leave the droplet "off", power_on, reboot and power_cycle
-// "active"; snapshot makes a snapshot image in the droplet's region;
-// transfer adds the region to the image. A droplet with an action in
-// progress refuses another (422 "Droplet already has a pending event.", as
-// DigitalOcean does). Creating a droplet from a snapshot needs the snapshot
-// in the droplet's region; a droplet without a VPC joins its region's
-// default VPC (made on first use). Droplet n (1, 2, ...) gets the addresses
+// "active". Its size must be one the fake sells (/v2/sizes: DigitalOcean's
+// common slugs and figures; memory, vcpus and disk follow it) and its image
+// a public distribution (debian-12-x64, ubuntu-24-04-x64, ...), a snapshot
+// of the account in the droplet's region, or one of Options.Images; else
+// 422, as DigitalOcean answers. Other actions complete after the same
+// delay: power_off and shutdown leave the droplet "off", power_on, reboot
+// and power_cycle "active"; snapshot makes a snapshot image in the
+// droplet's region; transfer adds the region to the image. A droplet with
+// an action in progress refuses another (422 "Droplet already has a
+// pending event.", as DigitalOcean does). A droplet without a VPC joins its
+// region's default VPC (made on first use). Firewall rules answer "ports"
+// as DigitalOcean does: "0" for all ports (asked as "all", "0" or "") and
+// always "0" on icmp. Droplet n (1, 2, ...) gets the addresses
 // of Options.IPAllocator(n), by default 127.0.0.(n+1) as both public and
 // private IPv4. Ids are increasing integers per kind (droplets from
 // 300000001, actions from 1000000001, images from 150000001, keys from
@@ -72,8 +86,10 @@
 //
 //	GET    /zones?name=N                     zones (Options.Zones), exact name filter
 //	GET    /zones/{zid}
-//	GET    /zones/{zid}/dns_records          filters name / name.exact, type, content / content.exact, proxied
-//	POST   /zones/{zid}/dns_records          create (A, AAAA, CNAME, TXT)
+//	GET    /zones/{zid}/dns_records          filters name, content (each also .exact, .contains, .startswith,
+//	                                         .endswith; case-insensitive for names), type, proxied, match=any|all;
+//	                                         any other filter is refused (400), never ignored
+//	POST   /zones/{zid}/dns_records          create (A, AAAA, CNAME, MX with priority, TXT)
 //	GET    /zones/{zid}/dns_records/{id}
 //	PUT    /zones/{zid}/dns_records/{id}     replace
 //	PATCH  /zones/{zid}/dns_records/{id}     edit the fields given
@@ -98,8 +114,11 @@
 // nanoseconds; method "" and path_prefix "" match anything; times 0 lasts
 // until cleared. The first matching fault delays the request by latency (or
 // until the client gives up), then, if status is set, answers it in the
-// provider's error shape with Retry-After (retry_after rounded up to
-// seconds; "1" for a 429 without one) instead of serving the request. With
+// provider's error shape instead of serving the request, with Retry-After
+// when retry_after is set (rounded up to seconds). A Cloudflare 429 always
+// has one ("1" by default; error code 971); a DigitalOcean 429 instead says
+// ratelimit-remaining: 0 and a ratelimit-reset a second (or retry_after)
+// ahead, as DigitalOcean does. With
 // serve_first the request is served first, whatever the client does next:
 // the change happens and only its answer is late, replaced by the status,
 // or lost when the client gives up during the latency (a create the
@@ -107,7 +126,8 @@
 //
 // # State
 //
-// GET /_fake/state (and State()) answers
+// GET /_fake/state answers, in the providers' wire shapes (State() returns
+// the same as godo and Cloudflare structs),
 //
 //	{"droplets":   [godo droplet + "actions": [{"id","type","status"}]],
 //	 "firewalls":  [godo firewall], "vpcs": [godo vpc],

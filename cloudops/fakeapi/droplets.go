@@ -69,12 +69,13 @@ func (s *Server) createDroplet(w http.ResponseWriter, r *http.Request) {
 	if vpc == nil {
 		vpc = s.defaultVPCLocked(req.Region)
 	}
+	size, _ := sizeBySlug(req.Size)
 	s.st.Seq.Droplet++
 	seq := s.st.Seq.Droplet
 	pub, priv := s.opts.IPAllocator(seq)
 	d := &droplet{Seq: seq, UserData: req.UserData, D: godo.Droplet{
-		ID: dropletIDBase + seq, Name: req.Name, Memory: 2048, Vcpus: 1, Disk: 50,
-		Region:   &godo.Region{Slug: req.Region, Name: req.Region, Available: true, Features: []string{"private_networking", "backups", "metadata"}},
+		ID: dropletIDBase + seq, Name: req.Name, Memory: size.Memory, Vcpus: size.Vcpus, Disk: size.Disk,
+		Region:   &godo.Region{Slug: req.Region, Name: req.Region, Available: true},
 		Image:    img,
 		Size:     &godo.Size{Slug: req.Size, Available: true},
 		SizeSlug: req.Size, Status: statusNew, Created: nowDO(),
@@ -94,7 +95,7 @@ func (s *Server) createDroplet(w http.ResponseWriter, r *http.Request) {
 	s.changed()
 	s.log.Info("droplet created", "id", d.D.ID, "name", d.D.Name)
 	writeJSON(w, http.StatusAccepted, map[string]any{
-		"droplet": d.D,
+		"droplet": s.dropletOf(d.D),
 		"links":   godo.Links{Actions: []godo.LinkAction{{ID: a.A.ID, Rel: "create", HREF: "http://" + r.Host + "/v2/actions/" + strconv.Itoa(a.A.ID)}}},
 	})
 }
@@ -109,8 +110,8 @@ func (s *Server) checkCreateLocked(req *createDropletRequest) (img *godo.Image, 
 		return nil, nil, fmt.Sprintf("Name %q is invalid: only a-z, A-Z, 0-9, . and - are allowed.", req.Name)
 	case !s.validRegion(req.Region):
 		return nil, nil, fmt.Sprintf("Region %q is not available.", req.Region)
-	case !slugRe.MatchString(req.Size):
-		return nil, nil, fmt.Sprintf("Size %q is not available.", req.Size)
+	case !knownSize(req.Size):
+		return nil, nil, fmt.Sprintf("You specified an invalid size for Droplet creation: %q.", req.Size)
 	case len(req.UserData) > 64<<10:
 		return nil, nil, "user_data exceeds 64 KiB"
 	}
@@ -122,6 +123,13 @@ func (s *Server) checkCreateLocked(req *createDropletRequest) (img *godo.Image, 
 	var id int
 	var slug string
 	switch {
+	case json.Unmarshal(req.Image, &id) == nil && id > 0 && id > distributionIDBase && id < distributionIDBase+1000:
+		d, ok := distributionBy("", id)
+		if !ok {
+			return nil, nil, fmt.Sprintf("You specified an invalid image for Droplet creation: %d.", id)
+		}
+		c := distributionImage(d, s.opts.Regions)
+		img = &c
 	case json.Unmarshal(req.Image, &id) == nil && id > 0:
 		im := s.st.Images[id]
 		if im == nil {
@@ -132,8 +140,18 @@ func (s *Server) checkCreateLocked(req *createDropletRequest) (img *godo.Image, 
 		}
 		c := im.I
 		img = &c
-	case json.Unmarshal(req.Image, &slug) == nil && slugRe.MatchString(slug):
-		img = &godo.Image{Slug: slug, Name: slug, Distribution: strings.Split(slug, "-")[0], Type: "base", Public: true, Regions: slices.Clone(s.opts.Regions)}
+	case json.Unmarshal(req.Image, &slug) == nil && slug != "":
+		d, ok := distributionBy(slug, 0)
+		switch {
+		case ok:
+			c := distributionImage(d, s.opts.Regions)
+			img = &c
+		case slices.Contains(s.opts.Images, slug):
+			img = &godo.Image{Name: slug, Slug: slug, Type: "custom", Distribution: "Debian", Regions: slices.Clone(s.opts.Regions),
+				MinDiskSize: 10, Status: "available", Tags: []string{}}
+		default:
+			return nil, nil, fmt.Sprintf("You specified an invalid image for Droplet creation: %q (the fake knows %s and your snapshots).", slug, distributionNames())
+		}
 	default:
 		return nil, nil, "An image (id or slug) is required."
 	}
@@ -165,6 +183,12 @@ func (s *Server) checkCreateLocked(req *createDropletRequest) (img *godo.Image, 
 	return img, vpc, ""
 }
 
+// knownSize reports whether slug is a size the fake sells.
+func knownSize(slug string) bool {
+	_, ok := sizeBySlug(slug)
+	return ok
+}
+
 // sortedDroplets returns the droplets that keep, by id.
 func (s *Server) sortedDroplets(keep func(*droplet) bool) []godo.Droplet {
 	var out []godo.Droplet
@@ -188,7 +212,7 @@ func (s *Server) listDroplets(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"droplets": page, "links": links, "meta": meta})
+	writeJSON(w, http.StatusOK, map[string]any{"droplets": s.dropletsOf(page), "links": links, "meta": meta})
 }
 
 // dropletLocked finds the droplet named by path value "id", answering 404
@@ -207,7 +231,7 @@ func (s *Server) getDroplet(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d := s.dropletLocked(w, r); d != nil {
-		writeJSON(w, http.StatusOK, map[string]any{"droplet": d.D})
+		writeJSON(w, http.StatusOK, map[string]any{"droplet": s.dropletOf(d.D)})
 	}
 }
 
@@ -304,7 +328,7 @@ func (s *Server) postDropletAction(w http.ResponseWriter, r *http.Request) {
 	s.schedule(a.A.ID)
 	s.changed()
 	s.log.Info("droplet action", "id", d.D.ID, "action", req.Type, "action_id", a.A.ID)
-	writeJSON(w, http.StatusCreated, map[string]any{"action": a.A})
+	writeJSON(w, http.StatusCreated, map[string]any{"action": actionOf(a.A)})
 }
 
 // actionsWhere returns the actions that keep, by id.
@@ -330,7 +354,7 @@ func (s *Server) listDropletActions(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	page, links, meta, ok := doPage(w, r, all)
 	if ok {
-		writeJSON(w, http.StatusOK, map[string]any{"actions": page, "links": links, "meta": meta})
+		writeJSON(w, http.StatusOK, map[string]any{"actions": actionsOf(page), "links": links, "meta": meta})
 	}
 }
 
@@ -347,7 +371,7 @@ func (s *Server) getDropletAction(w http.ResponseWriter, r *http.Request) {
 		doError(w, http.StatusNotFound, "not_found", "The resource you were accessing could not be found.")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"action": a.A})
+	writeJSON(w, http.StatusOK, map[string]any{"action": actionOf(a.A)})
 }
 
 func (s *Server) listActions(w http.ResponseWriter, r *http.Request) {
@@ -356,7 +380,7 @@ func (s *Server) listActions(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	page, links, meta, ok := doPage(w, r, all)
 	if ok {
-		writeJSON(w, http.StatusOK, map[string]any{"actions": page, "links": links, "meta": meta})
+		writeJSON(w, http.StatusOK, map[string]any{"actions": actionsOf(page), "links": links, "meta": meta})
 	}
 }
 
@@ -369,7 +393,7 @@ func (s *Server) getAction(w http.ResponseWriter, r *http.Request) {
 		doError(w, http.StatusNotFound, "not_found", "The resource you were accessing could not be found.")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"action": a.A})
+	writeJSON(w, http.StatusOK, map[string]any{"action": actionOf(a.A)})
 }
 
 // finishAction completes an action: its effect on the state first, then

@@ -20,18 +20,21 @@ func doStatus(err error) int {
 }
 
 func TestCreateValidation(t *testing.T) {
-	s, url := Start(t, Options{})
+	s, url := start(t, Options{})
 	c := doClient(t, url, DefaultToken)
 	for name, mod := range map[string]func(*godo.DropletCreateRequest){
-		"name":     func(r *godo.DropletCreateRequest) { r.Name = "a b" },
-		"region":   func(r *godo.DropletCreateRequest) { r.Region = "xyz9" },
-		"size":     func(r *godo.DropletCreateRequest) { r.Size = "" },
-		"image":    func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{Slug: "Bad Slug"} },
-		"no image": func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{} },
-		"snapshot": func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{ID: 42} },
-		"tag":      func(r *godo.DropletCreateRequest) { r.Tags = []string{"a b"} },
-		"vpc":      func(r *godo.DropletCreateRequest) { r.VPCUUID = "nope" },
-		"key":      func(r *godo.DropletCreateRequest) { r.SSHKeys = []godo.DropletCreateSSHKey{{ID: 7}} },
+		"name":             func(r *godo.DropletCreateRequest) { r.Name = "a b" },
+		"region":           func(r *godo.DropletCreateRequest) { r.Region = "xyz9" },
+		"size":             func(r *godo.DropletCreateRequest) { r.Size = "" },
+		"unknown size":     func(r *godo.DropletCreateRequest) { r.Size = "s-99vcpu-1tb" },
+		"unknown image":    func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{Slug: "debian-99-x64"} },
+		"unknown image id": func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{ID: distributionIDBase + 999} },
+		"image":            func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{Slug: "Bad Slug"} },
+		"no image":         func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{} },
+		"snapshot":         func(r *godo.DropletCreateRequest) { r.Image = godo.DropletCreateImage{ID: 42} },
+		"tag":              func(r *godo.DropletCreateRequest) { r.Tags = []string{"a b"} },
+		"vpc":              func(r *godo.DropletCreateRequest) { r.VPCUUID = "nope" },
+		"key":              func(r *godo.DropletCreateRequest) { r.SSHKeys = []godo.DropletCreateSSHKey{{ID: 7}} },
 	} {
 		req := createReq("node-1")
 		mod(req)
@@ -45,7 +48,7 @@ func TestCreateValidation(t *testing.T) {
 }
 
 func TestSnapshotMustBeInTheRegion(t *testing.T) {
-	_, url := Start(t, Options{})
+	_, url := start(t, Options{})
 	c := doClient(t, url, DefaultToken)
 	d := createDroplet(t, c, "builder")
 	a, _, err := c.DropletActions.Snapshot(ctx(t), d.ID, "base")
@@ -80,7 +83,7 @@ func TestSnapshotMustBeInTheRegion(t *testing.T) {
 }
 
 func TestPagingLinks(t *testing.T) {
-	_, url := Start(t, Options{})
+	_, url := start(t, Options{})
 	c := doClient(t, url, DefaultToken)
 	for _, n := range []string{"a", "b", "c", "d", "e"} {
 		if _, _, err := c.Droplets.Create(ctx(t), createReq(n)); err != nil {
@@ -114,7 +117,7 @@ func TestPagingLinks(t *testing.T) {
 }
 
 func TestDeleteByTagAndPendingEvents(t *testing.T) {
-	s, url := Start(t, Options{ActionDelay: time.Hour})
+	s, url := start(t, Options{ActionDelay: time.Hour})
 	c := doClient(t, url, DefaultToken)
 	d, _, err := c.Droplets.Create(ctx(t), createReq("a"))
 	if err != nil {
@@ -143,7 +146,7 @@ func TestLoopbackIPs(t *testing.T) {
 			t.Errorf("n=%d: %s %s, want %s", n, pub, priv, want)
 		}
 	}
-	_, url := Start(t, Options{IPAllocator: func(n int) (string, string) { return "203.0.113.10", "10.1.0.10" }})
+	_, url := start(t, Options{IPAllocator: func(n int) (string, string) { return "203.0.113.10", "10.1.0.10" }})
 	d := createDroplet(t, doClient(t, url, DefaultToken), "x")
 	pub, _ := d.PublicIPv4()
 	priv, _ := d.PrivateIPv4()

@@ -26,8 +26,10 @@ type Fault struct {
 	// Status, if set, is answered in the provider's error shape instead of
 	// serving the request.
 	Status int
-	// RetryAfter, if set, is sent as Retry-After (whole seconds, rounded up);
-	// a 429 without it says 1.
+	// RetryAfter, if set, is sent as Retry-After (whole seconds, rounded up).
+	// Without it a Cloudflare 429 says Retry-After: 1 and a DigitalOcean
+	// 429 sends none, only ratelimit-remaining: 0 and a ratelimit-reset a
+	// second or two ahead, as DigitalOcean does.
 	RetryAfter time.Duration
 	// Latency delays the request (the answer or the fault) by this much, or
 	// until the client gives up.
@@ -224,13 +226,19 @@ func delay(r *http.Request, d time.Duration) bool {
 
 // answerFault answers f.Status in the provider's error shape.
 func (s *Server) answerFault(w http.ResponseWriter, r *http.Request, f Fault) {
-	if f.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
-	} else if f.Status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
+	cloudflare := strings.HasPrefix(r.URL.Path, "/client/v4/")
+	retry := time.Duration(math.Ceil(f.RetryAfter.Seconds())) * time.Second
+	// Cloudflare's 429 says Retry-After; DigitalOcean's says when its
+	// window resets (ratelimit-reset, with ratelimit-remaining 0) and sends
+	// Retry-After only when the fault asks for one.
+	if f.RetryAfter > 0 || (cloudflare && f.Status == http.StatusTooManyRequests) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(int(retry/time.Second), 1)))
+	}
+	if f.Status == http.StatusTooManyRequests && !cloudflare {
+		rateLimited(w, time.Now(), max(retry, time.Second))
 	}
 	msg := fmt.Sprintf("injected fault: %d %s", f.Status, http.StatusText(f.Status))
-	if strings.HasPrefix(r.URL.Path, "/client/v4/") {
+	if cloudflare {
 		code := 10000 + f.Status
 		if f.Status == http.StatusTooManyRequests {
 			code = 971

@@ -21,7 +21,7 @@ func post(t *testing.T, url, body string) *http.Response {
 }
 
 func TestFaultsOverHTTP(t *testing.T) {
-	s, url := Start(t, Options{})
+	s, url := start(t, Options{})
 	resp := post(t, url+"/_fake/faults", `{"method":"get","path_prefix":"/v2/droplets","status":429,"retry_after":"1500ms","times":2}`)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("install: %d", resp.StatusCode)
@@ -74,7 +74,7 @@ func TestFaultsOverHTTP(t *testing.T) {
 }
 
 func TestBadFaultsAreRefused(t *testing.T) {
-	s, url := Start(t, Options{})
+	s, url := start(t, Options{})
 	for _, body := range []string{
 		`{"status":200}`, `{}`, `{"status":500,"latency":"soon"}`, `{"status":500,"times":-1}`,
 		`{"status":500,"path_prefix":"v2"}`, `not json`, `[{"status":500},{"status":99}]`,
@@ -109,7 +109,7 @@ func TestFaultJSONRoundTrip(t *testing.T) {
 }
 
 func TestLatencyFaultEndsWithTheClient(t *testing.T) {
-	s, url := Start(t, Options{})
+	s, url := start(t, Options{})
 	if err := s.InjectFault(Fault{Latency: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestLatencyFaultOnAPOSTEndsWithTheClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	hs := httptest.NewServer(s)
+	hs := httptest.NewServer(contract.Wrap(s))
 	if err := s.InjectFault(Fault{Method: "POST", Latency: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestLatencyFaultOnAPOSTEndsWithTheClient(t *testing.T) {
 // A ServeFirst fault makes the change and loses the answer: the create
 // happens at the provider while its caller only sees a timeout or an error.
 func TestServeFirstCreatesThenLosesTheAnswer(t *testing.T) {
-	s, url := Start(t, Options{})
+	s, url := start(t, Options{})
 	c := doClient(t, url, DefaultToken)
 	names := func() map[string]int {
 		out := map[string]int{}

@@ -128,7 +128,7 @@ func (s *Server) listFirewalls(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	page, links, meta, ok := doPage(w, r, all)
 	if ok {
-		writeJSON(w, http.StatusOK, map[string]any{"firewalls": page, "links": links, "meta": meta})
+		writeJSON(w, http.StatusOK, map[string]any{"firewalls": firewallsOf(page), "links": links, "meta": meta})
 	}
 }
 
@@ -149,7 +149,7 @@ func (s *Server) createFirewall(w http.ResponseWriter, r *http.Request) {
 	s.st.Firewalls[fw.ID] = fw
 	s.changed()
 	s.log.Info("firewall created", "id", fw.ID, "name", fw.Name)
-	writeJSON(w, http.StatusAccepted, map[string]any{"firewall": fw})
+	writeJSON(w, http.StatusAccepted, map[string]any{"firewall": firewallOf(*fw)})
 }
 
 // firewallLocked finds the firewall named by path value "id", answering 404
@@ -166,7 +166,7 @@ func (s *Server) getFirewall(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if fw := s.firewallLocked(w, r); fw != nil {
-		writeJSON(w, http.StatusOK, map[string]any{"firewall": fw})
+		writeJSON(w, http.StatusOK, map[string]any{"firewall": firewallOf(*fw)})
 	}
 }
 
@@ -189,7 +189,7 @@ func (s *Server) updateFirewall(w http.ResponseWriter, r *http.Request) {
 	applyFirewall(fw, &req)
 	s.changed()
 	s.log.Info("firewall updated", "id", fw.ID, "name", fw.Name)
-	writeJSON(w, http.StatusOK, map[string]any{"firewall": fw})
+	writeJSON(w, http.StatusOK, map[string]any{"firewall": firewallOf(*fw)})
 }
 
 func (s *Server) deleteFirewall(w http.ResponseWriter, r *http.Request) {

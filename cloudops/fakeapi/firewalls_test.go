@@ -13,7 +13,7 @@ func fwReq(name string) *godo.FirewallRequest {
 }
 
 func TestFirewallRules(t *testing.T) {
-	s, url := Start(t, Options{})
+	s, url := start(t, Options{})
 	c := doClient(t, url, DefaultToken)
 	for name, mod := range map[string]func(*godo.FirewallRequest){
 		"name":       func(r *godo.FirewallRequest) { r.Name = "" },

@@ -3,6 +3,7 @@ package fakeapi
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -42,7 +43,11 @@ func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	page, links, meta, ok := doPage(w, r, all)
 	if ok {
-		writeJSON(w, http.StatusOK, map[string]any{"snapshots": page, "links": links, "meta": meta})
+		out := make([]doSnapshot, len(page))
+		for i, sn := range page {
+			out[i] = snapshotJSON(sn)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"snapshots": out, "links": links, "meta": meta})
 	}
 }
 
@@ -62,28 +67,62 @@ func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if im := s.imageLocked(w, r); im != nil {
-		writeJSON(w, http.StatusOK, map[string]any{"snapshot": snapshotOf(im)})
+		writeJSON(w, http.StatusOK, map[string]any{"snapshot": snapshotJSON(snapshotOf(im))})
 	}
 }
 
+// listImages lists images as DigitalOcean does: type=distribution gives
+// the public distributions, private=true (or tag_name) the account's own
+// snapshots, no filter both; type=application has none in the fake.
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
+	q := r.URL.Query()
+	typ, private, tag := q.Get("type"), q.Get("private"), q.Get("tag_name")
+	if typ != "" && typ != "distribution" && typ != "application" {
+		doError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("type %q: use distribution or application", typ))
+		return
+	}
+	if private != "" && private != "true" && private != "false" {
+		doError(w, http.StatusBadRequest, "bad_request", "private must be true or false")
+		return
+	}
 	var all []godo.Image
-	for _, im := range s.sortedImages() {
-		all = append(all, im.I)
+	if typ == "" && private != "true" && tag == "" {
+		for _, d := range distributions {
+			all = append(all, distributionImage(d, s.opts.Regions))
+		}
+	} else if typ == "distribution" {
+		for _, d := range distributions {
+			all = append(all, distributionImage(d, s.opts.Regions))
+		}
+	}
+	s.mu.Lock()
+	if typ == "" {
+		for _, im := range s.sortedImages() {
+			if tag == "" || slices.Contains(im.I.Tags, tag) {
+				all = append(all, im.I)
+			}
+		}
 	}
 	s.mu.Unlock()
 	page, links, meta, ok := doPage(w, r, all)
 	if ok {
-		writeJSON(w, http.StatusOK, map[string]any{"images": page, "links": links, "meta": meta})
+		out := make([]doImage, len(page))
+		for i, im := range page {
+			out[i] = imageOf(im)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"images": out, "links": links, "meta": meta})
 	}
 }
 
 func (s *Server) getImage(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if d, ok := distributionBy(r.PathValue("id"), atoi(r.PathValue("id"))); ok {
+		writeJSON(w, http.StatusOK, map[string]any{"image": imageOf(distributionImage(d, s.opts.Regions))})
+		return
+	}
 	if im := s.imageLocked(w, r); im != nil {
-		writeJSON(w, http.StatusOK, map[string]any{"image": im.I})
+		writeJSON(w, http.StatusOK, map[string]any{"image": imageOf(im.I)})
 	}
 }
 
@@ -128,7 +167,7 @@ func (s *Server) postImageAction(w http.ResponseWriter, r *http.Request) {
 	s.schedule(a.A.ID)
 	s.changed()
 	s.log.Info("image transfer", "id", im.I.ID, "region", req.Region, "action_id", a.A.ID)
-	writeJSON(w, http.StatusCreated, map[string]any{"action": a.A})
+	writeJSON(w, http.StatusCreated, map[string]any{"action": actionOf(a.A)})
 }
 
 func (s *Server) getImageAction(w http.ResponseWriter, r *http.Request) {
@@ -144,5 +183,11 @@ func (s *Server) getImageAction(w http.ResponseWriter, r *http.Request) {
 		doError(w, http.StatusNotFound, "not_found", "The resource you were accessing could not be found.")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"action": a.A})
+	writeJSON(w, http.StatusOK, map[string]any{"action": actionOf(a.A)})
+}
+
+// atoi is strconv.Atoi with 0 for anything else.
+func atoi(v string) int {
+	n, _ := strconv.Atoi(v)
+	return n
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func TestKeys(t *testing.T) {
-	_, url := Start(t, Options{})
+	_, url := start(t, Options{})
 	c := doClient(t, url, DefaultToken)
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	sp, _ := ssh.NewPublicKey(pub)

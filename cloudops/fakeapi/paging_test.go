@@ -10,7 +10,7 @@ import (
 // An absurd page number is a 400 in the provider's own error shape, never
 // a panic; an absurd per_page is capped as the providers do.
 func TestAbsurdPagesAreRefused(t *testing.T) {
-	s, url := Start(t, Options{Zones: []string{"example.test"}})
+	s, url := start(t, Options{Zones: []string{"example.test"}})
 	c := doClient(t, url, DefaultToken)
 	createDroplet(t, c, "a")
 	zid := s.State().Zones[0].ID

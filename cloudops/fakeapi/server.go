@@ -54,12 +54,25 @@ type Options struct {
 	// Logger receives requests that changed something and backend errors;
 	// nil discards.
 	Logger *slog.Logger
+	// Images are slugs of custom images droplets may be created from,
+	// besides DigitalOcean's public distributions and the account's
+	// snapshots: local mode's base image, which no real account has.
+	// Any other slug is refused (422), as DigitalOcean refuses it.
+	Images []string
+	// RateLimit, if set, is the DigitalOcean hourly request budget the fake
+	// enforces: past it every DigitalOcean request is a 429 until the hour
+	// is over. 0 reports DefaultRateLimit in the headers without enforcing
+	// it (a long-running local mesh is not cut off).
+	RateLimit int
 }
 
+// LocalBaseImage is the custom image local mode's droplets boot from.
+const LocalBaseImage = "dropmesh-local-base"
+
 // DefaultOptions returns what local mode uses: the default token, the zone
-// example.test, and 50 ms actions.
+// example.test, 50 ms actions and LocalBaseImage.
 func DefaultOptions() Options {
-	return Options{Token: DefaultToken, Zones: []string{"example.test"}, ActionDelay: 50 * time.Millisecond}
+	return Options{Token: DefaultToken, Zones: []string{"example.test"}, ActionDelay: 50 * time.Millisecond, Images: []string{LocalBaseImage}}
 }
 
 // Server is the fake DigitalOcean and Cloudflare API: an http.Handler to
@@ -75,6 +88,7 @@ type Server struct {
 	faults   []*Fault
 	timers   map[int]*time.Timer
 	closed   bool
+	rate     rateWindow
 
 	work   *queue
 	ctx    context.Context
@@ -181,10 +195,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pattern == "" {
 		pattern = r.Method + " " + r.URL.Path
 	}
+	do := strings.HasPrefix(r.URL.Path, "/v2/")
 	s.mu.Lock()
 	s.requests[pattern]++
 	f := s.takeFaultLocked(r)
+	allowed := !do || s.rateHeadersLocked(w, time.Now())
 	s.mu.Unlock()
+	if !allowed {
+		doError(w, http.StatusTooManyRequests, "too_many_requests", "API Rate limit exceeded.")
+		return
+	}
 	if f != nil && s.applyFault(w, r, *f) {
 		return
 	}
@@ -246,6 +266,12 @@ func (s *Server) routes() {
 	do("POST /v2/vpcs", s.createVPC)
 	do("GET /v2/vpcs/{id}", s.getVPC)
 	do("DELETE /v2/vpcs/{id}", s.deleteVPC)
+
+	do("GET /v2/account", s.getAccount)
+	do("GET /v2/regions", s.listRegions)
+	do("GET /v2/sizes", s.listSizes)
+	do("GET /v2/tags", s.listTags)
+	do("GET /v2/tags/{tag}", s.getTag)
 
 	do("GET /v2/account/keys", s.listKeys)
 	do("POST /v2/account/keys", s.createKey)

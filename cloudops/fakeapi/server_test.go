@@ -7,7 +7,7 @@ import (
 )
 
 func TestAuthentication(t *testing.T) {
-	_, url := Start(t, Options{Token: "do-secret", CFToken: "cf-secret", Zones: []string{"example.test"}})
+	_, url := start(t, Options{Token: "do-secret", CFToken: "cf-secret", Zones: []string{"example.test"}})
 	for _, tc := range []struct {
 		path, token string
 		status      int
@@ -37,7 +37,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestUnknownRoutes(t *testing.T) {
-	_, url := Start(t, Options{})
+	_, url := start(t, Options{})
 	if r := get(t, url+"/v2/kubernetes/clusters", DefaultToken); r.StatusCode != 404 {
 		t.Fatalf("unknown DO route: %d", r.StatusCode)
 	}

@@ -89,8 +89,36 @@ func (s *Server) ResetRequests() {
 	s.mu.Unlock()
 }
 
+// wireState is State as GET /_fake/state sends it: each object in the
+// provider's own JSON shape, as its API answers it (godo's structs would
+// drop their empty fields). It decodes into State.
+type wireState struct {
+	Droplets   []wireStateDroplet `json:"droplets"`
+	Firewalls  []doFirewall       `json:"firewalls"`
+	VPCs       []godo.VPC         `json:"vpcs"`
+	Snapshots  []doSnapshot       `json:"snapshots"`
+	DNSRecords []CFRecord         `json:"dns_records"`
+	Zones      []CFZone           `json:"zones"`
+	Keys       []godo.Key         `json:"keys"`
+	Requests   map[string]int     `json:"requests"`
+}
+
+type wireStateDroplet struct {
+	doDroplet
+	Actions []ActionSummary `json:"actions"`
+}
+
 func (s *Server) serveState(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.State())
+	st := s.State()
+	out := wireState{Droplets: []wireStateDroplet{}, Firewalls: firewallsOf(st.Firewalls), VPCs: st.VPCs, Snapshots: []doSnapshot{},
+		DNSRecords: st.DNSRecords, Zones: st.Zones, Keys: st.Keys, Requests: st.Requests}
+	for _, d := range st.Droplets {
+		out.Droplets = append(out.Droplets, wireStateDroplet{doDroplet: s.dropletOf(d.Droplet), Actions: d.Actions})
+	}
+	for _, sn := range st.Snapshots {
+		out.Snapshots = append(out.Snapshots, snapshotJSON(sn))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) deleteRequests(w http.ResponseWriter, r *http.Request) {

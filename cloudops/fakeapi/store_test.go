@@ -15,7 +15,7 @@ import (
 
 // serve runs s on 127.0.0.1 until the test ends.
 func serve(t *testing.T, s *Server) string {
-	hs := httptest.NewServer(s)
+	hs := httptest.NewServer(contract.Wrap(s))
 	t.Cleanup(hs.Close)
 	return hs.URL
 }

@@ -1,6 +1,7 @@
 package fakeapi
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 )
@@ -10,12 +11,24 @@ import (
 // closed when the test ends.
 func Start(t testing.TB, opts Options) (*Server, string) {
 	t.Helper()
+	return StartWrapped(t, opts, nil)
+}
+
+// StartWrapped is Start with the fake's handler wrapped by wrap (nil: none),
+// for tests that watch every exchange, such as the contract test's
+// recorder.
+func StartWrapped(t testing.TB, opts Options, wrap func(http.Handler) http.Handler) (*Server, string) {
+	t.Helper()
 	s, err := New(opts)
 	if err != nil {
 		t.Fatalf("fakeapi: %v", err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	hs := httptest.NewServer(s)
+	var h http.Handler = s
+	if wrap != nil {
+		h = wrap(s)
+	}
+	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	return s, hs.URL
 }

@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"sort"
 	"time"
 
 	"github.com/digitalocean/godo"
 )
+
+// vpcNameRe is the name pattern of DigitalOcean's spec.
+var vpcNameRe = regexp.MustCompile(`^[a-zA-Z0-9.-]{1,255}$`)
 
 func (s *Server) sortedVPCs() []godo.VPC {
 	out := make([]godo.VPC, 0, len(s.st.VPCs))
@@ -79,8 +83,8 @@ func (s *Server) createVPC(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !resNameRe.MatchString(req.Name) {
-		doError(w, http.StatusUnprocessableEntity, "unprocessable_entity", fmt.Sprintf("Name %q is invalid.", req.Name))
+	if !vpcNameRe.MatchString(req.Name) {
+		doError(w, http.StatusUnprocessableEntity, "unprocessable_entity", fmt.Sprintf("Name %q is invalid: use letters, digits, '-' and '.'.", req.Name))
 		return
 	}
 	if !s.validRegion(req.RegionSlug) {
@@ -132,11 +136,15 @@ func (s *Server) deleteVPC(w http.ResponseWriter, r *http.Request) {
 		doError(w, http.StatusNotFound, "not_found", "The resource you were accessing could not be found.")
 		return
 	}
-	for _, d := range s.st.Droplets {
-		if d.D.VPCUUID == v.ID {
-			doError(w, http.StatusConflict, "conflict", fmt.Sprintf("VPC %s still has droplet %d.", v.ID, d.D.ID))
-			return
-		}
+	// DigitalOcean: "Attempting to delete a region's default VPC or a VPC
+	// that still has members will result in a 403 Forbidden error."
+	if v.Default {
+		doError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("VPC %s is the default VPC of %s and cannot be deleted.", v.ID, v.RegionSlug))
+		return
+	}
+	for _, d := range s.sortedDroplets(func(d *droplet) bool { return d.D.VPCUUID == v.ID }) {
+		doError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("Cannot delete VPC %s: it still has members (droplet %d).", v.ID, d.ID))
+		return
 	}
 	delete(s.st.VPCs, v.ID)
 	s.changed()

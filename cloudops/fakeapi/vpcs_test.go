@@ -7,7 +7,7 @@ import (
 )
 
 func TestVPCRules(t *testing.T) {
-	_, url := Start(t, Options{})
+	s, url := start(t, Options{})
 	c := doClient(t, url, DefaultToken)
 	v, _, err := c.VPCs.Create(ctx(t), &godo.VPCCreateRequest{Name: "net", RegionSlug: "nyc3", IPRange: "10.10.0.0/20"})
 	if err != nil || v.IPRange != "10.10.0.0/20" || v.URN != "do:vpc:"+v.ID {
@@ -33,8 +33,8 @@ func TestVPCRules(t *testing.T) {
 	if _, _, err := c.Droplets.Create(ctx(t), req); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.VPCs.Delete(ctx(t), v.ID); doStatus(err) != 409 {
-		t.Fatalf("deleting a VPC in use: %v", err)
+	if _, err := c.VPCs.Delete(ctx(t), v.ID); doStatus(err) != 403 {
+		t.Fatalf("deleting a VPC with members: %v, want 403 as DigitalOcean documents", err)
 	}
 	// A droplet without a VPC lands in its region's default one.
 	d, _, err := c.Droplets.Create(ctx(t), createReq("node-2"))
@@ -45,7 +45,16 @@ func TestVPCRules(t *testing.T) {
 	if err != nil || !def.Default || def.RegionSlug != "nyc3" {
 		t.Fatalf("default VPC: %+v %v", def, err)
 	}
+	if _, err := c.VPCs.Delete(ctx(t), def.ID); doStatus(err) != 403 {
+		t.Fatalf("deleting a default VPC: %v, want 403", err)
+	}
 	if _, err := c.VPCs.Delete(ctx(t), auto.ID); err != nil {
 		t.Fatal(err)
+	}
+	if _, _, err := c.VPCs.Get(ctx(t), auto.ID); doStatus(err) != 404 {
+		t.Fatalf("a deleted VPC: %v", err)
+	}
+	if st := s.State(); len(st.VPCs) != 2 {
+		t.Fatalf("%d VPCs left, want the refused two", len(st.VPCs))
 	}
 }

@@ -202,14 +202,14 @@ func (r *run) ensureNetwork(ctx context.Context) (cloudops.VPC, error) {
 	}
 	err := p.step("ensuring the firewall "+firewallName(o.Name), func() (string, error) {
 		ports := cloudops.DefaultPorts()
-		spec := cloudops.ClusterFirewall(firewallName(o.Name), r.rec.Tag, vpc.IPRange, ports)
+		spec := cloudops.ClusterFirewall(firewallName(o.Name), r.rec.Tag, ports)
 		fw, err := r.do.EnsureFirewall(ctx, spec)
 		if err != nil {
 			return "", err
 		}
 		r.rec.FirewallID = fw.ID
-		return fmt.Sprintf("firewall %s on tag %s: 80, 443 open; %d, %d, %d from %s only; no SSH",
-			fw.ID, r.rec.Tag, ports.API, ports.Gossip, ports.Raft, vpc.IPRange), r.sd.SaveRecord(r.rec)
+		return fmt.Sprintf("firewall %s on tag %s: 80, 443 open; %d, %d, %d from droplets tagged %s only; no SSH",
+			fw.ID, r.rec.Tag, ports.API, ports.Gossip, ports.Raft, r.rec.Tag), r.sd.SaveRecord(r.rec)
 	})
 	return vpc, err
 }

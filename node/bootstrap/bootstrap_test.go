@@ -130,11 +130,13 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	fw := st.Firewalls[0]
 	var open []string
 	for _, r := range fw.InboundRules {
-		open = append(open, r.Protocol+"/"+r.PortRange+" from "+strings.Join(r.Sources.Addresses, ","))
+		open = append(open, r.Protocol+"/"+r.PortRange+" from "+strings.Join(append(slices.Clone(r.Sources.Addresses), r.Sources.Tags...), ","))
 	}
 	slices.Sort(open)
-	wantOpen := []string{"tcp/443 from 0.0.0.0/0,::/0", "tcp/7946 from 10.110.0.0/20", "tcp/7947 from 10.110.0.0/20",
-		"tcp/80 from 0.0.0.0/0,::/0", "tcp/9999 from 10.110.0.0/20", "udp/7946 from 10.110.0.0/20"}
+	// The control ports admit the cluster's droplets by tag, not the VPC.
+	tag := rec.Tag
+	wantOpen := []string{"tcp/443 from 0.0.0.0/0,::/0", "tcp/7946 from " + tag, "tcp/7947 from " + tag,
+		"tcp/80 from 0.0.0.0/0,::/0", "tcp/9999 from " + tag, "udp/7946 from " + tag}
 	if !slices.Equal(open, wantOpen) {
 		t.Fatalf("firewall inbound rules:\n%s\nwant:\n%s", strings.Join(open, "\n"), strings.Join(wantOpen, "\n"))
 	}

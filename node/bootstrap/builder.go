@@ -242,7 +242,7 @@ func (b *Builder) build(ctx context.Context, spec SnapshotSpec) (snap cloudops.S
 		return snap, err
 	}
 	if err := p.step("opening SSH to the builder only (firewall "+n.firewall+")", func() (string, error) {
-		egress := cloudops.ClusterFirewall(n.firewall, n.tag, "10.0.0.0/8", cloudops.Ports{}).Outbound
+		egress := cloudops.ClusterFirewall(n.firewall, n.tag, cloudops.Ports{}).Outbound
 		fw, err := b.Cloud.EnsureFirewall(ctx, cloudops.WithSSH(cloudops.FirewallSpec{Name: n.firewall, Tags: []string{n.tag}, Outbound: egress}, nil))
 		if err != nil {
 			return "", err

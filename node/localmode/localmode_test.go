@@ -289,18 +289,19 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 		}
 	}
 	// The firewall: 80 and 443 from anywhere, the agent, gossip and raft
-	// ports from the VPC only, nothing else (no SSH).
+	// ports only from the cluster's droplets (by tag), nothing else (no SSH).
 	var open []string
 	for _, r := range fw.InboundRules {
 		var from []string
 		if r.Sources != nil {
-			from = r.Sources.Addresses
+			from = append(slices.Clone(r.Sources.Addresses), r.Sources.Tags...)
 		}
 		open = append(open, r.Protocol+"/"+r.PortRange+" from "+strings.Join(from, ","))
 	}
 	slices.Sort(open)
-	wantOpen := []string{"tcp/443 from 0.0.0.0/0,::/0", "tcp/7946 from " + vpc.IPRange, "tcp/7947 from " + vpc.IPRange,
-		"tcp/80 from 0.0.0.0/0,::/0", "tcp/9999 from " + vpc.IPRange, "udp/7946 from " + vpc.IPRange}
+	tag := fw.Tags[0]
+	wantOpen := []string{"tcp/443 from 0.0.0.0/0,::/0", "tcp/7946 from " + tag, "tcp/7947 from " + tag,
+		"tcp/80 from 0.0.0.0/0,::/0", "tcp/9999 from " + tag, "udp/7946 from " + tag}
 	if !slices.Equal(open, wantOpen) {
 		t.Fatalf("firewall inbound rules:\n%s\nwant:\n%s", strings.Join(open, "\n"), strings.Join(wantOpen, "\n"))
 	}

@@ -45,8 +45,9 @@ const (
 	Zone = "example.test"
 	// Region is the fake region of every local droplet.
 	Region = "nyc3"
-	// BaseSnapshot is the image local droplets "boot" from.
-	BaseSnapshot = "dropmesh-local-base"
+	// BaseSnapshot is the image local droplets "boot" from: a custom image
+	// the fake cloud accepts (fakeapi.DefaultOptions).
+	BaseSnapshot = fakeapi.LocalBaseImage
 )
 
 // Config configures a local mesh.

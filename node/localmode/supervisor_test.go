@@ -18,7 +18,7 @@ import (
 // DIR/env lists the droplets that exist, not node numbers 1..N: after a
 // node is removed and another created, droplet and node numbers differ.
 func TestEnvFileFollowsTheDroplets(t *testing.T) {
-	fake, url := fakeapi.Start(t, fakeapi.Options{Token: "local-test"})
+	fake, url := fakeapi.Start(t, fakeapi.Options{Token: "local-test", Images: []string{BaseSnapshot}})
 	do := cloudops.NewDigitalOcean(cloudops.DOConfig{Token: "local-test", BaseURL: url, PollInterval: 10 * time.Millisecond})
 	ctx := context.Background()
 	create := func(nodeID string) cloudops.Droplet {
