@@ -651,9 +651,10 @@ func (a *Agent) containerSpec(d desiredInstance, imageID, name string) runtime.C
 	mem, _ := d.spec.MemoryBytes()
 	cs := runtime.ContainerSpec{Name: name, Image: imageID, Env: d.env, Cmd: d.spec.Command, Labels: labels,
 		Port: d.spec.Port, PublishIP: a.cfg.PublishIP, MemoryBytes: mem, NanoCPUs: int64(d.spec.CPUs * 1e9), StopTimeout: a.stopTimeout()}
+	processOptions(&cs, d.spec, d.base)
 	if d.spec.Kind == raftfsm.KindStateful {
 		cs.HostPort = d.spec.Port
-		cs.Mounts = []runtime.Mount{{Volume: volumeName(d.base), Target: d.spec.Volume}}
+		cs.Mounts = append([]runtime.Mount{{Volume: volumeName(d.base), Target: d.spec.Volume}}, cs.Mounts...)
 	}
 	return cs
 }

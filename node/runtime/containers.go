@@ -46,6 +46,13 @@ type ContainerSpec struct {
 	Env map[string]string
 	// Cmd overrides the image's Cmd when not empty.
 	Cmd []string
+	// Entrypoint overrides the image's entrypoint when not empty.
+	Entrypoint []string
+	// User and WorkingDir override the image's when not empty.
+	User, WorkingDir string
+	// ExposedPorts are further container ports (TCP) the container listens
+	// on: declared, not published (other containers reach them).
+	ExposedPorts []int
 	// Labels are set on the container (the Label* constants and any other).
 	Labels map[string]string
 	// Port is the container port (TCP) to publish; 0 publishes nothing.
@@ -143,6 +150,17 @@ func (s *ContainerSpec) validate() error {
 	if s.Port < 0 || s.Port > 65535 || s.HostPort < 0 || s.HostPort > 65535 {
 		return invalidf("container %s: ports %d -> %d: want 0-65535", s.Name, s.Port, s.HostPort)
 	}
+	for _, p := range s.ExposedPorts {
+		if p < 1 || p > 65535 {
+			return invalidf("container %s: exposed port %d: want 1-65535", s.Name, p)
+		}
+	}
+	if strings.ContainsRune(s.User, 0) || strings.ContainsRune(s.WorkingDir, 0) {
+		return invalidf("container %s: user and working dir must not hold NUL bytes", s.Name)
+	}
+	if s.WorkingDir != "" && !path.IsAbs(s.WorkingDir) {
+		return invalidf("container %s: working dir %q must be absolute", s.Name, s.WorkingDir)
+	}
 	if s.HostPort != 0 && s.Port == 0 {
 		return invalidf("container %s: a host port needs a container port", s.Name)
 	}
@@ -200,7 +218,8 @@ func (r *Runtime) dockerConfig(s ContainerSpec) (*container.Config, *container.H
 		stop = r.cfg.DefaultStopTimeout
 	}
 	stopSec := seconds(stop)
-	cfg := &container.Config{Image: s.Image, Env: env, Cmd: s.Cmd, Labels: s.Labels, StopTimeout: &stopSec}
+	cfg := &container.Config{Image: s.Image, Env: env, Cmd: s.Cmd, Entrypoint: s.Entrypoint, User: s.User, WorkingDir: s.WorkingDir,
+		Labels: s.Labels, StopTimeout: &stopSec}
 	hc := &container.HostConfig{
 		AutoRemove: s.AutoRemove,
 		Resources:  container.Resources{Memory: s.MemoryBytes, NanoCPUs: s.NanoCPUs},
@@ -227,6 +246,12 @@ func (r *Runtime) dockerConfig(s ContainerSpec) (*container.Config, *container.H
 		}
 		cfg.ExposedPorts = nat.PortSet{p: {}}
 		hc.PortBindings = nat.PortMap{p: {{HostIP: ip, HostPort: hostPort}}}
+	}
+	for _, p := range s.ExposedPorts {
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = nat.PortSet{}
+		}
+		cfg.ExposedPorts[nat.Port(strconv.Itoa(p)+"/tcp")] = struct{}{}
 	}
 	for _, m := range s.Mounts {
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.Target})
