@@ -50,6 +50,12 @@ type ContainerSpec struct {
 	Entrypoint []string
 	// User and WorkingDir override the image's when not empty.
 	User, WorkingDir string
+	// Network is the Docker network the container joins ("" is Docker's
+	// default bridge); DNS and DNSSearch are its resolvers and search
+	// domains (the discovery package's server on that network).
+	Network   string
+	DNS       []string
+	DNSSearch []string
 	// ExposedPorts are further container ports (TCP) the container listens
 	// on: declared, not published (other containers reach them).
 	ExposedPorts []int
@@ -97,9 +103,12 @@ type ContainerInfo struct {
 	// Port is the published container port, HostIP:HostPort where it is
 	// published (HostPort 0 when nothing is published or, for an ephemeral
 	// port, while the container is not running).
-	Port         int
-	HostIP       string
-	HostPort     int
+	Port     int
+	HostIP   string
+	HostPort int
+	// IP is the container's address on its network (its NetworkMode's
+	// network, else the first one), "" when it has none.
+	IP           string
 	RestartCount int
 	OOMKilled    bool
 	// Health is the image HEALTHCHECK's status ("starting", "healthy",
@@ -160,6 +169,21 @@ func (s *ContainerSpec) validate() error {
 	}
 	if s.WorkingDir != "" && !path.IsAbs(s.WorkingDir) {
 		return invalidf("container %s: working dir %q must be absolute", s.Name, s.WorkingDir)
+	}
+	if s.Network != "" {
+		if err := checkName("network", s.Network, containerNamePattern); err != nil {
+			return fmt.Errorf("container %s: %w", s.Name, err)
+		}
+	}
+	for _, d := range s.DNS {
+		if net.ParseIP(d) == nil {
+			return invalidf("container %s: DNS server %q is not an IP address", s.Name, d)
+		}
+	}
+	for _, d := range s.DNSSearch {
+		if d == "" || len(d) > 253 || strings.ContainsAny(d, " \t\n\x00/") {
+			return invalidf("container %s: DNS search domain %q", s.Name, d)
+		}
 	}
 	if s.HostPort != 0 && s.Port == 0 {
 		return invalidf("container %s: a host port needs a container port", s.Name)
@@ -225,6 +249,10 @@ func (r *Runtime) dockerConfig(s ContainerSpec) (*container.Config, *container.H
 		Resources:  container.Resources{Memory: s.MemoryBytes, NanoCPUs: s.NanoCPUs},
 		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{
 			"max-size": r.cfg.LogMaxSize, "max-file": strconv.Itoa(r.cfg.LogMaxFiles)}},
+		DNS: s.DNS, DNSSearch: s.DNSSearch,
+	}
+	if s.Network != "" {
+		hc.NetworkMode = container.NetworkMode(s.Network)
 	}
 	switch s.RestartPolicy {
 	case RestartUnlessStopped:
@@ -428,6 +456,27 @@ func containerInfo(cj container.InspectResponse) ContainerInfo {
 	}
 	if cj.Config != nil {
 		info.Image, info.Labels = cj.Config.Image, cj.Config.Labels
+	}
+	if cj.NetworkSettings != nil {
+		mode := ""
+		if cj.HostConfig != nil {
+			mode = string(cj.HostConfig.NetworkMode)
+		}
+		if ep, ok := cj.NetworkSettings.Networks[mode]; ok && ep != nil {
+			info.IP = ep.IPAddress
+		} else {
+			names := make([]string, 0, len(cj.NetworkSettings.Networks))
+			for n := range cj.NetworkSettings.Networks {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				if ep := cj.NetworkSettings.Networks[n]; ep != nil && ep.IPAddress != "" {
+					info.IP = ep.IPAddress
+					break
+				}
+			}
+		}
 	}
 	if info.Labels == nil {
 		info.Labels = map[string]string{}
