@@ -60,7 +60,7 @@ var supported = []tree.Path{
 // hints say what to do instead of an unsupported key, where there is
 // something to say.
 var hints = map[string]string{
-	"networks":       "services reach the databases they depend on through injected addresses",
+	"networks":       "every service reaches the others of its project/environment by name on dropmesh's own network of the workspace",
 	"container_name": "dropmesh names containers itself",
 	"secrets":        "pass secrets as environment variables; names like *_PASSWORD or *_TOKEN are sealed",
 	"links":          "depend on the database with depends_on instead",

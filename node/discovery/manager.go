@@ -61,8 +61,8 @@ type Config struct {
 	// MeshKey signs the headers between nodes (32 bytes from the cluster
 	// secret).
 	MeshKey []byte
-	// DNSPort is the port of the DNS servers on the gateways (default 53;
-	// tests use 0: an ephemeral port).
+	// DNSPort is the port of the DNS servers on the gateways (0: 53, where
+	// containers ask; tests use -1: an ephemeral port).
 	DNSPort int
 	// Upstream are the resolvers for names that are not services (default:
 	// the host's /etc/resolv.conf).
@@ -96,6 +96,12 @@ func (c *Config) defaults() error {
 	}
 	if c.Upstream == nil {
 		c.Upstream = hostResolvers("/etc/resolv.conf")
+	}
+	switch {
+	case c.DNSPort == 0:
+		c.DNSPort = 53
+	case c.DNSPort < 0:
+		c.DNSPort = 0
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 3 * time.Second

@@ -53,7 +53,7 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 // ephemeral ports, a gateway on 127.0.0.1.
 func newTestManager(t testing.TB, pool string) *Manager {
 	t.Helper()
-	m, err := New(Config{Pool: netip.MustParsePrefix(pool), MeshAddr: "127.0.0.1:0", MeshKey: testKey, DNSPort: 0, Upstream: []string{},
+	m, err := New(Config{Pool: netip.MustParsePrefix(pool), MeshAddr: "127.0.0.1:0", MeshKey: testKey, DNSPort: -1, Upstream: []string{},
 		DialTimeout: 2 * time.Second, PrepareBridge: func(context.Context, string, netip.Prefix) error { return nil }}, &fakeNetworks{})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,24 @@ func probe(args []string) (code int, ok bool) {
 		return 0, false
 	}
 	switch args[0] {
+	case "-c":
+		// Installed as /bin/sh in stand-in images: a Compose healthcheck's
+		// CMD-SHELL test asks whether the app answers.
+		port := os.Getenv("PORT")
+		if port == "" {
+			port = "8080"
+		}
+		resp, err := (&http.Client{Timeout: 3 * time.Second}).Get("http://127.0.0.1:" + port + "/health")
+		if err != nil {
+			fmt.Println(err)
+			return 1, true
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			fmt.Println("health:", resp.Status)
+			return 1, true
+		}
+		return 0, true
 	case "probe":
 		code := 0
 		client := &http.Client{Timeout: 5 * time.Second}
