@@ -24,7 +24,7 @@ import (
 // by asking the app), listening on port (0: the app's default), named
 // .../NAME:standin so that a datastore is recognised by its name as the
 // real image would be.
-func standinImage(t *testing.T, rt *runtime.Runtime, name string, port int) string {
+func standinImage(t testing.TB, rt *runtime.Runtime, name string, port int) string {
 	t.Helper()
 	bin, err := os.ReadFile(runtime.TestAppBinary(t))
 	if err != nil {
@@ -63,7 +63,7 @@ func standinImage(t *testing.T, rt *runtime.Runtime, name string, port int) stri
 
 // discoveryCluster is a cluster of n nodes with Docker and discovery on;
 // its containers and workspace networks are removed when the test ends.
-func discoveryCluster(t *testing.T, rt *runtime.Runtime, n int) *testCluster {
+func discoveryCluster(t testing.TB, rt *runtime.Runtime, n int) *testCluster {
 	t.Helper()
 	c := startCluster(t, n, func(i int, cfg *Config) { cfg.NoRuntime, cfg.Discovery = false, "on" })
 	t.Cleanup(func() {

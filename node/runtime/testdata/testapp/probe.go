@@ -57,6 +57,41 @@ func probe(args []string) (code int, ok bool) {
 			fmt.Printf("ok %s %d %s\n", addr, resp.StatusCode, strings.TrimSpace(string(body)))
 		}
 		return code, true
+	case "bench":
+		// bench HOST:PORT N: N GETs of /health, each on a new connection,
+		// to the address HOST resolves to once (so no lookup is timed).
+		if len(args) != 3 {
+			fmt.Println("usage: bench HOST:PORT N")
+			return 2, true
+		}
+		n, err := strconv.Atoi(args[2])
+		host, port, serr := net.SplitHostPort(args[1])
+		if err != nil || n < 1 || serr != nil {
+			fmt.Println("bench: want HOST:PORT and a positive N")
+			return 2, true
+		}
+		ips, err := net.DefaultResolver.LookupHost(context.Background(), host)
+		if err != nil {
+			fmt.Printf("fail %s: %v\n", host, err)
+			return 1, true
+		}
+		url := "http://" + net.JoinHostPort(ips[0], port) + "/health"
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		var took []time.Duration
+		for range n {
+			start := time.Now()
+			resp, err := client.Get(url)
+			if err != nil {
+				fmt.Printf("fail %s: %v\n", url, err)
+				return 1, true
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			took = append(took, time.Since(start))
+		}
+		slices.Sort(took)
+		fmt.Printf("p50_us %d p99_us %d\n", took[len(took)/2].Microseconds(), took[len(took)*99/100].Microseconds())
+		return 0, true
 	case "resolve":
 		if len(args) != 3 {
 			fmt.Println("usage: resolve NAME N")
