@@ -263,11 +263,7 @@ func (m *Manager) create(ctx context.Context, ws, name string) (Plan, NetworkInf
 
 func (m *Manager) startDNS(n *network) error {
 	r := &resolver{plan: n.plan, catalog: m.catalog.Load, upstream: m.cfg.Upstream, log: m.cfg.Logger, client: &dns.Client{Timeout: 2 * time.Second},
-		vip: func(key string) (netip.Addr, bool) {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			return n.vips.addr(key)
-		}}
+		vip: n.vips.lookup}
 	addr := net.JoinHostPort(n.plan.Gateway.String(), strconv.Itoa(m.cfg.DNSPort))
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
@@ -367,8 +363,7 @@ func (m *Manager) ServiceAddr(ws, key string) (netip.Addr, bool) {
 	if !ok {
 		return netip.Addr{}, false
 	}
-	a, ok := n.vips.byKey[key]
-	return a, ok
+	return n.vips.lookup(key)
 }
 
 // Close stops every server and listener; connections already forwarded

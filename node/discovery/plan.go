@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/netip"
+	"sync"
 )
 
 // Plan is the address layout of one workspace network on one node: a /23
@@ -57,8 +58,10 @@ func firstIndex(name string, count int) int {
 }
 
 // vipTable gives each service of one network a stable virtual address in
-// the plan's Services range.
+// the plan's Services range. It is safe for concurrent use (the DNS
+// server reads it while the catalog changes).
 type vipTable struct {
+	mu    sync.Mutex
 	base  netip.Addr
 	byKey map[string]netip.Addr
 	used  map[netip.Addr]bool
@@ -76,6 +79,8 @@ const vipSlots = 254
 // key, then the next free one) on first use; ok is false when the range
 // is full.
 func (t *vipTable) addr(key string) (netip.Addr, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if a, ok := t.byKey[key]; ok {
 		return a, true
 	}
@@ -94,8 +99,18 @@ func (t *vipTable) addr(key string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// lookup returns the service's address if it has one.
+func (t *vipTable) lookup(key string) (netip.Addr, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a, ok := t.byKey[key]
+	return a, ok
+}
+
 // keep forgets every service not in keys, freeing its address.
 func (t *vipTable) keep(keys map[string]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for k, a := range t.byKey {
 		if !keys[k] {
 			delete(t.byKey, k)
