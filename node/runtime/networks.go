@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -111,4 +112,22 @@ func (r *Runtime) RemoveNetwork(ctx context.Context, name string) error {
 		return nil
 	}
 	return fmt.Errorf("remove network %s: %w", name, err)
+}
+
+// ListNetworks returns the networks carrying all the given labels (an
+// empty value matches any value), sorted by name.
+func (r *Runtime) ListNetworks(ctx context.Context, labels map[string]string) ([]NetworkInfo, error) {
+	if err := checkLabels(labels); err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	list, err := r.cli.NetworkList(ctx, network.ListOptions{Filters: labelFilters(labels)})
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	out := make([]NetworkInfo, 0, len(list))
+	for _, n := range list {
+		out = append(out, networkInfo(n))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }

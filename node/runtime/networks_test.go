@@ -43,6 +43,9 @@ func TestWorkspaceNetwork(t *testing.T) {
 	if got, ok, err := rt.NetworkByName(ctx, name); err != nil || !ok || got != info {
 		t.Fatalf("NetworkByName = %+v %v %v", got, ok, err)
 	}
+	if list, err := rt.ListNetworks(ctx, TestLabels(t)); err != nil || len(list) != 1 || list[0] != info {
+		t.Fatalf("ListNetworks by the test's labels = %+v, %v; want just %s", list, err, name)
+	}
 	if _, ok, err := rt.NetworkByName(ctx, name+"-none"); err != nil || ok {
 		t.Fatalf("a missing network: %v %v", ok, err)
 	}
