@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -93,13 +94,25 @@ func (c *testCluster) deployAll(ws string, specs []raftfsm.ServiceSpec) []raftfs
 	for _, spec := range specs {
 		spec = spec.Clone()
 		spec.Workspace = ws
-		res, err := leader.agent.Deploy(context.Background(), control.DeployRequest{Spec: spec, Actor: "test"})
-		if err != nil {
-			c.t.Fatalf("deploy %s: %v", spec.Service, err)
+		// A leader change (a loaded machine) refuses the write: ask the
+		// new leader. Deploys are idempotent, so one that was committed
+		// after all answers unchanged.
+		var res raftfsm.DeployResult
+		deadline := time.Now().Add(time.Minute)
+		for {
+			var err error
+			res, err = leader.agent.Deploy(context.Background(), control.DeployRequest{Spec: spec, Actor: "test"})
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, control.ErrNotLeader) || time.Now().After(deadline) {
+				c.t.Fatalf("deploy %s: %v", spec.Service, err)
+			}
+			leader = c.leader()
 		}
 		if !res.Unchanged {
 			var d raftfsm.Deploy
-			c.waitState(leader, 2*time.Minute, "deploy of "+spec.Service, func(s *raftfsm.State) bool {
+			c.waitState(c.leader(), 2*time.Minute, "deploy of "+spec.Service, func(s *raftfsm.State) bool {
 				p, ok := control.DeployProgressOf(s, res.DeployID)
 				d = p.Deploy
 				return ok && p.Done
