@@ -34,11 +34,16 @@ func TestLoadProcessKeys(t *testing.T) {
 	if q.Kind != raftfsm.KindStateful || q.Port != 5672 || q.Volume != "/var/lib/queue" || !reflect.DeepEqual(q.Volumes, want) {
 		t.Errorf("queue = kind %s port %d volume %s volumes %+v", q.Kind, q.Port, q.Volume, q.Volumes)
 	}
-	if !reflect.DeepEqual(api.Uses, []string{"queue"}) || names(r)[0] != "queue" {
-		t.Errorf("api uses %v, order %v: want queue first", api.Uses, names(r))
+	// Every dependency comes first; only the stateful one is in uses.
+	if order := names(r); !reflect.DeepEqual(api.Uses, []string{"queue"}) || order[len(order)-1] != "api" {
+		t.Errorf("api uses %v, order %v: want queue only, api last", api.Uses, order)
+	}
+	if !hasWarning(r, "service api: depends_on migrate", "service_completed_successfully") {
+		t.Errorf("the completion condition is not warned of: %q", r.Warnings)
 	}
 	for _, w := range r.Warnings {
-		if !strings.Contains(w, "host port 8001") && !strings.Contains(w, "host_ip") && !strings.Contains(w, "retry count") {
+		if !strings.Contains(w, "host port 8001") && !strings.Contains(w, "host_ip") && !strings.Contains(w, "retry count") &&
+			!strings.Contains(w, "service_completed_successfully") {
 			t.Errorf("unexpected warning %q", w)
 		}
 	}
