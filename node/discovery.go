@@ -92,6 +92,7 @@ func (a *Agent) discoveryLoop(ctx context.Context) {
 		changed := a.fsm.Changed()
 		if c, err := a.discoveryCatalog(ctx); err == nil {
 			a.discovery.Update(c)
+			a.discovery.Prune(ctx, a.workspaceHere(c))
 		} else if ctx.Err() == nil {
 			a.logger.Warn("discovery: catalog", "err", err)
 		}
@@ -160,6 +161,26 @@ func (a *Agent) discoveryCatalog(ctx context.Context) (discovery.Catalog, error)
 	return cat, nil
 }
 
+// workspaceHere tells whether workspace ws has anything on this node: an
+// instance in the state or a container (a cron run, one being replaced).
+func (a *Agent) workspaceHere(c discovery.Catalog) func(ws string) bool {
+	here := map[string]bool{}
+	for _, sc := range c.Callers {
+		here[sc.Workspace] = true
+	}
+	a.fsm.View(func(s *raftfsm.State) {
+		for _, in := range s.Instances {
+			if in.Node != a.cfg.NodeID {
+				continue
+			}
+			if svc, ok := s.Services[in.Service]; ok {
+				here[svc.WorkspaceID] = true
+			}
+		}
+	})
+	return func(ws string) bool { return here[ws] }
+}
+
 // attachNetwork puts a container on its workspace's network, with the
 // network's discovery resolver and its project/env as search domain. It
 // does nothing when discovery is off.
@@ -198,6 +219,10 @@ func (d discoveryNetworks) CreateNetwork(ctx context.Context, s discovery.Networ
 	}
 	out, _, err := toDiscoveryNetwork(info)
 	return out, err
+}
+
+func (d discoveryNetworks) RemoveNetwork(ctx context.Context, name string) error {
+	return d.rt.RemoveNetwork(ctx, name)
 }
 
 func toDiscoveryNetwork(info runtime.NetworkInfo) (discovery.NetworkInfo, bool, error) {

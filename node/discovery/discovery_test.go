@@ -173,3 +173,37 @@ func TestForwardingFollowsTheCatalog(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestPruneGivesBackUnusedNetworks: a workspace with nothing on the node
+// loses its network, DNS server and forwarders; one whose network still
+// has containers (the engine refuses to remove it) keeps everything.
+func TestPruneGivesBackUnusedNetworks(t *testing.T) {
+	nets := &fakeNetworks{inUse: map[string]bool{}}
+	m, err := New(Config{Pool: netip.MustParsePrefix("127.45.0.0/16"), DNSPort: -1, Upstream: []string{},
+		PrepareBridge: func(context.Context, string, netip.Prefix) error { return nil }}, nets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	a, _ := m.Network(ctx, wsA)
+	b, _ := m.Network(ctx, wsB)
+	nets.inUse[a.Network] = true
+	m.Update(Catalog{Services: []Service{{Scope: shop, Name: "redis", Ports: []int{6379}}}})
+	m.Prune(ctx, func(string) bool { return false })
+	if r := ask(t, inSubnet(a.Plan, 5), a.DNSAddr, "redis.shop.prod.internal", dns.TypeA); r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("the in-use network's DNS answers %s", dns.RcodeToString[r.Rcode])
+	}
+	if _, ok, _ := nets.NetworkByName(ctx, b.Network); ok {
+		t.Fatal("the unused network was not removed")
+	}
+	c := &dns.Client{Timeout: 300e6, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(inSubnet(b.Plan, 5))}}}
+	q := new(dns.Msg)
+	q.SetQuestion("redis.shop.prod.internal.", dns.TypeA)
+	if _, _, err := c.Exchange(q, b.DNSAddr); err == nil {
+		t.Fatal("the removed network's DNS server still answers")
+	}
+	if again, err := m.Network(ctx, wsB); err != nil || again.DNSAddr == "" {
+		t.Fatalf("the workspace cannot get a network again: %v", err)
+	}
+}

@@ -42,6 +42,8 @@ type Networks interface {
 	// CreateNetwork creates a bridge network; an error wrapping
 	// ErrSubnetTaken means the subnet overlaps another network.
 	CreateNetwork(ctx context.Context, spec NetworkSpec) (NetworkInfo, error)
+	// RemoveNetwork removes a network; it fails while containers are on it.
+	RemoveNetwork(ctx context.Context, name string) error
 }
 
 // ErrSubnetTaken is a subnet that overlaps a network the engine has.
@@ -354,6 +356,38 @@ func (m *Manager) reconcile(n *network, c *Catalog) {
 	n.vips.keep(keys)
 }
 
+// Prune removes the networks of the workspaces for which keep is false:
+// the Docker network first (the engine refuses while a container is on
+// it, and then everything stays as it is), then its DNS server and
+// forwarders. The agent calls it for workspaces with no instance on this
+// node, so the pool's /23s are given back.
+func (m *Manager) Prune(ctx context.Context, keep func(ws string) bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for ws, n := range m.networks {
+		if keep(ws) {
+			continue
+		}
+		if err := m.nets.RemoveNetwork(ctx, n.plan.Name); err != nil {
+			m.cfg.Logger.Debug("discovery: network kept", "network", n.plan.Name, "err", err)
+			continue
+		}
+		n.stop()
+		delete(m.networks, ws)
+		m.cfg.Logger.Info("discovery: removed the network of a workspace with nothing on this node", "network", n.plan.Name)
+	}
+}
+
+// stop shuts n's DNS server and listeners down.
+func (n *network) stop() {
+	_ = n.udp.Shutdown()
+	_ = n.tcp.Shutdown()
+	for _, l := range n.listeners {
+		l.ln.Close()
+		<-l.done
+	}
+}
+
 // ServiceAddr is the virtual address of a service on workspace ws's
 // network (tests and the benchmark).
 func (m *Manager) ServiceAddr(ws, key string) (netip.Addr, bool) {
@@ -372,12 +406,7 @@ func (m *Manager) Close() error {
 	m.mu.Lock()
 	m.closed = true
 	for _, n := range m.networks {
-		_ = n.udp.Shutdown()
-		_ = n.tcp.Shutdown()
-		for _, l := range n.listeners {
-			l.ln.Close()
-			<-l.done
-		}
+		n.stop()
 	}
 	m.networks = map[string]*network{}
 	m.mu.Unlock()

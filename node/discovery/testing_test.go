@@ -24,6 +24,8 @@ type fakeNetworks struct {
 	nets map[string]NetworkInfo
 	// taken subnets refuse a create, as Docker refuses an overlap.
 	taken map[netip.Prefix]bool
+	// inUse networks refuse a remove, as Docker does with containers on them.
+	inUse map[string]bool
 }
 
 func (f *fakeNetworks) NetworkByName(_ context.Context, name string) (NetworkInfo, bool, error) {
@@ -45,6 +47,16 @@ func (f *fakeNetworks) CreateNetwork(_ context.Context, s NetworkSpec) (NetworkI
 	n := NetworkInfo{Name: s.Name, Subnet: s.Subnet, Bridge: "lo"}
 	f.nets[s.Name] = n
 	return n, nil
+}
+
+func (f *fakeNetworks) RemoveNetwork(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.inUse[name] {
+		return errors.New("network " + name + " has active endpoints")
+	}
+	delete(f.nets, name)
+	return nil
 }
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
