@@ -14,6 +14,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/mesh"
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/discovery"
 	"github.com/dropmesh/dropmesh/node/edge"
 	"github.com/dropmesh/dropmesh/node/health"
 	"github.com/dropmesh/dropmesh/node/logring"
@@ -40,6 +41,9 @@ type Agent struct {
 	checker *health.Checker
 	peers   *peerClient
 	metrics *metrics.Metrics
+
+	// discovery lets containers find services by name (nil when off).
+	discovery *discovery.Manager
 
 	// handlers mounted by main (the API and the UI are other packages that
 	// take the agent as their Controller).

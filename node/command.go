@@ -157,6 +157,8 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 		f.StringVar(&cfg.PublishIP, "publish-ip", "", "IP container ports are published on (default: the advertise IP)")
 		f.StringVar(&cfg.ContainerSuffix, "container-suffix", "", "suffix of container names (when agents share a Docker engine)")
 		f.BoolVar(&cfg.NoRuntime, "no-runtime", false, "run without Docker (membership and state only)")
+		f.StringVar(&cfg.Discovery, "discovery", "auto", "service names for containers: auto (on when root), on or off")
+		f.IntVar(&cfg.MeshPort, "mesh-port", DefaultMeshPort, "port of the discovery gateway on the private address")
 		f.BoolVar(&cfg.LocalMode, "local-mode", false, "this agent belongs to `dropmesh local up`")
 		f.DurationVar(&cfg.DrainDelay, "drain-delay", cfg.DrainDelay, "how long an old container serves after the edge switched away")
 		f.StringVar(&logFormat, "log-format", cfg.LogFormat, "log format: text or json")

@@ -111,6 +111,13 @@ type Config struct {
 	// ContainerSuffix keeps container names apart when several agents share
 	// one Docker engine (local mode: "-node-2").
 	ContainerSuffix string
+	// Discovery is "auto" (or ""; on when running as root on Linux), "on"
+	// or "off": service names and cross-node forwarding for containers
+	// (node/discovery).
+	Discovery string
+	// MeshPort is the discovery gateway's port on the private address
+	// (0: DefaultMeshPort).
+	MeshPort int
 	// NoRuntime runs the agent without Docker (mesh-only tests).
 	NoRuntime bool
 	// LocalMode marks an agent of `dropmesh local up`.

@@ -71,7 +71,9 @@ func resolveService(s *raftfsm.State, name string) (string, error) {
 }
 
 // Deploy validates a spec, places it and commits the deploy; the roll-out
-// controller takes it from there.
+// controller takes it from there. A spec that changes nothing (see
+// unchangedDeploy) commits nothing and answers Unchanged with the current
+// generation.
 func (a *Agent) Deploy(ctx context.Context, req control.DeployRequest) (raftfsm.DeployResult, error) {
 	if !a.store.IsLeader() {
 		return raftfsm.DeployResult{}, control.ErrNotLeader
@@ -82,14 +84,22 @@ func (a *Agent) Deploy(ctx context.Context, req control.DeployRequest) (raftfsm.
 		return raftfsm.DeployResult{}, err
 	}
 	var (
-		cmd     *raftfsm.DeployService
-		prepErr error
+		cmd       *raftfsm.DeployService
+		prepErr   error
+		same      raftfsm.DeployResult
+		unchanged bool
 	)
 	a.fsm.View(func(s *raftfsm.State) {
 		cmd, prepErr = a.prepareDeploy(s, spec, req)
+		if prepErr == nil {
+			same, unchanged = unchangedDeploy(s, a.keys.Sealer, cmd)
+		}
 	})
 	if prepErr != nil {
 		return raftfsm.DeployResult{}, prepErr
+	}
+	if unchanged {
+		return same, nil
 	}
 	v, err := a.apply(ctx, cmd)
 	if err != nil {

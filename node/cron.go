@@ -186,7 +186,11 @@ func (r *cronRunner) run(ctx context.Context, j *cronJob, d desiredInstance, ima
 	}
 	spec := a.containerSpec(d, image.ID, fmt.Sprintf("%s%d", prefix, started.Unix()))
 	exit := -1
-	c, err := a.rt.CreateAndStart(ctx, spec)
+	err := a.attachNetwork(ctx, &spec, d.svc)
+	var c runtime.ContainerInfo
+	if err == nil {
+		c, err = a.rt.CreateAndStart(ctx, spec)
+	}
 	if err != nil {
 		log.Warn("cron run did not start", "err", err)
 	} else if exit, err = a.rt.Wait(ctx, c.ID); err != nil {

@@ -22,9 +22,10 @@ type checkTarget struct {
 	id       string // the instance, and the checker's key for it
 	interval time.Duration
 	kind     raftfsm.Kind
-	path     string // health.path: an HTTP probe; "" is a TCP connect
-	pattern  string // health.log_pattern; "" is the default
-	base     string // the serving container's name
+	path     string   // health.path: an HTTP probe; "" is a TCP connect
+	pattern  string   // health.log_pattern; "" is the default
+	base     string   // the serving container's name
+	command  []string // health.command, run inside the container
 }
 
 // checkTargetOf is the check of instance in; ok is false when the state
@@ -43,7 +44,7 @@ func (a *Agent) checkTargetOf(s *raftfsm.State, in *raftfsm.Instance) (checkTarg
 		iv = spec.Health.Interval.D()
 	}
 	return checkTarget{id: in.ID, interval: iv, kind: spec.Kind, path: spec.Health.Path, pattern: spec.Health.LogPattern,
-		base: a.containerBase(*svc, in.Slot)}, true
+		base: a.containerBase(*svc, in.Slot), command: spec.Health.Command}, true
 }
 
 // healthInterval is the cluster's HEALTH_CHECK_INTERVAL (this agent's own
@@ -176,6 +177,9 @@ func (a *Agent) checkInstance(ctx context.Context, t checkTarget, q checkQuery) 
 	}
 	target := health.Target{Kind: string(t.kind), Path: t.path, LogPattern: t.pattern, Running: c.Running, ExitCode: c.ExitCode,
 		StartedAt: c.StartedAt, Addr: a.containerAddr(c), Logs: a.logSource(c.ID)}
+	if len(t.command) > 0 && q.port == 0 {
+		target.Exec = a.execCheck(c.ID, t.command)
+	}
 	if q.port > 0 {
 		target.Addr = net.JoinHostPort(a.containerHost(), strconv.Itoa(q.port))
 		if target.Kind == string(raftfsm.KindWorker) {

@@ -48,6 +48,14 @@ func dependency(s *raftfsm.State, svc *raftfsm.Service, use string) (key string,
 // exposed returns the EXPOSE ports of an image when this node knows them
 // (nil: unknown); it must not call Docker, it runs inside a state view.
 func injectedEnv(s *raftfsm.State, svc *raftfsm.Service, spec raftfsm.ServiceSpec, sealer cipher.AEAD, exposed func(image string) []int) (map[string]string, error) {
+	return injectEnv(s, svc, spec, sealer, exposed, false)
+}
+
+// injectEnv is injectedEnv; byName (discovery on) injects the dependency's
+// service name instead of its node's address: the name resolves on every
+// node and follows a move, so a move changes no dependent's environment
+// and restarts none of them.
+func injectEnv(s *raftfsm.State, svc *raftfsm.Service, spec raftfsm.ServiceSpec, sealer cipher.AEAD, exposed func(image string) []int, byName bool) (map[string]string, error) {
 	if len(spec.Uses) == 0 {
 		return nil, nil
 	}
@@ -58,6 +66,9 @@ func injectedEnv(s *raftfsm.State, svc *raftfsm.Service, spec raftfsm.ServiceSpe
 			continue
 		}
 		host, port := n.PrivateIP, strconv.Itoa(depSpec.Port)
+		if byName {
+			host = use
+		}
 		addr := net.JoinHostPort(host, port)
 		p := envPrefix(use)
 		out[p+"_HOST"], out[p+"_PORT"], out[p+"_ADDR"] = host, port, addr

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"maps"
 	"testing"
 
 	"github.com/dropmesh/dropmesh/raftfsm"
@@ -49,5 +50,32 @@ func TestInjectedEnv(t *testing.T) {
 	}
 	if env, err = injectedEnv(s, web, spec, nil, exposed); err != nil || env["REDIS_URL"] != "redis://10.10.0.5:7000" {
 		t.Fatalf("kv exposes 6379: env %v, %v", env, err)
+	}
+}
+
+// TestInjectByName: with discovery on, dependents get the dependency's
+// name, which does not change when it moves.
+func TestInjectByName(t *testing.T) {
+	s := raftfsm.NewState()
+	s.Nodes["n1"] = &raftfsm.Node{ID: "n1", PrivateIP: "10.10.0.5", Status: raftfsm.NodeActive}
+	s.Nodes["n2"] = &raftfsm.Node{ID: "n2", PrivateIP: "10.10.0.6", Status: raftfsm.NodeActive}
+	cacheKey := raftfsm.ServiceKey("aaaaaa", "shop", "prod", "cache")
+	s.Services[cacheKey] = &raftfsm.Service{Key: cacheKey, WorkspaceID: "aaaaaa", Project: "shop", Env: "prod", Name: "cache",
+		Spec: raftfsm.ServiceSpec{Kind: raftfsm.KindStateful, Image: "redis:7", Port: 6379}}
+	s.Instances[raftfsm.InstanceID(cacheKey, 0)] = &raftfsm.Instance{ID: raftfsm.InstanceID(cacheKey, 0), Service: cacheKey, Node: "n1"}
+	web := &raftfsm.Service{Key: raftfsm.ServiceKey("aaaaaa", "shop", "prod", "web"), WorkspaceID: "aaaaaa", Project: "shop", Env: "prod", Name: "web"}
+	spec := raftfsm.ServiceSpec{Uses: []string{"cache"}}
+	before, err := injectEnv(s, web, spec, nil, nil, true)
+	if err != nil || before["REDIS_URL"] != "redis://cache:6379" || before["CACHE_HOST"] != "cache" || before["CACHE_ADDR"] != "cache:6379" {
+		t.Fatalf("by name: %v, %v", before, err)
+	}
+	s.Instances[raftfsm.InstanceID(cacheKey, 0)].Node = "n2"
+	after, _ := injectEnv(s, web, spec, nil, nil, true)
+	if !maps.Equal(before, after) {
+		t.Fatalf("a move changed the injected environment: %v -> %v", before, after)
+	}
+	byAddr, _ := injectEnv(s, web, spec, nil, nil, false)
+	if byAddr["CACHE_HOST"] != "10.10.0.6" {
+		t.Fatalf("by address: %v", byAddr)
 	}
 }

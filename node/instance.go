@@ -207,7 +207,10 @@ func (a *Agent) desired(ctx context.Context, id string) (desiredInstance, bool) 
 			Gen  int64
 			Spec raftfsm.ServiceSpec
 			Env  map[string]string
-		}{in.DesiredGeneration, spec, d.env})
+			// Net: on its workspace network (discovery on); left out
+			// when off, so the hash is what it was before discovery.
+			Net bool `json:",omitempty"`
+		}{in.DesiredGeneration, spec, d.env, a.discovery != nil})
 		d.hash = hex.EncodeToString(h.Sum(nil))[:16]
 	})
 	return d, ok
@@ -224,7 +227,7 @@ func (a *Agent) containerEnv(s *raftfsm.State, svc *raftfsm.Service, in *raftfsm
 	if spec.Port > 0 {
 		env["PORT"] = strconv.Itoa(spec.Port)
 	}
-	injected, err := injectedEnv(s, svc, spec, a.keys.Sealer, a.instances.exposedPorts)
+	injected, err := injectEnv(s, svc, spec, a.keys.Sealer, a.instances.exposedPorts, a.discovery != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -501,7 +504,11 @@ func (w *instanceWorker) replace(ctx context.Context, d desiredInstance, old run
 	progress(raftfsm.PhaseStarting)
 	step("reported")
 	spec := a.containerSpec(d, image.ID, candidateName(d.base, gen))
-	cand, err := a.rt.CreateAndStart(ctx, spec)
+	err = a.attachNetwork(ctx, &spec, d.svc)
+	var cand runtime.ContainerInfo
+	if err == nil {
+		cand, err = a.rt.CreateAndStart(ctx, spec)
+	}
 	if err != nil {
 		w.restoreStateful(ctx, stateful, old)
 		w.fail(ctx, d, "start", err)
@@ -651,9 +658,10 @@ func (a *Agent) containerSpec(d desiredInstance, imageID, name string) runtime.C
 	mem, _ := d.spec.MemoryBytes()
 	cs := runtime.ContainerSpec{Name: name, Image: imageID, Env: d.env, Cmd: d.spec.Command, Labels: labels,
 		Port: d.spec.Port, PublishIP: a.cfg.PublishIP, MemoryBytes: mem, NanoCPUs: int64(d.spec.CPUs * 1e9), StopTimeout: a.stopTimeout()}
+	processOptions(&cs, d.spec, d.base)
 	if d.spec.Kind == raftfsm.KindStateful {
 		cs.HostPort = d.spec.Port
-		cs.Mounts = []runtime.Mount{{Volume: volumeName(d.base), Target: d.spec.Volume}}
+		cs.Mounts = append([]runtime.Mount{{Volume: volumeName(d.base), Target: d.spec.Volume}}, cs.Mounts...)
 	}
 	return cs
 }

@@ -106,6 +106,9 @@ func (a *Agent) startRuntime(ctx context.Context) error {
 	a.checker = checker
 	a.instances = newInstanceTable()
 	a.crons = newCronRunner(ctx, a)
+	if err := a.startDiscovery(ctx); err != nil {
+		return err
+	}
 	a.goRun(ctx, "reconciler", a.reconcileLoop)
 	a.goRun(ctx, "docker-events", a.watchDocker)
 	a.goRun(ctx, "health", a.healthLoop)

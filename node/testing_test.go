@@ -56,6 +56,9 @@ func testConfig(t testing.TB, dir string, i int) Config {
 	cfg.ReconcileInterval = 5 * time.Second
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.NoRuntime = true
+	// Discovery (workspace networks, DNS on their gateways) is tested where
+	// it is the subject; the other tests keep Docker's default bridge.
+	cfg.Discovery = "off"
 	cfg.ContainerSuffix = fmt.Sprintf(".t%d-%s", os.Getpid(), cfg.NodeID)
 	cfg.Version = "test"
 	cfg.Region = "nyc3"

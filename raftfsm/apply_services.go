@@ -14,6 +14,9 @@ type DeployResult struct {
 	WorkspaceID string `json:"workspace_id"`
 	Generation  int64  `json:"generation"`
 	DeployID    string `json:"deploy_id"`
+	// Unchanged says the spec was already deployed as given: nothing was
+	// committed, Generation and DeployID are the current ones.
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 func validateID(field, id string) error {

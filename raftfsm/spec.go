@@ -58,7 +58,30 @@ type HealthSpec struct {
 	// MaxLogPatternLen bytes) that marks error lines; JSON lines are still
 	// judged by their level field.
 	LogPattern string `json:"log_pattern,omitempty"`
+	// Command is run inside the container (Docker exec) instead of the
+	// port probe; exit code 0 is healthy. A Compose `CMD-SHELL` test is
+	// ["/bin/sh", "-c", "..."].
+	Command []string `json:"command,omitempty"`
 }
+
+// NamedVolume is a further named volume of a stateful service: node-local,
+// kept on the node the service is pinned to.
+type NamedVolume struct {
+	// Name tells the volumes of one service apart (1-32 of a-z, 0-9, '-').
+	Name string `json:"name"`
+	// Path is where it is mounted in the container.
+	Path string `json:"path"`
+}
+
+// Restart policies a spec may ask for (Compose's restart:). dropmesh
+// restarts unhealthy containers in every case; these add Docker's own
+// immediate restart of a container that exits.
+const (
+	RestartNo            = "no"
+	RestartAlways        = "always"
+	RestartUnlessStopped = "unless-stopped"
+	RestartOnFailure     = "on-failure"
+)
 
 // MaxLogPatternLen bounds health.log_pattern: long enough for any real
 // pattern, short enough that compiling it on every node costs nothing.
@@ -77,8 +100,19 @@ type ServiceSpec struct {
 	Build      string   `json:"build,omitempty"`
 	Dockerfile string   `json:"dockerfile,omitempty"`
 	Command    []string `json:"command,omitempty"`
-	Port       int      `json:"port,omitempty"`
-	Hosts      []string `json:"hosts,omitempty"`
+	// Entrypoint overrides the image's entrypoint.
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	// User runs the process as this user ("name", "uid" or "uid:gid");
+	// root is refused.
+	User string `json:"user,omitempty"`
+	// WorkingDir overrides the image's working directory.
+	WorkingDir string `json:"working_dir,omitempty"`
+	Port       int    `json:"port,omitempty"`
+	// Ports are further container ports the service listens on: other
+	// services reach them by the service's name; only Port is routed by
+	// the edge.
+	Ports []int    `json:"ports,omitempty"`
+	Hosts []string `json:"hosts,omitempty"`
 	// Proxied puts the DNS records behind Cloudflare's proxy (TLS at
 	// Cloudflare); nil means true.
 	Proxied       *bool             `json:"proxied,omitempty"`
@@ -93,7 +127,12 @@ type ServiceSpec struct {
 	// address is injected into this one's environment.
 	Uses []string `json:"uses,omitempty"`
 	// Volume is where a stateful service's named volume is mounted.
-	Volume      string  `json:"volume,omitempty"`
+	Volume string `json:"volume,omitempty"`
+	// Volumes are a stateful service's further named volumes.
+	Volumes []NamedVolume `json:"volumes,omitempty"`
+	// Restart is Docker's restart policy on exit (Restart* constants);
+	// "" is no.
+	Restart     string  `json:"restart,omitempty"`
 	MaxParallel int     `json:"max_parallel,omitempty"`
 	Memory      string  `json:"memory,omitempty"`
 	CPUs        float64 `json:"cpus,omitempty"`
@@ -115,7 +154,11 @@ type specDocument struct {
 	Build         string            `json:"build"`
 	Dockerfile    string            `json:"dockerfile"`
 	Command       []string          `json:"command"`
+	Entrypoint    []string          `json:"entrypoint"`
+	User          string            `json:"user"`
+	WorkingDir    string            `json:"working_dir"`
 	Port          int               `json:"port"`
+	Ports         []int             `json:"ports"`
 	Hosts         []string          `json:"hosts"`
 	Proxied       *bool             `json:"proxied"`
 	Replicas      int               `json:"replicas"`
@@ -126,6 +169,8 @@ type specDocument struct {
 	Health        *HealthSpec       `json:"health"`
 	Uses          []string          `json:"uses"`
 	Volume        string            `json:"volume"`
+	Volumes       []NamedVolume     `json:"volumes"`
+	Restart       string            `json:"restart"`
 	MaxParallel   int               `json:"max_parallel"`
 	Memory        string            `json:"memory"`
 	CPUs          float64           `json:"cpus"`
@@ -173,6 +218,7 @@ func (d specDocument) spec() (ServiceSpec, error) {
 		Port: d.Port, Hosts: d.Hosts, Proxied: d.Proxied, Replicas: d.Replicas, Nodes: d.Nodes,
 		Secrets: d.Secrets, SealedSecrets: d.SealedSecrets, Schedule: d.Schedule, Uses: d.Uses,
 		Volume: d.Volume, MaxParallel: d.MaxParallel, Memory: d.Memory, CPUs: d.CPUs,
+		Entrypoint: d.Entrypoint, User: d.User, WorkingDir: d.WorkingDir, Ports: d.Ports, Volumes: d.Volumes, Restart: d.Restart,
 	}
 	if d.Name != "" {
 		if s.Service != "" && s.Service != d.Name {
@@ -303,13 +349,11 @@ func (s ServiceSpec) Validate() error {
 	if s.Dockerfile != "" && (strings.Contains(s.Dockerfile, "..") || strings.HasPrefix(s.Dockerfile, "/") || strings.ContainsAny(s.Dockerfile, " \t\n;'\"$`\\")) {
 		return invalidf("dockerfile %q: want a relative path inside the context", s.Dockerfile)
 	}
-	if len(s.Command) > 64 {
-		return invalidf("command: at most 64 arguments")
+	if err := validateArgs("command", s.Command); err != nil {
+		return err
 	}
-	for _, a := range s.Command {
-		if strings.ContainsRune(a, 0) || len(a) > 4096 {
-			return invalidf("command: arguments must be under 4 KiB without NUL bytes")
-		}
+	if err := s.validateProcess(); err != nil {
+		return err
 	}
 	if err := s.validateKind(); err != nil {
 		return err
@@ -412,7 +456,7 @@ func (s ServiceSpec) validateKind() error {
 			return err
 		}
 	case KindWorker, KindCron:
-		if s.Port != 0 {
+		if s.Port != 0 || len(s.Ports) > 0 {
 			return invalidf("port: a %s has no port", s.Kind)
 		}
 		if len(s.Hosts) > 0 {
@@ -426,8 +470,82 @@ func (s ServiceSpec) validateKind() error {
 	} else if s.Schedule != "" {
 		return invalidf("schedule: only a cron service has a schedule")
 	}
-	if s.Kind != KindStateful && s.Volume != "" {
+	if s.Kind != KindStateful && (s.Volume != "" || len(s.Volumes) > 0) {
 		return invalidf("volume: only a stateful service has a volume")
+	}
+	return nil
+}
+
+// validateArgs checks a command line (command, entrypoint, health.command).
+func validateArgs(field string, args []string) error {
+	if len(args) > 64 {
+		return invalidf("%s: at most 64 arguments", field)
+	}
+	for _, a := range args {
+		if strings.ContainsRune(a, 0) || len(a) > 4096 {
+			return invalidf("%s: arguments must be under 4 KiB without NUL bytes", field)
+		}
+	}
+	return nil
+}
+
+// userPattern is a user name or id, with an optional group name or id.
+var userPattern = regexp.MustCompile(`^([a-z_][a-z0-9_.-]{0,31}|[0-9]{1,10})(:([a-z_][a-z0-9_.-]{0,31}|[0-9]{1,10}))?$`)
+
+// validateProcess checks how the process runs: entrypoint, user, working
+// directory, further ports, volumes and restart policy. Root is refused as
+// user: it would undo the container's confinement (a spec that needs it
+// runs as the image's own user, which is left to the image).
+func (s ServiceSpec) validateProcess() error {
+	if err := validateArgs("entrypoint", s.Entrypoint); err != nil {
+		return err
+	}
+	if s.User != "" {
+		if !userPattern.MatchString(s.User) {
+			return invalidf("user %q: want a user name or id, optionally with :group", s.User)
+		}
+		if u, _, _ := strings.Cut(s.User, ":"); u == "root" || strings.Trim(u, "0") == "" {
+			return invalidf("user %q: root (uid 0) is not allowed; give an unprivileged user or leave user out to run as the image's user", s.User)
+		}
+	}
+	if s.WorkingDir != "" {
+		if err := ValidateMountPath(s.WorkingDir); err != nil {
+			return invalidf("working_dir %q: want a clean absolute path", s.WorkingDir)
+		}
+	}
+	if len(s.Ports) > 32 {
+		return invalidf("ports: at most 32 further ports")
+	}
+	seen := map[int]bool{s.Port: true}
+	for _, p := range s.Ports {
+		if p < 1 || p > 65535 {
+			return invalidf("ports: %d is not a port from 1 to 65535", p)
+		}
+		if seen[p] {
+			return invalidf("ports: %d listed twice (or is the main port)", p)
+		}
+		seen[p] = true
+	}
+	names, paths := map[string]bool{}, map[string]bool{s.Volume: true}
+	for _, v := range s.Volumes {
+		if err := ValidateSlug("volume name", v.Name); err != nil {
+			return err
+		}
+		if err := ValidateMountPath(v.Path); err != nil {
+			return err
+		}
+		if names[v.Name] || paths[v.Path] {
+			return invalidf("volumes: %s (%s) is given twice", v.Name, v.Path)
+		}
+		names[v.Name], paths[v.Path] = true, true
+	}
+	if len(s.Volumes) > 16 {
+		return invalidf("volumes: at most 16 further volumes")
+	}
+	switch s.Restart {
+	case "", RestartNo, RestartAlways, RestartUnlessStopped, RestartOnFailure:
+	default:
+		return invalidf("restart %q: want no, always, unless-stopped or on-failure", s.Restart)
 	}
 	return nil
 }
@@ -442,6 +560,12 @@ func (h HealthSpec) validate() error {
 				return invalidf("health.path %q: only printable ASCII without spaces or quotes", h.Path)
 			}
 		}
+	}
+	if err := validateArgs("health.command", h.Command); err != nil {
+		return err
+	}
+	if len(h.Command) > 0 && h.Path != "" {
+		return invalidf("health: give a path or a command, not both")
 	}
 	if h.Interval != 0 && (h.Interval.D() < time.Second || h.Interval.D() > time.Hour) {
 		return invalidf("health.interval %s: want 1s to 1h", h.Interval)
@@ -517,6 +641,10 @@ func (s ServiceSpec) MemoryBytes() (int64, error) {
 func (s ServiceSpec) Clone() ServiceSpec {
 	c := s
 	c.Command = slices.Clone(s.Command)
+	c.Entrypoint = slices.Clone(s.Entrypoint)
+	c.Ports = slices.Clone(s.Ports)
+	c.Volumes = slices.Clone(s.Volumes)
+	c.Health.Command = slices.Clone(s.Health.Command)
 	c.Hosts = slices.Clone(s.Hosts)
 	c.Nodes = slices.Clone(s.Nodes)
 	c.Uses = slices.Clone(s.Uses)

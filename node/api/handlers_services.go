@@ -124,7 +124,10 @@ func (s *server) deploy(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.logger.InfoContext(c.Request.Context(), "deploy accepted", "deploy", res.DeployID, "service", res.Service, "generation", res.Generation)
+	// An unchanged spec answers with the same status (the route table has
+	// one success status) and "unchanged": true.
+	s.logger.InfoContext(c.Request.Context(), "deploy accepted", "deploy", res.DeployID, "service", res.Service, "generation", res.Generation,
+		"unchanged", res.Unchanged)
 	respond(c, http.StatusAccepted, res)
 }
 

@@ -109,6 +109,13 @@ func (e *env) deployCmd() *cobra.Command {
 				return fmt.Errorf("deploy %s: %w", s.name, err)
 			}
 			o := DeployOutcome{Result: res}
+			if res.Unchanged {
+				if !jsonOut {
+					fmt.Fprintf(out, "unchanged %s generation %d\n", s.name, res.Generation)
+				}
+				outcomes = append(outcomes, o)
+				continue
+			}
 			if !jsonOut {
 				fmt.Fprintf(out, "deploying %s generation %d (%s)\n", s.name, res.Generation, res.DeployID)
 			}

@@ -7,15 +7,21 @@
 //
 //   - image, or build (a local directory the CLI uploads: Result.Builds);
 //   - the first container port of ports (else of expose, else the usual port
-//     of a recognised datastore); further ports are reported;
+//     of a recognised datastore) is the service's port; every further TCP
+//     port of ports and expose is declared too (spec ports);
+//   - command, entrypoint, user (root refused), working_dir and restart;
 //   - environment and env_file (variables named like a password, secret,
 //     token or key go to secrets, sealed by the leader);
 //   - a database or cache (redis, valkey, keydb, postgres, mysql, mariadb,
 //     recognised by image) becomes kind stateful with its first volume's path,
 //     and its dependents (depends_on) get uses: so its address is injected;
 //   - deploy.replicas or scale; deploy.resources.limits, mem_limit and cpus;
-//   - healthcheck: a curl or wget of a localhost URL gives health.path, and
+//   - healthcheck: a curl or wget of the service's own port on localhost
+//     gives health.path (probed from outside); any other CMD or CMD-SHELL
+//     test is run inside the container (health.command, Docker exec);
 //     interval gives health.interval;
+//   - volumes of a stateful service: the first is its volume, the others
+//     further node-local named volumes that stay with it on its node;
 //   - the label dropmesh.hosts ("a.example.com,b.example.com") gives hosts,
 //     and dropmesh.kind overrides the kind.
 //

@@ -57,3 +57,19 @@ func httpCheck(test []string) (p string, port int, ok bool) {
 	}
 	return "", 0, false
 }
+
+// execCheck turns a Compose healthcheck test into the command dropmesh runs
+// inside the container: CMD's arguments as they are, CMD-SHELL's string
+// through /bin/sh -c (as Docker does). ok is false for any other form.
+func execCheck(test []string) (cmd []string, ok bool) {
+	if len(test) < 2 {
+		return nil, false
+	}
+	switch test[0] {
+	case "CMD":
+		return append([]string(nil), test[1:]...), true
+	case "CMD-SHELL":
+		return []string{"/bin/sh", "-c", strings.Join(test[1:], " ")}, true
+	}
+	return nil, false
+}

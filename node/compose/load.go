@@ -154,10 +154,14 @@ func (m *mapper) run() error {
 			if _, active := m.p.Services[dep]; !active {
 				continue
 			}
+			// Every dependency is deployed first (live, so healthy, before
+			// the next) and reachable by name; a stateful one also has
+			// its address injected.
 			if stateful[dep] {
 				spec.Uses = append(spec.Uses, m.names[dep])
-			} else {
-				m.warn("service %s: depends_on %s: deployed after it, but only databases and caches (stateful) have their address injected", name, dep)
+			}
+			if m.p.Services[name].DependsOn[dep].Condition == types.ServiceConditionCompletedSuccessfully {
+				m.warn("service %s: depends_on %s: condition service_completed_successfully is not honoured; %s is deployed first and waited for until it is live", name, dep, dep)
 			}
 		}
 		specs[name] = spec

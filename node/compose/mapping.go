@@ -74,29 +74,33 @@ func (m *mapper) service(svc types.ServiceConfig) (raftfsm.ServiceSpec, error) {
 		}
 	}
 
-	// Port: the first container port, else the first exposed one, else the
-	// datastore's usual port.
-	for i, p := range svc.Ports {
-		if i == 0 {
-			spec.Port = int(p.Target)
-			if p.Published != "" {
-				warn("ports: host port %s is not published; dropmesh reaches container port %d (through the edge for hosts, on the private network otherwise)", p.Published, p.Target)
-			}
-			if p.Protocol != "" && p.Protocol != "tcp" {
-				warn("ports: protocol %s is not routed; only TCP", p.Protocol)
-			}
+	// Ports: the first container port is the service's port (routed by
+	// the edge for hosts); every further one of ports and expose is
+	// declared too, and other services reach them all by name.
+	var ports []int
+	for _, p := range svc.Ports {
+		if p.Protocol != "" && p.Protocol != "tcp" {
+			warn("ports: %d/%s is not routed; only TCP", p.Target, p.Protocol)
 			continue
 		}
-		warn("ports: only the first container port (%d) is used; %d ignored", spec.Port, p.Target)
-	}
-	if spec.Port == 0 && len(svc.Expose) > 0 {
-		port, err := exposedPort(svc.Expose[0])
-		if err != nil {
-			return spec, fmt.Errorf("%w: compose service %s: expose %q: %v", ErrInvalid, name, svc.Expose[0], err)
+		if p.Published != "" {
+			warn("ports: host port %s is not published; dropmesh reaches container port %d (through the edge for hosts, by the service's name from other services)", p.Published, p.Target)
 		}
-		spec.Port = port
-		if len(svc.Expose) > 1 {
-			warn("expose: only the first port (%d) is used", port)
+		ports = append(ports, int(p.Target))
+	}
+	for _, e := range svc.Expose {
+		port, err := exposedPort(e)
+		if err != nil {
+			return spec, fmt.Errorf("%w: compose service %s: expose %q: %v", ErrInvalid, name, e, err)
+		}
+		ports = append(ports, port)
+	}
+	for _, p := range ports {
+		switch {
+		case spec.Port == 0:
+			spec.Port = p
+		case p != spec.Port && !slices.Contains(spec.Ports, p):
+			spec.Ports = append(spec.Ports, p)
 		}
 	}
 	if spec.Port == 0 && spec.Kind == raftfsm.KindStateful && dsPort > 0 {
@@ -108,6 +112,10 @@ func (m *mapper) service(svc types.ServiceConfig) (raftfsm.ServiceSpec, error) {
 	if len(svc.Command) > 0 {
 		spec.Command = slices.Clone([]string(svc.Command))
 	}
+	if len(svc.Entrypoint) > 0 {
+		spec.Entrypoint = slices.Clone([]string(svc.Entrypoint))
+	}
+	spec.User, spec.WorkingDir = svc.User, svc.WorkingDir
 	switch {
 	case svc.Deploy != nil && svc.Deploy.Replicas != nil:
 		spec.Replicas = *svc.Deploy.Replicas
@@ -132,8 +140,13 @@ func (m *mapper) service(svc types.ServiceConfig) (raftfsm.ServiceSpec, error) {
 	if svc.CPUS > 0 && spec.CPUs == 0 {
 		spec.CPUs = float64(svc.CPUS)
 	}
-	switch svc.Restart {
-	case "", types.RestartPolicyAlways, types.RestartPolicyUnlessStopped:
+	switch r, _, _ := strings.Cut(svc.Restart, ":"); r {
+	case "":
+	case types.RestartPolicyNo, types.RestartPolicyAlways, types.RestartPolicyUnlessStopped, types.RestartPolicyOnFailure:
+		spec.Restart = r
+		if r != svc.Restart {
+			warn("restart: %s: the retry count is not honoured (Docker retries for ever; dropmesh also restarts unhealthy containers)", svc.Restart)
+		}
 	default:
 		warn("restart: %s is not honoured; dropmesh restarts unhealthy containers and keeps them running", svc.Restart)
 	}
@@ -240,15 +253,18 @@ func (m *mapper) healthcheck(svc types.ServiceConfig, spec *raftfsm.ServiceSpec,
 	if len(hc.Test) > 0 {
 		p, port, ok := httpCheck(hc.Test)
 		switch {
-		case !ok:
-			warn("healthcheck: test %q is not an HTTP check of localhost (curl or wget); dropmesh checks %s instead", strings.Join(hc.Test, " "), what)
-		case spec.Port == 0:
-			warn("healthcheck: the service has no port for the HTTP check %s; dropmesh checks that the container runs", p)
-		default:
-			spec.Health.Path = p
-			if port != 0 && port != spec.Port {
-				warn("healthcheck: the test calls port %d, dropmesh probes %s on the service port %d", port, p, spec.Port)
+		case !ok || spec.Port == 0 || (port != 0 && port != spec.Port):
+			// Anything else is run as written inside the container.
+			cmd, isCmd := execCheck(hc.Test)
+			if !isCmd {
+				warn("healthcheck: test %q is neither CMD nor CMD-SHELL; dropmesh checks %s instead", strings.Join(hc.Test, " "), what)
+				break
 			}
+			spec.Health.Command = cmd
+		default:
+			// An HTTP check of the service's own port: dropmesh probes
+			// it from outside, which needs no curl in the image.
+			spec.Health.Path = p
 		}
 	}
 	if hc.Interval != nil {
@@ -261,10 +277,12 @@ func (m *mapper) healthcheck(svc types.ServiceConfig, spec *raftfsm.ServiceSpec,
 	}
 }
 
-// volumes keeps the first named or anonymous volume of a stateful service as
-// its volume path and reports everything else.
+// volumes keeps the named and anonymous volumes of a stateful service: the
+// first is its volume path, the others further node-local volumes (named
+// after their Compose volume), all staying with the service on its node.
+// Everything else is reported.
 func (m *mapper) volumes(svc types.ServiceConfig, spec *raftfsm.ServiceSpec, warn func(string, ...any)) {
-	for _, v := range svc.Volumes {
+	for i, v := range svc.Volumes {
 		switch {
 		case v.Type == types.VolumeTypeBind:
 			warn("volumes: bind mount %s:%s is not supported (the node has no copy of %s); ignored", v.Source, v.Target, v.Source)
@@ -272,10 +290,14 @@ func (m *mapper) volumes(svc types.ServiceConfig, spec *raftfsm.ServiceSpec, war
 			warn("volumes: %s mount at %s is not supported; ignored", v.Type, v.Target)
 		case spec.Kind != raftfsm.KindStateful:
 			warn("volumes: %s is ignored: only stateful services (databases and caches) keep a volume", v.Target)
-		case spec.Volume != "":
-			warn("volumes: a stateful service keeps one volume (%s); %s ignored", spec.Volume, v.Target)
-		default:
+		case spec.Volume == "":
 			spec.Volume = v.Target
+		default:
+			name := slugify(v.Source)
+			if name == "" || raftfsm.ValidateSlug("volume name", name) != nil {
+				name = "volume-" + strconv.Itoa(i+1)
+			}
+			spec.Volumes = append(spec.Volumes, raftfsm.NamedVolume{Name: name, Path: v.Target})
 		}
 	}
 }

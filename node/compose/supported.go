@@ -40,6 +40,9 @@ var supported = []tree.Path{
 	"services.*.healthcheck.disable",
 	"services.*.labels.*",
 	"services.*.command",
+	"services.*.entrypoint",
+	"services.*.user",
+	"services.*.working_dir",
 	"services.*.restart",
 	"services.*.profiles",
 	// Volumes are looked at one by one in the mapping (bind mounts and
@@ -57,9 +60,8 @@ var supported = []tree.Path{
 // hints say what to do instead of an unsupported key, where there is
 // something to say.
 var hints = map[string]string{
-	"networks":       "services reach the databases they depend on through injected addresses",
+	"networks":       "every service reaches the others of its project/environment by name on dropmesh's own network of the workspace",
 	"container_name": "dropmesh names containers itself",
-	"entrypoint":     "put the whole command in command:",
 	"secrets":        "pass secrets as environment variables; names like *_PASSWORD or *_TOKEN are sealed",
 	"links":          "depend on the database with depends_on instead",
 	"extra_hosts":    "name other services by the address injected through depends_on",

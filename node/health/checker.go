@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 )
@@ -46,6 +47,10 @@ type Target struct {
 	LogPattern string
 	// Cron is the job's state; required for kind cron.
 	Cron *CronState
+	// Exec runs the service's own health command inside the container
+	// (a Compose healthcheck test); when set it replaces the port probe.
+	// It returns the command's exit code and the start of its output.
+	Exec func(ctx context.Context) (exitCode int, output string, err error)
 }
 
 // maxCachedScanners bounds the compiled per-service log patterns a Checker
@@ -139,7 +144,13 @@ func (c *Checker) check(ctx context.Context, id string, now time.Time, t Target,
 		}
 		st, reason := checkCron(c.cfg, *t.Cron, now)
 		return st, reason, false
-	case KindService, KindStateful:
+	case KindService, KindStateful, KindWorker:
+		if t.Exec != nil {
+			return c.checkExec(ctx, id, now, t, from)
+		}
+		if kind == KindWorker {
+			return c.checkWorker(ctx, id, now, t, from)
+		}
 		if t.Addr == "" {
 			return c.checkWorker(ctx, id, now, t, from)
 		}
@@ -159,11 +170,32 @@ func (c *Checker) check(ctx context.Context, id string, now time.Time, t Target,
 			return StatusUnhealthy, err.Error(), true
 		}
 		return c.scanLogs(ctx, id, now, t, from)
-	case KindWorker:
-		return c.checkWorker(ctx, id, now, t, from)
 	default:
 		return StatusUnhealthy, fmt.Sprintf("invalid check: unknown kind %q (want service, worker, cron or stateful)", t.Kind), false
 	}
+}
+
+// checkExec runs the health command inside the running container, within
+// ProbeTimeout: a non-zero exit is unhealthy with the command's output as
+// the reason; a zero exit goes on to the log scan.
+func (c *Checker) checkExec(ctx context.Context, id string, now time.Time, t Target, from scanFrom) (Status, string, bool) {
+	if !t.Running {
+		return StatusUnhealthy, fmt.Sprintf("container exited with code %d", t.ExitCode), true
+	}
+	ectx, cancel := context.WithTimeout(ctx, c.cfg.ProbeTimeout)
+	code, out, err := t.Exec(ectx)
+	cancel()
+	if err != nil {
+		return StatusUnhealthy, "health command: " + err.Error(), true
+	}
+	if code != 0 {
+		reason := fmt.Sprintf("health command exited with code %d", code)
+		if out = strings.TrimSpace(out); out != "" {
+			reason += ": " + out[:min(len(out), 200)]
+		}
+		return StatusUnhealthy, reason, true
+	}
+	return c.scanLogs(ctx, id, now, t, from)
 }
 
 func (c *Checker) checkWorker(ctx context.Context, id string, now time.Time, t Target, from scanFrom) (Status, string, bool) {

@@ -371,6 +371,14 @@ func RemoveContainers(ctx context.Context, dir string, log *slog.Logger) error {
 			errs = append(errs, rt.Remove(ctx, c.ID))
 		}
 	}
+	// The nodes' workspace networks (service discovery), once empty.
+	nets, err := rt.ListNetworks(ctx, map[string]string{runtime.LabelManaged: "true"})
+	errs = append(errs, err)
+	for _, n := range nets {
+		if strings.Contains(n.Name, suffix) {
+			errs = append(errs, rt.RemoveNetwork(ctx, n.Name))
+		}
+	}
 	return errors.Join(errs...)
 }
 

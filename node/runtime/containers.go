@@ -46,6 +46,19 @@ type ContainerSpec struct {
 	Env map[string]string
 	// Cmd overrides the image's Cmd when not empty.
 	Cmd []string
+	// Entrypoint overrides the image's entrypoint when not empty.
+	Entrypoint []string
+	// User and WorkingDir override the image's when not empty.
+	User, WorkingDir string
+	// Network is the Docker network the container joins ("" is Docker's
+	// default bridge); DNS and DNSSearch are its resolvers and search
+	// domains (the discovery package's server on that network).
+	Network   string
+	DNS       []string
+	DNSSearch []string
+	// ExposedPorts are further container ports (TCP) the container listens
+	// on: declared, not published (other containers reach them).
+	ExposedPorts []int
 	// Labels are set on the container (the Label* constants and any other).
 	Labels map[string]string
 	// Port is the container port (TCP) to publish; 0 publishes nothing.
@@ -90,9 +103,12 @@ type ContainerInfo struct {
 	// Port is the published container port, HostIP:HostPort where it is
 	// published (HostPort 0 when nothing is published or, for an ephemeral
 	// port, while the container is not running).
-	Port         int
-	HostIP       string
-	HostPort     int
+	Port     int
+	HostIP   string
+	HostPort int
+	// IP is the container's address on its network (its NetworkMode's
+	// network, else the first one), "" when it has none.
+	IP           string
 	RestartCount int
 	OOMKilled    bool
 	// Health is the image HEALTHCHECK's status ("starting", "healthy",
@@ -142,6 +158,32 @@ func (s *ContainerSpec) validate() error {
 	}
 	if s.Port < 0 || s.Port > 65535 || s.HostPort < 0 || s.HostPort > 65535 {
 		return invalidf("container %s: ports %d -> %d: want 0-65535", s.Name, s.Port, s.HostPort)
+	}
+	for _, p := range s.ExposedPorts {
+		if p < 1 || p > 65535 {
+			return invalidf("container %s: exposed port %d: want 1-65535", s.Name, p)
+		}
+	}
+	if strings.ContainsRune(s.User, 0) || strings.ContainsRune(s.WorkingDir, 0) {
+		return invalidf("container %s: user and working dir must not hold NUL bytes", s.Name)
+	}
+	if s.WorkingDir != "" && !path.IsAbs(s.WorkingDir) {
+		return invalidf("container %s: working dir %q must be absolute", s.Name, s.WorkingDir)
+	}
+	if s.Network != "" {
+		if err := checkName("network", s.Network, containerNamePattern); err != nil {
+			return fmt.Errorf("container %s: %w", s.Name, err)
+		}
+	}
+	for _, d := range s.DNS {
+		if net.ParseIP(d) == nil {
+			return invalidf("container %s: DNS server %q is not an IP address", s.Name, d)
+		}
+	}
+	for _, d := range s.DNSSearch {
+		if d == "" || len(d) > 253 || strings.ContainsAny(d, " \t\n\x00/") {
+			return invalidf("container %s: DNS search domain %q", s.Name, d)
+		}
 	}
 	if s.HostPort != 0 && s.Port == 0 {
 		return invalidf("container %s: a host port needs a container port", s.Name)
@@ -200,12 +242,17 @@ func (r *Runtime) dockerConfig(s ContainerSpec) (*container.Config, *container.H
 		stop = r.cfg.DefaultStopTimeout
 	}
 	stopSec := seconds(stop)
-	cfg := &container.Config{Image: s.Image, Env: env, Cmd: s.Cmd, Labels: s.Labels, StopTimeout: &stopSec}
+	cfg := &container.Config{Image: s.Image, Env: env, Cmd: s.Cmd, Entrypoint: s.Entrypoint, User: s.User, WorkingDir: s.WorkingDir,
+		Labels: s.Labels, StopTimeout: &stopSec}
 	hc := &container.HostConfig{
 		AutoRemove: s.AutoRemove,
 		Resources:  container.Resources{Memory: s.MemoryBytes, NanoCPUs: s.NanoCPUs},
 		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{
 			"max-size": r.cfg.LogMaxSize, "max-file": strconv.Itoa(r.cfg.LogMaxFiles)}},
+		DNS: s.DNS, DNSSearch: s.DNSSearch,
+	}
+	if s.Network != "" {
+		hc.NetworkMode = container.NetworkMode(s.Network)
 	}
 	switch s.RestartPolicy {
 	case RestartUnlessStopped:
@@ -227,6 +274,12 @@ func (r *Runtime) dockerConfig(s ContainerSpec) (*container.Config, *container.H
 		}
 		cfg.ExposedPorts = nat.PortSet{p: {}}
 		hc.PortBindings = nat.PortMap{p: {{HostIP: ip, HostPort: hostPort}}}
+	}
+	for _, p := range s.ExposedPorts {
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = nat.PortSet{}
+		}
+		cfg.ExposedPorts[nat.Port(strconv.Itoa(p)+"/tcp")] = struct{}{}
 	}
 	for _, m := range s.Mounts {
 		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.Target})
@@ -403,6 +456,27 @@ func containerInfo(cj container.InspectResponse) ContainerInfo {
 	}
 	if cj.Config != nil {
 		info.Image, info.Labels = cj.Config.Image, cj.Config.Labels
+	}
+	if cj.NetworkSettings != nil {
+		mode := ""
+		if cj.HostConfig != nil {
+			mode = string(cj.HostConfig.NetworkMode)
+		}
+		if ep, ok := cj.NetworkSettings.Networks[mode]; ok && ep != nil {
+			info.IP = ep.IPAddress
+		} else {
+			names := make([]string, 0, len(cj.NetworkSettings.Networks))
+			for n := range cj.NetworkSettings.Networks {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				if ep := cj.NetworkSettings.Networks[n]; ep != nil && ep.IPAddress != "" {
+					info.IP = ep.IPAddress
+					break
+				}
+			}
+		}
 	}
 	if info.Labels == nil {
 		info.Labels = map[string]string{}

@@ -13,6 +13,9 @@ import (
 )
 
 func main() {
+	if code, ok := probe(os.Args[1:]); ok {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if err := sampleapp.Run(ctx, sampleapp.Options{Args: os.Args[1:]}); err != nil {
