@@ -11,17 +11,18 @@ type Ports struct {
 	API    int // agent API, default 9999
 	Gossip int // memberlist, tcp and udp, default 7946
 	Raft   int // raft transport, default 7947
+	Mesh   int // service discovery's node-to-node forwarder, default 7948
 }
 
-// DefaultPorts returns 9999, 7946 and 7947.
-func DefaultPorts() Ports { return Ports{API: 9999, Gossip: 7946, Raft: 7947} }
+// DefaultPorts returns 9999, 7946, 7947 and 7948.
+func DefaultPorts() Ports { return Ports{API: 9999, Gossip: 7946, Raft: 7947, Mesh: 7948} }
 
 // everywhere is every IPv4 and IPv6 address, as firewall sources.
 func everywhere() []string { return []string{"0.0.0.0/0", "::/0"} }
 
 // ClusterFirewall is the cloud firewall of a cluster, applied to the
 // droplets tagged clusterTag: HTTP and HTTPS from anywhere; the agent API,
-// gossip (tcp and udp) and raft only from droplets carrying clusterTag
+// gossip (tcp and udp), raft and the discovery forwarder only from droplets carrying clusterTag
 // (DigitalOcean's sources.tags), not from the VPC's range, which other
 // droplets of the account (and whatever runs on them) share; no SSH; all
 // egress allowed. Zero ports take DefaultPorts. Validation happens in
@@ -37,6 +38,9 @@ func ClusterFirewall(name, clusterTag string, p Ports) FirewallSpec {
 	if p.Raft == 0 {
 		p.Raft = d.Raft
 	}
+	if p.Mesh == 0 {
+		p.Mesh = d.Mesh
+	}
 	members := func(proto string, port int) FirewallRule {
 		return FirewallRule{Protocol: proto, Ports: strconv.Itoa(port), Tags: []string{clusterTag}}
 	}
@@ -50,6 +54,7 @@ func ClusterFirewall(name, clusterTag string, p Ports) FirewallSpec {
 			members("tcp", p.Gossip),
 			members("udp", p.Gossip),
 			members("tcp", p.Raft),
+			members("tcp", p.Mesh),
 		},
 		Outbound: []FirewallRule{
 			{Protocol: "tcp", Ports: "all", Addresses: everywhere()},

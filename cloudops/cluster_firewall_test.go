@@ -30,6 +30,7 @@ func TestClusterFirewallGolden(t *testing.T) {
 		"tcp 7946  dropmesh-c1",
 		"udp 7946  dropmesh-c1",
 		"tcp 7947  dropmesh-c1",
+		"tcp 7948  dropmesh-c1",
 	}
 	wantOut := []string{
 		"tcp all 0.0.0.0/0,::/0 ",
@@ -125,7 +126,7 @@ func TestClusterFirewallAdmitsControlPortsByTagOnly(t *testing.T) {
 	for _, r := range got.InboundRules {
 		byPort[r.Protocol+"/"+r.PortRange] = r
 	}
-	for _, p := range []string{"tcp/9999", "tcp/7946", "udp/7946", "tcp/7947"} {
+	for _, p := range []string{"tcp/9999", "tcp/7946", "udp/7946", "tcp/7947", "tcp/7948"} {
 		r, ok := byPort[p]
 		if !ok {
 			t.Fatalf("no rule for %s in %+v", p, got.InboundRules)

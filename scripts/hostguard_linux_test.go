@@ -37,7 +37,7 @@ const (
 	ctrIP     = "172.30.0.2"
 	ctr2IP    = "172.30.0.3"
 	metadata  = "169.254.169.254"
-	guardPort = "7946,7947,9999,8080"
+	guardPort = "7946,7947,7948,9999,8080"
 )
 
 func (w *netnsWorld) ns(name string) string { return w.prefix + name }

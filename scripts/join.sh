@@ -172,7 +172,7 @@ install_guard() {
 #
 # The metadata service (169.254.169.254) serves the droplet's user data,
 # without authentication, to whatever on the droplet asks; the control
-# ports (gossip 7946 tcp/udp, raft 7947, the agent API 9999, the UI 8080)
+# ports (gossip 7946 tcp/udp, raft 7947, discovery's forwarder 7948, the agent API 9999, the UI 8080)
 # are the cluster itself. A container reaches both through the host: the
 # bridge gateway and the host's own addresses are the host (iptables
 # INPUT), the other droplets' private addresses are forwarded (FORWARD).
@@ -200,7 +200,7 @@ install_guard() {
 #                             these). cloud-init writes them again at boot.
 #
 # The ports are the agent's (DROPMESH_GOSSIP_PORT, DROPMESH_RAFT_PORT,
-# DROPMESH_API_PORT, DROPMESH_UI_PORT; the unit reads agent.env), the
+# DROPMESH_MESH_PORT, DROPMESH_API_PORT, DROPMESH_UI_PORT; the unit reads agent.env), the
 # private ranges DROPMESH_GUARD_NETS (default: every RFC 1918 range and
 # 100.64.0.0/10). Containers never run on the host's network: dropmesh
 # gives them no way to (owner matches cannot tell a container's process
@@ -213,7 +213,7 @@ set -eu
 
 ip="${DROPMESH_METADATA_IP:-169.254.169.254}"
 cloud="${DROPMESH_ROOT:-}/var/lib/cloud"
-ports="${DROPMESH_GOSSIP_PORT:-7946},${DROPMESH_RAFT_PORT:-7947},${DROPMESH_API_PORT:-9999},${DROPMESH_UI_PORT:-8080}"
+ports="${DROPMESH_GOSSIP_PORT:-7946},${DROPMESH_RAFT_PORT:-7947},${DROPMESH_MESH_PORT:-7948},${DROPMESH_API_PORT:-9999},${DROPMESH_UI_PORT:-8080}"
 gossip="${DROPMESH_GOSSIP_PORT:-7946}"
 nets="${DROPMESH_GUARD_NETS:-10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10}"
 

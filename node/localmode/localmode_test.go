@@ -300,7 +300,7 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 	}
 	slices.Sort(open)
 	tag := fw.Tags[0]
-	wantOpen := []string{"tcp/443 from 0.0.0.0/0,::/0", "tcp/7946 from " + tag, "tcp/7947 from " + tag,
+	wantOpen := []string{"tcp/443 from 0.0.0.0/0,::/0", "tcp/7946 from " + tag, "tcp/7947 from " + tag, "tcp/7948 from " + tag,
 		"tcp/80 from 0.0.0.0/0,::/0", "tcp/9999 from " + tag, "udp/7946 from " + tag}
 	if !slices.Equal(open, wantOpen) {
 		t.Fatalf("firewall inbound rules:\n%s\nwant:\n%s", strings.Join(open, "\n"), strings.Join(wantOpen, "\n"))
