@@ -233,7 +233,7 @@ func TestCopyHeadersDropsHopByHop(t *testing.T) {
 	if dst.Get("Content-Type") != "text/plain" || dst.Get("Authorization") != "Bearer k" {
 		t.Fatalf("end-to-end headers lost: %v", dst)
 	}
-	if baseURL("10.0.0.2:9999") != "http://10.0.0.2:9999" || baseURL("https://a.example:1/") != "https://a.example:1" {
+	if baseURL("10.0.0.2:9999") != "https://10.0.0.2:9999" || baseURL("https://a.example:1/") != "https://a.example:1" {
 		t.Fatal("baseURL")
 	}
 }

@@ -370,10 +370,31 @@ func (s *server) commitCommand(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: command: %v", raftfsm.ErrInvalid, err))
 		return
 	}
+	if node, named := reportingNode(cmd); named && node != callerNode(c) {
+		abortWith(c, http.StatusForbidden, CodeForbidden, fmt.Sprintf("a %s for node %s came with node %s's certificate: a node reports only for itself",
+			cmd.Type(), node, callerNode(c)))
+		return
+	}
 	v, err := s.ctrl.Commit(c.Request.Context(), cmd)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	ok(c, CommitResult{Value: v})
+}
+
+// reportingNode is the node a report speaks for, when its type names one:
+// only that node's certificate may send it.
+func reportingNode(cmd raftfsm.Command) (string, bool) {
+	switch c := cmd.(type) {
+	case *raftfsm.ReportInstances:
+		return c.Node, true
+	case *raftfsm.ReportHealth:
+		return c.Node, true
+	case *raftfsm.RecordCronRun:
+		return c.Node, true
+	case *raftfsm.PutBuildContext:
+		return c.Node, true
+	}
+	return "", false
 }

@@ -479,3 +479,33 @@ func (c *Client) Probe(ctx context.Context, addr, path string) error {
 	}
 	return c.Get(ctx, "/v1/internal/probe", q, nil)
 }
+
+// Join trades a one-time join token and a certificate request for the
+// node's certificate and the cluster's keys (POST /v1/join, no API key).
+// The client must verify the agent against the CA the node was told to
+// expect (its fingerprint). A join is never retried blindly: a token is
+// used once.
+func (c *Client) Join(ctx context.Context, req control.JoinRequest) (control.JoinAnswer, error) {
+	var out control.JoinAnswer
+	body, err := json.Marshal(req)
+	if err != nil {
+		return out, err
+	}
+	_, err = c.call(ctx, request{method: http.MethodPost, path: "/v1/join", body: body, contentType: "application/json", write: true, anonymous: true}, &out)
+	return out, err
+}
+
+// RenewCertificate asks the leader for a fresh certificate for the calling
+// node (its current certificate is the client certificate of c's TLS).
+func (c *Client) RenewCertificate(ctx context.Context, csrPEM []byte) (control.CertificateAnswer, error) {
+	var out control.CertificateAnswer
+	err := c.send(ctx, http.MethodPost, "/v1/internal/certificate", nil, control.CertificateRequest{CSR: string(csrPEM)}, &out)
+	return out, err
+}
+
+// CreateJoinToken makes a one-time join token (admin).
+func (c *Client) CreateJoinToken(ctx context.Context, req control.JoinTokenRequest) (control.JoinTokenInfo, error) {
+	var out control.JoinTokenInfo
+	err := c.send(ctx, http.MethodPost, "/v1/join-tokens", nil, req, &out)
+	return out, err
+}

@@ -148,6 +148,7 @@ func addCommands(root *cobra.Command, e *env) {
 		e.webhooksCmd(),
 		e.certsCmd(),
 		e.keysCmd(),
+		e.joinTokenCmd(),
 		e.settingsCmd(),
 		completionCmd(),
 	)
