@@ -37,7 +37,10 @@ import (
 
 // gossipKeysFile is this node's copy of its gossip keys: hex, one a line,
 // the primary first.
-func (a *Agent) gossipKeysFile() string { return filepath.Join(a.cfg.DataDir, "gossip-keys") }
+func (a *Agent) gossipKeysFile() string { return filepath.Join(a.cfg.DataDir, gossipKeysFileName) }
+
+// gossipKeysFileName is the name of that file in the data dir.
+const gossipKeysFileName = "gossip-keys"
 
 // startGossipKeys are the keys the mesh starts with: this node's copy, else
 // the ones its configuration gives (a droplet made after a rotation), else
