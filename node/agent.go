@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/health"
 	"github.com/dropmesh/dropmesh/node/logring"
 	"github.com/dropmesh/dropmesh/node/metrics"
+	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -40,6 +42,15 @@ type Agent struct {
 	checker *health.Checker
 	peers   *peerClient
 	metrics *metrics.Metrics
+
+	// secret is the cluster secret (a joining node gets it from the leader).
+	secret ClusterSecret
+	// creds are this node's key and certificate (DATA_DIR/tls); verifier
+	// checks every peer's against the CA and the replicated revocations.
+	creds    *pki.Credentials
+	verifier *pki.Verifier
+	// peerHTTP is the mutual-TLS client of every call to another agent.
+	peerHTTP *http.Client
 
 	// handlers mounted by main (the API and the UI are other packages that
 	// take the agent as their Controller).
@@ -85,7 +96,9 @@ type Options struct {
 }
 
 // New prepares an agent: it loads or makes the cluster secret and derives
-// the keys. Run starts it.
+// the keys, and loads this node's certificate (the seed makes the cluster CA
+// and its own; a new node must have enrolled first, see Enroll). Run
+// starts it.
 func New(cfg Config, opts Options) (*Agent, error) {
 	if err := cfg.complete(); err != nil {
 		return nil, err
@@ -111,11 +124,15 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		ring = logring.NewRing(2000)
 	}
 	a := &Agent{
-		cfg: cfg, logger: logger, ring: ring, keys: keys,
+		cfg: cfg, logger: logger, ring: ring, keys: keys, secret: secret,
 		leaderKick: make(chan struct{}, 1), reconKick: make(chan struct{}, 1),
 		ready: make(chan struct{}),
 	}
-	a.peers = newPeerClient(keys.APIKey)
+	if err := a.loadCredentials(); err != nil {
+		return nil, err
+	}
+	a.peerHTTP = a.newPeerHTTPClient()
+	a.peers = newPeerClient(keys.APIKey, a.peerHTTP)
 	a.metrics = metrics.New(a, cfg.NodeID)
 	if opts.API != nil {
 		if a.apiHandler, err = opts.API(a); err != nil {
@@ -247,6 +264,7 @@ func (a *Agent) start(ctx context.Context) error {
 	sc.NodeID, sc.Dir, sc.Logger = cfg.NodeID, filepath.Join(cfg.DataDir, "raft"), a.logger
 	sc.BindAddr, sc.AdvertiseAddr = cfg.bind(cfg.RaftPort), cfg.addr(cfg.RaftPort)
 	sc.OnApply = func(_ int, took time.Duration) { a.metrics.ObserveApply(took) }
+	sc.TLS = a.raftTLS()
 	store, err := raftfsm.OpenStore(sc, a.fsm)
 	if err != nil {
 		return err
@@ -259,11 +277,14 @@ func (a *Agent) start(ctx context.Context) error {
 	}
 
 	// Listen before gossiping, so peers that learn our API address can use it.
-	if err := a.listen("api", cfg.bind(cfg.APIPort), a.apiHandler); err != nil {
+	if err := a.listen("api", cfg.bind(cfg.APIPort), a.apiHandler, a.serverTLS()); err != nil {
 		return err
 	}
 	if a.uiHandler != nil {
-		if err := a.listen("ui", cfg.bind(cfg.UIPort), a.uiPortHandler()); err != nil {
+		// The UI port stays plain HTTP: the edge terminates TLS in front
+		// of it for the UI host. The internal routes refuse it (no node
+		// certificate can come without TLS).
+		if err := a.listen("ui", cfg.bind(cfg.UIPort), a.uiPortHandler(), nil); err != nil {
 			return err
 		}
 	}
@@ -307,6 +328,7 @@ func (a *Agent) start(ctx context.Context) error {
 		}
 	}
 	a.goRun(ctx, "gossip-keys", a.runGossipKeys)
+	a.goRun(ctx, "renew-certificate", a.runRenewer)
 	a.goRun(ctx, "rejoin", a.rejoinLoop)
 	a.goRun(ctx, "leader-loop", a.leaderLoop)
 	a.goRun(ctx, "ready", a.waitReady)
@@ -344,14 +366,18 @@ func (a *Agent) uiPortHandler() http.Handler {
 	return mux
 }
 
-// listen serves h on addr until the agent stops.
-func (a *Agent) listen(name, addr string, h http.Handler) error {
+// listen serves h on addr until the agent stops, over TLS when tlsCfg is
+// not nil.
+func (a *Agent) listen(name, addr string, h http.Handler, tlsCfg *tls.Config) error {
 	if h == nil {
 		h = http.NotFoundHandler()
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s: listen %s: %w", name, addr, err)
+	}
+	if tlsCfg != nil {
+		l = tls.NewListener(l, tlsCfg)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug)}
 	a.mu.Lock()
