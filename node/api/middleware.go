@@ -135,11 +135,17 @@ func (s *server) verifyPeer(c *gin.Context) (id string, ok bool, err error) {
 
 // peerNode records the caller's node identity, when it presented a valid
 // node certificate, so a forward can pass it on; a forged identity header
-// from anyone else is dropped.
+// from anyone else is dropped. A certificate that is no longer valid (it
+// was revoked while its connection stayed open) is refused on every route.
 func (s *server) peerNode(c *gin.Context) {
 	id, ok, err := s.verifyPeer(c)
-	if !ok || err != nil {
+	if !ok {
 		c.Request.Header.Del(HeaderNode)
+		return
+	}
+	if err != nil {
+		c.Request.Header.Del(HeaderNode)
+		abortWith(c, http.StatusForbidden, CodeForbidden, fmt.Sprintf("the client certificate is refused: %v", err))
 		return
 	}
 	s.setNode(c, id)
