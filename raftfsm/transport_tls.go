@@ -164,6 +164,9 @@ func (s *tlsStream) admit(ctx context.Context, b *boundConn) error {
 		return fmt.Errorf("%w: %s (from %v) is not a raft server", ErrPeerRefused, id, b.RemoteAddr())
 	}
 	s.track(id, b)
+	b.guard = newRPCGuard(b.Conn, func(t uint8, h *rpcHead) error {
+		return checkHeader(id, s.configuration(), t, h)
+	})
 	return nil
 }
 
@@ -267,6 +270,7 @@ type boundConn struct {
 	stream   *tlsStream
 	peer     string
 	check    func(context.Context) error
+	guard    *rpcGuard // accepted connections: requests are checked before raft reads them
 	once     sync.Once
 	err      error
 	closed   sync.Once
@@ -290,6 +294,14 @@ func (b *boundConn) ready() error {
 func (b *boundConn) Read(p []byte) (int, error) {
 	if err := b.ready(); err != nil {
 		return 0, err
+	}
+	if b.guard != nil {
+		n, err := b.guard.Read(p)
+		if err != nil && errors.Is(err, ErrPeerRefused) {
+			b.stream.logger.Warn("raft request refused", "peer", b.peer, "remote", b.RemoteAddr().String(), "err", err)
+			b.Close()
+		}
+		return n, err
 	}
 	return b.Conn.Read(p)
 }
