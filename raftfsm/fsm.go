@@ -275,6 +275,7 @@ func (s *State) fillMaps() {
 	if s.OriginCerts == nil {
 		s.OriginCerts = empty.OriginCerts
 	}
+	s.PKI.fillMaps()
 	if s.Cloud.Droplets == nil {
 		s.Cloud.Droplets = empty.Cloud.Droplets
 	}
