@@ -30,7 +30,7 @@ func TestClusterCA(t *testing.T) {
 	f.refuse(&RecordNodeCert{At: t0, Cert: NodeCert{Serial: "ab", Node: "node-1", NotBefore: t0, NotAfter: t0.Add(time.Hour)}})
 	for _, bad := range []*SetClusterCA{
 		{CACertPEM: testCACert(), CAKey: sealed},                                        // no time stamp
-		{At: t0, CACertPEM: "junk", CAKey: sealed},                                       // not PEM
+		{At: t0, CACertPEM: "junk", CAKey: sealed},                                      // not PEM
 		{At: t0, CACertPEM: testCACert(), CAKey: "plain key"},                           // not sealed
 		{At: t0.Add(20 * 365 * 24 * time.Hour), CACertPEM: testCACert(), CAKey: sealed}, // expired
 	} {
