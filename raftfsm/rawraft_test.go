@@ -22,14 +22,19 @@ func (rawFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
 
 type rawSnapshot struct{}
 
+func newRawFSM() raft.FSM { return rawFSM{} }
+func newOurFSM() raft.FSM { return NewFSM(nil) }
+
 func (rawSnapshot) Persist(s raft.SnapshotSink) error { return s.Close() }
 func (rawSnapshot) Release()                          {}
 
 // rawCluster starts size servers of plain hashicorp/raft with raft-boltdb
 // stores over raft's own plain TCP transport, with the timings of
-// DefaultStoreConfig (and the same log cache), and returns the leader.
-// It is the baseline the TLS store is measured against.
-func rawCluster(t testing.TB, size int) *raft.Raft {
+// DefaultStoreConfig (and the same log cache), each with the FSM newFSM
+// makes, and returns the leader. It is the baseline the TLS store is
+// measured against: with rawFSM, the whole of what dropmesh adds; with
+// dropmesh's FSM, what the TLS transport and its checks add.
+func rawCluster(t testing.TB, size int, newFSM func() raft.FSM) *raft.Raft {
 	t.Helper()
 	sc := DefaultStoreConfig()
 	base := t.TempDir()
@@ -69,7 +74,7 @@ func rawCluster(t testing.TB, size int) *raft.Raft {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := raft.NewRaft(rc, rawFSM{}, cached, bolt, snaps, p.trans)
+		r, err := raft.NewRaft(rc, newFSM(), cached, bolt, snaps, p.trans)
 		if err != nil {
 			t.Fatal(err)
 		}
