@@ -84,6 +84,9 @@ func TestNodeCertsAndRevocation(t *testing.T) {
 		t.Fatalf("unknown serial: %v", err)
 	}
 	f.refuse(&RevokeCerts{At: t0}) // nothing named
+	if !f.fsm.CertRevoked("a1") || f.fsm.CertRevoked("b1") {
+		t.Fatal("FSM.CertRevoked disagrees with the state")
+	}
 	f.view(func(s *State) {
 		if !s.PKI.IsRevoked("a1") || !s.PKI.IsRevoked("a2") || s.PKI.IsRevoked("b1") {
 			t.Fatalf("revoked %v", s.PKI.Revoked)

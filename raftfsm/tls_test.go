@@ -134,6 +134,7 @@ func TestTLSRaftRefusesStrangers(t *testing.T) {
 		{"a node that is not a raft server", newAttacker(t, lo, p.issue("node-9", lo, now, time.Hour), true), "node-9", "127.0.0.1:1"},
 		{"a member's certificate from another address", newAttacker(t, otherIP, stolen, true), "node-2", addrOf["node-2"]},
 		{"a member speaking for another member", newAttacker(t, lo, stolen, true), "node-1", addrOf["node-1"]},
+		{"a member claiming another id at its own address", newAttacker(t, lo, stolen, true), "node-1", addrOf["node-2"]},
 		{"a member giving another address", newAttacker(t, lo, stolen, true), "node-2", "127.0.0.1:1"},
 	}
 	maxTerm := uint64(0)
@@ -363,6 +364,35 @@ func TestTLSRaftRevocation(t *testing.T) {
 	for _, m := range after {
 		if hasEvents(n3, []string{m}) {
 			t.Fatalf("the revoked node received %s", m)
+		}
+	}
+}
+
+// TestTLSRaftChecksTheAddressItself: even with a PeerID that ignores the
+// address, a member's certificate used from another address is refused.
+func TestTLSRaftChecksTheAddressItself(t *testing.T) {
+	p := newTestPKI(t)
+	nodes := tlsCluster(t, p, 3, func(c *StoreConfig) {
+		v := p.verifier()
+		c.TLS.PeerID = func(_ net.Addr, st tls.ConnectionState) (string, error) { return v.VerifyPeer(st) }
+	})
+	leader := leaderOf(t, nodes)
+	writeEvents(t, leader, "warm", 3)
+	var addr2 string
+	for _, n := range nodes {
+		if n.id == "node-2" {
+			addr2 = n.addr
+		}
+	}
+	a := newAttacker(t, otherIP, p.issue("node-2", lo, time.Now(), time.Hour), true)
+	for _, target := range nodes {
+		if _, err := a.appendEntries(target, "node-2", addr2, leader.store.Term()+1000, "from-elsewhere"); err == nil {
+			t.Fatalf("%s answered node-2's certificate from %v", target.id, otherIP)
+		}
+	}
+	for _, n := range nodes {
+		if hasEvil(n, "from-elsewhere") {
+			t.Fatalf("%s applied it", n.id)
 		}
 	}
 }
