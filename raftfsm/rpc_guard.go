@@ -93,7 +93,7 @@ func (g *rpcGuard) next() error {
 		}
 		g.raw = h.Size
 	}
-	g.pending = bytes.Clone(g.rec.buf)
+	g.pending = g.rec.buf // next runs again only once pending is all read: no copy needed
 	return nil
 }
 
