@@ -1,6 +1,7 @@
 package raftfsm
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -173,4 +174,28 @@ func TestJoinTokenBound(t *testing.T) {
 	if err := f.refuse(&CreateJoinToken{At: t0, Token: JoinToken{Hash: HashJoinToken("one more"), Purpose: "droplet", ExpiresAt: t0.Add(time.Hour)}}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("over the bound: %v", err)
 	}
+}
+
+// The PKI belongs to the cluster: an export does not carry it and an import
+// leaves it as it was.
+func TestExportImportLeavePKI(t *testing.T) {
+	f := withCA(t)
+	f.must(&RecordNodeCert{At: t0, Cert: NodeCert{Serial: "a1", Node: "node-1", NotBefore: t0, NotAfter: t0.Add(time.Hour)}})
+	var doc ExportDocument
+	var before string
+	f.view(func(s *State) {
+		doc = Export(s, t0)
+		b, _ := json.Marshal(s.PKI)
+		before = string(b)
+	})
+	raw, _ := json.Marshal(doc)
+	if strings.Contains(string(raw), "BEGIN CERTIFICATE") || strings.Contains(string(raw), `"a1"`) {
+		t.Fatal("the export carries the PKI")
+	}
+	f.must(&ImportState{At: t0, Document: doc})
+	f.view(func(s *State) {
+		if b, _ := json.Marshal(s.PKI); string(b) != before {
+			t.Fatalf("import changed the PKI:\n%s\n%s", before, b)
+		}
+	})
 }
