@@ -2,8 +2,10 @@ package raftfsm
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -393,6 +395,33 @@ func TestTLSRaftChecksTheAddressItself(t *testing.T) {
 	for _, n := range nodes {
 		if hasEvil(n, "from-elsewhere") {
 			t.Fatalf("%s applied it", n.id)
+		}
+	}
+}
+
+// TestTLSRaftSlowStranger: connections that never finish a handshake hold
+// up nobody, and are closed after HandshakeTimeout.
+func TestTLSRaftSlowStranger(t *testing.T) {
+	p := newTestPKI(t)
+	nodes := tlsCluster(t, p, 3, func(c *StoreConfig) { c.TLS.HandshakeTimeout = 300 * time.Millisecond })
+	leader := leaderOf(t, nodes)
+	var idle []net.Conn
+	for i := 0; i < 20; i++ {
+		c, err := net.Dial("tcp", leader.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		idle = append(idle, c)
+	}
+	acked := writeEvents(t, leaderOf(t, nodes), "meanwhile", 10)
+	for _, n := range nodes {
+		waitFor(t, 5*time.Second, n.id+" to replicate", func() bool { return hasEvents(n, acked) })
+	}
+	for _, c := range idle {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("an idle stranger's connection was kept open: %v", err)
 		}
 	}
 }
