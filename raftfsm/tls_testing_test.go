@@ -17,6 +17,7 @@ type testPKI struct {
 
 	mu      sync.Mutex
 	revoked map[string]bool
+	refused int // handshakes that presented a revoked certificate
 }
 
 func newTestPKI(t testing.TB) *testPKI {
@@ -58,10 +59,20 @@ func (p *testPKI) revoke(serial string) {
 	p.mu.Unlock()
 }
 
+// refusals counts the handshakes refused for a revoked certificate.
+func (p *testPKI) refusals() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
 func (p *testPKI) verifier() *pki.Verifier {
 	return &pki.Verifier{Roots: p.ca.Pool(), ClusterID: p.ca.ClusterID(), Revoked: func(s string) bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		if p.revoked[s] {
+			p.refused++
+		}
 		return p.revoked[s]
 	}}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,8 +36,9 @@ type RaftTLS struct {
 	// PeerID checks a finished handshake, on both sides, and returns the
 	// node id the peer's certificate names; an error refuses the
 	// connection. remote is the peer's address (source of an accepted
-	// connection, target of a dialled one); the check should include that
-	// the certificate names this address (pki.Verifier.VerifyPeerFrom).
+	// connection, target of a dialled one). node passes
+	// pki.Verifier.VerifyPeerFrom. Whatever PeerID does, the stream also
+	// requires the certificate to name remote's IP address.
 	PeerID func(remote net.Addr, state tls.ConnectionState) (nodeID string, err error)
 	// HandshakeTimeout bounds an accepted connection's handshake (a
 	// stranger cannot hold a connection open without one); 10 s when zero.
@@ -108,7 +110,11 @@ func newTLSStream(bind string, advertise string, cfg *RaftTLS, logger *slog.Logg
 	if s.timeout <= 0 {
 		s.timeout = 10 * time.Second
 	}
+	// Dial from the address our certificate names: the bound one, or the
+	// advertised one when it is this host's (peers check the source).
 	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsUnspecified() {
+		s.localIP = ip
+	} else if ip := adv.(*net.TCPAddr).IP; isLocalIP(ip) {
 		s.localIP = ip
 	}
 	return s, nil
@@ -156,7 +162,7 @@ func (s *tlsStream) admit(ctx context.Context, b *boundConn) error {
 	if err := b.tls().HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("raft TLS handshake from %v: %w", b.RemoteAddr(), err)
 	}
-	id, err := s.peerID(b.RemoteAddr(), b.tls().ConnectionState())
+	id, err := s.identify(b.RemoteAddr(), b.tls().ConnectionState())
 	if err != nil {
 		return fmt.Errorf("%w: from %v: %w", ErrPeerRefused, b.RemoteAddr(), err)
 	}
@@ -164,6 +170,9 @@ func (s *tlsStream) admit(ctx context.Context, b *boundConn) error {
 		return fmt.Errorf("%w: %s (from %v) is not a raft server", ErrPeerRefused, id, b.RemoteAddr())
 	}
 	s.track(id, b)
+	b.guard = newRPCGuard(b.Conn, func(t uint8, h *rpcHead) error {
+		return checkHeader(id, s.configuration(), t, h)
+	})
 	return nil
 }
 
@@ -194,7 +203,7 @@ func (s *tlsStream) Dial(address raft.ServerAddress, timeout time.Duration) (net
 		raw.Close()
 		return nil, fmt.Errorf("raft TLS handshake with %s at %s: %w", want, address, err)
 	}
-	got, err := s.peerID(raw.RemoteAddr(), c.ConnectionState())
+	got, err := s.identify(raw.RemoteAddr(), c.ConnectionState())
 	if err == nil && got != want {
 		err = fmt.Errorf("it names %s", got)
 	}
@@ -206,6 +215,20 @@ func (s *tlsStream) Dial(address raft.ServerAddress, timeout time.Duration) (net
 	b.once.Do(func() {}) // checked above
 	s.track(got, b)
 	return b, nil
+}
+
+// identify is the caller's PeerID plus the address rule: the peer's
+// certificate names the IP address the connection is with.
+func (s *tlsStream) identify(remote net.Addr, st tls.ConnectionState) (string, error) {
+	id, err := s.peerID(remote, st)
+	if err != nil {
+		return "", err
+	}
+	ta, ok := remote.(*net.TCPAddr)
+	if !ok || len(st.PeerCertificates) == 0 || !slices.ContainsFunc(st.PeerCertificates[0].IPAddresses, ta.IP.Equal) {
+		return "", fmt.Errorf("%s's certificate does not name the address %v", id, remote)
+	}
+	return id, nil
 }
 
 // Addr is the address peers dial (the advertised one).
@@ -250,6 +273,20 @@ func (s *tlsStream) disconnect(id string) int {
 	return len(list)
 }
 
+// isLocalIP reports whether ip is one of this host's addresses.
+func isLocalIP(ip net.IP) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 func hasServer(cfg raft.Configuration, id string) bool {
 	for _, sv := range cfg.Servers {
 		if string(sv.ID) == id {
@@ -267,6 +304,7 @@ type boundConn struct {
 	stream   *tlsStream
 	peer     string
 	check    func(context.Context) error
+	guard    *rpcGuard // accepted connections: requests are checked before raft reads them
 	once     sync.Once
 	err      error
 	closed   sync.Once
@@ -290,6 +328,14 @@ func (b *boundConn) ready() error {
 func (b *boundConn) Read(p []byte) (int, error) {
 	if err := b.ready(); err != nil {
 		return 0, err
+	}
+	if b.guard != nil {
+		n, err := b.guard.Read(p)
+		if err != nil && errors.Is(err, ErrPeerRefused) {
+			b.stream.logger.Warn("raft request refused", "peer", b.peer, "remote", b.RemoteAddr().String(), "err", err)
+			b.Close()
+		}
+		return n, err
 	}
 	return b.Conn.Read(p)
 }

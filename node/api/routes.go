@@ -223,6 +223,8 @@ func (s *server) routes() []Route {
 		{Method: http.MethodGet, Path: "/v1/gossip-keys", Summary: "The gossip keys by id (never the keys), a rotation in progress, each member's keys", Kind: RouteRead, Handler: s.gossipKeys, Response: control.GossipKeysInfo{}},
 		{Method: http.MethodPost, Path: "/v1/gossip-keys/rotate", Summary: "Start moving the cluster to a new gossip key, without a restart", Kind: RouteWrite, Handler: s.rotateGossipKey, Response: control.GossipKeysInfo{}, Status: http.StatusAccepted},
 
+		{Method: http.MethodGet, Path: "/v1/ca", Summary: "The cluster CA and every node certificate with its expiry and revocation (no keys)", Kind: RouteRead, Handler: s.getCA, Response: CAInfo{}},
+
 		{Method: http.MethodGet, Path: "/v1/origin-certs", Summary: "The edge's TLS certificates, by zone (no keys)", Kind: RouteRead, Handler: s.listOriginCerts, Response: []OriginCertInfo{}},
 		{Method: http.MethodPut, Path: "/v1/origin-certs/{zone}", Summary: "Store a zone's TLS certificate and key (the key sealed)", Kind: RouteWrite, Handler: s.putOriginCert, Request: control.OriginCertRequest{}, Status: http.StatusNoContent},
 		{Method: http.MethodDelete, Path: "/v1/origin-certs/{zone}", Summary: "Remove a zone's TLS certificate", Kind: RouteWrite, Handler: s.deleteOriginCert, Status: http.StatusNoContent},

@@ -424,6 +424,12 @@ func (c *Client) RotateGossipKey(ctx context.Context) (control.GossipKeysInfo, e
 	return out, c.send(ctx, http.MethodPost, "/v1/gossip-keys/rotate", nil, nil, &out)
 }
 
+// CA returns the cluster CA and every node certificate (no keys).
+func (c *Client) CA(ctx context.Context, opts ...ReadOption) (api.CAInfo, error) {
+	var out api.CAInfo
+	return out, c.Get(ctx, "/v1/ca", nil, &out, opts...)
+}
+
 // OriginCerts lists the edge's TLS certificates (no keys).
 func (c *Client) OriginCerts(ctx context.Context, opts ...ReadOption) ([]api.OriginCertInfo, error) {
 	var out []api.OriginCertInfo

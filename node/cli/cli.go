@@ -147,6 +147,7 @@ func addCommands(root *cobra.Command, e *env) {
 		e.usersCmd(),
 		e.webhooksCmd(),
 		e.certsCmd(),
+		e.caCmd(),
 		e.keysCmd(),
 		e.joinTokenCmd(),
 		e.settingsCmd(),

@@ -99,8 +99,9 @@ func (c *Credentials) Save(dir string) error {
 }
 
 // Swap replaces the certificate and key. The new certificate must be signed
-// by the same CA, match the key and name the same node as the current one
-// (renewal never changes who a node is). On error nothing changes.
+// by the same CA, match the key, name the same node as the current one
+// (renewal never changes who a node is) and expire no earlier (an old
+// certificate is never put back). On error nothing changes.
 func (c *Credentials) Swap(certPEM, keyPEM []byte) error {
 	tc, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
@@ -125,6 +126,10 @@ func (c *Credentials) Swap(certPEM, keyPEM []byte) error {
 	if c.tlsCert != nil {
 		if old, _ := IdentityOf(c.tlsCert.Leaf); old != nodeID {
 			return fmt.Errorf("credentials: %w: %s replaced by %s", ErrWrongNode, old, nodeID)
+		}
+		if leaf.NotAfter.Before(c.tlsCert.Leaf.NotAfter) {
+			return fmt.Errorf("credentials: the new certificate expires at %s, before the current one (%s)",
+				leaf.NotAfter.Format(time.RFC3339), c.tlsCert.Leaf.NotAfter.Format(time.RFC3339))
 		}
 	}
 	c.tlsCert = &tc

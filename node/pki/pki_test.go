@@ -240,6 +240,10 @@ func TestCredentialsSaveLoadSwap(t *testing.T) {
 	if err := loaded.Swap(foreign.CertPEM(), foreign.keyPEM); err == nil {
 		t.Fatal("swap to another CA's certificate")
 	}
+	older := issue(t, ca, "n1", time.Now().Add(-time.Minute), time.Hour)
+	if err := loaded.Swap(older.CertPEM(), older.keyPEM); err == nil {
+		t.Fatal("swap to a certificate that expires sooner")
+	}
 	fresh := issue(t, ca, "n1", time.Now(), time.Hour)
 	if err := loaded.Swap(fresh.CertPEM(), c.keyPEM); err == nil {
 		t.Fatal("swap with a key that does not match")
