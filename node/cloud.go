@@ -687,12 +687,12 @@ func (a *Agent) dropletSpec(ctx context.Context, c cloud, st raftfsm.Settings, p
 // userData renders the cloud-init of a new node. Anything on a droplet can
 // read its user data (the metadata service), so it carries nothing that
 // lasts: a one-time join token for this node that expires
-// (DefaultJoinTokenTTL; only its hash enters the state), the CA fingerprint
+// (raftfsm.DefaultJoinTokenTTL; only its hash enters the state), the CA fingerprint
 // the node pins while it enrolls, where to enroll and join, and plain
 // settings. The cluster secret and the gossip keys come with the join
 // answer, over TLS.
 func (a *Agent) userData(ctx context.Context, st raftfsm.Settings, nodeID, region string, joins, joinAPI []string) (string, error) {
-	tok, err := a.newJoinToken(ctx, nodeID, "droplet", DefaultJoinTokenTTL)
+	tok, err := a.newJoinToken(ctx, nodeID, "droplet", raftfsm.DefaultJoinTokenTTL)
 	if err != nil {
 		return "", fmt.Errorf("user data of %s: %w", nodeID, err)
 	}

@@ -2,11 +2,8 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/control"
@@ -18,37 +15,20 @@ import (
 // leader signs with the CA key it unseals from the state; followers' APIs
 // forward these requests to it.
 
-// DefaultJoinTokenTTL is how long a join token stays usable when its maker
-// says nothing: long enough for a droplet to boot, short enough that a token
-// read from old user data is worthless.
-const DefaultJoinTokenTTL = time.Hour
-
-// maxJoinTokenTTL bounds a join token's life.
-const maxJoinTokenTTL = 7 * 24 * time.Hour
-
 // eventJoinRefused is the event of a refused join (unknown, used or expired
 // token, or a name already taken).
 const eventJoinRefused = "node.join.refused"
 
-// joinTokenPrefix marks dropmesh join tokens (and keeps them apart from API keys).
-const joinTokenPrefix = "dmjt_"
-
 var _ control.Enroller = (*Agent)(nil)
-
-// hashJoinToken is what the state keeps of a token: its SHA-256, in hex.
-func hashJoinToken(token string) string {
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return hex.EncodeToString(sum[:])
-}
 
 // CreateJoinToken makes a one-time join token: a random value chosen here,
 // outside Apply, of which only the hash is committed.
 func (a *Agent) CreateJoinToken(ctx context.Context, req control.JoinTokenRequest) (control.JoinTokenInfo, error) {
-	ttl := DefaultJoinTokenTTL
+	ttl := raftfsm.DefaultJoinTokenTTL
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
-		if err != nil || d <= 0 || d > maxJoinTokenTTL {
-			return control.JoinTokenInfo{}, fmt.Errorf("%w: ttl %q: want a duration from 1s to %s, such as 1h", raftfsm.ErrInvalid, req.TTL, maxJoinTokenTTL)
+		if err != nil || d <= 0 || d > raftfsm.MaxJoinTokenTTL {
+			return control.JoinTokenInfo{}, fmt.Errorf("%w: ttl %q: want a duration from 1s to %s, such as 1h", raftfsm.ErrInvalid, req.TTL, raftfsm.MaxJoinTokenTTL)
 		}
 		ttl = d
 	}
@@ -69,10 +49,13 @@ func (a *Agent) newJoinToken(ctx context.Context, node, purpose string, ttl time
 	if !a.store.IsLeader() {
 		return control.JoinTokenInfo{}, raftfsm.ErrNotLeader
 	}
-	token := joinTokenPrefix + randomHex(32)
+	token, hash, err := raftfsm.NewJoinToken()
+	if err != nil {
+		return control.JoinTokenInfo{}, err
+	}
 	now := a.now()
 	expires := now.Add(ttl)
-	if err := a.commitJoinToken(ctx, hashJoinToken(token), node, purpose, now, expires); err != nil {
+	if err := a.commitJoinToken(ctx, hash, node, purpose, now, expires); err != nil {
 		return control.JoinTokenInfo{}, fmt.Errorf("join token: %w", err)
 	}
 	return control.JoinTokenInfo{Token: token, CAFingerprint: a.CAFingerprint(), ExpiresAt: expires, Node: node}, nil
@@ -99,7 +82,7 @@ func (a *Agent) Join(ctx context.Context, req control.JoinRequest, remoteIP stri
 		a.joinRefused(ctx, req, remoteIP, err)
 		return control.JoinAnswer{}, err
 	}
-	if err := a.useJoinToken(ctx, hashJoinToken(req.Token), req.NodeID); err != nil {
+	if err := a.useJoinToken(ctx, raftfsm.HashJoinToken(req.Token), req.NodeID); err != nil {
 		a.joinRefused(ctx, req, remoteIP, err)
 		return control.JoinAnswer{}, err
 	}
@@ -180,7 +163,11 @@ func (a *Agent) signNodeCert(ctx context.Context, csrPEM []byte, id pki.Identity
 	if err != nil {
 		return control.CertificateAnswer{}, fmt.Errorf("%w: %v", raftfsm.ErrInvalid, err)
 	}
-	if err := a.recordCert(ctx, id.NodeID, serial, notAfter); err != nil {
+	cert, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		return control.CertificateAnswer{}, err
+	}
+	if err := a.recordCert(ctx, id.NodeID, serial, cert.NotBefore, notAfter); err != nil {
 		return control.CertificateAnswer{}, fmt.Errorf("record the certificate of %s: %w", id.NodeID, err)
 	}
 	return control.CertificateAnswer{Certificate: string(certPEM), Serial: serial, NotAfter: notAfter}, nil
