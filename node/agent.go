@@ -551,11 +551,15 @@ func (a *Agent) checkProto(ctx context.Context, t raftfsm.CommandType) error {
 	return protoConflict(t, servers, a.mesh.Member)
 }
 
-// protoFloor is the newest command type of the first dropmesh agent, the
-// first to advertise its protocol: every agent that can be a raft server
-// understands at least the types up to it. Command types are append only,
-// so it never changes.
-const protoFloor = raftfsm.CmdSetStranded
+// protoFloor is the newest command type every agent that can be a raft
+// server understands. It was the first agent's newest type (the first to
+// advertise its protocol); it is now that of the first release whose raft
+// runs over mutual TLS only, the release that brought the cluster PKI's
+// commands: an older agent cannot finish a raft handshake with this one, so
+// every raft server, seen or not, understands the types up to it. (Without
+// that, a dead voter would hold up the join token of its own replacement.)
+// Command types are append only; it moves only with such a break.
+const protoFloor = raftfsm.CmdDeleteJoinToken
 
 // protoConflict returns an error wrapping raftfsm.ErrConflict when some
 // server may not understand t. A server counts with the protocol it
