@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/atomicfile"
@@ -168,7 +169,48 @@ func (a *Agent) newPeerHTTPClient() *http.Client {
 	tr.TLSClientConfig = pki.ClientConfig(a.creds, a.verifier, "")
 	tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 4, time.Minute
 	tr.ResponseHeaderTimeout = 0
-	return &http.Client{Transport: tr}
+	return &http.Client{Transport: &certTransport{creds: a.creds, base: tr}}
+}
+
+// certTransport keeps a node's connections to its peers on its current
+// certificate: a peer checks the certificate of a connection on every
+// request (a revocation or an expiry holds on open connections too), so
+// after a renewal new requests go over new connections, made with the new
+// certificate, while requests in flight finish on the old ones.
+type certTransport struct {
+	creds *pki.Credentials
+	base  *http.Transport
+
+	mu     sync.Mutex
+	serial string
+	cur    *http.Transport
+}
+
+// RoundTrip sends r over connections made with the current certificate.
+func (t *certTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return t.current().RoundTrip(r)
+}
+
+func (t *certTransport) current() *http.Transport {
+	serial := t.creds.Serial()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cur == nil || serial != t.serial {
+		if t.cur != nil {
+			t.cur.CloseIdleConnections()
+		}
+		t.cur, t.serial = t.base.Clone(), serial
+	}
+	return t.cur
+}
+
+// CloseIdleConnections closes the idle connections (http.Client calls it).
+func (t *certTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cur != nil {
+		t.cur.CloseIdleConnections()
+	}
 }
 
 // PeerHTTPClient is the client the API forwards and proxies with (mutual

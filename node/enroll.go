@@ -79,6 +79,10 @@ func Enroll(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		if errors.As(err, &apiErr) && !apiErr.Retryable() {
 			return fmt.Errorf("enroll %s: %w: %s", cfg.NodeID, ErrJoinRefused, apiErr.Message)
 		}
+		if errors.Is(err, pki.ErrUntrusted) {
+			// Not the cluster it was told to join: the token stays unsent.
+			return fmt.Errorf("enroll %s: the member's certificate does not chain to the pinned CA %s: %w", cfg.NodeID, cfg.CAFingerprint, err)
+		}
 		logger.Warn("enroll: no member took the join request yet; retrying", "members", addrs, "err", err)
 		select {
 		case <-ctx.Done():
