@@ -21,7 +21,9 @@
 // member cannot speak for another (rpc_guard.go decodes each request's
 // header before raft reads the same bytes). What this cannot stop: a member's
 // own stolen key, used from its address, is that member until its
-// certificate is revoked (Store.Disconnect then drops its open connections).
+// certificate is revoked: from the revocation's commit on, each replica
+// refuses its handshakes (node's Revoked check) and closes the connections
+// it made before (Store.watchRevocations; Store.Disconnect does it by hand).
 //
 // The validators in names.go are the single source of truth for every name
 // that reaches a container, nginx, DNS or a shell; the API, the CLI and the UI

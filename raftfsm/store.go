@@ -221,6 +221,10 @@ func OpenStore(cfg StoreConfig, fsm *FSM) (*Store, error) {
 	}
 	s.wg.Add(1)
 	go s.watchLeadership()
+	if s.stream != nil {
+		s.wg.Add(1)
+		go s.watchRevocations()
+	}
 	return s, nil
 }
 
@@ -236,6 +240,29 @@ func (s *Store) watchLeadership() {
 			close(s.leaderChanged)
 			s.leaderChanged = make(chan struct{})
 			s.mu.Unlock()
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// watchRevocations closes the open raft connections of a peer whose
+// certificate this replica has just seen revoked: the handshake checked
+// the certificate, so without this a connection made before the
+// revocation would live on.
+func (s *Store) watchRevocations() {
+	defer s.wg.Done()
+	seen := uint64(0)
+	for {
+		changed := s.fsm.Changed()
+		if n := s.fsm.Revocations(); n != seen {
+			seen = n
+			if closed := s.stream.disconnectWhere(s.fsm.CertRevoked); closed > 0 {
+				s.logger.Info("raft connections of revoked certificates closed", "node", s.cfg.NodeID, "connections", closed)
+			}
+		}
+		select {
+		case <-changed:
 		case <-s.done:
 			return
 		}

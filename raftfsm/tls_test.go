@@ -1,6 +1,7 @@
 package raftfsm
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -317,9 +318,11 @@ func tlsClusterWith(t *testing.T, p *testPKI, addrs []string, start int) []*test
 	return nodes
 }
 
-// TestTLSRaftRevocation: once node-3's certificate is revoked and its
-// connections dropped, its handshakes are refused (counted on the others)
-// and it learns nothing more, while the other two keep committing.
+// TestTLSRaftRevocation: once node-3's certificate is revoked in the
+// replicated state, every node closes the connections it had with node-3
+// (made when the certificate was good) by itself, node-3's new handshakes
+// are refused and it learns nothing more, while the other two keep
+// committing.
 func TestTLSRaftRevocation(t *testing.T) {
 	p := newTestPKI(t)
 	creds := map[string]*pki.Credentials{}
@@ -341,20 +344,29 @@ func TestTLSRaftRevocation(t *testing.T) {
 			n3 = n
 		}
 	}
+	apply := func(c Command) any {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		v, err := leaderOf(t, nodes).store.Apply(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	now := time.Now().UTC()
+	apply(&SetClusterCA{At: now, CACertPEM: string(p.ca.CertPEM()), CAKey: "v1:AAAA"})
+	for id, cr := range creds {
+		apply(&RecordNodeCert{At: now, Cert: NodeCert{Serial: cr.Serial(), Node: id, NotBefore: cr.NotBefore(), NotAfter: cr.NotAfter()}})
+	}
 	acked := writeEvents(t, leader, "before", 3)
 	waitFor(t, 5*time.Second, "node-3 to replicate", func() bool { return hasEvents(n3, acked) })
 
-	p.revoke(creds["node-3"].Serial())
-	dropped := 0
-	for _, n := range nodes {
-		if n != n3 {
-			dropped += n.store.Disconnect("node-3")
-		}
+	p.revoke(creds["node-3"].Serial()) // what every node's TLS check reads
+	if n := apply(&RevokeCerts{At: now, Node: "node-3", Reason: "removed"}); n != 1 {
+		t.Fatalf("revoked %v", n)
 	}
-	if dropped == 0 {
-		t.Fatal("no connection to node-3 was open")
-	}
-	waitFor(t, 10*time.Second, "node-3's certificate to be refused", func() bool { return p.refusals() >= 2 })
+	waitFor(t, 10*time.Second, "node-3's certificate to be refused on a new handshake", func() bool { return p.refusals() >= 2 })
 	after := writeEvents(t, leaderOf(t, nodes), "after", 5)
 	for _, n := range nodes {
 		if n != n3 {
@@ -368,6 +380,25 @@ func TestTLSRaftRevocation(t *testing.T) {
 			t.Fatalf("the revoked node received %s", m)
 		}
 	}
+}
+
+// TestTLSRaftDisconnect: Store.Disconnect closes a peer's connections and
+// raft makes new ones.
+func TestTLSRaftDisconnect(t *testing.T) {
+	nodes := tcpCluster(t, 3, nil)
+	leader := leaderOf(t, nodes)
+	writeEvents(t, leader, "before", 3)
+	var follower *testNode
+	for _, n := range nodes {
+		if n != leader {
+			follower = n
+		}
+	}
+	if n := leader.store.Disconnect(follower.id); n == 0 {
+		t.Fatal("no connection to a follower was open")
+	}
+	acked := writeEvents(t, leaderOf(t, nodes), "after", 3)
+	waitFor(t, 5*time.Second, "the follower to replicate again", func() bool { return hasEvents(follower, acked) })
 }
 
 // TestTLSRaftChecksTheAddressItself: even with a PeerID that ignores the

@@ -238,9 +238,13 @@ func (s *tlsStream) Addr() net.Addr { return s.advertise }
 func (s *tlsStream) Close() error { return s.ln.Close() }
 
 func (s *tlsStream) track(id string, b *boundConn) {
+	serial := ""
+	if st := b.tls().ConnectionState(); len(st.PeerCertificates) > 0 {
+		serial = st.PeerCertificates[0].SerialNumber.Text(16) // as node/pki's SerialOf
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b.peer = id
+	b.peer, b.serial = id, serial
 	if s.conns[id] == nil {
 		s.conns[id] = map[*boundConn]struct{}{}
 	}
@@ -287,6 +291,25 @@ func isLocalIP(ip net.IP) bool {
 	return false
 }
 
+// disconnectWhere closes every open connection whose peer certificate's
+// serial revoked reports, and says how many it closed.
+func (s *tlsStream) disconnectWhere(revoked func(serial string) bool) int {
+	s.mu.Lock()
+	var list []*boundConn
+	for _, m := range s.conns {
+		for b := range m {
+			if b.serial != "" && revoked(b.serial) {
+				list = append(list, b)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, b := range list {
+		b.Close()
+	}
+	return len(list)
+}
+
 func hasServer(cfg raft.Configuration, id string) bool {
 	for _, sv := range cfg.Servers {
 		if string(sv.ID) == id {
@@ -303,6 +326,7 @@ type boundConn struct {
 	net.Conn // *tls.Conn
 	stream   *tlsStream
 	peer     string
+	serial   string // of the peer's certificate
 	check    func(context.Context) error
 	guard    *rpcGuard // accepted connections: requests are checked before raft reads them
 	once     sync.Once
