@@ -309,9 +309,10 @@ func (s *Store) BootstrapServers(servers []Server) error {
 func (s *Store) Addr() string { return string(s.transport.LocalAddr()) }
 
 // Disconnect closes every open raft connection to or from node id and
-// reports how many it closed. Certificates are checked at the handshake, so
-// after revoking a node's certificate (or removing it) its connections made
-// before are closed with this; new ones are refused by the TLS check.
+// reports how many it closed. Certificates are checked at the handshake;
+// the store closes the connections of a certificate revoked in the state by
+// itself, and Disconnect is for the other cases (a node removed from the
+// configuration, whose connections would otherwise stay until they fail).
 func (s *Store) Disconnect(id string) int {
 	if s.stream == nil {
 		return 0
