@@ -62,8 +62,18 @@ func newAttacker(t *testing.T, localIP net.IP, creds *pki.Credentials, withTLS b
 // claimAddr) in term, carrying an event with message msg that it marks
 // committed.
 func (a *attacker) appendEntries(target *testNode, claimID, claimAddr string, term uint64, msg string) (*raft.AppendEntriesResponse, error) {
-	tr := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: a, MaxPool: 1, Timeout: 3 * time.Second, Logger: hclog.NewNullLogger()})
+	tr := a.transport()
 	defer tr.Close()
+	return a.appendEntriesOn(tr, target, claimID, claimAddr, term, msg)
+}
+
+// transport is a raft transport over the attacker's connections; it keeps
+// one open connection per target between calls.
+func (a *attacker) transport() *raft.NetworkTransport {
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: a, MaxPool: 1, Timeout: 3 * time.Second, Logger: hclog.NewNullLogger()})
+}
+
+func (a *attacker) appendEntriesOn(tr *raft.NetworkTransport, target *testNode, claimID, claimAddr string, term uint64, msg string) (*raft.AppendEntriesResponse, error) {
 	stats := target.store.Stats()
 	last, _ := strconv.ParseUint(stats["last_log_index"], 10, 64)
 	lastTerm, _ := strconv.ParseUint(stats["last_log_term"], 10, 64)
@@ -454,5 +464,44 @@ func TestTLSRaftSlowStranger(t *testing.T) {
 		if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("an idle stranger's connection was kept open: %v", err)
 		}
+	}
+}
+
+// TestTLSRaftMembership: a valid certificate of a node outside the
+// configuration is admitted only when the caller's Admit names it; and a
+// member removed from the configuration is refused on the connection it
+// already had open.
+func TestTLSRaftMembership(t *testing.T) {
+	p := newTestPKI(t)
+	nodes := tlsCluster(t, p, 3, func(c *StoreConfig) {
+		c.TLS.Admit = func(id string) bool { return id == "node-8" }
+	})
+	leader := leaderOf(t, nodes)
+	writeEvents(t, leader, "warm", 3)
+	// Term 1 is stale: an answer, never a commit.
+	if _, err := newAttacker(t, lo, p.issue("node-8", lo, time.Now(), time.Hour), true).appendEntries(leader, "node-8", "127.0.0.1:1", 1, "x"); err != nil {
+		t.Fatalf("an admitted node was refused: %v", err)
+	}
+	if _, err := newAttacker(t, lo, p.issue("node-9", lo, time.Now(), time.Hour), true).appendEntries(leader, "node-9", "127.0.0.1:1", 1, "x"); err == nil {
+		t.Fatal("a node neither in the configuration nor admitted was answered")
+	}
+
+	var gone *testNode
+	for _, n := range nodes {
+		if n != leader {
+			gone = n
+		}
+	}
+	a := newAttacker(t, lo, p.issue(gone.id, lo, time.Now(), time.Hour), true)
+	tr := a.transport()
+	defer tr.Close()
+	if _, err := a.appendEntriesOn(tr, leader, gone.id, gone.addr, 1, "x"); err != nil {
+		t.Fatalf("a member was refused: %v", err)
+	}
+	if err := leader.store.RemoveServer(context.Background(), gone.id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.appendEntriesOn(tr, leader, gone.id, gone.addr, 1, "x"); err == nil {
+		t.Fatalf("%s, removed, was answered on its open connection", gone.id)
 	}
 }
