@@ -13,9 +13,10 @@
 // gives it TLS configurations and a PeerID check built from node/pki. Every
 // connection is bound to the node id its peer's certificate names: a
 // dialled server must be the raft server configured at the dialled address;
-// an accepted client must be a server of the configuration (any node of the
-// cluster while this node has no configuration yet) and come from an address
-// its certificate names. On accepted connections, every request's
+// an accepted client must be a server of the configuration (or one the
+// caller's RaftTLS.Admit names; any node of the cluster while this node has
+// no configuration yet), on every request, and come from an address its
+// certificate names. On accepted connections, every request's
 // RPCHeader.ID must be that node id and its RPCHeader.Addr (and the
 // deprecated Leader/Candidate address) the node's configured address, so a
 // member cannot speak for another (rpc_guard.go decodes each request's
