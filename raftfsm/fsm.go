@@ -136,6 +136,13 @@ func (f *FSM) CertRevoked(serial string) bool {
 	return f.state.PKI.IsRevoked(serial)
 }
 
+// Revocations is the number of certificates ever revoked in this replica.
+func (f *FSM) Revocations() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.PKI.Revocations
+}
+
 // Index returns the raft index of the last applied entry: the state's version.
 func (f *FSM) Index() uint64 {
 	f.mu.RLock()

@@ -35,6 +35,10 @@ type ClusterPKI struct {
 	Revoked map[string]*Revocation `json:"revoked"`
 	// JoinTokens are the join tokens, by hash.
 	JoinTokens map[string]*JoinToken `json:"join_tokens"`
+	// Revocations counts the certificates ever revoked, so a replica can
+	// tell cheaply that a revocation happened (the Store then closes the
+	// revoked peers' open raft connections).
+	Revocations uint64 `json:"revocations,omitempty"`
 }
 
 // NodeCert is one issued node certificate.
@@ -284,6 +288,7 @@ func applyRevokeCerts(s *State, c *RevokeCerts) (any, error) {
 			continue
 		}
 		s.PKI.Revoked[serial] = &Revocation{Serial: serial, Node: nc.Node, At: c.At, Reason: c.Reason, NotAfter: nc.NotAfter}
+		s.PKI.Revocations++
 		s.event(c.At, EventCluster, SeverityWarn, fmt.Sprintf("certificate %s of %s revoked%s", serial, nc.Node, reasonSuffix(c.Reason)),
 			func(e *Event) { e.Node = nc.Node })
 		n++

@@ -221,6 +221,10 @@ func OpenStore(cfg StoreConfig, fsm *FSM) (*Store, error) {
 	}
 	s.wg.Add(1)
 	go s.watchLeadership()
+	if s.stream != nil {
+		s.wg.Add(1)
+		go s.watchRevocations()
+	}
 	return s, nil
 }
 
@@ -236,6 +240,29 @@ func (s *Store) watchLeadership() {
 			close(s.leaderChanged)
 			s.leaderChanged = make(chan struct{})
 			s.mu.Unlock()
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// watchRevocations closes the open raft connections of a peer whose
+// certificate this replica has just seen revoked: the handshake checked
+// the certificate, so without this a connection made before the
+// revocation would live on.
+func (s *Store) watchRevocations() {
+	defer s.wg.Done()
+	seen := uint64(0)
+	for {
+		changed := s.fsm.Changed()
+		if n := s.fsm.Revocations(); n != seen {
+			seen = n
+			if closed := s.stream.disconnectWhere(s.fsm.CertRevoked); closed > 0 {
+				s.logger.Info("raft connections of revoked certificates closed", "node", s.cfg.NodeID, "connections", closed)
+			}
+		}
+		select {
+		case <-changed:
 		case <-s.done:
 			return
 		}
@@ -282,9 +309,10 @@ func (s *Store) BootstrapServers(servers []Server) error {
 func (s *Store) Addr() string { return string(s.transport.LocalAddr()) }
 
 // Disconnect closes every open raft connection to or from node id and
-// reports how many it closed. Certificates are checked at the handshake, so
-// after revoking a node's certificate (or removing it) its connections made
-// before are closed with this; new ones are refused by the TLS check.
+// reports how many it closed. Certificates are checked at the handshake;
+// the store closes the connections of a certificate revoked in the state by
+// itself, and Disconnect is for the other cases (a node removed from the
+// configuration, whose connections would otherwise stay until they fail).
 func (s *Store) Disconnect(id string) int {
 	if s.stream == nil {
 		return 0

@@ -1,6 +1,7 @@
 package raftfsm
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -61,8 +62,18 @@ func newAttacker(t *testing.T, localIP net.IP, creds *pki.Credentials, withTLS b
 // claimAddr) in term, carrying an event with message msg that it marks
 // committed.
 func (a *attacker) appendEntries(target *testNode, claimID, claimAddr string, term uint64, msg string) (*raft.AppendEntriesResponse, error) {
-	tr := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: a, MaxPool: 1, Timeout: 3 * time.Second, Logger: hclog.NewNullLogger()})
+	tr := a.transport()
 	defer tr.Close()
+	return a.appendEntriesOn(tr, target, claimID, claimAddr, term, msg)
+}
+
+// transport is a raft transport over the attacker's connections; it keeps
+// one open connection per target between calls.
+func (a *attacker) transport() *raft.NetworkTransport {
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: a, MaxPool: 1, Timeout: 3 * time.Second, Logger: hclog.NewNullLogger()})
+}
+
+func (a *attacker) appendEntriesOn(tr *raft.NetworkTransport, target *testNode, claimID, claimAddr string, term uint64, msg string) (*raft.AppendEntriesResponse, error) {
 	stats := target.store.Stats()
 	last, _ := strconv.ParseUint(stats["last_log_index"], 10, 64)
 	lastTerm, _ := strconv.ParseUint(stats["last_log_term"], 10, 64)
@@ -317,9 +328,11 @@ func tlsClusterWith(t *testing.T, p *testPKI, addrs []string, start int) []*test
 	return nodes
 }
 
-// TestTLSRaftRevocation: once node-3's certificate is revoked and its
-// connections dropped, its handshakes are refused (counted on the others)
-// and it learns nothing more, while the other two keep committing.
+// TestTLSRaftRevocation: once node-3's certificate is revoked in the
+// replicated state, every node closes the connections it had with node-3
+// (made when the certificate was good) by itself, node-3's new handshakes
+// are refused and it learns nothing more, while the other two keep
+// committing.
 func TestTLSRaftRevocation(t *testing.T) {
 	p := newTestPKI(t)
 	creds := map[string]*pki.Credentials{}
@@ -341,20 +354,29 @@ func TestTLSRaftRevocation(t *testing.T) {
 			n3 = n
 		}
 	}
+	apply := func(c Command) any {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		v, err := leaderOf(t, nodes).store.Apply(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	now := time.Now().UTC()
+	apply(&SetClusterCA{At: now, CACertPEM: string(p.ca.CertPEM()), CAKey: "v1:AAAA"})
+	for id, cr := range creds {
+		apply(&RecordNodeCert{At: now, Cert: NodeCert{Serial: cr.Serial(), Node: id, NotBefore: cr.NotBefore(), NotAfter: cr.NotAfter()}})
+	}
 	acked := writeEvents(t, leader, "before", 3)
 	waitFor(t, 5*time.Second, "node-3 to replicate", func() bool { return hasEvents(n3, acked) })
 
-	p.revoke(creds["node-3"].Serial())
-	dropped := 0
-	for _, n := range nodes {
-		if n != n3 {
-			dropped += n.store.Disconnect("node-3")
-		}
+	p.revoke(creds["node-3"].Serial()) // what every node's TLS check reads
+	if n := apply(&RevokeCerts{At: now, Node: "node-3", Reason: "removed"}); n != 1 {
+		t.Fatalf("revoked %v", n)
 	}
-	if dropped == 0 {
-		t.Fatal("no connection to node-3 was open")
-	}
-	waitFor(t, 10*time.Second, "node-3's certificate to be refused", func() bool { return p.refusals() >= 2 })
+	waitFor(t, 10*time.Second, "node-3's certificate to be refused on a new handshake", func() bool { return p.refusals() >= 2 })
 	after := writeEvents(t, leaderOf(t, nodes), "after", 5)
 	for _, n := range nodes {
 		if n != n3 {
@@ -368,6 +390,25 @@ func TestTLSRaftRevocation(t *testing.T) {
 			t.Fatalf("the revoked node received %s", m)
 		}
 	}
+}
+
+// TestTLSRaftDisconnect: Store.Disconnect closes a peer's connections and
+// raft makes new ones.
+func TestTLSRaftDisconnect(t *testing.T) {
+	nodes := tcpCluster(t, 3, nil)
+	leader := leaderOf(t, nodes)
+	writeEvents(t, leader, "before", 3)
+	var follower *testNode
+	for _, n := range nodes {
+		if n != leader {
+			follower = n
+		}
+	}
+	if n := leader.store.Disconnect(follower.id); n == 0 {
+		t.Fatal("no connection to a follower was open")
+	}
+	acked := writeEvents(t, leaderOf(t, nodes), "after", 3)
+	waitFor(t, 5*time.Second, "the follower to replicate again", func() bool { return hasEvents(follower, acked) })
 }
 
 // TestTLSRaftChecksTheAddressItself: even with a PeerID that ignores the
@@ -423,5 +464,44 @@ func TestTLSRaftSlowStranger(t *testing.T) {
 		if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("an idle stranger's connection was kept open: %v", err)
 		}
+	}
+}
+
+// TestTLSRaftMembership: a valid certificate of a node outside the
+// configuration is admitted only when the caller's Admit names it; and a
+// member removed from the configuration is refused on the connection it
+// already had open.
+func TestTLSRaftMembership(t *testing.T) {
+	p := newTestPKI(t)
+	nodes := tlsCluster(t, p, 3, func(c *StoreConfig) {
+		c.TLS.Admit = func(id string) bool { return id == "node-8" }
+	})
+	leader := leaderOf(t, nodes)
+	writeEvents(t, leader, "warm", 3)
+	// Term 1 is stale: an answer, never a commit.
+	if _, err := newAttacker(t, lo, p.issue("node-8", lo, time.Now(), time.Hour), true).appendEntries(leader, "node-8", "127.0.0.1:1", 1, "x"); err != nil {
+		t.Fatalf("an admitted node was refused: %v", err)
+	}
+	if _, err := newAttacker(t, lo, p.issue("node-9", lo, time.Now(), time.Hour), true).appendEntries(leader, "node-9", "127.0.0.1:1", 1, "x"); err == nil {
+		t.Fatal("a node neither in the configuration nor admitted was answered")
+	}
+
+	var gone *testNode
+	for _, n := range nodes {
+		if n != leader {
+			gone = n
+		}
+	}
+	a := newAttacker(t, lo, p.issue(gone.id, lo, time.Now(), time.Hour), true)
+	tr := a.transport()
+	defer tr.Close()
+	if _, err := a.appendEntriesOn(tr, leader, gone.id, gone.addr, 1, "x"); err != nil {
+		t.Fatalf("a member was refused: %v", err)
+	}
+	if err := leader.store.RemoveServer(context.Background(), gone.id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.appendEntriesOn(tr, leader, gone.id, gone.addr, 1, "x"); err == nil {
+		t.Fatalf("%s, removed, was answered on its open connection", gone.id)
 	}
 }

@@ -43,6 +43,14 @@ type RaftTLS struct {
 	// HandshakeTimeout bounds an accepted connection's handshake (a
 	// stranger cannot hold a connection open without one); 10 s when zero.
 	HandshakeTimeout time.Duration
+	// Admit, when set, names nodes outside this node's raft configuration
+	// that may still connect and send requests: a node that missed the
+	// configuration change adding today's leader would otherwise refuse
+	// that leader until it steps down. node passes its alive gossip
+	// members. Without it only servers of the configuration are admitted
+	// (anyone with a valid certificate while the configuration is empty:
+	// a fresh node learns it from the leader).
+	Admit func(nodeID string) bool
 }
 
 func (c *RaftTLS) validate() error {
@@ -71,6 +79,7 @@ type tlsStream struct {
 	server    *tls.Config
 	client    *tls.Config
 	peerID    func(net.Addr, tls.ConnectionState) (string, error)
+	admitFn   func(string) bool
 	timeout   time.Duration
 	logger    *slog.Logger
 
@@ -105,7 +114,7 @@ func newTLSStream(bind string, advertise string, cfg *RaftTLS, logger *slog.Logg
 		ln.Close()
 		return nil, fmt.Errorf("raft advertise address %v is not an address peers can dial", adv)
 	}
-	s := &tlsStream{ln: ln, advertise: adv, server: tls13(cfg.Server), client: tls13(cfg.Client), peerID: cfg.PeerID,
+	s := &tlsStream{ln: ln, advertise: adv, server: tls13(cfg.Server), client: tls13(cfg.Client), peerID: cfg.PeerID, admitFn: cfg.Admit,
 		timeout: cfg.HandshakeTimeout, logger: logger, conns: map[string]map[*boundConn]struct{}{}}
 	if s.timeout <= 0 {
 		s.timeout = 10 * time.Second
@@ -166,12 +175,16 @@ func (s *tlsStream) admit(ctx context.Context, b *boundConn) error {
 	if err != nil {
 		return fmt.Errorf("%w: from %v: %w", ErrPeerRefused, b.RemoteAddr(), err)
 	}
-	if cfg := s.configuration(); len(cfg.Servers) > 0 && !hasServer(cfg, id) {
+	if !s.member(s.configuration(), id) {
 		return fmt.Errorf("%w: %s (from %v) is not a raft server", ErrPeerRefused, id, b.RemoteAddr())
 	}
 	s.track(id, b)
 	b.guard = newRPCGuard(b.Conn, func(t uint8, h *rpcHead) error {
-		return checkHeader(id, s.configuration(), t, h)
+		cfg := s.configuration()
+		if !s.member(cfg, id) { // removed since the connection was made
+			return fmt.Errorf("%w: %s is no longer a raft server", ErrPeerRefused, id)
+		}
+		return checkHeader(id, cfg, t, h)
 	})
 	return nil
 }
@@ -238,9 +251,13 @@ func (s *tlsStream) Addr() net.Addr { return s.advertise }
 func (s *tlsStream) Close() error { return s.ln.Close() }
 
 func (s *tlsStream) track(id string, b *boundConn) {
+	serial := ""
+	if st := b.tls().ConnectionState(); len(st.PeerCertificates) > 0 {
+		serial = st.PeerCertificates[0].SerialNumber.Text(16) // as node/pki's SerialOf
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b.peer = id
+	b.peer, b.serial = id, serial
 	if s.conns[id] == nil {
 		s.conns[id] = map[*boundConn]struct{}{}
 	}
@@ -287,6 +304,31 @@ func isLocalIP(ip net.IP) bool {
 	return false
 }
 
+// disconnectWhere closes every open connection whose peer certificate's
+// serial revoked reports, and says how many it closed.
+func (s *tlsStream) disconnectWhere(revoked func(serial string) bool) int {
+	s.mu.Lock()
+	var list []*boundConn
+	for _, m := range s.conns {
+		for b := range m {
+			if b.serial != "" && revoked(b.serial) {
+				list = append(list, b)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, b := range list {
+		b.Close()
+	}
+	return len(list)
+}
+
+// member reports whether node id may speak raft to this node: a server of
+// cfg, or one the caller's Admit names, or anyone while cfg is empty.
+func (s *tlsStream) member(cfg raft.Configuration, id string) bool {
+	return len(cfg.Servers) == 0 || hasServer(cfg, id) || (s.admitFn != nil && s.admitFn(id))
+}
+
 func hasServer(cfg raft.Configuration, id string) bool {
 	for _, sv := range cfg.Servers {
 		if string(sv.ID) == id {
@@ -303,6 +345,7 @@ type boundConn struct {
 	net.Conn // *tls.Conn
 	stream   *tlsStream
 	peer     string
+	serial   string // of the peer's certificate
 	check    func(context.Context) error
 	guard    *rpcGuard // accepted connections: requests are checked before raft reads them
 	once     sync.Once
