@@ -42,6 +42,7 @@ settings() {
 	case "$1" in
 	raftfsm/BenchmarkCommit) echo "2000x" ;;
 	raftfsm/BenchmarkCommitConcurrent) echo "20000x" ;;
+	raftfsm/BenchmarkFailover) echo "20x" ;;
 	raftfsm/BenchmarkHealthHistoryMemory) echo "1x" ;;
 	mesh/BenchmarkFailureDetection) echo "10x" ;;
 	mesh/BenchmarkMetaConvergence) echo "10x" ;;

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/health"
 	"github.com/dropmesh/dropmesh/node/logring"
 	"github.com/dropmesh/dropmesh/node/metrics"
+	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -44,6 +46,14 @@ type Agent struct {
 
 	// discovery lets containers find services by name (nil when off).
 	discovery *discovery.Manager
+	// secret is the cluster secret (a joining node gets it from the leader).
+	secret ClusterSecret
+	// creds are this node's key and certificate (DATA_DIR/tls); verifier
+	// checks every peer's against the CA and the replicated revocations.
+	creds    *pki.Credentials
+	verifier *pki.Verifier
+	// peerHTTP is the mutual-TLS client of every call to another agent.
+	peerHTTP *http.Client
 
 	// handlers mounted by main (the API and the UI are other packages that
 	// take the agent as their Controller).
@@ -91,7 +101,9 @@ type Options struct {
 }
 
 // New prepares an agent: it loads or makes the cluster secret and derives
-// the keys. Run starts it.
+// the keys, and loads this node's certificate (the seed makes the cluster CA
+// and its own; a new node must have enrolled first, see Enroll). Run
+// starts it.
 func New(cfg Config, opts Options) (*Agent, error) {
 	if err := cfg.complete(); err != nil {
 		return nil, err
@@ -117,11 +129,15 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		ring = logring.NewRing(2000)
 	}
 	a := &Agent{
-		cfg: cfg, logger: logger, ring: ring, keys: keys,
+		cfg: cfg, logger: logger, ring: ring, keys: keys, secret: secret,
 		leaderKick: make(chan struct{}, 1), reconKick: make(chan struct{}, 1),
 		ready: make(chan struct{}),
 	}
-	a.peers = newPeerClient(keys.APIKey)
+	if err := a.loadCredentials(); err != nil {
+		return nil, err
+	}
+	a.peerHTTP = a.newPeerHTTPClient()
+	a.peers = newPeerClient(keys.APIKey, a.peerHTTP)
 	a.metrics = metrics.New(a, cfg.NodeID)
 	if opts.API != nil {
 		if a.apiHandler, err = opts.API(a); err != nil {
@@ -253,6 +269,7 @@ func (a *Agent) start(ctx context.Context) error {
 	sc.NodeID, sc.Dir, sc.Logger = cfg.NodeID, filepath.Join(cfg.DataDir, "raft"), a.logger
 	sc.BindAddr, sc.AdvertiseAddr = cfg.bind(cfg.RaftPort), cfg.addr(cfg.RaftPort)
 	sc.OnApply = func(_ int, took time.Duration) { a.metrics.ObserveApply(took) }
+	sc.TLS = a.raftTLS()
 	store, err := raftfsm.OpenStore(sc, a.fsm)
 	if err != nil {
 		return err
@@ -265,11 +282,14 @@ func (a *Agent) start(ctx context.Context) error {
 	}
 
 	// Listen before gossiping, so peers that learn our API address can use it.
-	if err := a.listen("api", cfg.bind(cfg.APIPort), a.apiHandler); err != nil {
+	if err := a.listen("api", cfg.bind(cfg.APIPort), a.apiHandler, a.serverTLS()); err != nil {
 		return err
 	}
 	if a.uiHandler != nil {
-		if err := a.listen("ui", cfg.bind(cfg.UIPort), a.uiPortHandler()); err != nil {
+		// The UI port stays plain HTTP: the edge terminates TLS in front
+		// of it for the UI host. The internal routes refuse it (no node
+		// certificate can come without TLS).
+		if err := a.listen("ui", cfg.bind(cfg.UIPort), a.uiPortHandler(), nil); err != nil {
 			return err
 		}
 	}
@@ -313,6 +333,7 @@ func (a *Agent) start(ctx context.Context) error {
 		}
 	}
 	a.goRun(ctx, "gossip-keys", a.runGossipKeys)
+	a.goRun(ctx, "renew-certificate", a.runRenewer)
 	a.goRun(ctx, "rejoin", a.rejoinLoop)
 	a.goRun(ctx, "leader-loop", a.leaderLoop)
 	a.goRun(ctx, "ready", a.waitReady)
@@ -350,14 +371,18 @@ func (a *Agent) uiPortHandler() http.Handler {
 	return mux
 }
 
-// listen serves h on addr until the agent stops.
-func (a *Agent) listen(name, addr string, h http.Handler) error {
+// listen serves h on addr until the agent stops, over TLS when tlsCfg is
+// not nil.
+func (a *Agent) listen(name, addr string, h http.Handler, tlsCfg *tls.Config) error {
 	if h == nil {
 		h = http.NotFoundHandler()
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s: listen %s: %w", name, addr, err)
+	}
+	if tlsCfg != nil {
+		l = tls.NewListener(l, tlsCfg)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug)}
 	a.mu.Lock()
@@ -531,11 +556,15 @@ func (a *Agent) checkProto(ctx context.Context, t raftfsm.CommandType) error {
 	return protoConflict(t, servers, a.mesh.Member)
 }
 
-// protoFloor is the newest command type of the first dropmesh agent, the
-// first to advertise its protocol: every agent that can be a raft server
-// understands at least the types up to it. Command types are append only,
-// so it never changes.
-const protoFloor = raftfsm.CmdSetStranded
+// protoFloor is the newest command type every agent that can be a raft
+// server understands. It was the first agent's newest type (the first to
+// advertise its protocol); it is now that of the first release whose raft
+// runs over mutual TLS only, the release that brought the cluster PKI's
+// commands: an older agent cannot finish a raft handshake with this one, so
+// every raft server, seen or not, understands the types up to it. (Without
+// that, a dead voter would hold up the join token of its own replacement.)
+// Command types are append only; it moves only with such a break.
+const protoFloor = raftfsm.CmdDeleteJoinToken
 
 // protoConflict returns an error wrapping raftfsm.ErrConflict when some
 // server may not understand t. A server counts with the protocol it

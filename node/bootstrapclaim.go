@@ -121,4 +121,9 @@ func (a *Agent) helloLocked(token, clientNonce string, now time.Time) (bootclaim
 
 // bootstrapCACert is the cluster CA's certificate (PEM) the bootstrapper
 // pins once the seed's proof covers it; "" while the agent has no CA.
-func (a *Agent) bootstrapCACert() string { return "" }
+func (a *Agent) bootstrapCACert() string {
+	if a.creds == nil {
+		return ""
+	}
+	return string(a.ClusterCAPEM())
+}

@@ -13,15 +13,16 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// runCLI runs the dropmesh CLI in this process against the given agents.
-func runCLI(t *testing.T, addrs []string, key string, args ...string) (string, int) {
+// runCLI runs the dropmesh CLI in this process against the given agents,
+// verifying them with the cluster CA in caFile.
+func runCLI(t *testing.T, caFile string, addrs []string, key string, args ...string) (string, int) {
 	t.Helper()
 	root := &cobra.Command{Use: "dropmesh", SilenceUsage: true, SilenceErrors: true}
 	cli.AddCommands(root, "test")
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
-	root.SetArgs(append(args, "--addr", strings.Join(addrs, ","), "--api-key", key))
+	root.SetArgs(append(args, "--addr", strings.Join(addrs, ","), "--api-key", key, "--cacert", caFile))
 	code := cli.Execute(root, &errOut)
 	return out.String() + errOut.String(), code
 }
@@ -40,10 +41,11 @@ func TestCLIAgainstAThreeNodeCluster(t *testing.T) {
 		}
 	}
 	key := leader.agent.Keys().APIKey
+	ca := c.caFile()
 	// Through a follower only: reads from its replica, writes forwarded to the leader.
 	addrs := []string{follower.agent.APIAddr()}
 
-	out, code := runCLI(t, addrs, key, "status", "--json")
+	out, code := runCLI(t, ca, addrs, key, "status", "--json")
 	if code != 0 {
 		t.Fatalf("status: %d %s", code, out)
 	}
@@ -55,7 +57,7 @@ func TestCLIAgainstAThreeNodeCluster(t *testing.T) {
 		t.Fatalf("status does not name the leader:\n%s", out)
 	}
 
-	if out, code := runCLI(t, addrs, key, "workspaces", "create", "acme"); code != 0 {
+	if out, code := runCLI(t, ca, addrs, key, "workspaces", "create", "acme"); code != 0 {
 		t.Fatalf("workspaces create: %d %s", code, out)
 	}
 	c.waitState(leader, 5*time.Second, "the workspace on the leader", func(s *raftfsm.State) bool { return s.WorkspaceByName("acme") != nil })
@@ -65,12 +67,12 @@ func TestCLIAgainstAThreeNodeCluster(t *testing.T) {
 	if err := writeFile(dir+"/web.yaml", spec); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := runCLI(t, addrs, key, "deploy", "-f", dir+"/web.yaml", "--detach"); code != 0 {
+	if out, code := runCLI(t, ca, addrs, key, "deploy", "-f", dir+"/web.yaml", "--detach"); code != 0 {
 		t.Fatalf("deploy --detach: %d %s", code, out)
 	}
 	// The follower's replica follows the leader within a heartbeat.
 	waitFor(t, 5*time.Second, "the service in `services --json`", func() bool {
-		out, code = runCLI(t, addrs, key, "services", "--json")
+		out, code = runCLI(t, ca, addrs, key, "services", "--json")
 		return code == 0 && strings.Contains(out, "shop")
 	})
 
@@ -79,17 +81,17 @@ func TestCLIAgainstAThreeNodeCluster(t *testing.T) {
 	if err := writeFile(dir+"/bad.yaml", "project: shop\nservice: we;b\nimage: x\nport: 80\n"); err != nil {
 		t.Fatal(err)
 	}
-	out, code = runCLI(t, addrs, key, "deploy", "-f", dir+"/bad.yaml", "--detach")
+	out, code = runCLI(t, ca, addrs, key, "deploy", "-f", dir+"/bad.yaml", "--detach")
 	if code == 0 || !strings.Contains(out, "service") {
 		t.Fatalf("bad deploy: %d %s", code, out)
 	}
 	if after := leader.agent.fsm.Index(); after != before {
 		t.Fatalf("a refused deploy moved the state from %d to %d", before, after)
 	}
-	if out, code := runCLI(t, addrs, key, "undeploy", "shop/prod/web"); code != 0 {
+	if out, code := runCLI(t, ca, addrs, key, "undeploy", "shop/prod/web"); code != 0 {
 		t.Fatalf("undeploy: %d %s", code, out)
 	}
-	if out, code := runCLI(t, addrs, "wrong-key", "status"); code == 0 || !strings.Contains(strings.ToLower(out), "api key") {
+	if out, code := runCLI(t, ca, addrs, "wrong-key", "status"); code == 0 || !strings.Contains(strings.ToLower(out), "api key") {
 		t.Fatalf("wrong key: %d %s", code, out)
 	}
 }

@@ -635,7 +635,7 @@ func (a *Agent) dropletSpec(ctx context.Context, c cloud, st raftfsm.Settings, p
 	var (
 		vpc, vpcRegion string
 		snap           int
-		joins          []string
+		joins, apis    []string
 	)
 	a.fsm.View(func(s *raftfsm.State) {
 		if s.Cloud.VPC != nil {
@@ -650,10 +650,13 @@ func (a *Agent) dropletSpec(ctx context.Context, c cloud, st raftfsm.Settings, p
 			} else if n.Status == raftfsm.NodeActive && n.PrivateIP != "" {
 				joins = append(joins, net.JoinHostPort(n.PrivateIP, strconv.Itoa(a.cfg.GossipPort)))
 			}
+			if n := s.Nodes[id]; n.Status == raftfsm.NodeActive && n.API != "" {
+				apis = append(apis, n.API)
+			}
 		}
 	})
 	nodeID, region := params["node"], params["region"]
-	userData, err := a.userData(st, nodeID, region, joins)
+	userData, err := a.userData(ctx, st, nodeID, region, joins, apis)
 	if err != nil {
 		return cloudops.DropletSpec{}, err
 	}
@@ -681,29 +684,30 @@ func (a *Agent) dropletSpec(ctx context.Context, c cloud, st raftfsm.Settings, p
 	return spec, nil
 }
 
-// userData renders the cloud-init of a new node.
-func (a *Agent) userData(st raftfsm.Settings, nodeID, region string, joins []string) (string, error) {
-	secret, err := ReadClusterSecretFile(a.cfg.ClusterSecretFile)
+// userData renders the cloud-init of a new node. Anything on a droplet can
+// read its user data (the metadata service), so it carries nothing that
+// lasts: a one-time join token for this node that expires
+// (raftfsm.DefaultJoinTokenTTL; only its hash enters the state), the CA fingerprint
+// the node pins while it enrolls, where to enroll and join, and plain
+// settings. The cluster secret and the gossip keys come with the join
+// answer, over TLS.
+func (a *Agent) userData(ctx context.Context, st raftfsm.Settings, nodeID, region string, joins, joinAPI []string) (string, error) {
+	tok, err := a.newJoinToken(ctx, nodeID, "droplet", raftfsm.DefaultJoinTokenTTL)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("user data of %s: %w", nodeID, err)
 	}
 	env := []string{
 		"DROPMESH_NODE_ID=" + nodeID,
 		"DROPMESH_CLUSTER_NAME=" + st.ClusterName,
-		"DROPMESH_CLUSTER_SECRET=" + secret.String(),
 		"DROPMESH_JOIN=" + strings.Join(joins, ","),
+		"DROPMESH_JOIN_API=" + strings.Join(joinAPI, ","),
+		"DROPMESH_JOIN_TOKEN=" + tok.Token,
+		"DROPMESH_CA_FINGERPRINT=" + tok.CAFingerprint,
 		"DROPMESH_REGION=" + region,
 		"HEALTH_CHECK_INTERVAL=" + a.cfg.HealthInterval.String(),
 	}
 	if st.LocalMode {
 		env = append(env, "DROPMESH_LOCAL_MODE=1")
-	}
-	var g raftfsm.GossipKeyring
-	a.fsm.View(func(s *raftfsm.State) { g = s.Gossip })
-	if line, err := gossipKeysEnv(g, a.wantedGossipKeys); err != nil {
-		return "", fmt.Errorf("user data of %s: %w", nodeID, err)
-	} else if line != "" {
-		env = append(env, line)
 	}
 	return scripts.RenderUserData(scripts.UserData{NodeID: nodeID, ClusterName: st.ClusterName, Env: env})
 }
@@ -751,6 +755,14 @@ func (cd *cloudDuty) retire(ctx context.Context, c cloud) error {
 			return a.deleteDroplet(ctx, c, v.droplet, v.params)
 		})
 		if err != nil {
+			return err
+		}
+		// A replaced droplet must not come back: its raft place goes, and
+		// its certificates are revoked before it is forgotten.
+		if err := a.store.RemoveServer(ctx, v.node); err != nil {
+			a.logger.Warn("remove replaced node from raft", "target", v.node, "err", err)
+		}
+		if err := a.revokeNode(ctx, v.node, "dead and replaced"); err != nil {
 			return err
 		}
 		if _, err := a.apply(ctx, &raftfsm.RemoveNode{At: a.now(), Node: v.node, Reason: "dead and replaced"}); err != nil {

@@ -50,7 +50,7 @@ func TestAgentsFormAClusterFromOneSeed(t *testing.T) {
 
 	// The API answers /ping without a key and /v1/cluster only with it.
 	n2 := c.nodes[1]
-	resp, err := http.Get("http://" + n2.agent.APIAddr() + "/ping")
+	resp, err := c.cliHTTP().Get("https://" + n2.agent.APIAddr() + "/ping")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestAgentsFormAClusterFromOneSeed(t *testing.T) {
 	if ping["node"] != "node-2" {
 		t.Fatalf("ping %v", ping)
 	}
-	resp, err = http.Get("http://" + n2.agent.APIAddr() + "/v1/cluster")
+	resp, err = c.cliHTTP().Get("https://" + n2.agent.APIAddr() + "/v1/cluster")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,9 +68,9 @@ func TestAgentsFormAClusterFromOneSeed(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("/v1/cluster without a key: %d", resp.StatusCode)
 	}
-	req, _ := http.NewRequest("GET", "http://"+n2.agent.APIAddr()+"/v1/cluster", nil)
+	req, _ := http.NewRequest("GET", "https://"+n2.agent.APIAddr()+"/v1/cluster", nil)
 	req.Header.Set("Authorization", "Bearer "+n2.agent.Keys().APIKey)
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = c.cliHTTP().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestAgentsFormAClusterFromOneSeed(t *testing.T) {
 
 	// Every agent serves its metrics behind the key: the leader counts its
 	// commits, each node its gossip members and the API requests it served.
-	resp, err = http.Get("http://" + n2.agent.APIAddr() + "/metrics")
+	resp, err = c.cliHTTP().Get("https://" + n2.agent.APIAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,9 +119,9 @@ func TestAgentsFormAClusterFromOneSeed(t *testing.T) {
 // scrape reads n's /metrics with the API key.
 func scrape(t *testing.T, n *testNode) string {
 	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+n.agent.APIAddr()+"/metrics", nil)
+	req, _ := http.NewRequest("GET", "https://"+n.agent.APIAddr()+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+n.agent.Keys().APIKey)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := cliHTTPOf(n.agent).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

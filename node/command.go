@@ -68,7 +68,7 @@ func applyEnv(flags *pflag.FlagSet, getenv func(string) string) error {
 func AgentCommand(version string, wire Options) []*cobra.Command {
 	build := func(use, short string, requireJoin bool) *cobra.Command {
 		cfg := DefaultConfig()
-		var join, trusted, gossipKeys, logFormat, logLevel string
+		var join, joinAPI, trusted, gossipKeys, logFormat, logLevel string
 		var deadGrace time.Duration
 		cmd := &cobra.Command{
 			Use:   use,
@@ -80,6 +80,9 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 				}
 				if join != "" {
 					cfg.Join = strings.Split(join, ",")
+				}
+				if joinAPI != "" {
+					cfg.JoinAPI = strings.Split(joinAPI, ",")
 				}
 				nets, err := parseTrustedNets(trusted)
 				if err != nil {
@@ -114,12 +117,15 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 				}
 				opts := wire
 				opts.Logger, opts.Ring = slog.New(h), ring
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				if err := Enroll(ctx, cfg, opts.Logger); err != nil {
+					return err
+				}
 				a, err := New(cfg, opts)
 				if err != nil {
 					return err
 				}
-				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-				defer stop()
 				return a.Run(ctx)
 			},
 		}
@@ -143,6 +149,9 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 		f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this node as its seed")
 		f.StringVar(&cfg.BootstrapToken, "bootstrap-token", "", "seed: the one-time token of `dropmesh bootstrap`; the cluster is initialised once the bootstrapper proves it and hands over the cloud tokens and the admin password")
 		f.StringVar(&join, "join", "", "gossip addresses of members to join, comma-separated")
+		f.StringVar(&cfg.JoinToken, "join-token", "", "one-time join token: a node without a certificate trades it for one (user data, or `dropmesh join-token create`)")
+		f.StringVar(&cfg.CAFingerprint, "ca-fingerprint", "", "with --join-token: the cluster CA's fingerprint (sha256:...) the member's certificate must chain to")
+		f.StringVar(&joinAPI, "join-api", "", "with --join-token: members' API addresses to enroll through, comma-separated (default: the --join hosts at --api-port)")
 		f.StringVar(&cfg.ClusterSecret, "cluster-secret", "", "the cluster secret (64 hex); prefer --cluster-secret-file")
 		f.StringVar(&cfg.ClusterSecretFile, "cluster-secret-file", "", "file holding the cluster secret (default DATA_DIR/cluster-secret)")
 		f.StringVar(&cfg.ClusterName, "cluster-name", cfg.ClusterName, "cluster name (labels gossip; other clusters cannot join)")
@@ -184,8 +193,12 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 
 // Main-less helpers for tests and local mode.
 
-// RunAgent runs an agent until ctx ends (tests and local mode in-process).
+// RunAgent enrolls the node if it must (Enroll) and runs an agent until
+// ctx ends (tests and local mode in-process).
 func RunAgent(ctx context.Context, cfg Config, opts Options) (*Agent, <-chan error, error) {
+	if err := Enroll(ctx, cfg, opts.Logger); err != nil {
+		return nil, nil, err
+	}
 	a, err := New(cfg, opts)
 	if err != nil {
 		return nil, nil, err

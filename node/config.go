@@ -13,6 +13,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/mesh"
 	"github.com/dropmesh/dropmesh/node/bootclaim"
+	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -70,6 +71,19 @@ type Config struct {
 	BootstrapToken string
 	// Join lists gossip addresses (host:port) of existing members.
 	Join []string
+	// JoinToken is the one-time token a node without credentials trades for
+	// its certificate and the cluster's keys (Enroll); CAFingerprint pins
+	// the cluster CA it must find in the member's certificate chain
+	// ("sha256:<hex>"). Both come from the user data, or from
+	// `dropmesh join-token create` for a host joined by hand.
+	JoinToken, CAFingerprint string
+	// JoinAPI are members' API addresses to enroll through (default: the
+	// hosts of Join at this node's API port).
+	JoinAPI []string
+	// CertValidity is how long the node certificates this node signs while
+	// it leads stay valid (default pki.DefaultNodeCertValidity, 30 days);
+	// tests shorten it to watch renewals.
+	CertValidity time.Duration
 	// ClusterSecret is given directly (cloud-init) or read from ClusterSecretFile.
 	ClusterSecret     string
 	ClusterSecretFile string
@@ -289,6 +303,15 @@ func (c *Config) complete() error {
 	}
 	if c.Version == "" {
 		c.Version = "dev"
+	}
+	if c.CertValidity < 0 {
+		return fmt.Errorf("config: certificate validity %s must be positive", c.CertValidity)
+	}
+	if c.CertValidity == 0 {
+		c.CertValidity = pki.DefaultNodeCertValidity
+	}
+	if c.JoinToken != "" && c.CAFingerprint == "" {
+		return fmt.Errorf("config: a join token needs the CA fingerprint it was given with (--ca-fingerprint)")
 	}
 	*c = c.withCloudDefaults()
 	return nil

@@ -30,14 +30,17 @@ import (
 // does, the old key is removed. Each agent applies the state's keyring to
 // its mesh (syncGossipKeys) and keeps a copy in DATA_DIR/gossip-keys, so a
 // restart gossips with the current keys before its raft log has caught up.
-// A droplet the leader creates later gets the keys in its user data
-// (DROPMESH_GOSSIP_KEYS). A member that was down for a whole rotation
+// A node that joins later gets the keys with its join answer, over TLS
+// (never in user data). A member that was down for a whole rotation
 // cannot gossip when it comes back, but its raft log brings it the new
 // keyring, and from then on it can.
 
 // gossipKeysFile is this node's copy of its gossip keys: hex, one a line,
 // the primary first.
-func (a *Agent) gossipKeysFile() string { return filepath.Join(a.cfg.DataDir, "gossip-keys") }
+func (a *Agent) gossipKeysFile() string { return filepath.Join(a.cfg.DataDir, gossipKeysFileName) }
+
+// gossipKeysFileName is the name of that file in the data dir.
+const gossipKeysFileName = "gossip-keys"
 
 // startGossipKeys are the keys the mesh starts with: this node's copy, else
 // the ones its configuration gives (a droplet made after a rotation), else
@@ -303,17 +306,4 @@ func (a *Agent) GossipKeys(context.Context) (control.GossipKeysInfo, error) {
 		}
 	}
 	return info, nil
-}
-
-// gossipKeysEnv is the DROPMESH_GOSSIP_KEYS line of a new droplet's user
-// data after a rotation ("" before: the derived key needs none).
-func gossipKeysEnv(g raftfsm.GossipKeyring, open func(raftfsm.GossipKeyring) ([][]byte, error)) (string, error) {
-	if len(g.Keys) == 0 {
-		return "", nil
-	}
-	keys, err := open(g)
-	if err != nil {
-		return "", err
-	}
-	return "DROPMESH_GOSSIP_KEYS=" + strings.Join(encodeGossipKeys(keys), ","), nil
 }

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -85,20 +87,26 @@ func TestGossipKeyRotation(t *testing.T) {
 		return c.allSee(follower.cfg.NodeID, mesh.StatusAlive) && c.keyIDsEverywhere(next)
 	})
 
-	// The derived key is gone: a newcomer with only the cluster secret
-	// stays out. Given the keys a new droplet's user data carries, it gets in.
+	// The derived key is gone: an enrolled node that gossips with only the
+	// key derived from the cluster secret stays out. A node that enrolls
+	// with a join token gets the current keys in its join answer and gets in.
 	keys, err := leader.agent.wantedGossipKeys(currentKeyring(leader.agent))
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := gossipKeysEnv(currentKeyring(leader.agent), leader.agent.wantedGossipKeys)
-	if err != nil || !strings.HasPrefix(env, "DROPMESH_GOSSIP_KEYS=") || len(env) != len("DROPMESH_GOSSIP_KEYS=")+64 {
-		t.Fatalf("user data line %q, %v", env, err)
-	}
 	dir := t.TempDir()
 	outsider := &testNode{cfg: testConfig(t, dir, 4)}
-	outsider.cfg.ClusterSecret = c.secret.String()
-	outsider.cfg.Join = []string{leader.cfg.addr(leader.cfg.GossipPort)}
+	c.joinConfig(&outsider.cfg)
+	if err := Enroll(t.Context(), outsider.cfg, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	secretKeys, err := DeriveKeys(c.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(filepath.Join(outsider.cfg.DataDir, gossipKeysFileName), encodeGossipKeys([][]byte{secretKeys.GossipKey})[0]+"\n"); err != nil {
+		t.Fatal(err)
+	}
 	octx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -114,12 +122,14 @@ func TestGossipKeyRotation(t *testing.T) {
 	stop()
 	<-done
 
-	newcomer := &testNode{cfg: testConfig(t, t.TempDir(), 4)}
-	newcomer.cfg.ClusterSecret = c.secret.String()
-	newcomer.cfg.Join = []string{leader.cfg.addr(leader.cfg.GossipPort)}
-	newcomer.cfg.GossipKeys = keys
+	newcomer := &testNode{cfg: testConfig(t, t.TempDir(), 5)}
+	c.joinConfig(&newcomer.cfg)
 	c.start(newcomer)
-	waitFor(t, 30*time.Second, "the newcomer with the new key alive everywhere", func() bool { return c.allSee("node-4", mesh.StatusAlive) })
+	waitFor(t, 30*time.Second, "the newcomer with the new key alive everywhere", func() bool { return c.allSee("node-5", mesh.StatusAlive) })
+	got, err := os.ReadFile(filepath.Join(newcomer.cfg.DataDir, gossipKeysFileName))
+	if err != nil || strings.Fields(string(got))[0] != encodeGossipKeys(keys)[0] {
+		t.Fatalf("the newcomer's gossip keys %q (%v), want the rotated %v first", got, err, encodeGossipKeys(keys))
+	}
 }
 
 func currentKeyring(a *Agent) raftfsm.GossipKeyring {

@@ -366,6 +366,11 @@ func (h *healer) finishDrains(ctx context.Context) error {
 		if err := a.store.RemoveServer(ctx, n.ID); err != nil {
 			a.logger.Warn("remove drained node from raft", "target", n.ID, "err", err)
 		}
+		// Removal is revocation: from this commit on, no handshake with
+		// the node's certificates succeeds anywhere.
+		if err := a.revokeNode(ctx, n.ID, "drained and removed"); err != nil {
+			return err
+		}
 		if _, err := a.apply(ctx, &raftfsm.RemoveNode{At: a.now(), Node: n.ID, Reason: "drained and removed"}); err != nil {
 			return err
 		}

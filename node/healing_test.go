@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
-	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/raftfsm"
@@ -311,10 +310,7 @@ func TestServiceLogPatternAndOnDemandHealth(t *testing.T) {
 	}
 	in := instanceOf(n, "prod/web")
 	c.waitState(n, 10*time.Second, "a healthy check", func(s *raftfsm.State) bool { return s.Instances[in.ID].Health == raftfsm.HealthHealthy })
-	cl, err := apiclient.New(apiclient.Config{Addrs: []string{n.cfg.addr(n.cfg.APIPort)}, APIKey: n.agent.Keys().APIKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := c.apiClient(n)
 	ask := func(name string, since time.Time) control.HealthAnswer {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

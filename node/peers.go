@@ -17,14 +17,18 @@ import (
 // the leader, the leader's pings, second-opinion probes, build-context
 // fetches, and logs, health and stats of containers on other nodes. It is
 // apiclient with one address and no retries of its own: the callers have
-// their own rhythm (the next ping, the next report).
+// their own rhythm (the next ping, the next report). Every call is mutual
+// TLS: this node's certificate as client certificate, the peer's checked
+// against the cluster CA.
 type peerClient struct {
 	key  string
 	http *http.Client
 }
 
-func newPeerClient(apiKey string) *peerClient {
-	return &peerClient{key: apiKey, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}}}
+// newPeerClient calls other agents with the API key over hc (mutual TLS
+// with this node's certificate: newPeerHTTPClient).
+func newPeerClient(apiKey string, hc *http.Client) *peerClient {
+	return &peerClient{key: apiKey, http: hc}
 }
 
 func (p *peerClient) to(api string) (*apiclient.Client, error) {

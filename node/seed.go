@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -67,9 +69,13 @@ func (a *Agent) initClusterWith(ctx context.Context, password, doToken, cfToken 
 		}
 		*t.dst = sealed
 	}
-	clusterID := a.cfg.ClusterID
-	if clusterID == "" {
-		clusterID = randomHex(8)
+	// The cluster id is the one the seed's CA was made for.
+	clusterID, err := pki.ClusterOf(a.creds.Leaf())
+	if err != nil {
+		return err
+	}
+	if err := a.commitPendingCA(ctx); err != nil {
+		return err
 	}
 	cmd := &raftfsm.InitCluster{At: a.now(), ClusterID: clusterID, ClusterName: a.cfg.ClusterName, LocalMode: a.cfg.LocalMode,
 		AdminName: "admin", AdminPasswordHash: string(hash), DefaultWorkspaceID: randomHex(3), Settings: &settings}
@@ -115,4 +121,25 @@ func generatePassword(n int) (string, error) {
 		b.WriteByte(alphabet[k.Int64()])
 	}
 	return b.String(), nil
+}
+
+// commitPendingCA commits the seed's CA (the key sealed) to the state and
+// then deletes the key's file: from then on the key exists only sealed in
+// the replicated state, where every voter holds it.
+func (a *Agent) commitPendingCA(ctx context.Context) error {
+	path := filepath.Join(a.cfg.tlsDir(), pendingCAKeyFile)
+	keyPEM, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // committed before a restart
+	}
+	if err != nil {
+		return fmt.Errorf("the cluster CA key: %w", err)
+	}
+	if err := a.commitCA(ctx, a.creds.CAPEM(), keyPEM); err != nil {
+		return fmt.Errorf("commit the cluster CA: %w", err)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove the committed CA key's file: %w", err)
+	}
+	return nil
 }

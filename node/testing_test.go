@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/apiclient"
+	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -76,17 +80,22 @@ func startCluster(t testing.TB, n int, mut func(i int, c *Config)) *testCluster 
 	dir := t.TempDir()
 	for i := 1; i <= n; i++ {
 		cfg := testConfig(t, dir, i)
-		cfg.ClusterSecret = secret.String()
 		cfg.AdminPassword = "correct horse battery"
 		if i == 1 {
+			cfg.ClusterSecret = secret.String()
 			cfg.Bootstrap = true
 		} else {
-			cfg.Join = []string{c.nodes[0].cfg.addr(c.nodes[0].cfg.GossipPort)}
+			c.joinConfig(&cfg)
 		}
 		if mut != nil {
 			mut(i, &cfg)
 		}
 		c.start(&testNode{cfg: cfg})
+		if i == 1 {
+			c.waitState(c.nodes[0], 20*time.Second, "the seed to initialise the cluster", func(s *raftfsm.State) bool {
+				return s.Settings.Initialized && s.PKI.CACertPEM != ""
+			})
+		}
 	}
 	t.Cleanup(c.stopAll)
 	leader := c.leader()
@@ -96,11 +105,27 @@ func startCluster(t testing.TB, n int, mut func(i int, c *Config)) *testCluster 
 	return c
 }
 
+// joinConfig makes cfg a node that joins the cluster as production nodes
+// do: it has nothing but a one-time join token for its node id and the CA
+// fingerprint, and enrolls through the leader's API.
+func (c *testCluster) joinConfig(cfg *Config) {
+	c.t.Helper()
+	leader := c.leader()
+	tok, err := leader.agent.CreateJoinToken(context.Background(), control.JoinTokenRequest{Node: cfg.NodeID, Purpose: "test"})
+	if err != nil {
+		c.t.Fatalf("join token for %s: %v", cfg.NodeID, err)
+	}
+	cfg.JoinToken, cfg.CAFingerprint = tok.Token, tok.CAFingerprint
+	cfg.Join = []string{leader.cfg.addr(leader.cfg.GossipPort)}
+	cfg.JoinAPI = []string{leader.agent.APIAddr()}
+}
+
 func testOptions(t testing.TB) Options {
 	return Options{
 		Logger: testLogger(t),
 		API: func(a *Agent) (http.Handler, error) {
-			return a.Metrics().API(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: true, Logger: a.Logger()})
+			return a.Metrics().API(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: true, Logger: a.Logger(),
+				HTTPClient: a.PeerHTTPClient(), VerifyNode: a.VerifyNode, Enroller: a})
 		},
 	}
 }
@@ -189,3 +214,37 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// caFile writes the cluster CA's certificate to a file (what
+// DROPMESH_CACERT names) and returns its path.
+func (c *testCluster) caFile() string {
+	c.t.Helper()
+	path := filepath.Join(c.t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, c.nodes[0].agent.ClusterCAPEM(), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	return path
+}
+
+// cliHTTP is an HTTP client that verifies the agents against the cluster CA
+// and presents no certificate, as the CLI does.
+func (c *testCluster) cliHTTP() *http.Client { return cliHTTPOf(c.nodes[0].agent) }
+
+// cliHTTPOf is cliHTTP for a's cluster.
+func cliHTTPOf(a *Agent) *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(a.ClusterCAPEM())
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+	return &http.Client{Transport: tr}
+}
+
+// apiClient is an API client of n, as the CLI makes one.
+func (c *testCluster) apiClient(n *testNode) *apiclient.Client {
+	c.t.Helper()
+	cl, err := apiclient.New(apiclient.Config{Addrs: []string{n.agent.APIAddr()}, APIKey: n.agent.Keys().APIKey, CACert: c.nodes[0].agent.ClusterCAPEM()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cl
+}

@@ -52,6 +52,12 @@ const (
 	CmdPutOriginCert
 	CmdDeleteOriginCert
 	CmdSetGossipKeys
+	CmdSetClusterCA
+	CmdRecordNodeCert
+	CmdRevokeCerts
+	CmdCreateJoinToken
+	CmdUseJoinToken
+	CmdDeleteJoinToken
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -79,7 +85,9 @@ var commandNames = [...]string{
 	CmdDeleteRegistry: "delete_registry", CmdPutBuildContext: "put_build_context",
 	CmdImportState: "import_state", CmdPutSnapshot: "put_snapshot", CmdSetStranded: "set_stranded",
 	CmdPutOriginCert: "put_origin_cert", CmdDeleteOriginCert: "delete_origin_cert",
-	CmdSetGossipKeys: "set_gossip_keys",
+	CmdSetGossipKeys: "set_gossip_keys", CmdSetClusterCA: "set_cluster_ca", CmdRecordNodeCert: "record_node_cert",
+	CmdRevokeCerts: "revoke_certs", CmdCreateJoinToken: "create_join_token", CmdUseJoinToken: "use_join_token",
+	CmdDeleteJoinToken: "delete_join_token",
 }
 
 // String names the command type for logs and errors.
@@ -503,6 +511,52 @@ type DeleteOriginCert struct {
 	Zone string    `json:"zone"`
 }
 
+// SetClusterCA installs the cluster CA. It is set once, at bootstrap: a
+// second CA is refused (rotating the CA is not supported).
+type SetClusterCA struct {
+	At        time.Time `json:"at"`
+	CACertPEM string    `json:"ca_cert_pem"`
+	CAKey     Sealed    `json:"ca_key"`
+}
+
+// RecordNodeCert records a node certificate the leader has signed.
+type RecordNodeCert struct {
+	At   time.Time `json:"at"`
+	Cert NodeCert  `json:"cert"`
+}
+
+// RevokeCerts revokes every unexpired certificate of Node (when set) and
+// the certificates in Serials. The result is how many it revoked.
+type RevokeCerts struct {
+	At      time.Time `json:"at"`
+	Node    string    `json:"node,omitempty"`
+	Serials []string  `json:"serials,omitempty"`
+	Reason  string    `json:"reason,omitempty"`
+}
+
+// CreateJoinToken stores a new join token's hash.
+type CreateJoinToken struct {
+	At    time.Time `json:"at"`
+	Token JoinToken `json:"token"`
+}
+
+// UseJoinToken spends a join token for node UsedBy: it is refused, and
+// nothing changes, when the token is unknown (ErrJoinTokenUnknown), used
+// (ErrJoinTokenUsed), expired at At (ErrJoinTokenExpired) or for another
+// node (ErrJoinTokenWrongNode). Two nodes racing with one token: raft
+// orders the commands, the second is refused.
+type UseJoinToken struct {
+	At     time.Time `json:"at"`
+	Hash   string    `json:"hash"`
+	UsedBy string    `json:"used_by"`
+}
+
+// DeleteJoinToken withdraws a join token before it is used.
+type DeleteJoinToken struct {
+	At   time.Time `json:"at"`
+	Hash string    `json:"hash"`
+}
+
 // Type implementations, one line each so the table stays readable.
 
 func (*InitCluster) Type() CommandType       { return CmdInitCluster }
@@ -542,3 +596,9 @@ func (*SetStranded) Type() CommandType       { return CmdSetStranded }
 func (*PutOriginCert) Type() CommandType     { return CmdPutOriginCert }
 func (*DeleteOriginCert) Type() CommandType  { return CmdDeleteOriginCert }
 func (*SetGossipKeys) Type() CommandType     { return CmdSetGossipKeys }
+func (*SetClusterCA) Type() CommandType      { return CmdSetClusterCA }
+func (*RecordNodeCert) Type() CommandType    { return CmdRecordNodeCert }
+func (*RevokeCerts) Type() CommandType       { return CmdRevokeCerts }
+func (*CreateJoinToken) Type() CommandType   { return CmdCreateJoinToken }
+func (*UseJoinToken) Type() CommandType      { return CmdUseJoinToken }
+func (*DeleteJoinToken) Type() CommandType   { return CmdDeleteJoinToken }

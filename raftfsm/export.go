@@ -18,7 +18,9 @@ const ExportKind = "dropmesh-state"
 // ExportDocument is the whole deployment state as a portable, versioned JSON
 // document: what `dropmesh state export` writes and `state import` reads, so
 // deployments made in one cluster can be brought into another. Nodes, cloud
-// resources and cluster settings belong to a cluster and are not carried.
+// resources and cluster settings belong to a cluster and are not carried,
+// nor is its PKI (the CA, node certificates, revocations, join tokens): a
+// cluster never trusts another cluster's CA.
 type ExportDocument struct {
 	Kind       string               `json:"kind"`
 	Format     int                  `json:"format"`

@@ -128,6 +128,21 @@ func (f *FSM) View(fn func(s *State)) {
 	fn(f.state)
 }
 
+// CertRevoked reports whether the node certificate with serial is revoked
+// in this replica: the Revoked callback of the node's TLS checks.
+func (f *FSM) CertRevoked(serial string) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.PKI.IsRevoked(serial)
+}
+
+// Revocations is the number of certificates ever revoked in this replica.
+func (f *FSM) Revocations() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.PKI.Revocations
+}
+
 // Index returns the raft index of the last applied entry: the state's version.
 func (f *FSM) Index() uint64 {
 	f.mu.RLock()
@@ -275,6 +290,7 @@ func (s *State) fillMaps() {
 	if s.OriginCerts == nil {
 		s.OriginCerts = empty.OriginCerts
 	}
+	s.PKI.fillMaps()
 	if s.Cloud.Droplets == nil {
 		s.Cloud.Droplets = empty.Cloud.Droplets
 	}

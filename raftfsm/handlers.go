@@ -98,6 +98,18 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applyDeleteOriginCert), true
 	case CmdSetGossipKeys:
 		return entry(applySetGossipKeys), true
+	case CmdSetClusterCA:
+		return entry(applySetClusterCA), true
+	case CmdRecordNodeCert:
+		return entry(applyRecordNodeCert), true
+	case CmdRevokeCerts:
+		return entry(applyRevokeCerts), true
+	case CmdCreateJoinToken:
+		return entry(applyCreateJoinToken), true
+	case CmdUseJoinToken:
+		return entry(applyUseJoinToken), true
+	case CmdDeleteJoinToken:
+		return entry(applyDeleteJoinToken), true
 	}
 	return handler{}, false
 }

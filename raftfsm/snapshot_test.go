@@ -25,7 +25,7 @@ func randomCommands(r *rand.Rand, n int) []Command {
 		key := ServiceKey(testWS, "shop", "prod", svc)
 		inst := InstanceID(key, r.IntN(2))
 		node := nodes[r.IntN(len(nodes))]
-		switch r.IntN(28) {
+		switch r.IntN(33) {
 		case 0, 1:
 			spec := ServiceSpec{Project: "shop", Env: "prod", Service: svc, Image: fmt.Sprintf("img:%d", r.IntN(5)), Port: 8080, Replicas: 1 + r.IntN(2)}
 			if svc == "worker" {
@@ -107,6 +107,18 @@ func randomCommands(r *rand.Rand, n int) []Command {
 			out = append(out, &SetStranded{At: at, Service: key, Reason: "test"})
 		case 27:
 			out = append(out, &RemoveNode{At: at, Node: node, Reason: "test"})
+		case 28:
+			out = append(out, &SetClusterCA{At: at, CACertPEM: testCACert(), CAKey: "v1:AAAA"})
+		case 29:
+			out = append(out, &RecordNodeCert{At: at, Cert: NodeCert{Serial: fmt.Sprintf("%x", i+1), Node: node, NotBefore: at,
+				NotAfter: at.Add(time.Duration(1+r.IntN(3600)) * time.Second)}})
+		case 30:
+			out = append(out, &RevokeCerts{At: at, Node: node, Reason: "test"})
+		case 31:
+			out = append(out, &CreateJoinToken{At: at, Token: JoinToken{Hash: HashJoinToken(fmt.Sprint(r.IntN(4))), Purpose: "droplet",
+				ExpiresAt: at.Add(time.Duration(1+r.IntN(600)) * time.Second)}})
+		case 32:
+			out = append(out, &UseJoinToken{At: at, Hash: HashJoinToken(fmt.Sprint(r.IntN(4))), UsedBy: node})
 		}
 	}
 	return out

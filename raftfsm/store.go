@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -27,11 +26,16 @@ type StoreConfig struct {
 	NodeID string
 	// Dir holds raft.db (log and stable store, bolt) and snapshots/.
 	Dir string
-	// BindAddr is the TCP address raft listens on; AdvertiseAddr is what peers
-	// dial (defaults to BindAddr).
+	// BindAddr is the TCP address raft listens on (port 0: any free port);
+	// AdvertiseAddr is what peers dial (defaults to the listener's address).
 	BindAddr, AdvertiseAddr string
-	// Transport replaces the TCP transport (tests use raft's in-memory one);
-	// with it, InMemory stores replace bolt and files.
+	// TLS is raft's mutual-TLS transport: every connection, accepted or
+	// dialled, is TLS 1.3 with a certificate naming the raft server it
+	// speaks for. There is no plain TCP transport: OpenStore refuses a
+	// config with neither TLS nor Transport.
+	TLS *RaftTLS
+	// Transport replaces the TLS transport in unit tests (raft's in-memory
+	// one); with it, InMemory stores replace bolt and files.
 	Transport raft.Transport
 	InMemory  bool
 	Logger    *slog.Logger
@@ -99,6 +103,7 @@ type Store struct {
 	fsm       *FSM
 	raft      *raft.Raft
 	transport raft.Transport
+	stream    *tlsStream // nil with a test transport
 	logs      raft.LogStore
 	snapshots raft.SnapshotStore
 	closers   []io.Closer
@@ -120,6 +125,9 @@ type Store struct {
 func OpenStore(cfg StoreConfig, fsm *FSM) (*Store, error) {
 	if cfg.NodeID == "" {
 		return nil, errors.New("open raft store: no node id")
+	}
+	if cfg.TLS == nil && cfg.Transport == nil {
+		return nil, fmt.Errorf("open raft store %s: %w", cfg.NodeID, ErrNoTransportSecurity)
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -179,22 +187,16 @@ func OpenStore(cfg StoreConfig, fsm *FSM) (*Store, error) {
 
 	s.transport = cfg.Transport
 	if s.transport == nil {
-		adv := cfg.AdvertiseAddr
-		if adv == "" {
-			adv = cfg.BindAddr
-		}
-		advAddr, err := net.ResolveTCPAddr("tcp", adv)
+		stream, err := newTLSStream(cfg.BindAddr, cfg.AdvertiseAddr, cfg.TLS, logger.With("node", cfg.NodeID))
 		if err != nil {
 			s.closeAll()
-			return nil, fmt.Errorf("open raft store: advertise address %q: %w", adv, err)
+			return nil, fmt.Errorf("open raft store %s: %w", cfg.NodeID, err)
 		}
-		tcp, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, advAddr, cfg.MaxPool, cfg.TransportTimeout, hlog)
-		if err != nil {
-			s.closeAll()
-			return nil, fmt.Errorf("open raft store: listen %s: %w", cfg.BindAddr, err)
-		}
-		s.transport = tcp
-		s.closers = append(s.closers, tcp)
+		nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: stream, MaxPool: cfg.MaxPool, Timeout: cfg.TransportTimeout, Logger: hlog,
+		})
+		s.stream, s.transport = stream, nt
+		s.closers = append(s.closers, nt)
 	}
 
 	s.logs = logs
@@ -208,8 +210,21 @@ func OpenStore(cfg StoreConfig, fsm *FSM) (*Store, error) {
 		return nil, fmt.Errorf("open raft store %s: %w", cfg.NodeID, err)
 	}
 	s.raft = r
+	if s.stream != nil {
+		s.stream.setConfiguration(func() raft.Configuration {
+			f := r.GetConfiguration() // a copy raft keeps outside its main loop: never blocks
+			if f.Error() != nil {
+				return raft.Configuration{}
+			}
+			return f.Configuration()
+		})
+	}
 	s.wg.Add(1)
 	go s.watchLeadership()
+	if s.stream != nil {
+		s.wg.Add(1)
+		go s.watchRevocations()
+	}
 	return s, nil
 }
 
@@ -225,6 +240,29 @@ func (s *Store) watchLeadership() {
 			close(s.leaderChanged)
 			s.leaderChanged = make(chan struct{})
 			s.mu.Unlock()
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// watchRevocations closes the open raft connections of a peer whose
+// certificate this replica has just seen revoked: the handshake checked
+// the certificate, so without this a connection made before the
+// revocation would live on.
+func (s *Store) watchRevocations() {
+	defer s.wg.Done()
+	seen := uint64(0)
+	for {
+		changed := s.fsm.Changed()
+		if n := s.fsm.Revocations(); n != seen {
+			seen = n
+			if closed := s.stream.disconnectWhere(s.fsm.CertRevoked); closed > 0 {
+				s.logger.Info("raft connections of revoked certificates closed", "node", s.cfg.NodeID, "connections", closed)
+			}
+		}
+		select {
+		case <-changed:
 		case <-s.done:
 			return
 		}
@@ -269,6 +307,18 @@ func (s *Store) BootstrapServers(servers []Server) error {
 
 // Addr is the address peers reach this node's raft at.
 func (s *Store) Addr() string { return string(s.transport.LocalAddr()) }
+
+// Disconnect closes every open raft connection to or from node id and
+// reports how many it closed. Certificates are checked at the handshake;
+// the store closes the connections of a certificate revoked in the state by
+// itself, and Disconnect is for the other cases (a node removed from the
+// configuration, whose connections would otherwise stay until they fail).
+func (s *Store) Disconnect(id string) int {
+	if s.stream == nil {
+		return 0
+	}
+	return s.stream.disconnect(id)
+}
 
 // FSM returns the state machine this store drives.
 func (s *Store) FSM() *FSM { return s.fsm }

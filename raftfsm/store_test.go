@@ -53,8 +53,14 @@ func (n *testNode) stop(t testing.TB) {
 	n.store = nil
 }
 
-// tcpCluster starts size nodes over real TCP with bolt stores in temp dirs.
+// tcpCluster starts size nodes over real TCP and mutual TLS (certificates
+// from one test CA) with bolt stores in temp dirs.
 func tcpCluster(t testing.TB, size int, mut func(*StoreConfig)) []*testNode {
+	t.Helper()
+	return tlsCluster(t, newTestPKI(t), size, mut)
+}
+
+func tlsCluster(t testing.TB, p *testPKI, size int, mut func(*StoreConfig)) []*testNode {
 	t.Helper()
 	var nodes []*testNode
 	var servers []Server
@@ -63,6 +69,7 @@ func tcpCluster(t testing.TB, size int, mut func(*StoreConfig)) []*testNode {
 		id := "node-" + strconv.Itoa(i)
 		cfg := DefaultStoreConfig()
 		cfg.NodeID, cfg.Dir, cfg.BindAddr = id, filepath.Join(base, id), freeAddr(t)
+		cfg.TLS = p.node(id)
 		if mut != nil {
 			mut(&cfg)
 		}
@@ -240,10 +247,12 @@ func TestSnapshotInstalledOnLaggingNode(t *testing.T) {
 }
 
 func TestStoreMembership(t *testing.T) {
-	nodes := tcpCluster(t, 1, nil)
+	p := newTestPKI(t)
+	nodes := tlsCluster(t, p, 1, nil)
 	leader := leaderOf(t, nodes)
 	extra := &testNode{id: "node-2", cfg: DefaultStoreConfig()}
 	extra.cfg.NodeID, extra.cfg.Dir, extra.cfg.BindAddr = "node-2", t.TempDir(), freeAddr(t)
+	extra.cfg.TLS = p.node("node-2")
 	extra.start(t)
 	ctx := context.Background()
 	if err := leader.store.AddNonvoter(ctx, "node-2", extra.cfg.BindAddr); err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/raftfsm"
 	"github.com/dropmesh/dropmesh/scripts"
@@ -93,6 +94,9 @@ type Cluster struct {
 	// APIKey is the agents' API key, derived from the cluster secret.
 	APIKey string
 	secret node.ClusterSecret
+	// caPEM is the cluster CA's certificate, copied from the seed's data
+	// dir: clients verify the agents' API with it, as the CLI does.
+	caPEM []byte
 
 	mu      sync.Mutex
 	nodes   []*Node
@@ -155,6 +159,11 @@ func NewCluster(t testing.TB, cfg Config, h *History) *Cluster {
 
 	do := cloudops.NewDigitalOcean(cloudops.DOConfig{Token: c.token, BaseURL: c.FakeURL, PollInterval: 50 * time.Millisecond})
 	seed := c.createDroplet(ctx, do, 1, nil)
+	c.waitFor(ctx, 90*time.Second, "the seed's cluster CA", func() error {
+		var err error
+		c.caPEM, err = c.docker.copyFile(ctx, seed.Container, "/var/lib/dropmesh/"+node.TLSDir+"/"+pki.CAFile)
+		return err
+	})
 	c.waitFor(ctx, 90*time.Second, "the seed to lead", func() error {
 		info, err := c.clusterInfo(ctx, seed, 2*time.Second)
 		if err != nil {
@@ -285,11 +294,11 @@ func (c *Cluster) tryCreateDroplet(ctx context.Context, do *cloudops.DigitalOcea
 	env := []string{
 		"DROPMESH_NODE_ID=" + id,
 		"DROPMESH_CLUSTER_NAME=" + ClusterName,
-		"DROPMESH_CLUSTER_SECRET=" + c.secret.String(),
 		"HEALTH_CHECK_INTERVAL=" + c.cfg.HealthInterval.String(),
 	}
 	if len(joins) == 0 {
 		env = append(env,
+			"DROPMESH_CLUSTER_SECRET="+c.secret.String(),
 			"DROPMESH_BOOTSTRAP=true",
 			"DROPMESH_LOCAL_MODE=true", // the fake cloud: poll it fast
 			"DROPMESH_DOMAIN="+Zone,
@@ -302,7 +311,17 @@ func (c *Cluster) tryCreateDroplet(ctx context.Context, do *cloudops.DigitalOcea
 			"DROPMESH_DEAD_NODE_GRACE=1h",
 		)
 	} else {
-		env = append(env, "DROPMESH_JOIN="+strings.Join(joins, ","))
+		// As a droplet the leader creates: a one-time join token for this
+		// node and the CA fingerprint, nothing secret.
+		cl, err := c.anyClient(c.Nodes())
+		if err != nil {
+			return nil, err
+		}
+		tok, err := cl.CreateJoinToken(ctx, control.JoinTokenRequest{Node: id, Purpose: "chaos"})
+		if err != nil {
+			return nil, fmt.Errorf("join token for %s: %w", id, err)
+		}
+		env = append(env, "DROPMESH_JOIN="+strings.Join(joins, ","), "DROPMESH_JOIN_TOKEN="+tok.Token, "DROPMESH_CA_FINGERPRINT="+tok.CAFingerprint)
 	}
 	ud, err := scripts.RenderUserData(scripts.UserData{NodeID: id, ClusterName: ClusterName, Env: env})
 	if err != nil {
@@ -359,7 +378,7 @@ func (c *Cluster) Client(n *Node) *apiclient.Client {
 	if cl, ok := c.clients[n.ID]; ok {
 		return cl
 	}
-	cl, err := apiclient.New(apiclient.Config{Addrs: []string{n.API()}, APIKey: c.APIKey, Timeout: c.cfg.OpTimeout, RetryFor: time.Nanosecond})
+	cl, err := apiclient.New(apiclient.Config{Addrs: []string{n.API()}, APIKey: c.APIKey, CACert: c.caPEM, Timeout: c.cfg.OpTimeout, RetryFor: time.Nanosecond})
 	if err != nil {
 		panic(err) // an IP and a port: cannot fail
 	}
@@ -370,11 +389,16 @@ func (c *Cluster) Client(n *Node) *apiclient.Client {
 // AnyClient is an API client of every node with the usual failover and
 // retries, for the reads after the heal.
 func (c *Cluster) AnyClient() (*apiclient.Client, error) {
+	return c.anyClient(c.Nodes())
+}
+
+// anyClient is AnyClient for some nodes.
+func (c *Cluster) anyClient(nodes []*Node) (*apiclient.Client, error) {
 	var addrs []string
-	for _, n := range c.Nodes() {
+	for _, n := range nodes {
 		addrs = append(addrs, n.API())
 	}
-	return apiclient.New(apiclient.Config{Addrs: addrs, APIKey: c.APIKey, Timeout: 10 * time.Second})
+	return apiclient.New(apiclient.Config{Addrs: addrs, APIKey: c.APIKey, CACert: c.caPEM, Timeout: 10 * time.Second})
 }
 
 // clusterInfo asks one node for its view of the cluster, once.

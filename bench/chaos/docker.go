@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -198,4 +199,24 @@ func (d *dockerHost) sweep(ctx context.Context, maxAge time.Duration) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// copyFile reads one file out of a container (the agent image has no shell
+// to cat it with).
+func (d *dockerHost) copyFile(ctx context.Context, ctr, path string) ([]byte, error) {
+	rc, _, err := d.cli.CopyFromContainer(ctx, ctr, path)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("%s in %s: %w", path, ctr, err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			return io.ReadAll(io.LimitReader(tr, 1<<20))
+		}
+	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,10 @@ const (
 	// such as "29.5s"); the agent gives up at that point and passes the rest
 	// of it on when it forwards.
 	HeaderTimeout = "X-Dropmesh-Timeout"
+	// HeaderNode names the node a forwarded request speaks for: set by the
+	// forwarding member from the caller's verified node certificate, and
+	// believed only from a member presenting its own.
+	HeaderNode = "X-Dropmesh-Node"
 )
 
 // Options configure the API handler.
@@ -49,9 +54,18 @@ type Options struct {
 	// MaxBodyBytes bounds JSON request bodies (default 1 MiB).
 	MaxBodyBytes int64
 	// HTTPClient forwards requests to the leader and proxies them to the
-	// container's node. It must not have an overall Timeout (log streams are
+	// container's node: in an agent, over mutual TLS with the node's
+	// certificate. It must not have an overall Timeout (log streams are
 	// long); the default dials in 3 s.
 	HTTPClient *http.Client
+	// VerifyNode checks a TLS client certificate: a valid, unrevoked node
+	// certificate of the cluster CA, returning its node id. The internal
+	// routes (AccessNode) refuse every caller it does not accept; nil
+	// accepts none.
+	VerifyNode func(tls.ConnectionState) (nodeID string, err error)
+	// Enroller serves the join and certificate routes; nil answers them
+	// 503 unavailable.
+	Enroller control.Enroller
 	// Extra are routes other packages add (e.g. /metrics); they get the same
 	// auth, limits and documentation as the built-in ones.
 	Extra []Route

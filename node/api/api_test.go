@@ -41,6 +41,10 @@ func TestEveryRouteButPingNeedsTheKey(t *testing.T) {
 	if len(routes) < 40 {
 		t.Fatalf("only %d routes registered", len(routes))
 	}
+	access := map[string]Access{}
+	for _, r := range Routes(Options{Controller: fake, APIKey: testKey}) {
+		access[r.Method+" "+ginPath(r.Path)] = r.access()
+	}
 	before := fake.StateJSON()
 	for _, r := range routes {
 		path := samplePath(r.Path)
@@ -53,6 +57,20 @@ func TestEveryRouteButPingNeedsTheKey(t *testing.T) {
 			if r.Path == "/v1/bootstrap/claim" {
 				// Public: it proves the bootstrap token instead; the fake is no seed.
 				expect(t, resp, body, http.StatusNotFound, nil)
+				continue
+			}
+			switch access[r.Method+" "+r.Path] {
+			case AccessNone:
+				// The join token in the body is the credential (no enroller here).
+				if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode < 400 {
+					t.Errorf("%s %s: status %d; body %s", r.Method, path, resp.StatusCode, body)
+				}
+				continue
+			case AccessNode:
+				// Internal: refused for want of a node certificate before the key is looked at.
+				if e := errorOf(t, body); resp.StatusCode != http.StatusForbidden || e.Error != CodeForbidden {
+					t.Errorf("%s %s with key %q: status %d, want 403; body %s", r.Method, path, key, resp.StatusCode, body)
+				}
 				continue
 			}
 			if resp.StatusCode != http.StatusUnauthorized {
@@ -411,7 +429,9 @@ func TestInternalCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, body = call(t, srv, http.MethodPost, "/v1/internal/commands", report, "")
+	kit := testCluster()
+	agent := kit.agentClient(kit.node(t, "node-1"))
+	resp, body = callWith(t, agent, srv, http.MethodPost, "/v1/internal/commands", report, "")
 	expect(t, resp, body, http.StatusOK, nil)
 	var phase string
 	fake.View(func(s *raftfsm.State) { phase = s.Instances[res.Service+"#0"].Phase })
@@ -421,13 +441,13 @@ func TestInternalCommands(t *testing.T) {
 
 	before := fake.StateJSON()
 	notReport, _ := raftfsm.Encode(&raftfsm.DeleteUser{At: time.Now().UTC(), Name: "admin"})
-	resp, body = call(t, srv, http.MethodPost, "/v1/internal/commands", notReport, "")
+	resp, body = callWith(t, agent, srv, http.MethodPost, "/v1/internal/commands", notReport, "")
 	expect(t, resp, body, http.StatusBadRequest, nil)
 	if !strings.Contains(errorOf(t, body).Message, "not an agent report") {
 		t.Fatalf("message %s", body)
 	}
 	for _, garbage := range [][]byte{{}, {9, 9}, {1, 200, '{', '}'}, append([]byte{1, byte(raftfsm.CmdReportHealth)}, "{not json"...)} {
-		resp, body = call(t, srv, http.MethodPost, "/v1/internal/commands", garbage, "")
+		resp, body = callWith(t, agent, srv, http.MethodPost, "/v1/internal/commands", garbage, "")
 		expect(t, resp, body, http.StatusBadRequest, nil)
 	}
 	if fake.StateJSON() != before {
@@ -438,15 +458,17 @@ func TestInternalCommands(t *testing.T) {
 func TestProbe(t *testing.T) {
 	fake := NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
-	resp, body := call(t, srv, http.MethodGet, "/v1/internal/probe?addr=127.0.0.1:8080&path=/health", nil, "")
+	kit := testCluster()
+	agent := kit.agentClient(kit.node(t, "node-2"))
+	resp, body := callWith(t, agent, srv, http.MethodGet, "/v1/internal/probe?addr=127.0.0.1:8080&path=/health", nil, "")
 	expect(t, resp, body, http.StatusOK, nil)
 	fake.SetProbeError(errors.New("connection refused"))
-	resp, body = call(t, srv, http.MethodGet, "/v1/internal/probe?addr=127.0.0.1:8080", nil, "")
+	resp, body = callWith(t, agent, srv, http.MethodGet, "/v1/internal/probe?addr=127.0.0.1:8080", nil, "")
 	expect(t, resp, body, http.StatusBadGateway, nil)
 	if e := errorOf(t, body); e.Error != CodeProbeFailed || !strings.Contains(e.Message, "connection refused") {
 		t.Fatalf("error %+v", e)
 	}
-	resp, body = call(t, srv, http.MethodGet, "/v1/internal/probe", nil, "")
+	resp, body = callWith(t, agent, srv, http.MethodGet, "/v1/internal/probe", nil, "")
 	expect(t, resp, body, http.StatusBadRequest, nil)
 }
 

@@ -16,6 +16,15 @@
 //   - Local: runs on the node that owns the container; a node that does not
 //     proxies the request to the one that does.
 //
+// Every route also has an Access: the API key (the default), nothing
+// (GET /ping; POST /v1/join, whose one-time join token is the credential),
+// or a node certificate (the internal routes under /v1/internal/, which
+// only agents call: the caller must present a valid, unrevoked node
+// certificate of the cluster CA in the TLS handshake, checked again on
+// every request, besides the key). The agent serves the API over TLS with
+// its node certificate; Options.VerifyNode checks client certificates and
+// Options.HTTPClient forwards with the agent's own.
+//
 // Handlers are thin: decode, validate, call one control.Controller method,
 // encode. Errors are {"error": CODE, "message": TEXT} with the matching
 // status (errors.go). Fake, in testing.go, is an in-memory Controller over a

@@ -55,12 +55,13 @@ var hopHeaders = []string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// baseURL turns an agent API address ("10.0.0.2:9999" or a URL) into a base URL.
+// baseURL turns an agent API address ("10.0.0.2:9999" or a URL) into a
+// base URL. Agents serve their API over TLS only, so a bare address is https.
 func baseURL(api string) string {
 	if strings.HasPrefix(api, "http://") || strings.HasPrefix(api, "https://") {
 		return strings.TrimSuffix(api, "/")
 	}
-	return "http://" + api
+	return "https://" + api
 }
 
 func copyHeaders(dst, src http.Header) {

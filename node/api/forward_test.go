@@ -59,8 +59,7 @@ func newPairWith(t *testing.T, mod func(o *Options)) *pair {
 	t.Helper()
 	p := &pair{leader: NewFake("node-1"), follower: NewFake("node-2")}
 	p.leaderTap = &tap{next: newHandler(t, p.leader, nil)}
-	p.leaderSrv = httptest.NewServer(p.leaderTap)
-	t.Cleanup(p.leaderSrv.Close)
+	p.leaderSrv = newTLSServer(t, p.leaderTap, "node-1")
 	p.follower.SetLeader(false, "node-1", hostPort(p.leaderSrv))
 	p.followerSrv = newTestServer(t, p.follower, mod)
 	return p
@@ -74,7 +73,7 @@ func TestWriteOnFollowerLandsOnLeaderUnchanged(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	req.Header.Set("Content-Type", "application/yaml")
 	req.Header.Set(HeaderTimeout, "20s")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := cli().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +125,7 @@ func TestForwardedWriteOnANonLeaderIsRefused(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodDelete, p.followerSrv.URL+"/v1/users/admin", nil)
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	req.Header.Set(HeaderForwarded, "1")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := cli().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +202,7 @@ func TestOversizedBodyThroughFollower(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, p.followerSrv.URL+"/v1/services", body)
 	req.ContentLength = -1
 	req.Header.Set("Authorization", "Bearer "+testKey)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := cli().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +232,7 @@ func TestCopyHeadersDropsHopByHop(t *testing.T) {
 	if dst.Get("Content-Type") != "text/plain" || dst.Get("Authorization") != "Bearer k" {
 		t.Fatalf("end-to-end headers lost: %v", dst)
 	}
-	if baseURL("10.0.0.2:9999") != "http://10.0.0.2:9999" || baseURL("https://a.example:1/") != "https://a.example:1" {
+	if baseURL("10.0.0.2:9999") != "https://10.0.0.2:9999" || baseURL("https://a.example:1/") != "https://a.example:1" {
 		t.Fatal("baseURL")
 	}
 }
@@ -315,12 +314,12 @@ func TestWriteWaitsForALeaderToBeElected(t *testing.T) {
 func TestLeaderLostMidRequest(t *testing.T) {
 	arrived := make(chan struct{}, 4)
 	release := make(chan struct{})
-	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hung := newTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		arrived <- struct{}{}
 		<-release
-	}))
-	t.Cleanup(func() { close(release); hung.Close() })
+	}), "node-1")
+	t.Cleanup(func() { close(release) })
 	next := NewFake("node-3")
 	if _, err := next.Deploy(t.Context(), controlDeploy(t, webSpec)); err != nil {
 		t.Fatal(err)
@@ -343,7 +342,7 @@ func TestLeaderLostMidRequest(t *testing.T) {
 			}
 			req.Header.Set("Authorization", "Bearer "+testKey)
 			req.Header.Set(HeaderTimeout, "30s")
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := cli().Do(req)
 			if err != nil {
 				t.Error(err)
 				ch <- answer{}

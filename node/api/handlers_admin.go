@@ -1,11 +1,13 @@
 package api
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -313,6 +315,37 @@ func (s *server) rotateGossipKey(c *gin.Context) {
 	respond(c, http.StatusAccepted, info)
 }
 
+func (s *server) getCA(c *gin.Context) {
+	var info CAInfo
+	found := false
+	s.ctrl.View(func(st *raftfsm.State) {
+		p := &st.PKI
+		if p.CACertPEM == "" {
+			return
+		}
+		found = true
+		info = CAInfo{Subject: p.CASubject, Fingerprint: p.CAFingerprint, NotAfter: p.CANotAfter, CreatedAt: p.CreatedAt,
+			CertPEM: p.CACertPEM, Certs: []NodeCertInfo{}}
+		for _, serial := range raftfsm.SortedKeys(p.Certs) {
+			nc := p.Certs[serial]
+			ci := NodeCertInfo{Node: nc.Node, Serial: nc.Serial, NotBefore: nc.NotBefore, NotAfter: nc.NotAfter}
+			if r, ok := p.Revoked[serial]; ok {
+				at := r.At
+				ci.Revoked, ci.RevokedAt, ci.Reason = true, &at, r.Reason
+			}
+			info.Certs = append(info.Certs, ci)
+		}
+	})
+	if !found {
+		s.fail(c, fmt.Errorf("cluster CA: %w (the cluster has not created one yet)", raftfsm.ErrNotFound))
+		return
+	}
+	slices.SortStableFunc(info.Certs, func(a, b NodeCertInfo) int {
+		return cmp.Or(cmp.Compare(a.Node, b.Node), a.NotAfter.Compare(b.NotAfter))
+	})
+	ok(c, info)
+}
+
 func (s *server) listOriginCerts(c *gin.Context) {
 	out := []OriginCertInfo{}
 	s.ctrl.View(func(st *raftfsm.State) {
@@ -370,10 +403,31 @@ func (s *server) commitCommand(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: command: %v", raftfsm.ErrInvalid, err))
 		return
 	}
+	if node, named := reportingNode(cmd); named && node != callerNode(c) {
+		abortWith(c, http.StatusForbidden, CodeForbidden, fmt.Sprintf("a %s for node %s came with node %s's certificate: a node reports only for itself",
+			cmd.Type(), node, callerNode(c)))
+		return
+	}
 	v, err := s.ctrl.Commit(c.Request.Context(), cmd)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	ok(c, CommitResult{Value: v})
+}
+
+// reportingNode is the node a report speaks for, when its type names one:
+// only that node's certificate may send it.
+func reportingNode(cmd raftfsm.Command) (string, bool) {
+	switch c := cmd.(type) {
+	case *raftfsm.ReportInstances:
+		return c.Node, true
+	case *raftfsm.ReportHealth:
+		return c.Node, true
+	case *raftfsm.RecordCronRun:
+		return c.Node, true
+	case *raftfsm.PutBuildContext:
+		return c.Node, true
+	}
+	return "", false
 }

@@ -188,7 +188,7 @@ func TestContainerStateSaysHereButItIsNot(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, sa.URL+"/v1/containers/c2/logs", nil)
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	req.Header.Set(HeaderForwarded, "1")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := cli().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestBuildContextsUploadAndFetchFromHolder(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, sa.URL+"/v1/contexts", io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("z"), 2<<20))))
 	req.ContentLength = -1
 	req.Header.Set("Authorization", "Bearer "+testKey)
-	r2, err := http.DefaultClient.Do(req)
+	r2, err := cli().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

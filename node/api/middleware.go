@@ -23,10 +23,13 @@ import (
 // deadline, where it runs (kind), then the handler.
 func (s *server) chain(r Route) []gin.HandlerFunc {
 	var hs []gin.HandlerFunc
-	if r.Kind == RoutePublic {
-		hs = append(hs, s.limitPing)
-	} else {
-		hs = append(hs, s.authenticate)
+	switch r.access() {
+	case AccessNone:
+		hs = append(hs, s.limitPing, s.peerNode)
+	case AccessNode:
+		hs = append(hs, s.requireNode, s.authenticate)
+	default:
+		hs = append(hs, s.authenticate, s.peerNode)
 	}
 	hs = append(hs, s.limitBody(s.bodyLimit(r)), s.checkQuery(r), s.deadline(r))
 	switch r.Kind {
@@ -102,6 +105,87 @@ func (s *server) authenticate(c *gin.Context) {
 		abortWith(c, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> (DROPMESH_API_KEY)")
 	}
 }
+
+// Context keys of a request's verified caller.
+const (
+	// ctxPeerNode is the node id of the agent that made the TLS connection
+	// (its valid node certificate), when it presented one.
+	ctxPeerNode = "dropmesh.peer-node"
+	// ctxNode is the node the request speaks for: the peer node, or, when a
+	// peer node forwarded the request, the node it forwarded it for.
+	ctxNode = "dropmesh.node"
+)
+
+// verifyPeer returns the node id of the caller's certificate. ok is false
+// when the caller presented none; err is set when it presented one that is
+// not a valid, unrevoked node certificate of the cluster CA.
+func (s *server) verifyPeer(c *gin.Context) (id string, ok bool, err error) {
+	tlsState := c.Request.TLS
+	if tlsState == nil || len(tlsState.PeerCertificates) == 0 {
+		return "", false, nil
+	}
+	if s.opts.VerifyNode == nil {
+		return "", true, errors.New("this agent checks no node certificates")
+	}
+	// Checked on every request, not only at the handshake: a connection
+	// kept alive must not outlive its certificate's revocation.
+	id, err = s.opts.VerifyNode(*tlsState)
+	return id, true, err
+}
+
+// peerNode records the caller's node identity, when it presented a valid
+// node certificate, so a forward can pass it on; a forged identity header
+// from anyone else is dropped. A certificate that is no longer valid (it
+// was revoked while its connection stayed open) is refused on every route.
+func (s *server) peerNode(c *gin.Context) {
+	id, ok, err := s.verifyPeer(c)
+	if !ok {
+		c.Request.Header.Del(HeaderNode)
+		return
+	}
+	if err != nil {
+		c.Request.Header.Del(HeaderNode)
+		abortWith(c, http.StatusForbidden, CodeForbidden, fmt.Sprintf("the client certificate is refused: %v", err))
+		return
+	}
+	s.setNode(c, id)
+}
+
+// setNode records the verified peer and the node the request speaks for.
+func (s *server) setNode(c *gin.Context, peer string) {
+	c.Set(ctxPeerNode, peer)
+	node := peer
+	if fwd := c.GetHeader(HeaderNode); fwd != "" && c.GetHeader(HeaderForwarded) != "" {
+		// A member forwarded it: it checked the original caller's
+		// certificate and names that node.
+		node = fwd
+	}
+	c.Set(ctxNode, node)
+	// A forward passes it on (copyHeaders), in place of whatever came.
+	c.Request.Header.Set(HeaderNode, node)
+}
+
+// requireNode refuses a caller that presents no valid node certificate, on
+// the internal routes: holding the API key is not enough to speak for a
+// node.
+func (s *server) requireNode(c *gin.Context) {
+	id, ok, err := s.verifyPeer(c)
+	switch {
+	case !ok:
+		c.Request.Header.Del(HeaderNode)
+		abortWith(c, http.StatusForbidden, CodeForbidden, fmt.Sprintf("%s %s is internal: only a member presenting its node certificate (TLS client certificate from the cluster CA) may call it",
+			c.Request.Method, c.Request.URL.Path))
+	case err != nil:
+		c.Request.Header.Del(HeaderNode)
+		s.logger.Warn("internal route refused a certificate", "path", c.Request.URL.Path, "remote", c.Request.RemoteAddr, "err", err)
+		abortWith(c, http.StatusForbidden, CodeForbidden, fmt.Sprintf("%s %s is internal and the client certificate is refused: %v", c.Request.Method, c.Request.URL.Path, err))
+	default:
+		s.setNode(c, id)
+	}
+}
+
+// callerNode is the node a request speaks for ("" when no node certificate came with it).
+func callerNode(c *gin.Context) string { return c.GetString(ctxNode) }
 
 func (s *server) trusted(a netip.Addr) bool {
 	if !a.IsValid() {

@@ -58,7 +58,10 @@ func (ref *reflector) operation(r Route, errRef map[string]any) map[string]any {
 		"tags":            []string{routeTag(r.Path)},
 		"x-dropmesh-kind": r.Kind.String(),
 	}
-	if r.Kind == RoutePublic {
+	if r.access() == AccessNode {
+		op["x-dropmesh-access"] = "node certificate (TLS client certificate from the cluster CA) and the API key"
+	}
+	if r.access() == AccessNone {
 		op["security"] = []any{}
 	} else {
 		op["security"] = []any{map[string]any{"bearer": []string{}}}

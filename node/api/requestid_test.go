@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,8 +65,7 @@ func TestRequestIDFollowsAForwardedDeployIntoBothLogs(t *testing.T) {
 	var leaderLog, followerLog jsonLog
 	leader, follower := NewFake("node-1"), NewFake("node-2")
 	lt := &tap{next: newHandler(t, leader, func(o *Options) { o.Logger = leaderLog.logger(t, "node-1") })}
-	leaderSrv := httptest.NewServer(lt)
-	t.Cleanup(leaderSrv.Close)
+	leaderSrv := newTLSServer(t, lt, "node-1")
 	follower.SetLeader(false, "node-1", hostPort(leaderSrv))
 	followerSrv := newTestServer(t, follower, func(o *Options) { o.Logger = followerLog.logger(t, "node-2") })
 
@@ -112,7 +110,7 @@ func TestRequestIDOfTheCallerIsKeptWhenUsable(t *testing.T) {
 		if c.sent != "" {
 			req.Header.Set(HeaderRequestID, c.sent)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := cli().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,6 +42,38 @@ func (k RouteKind) String() string {
 	return "unknown"
 }
 
+// Access is what a caller must present to use a route, on top of what its
+// Kind implies.
+type Access int
+
+// The access levels.
+const (
+	// AccessKey needs the API key (or a client in the trusted networks); the
+	// default of every route but the public ones.
+	AccessKey Access = iota
+	// AccessNone needs no credential in the request's headers: GET /ping,
+	// and POST /v1/join, whose join token in the body is the credential.
+	// Rate-limited per client IP.
+	AccessNone
+	// AccessNode needs the API key and a valid node certificate from the
+	// cluster CA presented in the TLS handshake: the routes only agents
+	// call (/v1/internal/*). The key alone is refused.
+	AccessNode
+)
+
+// String names the access level.
+func (a Access) String() string {
+	switch a {
+	case AccessKey:
+		return "key"
+	case AccessNone:
+		return "none"
+	case AccessNode:
+		return "node"
+	}
+	return "unknown"
+}
+
 // BodyKind selects the size limit of a request body.
 type BodyKind int
 
@@ -69,7 +101,11 @@ type Param struct {
 type Route struct {
 	Method, Path, Summary string
 	Kind                  RouteKind
-	Handler               gin.HandlerFunc
+	// Access is what the caller must present (default AccessKey; public
+	// routes need nothing). This table is the one place that says which
+	// routes are internal (AccessNode).
+	Access  Access
+	Handler gin.HandlerFunc
 	// Request and Response are values of the JSON body types (nil: none);
 	// the OpenAPI schemas are reflected from them.
 	Request, Response any
@@ -100,6 +136,14 @@ func ginPath(p string) string {
 // documents exactly these.
 func Routes(o Options) []Route {
 	return newServer(o).routes()
+}
+
+// access is the route's effective access: public routes need nothing.
+func (r Route) access() Access {
+	if r.Kind == RoutePublic {
+		return AccessNone
+	}
+	return r.Access
 }
 
 const serviceBase = "/v1/services/{ws}/{project}/{env}/{service}"
@@ -182,14 +226,23 @@ func (s *server) routes() []Route {
 		{Method: http.MethodGet, Path: "/v1/gossip-keys", Summary: "The gossip keys by id (never the keys), a rotation in progress, each member's keys", Kind: RouteRead, Handler: s.gossipKeys, Response: control.GossipKeysInfo{}},
 		{Method: http.MethodPost, Path: "/v1/gossip-keys/rotate", Summary: "Start moving the cluster to a new gossip key, without a restart", Kind: RouteWrite, Handler: s.rotateGossipKey, Response: control.GossipKeysInfo{}, Status: http.StatusAccepted},
 
+		{Method: http.MethodGet, Path: "/v1/ca", Summary: "The cluster CA and every node certificate with its expiry and revocation (no keys)", Kind: RouteRead, Handler: s.getCA, Response: CAInfo{}},
+
 		{Method: http.MethodGet, Path: "/v1/origin-certs", Summary: "The edge's TLS certificates, by zone (no keys)", Kind: RouteRead, Handler: s.listOriginCerts, Response: []OriginCertInfo{}},
 		{Method: http.MethodPut, Path: "/v1/origin-certs/{zone}", Summary: "Store a zone's TLS certificate and key (the key sealed)", Kind: RouteWrite, Handler: s.putOriginCert, Request: control.OriginCertRequest{}, Status: http.StatusNoContent},
 		{Method: http.MethodDelete, Path: "/v1/origin-certs/{zone}", Summary: "Remove a zone's TLS certificate", Kind: RouteWrite, Handler: s.deleteOriginCert, Status: http.StatusNoContent},
 
-		{Method: http.MethodPost, Path: "/v1/internal/commands", Summary: "Commit an agent's report (raftfsm.Encode bytes)", Kind: RouteWrite, Handler: s.commitCommand, Response: CommitResult{},
+		{Method: http.MethodPost, Path: "/v1/join", Summary: "Trade a one-time join token and a certificate request for a node certificate and the cluster's keys", Kind: RouteWrite, Access: AccessNone,
+			Handler: s.join, Request: control.JoinRequest{}, Response: control.JoinAnswer{}},
+		{Method: http.MethodPost, Path: "/v1/join-tokens", Summary: "Make a one-time join token for a host joined by hand (join.sh)", Kind: RouteWrite, Handler: s.createJoinToken,
+			Request: control.JoinTokenRequest{}, Response: control.JoinTokenInfo{}, Status: http.StatusCreated},
+
+		{Method: http.MethodPost, Path: "/v1/internal/commands", Summary: "Commit an agent's report (raftfsm.Encode bytes)", Kind: RouteWrite, Access: AccessNode, Handler: s.commitCommand, Response: CommitResult{},
 			RequestType: "application/octet-stream"},
-		{Method: http.MethodGet, Path: "/v1/internal/probe", Summary: "Probe an address from this node (HTTP path or TCP)", Kind: RouteLocal, Handler: s.probe, Response: ProbeResult{},
+		{Method: http.MethodGet, Path: "/v1/internal/probe", Summary: "Probe an address from this node (HTTP path or TCP)", Kind: RouteLocal, Access: AccessNode, Handler: s.probe, Response: ProbeResult{},
 			Query: []Param{{Name: "addr", Type: "string", Description: "host:port", Required: true}, p("path", "string", "HTTP path; empty probes TCP")}},
+		{Method: http.MethodPost, Path: "/v1/internal/certificate", Summary: "Renew the calling node's certificate from a certificate request", Kind: RouteWrite, Access: AccessNode,
+			Handler: s.renewCertificate, Request: control.CertificateRequest{}, Response: control.CertificateAnswer{}},
 	}
 	return append(rs, s.opts.Extra...)
 }

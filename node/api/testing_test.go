@@ -40,10 +40,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// newHandler builds the API over ctrl with the test key.
+// newHandler builds the API over ctrl with the test key, as an agent does:
+// it forwards with its node certificate and checks its peers' against the
+// test CA.
 func newHandler(t testing.TB, ctrl control.Controller, mod func(o *Options)) http.Handler {
 	t.Helper()
-	o := Options{Controller: ctrl, APIKey: testKey, RequireAuthAlways: true, Logger: testLogger(t)}
+	kit := testCluster()
+	o := Options{Controller: ctrl, APIKey: testKey, RequireAuthAlways: true, Logger: testLogger(t),
+		HTTPClient: kit.agentClient(kit.node(t, ctrl.NodeID())), VerifyNode: kit.verifier.VerifyPeer}
 	if mod != nil {
 		mod(&o)
 	}
@@ -54,20 +58,27 @@ func newHandler(t testing.TB, ctrl control.Controller, mod func(o *Options)) htt
 	return h
 }
 
-// newTestServer serves the API over ctrl on 127.0.0.1.
+// newTestServer serves the API over ctrl on 127.0.0.1, over TLS with the
+// node certificate of ctrl's node.
 func newTestServer(t testing.TB, ctrl control.Controller, mod func(o *Options)) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(newHandler(t, ctrl, mod))
-	t.Cleanup(srv.Close)
-	return srv
+	return newTLSServer(t, newHandler(t, ctrl, mod), ctrl.NodeID())
 }
 
 // hostPort is a test server's address as the state stores it.
-func hostPort(srv *httptest.Server) string { return strings.TrimPrefix(srv.URL, "http://") }
+func hostPort(srv *httptest.Server) string {
+	return strings.TrimPrefix(strings.TrimPrefix(srv.URL, "https://"), "http://")
+}
 
 // call makes one request with the test key (or key, when not empty) and
 // returns the answer with its body read.
 func call(t testing.TB, srv *httptest.Server, method, path string, body any, key string) (*http.Response, []byte) {
+	t.Helper()
+	return callWith(t, srv.Client(), srv, method, path, body, key)
+}
+
+// callWith is call with another client (an agent's, with its node certificate).
+func callWith(t testing.TB, client *http.Client, srv *httptest.Server, method, path string, body any, key string) (*http.Response, []byte) {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -93,7 +104,7 @@ func call(t testing.TB, srv *httptest.Server, method, path string, body any, key
 	if key != "-" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := srv.Client().Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -68,6 +68,28 @@ type OriginCertInfo struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// CAInfo is the cluster CA as GET /v1/ca shows it: the CA certificate's
+// facts and every unexpired node certificate, never a key.
+type CAInfo struct {
+	Subject     string         `json:"subject"`
+	Fingerprint string         `json:"fingerprint"`
+	NotAfter    time.Time      `json:"not_after"`
+	CreatedAt   time.Time      `json:"created_at"`
+	CertPEM     string         `json:"cert_pem"`
+	Certs       []NodeCertInfo `json:"certs"`
+}
+
+// NodeCertInfo is one node certificate of CAInfo.
+type NodeCertInfo struct {
+	Node      string     `json:"node"`
+	Serial    string     `json:"serial"`
+	NotBefore time.Time  `json:"not_before"`
+	NotAfter  time.Time  `json:"not_after"`
+	Revoked   bool       `json:"revoked"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	Reason    string     `json:"reason,omitempty"`
+}
+
 // CommitResult is the answer of POST /v1/internal/commands: what applying
 // the report returned.
 type CommitResult struct {

@@ -13,6 +13,8 @@ package apiclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,7 +38,15 @@ type Config struct {
 	APIKey string
 	// HTTPClient makes the requests; the default dials in 5 s and has no
 	// overall timeout (streams are long), Timeout bounds ordinary calls.
+	// When it is given, CACert and TLS are not used: it has its own.
 	HTTPClient *http.Client
+	// CACert is the cluster CA's certificate (PEM, DROPMESH_CACERT): the
+	// agents' API certificates are verified against it. Empty: the
+	// system's roots (an API reached through the UI host's public name).
+	CACert []byte
+	// TLS is the whole client TLS config (agents: their node certificate as
+	// client certificate); it overrides CACert.
+	TLS *tls.Config
 	// Timeout bounds one attempt of an ordinary call (default 30 s); a
 	// blocking read gets its wait on top. Streams have none.
 	Timeout time.Duration
@@ -91,6 +101,16 @@ func New(cfg Config) (*Client, error) {
 	if c.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		switch {
+		case cfg.TLS != nil:
+			tr.TLSClientConfig = cfg.TLS.Clone()
+		case len(cfg.CACert) > 0:
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(cfg.CACert) {
+				return nil, errors.New("apiclient: the CA certificate (DROPMESH_CACERT) holds no PEM certificate")
+			}
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
 		c.http = &http.Client{Transport: tr}
 	}
 	if c.timeout <= 0 {
@@ -102,11 +122,13 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// normalizeAddr turns "host:port" or a URL into a base URL without a trailing slash.
+// normalizeAddr turns "host:port" or a URL into a base URL without a
+// trailing slash. A bare address is https: agents serve their API over TLS
+// only.
 func normalizeAddr(a string) (string, error) {
 	a = strings.TrimSpace(a)
 	if !strings.Contains(a, "://") {
-		a = "http://" + a
+		a = "https://" + a
 	}
 	u, err := url.Parse(a)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.RawQuery != "" {
@@ -192,6 +214,8 @@ type request struct {
 	write bool
 	// stream answers have no attempt timeout; the caller reads the body.
 	stream bool
+	// anonymous requests carry no API key (POST /v1/join: the token is the credential).
+	anonymous bool
 	// extra time for one attempt (a blocking read's wait).
 	extra time.Duration
 }
@@ -323,7 +347,9 @@ func (c *Client) once(ctx context.Context, base string, r request) (*http.Respon
 	if size >= 0 {
 		req.ContentLength = size
 	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
+	if !r.anonymous {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
 	req.Header.Set("User-Agent", "dropmesh-apiclient")
 	if r.contentType != "" {
 		req.Header.Set("Content-Type", r.contentType)

@@ -28,7 +28,7 @@ func TestNewRefusesBadAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Addrs(); got[0] != "http://10.0.0.2:9999" || got[1] != "https://agent.example.com" {
+	if got := c.Addrs(); got[0] != "https://10.0.0.2:9999" || got[1] != "https://agent.example.com" {
 		t.Fatalf("addrs %v", got)
 	}
 }
@@ -110,7 +110,7 @@ func TestAPIErrors(t *testing.T) {
 	if _, err := c.Service(t.Context(), "not a name"); err == nil || !errors.Is(err, raftfsm.ErrInvalid) {
 		t.Fatalf("bad name: %v", err)
 	}
-	bad, _ := New(Config{Addrs: []string{hostPort(srv)}, APIKey: "wrong"})
+	bad, _ := New(Config{Addrs: []string{hostPort(srv)}, APIKey: "wrong", CACert: testCA().CertPEM()})
 	if _, err := bad.Nodes(t.Context()); Code(err) != api.CodeUnauthorized {
 		t.Fatalf("wrong key: %v", err)
 	}
@@ -119,7 +119,7 @@ func TestAPIErrors(t *testing.T) {
 // hangUp accepts a request and closes the connection without an answer.
 func hangUp(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	var n atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err == nil {
@@ -153,7 +153,7 @@ func TestRetriesAfter503AndResendsTheUpload(t *testing.T) {
 	real, _ := serve(t, fake)
 	h := real.Config.Handler
 	var first atomic.Bool
-	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	flaky := newTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if first.CompareAndSwap(false, true) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 3))
 			w.Header().Set("Retry-After", "1")
@@ -255,7 +255,7 @@ func TestFollowLogs(t *testing.T) {
 
 func TestDeadlineIsSent(t *testing.T) {
 	var seen atomic.Value
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen.Store(r.Header.Get(api.HeaderTimeout))
 		_, _ = w.Write([]byte(`[]`))
 	}))
@@ -419,15 +419,19 @@ func TestEveryMethod(t *testing.T) {
 		t.Fatalf("registries %+v", regs)
 	}
 	check("delete registry", c.DeleteRegistry(ctx, "registry.example.com"))
-	v, err := c.Commit(ctx, &raftfsm.ReportInstances{At: time.Now().UTC(), Node: "node-1",
+	if _, err := c.Commit(ctx, &raftfsm.ReportInstances{At: time.Now().UTC(), Node: "node-1"}); Code(err) != api.CodeForbidden {
+		t.Fatalf("a report without a node certificate: %v", err)
+	}
+	agent := agentClient(t, "node-1", c.Addrs()...)
+	v, err := agent.Commit(ctx, &raftfsm.ReportInstances{At: time.Now().UTC(), Node: "node-1",
 		Reports: []raftfsm.InstanceReport{{Instance: res.Service + "#0", Generation: 1, State: "running", Phase: "ready"}}})
 	check("commit", err)
 	if string(v) != "1" {
 		t.Fatalf("commit value %s", v)
 	}
-	check("probe", c.Probe(ctx, "127.0.0.1:1", "/health"))
+	check("probe", agent.Probe(ctx, "127.0.0.1:1", "/health"))
 	fake.SetProbeError(errors.New("refused"))
-	if err := c.Probe(ctx, "127.0.0.1:1", ""); Code(err) != api.CodeProbeFailed {
+	if err := agent.Probe(ctx, "127.0.0.1:1", ""); Code(err) != api.CodeProbeFailed {
 		t.Fatalf("failed probe: %v", err)
 	}
 	check("restart", c.Restart(ctx, "shop/prod/web"))

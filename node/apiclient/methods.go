@@ -424,6 +424,12 @@ func (c *Client) RotateGossipKey(ctx context.Context) (control.GossipKeysInfo, e
 	return out, c.send(ctx, http.MethodPost, "/v1/gossip-keys/rotate", nil, nil, &out)
 }
 
+// CA returns the cluster CA and every node certificate (no keys).
+func (c *Client) CA(ctx context.Context, opts ...ReadOption) (api.CAInfo, error) {
+	var out api.CAInfo
+	return out, c.Get(ctx, "/v1/ca", nil, &out, opts...)
+}
+
 // OriginCerts lists the edge's TLS certificates (no keys).
 func (c *Client) OriginCerts(ctx context.Context, opts ...ReadOption) ([]api.OriginCertInfo, error) {
 	var out []api.OriginCertInfo
@@ -478,4 +484,34 @@ func (c *Client) Probe(ctx context.Context, addr, path string) error {
 		q.Set("path", path)
 	}
 	return c.Get(ctx, "/v1/internal/probe", q, nil)
+}
+
+// Join trades a one-time join token and a certificate request for the
+// node's certificate and the cluster's keys (POST /v1/join, no API key).
+// The client must verify the agent against the CA the node was told to
+// expect (its fingerprint). A join is never retried blindly: a token is
+// used once.
+func (c *Client) Join(ctx context.Context, req control.JoinRequest) (control.JoinAnswer, error) {
+	var out control.JoinAnswer
+	body, err := json.Marshal(req)
+	if err != nil {
+		return out, err
+	}
+	_, err = c.call(ctx, request{method: http.MethodPost, path: "/v1/join", body: body, contentType: "application/json", write: true, anonymous: true}, &out)
+	return out, err
+}
+
+// RenewCertificate asks the leader for a fresh certificate for the calling
+// node (its current certificate is the client certificate of c's TLS).
+func (c *Client) RenewCertificate(ctx context.Context, csrPEM []byte) (control.CertificateAnswer, error) {
+	var out control.CertificateAnswer
+	err := c.send(ctx, http.MethodPost, "/v1/internal/certificate", nil, control.CertificateRequest{CSR: string(csrPEM)}, &out)
+	return out, err
+}
+
+// CreateJoinToken makes a one-time join token (admin).
+func (c *Client) CreateJoinToken(ctx context.Context, req control.JoinTokenRequest) (control.JoinTokenInfo, error) {
+	var out control.JoinTokenInfo
+	err := c.send(ctx, http.MethodPost, "/v1/join-tokens", nil, req, &out)
+	return out, err
 }

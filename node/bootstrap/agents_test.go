@@ -107,6 +107,10 @@ func (b *agentBackend) config(d fakeapi.BackedDroplet, env map[string]string) (n
 	if j := env["DROPMESH_JOIN"]; j != "" {
 		cfg.Join = strings.Split(j, ",")
 	}
+	if j := env["DROPMESH_JOIN_API"]; j != "" {
+		cfg.JoinAPI = strings.Split(j, ",")
+	}
+	cfg.JoinToken, cfg.CAFingerprint = env["DROPMESH_JOIN_TOKEN"], env["DROPMESH_CA_FINGERPRINT"]
 	cfg.Init.Domain = env["DROPMESH_DOMAIN"]
 	if cfg.Init.Domain != "" {
 		cfg.Init.UIHost = "mesh." + cfg.Init.Domain
@@ -153,7 +157,8 @@ func (b *agentBackend) Start(ctx context.Context, d fakeapi.BackedDroplet) error
 	a, errc, err := node.RunAgent(actx, cfg, node.Options{
 		Logger: agentLogger(),
 		API: func(a *node.Agent) (http.Handler, error) {
-			return api.New(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: true, Logger: a.Logger()})
+			return api.New(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: true, Logger: a.Logger(),
+				HTTPClient: a.PeerHTTPClient(), VerifyNode: a.VerifyNode, Enroller: a})
 		},
 		// Any UI: the UI port then also serves /ping and /v1/, as it does
 		// behind the edge for https://mesh.DOMAIN.

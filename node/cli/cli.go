@@ -147,7 +147,9 @@ func addCommands(root *cobra.Command, e *env) {
 		e.usersCmd(),
 		e.webhooksCmd(),
 		e.certsCmd(),
+		e.caCmd(),
 		e.keysCmd(),
+		e.joinTokenCmd(),
 		e.settingsCmd(),
 		completionCmd(),
 	)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,22 +45,48 @@ func TestMissingConfigSaysWhatToDo(t *testing.T) {
 
 func TestConfigFileAndFlags(t *testing.T) {
 	h := newHarness(t)
-	addr := h.vars["DROPMESH_ADDR"]
+	addr, ca := h.vars["DROPMESH_ADDR"], h.vars["DROPMESH_CACERT"]
 	h.vars = map[string]string{}
-	cfg, _ := json.Marshal(FileConfig{Addr: addr, APIKey: testKey})
+	cfg, _ := json.Marshal(FileConfig{Addr: addr, APIKey: testKey, CACert: ca})
 	writeFile(t, h.cfgDir, "dropmesh/config.json", string(cfg))
 	if r := h.run("nodes", "--json"); r.code != 0 {
 		t.Fatalf("with the config file: %+v", r)
 	}
 	// Flags win over the environment and the file.
-	h.vars = map[string]string{"DROPMESH_ADDR": "127.0.0.1:1", "DROPMESH_API_KEY": "wrong"}
-	if r := h.run("nodes", "--addr", "127.0.0.1:1,"+addr, "--api-key", testKey); r.code != 0 {
+	h.vars = map[string]string{"DROPMESH_ADDR": "127.0.0.1:1", "DROPMESH_API_KEY": "wrong", "DROPMESH_CACERT": "/nonexistent/ca.pem"}
+	if r := h.run("nodes", "--addr", "127.0.0.1:1,"+addr, "--api-key", testKey, "--cacert", ca); r.code != 0 {
 		t.Fatalf("with flags: %+v", r)
 	}
 	writeFile(t, h.cfgDir, "dropmesh/config.json", `{"adress": "x"}`)
 	h.vars = map[string]string{}
 	if r := h.run("nodes"); r.code != 1 || !strings.Contains(r.stderr, "adress") {
 		t.Fatalf("bad config file: %+v", r)
+	}
+}
+
+// TestTheAPIsCertificateIsVerified: without the cluster CA the CLI does
+// not talk to an agent (its certificate is not trusted by the system), and
+// a CA file that cannot be read is a usage error.
+func TestTheAPIsCertificateIsVerified(t *testing.T) {
+	h := newHarness(t)
+	ca := h.vars["DROPMESH_CACERT"]
+	delete(h.vars, "DROPMESH_CACERT")
+	if r := h.run("nodes"); r.code != 1 || !strings.Contains(r.stderr, "certificate") {
+		t.Fatalf("without the CA: %+v", r)
+	}
+	h.vars["DROPMESH_CACERT"] = filepath.Join(t.TempDir(), "missing.pem")
+	if r := h.run("nodes"); r.code != 2 || !strings.Contains(r.stderr, "DROPMESH_CACERT") {
+		t.Fatalf("with a missing CA file: %+v", r)
+	}
+	// Another cluster's CA does not vouch for this agent.
+	_, otherCA := serveTLS(t, http.NotFoundHandler())
+	h.vars["DROPMESH_CACERT"] = otherCA
+	if r := h.run("nodes"); r.code != 1 || !strings.Contains(r.stderr, "certificate") {
+		t.Fatalf("with another CA: %+v", r)
+	}
+	h.vars["DROPMESH_CACERT"] = ca
+	if r := h.run("nodes"); r.code != 0 {
+		t.Fatalf("with the CA: %+v", r)
 	}
 }
 

@@ -22,13 +22,17 @@ type FileConfig struct {
 	Addrs []string `json:"addrs,omitempty"`
 	// APIKey is the cluster's API key.
 	APIKey string `json:"api_key,omitempty"`
+	// CACert is the path of the cluster CA's certificate (PEM) the agents'
+	// API certificates are checked against.
+	CACert string `json:"cacert,omitempty"`
 }
 
 // conn holds the connection flags of a command tree.
 type conn struct {
-	e    *env
-	addr string
-	key  string
+	e      *env
+	addr   string
+	key    string
+	cacert string
 }
 
 // connFlags adds --addr and --api-key to cmd and its subcommands.
@@ -36,6 +40,7 @@ func (e *env) connFlags(cmd *cobra.Command) *conn {
 	c := &conn{e: e}
 	cmd.PersistentFlags().StringVar(&c.addr, "addr", "", "agent API address(es), comma-separated (default $DROPMESH_ADDR)")
 	cmd.PersistentFlags().StringVar(&c.key, "api-key", "", "cluster API key (default $DROPMESH_API_KEY)")
+	cmd.PersistentFlags().StringVar(&c.cacert, "cacert", "", "the cluster CA's certificate (PEM file) to verify the agents' API with (default $DROPMESH_CACERT; none: the system's roots)")
 	return c
 }
 
@@ -105,13 +110,35 @@ func (c *conn) resolve() ([]string, string, error) {
 	return addrs, key, nil
 }
 
+// caCert reads the CA certificate named by --cacert, DROPMESH_CACERT or the
+// config file; none is no error (the system's roots verify the API).
+func (c *conn) caCert() ([]byte, error) {
+	fc, _, err := c.readFileConfig()
+	if err != nil {
+		return nil, err
+	}
+	path := firstNonEmpty(c.cacert, c.e.getenv("DROPMESH_CACERT"), fc.CACert)
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &UsageError{Err: fmt.Errorf("the cluster CA certificate (--cacert / DROPMESH_CACERT): %w", err)}
+	}
+	return data, nil
+}
+
 // client builds the API client.
 func (c *conn) client() (*apiclient.Client, error) {
 	addrs, key, err := c.resolve()
 	if err != nil {
 		return nil, err
 	}
-	cl, err := apiclient.New(apiclient.Config{Addrs: addrs, APIKey: key, Timeout: 30 * time.Second, RetryFor: 30 * time.Second})
+	ca, err := c.caCert()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := apiclient.New(apiclient.Config{Addrs: addrs, APIKey: key, CACert: ca, Timeout: 30 * time.Second, RetryFor: 30 * time.Second})
 	if err != nil {
 		return nil, &UsageError{Err: err}
 	}

@@ -3,9 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/pki"
 )
 
 const testKey = "0123456789abcdef0123456789abcdef"
@@ -64,12 +69,44 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv, caFile := serveTLS(t, h)
 	ctx, stop := context.WithCancel(t.Context())
 	t.Cleanup(stop)
 	return &harness{t: t, fake: fake, srv: srv, cfgDir: t.TempDir(), ctx: ctx, stop: stop,
-		vars: map[string]string{"DROPMESH_ADDR": strings.TrimPrefix(srv.URL, "http://"), "DROPMESH_API_KEY": testKey}}
+		vars: map[string]string{"DROPMESH_ADDR": strings.TrimPrefix(srv.URL, "https://"), "DROPMESH_API_KEY": testKey, "DROPMESH_CACERT": caFile}}
+}
+
+// serveTLS serves h as an agent does: over TLS with a node certificate of
+// a fresh cluster CA, whose certificate it writes to a file (what
+// DROPMESH_CACERT names).
+func serveTLS(t *testing.T, h http.Handler) (*httptest.Server, string) {
+	t.Helper()
+	ca, _, err := pki.NewCA("cli-test", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := pki.Identity{NodeID: "node-1", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, _, _, err := ca.Sign(csrPEM, id, time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return srv, caFile
 }
 
 func (h *harness) env() *env {

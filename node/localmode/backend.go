@@ -43,7 +43,9 @@ type Addrs struct {
 	IP                                   string
 	API, Gossip, Raft, UI, Edge          int
 	APIAddr, GossipAddr, RaftAddr, UIURL string
-	EdgeAddr                             string
+	// APIURL is the API's base URL (https: agents serve it over TLS only).
+	APIURL   string
+	EdgeAddr string
 }
 
 // For returns the addresses of a droplet: on Linux its own loopback IP (the
@@ -81,6 +83,7 @@ func (a Addrs) withAddrs() Addrs {
 	hp := func(p int) string { return net.JoinHostPort(a.IP, strconv.Itoa(p)) }
 	a.APIAddr, a.GossipAddr, a.RaftAddr, a.EdgeAddr = hp(a.API), hp(a.Gossip), hp(a.Raft), hp(a.Edge)
 	a.UIURL = "http://" + hp(a.UI)
+	a.APIURL = "https://" + a.APIAddr
 	return a
 }
 

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/node/apiclient"
+	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -173,6 +175,41 @@ func TestLocalHealing(t *testing.T) {
 	for _, d := range fs.Droplets {
 		if d.ID == vs.DropletID && d.Status != "archive" {
 			t.Fatalf("the dead droplet %d is still there: %s", d.ID, d.Status)
+		}
+	}
+	// Replacement is revocation: the dead node's certificates are revoked,
+	// and its key cannot open a connection to any agent any more.
+	ca, err := c.CA(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := 0
+	for _, nc := range ca.Certs {
+		if nc.Node == victim {
+			if !nc.Revoked {
+				t.Fatalf("certificate %s of the replaced %s is not revoked", nc.Serial, victim)
+			}
+			revoked++
+		}
+	}
+	if revoked == 0 {
+		t.Fatalf("no certificate of %s in GET /v1/ca: %+v", victim, ca.Certs)
+	}
+	creds, err := pki.LoadCredentials(filepath.Join(m.dir, victim, node.TLSDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range m.status() {
+		if n.ID == victim {
+			continue
+		}
+		stolen, err := apiclient.New(apiclient.Config{Addrs: []string{n.API}, APIKey: "none",
+			TLS: pki.ClientConfig(creds, &pki.Verifier{Roots: creds.Pool()}, ""), RetryFor: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stolen.Ping(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("%s took the replaced %s's certificate: %v", n.ID, victim, err)
 		}
 	}
 	// DIR/env follows the droplets: the replacement in, the dead one out.

@@ -3,6 +3,7 @@ package localmode
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -22,8 +23,13 @@ import (
 	"github.com/digitalocean/godo"
 
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/node"
+	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/bootstrap"
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/scripts"
 )
 
 // testIPPrefix keeps this test process's nodes on their own loopback
@@ -246,13 +252,21 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 	if len(nodes) != 3 || roles["leader"] != 1 || roles["follower"] != 2 {
 		t.Fatalf("status: %+v", nodes)
 	}
-	// DIR/env points the CLI at every node that exists.
+	// DIR/env points the CLI at every node that exists, over TLS, with the
+	// cluster CA to verify it.
 	env, _ := os.ReadFile(filepath.Join(m.dir, EnvFile))
-	for _, v := range []string{"DROPMESH_ADDR=" + strings.Join(apis, ",") + "\n", "DROPMESH_API_KEY=", "DROPMESH_FAKE_CLOUD="} {
+	for _, v := range []string{"DROPMESH_ADDR=" + strings.Join(apis, ",") + "\n", "DROPMESH_API_KEY=", "DROPMESH_FAKE_CLOUD=",
+		"DROPMESH_CACERT=" + filepath.Join(m.dir, CACertFile) + "\n"} {
 		if !bytes.Contains(env, []byte(v)) {
 			t.Fatalf("env lacks %s:\n%s", v, env)
 		}
 	}
+	for _, a := range apis {
+		if !strings.HasPrefix(a, "https://") {
+			t.Fatalf("local status gives the API as %q, want https", a)
+		}
+	}
+	checkUserData(t, m, apis)
 	st, err := readState(m.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -407,4 +421,110 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 	if fs := m.fakeState(); len(fs.Droplets) != 3 {
 		t.Fatalf("resume made droplets: %d", len(fs.Droplets))
 	}
+}
+
+// checkUserData: nothing the fake cloud stored as a droplet's user data (what
+// its metadata service would hand anyone on it) opens the cluster: no
+// cluster secret, no key derived from it, no gossip key, no cloud token, no
+// admin password; the joined droplets carry a join token, already spent, and
+// the CA's fingerprint.
+func checkUserData(t *testing.T, m *mesh, apis []string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(m.dir, FakeCloudState))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var store struct {
+		Droplets map[string]struct {
+			UserData string `json:"user_data"`
+		} `json:"droplets"`
+	}
+	if err := json.Unmarshal(data, &store); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := node.ReadClusterSecretFile(filepath.Join(m.dir, "node-1", "cluster-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := node.DeriveKeys(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(m.dir, CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fingerprint, err := pki.Fingerprint(caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forbidden := map[string]string{"the cluster secret": secret.String(), "the API key": keys.APIKey,
+		"the derived gossip key": hex.EncodeToString(keys.GossipKey), "the cloud token": readTrimmed(t, filepath.Join(m.dir, cloudTokenFile)),
+		"the admin password": readTrimmed(t, filepath.Join(m.dir, AdminPasswordFile))}
+	if gk, err := os.ReadFile(filepath.Join(m.dir, "node-1", "gossip-keys")); err == nil {
+		for i, k := range strings.Fields(string(gk)) {
+			forbidden[fmt.Sprintf("gossip key %d", i)] = k
+		}
+	}
+	if len(store.Droplets) != 3 {
+		t.Fatalf("the fake cloud stored %d droplets", len(store.Droplets))
+	}
+	var tokens []string
+	for id, d := range store.Droplets {
+		for what, v := range forbidden {
+			if v != "" && strings.Contains(d.UserData, v) {
+				t.Errorf("droplet %s's user data holds %s", id, what)
+			}
+		}
+		vars, err := scripts.ParseUserData(d.UserData)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range vars {
+			if strings.Contains(k, "SECRET") || strings.Contains(k, "GOSSIP_KEY") || (strings.Contains(k, "TOKEN") && k != "DROPMESH_JOIN_TOKEN") {
+				t.Errorf("droplet %s's user data sets %s", id, k)
+			}
+		}
+		if vars["DROPMESH_BOOTSTRAP"] == "true" {
+			continue
+		}
+		if !strings.HasPrefix(vars["DROPMESH_JOIN_TOKEN"], "dmj_") || vars["DROPMESH_CA_FINGERPRINT"] != fingerprint {
+			t.Errorf("droplet %s joined without a join token and the CA fingerprint: %v", id, vars)
+		}
+		tokens = append(tokens, vars["DROPMESH_JOIN_TOKEN"])
+	}
+	if len(tokens) != 2 {
+		t.Fatalf("join tokens in the user data: %d, want 2", len(tokens))
+	}
+	// Read from the metadata service later, a token is worth nothing: it
+	// has been used.
+	c, err := apiclient.New(apiclient.Config{Addrs: apis, CACert: caPEM, RetryFor: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range tokens {
+		_, err := c.Join(context.Background(), control.JoinRequest{Token: tok, NodeID: "node-9", IP: "127.0.0.9", CSR: testCSR(t, "node-9")})
+		if apiclient.Code(err) != "forbidden" || !strings.Contains(err.Error(), "join token") {
+			t.Errorf("a join with a used token: %v, want 403 naming the join token", err)
+		}
+	}
+}
+
+func readTrimmed(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// testCSR is a certificate request for nodeID.
+func testCSR(t *testing.T, nodeID string) string {
+	t.Helper()
+	_, csr, err := pki.NewKeyAndCSR(pki.Identity{NodeID: nodeID, IPs: []net.IP{net.IPv4(127, 0, 0, 9)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(csr)
 }

@@ -25,13 +25,17 @@ import (
 	"github.com/dropmesh/dropmesh/node/atomicfile"
 	"github.com/dropmesh/dropmesh/node/bootstrap"
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/scripts"
 )
 
 // Files in the local mesh's directory.
 const (
-	EnvFile           = "env"
+	EnvFile = "env"
+	// CACertFile is the cluster CA's certificate (PEM): DIR/env exports it
+	// as DROPMESH_CACERT, so the CLI verifies the agents' API with it.
+	CACertFile        = "ca.pem"
 	AdminPasswordFile = "admin-password"
 	StateFile         = "local.json"
 	PIDFile           = "supervisor.pid"
@@ -181,6 +185,7 @@ type supervisor struct {
 
 	mu         sync.Mutex
 	apiKey     string // known once the seed made the cluster secret
+	caPEM      []byte // the cluster CA's certificate, once the seed made it
 	envContent string // what DIR/env holds
 }
 
@@ -226,13 +231,21 @@ func (s *supervisor) createSeed(ctx context.Context, do *cloudops.DigitalOcean) 
 }
 
 // configure waits for the seed's API, stores the fake cloud's tokens in the
-// cluster settings (the leader then grows the cluster), and writes DIR/env.
+// cluster settings (the leader then grows the cluster), and writes DIR/env
+// and DIR/ca.pem.
 func (s *supervisor) configure(ctx context.Context) error {
 	secretPath := filepath.Join(s.dir, "node-1", "cluster-secret")
-	var keys node.Keys
+	caPath := filepath.Join(s.dir, "node-1", node.TLSDir, pki.CAFile)
+	var (
+		keys  node.Keys
+		caPEM []byte
+	)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		secret, err := node.ReadClusterSecretFile(secretPath)
+		if err == nil {
+			caPEM, err = os.ReadFile(caPath)
+		}
 		if err == nil {
 			if keys, err = node.DeriveKeys(secret); err != nil {
 				return err
@@ -240,7 +253,7 @@ func (s *supervisor) configure(ctx context.Context) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the seed agent did not create its cluster secret (see %s): %w", filepath.Join(s.dir, "node-1.log"), err)
+			return fmt.Errorf("the seed agent did not create its cluster secret and CA (see %s): %w", filepath.Join(s.dir, "node-1.log"), err)
 		}
 		select {
 		case <-ctx.Done():
@@ -248,8 +261,11 @@ func (s *supervisor) configure(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	if err := atomicfile.Write(filepath.Join(s.dir, CACertFile), caPEM, 0o600); err != nil {
+		return err
+	}
 	s.mu.Lock()
-	s.apiKey = keys.APIKey
+	s.apiKey, s.caPEM = keys.APIKey, caPEM
 	err := s.writeEnvLocked(s.fake.Droplets())
 	s.mu.Unlock()
 	if err != nil {
@@ -259,7 +275,7 @@ func (s *supervisor) configure(ctx context.Context) error {
 	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}
-	client, err := apiclient.New(apiclient.Config{Addrs: []string{s.cfg.Layout.Node(1).APIAddr}, APIKey: keys.APIKey, Timeout: 10 * time.Second})
+	client, err := apiclient.New(apiclient.Config{Addrs: []string{s.cfg.Layout.Node(1).APIURL}, APIKey: keys.APIKey, CACert: caPEM, Timeout: 10 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -294,14 +310,14 @@ func (s *supervisor) writeEnvLocked(droplets []fakeapi.BackedDroplet) error {
 	var addrs []string
 	for _, d := range droplets {
 		if env, err := scripts.ParseUserData(d.UserData); err == nil {
-			addrs = append(addrs, s.cfg.Layout.For(d, seqOf(env)).APIAddr)
+			addrs = append(addrs, s.cfg.Layout.For(d, seqOf(env)).APIURL)
 		}
 	}
 	if len(addrs) == 0 {
 		return nil // keep the last list: a CLI pointed at nothing helps no one
 	}
-	content := fmt.Sprintf("# dropmesh local mesh in %s: . this file to point the CLI at it\nexport DROPMESH_ADDR=%s\nexport DROPMESH_API_KEY=%s\nexport DROPMESH_FAKE_CLOUD=%s\n",
-		s.dir, strings.Join(addrs, ","), s.apiKey, s.fakeURL)
+	content := fmt.Sprintf("# dropmesh local mesh in %s: . this file to point the CLI at it\nexport DROPMESH_ADDR=%s\nexport DROPMESH_API_KEY=%s\nexport DROPMESH_CACERT=%s\nexport DROPMESH_FAKE_CLOUD=%s\n",
+		s.dir, strings.Join(addrs, ","), s.apiKey, filepath.Join(s.dir, CACertFile), s.fakeURL)
 	if content == s.envContent {
 		return nil
 	}
@@ -326,7 +342,7 @@ func (s *supervisor) writeState() {
 			continue
 		}
 		a := s.cfg.Layout.For(d, seqOf(env))
-		st.Nodes = append(st.Nodes, NodeStatus{ID: env["DROPMESH_NODE_ID"], DropletID: d.ID, PID: pids[d.ID], API: a.APIAddr,
+		st.Nodes = append(st.Nodes, NodeStatus{ID: env["DROPMESH_NODE_ID"], DropletID: d.ID, PID: pids[d.ID], API: a.APIURL,
 			UI: a.UIURL, Edge: a.EdgeAddr, Gossip: a.GossipAddr, Raft: a.RaftAddr, Status: d.Status})
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].DropletID < st.Nodes[j].DropletID })

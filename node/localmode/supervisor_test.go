@@ -12,6 +12,7 @@ import (
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 	"github.com/dropmesh/dropmesh/node/bootstrap"
+	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/scripts"
 )
 
@@ -61,13 +62,13 @@ func TestEnvFileFollowsTheDroplets(t *testing.T) {
 	s.apiKey = "key"
 	s.mu.Unlock()
 	s.writeState()
-	if got := addr(); got != "127.0.0.2:9999" {
+	if got := addr(); got != "https://127.0.0.2:9999" {
 		t.Fatalf("DROPMESH_ADDR=%s with the seed alone", got)
 	}
 	second := create("node-2")
 	create("node-3")
 	s.writeState()
-	if got := addr(); got != "127.0.0.2:9999,127.0.0.3:9999,127.0.0.4:9999" {
+	if got := addr(); got != "https://127.0.0.2:9999,https://127.0.0.3:9999,https://127.0.0.4:9999" {
 		t.Fatalf("DROPMESH_ADDR=%s with three droplets", got)
 	}
 	// node-2 is removed and node-4 created: the fourth droplet, at 127.0.0.5.
@@ -76,8 +77,18 @@ func TestEnvFileFollowsTheDroplets(t *testing.T) {
 	}
 	create("node-4")
 	s.writeState()
-	if got := addr(); got != "127.0.0.2:9999,127.0.0.4:9999,127.0.0.5:9999" {
+	if got := addr(); got != "https://127.0.0.2:9999,https://127.0.0.4:9999,https://127.0.0.5:9999" {
 		t.Fatalf("DROPMESH_ADDR=%s after node-2 went and node-4 came", got)
+	}
+	if _, err := Client(dir); err == nil {
+		t.Fatal("a client without the CA certificate the env names")
+	}
+	ca, _, err := pki.NewCA("local-test", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, CACertFile), ca.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := Client(dir); err != nil {
 		t.Fatalf("the CLI cannot use DIR/env: %v", err)

@@ -97,7 +97,14 @@ func Client(dir string) (*apiclient.Client, error) {
 	if vars["DROPMESH_ADDR"] == "" || vars["DROPMESH_API_KEY"] == "" {
 		return nil, fmt.Errorf("%s: no DROPMESH_ADDR or DROPMESH_API_KEY", filepath.Join(dir, EnvFile))
 	}
-	return apiclient.New(apiclient.Config{Addrs: strings.Split(vars["DROPMESH_ADDR"], ","), APIKey: vars["DROPMESH_API_KEY"], Timeout: 10 * time.Second})
+	if vars["DROPMESH_CACERT"] == "" {
+		return nil, fmt.Errorf("%s: no DROPMESH_CACERT", filepath.Join(dir, EnvFile))
+	}
+	ca, err := os.ReadFile(vars["DROPMESH_CACERT"])
+	if err != nil {
+		return nil, fmt.Errorf("the local mesh's CA certificate: %w", err)
+	}
+	return apiclient.New(apiclient.Config{Addrs: strings.Split(vars["DROPMESH_ADDR"], ","), APIKey: vars["DROPMESH_API_KEY"], CACert: ca, Timeout: 10 * time.Second})
 }
 
 func waitForEnv(ctx context.Context, dir string, supervisor int) (*apiclient.Client, error) {
