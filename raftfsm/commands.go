@@ -52,6 +52,7 @@ const (
 	CmdPutOriginCert
 	CmdDeleteOriginCert
 	CmdSetGossipKeys
+	CmdDeadlined
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -79,7 +80,7 @@ var commandNames = [...]string{
 	CmdDeleteRegistry: "delete_registry", CmdPutBuildContext: "put_build_context",
 	CmdImportState: "import_state", CmdPutSnapshot: "put_snapshot", CmdSetStranded: "set_stranded",
 	CmdPutOriginCert: "put_origin_cert", CmdDeleteOriginCert: "delete_origin_cert",
-	CmdSetGossipKeys: "set_gossip_keys",
+	CmdSetGossipKeys: "set_gossip_keys", CmdDeadlined: "deadlined",
 }
 
 // String names the command type for logs and errors.

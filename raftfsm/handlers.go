@@ -98,6 +98,8 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applyDeleteOriginCert), true
 	case CmdSetGossipKeys:
 		return entry(applySetGossipKeys), true
+	case CmdDeadlined:
+		return entry(applyDeadlined), true
 	}
 	return handler{}, false
 }
