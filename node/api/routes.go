@@ -17,7 +17,9 @@ type RouteKind int
 const (
 	// RoutePublic needs no key (only GET /ping).
 	RoutePublic RouteKind = iota
-	// RouteRead is served from the local replica; ?consistent=true goes to the leader.
+	// RouteRead is linearizable by default (a read index from the leader,
+	// then served from the local replica once it has applied it);
+	// ?stale=true serves the local replica as it is (reads.go).
 	RouteRead
 	// RouteWrite runs on the leader; followers forward it.
 	RouteWrite
@@ -188,5 +190,6 @@ func (s *server) routes() []Route {
 		{Method: http.MethodGet, Path: "/v1/internal/probe", Summary: "Probe an address from this node (HTTP path or TCP)", Kind: RouteLocal, Handler: s.probe, Response: ProbeResult{},
 			Query: []Param{{Name: "addr", Type: "string", Description: "host:port", Required: true}, p("path", "string", "HTTP path; empty probes TCP")}},
 	}
+	rs = append(rs, s.readIndexRoute())
 	return append(rs, s.opts.Extra...)
 }
