@@ -456,3 +456,38 @@ func TestGivesUpSoonWhenNothingListens(t *testing.T) {
 		t.Fatalf("took %s with nothing listening", d)
 	}
 }
+
+// A client's reads after its write see the write on a lagging follower: the
+// write's index travels as ?index=, and the follower answers once it has
+// applied it, stale reads included.
+func TestReadsAfterAWriteSeeItOnAnyAgent(t *testing.T) {
+	leader, follower := api.NewFake("node-1"), api.NewFake("node-2")
+	ls, _ := serve(t, leader)
+	follower.SetLeader(false, "node-1", hostPort(ls))
+	fs, _ := serve(t, follower)
+	c := client(t, hostPort(ls))
+	if _, err := c.CreateWorkspace(t.Context(), "demo"); err != nil {
+		t.Fatal(err)
+	}
+	if c.WrittenIndex() != leader.Index() || c.WrittenIndex() == 0 {
+		t.Fatalf("written index %d, leader at %d", c.WrittenIndex(), leader.Index())
+	}
+	reader := client(t, hostPort(fs))
+	go func() {
+		// Replication reaches the follower whenever it does: before the
+		// read or while it waits, the answer must include the write.
+		follower.ReplicateFrom(leader)
+	}()
+	var m Meta
+	ws, err := reader.Workspaces(t.Context(), Stale(), AtIndex(c.WrittenIndex()), StoreMeta(&m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, w := range ws {
+		found = found || w.Name == "demo"
+	}
+	if !found || m.Index < c.WrittenIndex() || !m.KnownLeader {
+		t.Fatalf("stale read at the write's index: %+v, meta %+v", ws, m)
+	}
+}
