@@ -247,6 +247,9 @@ func (a *Agent) start(ctx context.Context) error {
 	sc.NodeID, sc.Dir, sc.Logger = cfg.NodeID, filepath.Join(cfg.DataDir, "raft"), a.logger
 	sc.BindAddr, sc.AdvertiseAddr = cfg.bind(cfg.RaftPort), cfg.addr(cfg.RaftPort)
 	sc.OnApply = func(_ int, took time.Duration) { a.metrics.ObserveApply(took) }
+	if cfg.storeHook != nil {
+		cfg.storeHook(&sc)
+	}
 	store, err := raftfsm.OpenStore(sc, a.fsm)
 	if err != nil {
 		return err
