@@ -188,6 +188,7 @@ type server struct {
 	pingLimit *ipLimiter
 	authFail  *ipLimiter
 	now       func() time.Time
+	reads     readBatches
 }
 
 func newServer(o Options) *server {
@@ -201,6 +202,7 @@ func newServer(o Options) *server {
 		pingLimit: newIPLimiter(o.Limits.PingRate, o.Limits.PingBurst, o.Limits.MaxClients),
 		authFail:  newIPLimiter(rate.Every(time.Minute/time.Duration(o.Limits.AuthFailures)), o.Limits.AuthFailures, o.Limits.MaxClients),
 		now:       time.Now,
+		reads:     newReadBatches(o.Limits.LeaderWait + o.Limits.ReadWait),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -92,9 +93,7 @@ func (s *server) read(c *gin.Context) {
 	}
 	idx, err := s.readIndex(c)
 	if err != nil {
-		if !c.IsAborted() {
-			s.fail(c, err)
-		}
+		s.fail(c, err)
 		return
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.opts.Limits.ReadWait)
@@ -112,16 +111,25 @@ func (s *server) read(c *gin.Context) {
 }
 
 // readIndex gets a read index: from this node when it leads, else from
-// the leader. It answers (and aborts) itself when no leader can be asked.
+// the leader. Concurrent readers share one confirmation (readBatch).
 func (s *server) readIndex(c *gin.Context) (uint64, error) {
 	ctx := c.Request.Context()
 	if s.ctrl.IsLeader() {
-		idx, err := s.ctrl.ReadIndex(ctx)
+		idx, err := s.reads.leader.do(ctx, s.ctrl.ReadIndex)
 		if !errors.Is(err, control.ErrNotLeader) {
 			return idx, err
 		}
 		// It just lost the leadership: ask the new leader.
 	}
+	return s.reads.follower.do(ctx, s.fetchReadIndex)
+}
+
+// errNoLeaderToConfirm: no leader could confirm a linearizable read in time.
+var errNoLeaderToConfirm = fmt.Errorf("%w to confirm a linearizable read; retry, or read with ?stale=true", control.ErrNoLeader)
+
+// fetchReadIndex asks the leader for its read index, riding out a leader
+// change (up to Limits.LeaderWait).
+func (s *server) fetchReadIndex(ctx context.Context) (uint64, error) {
 	giveUp := s.now().Add(s.opts.Limits.LeaderWait)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(giveUp) {
 		giveUp = dl
@@ -131,19 +139,20 @@ func (s *server) readIndex(c *gin.Context) (uint64, error) {
 	for {
 		id, addr := s.awaitLeader(ctx, giveUp, failedAddr)
 		if addr == "" {
-			msg := "the cluster has no leader right now to confirm a linearizable read; retry, or read with ?stale=true"
-			if failedAddr != "" {
-				msg = fmt.Sprintf("the leader %s (%s) could not confirm a linearizable read (%v) and no other leader was elected in time; retry, or read with ?stale=true", failedID, failedAddr, lastErr)
+			if ctx.Err() != nil {
+				return 0, fmt.Errorf("read index: %w", ctx.Err())
 			}
-			abortWith(c, http.StatusServiceUnavailable, CodeNoLeader, msg)
-			return 0, errors.New(msg)
+			if failedAddr != "" {
+				return 0, fmt.Errorf("%w (the leader %s at %s: %v)", errNoLeaderToConfirm, failedID, failedAddr, lastErr)
+			}
+			return 0, errNoLeaderToConfirm
 		}
 		if id == s.ctrl.NodeID() {
-			// This node leads again (the leader it knew was itself).
+			// This node leads now.
 			if idx, err := s.ctrl.ReadIndex(ctx); !errors.Is(err, control.ErrNotLeader) {
 				return idx, err
 			}
-		} else if idx, err := s.askReadIndex(ctx, c.Request, addr); err == nil {
+		} else if idx, err := s.askReadIndex(ctx, addr); err == nil {
 			return idx, nil
 		} else {
 			lastErr = err
@@ -162,11 +171,11 @@ func (s *server) readIndex(c *gin.Context) (uint64, error) {
 }
 
 // askReadIndex asks the leader at addr for its read index, with the
-// caller's credential.
+// cluster's API key (the caller was authenticated here already).
 //
 // A leader that stops being the leader while the follower waits (it died
 // with the connection open) is given up at once, as forwards are.
-func (s *server) askReadIndex(ctx context.Context, in *http.Request, addr string) (uint64, error) {
+func (s *server) askReadIndex(ctx context.Context, addr string) (uint64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	answered := make(chan struct{})
@@ -176,9 +185,7 @@ func (s *server) askReadIndex(ctx context.Context, in *http.Request, addr string
 	if err != nil {
 		return 0, err
 	}
-	if a := in.Header.Get("Authorization"); a != "" {
-		req.Header.Set("Authorization", a)
-	}
+	req.Header.Set("Authorization", "Bearer "+s.opts.APIKey)
 	req.Header.Set(HeaderForwarded, "1")
 	if dl, ok := ctx.Deadline(); ok {
 		req.Header.Set(HeaderTimeout, time.Until(dl).String())
@@ -202,6 +209,74 @@ func (s *server) askReadIndex(ctx context.Context, in *http.Request, addr string
 		return 0, fmt.Errorf("read index from %s: decode: %w", addr, err)
 	}
 	return a.Index, nil
+}
+
+// readBatch lets concurrent readers share one read-index confirmation. A
+// reader joins the next confirmation to start, never one already under
+// way: a confirmation that began after the read began is valid for it
+// (it covers every write acknowledged before), an earlier one is not. So
+// under load one round trip serves a whole group of readers, and alone a
+// reader waits for exactly one.
+type readBatch struct {
+	// timeout bounds one shared confirmation (no single reader's
+	// deadline is everyone's).
+	timeout time.Duration
+
+	mu      sync.Mutex
+	running bool
+	next    *indexCall
+}
+
+// indexCall is one shared confirmation.
+type indexCall struct {
+	done chan struct{}
+	idx  uint64
+	err  error
+}
+
+// readBatches are the server's two batches: confirmations this node makes
+// as the leader, and read indexes it asks the leader for.
+type readBatches struct{ leader, follower *readBatch }
+
+func newReadBatches(timeout time.Duration) readBatches {
+	return readBatches{leader: &readBatch{timeout: timeout}, follower: &readBatch{timeout: timeout}}
+}
+
+// do joins the next confirmation (starting it when none runs) and returns
+// its result, or ctx's error when the caller stops waiting first.
+func (b *readBatch) do(ctx context.Context, fetch func(context.Context) (uint64, error)) (uint64, error) {
+	b.mu.Lock()
+	if b.next == nil {
+		b.next = &indexCall{done: make(chan struct{})}
+	}
+	call := b.next
+	if !b.running {
+		b.running, b.next = true, nil
+		go b.run(call, fetch)
+	}
+	b.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.idx, call.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("read index: %w", ctx.Err())
+	}
+}
+
+// run makes confirmations while readers are waiting for one.
+func (b *readBatch) run(call *indexCall, fetch func(context.Context) (uint64, error)) {
+	for call != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+		call.idx, call.err = fetch(ctx)
+		cancel()
+		close(call.done)
+		b.mu.Lock()
+		call, b.next = b.next, nil
+		if call == nil {
+			b.running = false
+		}
+		b.mu.Unlock()
+	}
 }
 
 const readIndexPath = "/v1/internal/read-index"
