@@ -272,3 +272,75 @@ func TestWriteQueuedOnFrozenLeaderPastItsDeadlineIsNotApplied(t *testing.T) {
 		t.Fatal("a write whose deadline had passed reached the log")
 	}
 }
+
+// A leader cut off from its quorum while the others elect a new one (as
+// one that was paused is), then back, confirms nothing: its read index
+// fails, and a stale read on it does not present its state as the
+// leader's current one.
+func TestCutOffLeaderServesNothingAsCurrent(t *testing.T) {
+	var nodes []*testNode
+	var servers []Server
+	trs := map[string]*raft.InmemTransport{}
+	for _, id := range []string{"node-1", "node-2", "node-3"} {
+		addr, tr := raft.NewInmemTransport(raft.ServerAddress(id))
+		trs[id] = tr
+		cfg := DefaultStoreConfig()
+		cfg.NodeID, cfg.Transport = id, tr
+		nodes = append(nodes, &testNode{id: id, addr: string(addr), cfg: cfg})
+		servers = append(servers, Server{ID: id, Address: string(addr), Voter: true})
+	}
+	for _, a := range trs {
+		for _, b := range trs {
+			if a != b {
+				a.Connect(b.LocalAddr(), b)
+			}
+		}
+	}
+	for _, n := range nodes {
+		n.start(t)
+		if err := n.store.BootstrapServers(servers); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader := leaderOf(t, nodes)
+	writeEvents(t, leader, "before", 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := leader.store.ReadIndex(ctx); err != nil {
+		t.Fatalf("read index with a quorum: %v", err)
+	}
+	if c := leader.store.StaleContact(ctx); c.Leader != leader.id || !c.Known {
+		t.Fatalf("stale contact on a confirmed leader: %+v", c)
+	}
+	trs[leader.id].DisconnectAll()
+	for id, tr := range trs {
+		if id != leader.id {
+			tr.Disconnect(raft.ServerAddress(leader.id))
+		}
+	}
+	var rest []*testNode
+	for _, n := range nodes {
+		if n != leader {
+			rest = append(rest, n)
+		}
+	}
+	next := leaderOf(t, rest)
+	writeEvents(t, next, "after", 3)
+	// The old leader comes back (resumed): whatever it believes, it
+	// confirms nothing.
+	for id, tr := range trs {
+		if id != leader.id {
+			tr.Connect(raft.ServerAddress(leader.id), trs[leader.id])
+			trs[leader.id].Connect(raft.ServerAddress(id), tr)
+		}
+	}
+	if _, err := leader.store.ReadIndex(ctx); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("read index on the old leader: %v, want ErrNotLeader", err)
+	}
+	if c := leader.store.StaleContact(ctx); c.Leader == leader.id {
+		t.Fatalf("a cut-off leader still presents itself as the leader: %+v", c)
+	}
+	if leader.store.IsLeader() {
+		t.Fatal("the cut-off leader did not step down")
+	}
+}
