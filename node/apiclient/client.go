@@ -47,6 +47,10 @@ type Config struct {
 	// When every agent refuses the connection (nothing listens) the call
 	// gives up after a few rounds, about a second, whatever RetryFor says.
 	RetryFor time.Duration
+	// Stale makes every read a stale one (Stale), unless it asks to be
+	// consistent: faster and possibly behind, the client's own writes
+	// still seen.
+	Stale bool
 }
 
 // ErrNoAgent means no agent of the list could be reached.
@@ -71,6 +75,7 @@ type Client struct {
 	http     *http.Client
 	timeout  time.Duration
 	retryFor time.Duration
+	stale    bool
 
 	mu        sync.Mutex
 	preferred int // index of the address that answered last
@@ -99,7 +104,7 @@ func New(cfg Config) (*Client, error) {
 	if len(cfg.Addrs) == 0 {
 		return nil, errors.New("apiclient: no agent address")
 	}
-	c := &Client{key: cfg.APIKey, http: cfg.HTTPClient, timeout: cfg.Timeout, retryFor: cfg.RetryFor}
+	c := &Client{key: cfg.APIKey, http: cfg.HTTPClient, timeout: cfg.Timeout, retryFor: cfg.RetryFor, stale: cfg.Stale}
 	for _, a := range cfg.Addrs {
 		base, err := normalizeAddr(a)
 		if err != nil {
@@ -461,10 +466,10 @@ func (c *Client) Get(ctx context.Context, path string, query url.Values, out any
 		q.Set("index", strconv.FormatUint(idx, 10))
 	}
 	switch {
-	case o.stale:
-		q.Set("stale", "true")
 	case o.consistent:
 		q.Set("consistent", "true")
+	case o.stale || c.stale:
+		q.Set("stale", "true")
 	}
 	m, err := c.call(ctx, request{method: http.MethodGet, path: path, query: q, extra: extra}, out)
 	if o.meta != nil {

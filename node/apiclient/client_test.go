@@ -491,3 +491,34 @@ func TestReadsAfterAWriteSeeItOnAnyAgent(t *testing.T) {
 		t.Fatalf("stale read at the write's index: %+v, meta %+v", ws, m)
 	}
 }
+
+// Config.Stale makes every read stale unless it asks to be consistent.
+func TestStaleConfigMarksReads(t *testing.T) {
+	fake := api.NewFake("node-1")
+	h, err := api.New(api.Options{Controller: fake, APIKey: testKey, RequireAuthAlways: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		queries <- r.URL.RawQuery
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(Config{Addrs: []string{hostPort(srv)}, APIKey: testKey, Stale: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Nodes(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if q := <-queries; q != "stale=true" {
+		t.Fatalf("stale client's read: query %q", q)
+	}
+	if _, err := c.Nodes(t.Context(), Consistent()); err != nil {
+		t.Fatal(err)
+	}
+	if q := <-queries; q != "consistent=true" {
+		t.Fatalf("consistent read of a stale client: query %q", q)
+	}
+}

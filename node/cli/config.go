@@ -26,9 +26,10 @@ type FileConfig struct {
 
 // conn holds the connection flags of a command tree.
 type conn struct {
-	e    *env
-	addr string
-	key  string
+	e     *env
+	addr  string
+	key   string
+	stale bool
 }
 
 // connFlags adds --addr and --api-key to cmd and its subcommands.
@@ -36,6 +37,7 @@ func (e *env) connFlags(cmd *cobra.Command) *conn {
 	c := &conn{e: e}
 	cmd.PersistentFlags().StringVar(&c.addr, "addr", "", "agent API address(es), comma-separated (default $DROPMESH_ADDR)")
 	cmd.PersistentFlags().StringVar(&c.key, "api-key", "", "cluster API key (default $DROPMESH_API_KEY)")
+	cmd.PersistentFlags().BoolVar(&c.stale, "stale", false, "read the answering agent's replica without asking the leader (faster, may be behind; reads are linearizable without it)")
 	return c
 }
 
@@ -111,7 +113,7 @@ func (c *conn) client() (*apiclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := apiclient.New(apiclient.Config{Addrs: addrs, APIKey: key, Timeout: 30 * time.Second, RetryFor: 30 * time.Second})
+	cl, err := apiclient.New(apiclient.Config{Addrs: addrs, APIKey: key, Timeout: 30 * time.Second, RetryFor: 30 * time.Second, Stale: c.stale})
 	if err != nil {
 		return nil, &UsageError{Err: err}
 	}
