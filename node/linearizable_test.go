@@ -4,17 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
 	"github.com/hashicorp/raft"
 
+	"github.com/dropmesh/dropmesh/bench/lincheck"
 	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
@@ -24,31 +21,6 @@ import (
 // linDuration is how long TestLinearizableReads runs its workload; the
 // longer run in bench/ (bench/linearizability.sh) raises it.
 var linDuration = flag.Duration("lin.duration", 12*time.Second, "how long the linearizability workload runs")
-
-// registerOp is one operation on the register (the settings' droplet_size).
-type registerOp struct {
-	write bool
-	value string
-}
-
-// registerModel is a single register: writes set it, reads return it.
-var registerModel = porcupine.Model{
-	Init: func() any { return "lin-init" },
-	Step: func(state, input, output any) (bool, any) {
-		in := input.(registerOp)
-		if in.write {
-			return true, in.value
-		}
-		return output.(string) == state.(string), state
-	},
-	DescribeOperation: func(input, output any) string {
-		in := input.(registerOp)
-		if in.write {
-			return fmt.Sprintf("write(%s)", in.value)
-		}
-		return fmt.Sprintf("read() -> %v", output)
-	},
-}
 
 // freezableLogs stalls a node's raft log writes while frozen (a disk that
 // hangs): writes queue, heartbeats and reads go on.
@@ -86,21 +58,6 @@ func (f *freezableLogs) thaw() {
 		close(f.gate)
 		f.gate = nil
 	}
-}
-
-// history records operations with a common monotonic clock.
-type history struct {
-	start time.Time
-	mu    sync.Mutex
-	ops   []porcupine.Operation
-}
-
-func (h *history) now() int64 { return int64(time.Since(h.start)) }
-
-func (h *history) add(op porcupine.Operation) {
-	h.mu.Lock()
-	h.ops = append(h.ops, op)
-	h.mu.Unlock()
 }
 
 // servedIndex tracks, per node, the highest state index it answered with,
@@ -178,7 +135,7 @@ func TestLinearizableReads(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h := &history{start: time.Now()}
+	h := &lincheck.History{}
 	served := &servedIndex{served: map[string]uint64{}, floor: map[string]uint64{}}
 	ctx, stop := context.WithTimeout(context.Background(), *linDuration)
 	defer stop()
@@ -199,21 +156,21 @@ func TestLinearizableReads(t *testing.T) {
 			for seq := 0; ctx.Err() == nil; seq++ {
 				node := ids[rng.IntN(len(ids))]
 				opCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				call := h.now()
+				call := time.Now()
 				switch p := rng.IntN(10); {
 				case p < 4:
 					v := fmt.Sprintf("v-%d-%d", client, seq)
 					err := writers[node].UpdateSettings(opCtx, control.SettingsRequest{DropletSize: &v})
-					ret := h.now()
+					op := lincheck.Op{Client: client, Write: true, Value: v, Call: call, Return: time.Now()}
 					switch code := apiclient.Code(err); {
 					case err == nil:
 					case code == api.CodeNotLeader || code == api.CodeNoLeader || code == api.CodeInvalid:
 						cancel()
 						continue // refused before it reached the log
 					default:
-						ret = math.MaxInt64 // may or may not have been applied
+						op.Unknown = true // may or may not have been applied
 					}
-					h.add(porcupine.Operation{ClientId: client, Input: registerOp{write: true, value: v}, Call: call, Return: ret})
+					h.Add(op)
 				case p < 9:
 					cl, how := readers[node], "default"
 					if p >= 7 {
@@ -222,7 +179,7 @@ func TestLinearizableReads(t *testing.T) {
 					var m apiclient.Meta
 					s, err := cl.Settings(opCtx, apiclient.StoreMeta(&m))
 					if err == nil {
-						h.add(porcupine.Operation{ClientId: client, Input: registerOp{}, Output: s.DropletSize, Call: call, Return: h.now()})
+						h.Add(lincheck.Op{Client: client, Value: s.DropletSize, Call: call, Return: time.Now()})
 						served.answered(node, m.Index, how)
 					}
 				default:
@@ -275,24 +232,12 @@ func TestLinearizableReads(t *testing.T) {
 		t.Error(e)
 	}
 	served.mu.Unlock()
-	reads, writes := 0, 0
-	for _, op := range h.ops {
-		if op.Input.(registerOp).write {
-			writes++
-		} else {
-			reads++
-		}
+	res := lincheck.Check(h.Ops(), initial, time.Minute)
+	t.Logf("%d reads, %d writes: %s", res.Reads, res.Writes, res.Verdict)
+	if res.Reads < 50 || res.Writes < 50 || len(faults) < 3 {
+		t.Fatalf("a history too thin to mean anything: %d reads, %d writes, faults %v", res.Reads, res.Writes, faults)
 	}
-	if reads < 50 || writes < 50 || len(faults) < 3 {
-		t.Fatalf("a history too thin to mean anything: %d reads, %d writes, faults %v", reads, writes, faults)
-	}
-	res, info := porcupine.CheckOperationsVerbose(registerModel, h.ops, time.Minute)
-	t.Logf("%d operations (%d reads, %d writes): %s", len(h.ops), reads, writes, res)
-	if res != porcupine.Ok {
-		path := filepath.Join(os.TempDir(), fmt.Sprintf("dropmesh-linearizability-%d.html", os.Getpid()))
-		if err := porcupine.VisualizePath(registerModel, info, path); err == nil {
-			t.Logf("visualization: %s", path)
-		}
-		t.Fatalf("the history is %s, not linearizable", res)
+	if !res.OK() {
+		t.Fatalf("the history is %s, not linearizable (see %s)", res.Verdict, res.Visualization)
 	}
 }
