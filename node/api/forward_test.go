@@ -177,6 +177,9 @@ func TestLeaderDownMeansNoLeaderAndNoHalfWrite(t *testing.T) {
 	if resp.Header.Get(HeaderKnownLeader) != "false" {
 		t.Fatalf("%s %q on a follower that knows no leader", HeaderKnownLeader, resp.Header.Get(HeaderKnownLeader))
 	}
+	// The node's own view of the cluster needs no leader.
+	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/cluster", nil, "")
+	expect(t, resp, body, http.StatusOK, nil)
 }
 
 // A read on a follower is linearizable by default: it asks the leader for

@@ -31,7 +31,10 @@ func (s *server) chain(r Route) []gin.HandlerFunc {
 	case RouteWrite:
 		hs = append(hs, s.toLeader)
 	case RouteRead:
-		hs = append(hs, s.read, s.block)
+		if !r.OwnView {
+			hs = append(hs, s.read)
+		}
+		hs = append(hs, s.block)
 	case RouteLocal:
 		if r.Method == http.MethodGet {
 			hs = append(hs, s.block)

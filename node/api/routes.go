@@ -82,6 +82,10 @@ type Route struct {
 	// Body selects the body size limit; MaxBody overrides it.
 	Body    BodyKind
 	MaxBody int64
+	// OwnView marks a read answered from this node's own view (gossip,
+	// raft, this document), not from the replicated state: it needs no
+	// read index, so it answers with no leader and while catching up.
+	OwnView bool
 }
 
 // ginPath turns "/v1/nodes/{id}" into Gin's "/v1/nodes/:id".
@@ -108,8 +112,8 @@ func (s *server) routes() []Route {
 	p := func(name, typ, desc string) Param { return Param{Name: name, Type: typ, Description: desc} }
 	rs := []Route{
 		{Method: http.MethodGet, Path: "/ping", Summary: "Liveness: this node's id and version (no key)", Kind: RoutePublic, Handler: s.ping, Response: Ping{}},
-		{Method: http.MethodGet, Path: "/v1/cluster", Summary: "The leader, the term and every gossip member", Kind: RouteRead, Handler: s.cluster, Response: control.ClusterInfo{}},
-		{Method: http.MethodGet, Path: "/v1/openapi.json", Summary: "This document", Kind: RouteRead, Handler: s.openAPI, Response: map[string]any{}},
+		{Method: http.MethodGet, Path: "/v1/cluster", Summary: "The leader, the term and every gossip member", Kind: RouteRead, Handler: s.cluster, Response: control.ClusterInfo{}, OwnView: true},
+		{Method: http.MethodGet, Path: "/v1/openapi.json", Summary: "This document", Kind: RouteRead, Handler: s.openAPI, Response: map[string]any{}, OwnView: true},
 
 		{Method: http.MethodGet, Path: "/v1/nodes", Summary: "Every node of the cluster", Kind: RouteRead, Handler: s.listNodes, Response: []raftfsm.Node{}},
 		{Method: http.MethodPost, Path: "/v1/nodes", Summary: "Add droplets to the cluster", Kind: RouteWrite, Handler: s.addNodes, Request: control.AddNodesRequest{}, Response: AddedNodes{}, Status: http.StatusAccepted},
