@@ -46,6 +46,38 @@ type readState struct {
 
 	persistMu sync.Mutex
 	persisted uint64
+
+	// termMu guards term and termFrom: the term this node last became the
+	// leader in, and the index its own first entry of that term (raft's
+	// no-op) has at least. Once the commit index reaches termFrom in that
+	// same term, it covers every write acknowledged so far.
+	termMu   sync.Mutex
+	term     uint64
+	termFrom uint64
+}
+
+// tookLeadership records where this node's leadership begins (called on
+// raft's leadership notification).
+func (s *Store) tookLeadership() {
+	term, last := s.raft.CurrentTerm(), s.raft.LastIndex()
+	s.reads.termMu.Lock()
+	s.reads.term, s.reads.termFrom = term, last+1
+	s.reads.termMu.Unlock()
+}
+
+// readIndexOf is the index a read must wait for, given the current term:
+// the commit index once this term's first entry is committed (then it
+// covers every acknowledged write), else the last index (which does too,
+// at the price of waiting for entries still being committed).
+func (s *Store) readIndexOf(term uint64) uint64 {
+	commit, last := s.raft.CommitIndex(), s.raft.LastIndex()
+	s.reads.termMu.Lock()
+	ready := s.reads.term == term && s.reads.termFrom > 0 && commit >= s.reads.termFrom
+	s.reads.termMu.Unlock()
+	if ready {
+		return commit
+	}
+	return last
 }
 
 // initReads loads the floor; called by OpenStore before raft starts.
@@ -130,15 +162,18 @@ func (s *Store) CatchUp() error {
 // ErrNotLeader on a follower and on a leader that lost its quorum (which
 // then steps down). It writes nothing to the log.
 func (s *Store) ReadIndex(ctx context.Context) (uint64, error) {
+	term := s.raft.CurrentTerm()
 	if s.raft.State() != raft.Leader {
 		return 0, ErrNotLeader
 	}
-	// The last index, not the commit index: it is at least the index of
-	// every acknowledged write and of this term's first entry, so once it is
-	// applied the entries of earlier terms are committed and applied too.
-	idx := s.raft.LastIndex()
+	idx := s.readIndexOf(term)
 	if err := s.VerifyLeader(ctx); err != nil {
 		return 0, err
+	}
+	if s.raft.CurrentTerm() != term {
+		// The leadership confirmed is not the one the index was taken
+		// under: another leader may have come between.
+		return 0, fmt.Errorf("read index on %s: the term changed meanwhile: %w", s.cfg.NodeID, ErrNotLeader)
 	}
 	return idx, nil
 }

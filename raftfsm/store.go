@@ -243,6 +243,9 @@ func (s *Store) watchLeadership() {
 		select {
 		case leader := <-s.notifyCh:
 			s.logger.Info("raft leadership changed", "leader", leader, "node", s.cfg.NodeID)
+			if leader {
+				s.tookLeadership()
+			}
 			s.mu.Lock()
 			close(s.leaderChanged)
 			s.leaderChanged = make(chan struct{})
