@@ -374,11 +374,7 @@ func (s *Store) State() string { return s.raft.State().String() }
 func (s *Store) Stats() map[string]string { return s.raft.Stats() }
 
 // CommitIndex is the highest index this node knows to be committed.
-func (s *Store) CommitIndex() uint64 {
-	var c uint64
-	fmt.Sscan(s.raft.Stats()["commit_index"], &c)
-	return c
-}
+func (s *Store) CommitIndex() uint64 { return s.raft.CommitIndex() }
 
 // AppliedIndex is the last index applied to the FSM on this node.
 func (s *Store) AppliedIndex() uint64 { return s.raft.AppliedIndex() }

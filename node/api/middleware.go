@@ -138,10 +138,13 @@ var (
 func queryParams(r Route) []Param {
 	ps := slices.Clone(r.Query)
 	if r.Method == http.MethodGet && r.Kind != RoutePublic {
+		// stale is taken by every GET, so a client can make all its reads
+		// stale; a local route answers from its node anyway.
 		ps = append(ps, readParams...)
+		ps = append(ps, staleParam)
 	}
 	if r.Kind == RouteRead {
-		ps = append(ps, consistentParam, staleParam)
+		ps = append(ps, consistentParam)
 	}
 	return ps
 }

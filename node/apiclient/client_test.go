@@ -472,6 +472,13 @@ func TestReadsAfterAWriteSeeItOnAnyAgent(t *testing.T) {
 	if c.WrittenIndex() != leader.Index() || c.WrittenIndex() == 0 {
 		t.Fatalf("written index %d, leader at %d", c.WrittenIndex(), leader.Index())
 	}
+	// Routes that take no read options still answer after a write.
+	if _, err := c.Ping(t.Context()); err != nil {
+		t.Fatalf("ping after a write: %v", err)
+	}
+	if _, err := c.AgentStats(t.Context(), ""); err != nil {
+		t.Fatalf("a local route after a write: %v", err)
+	}
 	reader := client(t, hostPort(fs))
 	go func() {
 		// Replication reaches the follower whenever it does: before the
