@@ -49,6 +49,7 @@ settings() {
 	mesh/BenchmarkStateRead) echo "200x mem" ;;
 	node/BenchmarkFailover) echo "10x" ;;
 	node/BenchmarkDeployLatency) echo "10x" ;;
+	node/BenchmarkReads) echo "2000x" ;;
 	node/runtime/BenchmarkRawDockerRun) echo "10x" ;;
 	node/bootstrap/BenchmarkSSHUpload) echo "1s" ;;
 	node/edge/BenchmarkNginxApply | node/edge/BenchmarkProxyApply) echo "1s" ;;

@@ -270,6 +270,9 @@ func (a *Agent) start(ctx context.Context) error {
 	sc.BindAddr, sc.AdvertiseAddr = cfg.bind(cfg.RaftPort), cfg.addr(cfg.RaftPort)
 	sc.OnApply = func(_ int, took time.Duration) { a.metrics.ObserveApply(took) }
 	sc.TLS = a.raftTLS()
+	if cfg.storeHook != nil {
+		cfg.storeHook(&sc)
+	}
 	store, err := raftfsm.OpenStore(sc, a.fsm)
 	if err != nil {
 		return err
@@ -532,6 +535,17 @@ func (a *Agent) apply(ctx context.Context, cmd raftfsm.Command) (any, error) {
 	}
 	if err := a.checkProto(ctx, cmd.Type()); err != nil {
 		return nil, err
+	}
+	// The caller's deadline is absolute: wrapped, the command is refused by
+	// every replica if the leader appends it only after the deadline (a
+	// frozen leader, a long queue). Old servers do not know the wrapper:
+	// then only the leader's own check before raft holds.
+	if dl, ok := ctx.Deadline(); ok && cmd.Type() != raftfsm.CmdDeadlined && a.checkProto(ctx, raftfsm.CmdDeadlined) == nil {
+		wrapped, err := raftfsm.WithDeadline(cmd, dl)
+		if err != nil {
+			return nil, err
+		}
+		cmd = wrapped
 	}
 	start := time.Now()
 	res, err := a.store.Apply(ctx, cmd)

@@ -31,6 +31,10 @@ const (
 // environment variables fill it (see AgentCommand); DefaultConfig gives the
 // production defaults.
 type Config struct {
+	// storeHook, set only by this package's tests, changes the raft
+	// store's settings before it opens (a frozen disk).
+	storeHook func(*raftfsm.StoreConfig)
+
 	// NodeID is this node's id, also the droplet's host name (default: the host name).
 	NodeID  string
 	DataDir string

@@ -53,6 +53,20 @@ func (a *Agent) Consistent(ctx context.Context) error {
 	return a.store.Barrier(ctx)
 }
 
+// CatchUp returns nil once this node may serve reads.
+func (a *Agent) CatchUp() error { return a.store.CatchUp() }
+
+// ReadIndex confirms the leadership and returns a linearizable read's index.
+func (a *Agent) ReadIndex(ctx context.Context) (uint64, error) { return a.store.ReadIndex(ctx) }
+
+// WaitApplied waits until the local state reflects index idx.
+func (a *Agent) WaitApplied(ctx context.Context, idx uint64) error {
+	return a.store.WaitApplied(ctx, idx)
+}
+
+// StaleContact says how stale a local read may be.
+func (a *Agent) StaleContact(ctx context.Context) raftfsm.Contact { return a.store.StaleContact(ctx) }
+
 // resolveService turns a user's service name into a state key.
 func resolveService(s *raftfsm.State, name string) (string, error) {
 	n, err := raftfsm.ParseServiceName(name)

@@ -58,6 +58,7 @@ const (
 	CmdCreateJoinToken
 	CmdUseJoinToken
 	CmdDeleteJoinToken
+	CmdDeadlined
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -87,7 +88,7 @@ var commandNames = [...]string{
 	CmdPutOriginCert: "put_origin_cert", CmdDeleteOriginCert: "delete_origin_cert",
 	CmdSetGossipKeys: "set_gossip_keys", CmdSetClusterCA: "set_cluster_ca", CmdRecordNodeCert: "record_node_cert",
 	CmdRevokeCerts: "revoke_certs", CmdCreateJoinToken: "create_join_token", CmdUseJoinToken: "use_join_token",
-	CmdDeleteJoinToken: "delete_join_token",
+	CmdDeleteJoinToken: "delete_join_token", CmdDeadlined: "deadlined",
 }
 
 // String names the command type for logs and errors.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -72,7 +73,7 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 	if l.Type != raft.LogCommand {
 		return &Result{Index: l.Index}
 	}
-	v, err := applyEntry(f.state, l.Data)
+	v, err := applyEntry(f.state, l.Data, l.AppendedAt)
 	if err != nil {
 		level := slog.LevelDebug
 		if strings.Contains(err.Error(), "internal error") {
@@ -90,9 +91,16 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 // result, logged, on all of them alike; whatever the handler had changed
 // before it panicked stays changed, identically on every replica, since
 // Apply is deterministic.
-func applyEntry(s *State, data []byte) (v any, err error) {
+//
+// appendedAt is the leader's clock when it appended the entry (carried in
+// the entry, the same on every replica): a Deadlined command appended after
+// its deadline is refused.
+func applyEntry(s *State, data []byte, appendedAt time.Time) (v any, err error) {
 	cmd, err := Decode(data)
 	if err != nil {
+		return nil, err
+	}
+	if err := deadlineRefusal(cmd, appendedAt); err != nil {
 		return nil, err
 	}
 	h, _ := handlerFor(cmd.Type())

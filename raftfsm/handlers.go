@@ -110,6 +110,8 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applyUseJoinToken), true
 	case CmdDeleteJoinToken:
 		return entry(applyDeleteJoinToken), true
+	case CmdDeadlined:
+		return entry(applyDeadlined), true
 	}
 	return handler{}, false
 }

@@ -71,6 +71,16 @@ type StoreConfig struct {
 	TransportTimeout time.Duration
 	MaxPool          int
 
+	// AppliedPersistInterval is how often the applied index is saved in the
+	// stable store (and once more on Close), so a restarted node knows how
+	// far it must catch up before it serves reads. Shorter narrows what a
+	// crash (no Close) can forget, at one small stable-store write each.
+	AppliedPersistInterval time.Duration
+
+	// WrapLogs, when set, wraps the raft log store; tests use it to freeze
+	// a node's log writes (a stalled disk, a paused process).
+	WrapLogs func(raft.LogStore) raft.LogStore
+
 	// OnApply, when set, is told how long the FSM took to apply each batch
 	// of entries on this node (metrics). It is timed around the FSM, which
 	// itself never reads the clock.
@@ -92,6 +102,8 @@ func DefaultStoreConfig() StoreConfig {
 		ApplyTimeout:       10 * time.Second,
 		TransportTimeout:   5 * time.Second,
 		MaxPool:            3,
+
+		AppliedPersistInterval: 200 * time.Millisecond,
 	}
 }
 
@@ -105,7 +117,9 @@ type Store struct {
 	transport raft.Transport
 	stream    *tlsStream // nil with a test transport
 	logs      raft.LogStore
+	stable    raft.StableStore
 	snapshots raft.SnapshotStore
+	reads     readState
 	closers   []io.Closer
 
 	notifyCh chan bool
@@ -128,6 +142,9 @@ func OpenStore(cfg StoreConfig, fsm *FSM) (*Store, error) {
 	}
 	if cfg.TLS == nil && cfg.Transport == nil {
 		return nil, fmt.Errorf("open raft store %s: %w", cfg.NodeID, ErrNoTransportSecurity)
+	}
+	if cfg.AppliedPersistInterval <= 0 {
+		cfg.AppliedPersistInterval = DefaultStoreConfig().AppliedPersistInterval
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -199,7 +216,11 @@ func OpenStore(cfg StoreConfig, fsm *FSM) (*Store, error) {
 		s.closers = append(s.closers, nt)
 	}
 
+	if cfg.WrapLogs != nil {
+		logs = cfg.WrapLogs(logs)
+	}
 	s.logs = logs
+	s.initReads(stable)
 	var machine raft.FSM = fsm
 	if cfg.OnApply != nil {
 		machine = &timedFSM{FSM: fsm, observe: cfg.OnApply}
@@ -219,8 +240,9 @@ func OpenStore(cfg StoreConfig, fsm *FSM) (*Store, error) {
 			return f.Configuration()
 		})
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.watchLeadership()
+	go s.keepApplied()
 	if s.stream != nil {
 		s.wg.Add(1)
 		go s.watchRevocations()
@@ -236,6 +258,9 @@ func (s *Store) watchLeadership() {
 		select {
 		case leader := <-s.notifyCh:
 			s.logger.Info("raft leadership changed", "leader", leader, "node", s.cfg.NodeID)
+			if leader {
+				s.tookLeadership()
+			}
 			s.mu.Lock()
 			close(s.leaderChanged)
 			s.leaderChanged = make(chan struct{})
@@ -331,7 +356,12 @@ func (s *Store) timeout(ctx context.Context) time.Duration {
 }
 
 // Apply commits a command and returns what the FSM returned for it, or the
-// FSM's refusal. It fails with ErrNotLeader on a follower.
+// FSM's refusal. It fails with ErrNotLeader on a follower (nothing was
+// written). The caller's deadline is absolute: a command whose deadline
+// has passed is not handed to raft, and when the deadline passes while raft
+// works on it, or the leadership is lost meanwhile, the error wraps
+// ErrOutcomeUnknown (the entry may still commit). Wrap the command with
+// WithDeadline so that replicas refuse it too when it reached the log late.
 func (s *Store) Apply(ctx context.Context, c Command) (any, error) {
 	data, err := Encode(c)
 	if err != nil {
@@ -340,10 +370,27 @@ func (s *Store) Apply(ctx context.Context, c Command) (any, error) {
 	if s.raft.State() != raft.Leader {
 		return nil, ErrNotLeader
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("apply %s: not applied: %w", c.Type(), err)
+	}
 	f := s.raft.Apply(data, s.timeout(ctx))
-	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("apply %s: %w: the caller's deadline passed while raft committed it (%w)", c.Type(), ErrOutcomeUnknown, ctx.Err())
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			// Refused before it reached the log.
 			return nil, fmt.Errorf("apply %s: %w (%v)", c.Type(), ErrNotLeader, err)
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, fmt.Errorf("apply %s: not applied: raft's queue stayed full until the deadline: %w", c.Type(), context.DeadlineExceeded)
+		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
+			// It reached the log: a new leader may still commit it.
+			return nil, fmt.Errorf("apply %s: %w: %v", c.Type(), ErrOutcomeUnknown, err)
 		}
 		return nil, fmt.Errorf("apply %s: %w", c.Type(), err)
 	}
@@ -377,11 +424,7 @@ func (s *Store) State() string { return s.raft.State().String() }
 func (s *Store) Stats() map[string]string { return s.raft.Stats() }
 
 // CommitIndex is the highest index this node knows to be committed.
-func (s *Store) CommitIndex() uint64 {
-	var c uint64
-	fmt.Sscan(s.raft.Stats()["commit_index"], &c)
-	return c
-}
+func (s *Store) CommitIndex() uint64 { return s.raft.CommitIndex() }
 
 // AppliedIndex is the last index applied to the FSM on this node.
 func (s *Store) AppliedIndex() uint64 { return s.raft.AppliedIndex() }
@@ -394,14 +437,6 @@ func (s *Store) Barrier(ctx context.Context) error {
 			return fmt.Errorf("barrier: %w", ErrNotLeader)
 		}
 		return fmt.Errorf("barrier: %w", err)
-	}
-	return nil
-}
-
-// VerifyLeader confirms with a quorum that this node still leads.
-func (s *Store) VerifyLeader(ctx context.Context) error {
-	if err := s.raft.VerifyLeader().Error(); err != nil {
-		return fmt.Errorf("verify leader: %w (%v)", ErrNotLeader, err)
 	}
 	return nil
 }
@@ -522,6 +557,7 @@ func (s *Store) Close() error {
 		err := s.raft.Shutdown().Error()
 		close(s.done)
 		s.wg.Wait()
+		s.persistApplied()
 		if cerr := s.closeAll(); err == nil {
 			err = cerr
 		}

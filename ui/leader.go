@@ -23,7 +23,10 @@ import (
 // stream cannot follow a redirect to another origin). With no leader: a 503
 // page that retries by itself.
 func (s *server) leaderGate(c *gin.Context) {
-	if s.node.IsLeader() {
+	if s.node.IsLeader() && s.linearize(c) {
+		return
+	}
+	if c.IsAborted() {
 		return
 	}
 	c.Abort()

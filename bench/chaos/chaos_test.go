@@ -67,6 +67,11 @@ func runChaos(t *testing.T, cfg Config) {
 	defer sampler.Stop()
 	work := StartWorkload(ctx, c, h, images, seed)
 	defer work.Stop()
+	reg, regErr := StartRegister(ctx, c, 4, seed)
+	if regErr != nil {
+		t.Fatal(regErr)
+	}
+	defer reg.Stop()
 	if err := waitUntil(ctx, time.Now().Add(cfg.FaultFor)); err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +89,7 @@ func runChaos(t *testing.T, cfg Config) {
 		}
 	}
 	work.Stop()
+	reg.Stop()
 	c.logf("faults done; writers stopped")
 	if runErr != nil {
 		printRecord(t, h)
@@ -124,6 +130,7 @@ func runChaos(t *testing.T, cfg Config) {
 	for _, v := range []*Violation{
 		CheckLeaders(h, h.Samples()),
 		CheckAcknowledged(h, h.Ops(), final),
+		CheckRegister(reg),
 		ctrs,
 		cloud,
 		CheckFailover(runner.Recoveries, cfg.FailoverLimit),

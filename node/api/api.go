@@ -108,6 +108,12 @@ type Limits struct {
 	// own deadline). An election takes well under a second; longer rides out
 	// slower ones but holds the caller longer when there is no quorum.
 	LeaderWait time.Duration
+	// ReadWait bounds how long a read waits for this node to apply the
+	// index it must reflect (a linearizable read's read index, or ?index=)
+	// when the caller's deadline is later or absent; then it is answered
+	// catching_up. Longer rides out a slow replica; shorter sends the
+	// caller to another node sooner.
+	ReadWait time.Duration
 }
 
 // DefaultLimits returns the defaults of every limit.
@@ -124,6 +130,7 @@ func DefaultLimits() Limits {
 		WriteTimeout:   60 * time.Second,
 		MaxClients:     10000,
 		LeaderWait:     3 * time.Second,
+		ReadWait:       10 * time.Second,
 	}
 }
 
@@ -179,6 +186,9 @@ func (o Options) withDefaults() Options {
 	if l.LeaderWait <= 0 {
 		l.LeaderWait = d.LeaderWait
 	}
+	if l.ReadWait <= 0 {
+		l.ReadWait = d.ReadWait
+	}
 	return o
 }
 
@@ -192,6 +202,7 @@ type server struct {
 	pingLimit *ipLimiter
 	authFail  *ipLimiter
 	now       func() time.Time
+	reads     readBatches
 }
 
 func newServer(o Options) *server {
@@ -205,6 +216,7 @@ func newServer(o Options) *server {
 		pingLimit: newIPLimiter(o.Limits.PingRate, o.Limits.PingBurst, o.Limits.MaxClients),
 		authFail:  newIPLimiter(rate.Every(time.Minute/time.Duration(o.Limits.AuthFailures)), o.Limits.AuthFailures, o.Limits.MaxClients),
 		now:       time.Now,
+		reads:     newReadBatches(o.Limits.LeaderWait + o.Limits.ReadWait),
 	}
 }
 

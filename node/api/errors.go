@@ -28,10 +28,13 @@ const (
 	// CodeOutcomeUnknown: the leader went away after the request reached
 	// it; it may have been applied. Not retryable: look, then decide.
 	CodeOutcomeUnknown = "outcome_unknown"
-	CodeTimeout        = "timeout"
-	CodeProbeFailed    = "probe_failed"
-	CodeUnavailable    = "unavailable"
-	CodeInternal       = "internal"
+	// CodeCatchingUp: the node has not caught up since it started and
+	// serves no read yet; retry (after Retry-After) or ask another node.
+	CodeCatchingUp  = "catching_up"
+	CodeTimeout     = "timeout"
+	CodeProbeFailed = "probe_failed"
+	CodeUnavailable = "unavailable"
+	CodeInternal    = "internal"
 )
 
 // ErrorBody is the JSON shape of every error answer.
@@ -43,7 +46,7 @@ type ErrorBody struct {
 // Retryable reports whether a client may retry the same request (on this or
 // another node) after an answer with this code.
 func Retryable(code string) bool {
-	return code == CodeNotLeader || code == CodeNoLeader || code == CodeRateLimited || code == CodeUnavailable
+	return code == CodeNotLeader || code == CodeNoLeader || code == CodeRateLimited || code == CodeUnavailable || code == CodeCatchingUp
 }
 
 // errProbeFailed marks a failed probe of /v1/internal/probe: not a server
@@ -66,6 +69,12 @@ func classify(err error) (int, string) {
 		return http.StatusNotFound, CodeNotFound
 	case errors.Is(err, raftfsm.ErrConflict):
 		return http.StatusConflict, CodeConflict
+	case errors.Is(err, control.ErrOutcomeUnknown):
+		// Before not_leader and timeout: the write may still commit, so
+		// it must not look retryable.
+		return http.StatusBadGateway, CodeOutcomeUnknown
+	case errors.Is(err, control.ErrCatchingUp):
+		return http.StatusServiceUnavailable, CodeCatchingUp
 	case errors.Is(err, control.ErrNotLeader):
 		return http.StatusServiceUnavailable, CodeNotLeader
 	case errors.Is(err, control.ErrNoLeader):

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -163,32 +164,123 @@ func TestLeaderDownMeansNoLeaderAndNoHalfWrite(t *testing.T) {
 	if e := errorOf(t, body); e.Error != CodeNoLeader {
 		t.Fatalf("answer %+v", e)
 	}
-	// Reads still answer from the local replica.
+	// A linearizable read needs a leader; a stale one answers from the
+	// local replica and says there is none.
 	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/nodes", nil, "")
+	expect(t, resp, body, http.StatusServiceUnavailable, nil)
+	if e := errorOf(t, body); e.Error != CodeNoLeader {
+		t.Fatalf("answer %+v", e)
+	}
+	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/nodes?stale=true", nil, "")
+	expect(t, resp, body, http.StatusOK, nil)
+	if resp.Header.Get(HeaderKnownLeader) != "false" {
+		t.Fatalf("%s %q on a follower that knows no leader", HeaderKnownLeader, resp.Header.Get(HeaderKnownLeader))
+	}
+	// The node's own view of the cluster needs no leader.
+	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/cluster", nil, "")
 	expect(t, resp, body, http.StatusOK, nil)
 }
 
-func TestConsistentReadGoesToTheLeader(t *testing.T) {
-	p := newPair(t)
-	if _, err := p.leader.Deploy(t.Context(), controlDeploy(t, webSpec)); err != nil {
-		t.Fatal(err)
+// A read on a follower is linearizable by default: it asks the leader for
+// its read index and answers once its own replica has applied it.
+func TestDefaultReadOnFollowerWaitsForTheLeadersIndex(t *testing.T) {
+	p := newPairWith(t, func(o *Options) { o.Limits.ReadWait = 300 * time.Millisecond })
+	deploy := func(f *Fake) {
+		t.Helper()
+		if _, err := f.Deploy(t.Context(), controlDeploy(t, webSpec)); err != nil {
+			t.Fatal(err)
+		}
 	}
+	deploy(p.leader)
 	var services []raftfsm.Service
-	resp, body := call(t, p.followerSrv, http.MethodGet, "/v1/services", nil, "")
+	// Stale: the follower's replica as it is, with how stale it may be.
+	p.follower.SetContact(&raftfsm.Contact{Leader: "node-1", LastContact: 1500 * time.Millisecond, Known: true})
+	resp, body := call(t, p.followerSrv, http.MethodGet, "/v1/services?stale=true", nil, "")
 	expect(t, resp, body, http.StatusOK, &services)
-	if len(services) != 0 {
-		t.Fatalf("the follower's replica has %d services", len(services))
+	if len(services) != 0 || resp.Header.Get(HeaderLastContact) != "1500" || resp.Header.Get(HeaderKnownLeader) != "true" {
+		t.Fatalf("stale read: %d services, last contact %q, known leader %q", len(services), resp.Header.Get(HeaderLastContact), resp.Header.Get(HeaderKnownLeader))
 	}
-	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/services?consistent=true", nil, "")
+	// Default: the replica has not applied the leader's index in time.
+	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/services", nil, "")
+	expect(t, resp, body, http.StatusServiceUnavailable, nil)
+	if e := errorOf(t, body); e.Error != CodeCatchingUp || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("lagging follower: %+v, Retry-After %q", e, resp.Header.Get("Retry-After"))
+	}
+	// Once it applies it (replication, here by hand), the read answers.
+	for _, q := range []string{"", "?consistent=true"} {
+		done := make(chan struct{})
+		var resp *http.Response
+		var body []byte
+		go func() {
+			defer close(done)
+			resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/services"+q, nil, "")
+		}()
+		if q == "" {
+			p.follower.ReplicateFrom(p.leader)
+		}
+		<-done
+		expect(t, resp, body, http.StatusOK, &services)
+		if len(services) != 1 || resp.Header.Get(HeaderLastContact) != "0" {
+			t.Fatalf("read %q: %d services, last contact %q", q, len(services), resp.Header.Get(HeaderLastContact))
+		}
+		if resp.Header.Get(HeaderIndex) != itoa(p.leader.Index()) {
+			t.Fatalf("index %s, leader at %d", resp.Header.Get(HeaderIndex), p.leader.Index())
+		}
+	}
+	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/services?stale=true&consistent=true", nil, "")
+	expect(t, resp, body, http.StatusBadRequest, nil)
+}
+
+// No read, stale or not, is served while the node catches up.
+func TestCatchingUpNodeServesNoRead(t *testing.T) {
+	fake := NewFake("node-1")
+	fake.SetCatchingUp(fmt.Errorf("%w: it has applied 3 of at least 90 entries", raftfsm.ErrCatchingUp))
+	srv := newTestServer(t, fake, nil)
+	for _, q := range []string{"", "?stale=true", "?consistent=true"} {
+		resp, body := call(t, srv, http.MethodGet, "/v1/services"+q, nil, "")
+		expect(t, resp, body, http.StatusServiceUnavailable, nil)
+		if e := errorOf(t, body); e.Error != CodeCatchingUp || !strings.Contains(e.Message, "catching up") || resp.Header.Get("Retry-After") != "1" {
+			t.Fatalf("read %q while catching up: %+v, Retry-After %q", q, e, resp.Header.Get("Retry-After"))
+		}
+	}
+	fake.SetCatchingUp(nil)
+	resp, body := call(t, srv, http.MethodGet, "/v1/services", nil, "")
+	expect(t, resp, body, http.StatusOK, nil)
+}
+
+// Every write answers with its index, 204s included, and ?index= with it
+// reads the write on a node that applies it later.
+func TestWritesAnswerTheirIndexAndIndexReadsWaitForIt(t *testing.T) {
+	p := newPairWith(t, func(o *Options) { o.Limits.ReadWait = 300 * time.Millisecond })
+	resp, body := call(t, p.followerSrv, http.MethodPatch, "/v1/settings", map[string]any{"ui_host": "ui.example.com"}, "")
+	expect(t, resp, body, http.StatusNoContent, nil)
+	if resp.Header.Get(HeaderIndex) != itoa(p.leader.Index()) {
+		t.Fatalf("204 through the follower: index %q, leader at %d", resp.Header.Get(HeaderIndex), p.leader.Index())
+	}
+	resp, body = call(t, p.followerSrv, http.MethodPost, "/v1/services", webSpec, "")
+	expect(t, resp, body, http.StatusAccepted, nil)
+	idx := resp.Header.Get(HeaderIndex)
+	if idx != itoa(p.leader.Index()) {
+		t.Fatalf("deploy: index %q, leader at %d", idx, p.leader.Index())
+	}
+	// The follower has applied neither: a stale read at that index waits,
+	// then says it is behind.
+	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/services?stale=true&index="+idx, nil, "")
+	expect(t, resp, body, http.StatusServiceUnavailable, nil)
+	if e := errorOf(t, body); e.Error != CodeCatchingUp {
+		t.Fatalf("index read on a lagging node: %+v", e)
+	}
+	done := make(chan struct{})
+	var services []raftfsm.Service
+	go func() {
+		defer close(done)
+		resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/services?stale=true&index="+idx, nil, "")
+	}()
+	p.follower.ReplicateFrom(p.leader)
+	<-done
 	expect(t, resp, body, http.StatusOK, &services)
 	if len(services) != 1 {
-		t.Fatalf("consistent read gave %d services", len(services))
-	}
-	if p.leader.CallCount("Consistent") != 1 || p.follower.CallCount("Consistent") != 0 {
-		t.Fatalf("Consistent calls: leader %d, follower %d", p.leader.CallCount("Consistent"), p.follower.CallCount("Consistent"))
-	}
-	if resp.Header.Get(HeaderIndex) != itoa(p.leader.Index()) {
-		t.Fatalf("index %s, leader at %d", resp.Header.Get(HeaderIndex), p.leader.Index())
+		t.Fatalf("index read gave %d services", len(services))
 	}
 }
 
@@ -310,7 +402,7 @@ func TestWriteWaitsForALeaderToBeElected(t *testing.T) {
 // (its droplet died with the connection open). Once the follower sees a new
 // leader it answers at once instead of holding the caller until its
 // deadline: a write is not repeated (it may have been applied), a read is
-// served by the new leader.
+// confirmed by the new leader.
 func TestLeaderLostMidRequest(t *testing.T) {
 	arrived := make(chan struct{}, 4)
 	release := make(chan struct{})
@@ -381,6 +473,7 @@ func TestLeaderLostMidRequest(t *testing.T) {
 		t.Fatalf("the write was repeated on the new leader (%d deploys)", n)
 	}
 
+	follower.ReplicateFrom(next)
 	follower.moveTo("node-1", hostPort(hung))
 	read := send(http.MethodGet, "/v1/services?consistent=true", nil)
 	waitArrived()

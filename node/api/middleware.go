@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
 // chain is the handler chain of one route: limits, auth, query check,
@@ -36,7 +34,10 @@ func (s *server) chain(r Route) []gin.HandlerFunc {
 	case RouteWrite:
 		hs = append(hs, s.toLeader)
 	case RouteRead:
-		hs = append(hs, s.consistent, s.block)
+		if !r.OwnView {
+			hs = append(hs, s.read)
+		}
+		hs = append(hs, s.block)
 	case RouteLocal:
 		if r.Method == http.MethodGet {
 			hs = append(hs, s.block)
@@ -211,17 +212,20 @@ func (s *server) limitBody(limit int64) gin.HandlerFunc {
 // Query parameters every route of a kind takes.
 var (
 	readParams = []Param{
-		{Name: "index", Type: "integer", Description: "blocking read: answer once the state's raft index is above this (see X-Dropmesh-Index)"},
-		{Name: "wait", Type: "string", Description: "blocking read: the longest wait, such as 30s (default 5m, at most 10m)"},
+		{Name: "index", Type: "integer", Description: "alone: answer once this node has applied this raft index (a write's X-Dropmesh-Index: read your writes); with wait: blocking read, answer once the state's index is above it"},
+		{Name: "wait", Type: "string", Description: "blocking read: the longest wait, such as 30s (at most 10m)"},
 	}
-	consistentParam = Param{Name: "consistent", Type: "boolean", Description: "read from the leader after it made its state current"}
+	consistentParam = Param{Name: "consistent", Type: "boolean", Description: "linearizable read (the default; kept for older clients)"}
 )
 
 // queryParams lists every query parameter a route accepts.
 func queryParams(r Route) []Param {
 	ps := slices.Clone(r.Query)
 	if r.Method == http.MethodGet && r.Kind != RoutePublic {
+		// stale is taken by every GET, so a client can make all its reads
+		// stale; a local route answers from its node anyway.
 		ps = append(ps, readParams...)
+		ps = append(ps, staleParam)
 	}
 	if r.Kind == RouteRead {
 		ps = append(ps, consistentParam)
@@ -289,6 +293,7 @@ func (s *server) deadline(r Route) gin.HandlerFunc {
 // leader otherwise.
 func (s *server) toLeader(c *gin.Context) {
 	if s.ctrl.IsLeader() {
+		s.stampIndex(c)
 		return
 	}
 	s.forwardToLeader(c)
@@ -392,82 +397,4 @@ func idempotent(method string) bool {
 		return true
 	}
 	return false
-}
-
-// consistent handles ?consistent=true: a follower forwards the read to the
-// leader, the leader makes its replica current first.
-func (s *server) consistent(c *gin.Context) {
-	raw := c.Query("consistent")
-	if raw == "" {
-		return
-	}
-	on, err := strconv.ParseBool(raw)
-	if err != nil {
-		invalid(c, fmt.Sprintf("query parameter consistent=%q: want true or false", raw))
-		return
-	}
-	if !on {
-		return
-	}
-	if !s.ctrl.IsLeader() {
-		s.forwardToLeader(c)
-		return
-	}
-	if err := s.ctrl.Consistent(c.Request.Context()); err != nil {
-		s.fail(c, err)
-	}
-}
-
-// stateIndex is the raft index of the local replica.
-func (s *server) stateIndex() uint64 {
-	var idx uint64
-	s.ctrl.View(func(st *raftfsm.State) { idx = st.Index })
-	return idx
-}
-
-// block implements blocking reads: with ?index=N it answers once the
-// state's index is above N or the wait ends. It always sets X-Dropmesh-Index.
-func (s *server) block(c *gin.Context) {
-	rawIdx, rawWait := c.Query("index"), c.Query("wait")
-	if rawIdx == "" {
-		if rawWait != "" {
-			invalid(c, "query parameter wait needs index (the X-Dropmesh-Index of the previous answer)")
-			return
-		}
-		c.Header(HeaderIndex, strconv.FormatUint(s.stateIndex(), 10))
-		return
-	}
-	idx, err := strconv.ParseUint(rawIdx, 10, 64)
-	if err != nil {
-		invalid(c, fmt.Sprintf("query parameter index=%q: want a raft index (a non-negative integer)", rawIdx))
-		return
-	}
-	wait := s.opts.Limits.DefaultWait
-	if rawWait != "" {
-		wait, err = time.ParseDuration(rawWait)
-		if err != nil || wait <= 0 || wait > s.opts.Limits.MaxWait {
-			invalid(c, fmt.Sprintf("query parameter wait=%q: want a duration from 1ms to %s, such as 30s", rawWait, s.opts.Limits.MaxWait))
-			return
-		}
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	ctx := c.Request.Context()
-	for {
-		changed := s.ctrl.Changed()
-		cur := s.stateIndex()
-		if cur > idx {
-			break
-		}
-		select {
-		case <-changed:
-			continue
-		case <-timer.C:
-		case <-ctx.Done():
-			// The caller left or its deadline passed: answer what there is;
-			// a gone client never reads it.
-		}
-		break
-	}
-	c.Header(HeaderIndex, strconv.FormatUint(s.stateIndex(), 10))
 }

@@ -19,7 +19,9 @@ const (
 	// RoutePublic needs no key (GET /ping, and POST /v1/bootstrap/claim,
 	// which proves the one-time bootstrap token instead).
 	RoutePublic RouteKind = iota
-	// RouteRead is served from the local replica; ?consistent=true goes to the leader.
+	// RouteRead is linearizable by default (a read index from the leader,
+	// then served from the local replica once it has applied it);
+	// ?stale=true serves the local replica as it is (reads.go).
 	RouteRead
 	// RouteWrite runs on the leader; followers forward it.
 	RouteWrite
@@ -118,6 +120,10 @@ type Route struct {
 	// Body selects the body size limit; MaxBody overrides it.
 	Body    BodyKind
 	MaxBody int64
+	// OwnView marks a read answered from this node's own view (gossip,
+	// raft, this document), not from the replicated state: it needs no
+	// read index, so it answers with no leader and while catching up.
+	OwnView bool
 }
 
 // ginPath turns "/v1/nodes/{id}" into Gin's "/v1/nodes/:id".
@@ -153,8 +159,8 @@ func (s *server) routes() []Route {
 	rs := []Route{
 		{Method: http.MethodGet, Path: "/ping", Summary: "Liveness: this node's id and version (no key)", Kind: RoutePublic, Handler: s.ping, Response: Ping{}},
 		{Method: http.MethodPost, Path: "/v1/bootstrap/claim", Summary: "A new seed takes its cloud tokens and admin password from `dropmesh bootstrap` (no key: the one-time bootstrap token is proven)", Kind: RoutePublic, Handler: s.claimBootstrap, Request: bootclaim.Request{}, Response: bootclaim.Answer{}},
-		{Method: http.MethodGet, Path: "/v1/cluster", Summary: "The leader, the term and every gossip member", Kind: RouteRead, Handler: s.cluster, Response: control.ClusterInfo{}},
-		{Method: http.MethodGet, Path: "/v1/openapi.json", Summary: "This document", Kind: RouteRead, Handler: s.openAPI, Response: map[string]any{}},
+		{Method: http.MethodGet, Path: "/v1/cluster", Summary: "The leader, the term and every gossip member", Kind: RouteRead, Handler: s.cluster, Response: control.ClusterInfo{}, OwnView: true},
+		{Method: http.MethodGet, Path: "/v1/openapi.json", Summary: "This document", Kind: RouteRead, Handler: s.openAPI, Response: map[string]any{}, OwnView: true},
 
 		{Method: http.MethodGet, Path: "/v1/nodes", Summary: "Every node of the cluster", Kind: RouteRead, Handler: s.listNodes, Response: []raftfsm.Node{}},
 		{Method: http.MethodPost, Path: "/v1/nodes", Summary: "Add droplets to the cluster", Kind: RouteWrite, Handler: s.addNodes, Request: control.AddNodesRequest{}, Response: AddedNodes{}, Status: http.StatusAccepted},
@@ -244,5 +250,6 @@ func (s *server) routes() []Route {
 		{Method: http.MethodPost, Path: "/v1/internal/certificate", Summary: "Renew the calling node's certificate from a certificate request", Kind: RouteWrite, Access: AccessNode,
 			Handler: s.renewCertificate, Request: control.CertificateRequest{}, Response: control.CertificateAnswer{}},
 	}
+	rs = append(rs, s.readIndexRoute())
 	return append(rs, s.opts.Extra...)
 }

@@ -42,6 +42,7 @@ type Fake struct {
 	// applyMu orders the applies, as raft's log does.
 	applyMu sync.Mutex
 	index   uint64
+	log     []raftfsm.Command
 
 	mu        sync.Mutex
 	nodeID    string
@@ -57,6 +58,8 @@ type Fake struct {
 	contexts  map[string][]byte
 	agentLogs []control.LogEntry
 	probeErr  error
+	catchUp   error
+	contact   *raftfsm.Contact
 	// gossipRotations counts the rotations; the key ids follow from it.
 	gossipRotations int
 }
@@ -121,7 +124,20 @@ func (f *Fake) Apply(c raftfsm.Command) (any, error) {
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
 	f.index++
+	f.log = append(f.log, c)
 	return f.fsm.ApplyCommand(f.index, c)
+}
+
+// ReplicateFrom applies the commands leader applied that f has not, as
+// raft replication would: for tests of a follower that lags. Both must
+// have started from NewFake and applied the same commands so far.
+func (f *Fake) ReplicateFrom(leader *Fake) {
+	leader.applyMu.Lock()
+	missing := slices.Clone(leader.log[min(len(f.log), len(leader.log)):])
+	leader.applyMu.Unlock()
+	for _, c := range missing {
+		_, _ = f.Apply(c)
+	}
 }
 
 // Index is the raft index of the fake's state.
@@ -334,6 +350,49 @@ func (f *Fake) Consistent(ctx context.Context) error {
 		return control.ErrNotLeader
 	}
 	return nil
+}
+
+// SetCatchingUp makes CatchUp return err (nil: caught up).
+func (f *Fake) SetCatchingUp(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.catchUp = err
+}
+
+// SetContact sets what StaleContact answers (nil: the leader, just now).
+func (f *Fake) SetContact(c *raftfsm.Contact) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.contact = c
+}
+
+// CatchUp returns what SetCatchingUp set. The read path's calls are not
+// recorded: every read makes them.
+func (f *Fake) CatchUp() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.catchUp
+}
+
+// ReadIndex returns the state's index on the leader, ErrNotLeader elsewhere.
+func (f *Fake) ReadIndex(ctx context.Context) (uint64, error) {
+	if !f.IsLeader() {
+		return 0, control.ErrNotLeader
+	}
+	return f.fsm.Index(), nil
+}
+
+// WaitApplied waits until the state's index reaches idx.
+func (f *Fake) WaitApplied(ctx context.Context, idx uint64) error { return f.fsm.WaitIndex(ctx, idx) }
+
+// StaleContact returns what SetContact set.
+func (f *Fake) StaleContact(ctx context.Context) raftfsm.Contact {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.contact != nil {
+		return *f.contact
+	}
+	return raftfsm.Contact{Leader: f.leaderID, Known: f.leaderID != ""}
 }
 
 // Cluster lists the state's nodes as alive voters.

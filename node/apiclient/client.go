@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/api"
@@ -56,6 +57,10 @@ type Config struct {
 	// When every agent refuses the connection (nothing listens) the call
 	// gives up after a few rounds, about a second, whatever RetryFor says.
 	RetryFor time.Duration
+	// Stale makes every read a stale one (Stale), unless it asks to be
+	// consistent: faster and possibly behind, the client's own writes
+	// still seen.
+	Stale bool
 }
 
 // ErrNoAgent means no agent of the list could be reached.
@@ -80,9 +85,28 @@ type Client struct {
 	http     *http.Client
 	timeout  time.Duration
 	retryFor time.Duration
+	stale    bool
 
 	mu        sync.Mutex
 	preferred int // index of the address that answered last
+
+	// written is the highest X-Dropmesh-Index of this client's writes:
+	// its later reads pass it as ?index=, so they see those writes on
+	// whichever agent answers, stale reads included.
+	written atomic.Uint64
+}
+
+// WrittenIndex is the highest raft index this client's writes committed at
+// (0 before any write).
+func (c *Client) WrittenIndex() uint64 { return c.written.Load() }
+
+func (c *Client) noteWrite(idx uint64) {
+	for {
+		cur := c.written.Load()
+		if idx <= cur || c.written.CompareAndSwap(cur, idx) {
+			return
+		}
+	}
 }
 
 // New returns a client for the given agents.
@@ -90,7 +114,7 @@ func New(cfg Config) (*Client, error) {
 	if len(cfg.Addrs) == 0 {
 		return nil, errors.New("apiclient: no agent address")
 	}
-	c := &Client{key: cfg.APIKey, http: cfg.HTTPClient, timeout: cfg.Timeout, retryFor: cfg.RetryFor}
+	c := &Client{key: cfg.APIKey, http: cfg.HTTPClient, timeout: cfg.Timeout, retryFor: cfg.RetryFor, stale: cfg.Stale}
 	for _, a := range cfg.Addrs {
 		base, err := normalizeAddr(a)
 		if err != nil {
@@ -173,9 +197,15 @@ func IsNotFound(err error) bool { return Code(err) == api.CodeNotFound }
 
 // Meta describes a read's answer.
 type Meta struct {
-	// Index is the raft index of the state the answer came from; pass it to
-	// WaitIndex to block until the state moves past it.
+	// Index is the raft index of the state the answer came from (of a
+	// write: the index it committed at); pass it to WaitIndex to block until
+	// the state moves past it, or to AtIndex to read at least it.
 	Index uint64
+	// LastContact is how long before the answer its agent last heard from
+	// the leader (0 for a linearizable read); KnownLeader whether it knew
+	// one. LastContact is -1 when the agent never heard from a leader.
+	LastContact time.Duration
+	KnownLeader bool
 }
 
 // ReadOption changes a read.
@@ -186,6 +216,8 @@ type readOptions struct {
 	wait       time.Duration
 	blocking   bool
 	consistent bool
+	stale      bool
+	atIndex    uint64
 	meta       *Meta
 }
 
@@ -195,8 +227,19 @@ func WaitIndex(index uint64, wait time.Duration) ReadOption {
 	return func(o *readOptions) { o.index, o.wait, o.blocking = index, wait, true }
 }
 
-// Consistent reads from the leader after it made its state current.
+// Consistent asks for a linearizable read, which is the default; it is
+// kept for callers that say so explicitly.
 func Consistent() ReadOption { return func(o *readOptions) { o.consistent = true } }
+
+// Stale reads the answering agent's replica as it is, without a round trip
+// to the leader: faster, and possibly behind (by up to Meta.LastContact).
+// The client's own writes are still seen (see AtIndex).
+func Stale() ReadOption { return func(o *readOptions) { o.stale = true } }
+
+// AtIndex makes the answer reflect at least raft index idx (a write's
+// Meta.Index), on whichever agent answers. The client does this by itself
+// for its own writes.
+func AtIndex(idx uint64) ReadOption { return func(o *readOptions) { o.atIndex = max(o.atIndex, idx) } }
 
 // StoreMeta stores the answer's Meta in m.
 func StoreMeta(m *Meta) ReadOption { return func(o *readOptions) { o.meta = m } }
@@ -407,6 +450,14 @@ func (c *Client) call(ctx context.Context, r request, out any) (Meta, error) {
 	if v := resp.Header.Get(api.HeaderIndex); v != "" {
 		m.Index, _ = strconv.ParseUint(v, 10, 64)
 	}
+	m.KnownLeader = resp.Header.Get(api.HeaderKnownLeader) == "true"
+	m.LastContact = -1
+	if ms, err := strconv.ParseInt(resp.Header.Get(api.HeaderLastContact), 10, 64); err == nil {
+		m.LastContact = time.Duration(ms) * time.Millisecond
+	}
+	if r.write && m.Index > 0 {
+		c.noteWrite(m.Index)
+	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return m, nil
@@ -430,16 +481,21 @@ func (c *Client) Get(ctx context.Context, path string, query url.Values, out any
 	}
 	var extra time.Duration
 	if o.blocking {
-		q.Set("index", strconv.FormatUint(o.index, 10))
-		if o.wait > 0 {
-			q.Set("wait", o.wait.String())
-			extra = o.wait
-		} else {
-			extra = api.DefaultLimits().DefaultWait
+		wait := o.wait
+		if wait <= 0 {
+			wait = api.DefaultLimits().DefaultWait
 		}
+		q.Set("index", strconv.FormatUint(o.index, 10))
+		q.Set("wait", wait.String())
+		extra = wait
+	} else if idx := max(o.atIndex, c.written.Load()); idx > 0 {
+		q.Set("index", strconv.FormatUint(idx, 10))
 	}
-	if o.consistent {
+	switch {
+	case o.consistent:
 		q.Set("consistent", "true")
+	case o.stale || c.stale:
+		q.Set("stale", "true")
 	}
 	m, err := c.call(ctx, request{method: http.MethodGet, path: path, query: q, extra: extra}, out)
 	if o.meta != nil {

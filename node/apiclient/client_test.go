@@ -460,3 +460,76 @@ func TestGivesUpSoonWhenNothingListens(t *testing.T) {
 		t.Fatalf("took %s with nothing listening", d)
 	}
 }
+
+// A client's reads after its write see the write on a lagging follower: the
+// write's index travels as ?index=, and the follower answers once it has
+// applied it, stale reads included.
+func TestReadsAfterAWriteSeeItOnAnyAgent(t *testing.T) {
+	leader, follower := api.NewFake("node-1"), api.NewFake("node-2")
+	ls, _ := serve(t, leader)
+	follower.SetLeader(false, "node-1", hostPort(ls))
+	fs, _ := serve(t, follower)
+	c := client(t, hostPort(ls))
+	if _, err := c.CreateWorkspace(t.Context(), "demo"); err != nil {
+		t.Fatal(err)
+	}
+	if c.WrittenIndex() != leader.Index() || c.WrittenIndex() == 0 {
+		t.Fatalf("written index %d, leader at %d", c.WrittenIndex(), leader.Index())
+	}
+	// Routes that take no read options still answer after a write.
+	if _, err := c.Ping(t.Context()); err != nil {
+		t.Fatalf("ping after a write: %v", err)
+	}
+	if _, err := c.AgentStats(t.Context(), ""); err != nil {
+		t.Fatalf("a local route after a write: %v", err)
+	}
+	reader := client(t, hostPort(fs))
+	go func() {
+		// Replication reaches the follower whenever it does: before the
+		// read or while it waits, the answer must include the write.
+		follower.ReplicateFrom(leader)
+	}()
+	var m Meta
+	ws, err := reader.Workspaces(t.Context(), Stale(), AtIndex(c.WrittenIndex()), StoreMeta(&m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, w := range ws {
+		found = found || w.Name == "demo"
+	}
+	if !found || m.Index < c.WrittenIndex() || !m.KnownLeader {
+		t.Fatalf("stale read at the write's index: %+v, meta %+v", ws, m)
+	}
+}
+
+// Config.Stale makes every read stale unless it asks to be consistent.
+func TestStaleConfigMarksReads(t *testing.T) {
+	fake := api.NewFake("node-1")
+	h, err := api.New(api.Options{Controller: fake, APIKey: testKey, RequireAuthAlways: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		queries <- r.URL.RawQuery
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(Config{Addrs: []string{hostPort(srv)}, APIKey: testKey, Stale: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Nodes(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if q := <-queries; q != "stale=true" {
+		t.Fatalf("stale client's read: query %q", q)
+	}
+	if _, err := c.Nodes(t.Context(), Consistent()); err != nil {
+		t.Fatal(err)
+	}
+	if q := <-queries; q != "consistent=true" {
+		t.Fatalf("consistent read of a stale client: query %q", q)
+	}
+}

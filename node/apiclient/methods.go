@@ -21,7 +21,9 @@ import (
 // Ping asks an agent for its id and version (no key needed).
 func (c *Client) Ping(ctx context.Context) (api.Ping, error) {
 	var out api.Ping
-	return out, c.Get(ctx, "/ping", nil, &out)
+	// Not Get: /ping takes no read options (no ?index=, no ?stale).
+	_, err := c.call(ctx, request{method: http.MethodGet, path: "/ping"}, &out)
+	return out, err
 }
 
 // Cluster describes the leader, the term and every member.

@@ -33,6 +33,7 @@ type conn struct {
 	addr   string
 	key    string
 	cacert string
+	stale  bool
 }
 
 // connFlags adds --addr and --api-key to cmd and its subcommands.
@@ -41,6 +42,7 @@ func (e *env) connFlags(cmd *cobra.Command) *conn {
 	cmd.PersistentFlags().StringVar(&c.addr, "addr", "", "agent API address(es), comma-separated (default $DROPMESH_ADDR)")
 	cmd.PersistentFlags().StringVar(&c.key, "api-key", "", "cluster API key (default $DROPMESH_API_KEY)")
 	cmd.PersistentFlags().StringVar(&c.cacert, "cacert", "", "the cluster CA's certificate (PEM file) to verify the agents' API with (default $DROPMESH_CACERT; none: the system's roots)")
+	cmd.PersistentFlags().BoolVar(&c.stale, "stale", false, "read the answering agent's replica without asking the leader (faster, may be behind; reads are linearizable without it)")
 	return c
 }
 
@@ -138,7 +140,7 @@ func (c *conn) client() (*apiclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := apiclient.New(apiclient.Config{Addrs: addrs, APIKey: key, CACert: ca, Timeout: 30 * time.Second, RetryFor: 30 * time.Second})
+	cl, err := apiclient.New(apiclient.Config{Addrs: addrs, APIKey: key, CACert: ca, Timeout: 30 * time.Second, RetryFor: 30 * time.Second, Stale: c.stale})
 	if err != nil {
 		return nil, &UsageError{Err: err}
 	}

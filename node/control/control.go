@@ -31,6 +31,12 @@ var (
 	ErrNotLocal = errors.New("the container does not run on this node")
 	// ErrForbidden: the user's role does not allow the action.
 	ErrForbidden = errors.New("forbidden")
+	// ErrCatchingUp: this node has not caught up since it started; it
+	// serves no read until it has (retry shortly, or ask another node).
+	ErrCatchingUp = raftfsm.ErrCatchingUp
+	// ErrOutcomeUnknown: a write may or may not have been applied (the
+	// leadership was lost or the deadline passed after raft took it).
+	ErrOutcomeUnknown = raftfsm.ErrOutcomeUnknown
 )
 
 // MaxBuildContextBytes bounds an uploaded build context (its uncompressed
@@ -54,6 +60,8 @@ type Controller interface {
 	// far (on the leader: a barrier; on a follower: wait for the leader's
 	// commit index).
 	Consistent(ctx context.Context) error
+
+	Reads
 
 	// Cluster describes the leader, the term and every gossip member.
 	Cluster(ctx context.Context) (ClusterInfo, error)
@@ -108,6 +116,25 @@ type Controller interface {
 	// OpenContext opens a stored build context for a peer.
 	OpenContext(digest string) (io.ReadCloser, int64, error)
 	Stats(ctx context.Context) (NodeStats, error)
+}
+
+// Reads is what the read path asks of a node: reads are linearizable by
+// default (a read index confirmed by the leader, then a wait until the
+// serving node has applied it), stale on request, and never served before
+// the node has caught up after a restart.
+type Reads interface {
+	// CatchUp returns nil once this node may serve reads, or an error
+	// wrapping ErrCatchingUp that says how far it is.
+	CatchUp() error
+	// ReadIndex (leader only, ErrNotLeader elsewhere) confirms the
+	// leadership with a quorum and returns the index a linearizable read
+	// waits for.
+	ReadIndex(ctx context.Context) (uint64, error)
+	// WaitApplied waits until this node's state reflects index idx.
+	WaitApplied(ctx context.Context, idx uint64) error
+	// StaleContact says how stale a local read may be (a leader first
+	// confirms a leadership it has not confirmed lately).
+	StaleContact(ctx context.Context) raftfsm.Contact
 }
 
 // GossipKeysInfo is the answer of GET /v1/gossip-keys: the cluster's gossip

@@ -209,17 +209,24 @@ func processArgs(pid int) ([]string, error) {
 
 // startSupervisor starts `dropmesh local supervise` detached from this
 // terminal, logging to DIR/supervisor.log.
-func startSupervisor(o UpOptions) (int, error) {
+//
+// The returned channel is closed when the supervisor exits: Up watches its
+// own child through it, not through /proc/PID/cmdline, which reads empty
+// for a moment right after exec (the kernel sets a new program's argument
+// area after the exec has already been reported to the parent): that
+// window made `local up` fail now and then with "the supervisor stopped
+// before the mesh was up" and an empty supervisor log.
+func startSupervisor(o UpOptions) (int, <-chan struct{}, error) {
 	bin, err := os.Executable()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return 0, fmt.Errorf("local mesh dir %s: %w", o.Dir, err)
+		return 0, nil, fmt.Errorf("local mesh dir %s: %w", o.Dir, err)
 	}
 	logf, err := os.OpenFile(filepath.Join(o.Dir, SupervisorLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin, "local", "supervise", "--dir", o.Dir, "--nodes", strconv.Itoa(o.Nodes),
@@ -227,11 +234,16 @@ func startSupervisor(o UpOptions) (int, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start the local mesh supervisor: %w", err)
+		return 0, nil, fmt.Errorf("start the local mesh supervisor: %w", err)
 	}
-	pid := cmd.Process.Pid
-	_ = cmd.Process.Release()
-	return pid, nil
+	exited := make(chan struct{})
+	go func() {
+		// Reaps the child when it exits; when `local up` returns first, the
+		// supervisor (its own session) keeps running.
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	return cmd.Process.Pid, exited, nil
 }
 
 // Down stops the supervisor of dir (which stops the agents and removes the

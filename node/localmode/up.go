@@ -2,12 +2,17 @@ package localmode
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/apiclient"
@@ -51,20 +56,24 @@ func Up(ctx context.Context, o UpOptions) error {
 	}
 	out := o.Out
 	pid := supervisorPID(dir)
+	var exited <-chan struct{}
 	if pid != 0 {
 		fmt.Fprintf(out, "the local mesh in %s is already running (supervisor pid %d)\n", dir, pid)
 	} else {
+		if err := checkAddrsFree(ctx, o); err != nil {
+			return err
+		}
 		if _, err := os.Stat(filepath.Join(dir, FakeCloudState)); err == nil {
 			fmt.Fprintf(out, "resuming the local mesh in %s\n", dir)
 		} else {
 			fmt.Fprintf(out, "starting a local mesh of %d nodes in %s\n", o.Nodes, dir)
 		}
-		if pid, err = startSupervisor(o); err != nil {
+		if pid, exited, err = startSupervisor(o); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "  supervisor started (pid %d, log %s)\n", pid, filepath.Join(dir, SupervisorLog))
 	}
-	client, err := waitForEnv(ctx, dir, pid)
+	client, err := waitForEnv(ctx, dir, pid, exited)
 	if err != nil {
 		return withLogTail(dir, err)
 	}
@@ -107,22 +116,82 @@ func Client(dir string) (*apiclient.Client, error) {
 	return apiclient.New(apiclient.Config{Addrs: strings.Split(vars["DROPMESH_ADDR"], ","), APIKey: vars["DROPMESH_API_KEY"], CACert: ca, Timeout: 10 * time.Second})
 }
 
-func waitForEnv(ctx context.Context, dir string, supervisor int) (*apiclient.Client, error) {
+// waitForEnv waits until the supervisor wrote DIR/env. exited is closed
+// when the supervisor this process started exits; for one that was already
+// running (not our child) it is nil and the process is looked up instead.
+func waitForEnv(ctx context.Context, dir string, supervisor int, exited <-chan struct{}) (*apiclient.Client, error) {
 	for {
 		if c, err := Client(dir); err == nil {
 			return c, nil
 		}
-		// Not kill(pid, 0): the supervisor is our child, so once it exits it
-		// stays a zombie until we exit.
-		if !isSupervisorOf(supervisor, dir) {
+		if exited == nil && !isSupervisorOf(supervisor, dir) {
 			return nil, errors.New("the supervisor stopped before the mesh was up")
 		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("waiting for the seed node: %w", ctx.Err())
+		case <-exited:
+			if c, err := Client(dir); err == nil {
+				return c, nil
+			}
+			return nil, errors.New("the supervisor stopped before the mesh was up")
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// checkAddrsFree refuses to start a mesh on addresses something else holds
+// (most often another local mesh started with another --dir): its agents
+// would fail to bind, or worse, the CLI would reach the other mesh.
+func checkAddrsFree(ctx context.Context, o UpOptions) error {
+	layout := DefaultLayout(o.BasePort)
+	if o.IPPrefix != "" {
+		layout.IPPrefix = o.IPPrefix
+	}
+	addrs := []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(o.BasePort))}
+	for n := 1; n <= max(o.Nodes, 1); n++ {
+		a := layout.Node(n)
+		addrs = append(addrs, a.APIAddr, a.GossipAddr, a.RaftAddr, net.JoinHostPort(a.IP, strconv.Itoa(a.UI)), a.EdgeAddr)
+	}
+	for _, addr := range addrs {
+		l, err := net.Listen("tcp", addr)
+		if err == nil {
+			l.Close()
+			continue
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("local up: check address %s: %w", addr, err)
+		}
+		who := "another program"
+		if id := pingNode(ctx, addr); id != "" {
+			who = fmt.Sprintf("dropmesh node %s of another mesh", id)
+		}
+		return fmt.Errorf("local up: %s is already in use by %s: another local mesh is probably running from another directory; "+
+			"stop it (dropmesh local down --dir THAT_DIR) or give this one other addresses (--ip-prefix, --base-port)", addr, who)
+	}
+	return nil
+}
+
+// pingNode returns the node id that answers GET /ping at addr, or "".
+func pingNode(ctx context.Context, addr string) string {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/ping", nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var p struct {
+		Node string `json:"node"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&p) != nil {
+		return ""
+	}
+	return p.Node
 }
 
 // waitForMesh waits until a leader answers and nodes members are alive,

@@ -1,0 +1,76 @@
+package localmode
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Up watches the supervisor it started through its own child, never
+// through /proc/PID/cmdline, which reads empty for a moment right after the
+// exec: a child whose command line does not (yet) look like a supervisor
+// is still waited for.
+func TestWaitForEnvTrustsItsOwnChildNotItsCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	exited := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		// This test process is no supervisor of dir: the old check said the
+		// supervisor had stopped at the first look.
+		_, err := waitForEnv(t.Context(), dir, os.Getpid(), exited)
+		errc <- err
+	}()
+	env := "export DROPMESH_ADDR=127.0.0.2:9999\nexport DROPMESH_API_KEY=k\n"
+	if err := os.WriteFile(filepath.Join(dir, EnvFile), []byte(env), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("waitForEnv: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("waitForEnv did not see DIR/env")
+	}
+
+	// A child that exits before writing DIR/env is reported at once.
+	close(exited)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := waitForEnv(ctx, t.TempDir(), os.Getpid(), exited); err == nil || !strings.Contains(err.Error(), "supervisor stopped") {
+		t.Fatalf("exited supervisor: %v", err)
+	}
+}
+
+// `local up` refuses, with a clear message and before starting anything,
+// a mesh whose addresses another process holds.
+func TestUpRefusesAddressesAnotherMeshHolds(t *testing.T) {
+	prefix := fmt.Sprintf("127.%d.%d.", 10+os.Getpid()%200, 1+os.Getpid()/200%250)
+	held, err := net.Listen("tcp", prefix+"2:9999")
+	if err != nil {
+		t.Skipf("cannot listen on %s2:9999 here: %v", prefix, err)
+	}
+	defer held.Close()
+	base, err := strconv.Atoi(freePort(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := UpOptions{Dir: t.TempDir(), Nodes: 1, BasePort: base, IPPrefix: prefix, Out: &strings.Builder{}}
+	err = Up(t.Context(), o)
+	if err == nil || !strings.Contains(err.Error(), prefix+"2:9999 is already in use") || !strings.Contains(err.Error(), "--ip-prefix") {
+		t.Fatalf("up on held addresses: %v", err)
+	}
+	if _, serr := os.Stat(filepath.Join(o.Dir, SupervisorLog)); serr == nil {
+		t.Fatal("a supervisor was started on held addresses")
+	}
+	held.Close()
+	if err := checkAddrsFree(t.Context(), o); err != nil {
+		t.Fatalf("free addresses refused: %v", err)
+	}
+}
