@@ -204,10 +204,11 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 	p("access_log off;")
 	p("server_tokens off;")
 	p("")
-	p("# Websockets: pass the upgrade on; other requests close the upstream connection.")
+	p("# Websockets: pass the upgrade on; other requests send no Connection header,")
+	p("# so the upstream connection stays open for the next request (keepalive).")
 	p("map $http_upgrade $connection_upgrade {")
 	p("    default upgrade;")
-	p("    ''      close;")
+	p("    ''      '';")
 	p("}")
 	p("")
 	// Room for every host name in nginx's server name hash (long names
@@ -224,6 +225,9 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 	p("proxy_http_version 1.1;")
 	p("proxy_request_buffering off;")
 	p("proxy_max_temp_file_size 0;")
+	p("proxy_buffer_size 16k;")
+	p("proxy_buffers 16 16k;")
+	p("proxy_busy_buffers_size 32k;")
 	p("proxy_connect_timeout %s;", nginxTime(t.ConnectTimeout))
 	p("proxy_read_timeout %s;", nginxTime(t.ReadTimeout))
 	p("proxy_send_timeout %s;", nginxTime(t.SendTimeout))
@@ -272,6 +276,10 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 		for _, u := range s.servers {
 			p("    server %s max_fails=1 fail_timeout=%s;", u, nginxTime(t.FailTimeout))
 		}
+		// Idle connections kept open to the containers, per worker: a
+		// request reuses one instead of connecting anew.
+		p("    keepalive %d;", upstreamKeepalive)
+		p("    keepalive_timeout %s;", nginxTime(upstreamIdleTimeout))
 		p("}")
 		p("server {")
 		p("    listen %s;", listen)
@@ -283,7 +291,7 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 		}
 		p("    server_name %s;", s.host)
 		p(`    set $dropmesh_service "%s";`, s.service)
-		p("    access_log %s dropmesh;", l.accessLog(s.service))
+		p("    access_log %s dropmesh buffer=64k flush=1s;", l.accessLog(s.service))
 		p("    location / {")
 		p("        proxy_pass http://%s;", s.upstream)
 		p("    }")
@@ -291,6 +299,17 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// upstreamKeepalive is how many idle connections each nginx worker keeps
+// per upstream block; upstreamIdleTimeout how long one stays idle. It is
+// shorter than the idle timeouts of common servers (Node's 5 s is the
+// shortest usual default), so the edge closes an idle connection before the
+// container does and does not send a request on one the container is
+// closing. Under load connections never idle that long.
+const (
+	upstreamKeepalive   = 32
+	upstreamIdleTimeout = 4 * time.Second
+)
 
 // statusMarker starts the status block Nginx appends to the rendered routes.
 const statusMarker = "# dropmesh status: "
