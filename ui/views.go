@@ -466,6 +466,7 @@ func (s *server) buildService(c *gin.Context, p *pageData) error {
 		for _, in := range st.ServiceInstances(key) {
 			h := healthOf(in)
 			v.Health.add(h)
+			history := in.History.Segments()
 			phase := in.Phase
 			if phase == "" {
 				phase = raftfsm.PhasePending
@@ -474,8 +475,8 @@ func (s *server) buildService(c *gin.Context, p *pageData) error {
 				Generation: in.Generation, Desired: in.DesiredGeneration, Phase: phase, PhaseState: phaseState(phase), Error: in.Error,
 				Health: h, Reason: in.HealthReason, CheckedAt: in.CheckedAt, Restarts: in.Restarts, CrashLooping: in.CrashLooping,
 				LastRunAt: in.LastRunAt, LastRunExit: in.LastRunExit,
-				Day:  buildTimeline(in.History, now, 24*time.Hour, "24 h"),
-				Week: buildTimeline(in.History, now, raftfsm.HistoryRetention, "7 days")})
+				Day:  buildTimeline(history, now, 24*time.Hour, "24 h"),
+				Week: buildTimeline(history, now, raftfsm.HistoryRetention, "7 days")})
 		}
 		v.Deploy = deployViewOf(st, svc.LastDeploy)
 		var ids []string

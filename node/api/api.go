@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
 // Header names of the API.
@@ -178,6 +179,9 @@ type server struct {
 	pingLimit *ipLimiter
 	authFail  *ipLimiter
 	now       func() time.Time
+	// views caches encoded read answers per state version (see
+	// cachedView).
+	views *raftfsm.ViewCache[cachedView]
 }
 
 func newServer(o Options) *server {
@@ -191,6 +195,7 @@ func newServer(o Options) *server {
 		pingLimit: newIPLimiter(o.Limits.PingRate, o.Limits.PingBurst, o.Limits.MaxClients),
 		authFail:  newIPLimiter(rate.Every(time.Minute/time.Duration(o.Limits.AuthFailures)), o.Limits.AuthFailures, o.Limits.MaxClients),
 		now:       time.Now,
+		views:     raftfsm.NewViewCache[cachedView](maxCachedViews),
 	}
 }
 
