@@ -94,13 +94,13 @@ func benchApply(b *testing.B, e Edge, n int) {
 }
 
 func BenchmarkProxyApply(b *testing.B) {
-	for _, n := range []int{10, 1000} {
+	for _, n := range []int{10, 1000, 10000} {
 		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) { benchApply(b, newProxyBench(b), n) })
 	}
 }
 
 func BenchmarkNginxApply(b *testing.B) {
-	for _, n := range []int{10, 1000} {
+	for _, n := range []int{10, 1000, 10000} {
 		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) { benchApply(b, newNginxBench(b), n) })
 	}
 }
