@@ -90,9 +90,14 @@ type ContainerInfo struct {
 	// Port is the published container port, HostIP:HostPort where it is
 	// published (HostPort 0 when nothing is published or, for an ephemeral
 	// port, while the container is not running).
-	Port         int
-	HostIP       string
-	HostPort     int
+	Port     int
+	HostIP   string
+	HostPort int
+	// NetworkIP is the container's address on its Docker network (the
+	// first by name when it has several), "" when it has none or is not
+	// running: from the host, Port answers there without Docker's port
+	// publishing in between.
+	NetworkIP    string
 	RestartCount int
 	OOMKilled    bool
 	// Health is the image HEALTHCHECK's status ("starting", "healthy",
@@ -414,6 +419,18 @@ func containerInfo(cj container.InspectResponse) ContainerInfo {
 		bindings = cj.NetworkSettings.Ports
 	} else if cj.HostConfig != nil {
 		bindings = cj.HostConfig.PortBindings
+	}
+	if cj.NetworkSettings != nil && info.Running {
+		names := make([]string, 0, len(cj.NetworkSettings.Networks))
+		for name, ep := range cj.NetworkSettings.Networks {
+			if ep != nil && ep.IPAddress != "" {
+				names = append(names, name)
+			}
+		}
+		sort.Strings(names)
+		if len(names) > 0 {
+			info.NetworkIP = cj.NetworkSettings.Networks[names[0]].IPAddress
+		}
 	}
 	ports := make([]string, 0, len(bindings))
 	for p, b := range bindings {
