@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/bits"
 	"reflect"
+	"sort"
 	"time"
 )
 
@@ -83,13 +84,11 @@ func (e *histEntry) total() uint64 {
 	return n
 }
 
-// fine counts the full-resolution entries at the end of h.
+// fine counts the full-resolution entries at the end of h. Coarse entries
+// are always a prefix (fold makes them from the oldest fine ones), so the
+// boundary is found by bisection: Append stays cheap for a long history.
 func (h History) fine() int {
-	n := 0
-	for i := len(h) - 1; i >= 0 && h[i].single() >= 0 && !h[i].coarse(); i-- {
-		n++
-	}
-	return n
+	return len(h) - sort.Search(len(h), func(i int) bool { return !h[i].coarse() })
 }
 
 // coarse reports whether an entry was folded. A coarse entry keeps its end
