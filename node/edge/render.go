@@ -291,7 +291,7 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 		}
 		p("    server_name %s;", s.host)
 		p(`    set $dropmesh_service "%s";`, s.service)
-		p("    access_log %s dropmesh buffer=64k flush=1s;", l.accessLog(s.service))
+		p("    access_log %s dropmesh buffer=4k flush=1s;", l.accessLog(s.service))
 		p("    location / {")
 		p("        proxy_pass http://%s;", s.upstream)
 		p("    }")
