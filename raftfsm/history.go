@@ -19,8 +19,9 @@ import (
 // ones are folded into coarse entries, one per historyBucket of time, that
 // keep how many checks had each status, so a timeline drawn from them shows
 // the same share of each status over a week. An entry is 32 bytes and holds
-// no pointer: a week of a container flapping on every check costs about
-// 33 KB, not the 344 KB a slice of Segments did.
+// no pointer: a week of a container flapping on every check (60 s
+// interval) costs about 39 KB of heap, not the 352 KB a slice of Segments
+// capped at 4,096 did (which kept under 3 days of it).
 //
 // Readers see it through Segments and Last; it marshals to JSON as the
 // Segments (the API's form) and reads both that form (snapshots of earlier
