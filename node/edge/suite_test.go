@@ -54,6 +54,7 @@ func runEdgeSuite(t *testing.T, newEdge newHarness) {
 	t.Run("inflight", func(t *testing.T) { testInFlightSurviveApply(t, newEdge) })
 	t.Run("switch", func(t *testing.T) { testSwitchUnderLoad(t, newEdge) })
 	t.Run("burst", func(t *testing.T) { testBurstOfChanges(t, newEdge) })
+	t.Run("keepalive", func(t *testing.T) { testUpstreamKeepalive(t, newEdge) })
 	t.Run("undeploy", func(t *testing.T) { testUndeploy(t, newEdge) })
 	t.Run("invalid", func(t *testing.T) { testInvalidChangesNothing(t, newEdge) })
 	t.Run("tls", func(t *testing.T) { testTLS(t, newEdge) })
@@ -276,6 +277,25 @@ func testInFlightSurviveApply(t *testing.T, newEdge newHarness) {
 // testSwitchUnderLoad switches a route between backend generations while 4
 // clients send requests (some slow), draining each old backend only after
 // the switch: no request may fail.
+// testUpstreamKeepalive: the edge reuses its connections to a container
+// instead of opening one per request (nginx: at most one per worker).
+func testUpstreamKeepalive(t *testing.T, newEdge newHarness) {
+	h := newEdge(t, harnessOptions{})
+	a := newBackend(t, "A")
+	mustApply(t, h.edge, Config{Routes: []Route{routeTo("app.example.test", "web", a)}})
+	c := newClient(t, h.edge.Addr())
+	const requests = 50
+	for range requests {
+		c.expect(t, "app.example.test", "/", 200, "A")
+	}
+	if n := a.conns.Load(); n > 4 {
+		t.Fatalf("%d requests opened %d connections to the container, want them reused", requests, n)
+	}
+	if got := a.lastHeaders().Get("Connection"); got != "" {
+		t.Fatalf("the container saw Connection: %q on a plain request, want none (keep-alive)", got)
+	}
+}
+
 // testBurstOfChanges makes 100 route changes in a row (hosts added and
 // removed, the loaded host's upstreams changed) while clients load one
 // host: no request fails, and the last config is what serves.
