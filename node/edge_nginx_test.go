@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -347,6 +348,13 @@ func TestNginxEdgeDeployUpdateUndeploy(t *testing.T) {
 	var old raftfsm.Instance
 	n.agent.View(func(s *raftfsm.State) { old = *s.ServiceInstances(key)[0] })
 	master := ng.Pid()
+	// nginx reaches the container on its Docker network, not through the
+	// published port (Docker's userland proxy on a loopback address).
+	if info, err := rt.Inspect(context.Background(), old.ContainerID); err != nil || info.NetworkIP == "" {
+		t.Fatalf("inspect the container: %+v %v", info, err)
+	} else if direct := net.JoinHostPort(info.NetworkIP, strconv.Itoa(info.Port)); !fileNames(t, ng.ConfigPath(), "server "+direct+" ") {
+		t.Fatalf("%s does not send %s to the container's network address %s (the published one is %s)", ng.ConfigPath(), host, direct, old.Address)
+	}
 
 	// Update under load: from before the switch until after the old
 	// container is gone (drained, stopped, removed), no request fails.
