@@ -90,7 +90,7 @@ func benchApply(b *testing.B, e Edge, n int) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/apply")
+	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/apply")
 }
 
 func BenchmarkProxyApply(b *testing.B) {
