@@ -54,6 +54,7 @@ settings() {
 	node/bootstrap/BenchmarkSSHUpload) echo "1s" ;;
 	node/edge/BenchmarkNginxApply | node/edge/BenchmarkProxyApply) echo "1s" ;;
 	node/edge/BenchmarkNginxRequest | node/edge/BenchmarkProxyRequest) echo "1s" ;;
+	node/edge/BenchmarkEdgeOverhead) echo "1x" ;;
 	*) echo "1s mem" ;;
 	esac
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -338,15 +339,22 @@ func TestNginxEdgeDeployUpdateUndeploy(t *testing.T) {
 	if !fileNames(t, ng.ConfigPath(), "server_name "+host+";") {
 		t.Fatalf("%s does not route %s after the deploy", ng.ConfigPath(), host)
 	}
-	// The request went through nginx: its access log for the service has it.
-	accessLog := filepath.Join(ng.Dir(), "logs", "access-"+strings.ReplaceAll(key, "/", "_")+".log")
-	waitFor(t, 5*time.Second, "the request in the service's access log", func() bool {
+	// The request went through nginx: its access log has it, with the service.
+	accessLog := filepath.Join(ng.Dir(), "logs", "access.log")
+	waitFor(t, 5*time.Second, "the request in the access log", func() bool {
 		b, _ := os.ReadFile(accessLog)
 		return strings.Contains(string(b), "host="+host+" service="+key)
 	})
 	var old raftfsm.Instance
 	n.agent.View(func(s *raftfsm.State) { old = *s.ServiceInstances(key)[0] })
 	master := ng.Pid()
+	// nginx reaches the container on its Docker network, not through the
+	// published port (Docker's userland proxy on a loopback address).
+	if info, err := rt.Inspect(context.Background(), old.ContainerID); err != nil || info.IP == "" {
+		t.Fatalf("inspect the container: %+v %v", info, err)
+	} else if direct := net.JoinHostPort(info.IP, strconv.Itoa(info.Port)); !fileNames(t, ng.ConfigPath(), "server "+direct+" ") {
+		t.Fatalf("%s does not send %s to the container's network address %s (the published one is %s)", ng.ConfigPath(), host, direct, old.Address)
+	}
 
 	// Update under load: from before the switch until after the old
 	// container is gone (drained, stopped, removed), no request fails.
@@ -393,7 +401,7 @@ func TestNginxEdgeDeployUpdateUndeploy(t *testing.T) {
 }
 
 // TestNginxEdgeRejectedConfigRollsBack: when nginx refuses the routes a
-// deploy needs (here the new service's access log cannot be opened: a
+// deploy needs (here the edge's access log cannot be opened again: a
 // directory stands where the file goes, as a broken disk or a stray
 // mkdir would leave it), the deploy fails saying why, the live config and
 // master are untouched, the refusal is an event, and the service already
@@ -407,11 +415,13 @@ func TestNginxEdgeRejectedConfigRollsBack(t *testing.T) {
 	if d := c.deploy(webSpec(img)); d.Status != raftfsm.DeploySucceeded {
 		t.Fatalf("deploy web: %s %s", d.Status, d.Reason)
 	}
-	webKey := c.serviceKeyOf(n, "web")
-	ws := strings.SplitN(webKey, "/", 2)[0]
 	api := webSpec(img)
 	api.Service, api.Hosts = "api", []string{"api.example.test"}
-	blocker := filepath.Join(ng.Dir(), "logs", "access-"+ws+"_shop_prod_api.log")
+	// The master keeps the open log file; a reload must open the path again.
+	blocker := filepath.Join(ng.Dir(), "logs", "access.log")
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll(blocker, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -60,8 +60,8 @@ type unhealthyStreak struct {
 // ConsecutiveUnhealthy is at the restart threshold or above).
 func streakOf(in raftfsm.Instance) unhealthyStreak {
 	st := unhealthyStreak{restartedAt: in.LastRestartAt}
-	if n := len(in.History); n > 0 && in.History[n-1].Status == raftfsm.HealthUnhealthy {
-		st.since = in.History[n-1].From
+	if last, ok := in.History.Last(); ok && last.Status == raftfsm.HealthUnhealthy {
+		st.since = last.From
 	}
 	return st
 }

@@ -331,9 +331,9 @@ func TestServiceLogPatternAndOnDemandHealth(t *testing.T) {
 		return s.Instances[in.ID].CheckedAt.After(logged.Add(time.Second))
 	})
 	n.agent.View(func(s *raftfsm.State) {
-		for _, seg := range s.Instances[in.ID].History {
+		for _, seg := range s.Instances[in.ID].History.Segments() {
 			if seg.Status != raftfsm.HealthHealthy {
-				t.Fatalf("history %+v: a default-pattern line made it %s", s.Instances[in.ID].History, seg.Status)
+				t.Fatalf("history %+v: a default-pattern line made it %s", s.Instances[in.ID].History.Segments(), seg.Status)
 			}
 		}
 	})

@@ -370,7 +370,7 @@ func (w *instanceWorker) keep(ctx context.Context, d desiredInstance, c runtime.
 		addr, state = a.containerAddr(c), "running"
 	}
 	if d.spec.Routed() {
-		a.instances.setAddr(w.id, addr)
+		a.instances.setAddr(w.id, a.edgeAddr(ctx, c, addr))
 		a.applyEdge(ctx)
 	}
 	w.report(ctx, raftfsm.InstanceReport{Generation: d.in.DesiredGeneration, ContainerID: c.ID, Container: c.Name, ImageDigest: w.runningDigest(ctx, d, c.ImageID),
@@ -401,6 +401,33 @@ func (a *Agent) containerAddr(c runtime.ContainerInfo) string {
 }
 
 func (a *Agent) containerHost() string { return a.cfg.PublishIP }
+
+// edgeAddr is where this node's edge sends a container's requests: the
+// container's own address on its Docker network when the agent reaches its
+// port there (the edge, nginx or the built-in proxy, runs in the agent's
+// network namespace), which spares every request Docker's port publishing
+// (its userland proxy for loopback addresses); else published, the address
+// of its published port (also when that is "": the container is not
+// serving). Peers and health checks keep using the published address.
+func (a *Agent) edgeAddr(ctx context.Context, c runtime.ContainerInfo, published string) string {
+	if published == "" || c.IP == "" || c.Port == 0 {
+		return published
+	}
+	direct := net.JoinHostPort(c.IP, strconv.Itoa(c.Port))
+	dctx, cancel := context.WithTimeout(ctx, edgeDirectDialTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(dctx, "tcp", direct)
+	if err != nil {
+		return published
+	}
+	_ = conn.Close()
+	return direct
+}
+
+// edgeDirectDialTimeout bounds edgeAddr's check that a container's network
+// address answers; a network the agent cannot reach usually refuses at once.
+const edgeDirectDialTimeout = 250 * time.Millisecond
 
 // fail reports that this node could not bring the desired generation up.
 // A step cut short by the agent's own shutdown is not a failure: the next
@@ -525,9 +552,9 @@ func (w *instanceWorker) replace(ctx context.Context, d desiredInstance, old run
 	step("healthy")
 	if d.spec.Routed() {
 		progress(raftfsm.PhaseRouting)
-		a.instances.setAddr(w.id, addr)
+		a.instances.setAddr(w.id, a.edgeAddr(ctx, cand, addr))
 		if err := a.applyEdge(ctx); err != nil {
-			a.instances.setAddr(w.id, a.containerAddr(old))
+			a.instances.setAddr(w.id, a.edgeAddr(ctx, old, a.containerAddr(old)))
 			_ = a.applyEdge(ctx)
 			_ = a.rt.Remove(ctx, cand.ID)
 			w.fail(ctx, d, "edge", err)

@@ -52,7 +52,7 @@ func (s *State) recordHealth(in *Instance, r HealthReport, at time.Time) {
 		in.RestartStreak = 0
 		in.CrashLooping = false
 	}
-	in.History = appendSegment(in.History, r.Status, r.CheckedAt)
+	in.History = in.History.Append(r.Status, r.CheckedAt)
 	if prev != r.Status && r.Status != HealthStarting && (prev != "" || r.Status != HealthHealthy) {
 		sev := SeverityInfo
 		switch r.Status {
@@ -69,26 +69,6 @@ func (s *State) recordHealth(in *Instance, r HealthReport, at time.Time) {
 	}
 }
 
-// appendSegment extends the last segment when the status repeats, else
-// starts a new one. The history is capped so a flapping container cannot
-// grow it without bound: past maxHistorySegments the oldest
-// historyTrimStep segments go at once, so a container that flaps on every
-// check pays for one move of its history every historyTrimStep checks, not
-// on each.
-func appendSegment(h []Segment, status string, at time.Time) []Segment {
-	if n := len(h); n > 0 && h[n-1].Status == status {
-		h[n-1].To = at
-		h[n-1].Count++
-		return h
-	}
-	if len(h) >= maxHistorySegments {
-		// Into a new array: readers may still hold the old one (a shallow
-		// copy of the instance taken under the read lock).
-		h = append(make([]Segment, 0, maxHistorySegments), h[len(h)-maxHistorySegments+historyTrimStep:]...)
-	}
-	return append(h, Segment{Status: status, From: at, To: at, Count: 1})
-}
-
 func applyPurgeHistory(s *State, c *PurgeHistory) (any, error) {
 	if err := requireTime(c.At); err != nil {
 		return nil, err
@@ -97,21 +77,11 @@ func applyPurgeHistory(s *State, c *PurgeHistory) (any, error) {
 		return nil, invalidf("purge before %s: must be set and not after the command time", c.Before)
 	}
 	purged := 0
-	for _, in := range s.Instances {
-		keep := in.History[:0:0]
-		for _, seg := range in.History {
-			if seg.To.Before(c.Before) {
-				purged++
-				continue
-			}
-			if seg.From.Before(c.Before) {
-				seg.From = c.Before
-			}
-			keep = append(keep, seg)
-		}
-		if len(keep) != len(in.History) {
-			in.History = keep
-		}
+	for _, id := range SortedKeys(s.Instances) {
+		in := s.Instances[id]
+		var n int
+		in.History, n = in.History.Purge(c.Before)
+		purged += n
 	}
 	return purged, nil
 }

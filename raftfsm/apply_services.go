@@ -365,8 +365,6 @@ const (
 	restartBackoffCap   = 30 * time.Minute
 	restartStreakReset  = 10 * time.Minute
 	crashLoopingStreak  = 3
-	maxHistorySegments  = 4096
-	historyTrimStep     = 256
 	healthReasonMaxSize = 500
 )
 

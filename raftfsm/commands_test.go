@@ -366,8 +366,9 @@ func TestHealthHistoryRestartsAndPurge(t *testing.T) {
 	}
 	f.view(func(s *State) {
 		in := s.Instances[id]
-		if in.ConsecutiveUnhealthy != 3 || len(in.History) != 2 || in.History[0].Count != 3 || in.History[1].Status != HealthUnhealthy {
-			t.Fatalf("instance %+v history %+v", in, in.History)
+		h := in.History.Segments()
+		if in.ConsecutiveUnhealthy != 3 || len(h) != 2 || h[0].Count != 3 || h[1].Status != HealthUnhealthy {
+			t.Fatalf("instance %+v history %+v", in, h)
 		}
 	})
 	// An older result than the last one is ignored; a result from another node too.
@@ -403,7 +404,7 @@ func TestHealthHistoryRestartsAndPurge(t *testing.T) {
 	})
 	purged := f.must(&PurgeHistory{At: t0.Add(8 * 24 * time.Hour), Before: t0.Add(4 * time.Minute)})
 	f.view(func(s *State) {
-		h := s.Instances[id].History
+		h := s.Instances[id].History.Segments()
 		if purged.(int) != 1 || h[0].Status != HealthUnhealthy || !h[0].From.Equal(t0.Add(4*time.Minute)) {
 			t.Fatalf("purged %v history %+v", purged, h)
 		}
@@ -566,37 +567,4 @@ func TestFailedDeployRevertsInstancesAtomically(t *testing.T) {
 			t.Fatalf("last event %+v, want a rollback", last)
 		}
 	})
-}
-
-func TestHealthHistoryIsCapped(t *testing.T) {
-	var h []Segment
-	at := t0
-	for i := 0; i < 3*maxHistorySegments; i++ {
-		at = at.Add(time.Second)
-		status := HealthHealthy
-		if i%2 == 1 {
-			status = HealthUnhealthy
-		}
-		h = appendSegment(h, status, at)
-		if len(h) > maxHistorySegments {
-			t.Fatalf("after %d changes the history holds %d segments, over the cap %d", i+1, len(h), maxHistorySegments)
-		}
-		if last := h[len(h)-1]; !last.From.Equal(at) || last.Status != status {
-			t.Fatalf("after %d changes the newest segment is %+v", i+1, last)
-		}
-	}
-	if len(h) < maxHistorySegments-historyTrimStep {
-		t.Fatalf("the history kept only %d segments", len(h))
-	}
-	for i := 1; i < len(h); i++ {
-		if !h[i].From.After(h[i-1].From) {
-			t.Fatalf("segments out of order at %d", i)
-		}
-	}
-	// A repeated status extends the newest segment instead.
-	n := len(h)
-	h = appendSegment(h, h[n-1].Status, at.Add(time.Second))
-	if len(h) != n || h[n-1].Count != 2 {
-		t.Fatalf("a repeat made %d segments, count %d", len(h), h[n-1].Count)
-	}
 }

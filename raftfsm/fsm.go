@@ -183,46 +183,82 @@ func (f *FSM) WaitIndex(ctx context.Context, idx uint64) error {
 	}
 }
 
-// Clone returns a deep copy of the whole state, for exports and tests.
+// Clone returns a deep copy of the whole state, for exports and tests. It
+// goes through the snapshot encoding, so the copy is exact (health
+// histories included).
 func (f *FSM) Clone() *State {
 	f.mu.RLock()
-	data, err := json.Marshal(f.state)
+	doc, err := encodeSnapshot(f.state)
 	f.mu.RUnlock()
 	if err != nil {
 		panic(fmt.Sprintf("raftfsm: state does not marshal: %v", err)) // only on a programming error in the types
 	}
-	s := NewState()
-	if err := json.Unmarshal(data, s); err != nil {
+	s, err := decodeSnapshot(doc)
+	if err != nil {
 		panic(fmt.Sprintf("raftfsm: state does not unmarshal: %v", err))
 	}
 	return s
 }
 
 // snapshotFormat is the version of the snapshot document this build writes.
-// Restore reads it and every older format still listed in ReadSnapshot
-// (there is none yet: 1 is the first); a change to the document's shape
-// bumps it and keeps a reader for the previous one.
-const snapshotFormat = 1
+// Restore reads it and every older format still listed in ReadSnapshot.
+// Format 1 kept health histories inside the state as Segments; format 2
+// keeps them beside it, compact (History.compact), by instance id.
+const snapshotFormat = 2
+
+// oldestSnapshotFormat is the oldest format ReadSnapshot still reads.
+const oldestSnapshotFormat = 1
 
 type snapshotDocument struct {
 	Format int             `json:"format"`
 	State  json.RawMessage `json:"state"`
+	// Histories are the instances' health histories in their compact
+	// encoding (format 2 on); the instances in State then have none.
+	Histories map[string]string `json:"histories,omitempty"`
+}
+
+// encodeSnapshot makes the snapshot document of a state. The caller holds
+// the read lock: the state is only read (a shallow copy of it and of each
+// instance with a history is marshalled).
+func encodeSnapshot(st *State) (snapshotDocument, error) {
+	doc := snapshotDocument{Format: snapshotFormat}
+	cp := *st
+	cp.Instances = make(map[string]*Instance, len(st.Instances))
+	for id, in := range st.Instances {
+		if len(in.History) == 0 {
+			cp.Instances[id] = in
+			continue
+		}
+		if doc.Histories == nil {
+			doc.Histories = map[string]string{}
+		}
+		doc.Histories[id] = in.History.compact()
+		c := *in
+		c.History = nil
+		cp.Instances[id] = &c
+	}
+	data, err := json.Marshal(&cp)
+	if err != nil {
+		return doc, err
+	}
+	doc.State = data
+	return doc, nil
 }
 
 // Snapshot captures the state for raft. The copy is made here, under the read
 // lock; Persist then writes it while Apply goes on.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
-	data, err := json.Marshal(f.state)
+	doc, err := encodeSnapshot(f.state)
 	f.mu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("snapshot state: %w", err)
 	}
-	doc, err := json.Marshal(snapshotDocument{Format: snapshotFormat, State: data})
+	data, err := json.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot state: %w", err)
 	}
-	return fsmSnapshot(doc), nil
+	return fsmSnapshot(data), nil
 }
 
 // Restore replaces the state with a snapshot. A snapshot of an unknown
@@ -248,7 +284,7 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 		return nil, fmt.Errorf("restore snapshot: %w", err)
 	}
 	switch {
-	case doc.Format == snapshotFormat:
+	case doc.Format >= oldestSnapshotFormat && doc.Format <= snapshotFormat:
 	case doc.Format > snapshotFormat:
 		return nil, fmt.Errorf("restore snapshot: format %d is newer than this version reads (format %d): upgrade dropmesh on this node", doc.Format, snapshotFormat)
 	case doc.Format <= 0:
@@ -256,11 +292,33 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 	default:
 		return nil, fmt.Errorf("restore snapshot: format %d is older than any this version reads (format %d): restore it with the dropmesh version that wrote it and move the state with `dropmesh state export` / `state import`", doc.Format, snapshotFormat)
 	}
+	s, err := decodeSnapshot(doc)
+	if err != nil {
+		return nil, fmt.Errorf("restore snapshot: %w", err)
+	}
+	return s, nil
+}
+
+// decodeSnapshot rebuilds the state of a snapshot document of a format
+// ReadSnapshot accepts. Format 1's Segments are read by History's
+// UnmarshalJSON.
+func decodeSnapshot(doc snapshotDocument) (*State, error) {
 	s := NewState()
 	if err := json.Unmarshal(doc.State, s); err != nil {
-		return nil, fmt.Errorf("restore snapshot: state: %w", err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	s.fillMaps()
+	for id, enc := range doc.Histories {
+		in, ok := s.Instances[id]
+		if !ok {
+			return nil, fmt.Errorf("health history of %s: no such instance", id)
+		}
+		h, err := decodeHistory(enc)
+		if err != nil {
+			return nil, fmt.Errorf("health history of %s: %w", id, err)
+		}
+		in.History = h
+	}
 	return s, nil
 }
 

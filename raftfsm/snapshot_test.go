@@ -198,7 +198,7 @@ func TestReplayIsDeterministic(t *testing.T) {
 func TestRestoreRefusesUnknownFormat(t *testing.T) {
 	f := NewFSM(nil)
 	for doc, want := range map[string]string{
-		`{"format": 99, "state": {}}`: "format 99 is newer than this version reads (format 1): upgrade dropmesh",
+		`{"format": 99, "state": {}}`: "format 99 is newer than this version reads (format 2): upgrade dropmesh",
 		`{"state": {}}`:               "not a dropmesh state snapshot",
 	} {
 		err := f.Restore(io.NopCloser(strings.NewReader(doc)))

@@ -278,7 +278,7 @@ type Instance struct {
 	HealthReason         string    `json:"health_reason,omitempty"`
 	CheckedAt            time.Time `json:"checked_at,omitempty"`
 	ConsecutiveUnhealthy int       `json:"consecutive_unhealthy"`
-	History              []Segment `json:"history,omitempty"`
+	History              History   `json:"history,omitempty"`
 
 	// Healing by the leader.
 	Restarts      int       `json:"restarts"`
@@ -329,6 +329,7 @@ func ValidHealth(s string) bool {
 }
 
 // Segment is a run of identical health results: Count checks from From to To.
+// It is how the API and the UI see a History.
 type Segment struct {
 	Status string    `json:"status"`
 	From   time.Time `json:"from"`

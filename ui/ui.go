@@ -161,6 +161,11 @@ type server struct {
 	assets  assetVersions
 	// now is the clock (tests move it).
 	now func() time.Time
+	// overviews and serviceLists are the page models that only the state
+	// (and the leader) decide, built once per state version and shared by
+	// every page and live fragment that shows them.
+	overviews    *raftfsm.ViewCache[overviewView]
+	serviceLists *raftfsm.ViewCache[servicesView]
 }
 
 // New builds the UI handler.
@@ -202,6 +207,9 @@ func newServer(o Options) (*server, error) {
 		tmpl:    tmpl,
 		assets:  assets,
 		now:     time.Now,
+
+		overviews:    raftfsm.NewViewCache[overviewView](4),
+		serviceLists: raftfsm.NewViewCache[servicesView](1),
 	}
 	s.proxy = newLeaderProxy(s, o.HTTPClient)
 	return s, nil

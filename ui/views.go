@@ -227,46 +227,54 @@ const maxRollingShown = 10
 func (s *server) buildOverview(c *gin.Context, p *pageData) error {
 	p.Title = "Overview"
 	leader, _ := s.node.Leader()
-	v := overviewView{Leader: leader}
+	var v overviewView
 	s.node.View(func(st *raftfsm.State) {
-		v.SetupNeeded = !st.Settings.LocalMode && (st.Settings.DOToken == "" || st.Settings.CFToken == "" || st.Settings.Domain == "")
-		perNode := map[string]*healthCounts{}
-		for _, id := range raftfsm.SortedKeys(st.Nodes) {
-			perNode[id] = &healthCounts{}
-		}
-		for _, in := range st.Instances {
-			h := healthOf(in)
-			v.Health.add(h)
-			if c, ok := perNode[in.Node]; ok {
-				c.add(h)
-			}
-		}
-		for _, id := range raftfsm.SortedKeys(st.Nodes) {
-			n := st.Nodes[id]
-			v.NodesTotal++
-			if n.Status == raftfsm.NodeActive {
-				v.NodesActive++
-			}
-			v.Nodes = append(v.Nodes, nodeBrief{ID: id, Status: string(n.Status), Region: n.Region,
-				Instances: perNode[id].Total, Health: *perNode[id], Leader: id == leader})
-		}
-		v.Services = len(st.Services)
-		for _, id := range raftfsm.SortedKeys(st.Deploys) {
-			if st.Deploys[id].Status != raftfsm.DeployRolling {
-				continue
-			}
-			if len(v.Rolling) == maxRollingShown {
-				v.MoreRolling++
-				continue
-			}
-			if d := deployViewOf(st, id); d != nil {
-				v.Rolling = append(v.Rolling, d)
-			}
-		}
-		v.Events = eventsView(st, s.cfg.RecentEvents, nil)
+		v = s.overviews.Get(st, "leader="+leader, func() overviewView { return s.overviewOf(st, leader) })
 	})
 	p.Data = v
 	return nil
+}
+
+// overviewOf builds the overview from the state (cached per version: see
+// server.overviews).
+func (s *server) overviewOf(st *raftfsm.State, leader string) overviewView {
+	v := overviewView{Leader: leader}
+	v.SetupNeeded = !st.Settings.LocalMode && (st.Settings.DOToken == "" || st.Settings.CFToken == "" || st.Settings.Domain == "")
+	perNode := map[string]*healthCounts{}
+	for _, id := range raftfsm.SortedKeys(st.Nodes) {
+		perNode[id] = &healthCounts{}
+	}
+	for _, in := range st.Instances {
+		h := healthOf(in)
+		v.Health.add(h)
+		if c, ok := perNode[in.Node]; ok {
+			c.add(h)
+		}
+	}
+	for _, id := range raftfsm.SortedKeys(st.Nodes) {
+		n := st.Nodes[id]
+		v.NodesTotal++
+		if n.Status == raftfsm.NodeActive {
+			v.NodesActive++
+		}
+		v.Nodes = append(v.Nodes, nodeBrief{ID: id, Status: string(n.Status), Region: n.Region,
+			Instances: perNode[id].Total, Health: *perNode[id], Leader: id == leader})
+	}
+	v.Services = len(st.Services)
+	for _, id := range raftfsm.SortedKeys(st.Deploys) {
+		if st.Deploys[id].Status != raftfsm.DeployRolling {
+			continue
+		}
+		if len(v.Rolling) == maxRollingShown {
+			v.MoreRolling++
+			continue
+		}
+		if d := deployViewOf(st, id); d != nil {
+			v.Rolling = append(v.Rolling, d)
+		}
+	}
+	v.Events = eventsView(st, s.cfg.RecentEvents, nil)
+	return v
 }
 
 // serviceRow is a service in the services list.
@@ -339,40 +347,9 @@ func (s *server) buildServices(c *gin.Context, p *pageData) error {
 	p.Title = "Services"
 	v, _ := p.Data.(servicesView)
 	s.node.View(func(st *raftfsm.State) {
-		for _, wsID := range raftfsm.SortedKeys(st.Workspaces) {
-			ws := st.Workspaces[wsID]
-			v.Workspaces = append(v.Workspaces, ws.Name)
-			g := workspaceGroup{ID: ws.ID, Name: ws.Name}
-			for _, pn := range raftfsm.SortedKeys(ws.Projects) {
-				pg := projectGroup{Name: pn}
-				for _, en := range raftfsm.SortedKeys(ws.Projects[pn].Envs) {
-					pg.Envs = append(pg.Envs, envGroup{Name: en})
-				}
-				g.Projects = append(g.Projects, pg)
-			}
-			for _, key := range raftfsm.SortedKeys(st.Services) {
-				svc := st.Services[key]
-				if svc.WorkspaceID != ws.ID {
-					continue
-				}
-				g.Services++
-				v.Total++
-				g.Projects = addToGroup(g.Projects, svc.Project, svc.Env, serviceRowOf(st, svc))
-			}
-			v.Groups = append(v.Groups, g)
-		}
-		sort.Slice(v.Groups, func(i, j int) bool {
-			if (v.Groups[i].Name == raftfsm.DefaultWorkspaceName) != (v.Groups[j].Name == raftfsm.DefaultWorkspaceName) {
-				return v.Groups[i].Name == raftfsm.DefaultWorkspaceName
-			}
-			return v.Groups[i].Name < v.Groups[j].Name
-		})
-		slices.Sort(v.Workspaces)
-		for _, id := range raftfsm.SortedKeys(st.Nodes) {
-			if st.Nodes[id].Status == raftfsm.NodeActive {
-				v.Nodes = append(v.Nodes, id)
-			}
-		}
+		form := v.Form
+		v = s.serviceLists.Get(st, "services", func() servicesView { return servicesOf(st) })
+		v.Form = form
 		if !v.Form.set {
 			v.Form = defaultDeployForm()
 			if key := c.Query("edit"); key != "" {
@@ -384,6 +361,47 @@ func (s *server) buildServices(c *gin.Context, p *pageData) error {
 	})
 	p.Data = v
 	return nil
+}
+
+// servicesOf builds the services list from the state (cached per version:
+// see server.serviceLists); the deploy form is the request's own.
+func servicesOf(st *raftfsm.State) servicesView {
+	var v servicesView
+	for _, wsID := range raftfsm.SortedKeys(st.Workspaces) {
+		ws := st.Workspaces[wsID]
+		v.Workspaces = append(v.Workspaces, ws.Name)
+		g := workspaceGroup{ID: ws.ID, Name: ws.Name}
+		for _, pn := range raftfsm.SortedKeys(ws.Projects) {
+			pg := projectGroup{Name: pn}
+			for _, en := range raftfsm.SortedKeys(ws.Projects[pn].Envs) {
+				pg.Envs = append(pg.Envs, envGroup{Name: en})
+			}
+			g.Projects = append(g.Projects, pg)
+		}
+		for _, key := range raftfsm.SortedKeys(st.Services) {
+			svc := st.Services[key]
+			if svc.WorkspaceID != ws.ID {
+				continue
+			}
+			g.Services++
+			v.Total++
+			g.Projects = addToGroup(g.Projects, svc.Project, svc.Env, serviceRowOf(st, svc))
+		}
+		v.Groups = append(v.Groups, g)
+	}
+	sort.Slice(v.Groups, func(i, j int) bool {
+		if (v.Groups[i].Name == raftfsm.DefaultWorkspaceName) != (v.Groups[j].Name == raftfsm.DefaultWorkspaceName) {
+			return v.Groups[i].Name == raftfsm.DefaultWorkspaceName
+		}
+		return v.Groups[i].Name < v.Groups[j].Name
+	})
+	slices.Sort(v.Workspaces)
+	for _, id := range raftfsm.SortedKeys(st.Nodes) {
+		if st.Nodes[id].Status == raftfsm.NodeActive {
+			v.Nodes = append(v.Nodes, id)
+		}
+	}
+	return v
 }
 
 // addToGroup puts a service row under its project and environment, adding
@@ -466,6 +484,7 @@ func (s *server) buildService(c *gin.Context, p *pageData) error {
 		for _, in := range st.ServiceInstances(key) {
 			h := healthOf(in)
 			v.Health.add(h)
+			history := in.History.Segments()
 			phase := in.Phase
 			if phase == "" {
 				phase = raftfsm.PhasePending
@@ -474,8 +493,8 @@ func (s *server) buildService(c *gin.Context, p *pageData) error {
 				Generation: in.Generation, Desired: in.DesiredGeneration, Phase: phase, PhaseState: phaseState(phase), Error: in.Error,
 				Health: h, Reason: in.HealthReason, CheckedAt: in.CheckedAt, Restarts: in.Restarts, CrashLooping: in.CrashLooping,
 				LastRunAt: in.LastRunAt, LastRunExit: in.LastRunExit,
-				Day:  buildTimeline(in.History, now, 24*time.Hour, "24 h"),
-				Week: buildTimeline(in.History, now, raftfsm.HistoryRetention, "7 days")})
+				Day:  buildTimeline(history, now, 24*time.Hour, "24 h"),
+				Week: buildTimeline(history, now, raftfsm.HistoryRetention, "7 days")})
 		}
 		v.Deploy = deployViewOf(st, svc.LastDeploy)
 		var ids []string

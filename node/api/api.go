@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
 // Header names of the API.
@@ -203,6 +204,9 @@ type server struct {
 	authFail  *ipLimiter
 	now       func() time.Time
 	reads     readBatches
+	// views caches encoded read answers per state version (see
+	// cachedView).
+	views *raftfsm.ViewCache[cachedView]
 }
 
 func newServer(o Options) *server {
@@ -217,6 +221,7 @@ func newServer(o Options) *server {
 		authFail:  newIPLimiter(rate.Every(time.Minute/time.Duration(o.Limits.AuthFailures)), o.Limits.AuthFailures, o.Limits.MaxClients),
 		now:       time.Now,
 		reads:     newReadBatches(o.Limits.LeaderWait + o.Limits.ReadWait),
+		views:     raftfsm.NewViewCache[cachedView](maxCachedViews),
 	}
 }
 

@@ -76,30 +76,28 @@ func (s *server) listServices(c *gin.Context) {
 			return
 		}
 	}
-	out := []raftfsm.Service{}
-	var missing bool
+	var v cachedView
 	s.ctrl.View(func(st *raftfsm.State) {
-		wsID := ""
-		if ref != "" {
-			w := st.ResolveWorkspace(ref)
-			if w == nil {
-				missing = true
-				return
+		v = s.views.Get(st, "services?workspace="+ref, func() cachedView {
+			wsID := ""
+			if ref != "" {
+				w := st.ResolveWorkspace(ref)
+				if w == nil {
+					return cachedView{err: fmt.Errorf("workspace %q: %w", ref, raftfsm.ErrNotFound)}
+				}
+				wsID = w.ID
 			}
-			wsID = w.ID
-		}
-		for _, key := range raftfsm.SortedKeys(st.Services) {
-			svc := st.Services[key]
-			if wsID == "" || svc.WorkspaceID == wsID {
-				out = append(out, cloneService(svc))
+			out := []raftfsm.Service{}
+			for _, key := range raftfsm.SortedKeys(st.Services) {
+				svc := st.Services[key]
+				if wsID == "" || svc.WorkspaceID == wsID {
+					out = append(out, cloneService(svc))
+				}
 			}
-		}
+			return encodeView(out)
+		})
 	})
-	if missing {
-		s.fail(c, fmt.Errorf("workspace %q: %w", ref, raftfsm.ErrNotFound))
-		return
-	}
-	ok(c, out)
+	s.serveView(c, v)
 }
 
 func (s *server) deploy(c *gin.Context) {

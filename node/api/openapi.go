@@ -143,6 +143,7 @@ var (
 	timeType      = reflect.TypeOf(time.Time{})
 	rawType       = reflect.TypeOf(json.RawMessage{})
 	marshalerType = reflect.TypeOf((*json.Marshaler)(nil)).Elem()
+	schemaerType  = reflect.TypeOf((*interface{ SchemaType() reflect.Type })(nil)).Elem()
 )
 
 // componentName is "pkg.Type", unique enough for this API's types.
@@ -160,6 +161,10 @@ func (ref *reflector) schema(t reflect.Type) map[string]any {
 		return map[string]any{"type": "string", "format": "date-time"}
 	case t == rawType:
 		return map[string]any{}
+	case t.Implements(schemaerType):
+		// A type with a compact memory form that marshals as another
+		// (raftfsm.History as its Segments) says which.
+		return ref.schema(reflect.Zero(t).Interface().(interface{ SchemaType() reflect.Type }).SchemaType())
 	case t.Kind() != reflect.Struct && t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface &&
 		(t.Implements(marshalerType) || reflect.PointerTo(t).Implements(marshalerType)):
 		// Scalars with their own JSON form (durations) are written as strings.

@@ -335,7 +335,7 @@ func ServiceHealthOf(s *raftfsm.State, key, displayName string) (ServiceHealth, 
 			status = raftfsm.HealthStarting
 		}
 		out.Instances = append(out.Instances, InstanceHealth{Node: in.Node, Container: in.Container, Status: status,
-			Reason: in.HealthReason, Restarts: in.Restarts, History: append([]raftfsm.Segment{}, in.History...)})
+			Reason: in.HealthReason, Restarts: in.Restarts, History: in.History.Segments()})
 	}
 	return out, true
 }

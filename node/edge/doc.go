@@ -12,14 +12,18 @@
 //
 //   - Nginx drives a private nginx master (its own prefix directory, pid file,
 //     logs and temp paths), so it runs on any port and several agents share a
-//     machine. Apply renders the config (Render, golden-tested), checks it
-//     with `nginx -t` on a copy, swaps it in atomically, reloads gracefully and
-//     confirms that the new generation serves; if nginx refuses it, the
-//     previous file is restored and reloaded. The master outlives the agent:
-//     NewNginx adopts a running master through its pid file.
+//     machine. Apply renders the config (Render, golden-tested), swaps it in
+//     atomically, reloads gracefully (the reload is nginx's own check: a
+//     refused file leaves the old workers serving; only a master that must
+//     be started is checked with `nginx -t` first) and confirms that the new
+//     generation serves; if nginx refuses it, the previous file is put back.
+//     Upstream connections are kept alive (HTTP/1.1, no Connection header
+//     for plain requests). The master outlives the agent: NewNginx adopts a
+//     running master through its pid file.
 //   - Proxy is the built-in net/http reverse proxy used when nginx is not
 //     installed, with the same routing semantics. Its route table is swapped
-//     atomically, so requests in flight finish on the table they started on.
+//     atomically, so requests in flight finish on the table they started on;
+//     one shared transport keeps idle connections to every upstream.
 //
 // Both offer Drain, which waits until no request that started under an
 // earlier config is still in flight: the safe moment to stop an old container.

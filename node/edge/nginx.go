@@ -168,13 +168,16 @@ func (n *Nginx) Pid() int {
 	return n.pid
 }
 
-// Apply validates and renders cfg, checks it with `nginx -t` on a copy of
-// the main file that includes the new routes file, swaps it in (keeping the
-// old one as dropmesh.conf.prev), reloads the master gracefully and waits
-// until the new generation answers. If nginx refuses it at any step, the
+// Apply validates and renders cfg, swaps it in (keeping the old one as
+// dropmesh.conf.prev), reloads the master gracefully and waits until the new
+// generation answers. The reload is nginx's own check: a master that refuses
+// the new file keeps serving the old one. A master that must be started
+// (none runs) is checked first with `nginx -t` on a copy of the main file
+// that includes the new routes file. If nginx refuses it at any step, the
 // previous file is restored (and reloaded) and the error carries nginx's
-// message and wraps ErrRejected. ctx bounds the check only: once the new
-// file is swapped in, the reload (or its rollback) runs to its end.
+// message and wraps ErrRejected. ctx bounds the work before the swap only:
+// once the new file is swapped in, the reload (or its rollback) runs to its
+// end.
 func (n *Nginx) Apply(ctx context.Context, cfg Config) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -195,9 +198,22 @@ func (n *Nginx) Apply(ctx context.Context, cfg Config) error {
 	if err := atomicfile.Write(n.l.newConf(), withStatus(body, n.l.statusSock(), gen), 0o644); err != nil {
 		return fmt.Errorf("nginx edge: %w", err)
 	}
-	if err := n.test(ctx, n.l.newConf()); err != nil {
+	// A running master checks the new file itself on reload and keeps
+	// serving the old config when it refuses it (the [emerg] line the
+	// reload watches for), so that reload is the check: a separate
+	// `nginx -t` would parse everything once more and open every access
+	// log, which at 1,000 routes is most of an Apply. Only a master that
+	// must be started is checked first (a refused start serves nothing).
+	running := isNginxMaster(n.pid, n.l.mainConf())
+	if !running {
+		if err := n.test(ctx, n.l.newConf()); err != nil {
+			_ = os.Remove(n.l.newConf())
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
 		_ = os.Remove(n.l.newConf())
-		return err
+		return fmt.Errorf("nginx edge: %w", err)
 	}
 	// The point of no return: from the swap on, the reload runs to its end
 	// (bounded by ReloadTimeout) even if ctx ends. Abandoned half-way, it
@@ -214,11 +230,20 @@ func (n *Nginx) Apply(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("nginx edge: swap config: %w", err)
 	}
 	var applyErr error
-	if isNginxMaster(n.pid, n.l.mainConf()) {
+	if running && isNginxMaster(n.pid, n.l.mainConf()) {
 		applyErr = n.reload(ctx, gen, true)
 	} else {
 		n.log.Warn("the nginx master is gone; starting a new one", "pid", n.pid)
 		applyErr = n.start(ctx, gen)
+	}
+	if applyErr != nil && errors.Is(applyErr, errReloadRefused) && isNginxMaster(n.pid, n.l.mainConf()) {
+		// The master refused the file and still serves the previous one
+		// with its workers: putting that file back as it was is the whole
+		// rollback (no second reload).
+		if rerr := n.putBackPrev(); rerr == nil {
+			n.log.Error("nginx refused the new config; the previous one keeps serving", "err", applyErr)
+			return fmt.Errorf("%w: %v; the previous config was restored", ErrRejected, applyErr)
+		}
 	}
 	if applyErr != nil {
 		if rerr := n.restorePrev(ctx); rerr != nil {
@@ -229,6 +254,21 @@ func (n *Nginx) Apply(ctx context.Context, cfg Config) error {
 	}
 	n.log.Info("edge config applied", "routes", len(cfg.Routes), "generation", gen, "took", time.Since(start))
 	return nil
+}
+
+// errReloadRefused marks a reload the master refused (an [emerg] line):
+// it keeps serving the config it had.
+var errReloadRefused = errors.New("nginx refused the reload")
+
+// putBackPrev puts dropmesh.conf.prev back in place byte for byte (its
+// generation included), for a master that refused the new file and so
+// still serves that one.
+func (n *Nginx) putBackPrev() error {
+	prev, err := os.ReadFile(n.l.prevConf())
+	if err != nil {
+		return fmt.Errorf("read %s: %w", n.l.prevConf(), err)
+	}
+	return atomicfile.Write(n.l.routesConf(), prev, 0o644)
 }
 
 // restorePrev puts dropmesh.conf.prev back in place under a new generation
@@ -464,6 +504,7 @@ func (n *Nginx) reload(ctx context.Context, gen string, failOnEmerg bool) error 
 	defer cancel()
 	emerg := regexp.MustCompile(`\[emerg\] ` + strconv.Itoa(pid) + `#\d+: (.*)`)
 	var failure string
+	refused := false
 	ok := waitUntil(wctx, 5*time.Millisecond, func() bool {
 		if n.generation(wctx) == gen {
 			return true
@@ -474,13 +515,15 @@ func (n *Nginx) reload(ctx context.Context, gen string, failOnEmerg bool) error 
 		}
 		if failOnEmerg {
 			if m := emerg.FindStringSubmatch(logSince(n.l.errorLog(), logOff)); m != nil {
-				failure = "nginx reload: " + m[1]
+				failure, refused = "nginx reload: "+m[1], true
 				return true
 			}
 		}
 		return false
 	})
 	switch {
+	case refused:
+		return fmt.Errorf("%w: %s", errReloadRefused, failure)
 	case failure != "":
 		return errors.New(failure)
 	case !ok:

@@ -100,24 +100,13 @@ func NewProxy(ctx context.Context, o ProxyOptions) (*Proxy, error) {
 			return nil, fmt.Errorf("proxy edge: listen TLS %s: %w", o.ListenTLS, err)
 		}
 	}
-	p.transport = &http.Transport{
-		Proxy: nil, // never an environment proxy between the edge and containers
-		DialContext: (&net.Dialer{
-			Timeout:   o.Timings.ConnectTimeout,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   32,
-		IdleConnTimeout:       30 * time.Second,
-		ResponseHeaderTimeout: o.Timings.ReadTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true, // pass encodings through untouched
-	}
+	p.transport = newUpstreamTransport(o.Timings)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,
 		Transport:    roundTripFunc(p.roundTrip),
 		ErrorHandler: p.proxyError,
 		ErrorLog:     slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		BufferPool:   newProxyBuffers(),
 	}
 	base, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
@@ -140,6 +129,48 @@ func NewProxy(ctx context.Context, o ProxyOptions) (*Proxy, error) {
 	}
 	p.log.Info("proxy edge serving", "addr", p.Addr(), "tls", p.AddrTLS())
 	return p, nil
+}
+
+// newUpstreamTransport is the one transport the proxy shares across every
+// route: keep-alive connections to each container, enough of them idle per
+// upstream that a busy service reuses connections instead of opening one per
+// request (the default of 2 idle per host makes a proxy under 32 clients
+// connect anew for most requests). Idle ones close after
+// upstreamIdleTimeout, before common servers close theirs.
+func newUpstreamTransport(t Timings) *http.Transport {
+	return &http.Transport{
+		Proxy: nil, // never an environment proxy between the edge and containers
+		DialContext: (&net.Dialer{
+			Timeout:   t.ConnectTimeout,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       upstreamIdleTimeout,
+		ResponseHeaderTimeout: t.ReadTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // pass encodings through untouched
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        16 << 10,
+	}
+}
+
+// proxyBuffers pools one proxy's copy buffers (32 KiB each), so a response
+// body does not allocate one per request.
+type proxyBuffers struct{ pool *sync.Pool }
+
+const proxyBufferSize = 32 << 10
+
+func newProxyBuffers() proxyBuffers {
+	return proxyBuffers{pool: &sync.Pool{New: func() any { b := make([]byte, proxyBufferSize); return &b }}}
+}
+
+func (p proxyBuffers) Get() []byte { return *p.pool.Get().(*[]byte) }
+func (p proxyBuffers) Put(b []byte) {
+	if cap(b) == proxyBufferSize {
+		b = b[:proxyBufferSize]
+		p.pool.Put(&b)
+	}
 }
 
 // serve runs one Serve loop until Close.

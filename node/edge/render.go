@@ -40,14 +40,12 @@ func (l nginxLayout) startLog() string   { return l.path("logs", "start.log") }
 func (l nginxLayout) tempDir() string    { return l.path("temp") }
 func (l nginxLayout) certDir() string    { return l.path("certs") }
 
-// accessLog is the access log file of one service ("ws/p/e/s" ->
-// access-ws_p_e_s.log; slugs have no '_', so names cannot collide).
-func (l nginxLayout) accessLog(service string) string {
-	if service == "" {
-		return l.path("logs", "access.log")
-	}
-	return l.path("logs", "access-"+strings.ReplaceAll(service, "/", "_")+".log")
-}
+// accessLog is the edge's one access log: every line names its host and
+// service (log_format dropmesh). One file for all routes, not one per
+// service: nginx opens every log file of the config on each reload, so at
+// 1,000 routes per-service files were half of a reload's time and at 10,000
+// more than the master may open.
+func (l nginxLayout) accessLog() string { return l.path("logs", "access.log") }
 
 // certFiles names a zone's certificate and key files after their content,
 // so a new certificate never overwrites the one the live config uses.
@@ -201,13 +199,14 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 	p(`log_format dropmesh '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '`)
 	p(`                    '"$http_referer" "$http_user_agent" host=$host service=$dropmesh_service '`)
 	p(`                    'upstream=$upstream_addr request_time=$request_time upstream_time=$upstream_response_time';`)
-	p("access_log off;")
+	p("access_log %s dropmesh buffer=64k flush=1s;", l.accessLog())
 	p("server_tokens off;")
 	p("")
-	p("# Websockets: pass the upgrade on; other requests close the upstream connection.")
+	p("# Websockets: pass the upgrade on; other requests send no Connection header,")
+	p("# so the upstream connection stays open for the next request (keepalive).")
 	p("map $http_upgrade $connection_upgrade {")
 	p("    default upgrade;")
-	p("    ''      close;")
+	p("    ''      '';")
 	p("}")
 	p("")
 	// Room for every host name in nginx's server name hash (long names
@@ -224,6 +223,9 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 	p("proxy_http_version 1.1;")
 	p("proxy_request_buffering off;")
 	p("proxy_max_temp_file_size 0;")
+	p("proxy_buffer_size 16k;")
+	p("proxy_buffers 16 16k;")
+	p("proxy_busy_buffers_size 32k;")
 	p("proxy_connect_timeout %s;", nginxTime(t.ConnectTimeout))
 	p("proxy_read_timeout %s;", nginxTime(t.ReadTimeout))
 	p("proxy_send_timeout %s;", nginxTime(t.SendTimeout))
@@ -249,7 +251,6 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 	}
 	p("    server_name _;")
 	p(`    set $dropmesh_service "-";`)
-	p("    access_log %s dropmesh;", l.accessLog(""))
 	p("    return 404;")
 	p("}")
 
@@ -272,6 +273,10 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 		for _, u := range s.servers {
 			p("    server %s max_fails=1 fail_timeout=%s;", u, nginxTime(t.FailTimeout))
 		}
+		// Idle connections kept open to the containers, per worker: a
+		// request reuses one instead of connecting anew.
+		p("    keepalive %d;", upstreamKeepalive)
+		p("    keepalive_timeout %s;", nginxTime(upstreamIdleTimeout))
 		p("}")
 		p("server {")
 		p("    listen %s;", listen)
@@ -283,7 +288,6 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 		}
 		p("    server_name %s;", s.host)
 		p(`    set $dropmesh_service "%s";`, s.service)
-		p("    access_log %s dropmesh;", l.accessLog(s.service))
 		p("    location / {")
 		p("        proxy_pass http://%s;", s.upstream)
 		p("    }")
@@ -291,6 +295,17 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// upstreamKeepalive is how many idle connections each nginx worker keeps
+// per upstream block; upstreamIdleTimeout how long one stays idle. It is
+// shorter than the idle timeouts of common servers (Node's 5 s is the
+// shortest usual default), so the edge closes an idle connection before the
+// container does and does not send a request on one the container is
+// closing. Under load connections never idle that long.
+const (
+	upstreamKeepalive   = 32
+	upstreamIdleTimeout = 4 * time.Second
+)
 
 // statusMarker starts the status block Nginx appends to the rendered routes.
 const statusMarker = "# dropmesh status: "

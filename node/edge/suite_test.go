@@ -53,6 +53,8 @@ func runEdgeSuite(t *testing.T, newEdge newHarness) {
 	t.Run("ui", func(t *testing.T) { testUIHost(t, newEdge) })
 	t.Run("inflight", func(t *testing.T) { testInFlightSurviveApply(t, newEdge) })
 	t.Run("switch", func(t *testing.T) { testSwitchUnderLoad(t, newEdge) })
+	t.Run("burst", func(t *testing.T) { testBurstOfChanges(t, newEdge) })
+	t.Run("keepalive", func(t *testing.T) { testUpstreamKeepalive(t, newEdge) })
 	t.Run("undeploy", func(t *testing.T) { testUndeploy(t, newEdge) })
 	t.Run("invalid", func(t *testing.T) { testInvalidChangesNothing(t, newEdge) })
 	t.Run("tls", func(t *testing.T) { testTLS(t, newEdge) })
@@ -275,6 +277,102 @@ func testInFlightSurviveApply(t *testing.T, newEdge newHarness) {
 // testSwitchUnderLoad switches a route between backend generations while 4
 // clients send requests (some slow), draining each old backend only after
 // the switch: no request may fail.
+// testUpstreamKeepalive: the edge reuses its connections to a container
+// instead of opening one per request (nginx: at most one per worker).
+func testUpstreamKeepalive(t *testing.T, newEdge newHarness) {
+	h := newEdge(t, harnessOptions{})
+	a := newBackend(t, "A")
+	mustApply(t, h.edge, Config{Routes: []Route{routeTo("app.example.test", "web", a)}})
+	c := newClient(t, h.edge.Addr())
+	const requests = 50
+	for range requests {
+		c.expect(t, "app.example.test", "/", 200, "A")
+	}
+	if n := a.conns.Load(); n > 4 {
+		t.Fatalf("%d requests opened %d connections to the container, want them reused", requests, n)
+	}
+	if got := a.lastHeaders().Get("Connection"); got != "" {
+		t.Fatalf("the container saw Connection: %q on a plain request, want none (keep-alive)", got)
+	}
+}
+
+// testBurstOfChanges makes 100 route changes in a row (hosts added and
+// removed, the loaded host's upstreams changed) while clients load one
+// host: no request fails, and the last config is what serves.
+func testBurstOfChanges(t *testing.T, newEdge newHarness) {
+	h := newEdge(t, harnessOptions{})
+	const (
+		host    = "steady.example.test"
+		changes = 100
+		clients = 2
+		maxTime = 2 * time.Minute // a bound, not a goal: the burst ends it
+	)
+	a, b := newBackend(t, "A"), newBackend(t, "B")
+	config := func(i int) Config {
+		steady := routeTo(host, "steady", a)
+		if i%2 == 1 {
+			steady = routeTo(host, "steady", a, b)
+		}
+		cfg := Config{Routes: []Route{steady}}
+		for k := range 20 {
+			cfg.Routes = append(cfg.Routes, routeTo(fmt.Sprintf("churn%d.example.test", (i+k)%40), fmt.Sprintf("churn%d", (i+k)%40), b))
+		}
+		return cfg
+	}
+	mustApply(t, h.edge, config(0))
+	c := newClient(t, h.edge.Addr())
+	var (
+		total, failed atomic.Int64
+		stop          atomic.Bool
+		mu            sync.Mutex
+		failures      []string
+		wg            sync.WaitGroup
+	)
+	deadline := time.Now().Add(maxTime)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() && time.Now().Before(deadline) {
+				total.Add(1)
+				code, body, err := c.do(http.MethodGet, host, "/", nil, 0, nil)
+				if err != nil || code != 200 || (body != "A" && body != "B") {
+					failed.Add(1)
+					mu.Lock()
+					if len(failures) < 10 {
+						failures = append(failures, fmt.Sprintf("%d %q %v", code, body, err))
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	waitFor(t, 10*time.Second, "the load to start", func() bool { return total.Load() > 10 })
+	began := total.Load()
+	start := time.Now()
+	var applying time.Duration
+	for i := 1; i <= changes; i++ {
+		t0 := time.Now()
+		mustApply(t, h.edge, config(i))
+		applying += time.Since(t0)
+		// Requests run between every two changes, not only around the burst.
+		n := total.Load()
+		waitFor(t, 10*time.Second, "requests after a change", func() bool { return total.Load() >= n+2 })
+	}
+	took := time.Since(start)
+	during := total.Load() - began
+	stop.Store(true)
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed across %d route changes; first: %v", failed.Load(), total.Load(), changes, failures)
+	}
+	t.Logf("%d route changes in %s (applying %s each) under load: %d requests, none failed", changes, took, applying/changes, during)
+	// The last config (100: even, so steady has A alone) serves.
+	c.expect(t, host, "/", 200, "A")
+	c.expect(t, fmt.Sprintf("churn%d.example.test", changes%40), "/", 200, "B")
+	c.expect(t, fmt.Sprintf("churn%d.example.test", (changes+20)%40), "/", 404, "")
+}
+
 func testSwitchUnderLoad(t *testing.T, newEdge newHarness) {
 	h := newEdge(t, harnessOptions{})
 	const (

@@ -102,6 +102,7 @@ type backend struct {
 	blocked  atomic.Int64
 	release  chan struct{}
 	once     sync.Once
+	conns    atomic.Int64 // connections accepted
 
 	mu   sync.Mutex
 	last http.Header // headers of the last request, Host included
@@ -109,7 +110,13 @@ type backend struct {
 
 func newBackend(t testing.TB, name string) *backend {
 	b := &backend{name: name, release: make(chan struct{})}
-	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
+	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(b.serve))
+	b.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			b.conns.Add(1)
+		}
+	}
+	b.srv.Start()
 	t.Cleanup(b.close)
 	return b
 }

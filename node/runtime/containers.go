@@ -107,7 +107,9 @@ type ContainerInfo struct {
 	HostIP   string
 	HostPort int
 	// IP is the container's address on its network (its NetworkMode's
-	// network, else the first one), "" when it has none.
+	// network, else the first one), "" when it has none or is not running:
+	// from the host, Port answers there without Docker's port publishing
+	// in between.
 	IP           string
 	RestartCount int
 	OOMKilled    bool

@@ -25,6 +25,14 @@ func TestContainerLifecycle(t *testing.T) {
 	if code, body := HTTPGet(appURL(c) + "/"); code != 200 || !strings.Contains(body, "v-lifecycle") {
 		t.Fatalf("GET / = %d %q; want the app's answer with its VERSION", code, body)
 	}
+	// Its own network address answers too (what the edge uses, skipping
+	// the published port).
+	if net.ParseIP(c.IP) == nil {
+		t.Fatalf("started container has network address %q", c.IP)
+	}
+	if code, body := HTTPGet("http://" + net.JoinHostPort(c.IP, strconv.Itoa(c.Port)) + "/"); code != 200 || !strings.Contains(body, "v-lifecycle") {
+		t.Fatalf("GET / on the network address = %d %q; want the app's answer", code, body)
+	}
 
 	list, err := rt.List(ctx, map[string]string{LabelService: svc})
 	if err != nil || len(list) != 1 || list[0].ID != c.ID || list[0].HostPort != c.HostPort {
@@ -41,7 +49,7 @@ func TestContainerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped, err := rt.Inspect(ctx, c.Name)
-	if err != nil || stopped.Running || stopped.Status != "exited" || stopped.ExitCode != 0 || stopped.FinishedAt.IsZero() {
+	if err != nil || stopped.Running || stopped.Status != "exited" || stopped.ExitCode != 0 || stopped.FinishedAt.IsZero() || stopped.IP != "" {
 		t.Fatalf("after Stop = %+v, %v; want exited with 0 (the app ends cleanly on SIGTERM)", stopped, err)
 	}
 	if code, _ := HTTPGet(appURL(c) + "/health"); code != 0 {
