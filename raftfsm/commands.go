@@ -52,6 +52,9 @@ const (
 	CmdPutOriginCert
 	CmdDeleteOriginCert
 	CmdSetGossipKeys
+	CmdCreateAPIToken
+	CmdRevokeAPIToken
+	CmdRecordTokenUse
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -79,7 +82,8 @@ var commandNames = [...]string{
 	CmdDeleteRegistry: "delete_registry", CmdPutBuildContext: "put_build_context",
 	CmdImportState: "import_state", CmdPutSnapshot: "put_snapshot", CmdSetStranded: "set_stranded",
 	CmdPutOriginCert: "put_origin_cert", CmdDeleteOriginCert: "delete_origin_cert",
-	CmdSetGossipKeys: "set_gossip_keys",
+	CmdSetGossipKeys: "set_gossip_keys", CmdCreateAPIToken: "create_api_token",
+	CmdRevokeAPIToken: "revoke_api_token", CmdRecordTokenUse: "record_token_use",
 }
 
 // String names the command type for logs and errors.

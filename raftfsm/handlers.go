@@ -98,6 +98,12 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applyDeleteOriginCert), true
 	case CmdSetGossipKeys:
 		return entry(applySetGossipKeys), true
+	case CmdCreateAPIToken:
+		return entry(applyCreateAPIToken), true
+	case CmdRevokeAPIToken:
+		return entry(applyRevokeAPIToken), true
+	case CmdRecordTokenUse:
+		return entry(applyRecordTokenUse), true
 	}
 	return handler{}, false
 }

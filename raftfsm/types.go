@@ -24,6 +24,8 @@ type State struct {
 	OriginCerts map[string]*OriginCert `json:"origin_certs,omitempty"`
 	// Gossip is the gossip keyring after a rotation (empty before).
 	Gossip GossipKeyring `json:"gossip,omitzero"`
+	// Tokens are the API tokens by id (hashes only).
+	Tokens map[string]*APIToken `json:"api_tokens,omitempty"`
 	// Index is the raft index of the last command applied to this state.
 	Index uint64 `json:"index"`
 }
@@ -42,6 +44,7 @@ func NewState() *State {
 		Contexts:    map[string]*BuildContext{},
 		Webhooks:    map[string]*Webhook{},
 		OriginCerts: map[string]*OriginCert{},
+		Tokens:      map[string]*APIToken{},
 	}
 }
 
