@@ -1,8 +1,10 @@
 package raftfsm
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"regexp"
@@ -57,6 +59,23 @@ func APITokenID(text string) (string, bool) {
 		return "", false
 	}
 	return m[1], true
+}
+
+// MakeAPIToken draws a new token's id and secret and returns its text and
+// its record (the hash, never the text). The leader calls it before it
+// commits CreateAPIToken; Apply never does (it reads randomness).
+func MakeAPIToken(name string, role Role, createdBy string) (string, APIToken, error) {
+	var id [6]byte
+	var secret [32]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", APIToken{}, fmt.Errorf("make API token %s: %w", name, err)
+	}
+	if _, err := rand.Read(secret[:]); err != nil {
+		return "", APIToken{}, fmt.Errorf("make API token %s: %w", name, err)
+	}
+	tid := hex.EncodeToString(id[:])
+	text := APITokenText(tid, base64.RawURLEncoding.EncodeToString(secret[:]))
+	return text, APIToken{ID: tid, Name: name, Role: role, Hash: HashAPIToken(text), CreatedBy: createdBy}, nil
 }
 
 // HashAPIToken is the hash the state keeps of a token's text.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -94,6 +95,10 @@ type Limits struct {
 	// own deadline). An election takes well under a second; longer rides out
 	// slower ones but holds the caller longer when there is no quorum.
 	LeaderWait time.Duration
+	// TokenUseFlush is how often a node sends the API tokens' last uses to
+	// the leader (one raft write per interval at most, whatever the request
+	// rate). Shorter shows fresher last-use times for more writes.
+	TokenUseFlush time.Duration
 }
 
 // DefaultLimits returns the defaults of every limit.
@@ -110,6 +115,7 @@ func DefaultLimits() Limits {
 		WriteTimeout:   60 * time.Second,
 		MaxClients:     10000,
 		LeaderWait:     3 * time.Second,
+		TokenUseFlush:  30 * time.Second,
 	}
 }
 
@@ -165,6 +171,9 @@ func (o Options) withDefaults() Options {
 	if l.LeaderWait <= 0 {
 		l.LeaderWait = d.LeaderWait
 	}
+	if l.TokenUseFlush <= 0 {
+		l.TokenUseFlush = d.TokenUseFlush
+	}
 	return o
 }
 
@@ -177,11 +186,14 @@ type server struct {
 	fwd       *forwarder
 	pingLimit *ipLimiter
 	authFail  *ipLimiter
+	uses      *tokenUses
 	now       func() time.Time
 }
 
 func newServer(o Options) *server {
 	o = o.withDefaults()
+	logger, ctrl := o.Logger, o.Controller
+	record := func(ctx context.Context, uses map[string]time.Time) error { return ctrl.RecordTokenUse(ctx, uses) }
 	return &server{
 		ctrl:      o.Controller,
 		opts:      o,
@@ -190,7 +202,10 @@ func newServer(o Options) *server {
 		fwd:       &forwarder{client: o.HTTPClient, logger: o.Logger},
 		pingLimit: newIPLimiter(o.Limits.PingRate, o.Limits.PingBurst, o.Limits.MaxClients),
 		authFail:  newIPLimiter(rate.Every(time.Minute/time.Duration(o.Limits.AuthFailures)), o.Limits.AuthFailures, o.Limits.MaxClients),
-		now:       time.Now,
+		uses: newTokenUses(o.Limits.TokenUseFlush, record, func(err error) {
+			logger.Warn("record API token uses", "err", err)
+		}),
+		now: time.Now,
 	}
 }
 

@@ -119,7 +119,7 @@ func (s *server) deploy(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	res, err := s.ctrl.Deploy(c.Request.Context(), control.DeployRequest{Spec: spec, Actor: "api", ExpectGeneration: expect})
+	res, err := s.ctrl.Deploy(c.Request.Context(), control.DeployRequest{Spec: spec, Actor: actor(c), ExpectGeneration: expect})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -165,7 +165,7 @@ func (s *server) undeploy(c *gin.Context) {
 	if !good {
 		return
 	}
-	if err := s.ctrl.Undeploy(c.Request.Context(), n.String(), "api"); err != nil {
+	if err := s.ctrl.Undeploy(c.Request.Context(), n.String(), actor(c)); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -177,7 +177,7 @@ func (s *server) restart(c *gin.Context) {
 	if !good {
 		return
 	}
-	if err := s.ctrl.RestartService(c.Request.Context(), n.String(), "api"); err != nil {
+	if err := s.ctrl.RestartService(c.Request.Context(), n.String(), actor(c)); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,7 +24,7 @@ func (s *server) chain(r Route) []gin.HandlerFunc {
 	if r.Kind == RoutePublic {
 		hs = append(hs, s.limitPing)
 	} else {
-		hs = append(hs, s.authenticate)
+		hs = append(hs, s.authenticate, s.authorize(r))
 	}
 	hs = append(hs, s.limitBody(s.bodyLimit(r)), s.checkQuery(r), s.deadline(r))
 	switch r.Kind {
@@ -82,10 +80,12 @@ func (s *server) limitPing(c *gin.Context) {
 	}
 }
 
-// authenticate checks the bearer key in constant time. A client that failed
-// too often lately gets 429 without its key being looked at.
+// authenticate checks the bearer credential (the cluster API key or an API
+// token, see credential) and records the caller's role for authorize. A
+// client that failed too often lately gets 429 without its key being looked at.
 func (s *server) authenticate(c *gin.Context) {
 	if !s.opts.RequireAuthAlways && s.trusted(clientAddr(c)) {
+		c.Set(ctxRole, raftfsm.RoleAdmin)
 		return
 	}
 	ip, now := clientKey(c), s.now()
@@ -94,12 +94,18 @@ func (s *server) authenticate(c *gin.Context) {
 		abortWith(c, http.StatusTooManyRequests, CodeRateLimited, "too many failed authentications from this address; wait and check the API key")
 		return
 	}
-	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	if subtle.ConstantTimeCompare(sum[:], s.keyHash[:]) != 1 || !ok || !strings.EqualFold(scheme, "Bearer") {
+	scheme, token, found := strings.Cut(c.GetHeader("Authorization"), " ")
+	role, who, tokenID, good := s.credential(strings.TrimSpace(token))
+	if !good || !found || !strings.EqualFold(scheme, "Bearer") {
 		s.authFail.take(ip, now)
 		c.Header("WWW-Authenticate", `Bearer realm="dropmesh"`)
-		abortWith(c, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> (DROPMESH_API_KEY)")
+		abortWith(c, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> (DROPMESH_API_KEY, or an API token)")
+		return
+	}
+	c.Set(ctxRole, role)
+	c.Set(ctxActor, who)
+	if tokenID != "" {
+		s.uses.note(tokenID, now)
 	}
 }
 
