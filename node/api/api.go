@@ -74,9 +74,10 @@ type Limits struct {
 	// every node each health interval, far below this.
 	PingRate  rate.Limit
 	PingBurst int
-	// AuthFailures per minute per client IP before further requests from it
-	// get 429 (it recovers one attempt every minute/AuthFailures). Lower slows
-	// guessing more but locks a fumbling user out sooner.
+	// AuthFailures per minute per real client address (the edge's X-Real-IP
+	// from the local edge) before its further failures get 429 (it recovers
+	// one attempt every minute/AuthFailures). A valid credential is always
+	// served, whatever its address did. Lower slows guessing more.
 	AuthFailures int
 	// MaxWait caps ?wait= of a blocking read; DefaultWait is used when only
 	// ?index= is given. Longer waits mean fewer requests but hold a
