@@ -97,7 +97,8 @@ func testOptions(t testing.TB) Options {
 	return Options{
 		Logger: testLogger(t),
 		API: func(a *Agent) (http.Handler, error) {
-			return a.Metrics().API(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: true, Logger: a.Logger()})
+			return a.Metrics().API(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: true, Logger: a.Logger(),
+				Limits: api.Limits{TokenUseFlush: 100 * time.Millisecond}})
 		},
 	}
 }
