@@ -22,6 +22,7 @@ func (a *Agent) CreateToken(ctx context.Context, req control.TokenRequest, actor
 	if err != nil {
 		return control.TokenCreated{}, err
 	}
+	tok.User = req.User
 	at := a.now()
 	if _, err := a.apply(ctx, &raftfsm.CreateAPIToken{At: at, Token: tok}); err != nil {
 		return control.TokenCreated{}, err

@@ -22,7 +22,10 @@ type APIToken struct {
 	Name string `json:"name"`
 	Role Role   `json:"role"`
 	// Hash is the hex SHA-256 of the whole token text.
-	Hash      string    `json:"hash"`
+	Hash string `json:"hash"`
+	// User, when set, is the UI user the token belongs to: the token never
+	// has more rights than the user has now, and goes with the user.
+	User      string    `json:"user,omitempty"`
 	CreatedBy string    `json:"created_by,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	// LastUsedAt is when a node last served a request with the token, to a
@@ -89,6 +92,38 @@ func (t *APIToken) Matches(text string) bool {
 	return subtle.ConstantTimeCompare([]byte(HashAPIToken(text)), []byte(t.Hash)) == 1
 }
 
+// rank orders the roles; 0 is no role.
+func (r Role) rank() int {
+	switch r {
+	case RoleViewer:
+		return 1
+	case RoleDeployer:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// Allows reports whether a caller with role r may do what needs the role need.
+func (r Role) Allows(need Role) bool { return r.rank() > 0 && r.rank() >= need.rank() }
+
+// EffectiveRole is the role a request with t has in s: the token's, capped
+// by its user's current role; false when its user is gone.
+func (s *State) EffectiveRole(t *APIToken) (Role, bool) {
+	if t.User == "" {
+		return t.Role, true
+	}
+	u, ok := s.Users[t.User]
+	if !ok {
+		return "", false
+	}
+	if u.Role.rank() < t.Role.rank() {
+		return u.Role, true
+	}
+	return t.Role, true
+}
+
 // ValidateTokenName checks the name of an API token (the pattern of user names).
 func ValidateTokenName(s string) error {
 	if !userNamePattern.MatchString(s) {
@@ -152,6 +187,15 @@ func applyCreateAPIToken(s *State, c *CreateAPIToken) (any, error) {
 	if !tokenHashPattern.MatchString(t.Hash) {
 		return nil, invalidf("token hash: want a hex SHA-256")
 	}
+	if t.User != "" {
+		u, ok := s.Users[t.User]
+		if !ok {
+			return nil, fmt.Errorf("token %s for user %s: %w", t.Name, t.User, ErrNotFound)
+		}
+		if !u.Role.Allows(t.Role) {
+			return nil, invalidf("token %s: role %s is more than its user %s has (%s)", t.Name, t.Role, u.Name, u.Role)
+		}
+	}
 	if _, ok := s.Tokens[t.ID]; ok {
 		return nil, fmt.Errorf("%w: token id %s exists", ErrConflict, t.ID)
 	}
@@ -198,4 +242,14 @@ func applyRecordTokenUse(s *State, c *RecordTokenUse) (any, error) {
 		}
 	}
 	return nil, nil
+}
+
+// revokeTokensOf removes the tokens of a removed user.
+func (s *State) revokeTokensOf(at time.Time, user string) {
+	for _, id := range SortedKeys(s.Tokens) {
+		if t := s.Tokens[id]; t.User == user {
+			delete(s.Tokens, id)
+			s.event(at, EventToken, SeverityInfo, fmt.Sprintf("API token %s (%s) revoked with its user %s", t.Name, t.ID, user), nil)
+		}
+	}
 }

@@ -67,3 +67,48 @@ func TestAPITokens(t *testing.T) {
 		t.Fatal("the token survived its revocation")
 	}
 }
+
+func TestAPITokensOfAUser(t *testing.T) {
+	f := newFixture(t)
+	f.must(&PutUser{At: t0, Name: "ann", PasswordHash: "$2a$10$abcdefghijklmnopqrstuuvwxyzabcdefghijklmnopqrstuvwxyz12", Role: RoleDeployer})
+	text, tok, err := MakeAPIToken("ann-ci", RoleDeployer, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, ok := APITokenID(text); !ok || id != tok.ID || !tok.Matches(text) {
+		t.Fatalf("MakeAPIToken: %q %+v", text, tok)
+	}
+	tok.User = "ann"
+	over := tok
+	over.ID, over.Name, over.Role = "ba9876543210", "ann-admin", RoleAdmin
+	if err := f.refuse(&CreateAPIToken{At: t0, Token: over}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a token above its user's role: %v", err)
+	}
+	ghost := tok
+	ghost.ID, ghost.Name, ghost.User = "ba9876543211", "ghost", "nobody"
+	if err := f.refuse(&CreateAPIToken{At: t0, Token: ghost}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a token of an unknown user: %v", err)
+	}
+	f.must(&CreateAPIToken{At: t0, Token: tok})
+
+	// The token's role follows the user's down, never up.
+	st := f.fsm.Clone()
+	if r, ok := st.EffectiveRole(st.Tokens[tok.ID]); !ok || r != RoleDeployer {
+		t.Fatalf("effective role %q %v", r, ok)
+	}
+	f.must(&PutUser{At: t0, Name: "ann", Role: RoleViewer})
+	st = f.fsm.Clone()
+	if r, ok := st.EffectiveRole(st.Tokens[tok.ID]); !ok || r != RoleViewer {
+		t.Fatalf("after the user became a viewer: %q %v", r, ok)
+	}
+	f.must(&PutUser{At: t0, Name: "ann", Role: RoleAdmin})
+	st = f.fsm.Clone()
+	if r, _ := st.EffectiveRole(st.Tokens[tok.ID]); r != RoleDeployer {
+		t.Fatalf("after the user became an admin: %q, want the token's deployer", r)
+	}
+	// Removing the user revokes its tokens.
+	f.must(&DeleteUser{At: t0, Name: "ann"})
+	if _, ok := f.fsm.Clone().Tokens[tok.ID]; ok {
+		t.Fatal("the token outlived its user")
+	}
+}

@@ -34,6 +34,12 @@ func (s *server) createToken(c *gin.Context) {
 		invalid(c, fmt.Sprintf("role %q: want admin, deployer or viewer", req.Role))
 		return
 	}
+	if req.User != "" {
+		if err := raftfsm.ValidateUserName(req.User); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
 	created, err := s.ctrl.CreateToken(c.Request.Context(), req, actor(c))
 	if err != nil {
 		s.fail(c, err)

@@ -25,24 +25,8 @@ const (
 	ctxActor = "dropmesh.actor"
 )
 
-// roleRank orders the roles; a caller may use a route whose role ranks at or
-// below its own.
-func roleRank(r raftfsm.Role) int {
-	switch r {
-	case raftfsm.RoleViewer:
-		return 1
-	case raftfsm.RoleDeployer:
-		return 2
-	case raftfsm.RoleAdmin:
-		return 3
-	}
-	return 0
-}
-
 // roleAllows reports whether a caller with role have may use a route that needs need.
-func roleAllows(have, need raftfsm.Role) bool {
-	return roleRank(have) > 0 && roleRank(have) >= roleRank(need)
-}
+func roleAllows(have, need raftfsm.Role) bool { return have.Allows(need) }
 
 // requiredRole is the role a route needs: its own Role, else viewer for a
 // read (GET, HEAD) and deployer for anything else. Public routes need none.
@@ -59,14 +43,18 @@ func requiredRole(r Route) raftfsm.Role {
 }
 
 // credential checks a bearer value: an API token (dmt_...) against the
-// hashes in the local replica, anything else against the cluster API key in
+// hashes in the local replica (its role capped by its user's), anything else against the cluster API key in
 // constant time. It returns the caller's role, a name for the event log and
 // the token's id ("" for the cluster key).
 func (s *server) credential(text string) (role raftfsm.Role, actor, tokenID string, ok bool) {
 	if id, isToken := raftfsm.APITokenID(text); isToken {
 		s.ctrl.View(func(st *raftfsm.State) {
 			if t, found := st.Tokens[id]; found && t.Matches(text) {
-				role, actor, tokenID, ok = t.Role, "token "+t.Name, t.ID, true
+				// A user's token has at most the user's current role,
+				// and none once the user is gone.
+				if r, live := st.EffectiveRole(t); live {
+					role, actor, tokenID, ok = r, "token "+t.Name, t.ID, true
+				}
 			}
 		})
 		return role, actor, tokenID, ok

@@ -122,13 +122,13 @@ func TestRouteTableRoles(t *testing.T) {
 			if need != "" {
 				t.Errorf("public %s %s needs %s", r.Method, r.Path, need)
 			}
-		case !read && roleRank(need) < roleRank(raftfsm.RoleDeployer):
+		case !read && !need.Allows(raftfsm.RoleDeployer):
 			t.Errorf("%s %s changes something but needs only %s", r.Method, r.Path, need)
 		case has(r.Path, adminAll) || (!read && has(r.Path, adminWrites)):
 			if need != raftfsm.RoleAdmin {
 				t.Errorf("%s %s needs %s, want admin", r.Method, r.Path, need)
 			}
-		case roleRank(need) == 0:
+		case !need.Valid():
 			t.Errorf("%s %s needs no known role (%q)", r.Method, r.Path, need)
 		}
 	}
@@ -204,4 +204,38 @@ func TestTokenUsesAreBatched(t *testing.T) {
 	if len(batches) != 1 || len(batches[0]) != 2 || !batches[0]["0123456789ab"].Equal(t1.Add(999*time.Millisecond)) {
 		t.Fatalf("batches %v", batches)
 	}
+}
+
+// TestUserTokenFollowsItsUser: a user's token loses rights with the user
+// and stops working when the user is removed.
+func TestUserTokenFollowsItsUser(t *testing.T) {
+	fake := NewFake("node-1")
+	srv := newTestServer(t, fake, nil)
+	do := func(method, path string, body any, key string) (*http.Response, []byte) {
+		return call(t, srv, method, path, body, key)
+	}
+	resp, body := do(http.MethodPost, "/v1/users", control.UserRequest{Name: "ann", Password: "ann-password-1", Role: raftfsm.RoleDeployer}, "")
+	expect(t, resp, body, http.StatusNoContent, nil)
+	resp, body = do(http.MethodPost, "/v1/tokens", control.TokenRequest{Name: "ann-admin", Role: raftfsm.RoleAdmin, User: "ann"}, "")
+	expect(t, resp, body, http.StatusBadRequest, nil)
+	var created control.TokenCreated
+	resp, body = do(http.MethodPost, "/v1/tokens", control.TokenRequest{Name: "ann-ci", Role: raftfsm.RoleDeployer, User: "ann"}, "")
+	expect(t, resp, body, http.StatusCreated, &created)
+	if created.Info.User != "ann" {
+		t.Fatalf("created %+v", created.Info)
+	}
+	resp, body = do(http.MethodPost, "/v1/workspaces", NameRequest{Name: "one"}, created.Token)
+	expect(t, resp, body, http.StatusCreated, nil)
+
+	resp, body = do(http.MethodPost, "/v1/users", control.UserRequest{Name: "ann", Role: raftfsm.RoleViewer}, "")
+	expect(t, resp, body, http.StatusNoContent, nil)
+	resp, body = do(http.MethodPost, "/v1/workspaces", NameRequest{Name: "two"}, created.Token)
+	expect(t, resp, body, http.StatusForbidden, nil)
+	resp, body = do(http.MethodGet, "/v1/nodes", nil, created.Token)
+	expect(t, resp, body, http.StatusOK, nil)
+
+	resp, body = do(http.MethodDelete, "/v1/users/ann", nil, "")
+	expect(t, resp, body, http.StatusNoContent, nil)
+	resp, body = do(http.MethodGet, "/v1/nodes", nil, created.Token)
+	expect(t, resp, body, http.StatusUnauthorized, nil)
 }

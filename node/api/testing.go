@@ -593,6 +593,7 @@ func (f *Fake) CreateToken(ctx context.Context, req control.TokenRequest, actor 
 	if err != nil {
 		return control.TokenCreated{}, err
 	}
+	tok.User = req.User
 	at := f.now()
 	if _, err := f.Apply(&raftfsm.CreateAPIToken{At: at, Token: tok}); err != nil {
 		return control.TokenCreated{}, err

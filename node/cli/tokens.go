@@ -36,19 +36,23 @@ func (e *env) tokensCmd() *cobra.Command {
 		if jsonOut {
 			return printJSON(out, tokens)
 		}
-		t := newTable(out, "ID", "NAME", "ROLE", "CREATED", "LAST USED")
+		t := newTable(out, "ID", "NAME", "ROLE", "USER", "CREATED", "LAST USED")
 		for _, tk := range tokens {
 			used := "never"
 			if !tk.LastUsedAt.IsZero() {
 				used = ago(e.now(), tk.LastUsedAt)
 			}
-			t.row(tk.ID, tk.Name, string(tk.Role), ago(e.now(), tk.CreatedAt), used)
+			owner := tk.User
+			if owner == "" {
+				owner = "-"
+			}
+			t.row(tk.ID, tk.Name, string(tk.Role), owner, ago(e.now(), tk.CreatedAt), used)
 		}
 		return t.flush()
 	}
 	var (
-		role, name string
-		createJSON bool
+		role, name, user string
+		createJSON       bool
 	)
 	create := &cobra.Command{
 		Use:   "create --name NAME --role viewer|deployer|admin",
@@ -65,7 +69,7 @@ func (e *env) tokensCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			created, err := c.CreateToken(cmd.Context(), control.TokenRequest{Name: name, Role: raftfsm.Role(role)})
+			created, err := c.CreateToken(cmd.Context(), control.TokenRequest{Name: name, Role: raftfsm.Role(role), User: user})
 			if err != nil {
 				return err
 			}
@@ -80,6 +84,7 @@ func (e *env) tokensCmd() *cobra.Command {
 	}
 	create.Flags().StringVar(&name, "name", "", "the token's name (what it is for, such as ci)")
 	create.Flags().StringVar(&role, "role", string(raftfsm.RoleViewer), "admin, deployer or viewer")
+	create.Flags().StringVar(&user, "user", "", "the UI user the token belongs to: it never has more than the user's role and goes with the user")
 	create.Flags().BoolVar(&createJSON, "json", false, "print JSON")
 	revoke := &cobra.Command{
 		Use:   "revoke ID|NAME",

@@ -210,6 +210,9 @@ type UserRequest struct {
 type TokenRequest struct {
 	Name string       `json:"name"`
 	Role raftfsm.Role `json:"role"`
+	// User, when set, is the UI user the token belongs to: it never has
+	// more than the user's role, and is revoked with the user.
+	User string `json:"user,omitempty"`
 }
 
 // TokenCreated is a new API token: its text (shown only this once) and what
@@ -224,6 +227,7 @@ type TokenInfo struct {
 	ID         string       `json:"id"`
 	Name       string       `json:"name"`
 	Role       raftfsm.Role `json:"role"`
+	User       string       `json:"user,omitempty"`
 	CreatedBy  string       `json:"created_by,omitempty"`
 	CreatedAt  time.Time    `json:"created_at"`
 	LastUsedAt time.Time    `json:"last_used_at,omitzero"`
@@ -231,7 +235,7 @@ type TokenInfo struct {
 
 // NewTokenInfo is t without its hash.
 func NewTokenInfo(t *raftfsm.APIToken) TokenInfo {
-	return TokenInfo{ID: t.ID, Name: t.Name, Role: t.Role, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt}
+	return TokenInfo{ID: t.ID, Name: t.Name, Role: t.Role, User: t.User, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt}
 }
 
 // SettingsRequest changes cluster settings; nil fields stay. Tokens arrive in
