@@ -18,6 +18,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/discovery"
 	"github.com/dropmesh/dropmesh/node/edge"
 	"github.com/dropmesh/dropmesh/node/health"
+	"github.com/dropmesh/dropmesh/node/httpserve"
 	"github.com/dropmesh/dropmesh/node/logring"
 	"github.com/dropmesh/dropmesh/node/metrics"
 	"github.com/dropmesh/dropmesh/node/pki"
@@ -387,7 +388,9 @@ func (a *Agent) listen(name, addr string, h http.Handler, tlsCfg *tls.Config) er
 	if tlsCfg != nil {
 		l = tls.NewListener(l, tlsCfg)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug)}
+	// Read, write and idle timeouts that the API's and the UI's long
+	// streams survive (package httpserve).
+	srv := httpserve.Server(h, httpserve.DefaultTimeouts(), slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug))
 	a.mu.Lock()
 	a.listeners = append(a.listeners, l)
 	a.servers = append(a.servers, srv)

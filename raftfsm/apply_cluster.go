@@ -235,6 +235,7 @@ func applyDeleteUser(s *State, c *DeleteUser) (any, error) {
 	}
 	delete(s.Users, c.Name)
 	s.event(c.At, EventUser, SeverityInfo, "user "+c.Name+" removed", nil)
+	s.revokeTokensOf(c.At, c.Name)
 	return nil, nil
 }
 

@@ -59,6 +59,9 @@ const (
 	CmdUseJoinToken
 	CmdDeleteJoinToken
 	CmdDeadlined
+	CmdCreateAPIToken
+	CmdRevokeAPIToken
+	CmdRecordTokenUse
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -88,7 +91,8 @@ var commandNames = [...]string{
 	CmdPutOriginCert: "put_origin_cert", CmdDeleteOriginCert: "delete_origin_cert",
 	CmdSetGossipKeys: "set_gossip_keys", CmdSetClusterCA: "set_cluster_ca", CmdRecordNodeCert: "record_node_cert",
 	CmdRevokeCerts: "revoke_certs", CmdCreateJoinToken: "create_join_token", CmdUseJoinToken: "use_join_token",
-	CmdDeleteJoinToken: "delete_join_token", CmdDeadlined: "deadlined",
+	CmdDeleteJoinToken: "delete_join_token", CmdDeadlined: "deadlined", CmdCreateAPIToken: "create_api_token",
+	CmdRevokeAPIToken: "revoke_api_token", CmdRecordTokenUse: "record_token_use",
 }
 
 // String names the command type for logs and errors.

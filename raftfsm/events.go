@@ -32,6 +32,7 @@ const (
 	EventSnapshot        = "snapshot"
 	EventCluster         = "cluster"
 	EventUser            = "user"
+	EventToken           = "token"
 	// EventHealVeto: a restart the leader did not make, because another
 	// node reached the container its own node calls unhealthy.
 	EventHealVeto = "heal.veto"

@@ -353,6 +353,9 @@ func (s *State) fillMaps() {
 	if s.Webhooks == nil {
 		s.Webhooks = empty.Webhooks
 	}
+	if s.Tokens == nil {
+		s.Tokens = empty.Tokens
+	}
 	if s.OriginCerts == nil {
 		s.OriginCerts = empty.OriginCerts
 	}

@@ -112,6 +112,12 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applyDeleteJoinToken), true
 	case CmdDeadlined:
 		return entry(applyDeadlined), true
+	case CmdCreateAPIToken:
+		return entry(applyCreateAPIToken), true
+	case CmdRevokeAPIToken:
+		return entry(applyRevokeAPIToken), true
+	case CmdRecordTokenUse:
+		return entry(applyRecordTokenUse), true
 	}
 	return handler{}, false
 }

@@ -101,9 +101,9 @@ var (
 )
 
 var (
-	serialPattern    = regexp.MustCompile(`^[0-9a-f]{1,40}$`)
-	tokenHashPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	purposePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,31}$`)
+	serialPattern        = regexp.MustCompile(`^[0-9a-f]{1,40}$`)
+	joinTokenHashPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	purposePattern       = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,31}$`)
 )
 
 // joinTokenPrefix marks a dropmesh join token, so one pasted in the wrong
@@ -308,7 +308,7 @@ func applyCreateJoinToken(s *State, c *CreateJoinToken) (any, error) {
 		return nil, err
 	}
 	t := c.Token
-	if !tokenHashPattern.MatchString(t.Hash) {
+	if !joinTokenHashPattern.MatchString(t.Hash) {
 		return nil, invalidf("join token hash: want sha256:<64 hex digits>")
 	}
 	if !purposePattern.MatchString(t.Purpose) {

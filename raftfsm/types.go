@@ -26,6 +26,8 @@ type State struct {
 	Gossip GossipKeyring `json:"gossip,omitzero"`
 	// PKI is the cluster CA, its node certificates, revocations and join tokens.
 	PKI ClusterPKI `json:"pki"`
+	// Tokens are the API tokens by id (hashes only).
+	Tokens map[string]*APIToken `json:"api_tokens,omitempty"`
 	// Index is the raft index of the last command applied to this state.
 	Index uint64 `json:"index"`
 }
@@ -45,6 +47,7 @@ func NewState() *State {
 		Webhooks:    map[string]*Webhook{},
 		OriginCerts: map[string]*OriginCert{},
 		PKI:         newClusterPKI(),
+		Tokens:      map[string]*APIToken{},
 	}
 }
 

@@ -6,9 +6,11 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"golang.org/x/crypto/bcrypt"
@@ -146,12 +148,19 @@ func (s *server) requireCSRF(c *gin.Context) {
 	}
 }
 
-// clientIP is the browser's address: from a follower's signed header when
-// it proxied the request, else the connection's.
+// clientIP is the browser's real address: from a follower's signed header
+// when it proxied the request, from the edge's X-Real-IP when the local edge
+// did (fromThisHost: a header from anywhere else is ignored), else the
+// connection's.
 func (s *server) clientIP(c *gin.Context) string {
 	if v := c.GetHeader(forwardHeader); v != "" {
 		if f, ok := s.sign.parseForward(v, s.now(), s.cfg.ForwardMaxAge); ok {
 			return f.IP
+		}
+	}
+	if fromThisHost(c.Request) {
+		if real, err := netip.ParseAddr(strings.TrimSpace(c.GetHeader("X-Real-IP"))); err == nil {
+			return real.Unmap().String()
 		}
 	}
 	return c.ClientIP()
@@ -173,10 +182,24 @@ type loginData struct {
 	Token    string
 }
 
-// safeNext keeps a post-sign-in destination only if it is a path on this site.
+// safeNext keeps a post-sign-in destination only if it is a path on this
+// site, and returns "" otherwise. Browsers drop tabs and newlines from a
+// Location and read a backslash as a slash, so "/\t/evil.example" (the
+// query's /%09/evil.example) or "/\\evil" would leave the site as
+// "//evil.example": every control character, space and backslash is
+// refused, then the rest must parse as a bare path (no scheme, no host)
+// that does not start with "//".
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n") || strings.HasPrefix(next, "/login") || len(next) > 2000 {
+	if next == "" || len(next) > 2000 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/login") {
+		return ""
+	}
+	for _, r := range next {
+		if r <= ' ' || r == 0x7f || r == '\\' || (r >= 0x80 && r <= 0x9f) || r == utf8.RuneError {
+			return ""
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return ""
 	}
 	return next
@@ -201,19 +224,21 @@ func (s *server) renderLogin(c *gin.Context, status int, username, next, alert s
 	s.render(c, status, p)
 }
 
-// login checks the form: rate limit, CSRF token, then user and password.
+// login checks the form: the (user, address) limiter, CSRF token, then
+// user and password.
 func (s *server) login(c *gin.Context) {
 	ip := s.clientIP(c)
 	now := s.now()
-	if blocked, wait := s.limiter.Blocked(ip, now); blocked {
-		secs := int(math.Ceil(wait.Seconds()))
-		c.Header("Retry-After", strconv.Itoa(secs))
-		s.renderLogin(c, http.StatusTooManyRequests, c.PostForm("username"), c.PostForm("next"),
-			fmt.Sprintf("Too many failed sign-ins from your address. Try again in %d seconds.", secs))
-		return
-	}
 	if err := parseForm(c.Request); err != nil {
 		s.renderError(c, http.StatusBadRequest, "Bad form", "The sign-in form could not be read.")
+		return
+	}
+	name := strings.TrimSpace(c.Request.PostFormValue("username"))
+	if blocked, wait := s.limiter.Blocked(name, ip, now); blocked {
+		secs := int(math.Ceil(wait.Seconds()))
+		c.Header("Retry-After", strconv.Itoa(secs))
+		s.renderLogin(c, http.StatusTooManyRequests, name, c.Request.PostFormValue("next"),
+			fmt.Sprintf("Too many failed sign-ins as this user from your address. Try again in %d seconds.", secs))
 		return
 	}
 	ck, err := c.Request.Cookie(loginCookie)
@@ -222,7 +247,6 @@ func (s *server) login(c *gin.Context) {
 			"The sign-in form was missing its security token or it expired. Open the sign-in page again.")
 		return
 	}
-	name := strings.TrimSpace(c.Request.PostFormValue("username"))
 	password := c.Request.PostFormValue("password")
 	u, ok := s.lookupUser(name)
 	hash := dummyHash
@@ -231,12 +255,12 @@ func (s *server) login(c *gin.Context) {
 	}
 	match := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 	if !ok || !match || password == "" {
-		s.limiter.Fail(ip, now)
+		s.limiter.Fail(name, ip, now)
 		s.logger.Warn("ui sign-in failed", "user", name, "client", ip)
 		s.renderLogin(c, http.StatusUnauthorized, name, c.Request.PostFormValue("next"), "Wrong user name or password.")
 		return
 	}
-	s.limiter.Succeed(ip)
+	s.limiter.Succeed(name, ip)
 	value, _ := s.sign.newSession(u, now.Add(s.cfg.SessionTTL))
 	s.setCookie(c, sessionCookie, value, "/", int(s.cfg.SessionTTL.Seconds()))
 	s.clearCookie(c, loginCookie, "/login")

@@ -176,21 +176,20 @@ func TestSecureCookies(t *testing.T) {
 }
 
 func TestWrongPasswordRefusedThenRateLimited(t *testing.T) {
-	u := newTestUI(t, newFake(t, true), Config{LoginFailures: 5, LoginWindow: time.Minute})
+	u := newTestUI(t, newFake(t, true), Config{LoginFailures: 5, LoginBackoff: time.Minute, LoginMaxBackoff: time.Hour})
 	c := u.client()
-	for i := 0; i < 4; i++ {
+	for i := range 5 {
 		r := c.login(adminName, "wrong-password")
 		if r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "Wrong user name or password") {
 			t.Fatalf("attempt %d: %d", i+1, r.Status)
 		}
 	}
-	// The fifth failure is an unknown user: refused with the same words,
-	// and it counts, so the limit is reached.
+	// An unknown user is refused with the same words.
 	if r := c.login("nobody", adminPass); r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "Wrong user name or password") {
-		t.Fatalf("unknown user as the fifth attempt: %d, want 401 and the same message", r.Status)
+		t.Fatalf("unknown user: %d, want 401 and the same message", r.Status)
 	}
-	// Even the right password now waits out the limit: the unknown user's
-	// failure was the fifth.
+	// Five failures as admin from this address: admin waits from here,
+	// even with the right password.
 	r := c.login(adminName, adminPass)
 	if r.Status != http.StatusTooManyRequests {
 		t.Fatalf("right password after five failures: %d, want 429", r.Status)
@@ -198,10 +197,41 @@ func TestWrongPasswordRefusedThenRateLimited(t *testing.T) {
 	if r.Header.Get("Retry-After") == "" || !strings.Contains(r.Body, "Too many failed sign-ins") {
 		t.Errorf("429 page lacks Retry-After or its message")
 	}
-	// The window passes.
+	// The wait passes.
 	u.srv.now = func() time.Time { return time.Now().Add(61 * time.Second) }
 	if r := c.login(adminName, adminPass); r.Status != http.StatusSeeOther {
-		t.Fatalf("after the window: %d", r.Status)
+		t.Fatalf("after the wait: %d", r.Status)
+	}
+}
+
+// TestSignInLimiterKeysOnUserAndRealAddress: behind the edge every browser
+// comes from the node's address; a guesser at admin there slows only its own
+// guesses, and another user signs in; the edge's X-Real-IP tells clients apart.
+func TestSignInLimiterKeysOnUserAndRealAddress(t *testing.T) {
+	fake := newFake(t, true)
+	if err := fake.PutUser(t.Context(), control.UserRequest{Name: "ann", Password: "ann-password-1", Role: raftfsm.RoleViewer}); err != nil {
+		t.Fatal(err)
+	}
+	u := newTestUI(t, fake, Config{LoginFailures: 2, LoginBackoff: time.Hour, LoginMaxBackoff: time.Hour})
+	guesser, ann, other := u.client(), u.client(), u.client()
+	guesser.header = http.Header{"X-Real-Ip": {"203.0.113.7"}}
+	ann.header = http.Header{"X-Real-Ip": {"203.0.113.7"}} // the same real address
+	other.header = http.Header{"X-Real-Ip": {"198.51.100.2"}}
+	for range 3 {
+		guesser.login(adminName, "wrong-password")
+	}
+	if r := guesser.login(adminName, adminPass); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("the guesser's address as admin: %d, want 429", r.Status)
+	}
+	if r := other.login(adminName, adminPass); r.Status != http.StatusSeeOther {
+		t.Fatalf("admin from another real address behind the same edge: %d, want 303", r.Status)
+	}
+	if r := ann.login("ann", "ann-password-1"); r.Status != http.StatusSeeOther {
+		t.Fatalf("another user from the guesser's address: %d, want 303", r.Status)
+	}
+	// Ann's success does not clear the guesser's failures as admin.
+	if r := guesser.login(adminName, adminPass); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("after another user's success: %d, want 429", r.Status)
 	}
 }
 
@@ -356,6 +386,44 @@ func TestForgedSessionRefused(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != http.StatusSeeOther {
 			t.Errorf("cookie %q: %d, want a redirect to sign in", v, res.StatusCode)
+		}
+	}
+}
+
+// TestNextStaysOnTheSite: the sign-in redirect follows only a path on this
+// site; every trick that browsers turn into another origin is dropped.
+func TestNextStaysOnTheSite(t *testing.T) {
+	for _, bad := range []string{
+		"/\t/evil.example", "/\n/evil.example", "/\r/evil.example", "/\x00/evil", "/\x7f/evil", "/\u0085/evil",
+		"//evil.example", "//evil.example/x", "\\evil", "/\\evil", "/\\/evil", "\\\\evil",
+		"https://evil.example/", "javascript:alert(1)", "evil.example", " /x", "/ /evil",
+		"/%2F/evil.example", "/login?next=/x", "", "/" + strings.Repeat("a", 2001), "/\xff",
+	} {
+		if got := safeNext(bad); got != "" {
+			t.Errorf("safeNext(%q) = %q, want it dropped", bad, got)
+		}
+	}
+	for _, good := range []string{"/", "/services", "/s/26a412/shop/prod/web?tab=logs", "/services#top", "/%09x"} {
+		if got := safeNext(good); got != good {
+			t.Errorf("safeNext(%q) = %q, want it kept", good, got)
+		}
+	}
+
+	// Through the real form: the query's /%09/evil.example arrives as a tab.
+	u := newTestUI(t, newFake(t, true), Config{})
+	for _, next := range []string{"/%09/evil.example", "//evil", "%5Cevil", "/%5Cevil", "/%0D%0ALocation:%20//evil"} {
+		c := u.client()
+		page := c.get("/login?next=" + next)
+		if strings.Contains(page.Body, "evil") {
+			t.Errorf("the sign-in page for next=%s carries it on", next)
+		}
+		raw, err := url.QueryUnescape(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := c.post("/login", url.Values{"username": {adminName}, "password": {adminPass}, "csrf_token": {csrfOf(t, page.Body)}, "next": {raw}})
+		if r.Status != http.StatusSeeOther || r.location() != "/" {
+			t.Errorf("next=%s: %d to %q, want 303 to /", next, r.Status, r.location())
 		}
 	}
 }

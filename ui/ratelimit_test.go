@@ -6,52 +6,70 @@ import (
 	"time"
 )
 
-func TestLoginLimiter(t *testing.T) {
-	l := newLoginLimiter(3, time.Minute, 100)
+func TestLoginLimiterBacksOffPerUserAndAddress(t *testing.T) {
+	l := newLoginLimiter(3, time.Second, time.Minute, 100)
 	t0 := time.Now()
-	for i := 0; i < 3; i++ {
-		if blocked, _ := l.Blocked("a", t0); blocked {
+	for i := range 3 {
+		if blocked, _ := l.Blocked("ann", "a", t0); blocked {
 			t.Fatalf("blocked after %d failures", i)
 		}
-		l.Fail("a", t0.Add(time.Duration(i)*time.Second))
+		l.Fail("ann", "a", t0)
 	}
-	blocked, wait := l.Blocked("a", t0.Add(3*time.Second))
-	if !blocked || wait != 57*time.Second {
-		t.Fatalf("after 3 failures: blocked %v, wait %s (want 57s)", blocked, wait)
+	// Past the free failures each one doubles the wait: 1s, 2s, 4s, ...
+	now := t0
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
+		blocked, wait := l.Blocked("ann", "a", now)
+		if !blocked || wait != want {
+			t.Fatalf("after %d failures: blocked %v, wait %s, want %s", 3+i, blocked, wait, want)
+		}
+		now = now.Add(wait)
+		if blocked, _ := l.Blocked("ann", "a", now); blocked {
+			t.Fatalf("still blocked once the wait of %s passed", want)
+		}
+		l.Fail("ann", "a", now)
 	}
-	if blocked, _ := l.Blocked("b", t0); blocked {
-		t.Errorf("another address is blocked")
+	// The wait is capped.
+	for range 20 {
+		l.Fail("ann", "a", now)
 	}
-	// The oldest failure leaves the window: one more try.
-	if blocked, _ := l.Blocked("a", t0.Add(60*time.Second)); blocked {
-		t.Errorf("still blocked once the first failure is a minute old")
+	if _, wait := l.Blocked("ann", "a", now); wait != time.Minute {
+		t.Fatalf("capped wait %s, want 1m", wait)
 	}
-	l.Succeed("a")
-	if blocked, _ := l.Blocked("a", t0.Add(4*time.Second)); blocked {
-		t.Errorf("blocked after a success")
+	// Another user from the same address, and the same user from another
+	// address, are not slowed.
+	if blocked, _ := l.Blocked("bob", "a", now); blocked {
+		t.Error("another user from the guesser's address is blocked")
+	}
+	if blocked, _ := l.Blocked("ann", "b", now); blocked {
+		t.Error("the user from another address is blocked")
+	}
+	// Another user's success does not clear ann's failures.
+	l.Fail("bob", "a", now)
+	l.Succeed("bob", "a")
+	if blocked, _ := l.Blocked("ann", "a", now); !blocked {
+		t.Error("bob's success cleared ann's failures")
+	}
+	// A pair quiet for twice the cap starts afresh.
+	if blocked, _ := l.Blocked("ann", "a", now.Add(2*time.Minute)); blocked {
+		t.Error("still blocked after a long quiet")
+	}
+	l.Succeed("ann", "a")
+	if blocked, _ := l.Blocked("ann", "a", now); blocked {
+		t.Error("blocked after a success")
 	}
 }
 
 func TestLoginLimiterBounded(t *testing.T) {
-	l := newLoginLimiter(5, time.Minute, 10)
+	l := newLoginLimiter(5, time.Second, time.Minute, 10)
 	now := time.Now()
-	for i := 0; i < 1000; i++ {
-		l.Fail(fmt.Sprintf("10.0.%d.%d", i/256, i%256), now)
+	for i := range 1000 {
+		l.Fail("ann", fmt.Sprintf("10.0.%d.%d", i/256, i%256), now)
+		l.Fail(fmt.Sprintf("user%d", i), "10.9.9.9", now)
 	}
 	l.mu.Lock()
 	n := len(l.failures)
 	l.mu.Unlock()
 	if n > 10 {
-		t.Fatalf("table holds %d addresses, bound is 10", n)
-	}
-	// Many failures of one address keep at most max entries.
-	for i := 0; i < 100; i++ {
-		l.Fail("x", now)
-	}
-	l.mu.Lock()
-	n = len(l.failures["x"])
-	l.mu.Unlock()
-	if n != 5 {
-		t.Fatalf("one address keeps %d failures, want 5", n)
+		t.Fatalf("table holds %d pairs, bound is 10", n)
 	}
 }

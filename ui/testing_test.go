@@ -610,6 +610,8 @@ type client struct {
 	base string
 	hc   *http.Client
 	ip   string
+	// header is added to every request (X-Real-IP, as the local edge sets it).
+	header http.Header
 }
 
 func (u *testUI) client() *client {
@@ -632,6 +634,9 @@ func (r response) location() string { return r.Header.Get("Location") }
 
 func (c *client) do(req *http.Request) response {
 	c.t.Helper()
+	for k, vs := range c.header {
+		req.Header[k] = vs
+	}
 	res, err := c.hc.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", req.Method, req.URL, err)

@@ -41,12 +41,16 @@ type Config struct {
 	// SessionTTL is how long a sign-in lasts. Longer is more convenient,
 	// shorter limits what a stolen cookie is worth.
 	SessionTTL time.Duration
-	// LoginFailures within LoginWindow from one client IP block further
-	// sign-ins from it until the oldest failure leaves the window. Lower slows
-	// guessing more but locks out a fumbling user sooner.
-	LoginFailures int
-	LoginWindow   time.Duration
-	// MaxLoginClients bounds the failure table (memory) under a spray of IPs.
+	// LoginFailures of one user name from one real client address cost
+	// nothing; each further one doubles the wait before that pair may try
+	// again, from LoginBackoff up to LoginMaxBackoff (a pair quiet for twice
+	// that starts afresh). Other users, and the same user from elsewhere, are
+	// not slowed. Lower values slow guessing more but a fumbling user sooner.
+	LoginFailures   int
+	LoginBackoff    time.Duration
+	LoginMaxBackoff time.Duration
+	// MaxLoginClients bounds the failure table (memory) under a spray of
+	// names and addresses.
 	MaxLoginClients int
 	// EventInterval is the least time between two change events of one
 	// stream: changes in between are coalesced into one. Lower shows changes
@@ -90,7 +94,8 @@ func DefaultConfig() Config {
 	return Config{
 		SessionTTL:      12 * time.Hour,
 		LoginFailures:   5,
-		LoginWindow:     time.Minute,
+		LoginBackoff:    time.Second,
+		LoginMaxBackoff: 15 * time.Minute,
 		MaxLoginClients: 10000,
 		EventInterval:   250 * time.Millisecond,
 		Heartbeat:       15 * time.Second,
@@ -129,7 +134,8 @@ func (c Config) withDefaults() Config {
 	}
 	set(&c.SessionTTL, d.SessionTTL)
 	seti(&c.LoginFailures, d.LoginFailures)
-	set(&c.LoginWindow, d.LoginWindow)
+	set(&c.LoginBackoff, d.LoginBackoff)
+	set(&c.LoginMaxBackoff, d.LoginMaxBackoff)
 	seti(&c.MaxLoginClients, d.MaxLoginClients)
 	set(&c.EventInterval, d.EventInterval)
 	set(&c.Heartbeat, d.Heartbeat)
@@ -203,7 +209,7 @@ func newServer(o Options) (*server, error) {
 		cfg:     cfg,
 		secure:  o.Secure,
 		sign:    signer{key: append([]byte(nil), o.SessionKey...)},
-		limiter: newLoginLimiter(cfg.LoginFailures, cfg.LoginWindow, cfg.MaxLoginClients),
+		limiter: newLoginLimiter(cfg.LoginFailures, cfg.LoginBackoff, cfg.LoginMaxBackoff, cfg.MaxLoginClients),
 		tmpl:    tmpl,
 		assets:  assets,
 		now:     time.Now,

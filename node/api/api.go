@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
@@ -88,9 +89,10 @@ type Limits struct {
 	// every node each health interval, far below this.
 	PingRate  rate.Limit
 	PingBurst int
-	// AuthFailures per minute per client IP before further requests from it
-	// get 429 (it recovers one attempt every minute/AuthFailures). Lower slows
-	// guessing more but locks a fumbling user out sooner.
+	// AuthFailures per minute per real client address (the edge's X-Real-IP
+	// from the local edge) before its further failures get 429 (it recovers
+	// one attempt every minute/AuthFailures). A valid credential is always
+	// served, whatever its address did. Lower slows guessing more.
 	AuthFailures int
 	// MaxWait caps ?wait= of a blocking read; DefaultWait is used when only
 	// ?index= is given. Longer waits mean fewer requests but hold a
@@ -115,6 +117,10 @@ type Limits struct {
 	// catching_up. Longer rides out a slow replica; shorter sends the
 	// caller to another node sooner.
 	ReadWait time.Duration
+	// TokenUseFlush is how often a node sends the API tokens' last uses to
+	// the leader (one raft write per interval at most, whatever the request
+	// rate). Shorter shows fresher last-use times for more writes.
+	TokenUseFlush time.Duration
 }
 
 // DefaultLimits returns the defaults of every limit.
@@ -132,6 +138,7 @@ func DefaultLimits() Limits {
 		MaxClients:     10000,
 		LeaderWait:     3 * time.Second,
 		ReadWait:       10 * time.Second,
+		TokenUseFlush:  30 * time.Second,
 	}
 }
 
@@ -190,6 +197,9 @@ func (o Options) withDefaults() Options {
 	if l.ReadWait <= 0 {
 		l.ReadWait = d.ReadWait
 	}
+	if l.TokenUseFlush <= 0 {
+		l.TokenUseFlush = d.TokenUseFlush
+	}
 	return o
 }
 
@@ -202,6 +212,7 @@ type server struct {
 	fwd       *forwarder
 	pingLimit *ipLimiter
 	authFail  *ipLimiter
+	uses      *tokenUses
 	now       func() time.Time
 	reads     readBatches
 	// views caches encoded read answers per state version (see
@@ -211,6 +222,8 @@ type server struct {
 
 func newServer(o Options) *server {
 	o = o.withDefaults()
+	logger, ctrl := o.Logger, o.Controller
+	record := func(ctx context.Context, uses map[string]time.Time) error { return ctrl.RecordTokenUse(ctx, uses) }
 	return &server{
 		ctrl:      o.Controller,
 		opts:      o,
@@ -219,9 +232,12 @@ func newServer(o Options) *server {
 		fwd:       &forwarder{client: o.HTTPClient, logger: o.Logger},
 		pingLimit: newIPLimiter(o.Limits.PingRate, o.Limits.PingBurst, o.Limits.MaxClients),
 		authFail:  newIPLimiter(rate.Every(time.Minute/time.Duration(o.Limits.AuthFailures)), o.Limits.AuthFailures, o.Limits.MaxClients),
-		now:       time.Now,
 		reads:     newReadBatches(o.Limits.LeaderWait + o.Limits.ReadWait),
 		views:     raftfsm.NewViewCache[cachedView](maxCachedViews),
+		uses: newTokenUses(o.Limits.TokenUseFlush, record, func(err error) {
+			logger.Warn("record API token uses", "err", err)
+		}),
+		now: time.Now,
 	}
 }
 

@@ -117,7 +117,7 @@ func (s *server) deploy(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	res, err := s.ctrl.Deploy(c.Request.Context(), control.DeployRequest{Spec: spec, Actor: "api", ExpectGeneration: expect})
+	res, err := s.ctrl.Deploy(c.Request.Context(), control.DeployRequest{Spec: spec, Actor: actor(c), ExpectGeneration: expect})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -166,7 +166,7 @@ func (s *server) undeploy(c *gin.Context) {
 	if !good {
 		return
 	}
-	if err := s.ctrl.Undeploy(c.Request.Context(), n.String(), "api"); err != nil {
+	if err := s.ctrl.Undeploy(c.Request.Context(), n.String(), actor(c)); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -178,7 +178,7 @@ func (s *server) restart(c *gin.Context) {
 	if !good {
 		return
 	}
-	if err := s.ctrl.RestartService(c.Request.Context(), n.String(), "api"); err != nil {
+	if err := s.ctrl.RestartService(c.Request.Context(), n.String(), actor(c)); err != nil {
 		s.fail(c, err)
 		return
 	}

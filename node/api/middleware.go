@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dropmesh/dropmesh/raftfsm"
 	"github.com/gin-gonic/gin"
 )
 
@@ -25,9 +24,9 @@ func (s *server) chain(r Route) []gin.HandlerFunc {
 	case AccessNone:
 		hs = append(hs, s.limitPing, s.peerNode)
 	case AccessNode:
-		hs = append(hs, s.requireNode, s.authenticate)
+		hs = append(hs, s.requireNode, s.authenticate, s.authorize(r))
 	default:
-		hs = append(hs, s.authenticate, s.peerNode)
+		hs = append(hs, s.authenticate, s.peerNode, s.authorize(r))
 	}
 	hs = append(hs, s.limitBody(s.bodyLimit(r)), s.checkQuery(r), s.deadline(r))
 	switch r.Kind {
@@ -71,8 +70,10 @@ func clientAddr(c *gin.Context) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
+// clientKey is the limiters' key of a request: its real client address
+// (realClientAddr), else the raw peer address.
 func clientKey(c *gin.Context) string {
-	if a := clientAddr(c); a.IsValid() {
+	if a := realClientAddr(c.Request); a.IsValid() {
 		return a.String()
 	}
 	return c.Request.RemoteAddr
@@ -86,10 +87,26 @@ func (s *server) limitPing(c *gin.Context) {
 	}
 }
 
-// authenticate checks the bearer key in constant time. A client that failed
-// too often lately gets 429 without its key being looked at.
+// authenticate checks the bearer credential (the cluster API key or an API
+// token, see credential) and records the caller's role for authorize.
+//
+// A valid credential is always served: the failure limiter is consulted only
+// once the credential turned out wrong, so a storm of wrong keys from an
+// address everyone shares (the edge, a node's containers) slows the guessers
+// (429 once their bucket is empty) and never the holder of the right key.
 func (s *server) authenticate(c *gin.Context) {
 	if !s.opts.RequireAuthAlways && s.trusted(clientAddr(c)) {
+		c.Set(ctxRole, raftfsm.RoleAdmin)
+		return
+	}
+	scheme, token, found := strings.Cut(c.GetHeader("Authorization"), " ")
+	role, who, tokenID, good := s.credential(strings.TrimSpace(token))
+	if good && found && strings.EqualFold(scheme, "Bearer") {
+		c.Set(ctxRole, role)
+		c.Set(ctxActor, who)
+		if tokenID != "" {
+			s.uses.note(tokenID, s.now())
+		}
 		return
 	}
 	ip, now := clientKey(c), s.now()
@@ -98,13 +115,9 @@ func (s *server) authenticate(c *gin.Context) {
 		abortWith(c, http.StatusTooManyRequests, CodeRateLimited, "too many failed authentications from this address; wait and check the API key")
 		return
 	}
-	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	if subtle.ConstantTimeCompare(sum[:], s.keyHash[:]) != 1 || !ok || !strings.EqualFold(scheme, "Bearer") {
-		s.authFail.take(ip, now)
-		c.Header("WWW-Authenticate", `Bearer realm="dropmesh"`)
-		abortWith(c, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> (DROPMESH_API_KEY)")
-	}
+	s.authFail.take(ip, now)
+	c.Header("WWW-Authenticate", `Bearer realm="dropmesh"`)
+	abortWith(c, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> (DROPMESH_API_KEY, or an API token)")
 }
 
 // Context keys of a request's verified caller.

@@ -65,6 +65,8 @@ func (ref *reflector) operation(r Route, errRef map[string]any) map[string]any {
 		op["security"] = []any{}
 	} else {
 		op["security"] = []any{map[string]any{"bearer": []string{}}}
+		// The least role of the credential (cluster key: admin; API tokens: their role).
+		op["x-dropmesh-role"] = string(requiredRole(r))
 	}
 	var params []any
 	for _, seg := range strings.Split(r.Path, "/") {

@@ -65,6 +65,9 @@ func TestOpenAPIListsExactlyTheRegisteredRoutes(t *testing.T) {
 			if !noAuth && (len(sec) != 1 || sec[0].(map[string]any)["bearer"] == nil) {
 				t.Errorf("%s %s: security %v, want bearer", method, path, sec)
 			}
+			if role, _ := op["x-dropmesh-role"].(string); !noAuth && !raftfsm.Role(role).Valid() {
+				t.Errorf("%s %s: x-dropmesh-role %q, want the route's least role", method, path, role)
+			}
 			if op["summary"] == "" || op["responses"] == nil || op["operationId"] == "" {
 				t.Errorf("%s %s: incomplete operation %v", method, path, op)
 			}

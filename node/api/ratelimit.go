@@ -2,6 +2,10 @@ package api
 
 import (
 	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,4 +113,46 @@ func (l *ipLimiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.m)
+}
+
+// realClientAddr is the address the failure and ping limiters count a
+// request against: the edge's X-Real-IP when the request comes from the
+// local edge (a loopback peer, or the very address the connection came in
+// on, which is where the node's nginx connects from), else the peer's own
+// address. From anywhere else the header is ignored: a client cannot pick
+// the bucket it is counted in. A container on the node connects from its
+// bridge address, not from either, so it is counted as itself.
+func realClientAddr(r *http.Request) netip.Addr {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		a, err := netip.ParseAddr(r.RemoteAddr)
+		if err != nil {
+			return netip.Addr{}
+		}
+		return a.Unmap()
+	}
+	ip := peer.Addr().Unmap()
+	if !fromLocalEdge(r, ip) {
+		return ip
+	}
+	if v := strings.TrimSpace(r.Header.Get("X-Real-IP")); v != "" {
+		if real, err := netip.ParseAddr(v); err == nil {
+			return real.Unmap()
+		}
+	}
+	return ip
+}
+
+// fromLocalEdge reports whether peer is this host: loopback, or the local
+// address of the connection.
+func fromLocalEdge(r *http.Request, peer netip.Addr) bool {
+	if peer.IsLoopback() {
+		return true
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	l, err := netip.ParseAddrPort(local.String())
+	return err == nil && l.Addr().Unmap() == peer
 }

@@ -286,7 +286,7 @@ const readIndexPath = "/v1/internal/read-index"
 // internal route: followers call it on behalf of their readers.
 func (s *server) readIndexRoute() Route {
 	return Route{Method: http.MethodGet, Path: readIndexPath, Summary: "The leader's read index for a linearizable read on a follower (internal)",
-		Kind: RouteWrite, Handler: s.readIndexHandler, Response: ReadIndexAnswer{}}
+		Kind: RouteWrite, Access: AccessNode, Role: raftfsm.RoleAdmin, Handler: s.readIndexHandler, Response: ReadIndexAnswer{}}
 }
 
 func (s *server) readIndexHandler(c *gin.Context) {

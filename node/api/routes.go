@@ -124,6 +124,9 @@ type Route struct {
 	// raft, this document), not from the replicated state: it needs no
 	// read index, so it answers with no leader and while catching up.
 	OwnView bool
+	// Role is the least role a caller needs; empty: viewer for GET and
+	// HEAD, deployer for the rest (requiredRole). Admin routes say so.
+	Role raftfsm.Role
 }
 
 // ginPath turns "/v1/nodes/{id}" into Gin's "/v1/nodes/:id".
@@ -163,9 +166,9 @@ func (s *server) routes() []Route {
 		{Method: http.MethodGet, Path: "/v1/openapi.json", Summary: "This document", Kind: RouteRead, Handler: s.openAPI, Response: map[string]any{}, OwnView: true},
 
 		{Method: http.MethodGet, Path: "/v1/nodes", Summary: "Every node of the cluster", Kind: RouteRead, Handler: s.listNodes, Response: []raftfsm.Node{}},
-		{Method: http.MethodPost, Path: "/v1/nodes", Summary: "Add droplets to the cluster", Kind: RouteWrite, Handler: s.addNodes, Request: control.AddNodesRequest{}, Response: AddedNodes{}, Status: http.StatusAccepted},
-		{Method: http.MethodDelete, Path: "/v1/nodes/{id}", Summary: "Drain and remove a node", Kind: RouteWrite, Handler: s.removeNode, Status: http.StatusAccepted},
-		{Method: http.MethodPost, Path: "/v1/nodes/{id}/reboot", Summary: "Power-cycle a node's droplet", Kind: RouteWrite, Handler: s.rebootNode, Status: http.StatusAccepted},
+		{Method: http.MethodPost, Path: "/v1/nodes", Role: raftfsm.RoleAdmin, Summary: "Add droplets to the cluster", Kind: RouteWrite, Handler: s.addNodes, Request: control.AddNodesRequest{}, Response: AddedNodes{}, Status: http.StatusAccepted},
+		{Method: http.MethodDelete, Path: "/v1/nodes/{id}", Role: raftfsm.RoleAdmin, Summary: "Drain and remove a node", Kind: RouteWrite, Handler: s.removeNode, Status: http.StatusAccepted},
+		{Method: http.MethodPost, Path: "/v1/nodes/{id}/reboot", Role: raftfsm.RoleAdmin, Summary: "Power-cycle a node's droplet", Kind: RouteWrite, Handler: s.rebootNode, Status: http.StatusAccepted},
 
 		{Method: http.MethodGet, Path: "/v1/workspaces", Summary: "Every workspace with its projects", Kind: RouteRead, Handler: s.listWorkspaces, Response: []WorkspaceSummary{}},
 		{Method: http.MethodPost, Path: "/v1/workspaces", Summary: "Create a workspace", Kind: RouteWrite, Handler: s.createWorkspace, Request: NameRequest{}, Response: control.WorkspaceInfo{}, Status: http.StatusCreated},
@@ -194,7 +197,7 @@ func (s *server) routes() []Route {
 		{Method: http.MethodGet, Path: "/v1/containers/{name}/logs", Summary: "A container's log, streamed as text", Kind: RouteLocal, Handler: s.containerLogs, ResponseType: "text/plain",
 			Query: []Param{p("since", "string", "from this time (RFC 3339, unix seconds, or a duration ago such as 10m)"), p("tail", "integer", "only the last N lines"), p("follow", "boolean", "keep streaming new lines")}},
 
-		{Method: http.MethodGet, Path: "/v1/agent/logs", Summary: "This agent's own recent log", Kind: RouteLocal, Handler: s.agentLogs, Response: []control.LogEntry{},
+		{Method: http.MethodGet, Path: "/v1/agent/logs", Role: raftfsm.RoleAdmin, Summary: "This agent's own recent log", Kind: RouteLocal, Handler: s.agentLogs, Response: []control.LogEntry{},
 			Query: []Param{p("since", "string", "from this time (RFC 3339, unix seconds, or a duration ago)"), p("limit", "integer", "at most this many entries (default 500)"), p("node", "string", "ask this node's agent instead")}},
 		{Method: http.MethodGet, Path: "/v1/agent/stats", Summary: "This node's resource figures", Kind: RouteLocal, Handler: s.agentStats, Response: control.NodeStats{},
 			Query: []Param{p("node", "string", "ask this node's agent instead")}},
@@ -204,50 +207,54 @@ func (s *server) routes() []Route {
 				p("service", "string", "only this service"), p("kind", "string", "only kinds with this prefix, such as deploy.")}},
 
 		{Method: http.MethodGet, Path: "/v1/snapshots", Summary: "Droplet snapshots", Kind: RouteRead, Handler: s.listSnapshots, Response: []raftfsm.Snapshot{}},
-		{Method: http.MethodPost, Path: "/v1/snapshots", Summary: "Build a custom snapshot from an uploaded context", Kind: RouteWrite, Handler: s.createSnapshot, Request: control.SnapshotRequest{}, Status: http.StatusAccepted},
+		{Method: http.MethodPost, Path: "/v1/snapshots", Role: raftfsm.RoleAdmin, Summary: "Build a custom snapshot from an uploaded context", Kind: RouteWrite, Handler: s.createSnapshot, Request: control.SnapshotRequest{}, Status: http.StatusAccepted},
 
 		{Method: http.MethodPost, Path: "/v1/contexts", Summary: "Upload a build context (tar or tar.gz)", Kind: RouteLocal, Handler: s.uploadContext, Response: control.ContextInfo{}, Status: http.StatusCreated,
 			RequestType: "application/x-tar", Body: BodyUpload},
 		{Method: http.MethodGet, Path: "/v1/contexts/{digest}", Summary: "Download a build context from a node that holds it", Kind: RouteLocal, Handler: s.getContext, ResponseType: "application/x-tar"},
 
-		{Method: http.MethodGet, Path: "/v1/state/export", Summary: "Export the deployments as a portable document", Kind: RouteRead, Handler: s.exportState, Response: raftfsm.ExportDocument{},
+		{Method: http.MethodGet, Path: "/v1/state/export", Role: raftfsm.RoleAdmin, Summary: "Export the deployments as a portable document", Kind: RouteRead, Handler: s.exportState, Response: raftfsm.ExportDocument{},
 			Query: []Param{p("secrets", "string", "plain: include secrets in plain text (keep the file safe)")}},
-		{Method: http.MethodPost, Path: "/v1/state/import", Summary: "Replace the deployments with an exported document", Kind: RouteWrite, Handler: s.importState, Request: raftfsm.ExportDocument{}, Response: raftfsm.ImportResult{}, Body: BodyState},
+		{Method: http.MethodPost, Path: "/v1/state/import", Role: raftfsm.RoleAdmin, Summary: "Replace the deployments with an exported document", Kind: RouteWrite, Handler: s.importState, Request: raftfsm.ExportDocument{}, Response: raftfsm.ImportResult{}, Body: BodyState},
 
-		{Method: http.MethodGet, Path: "/v1/users", Summary: "UI users (no password hashes)", Kind: RouteRead, Handler: s.listUsers, Response: []UserInfo{}},
-		{Method: http.MethodPost, Path: "/v1/users", Summary: "Add or change a UI user", Kind: RouteWrite, Handler: s.putUser, Request: control.UserRequest{}, Status: http.StatusNoContent},
-		{Method: http.MethodDelete, Path: "/v1/users/{name}", Summary: "Remove a UI user", Kind: RouteWrite, Handler: s.deleteUser, Status: http.StatusNoContent},
+		{Method: http.MethodGet, Path: "/v1/users", Role: raftfsm.RoleAdmin, Summary: "UI users (no password hashes)", Kind: RouteRead, Handler: s.listUsers, Response: []UserInfo{}},
+		{Method: http.MethodPost, Path: "/v1/users", Role: raftfsm.RoleAdmin, Summary: "Add or change a UI user", Kind: RouteWrite, Handler: s.putUser, Request: control.UserRequest{}, Status: http.StatusNoContent},
+		{Method: http.MethodDelete, Path: "/v1/users/{name}", Role: raftfsm.RoleAdmin, Summary: "Remove a UI user", Kind: RouteWrite, Handler: s.deleteUser, Status: http.StatusNoContent},
+
+		{Method: http.MethodGet, Path: "/v1/tokens", Role: raftfsm.RoleAdmin, Summary: "API tokens with their roles and last use (never the tokens)", Kind: RouteRead, Handler: s.listTokens, Response: []control.TokenInfo{}},
+		{Method: http.MethodPost, Path: "/v1/tokens", Role: raftfsm.RoleAdmin, Summary: "Create an API token with a role (the answer shows it once)", Kind: RouteWrite, Handler: s.createToken, Request: control.TokenRequest{}, Response: control.TokenCreated{}, Status: http.StatusCreated},
+		{Method: http.MethodDelete, Path: "/v1/tokens/{ref}", Role: raftfsm.RoleAdmin, Summary: "Revoke an API token (id or name)", Kind: RouteWrite, Handler: s.revokeToken, Status: http.StatusNoContent},
 
 		{Method: http.MethodGet, Path: "/v1/settings", Summary: "Cluster settings (tokens only as set or empty)", Kind: RouteRead, Handler: s.getSettings, Response: raftfsm.Settings{}},
-		{Method: http.MethodPatch, Path: "/v1/settings", Summary: "Change cluster settings", Kind: RouteWrite, Handler: s.patchSettings, Request: control.SettingsRequest{}, Status: http.StatusNoContent},
+		{Method: http.MethodPatch, Path: "/v1/settings", Role: raftfsm.RoleAdmin, Summary: "Change cluster settings", Kind: RouteWrite, Handler: s.patchSettings, Request: control.SettingsRequest{}, Status: http.StatusNoContent},
 
-		{Method: http.MethodGet, Path: "/v1/webhooks", Summary: "Notification targets", Kind: RouteRead, Handler: s.listWebhooks, Response: []raftfsm.Webhook{}},
-		{Method: http.MethodPost, Path: "/v1/webhooks", Summary: "Add or replace a notification target", Kind: RouteWrite, Handler: s.putWebhook, Request: raftfsm.Webhook{}, Response: raftfsm.Webhook{}, Status: http.StatusCreated},
-		{Method: http.MethodDelete, Path: "/v1/webhooks/{id}", Summary: "Remove a notification target", Kind: RouteWrite, Handler: s.deleteWebhook, Status: http.StatusNoContent},
+		{Method: http.MethodGet, Path: "/v1/webhooks", Role: raftfsm.RoleAdmin, Summary: "Notification targets", Kind: RouteRead, Handler: s.listWebhooks, Response: []raftfsm.Webhook{}},
+		{Method: http.MethodPost, Path: "/v1/webhooks", Role: raftfsm.RoleAdmin, Summary: "Add or replace a notification target", Kind: RouteWrite, Handler: s.putWebhook, Request: raftfsm.Webhook{}, Response: raftfsm.Webhook{}, Status: http.StatusCreated},
+		{Method: http.MethodDelete, Path: "/v1/webhooks/{id}", Role: raftfsm.RoleAdmin, Summary: "Remove a notification target", Kind: RouteWrite, Handler: s.deleteWebhook, Status: http.StatusNoContent},
 
 		{Method: http.MethodGet, Path: "/v1/registries", Summary: "Private registries (no passwords)", Kind: RouteRead, Handler: s.listRegistries, Response: []RegistryInfo{}},
-		{Method: http.MethodPost, Path: "/v1/registries", Summary: "Store credentials for a private registry", Kind: RouteWrite, Handler: s.putRegistry, Request: control.RegistryRequest{}, Status: http.StatusNoContent},
-		{Method: http.MethodDelete, Path: "/v1/registries/{registry}", Summary: "Remove registry credentials", Kind: RouteWrite, Handler: s.deleteRegistry, Status: http.StatusNoContent},
+		{Method: http.MethodPost, Path: "/v1/registries", Role: raftfsm.RoleAdmin, Summary: "Store credentials for a private registry", Kind: RouteWrite, Handler: s.putRegistry, Request: control.RegistryRequest{}, Status: http.StatusNoContent},
+		{Method: http.MethodDelete, Path: "/v1/registries/{registry}", Role: raftfsm.RoleAdmin, Summary: "Remove registry credentials", Kind: RouteWrite, Handler: s.deleteRegistry, Status: http.StatusNoContent},
 
-		{Method: http.MethodGet, Path: "/v1/gossip-keys", Summary: "The gossip keys by id (never the keys), a rotation in progress, each member's keys", Kind: RouteRead, Handler: s.gossipKeys, Response: control.GossipKeysInfo{}},
-		{Method: http.MethodPost, Path: "/v1/gossip-keys/rotate", Summary: "Start moving the cluster to a new gossip key, without a restart", Kind: RouteWrite, Handler: s.rotateGossipKey, Response: control.GossipKeysInfo{}, Status: http.StatusAccepted},
+		{Method: http.MethodGet, Path: "/v1/gossip-keys", Role: raftfsm.RoleAdmin, Summary: "The gossip keys by id (never the keys), a rotation in progress, each member's keys", Kind: RouteRead, Handler: s.gossipKeys, Response: control.GossipKeysInfo{}},
+		{Method: http.MethodPost, Path: "/v1/gossip-keys/rotate", Role: raftfsm.RoleAdmin, Summary: "Start moving the cluster to a new gossip key, without a restart", Kind: RouteWrite, Handler: s.rotateGossipKey, Response: control.GossipKeysInfo{}, Status: http.StatusAccepted},
 
 		{Method: http.MethodGet, Path: "/v1/ca", Summary: "The cluster CA and every node certificate with its expiry and revocation (no keys)", Kind: RouteRead, Handler: s.getCA, Response: CAInfo{}},
 
 		{Method: http.MethodGet, Path: "/v1/origin-certs", Summary: "The edge's TLS certificates, by zone (no keys)", Kind: RouteRead, Handler: s.listOriginCerts, Response: []OriginCertInfo{}},
-		{Method: http.MethodPut, Path: "/v1/origin-certs/{zone}", Summary: "Store a zone's TLS certificate and key (the key sealed)", Kind: RouteWrite, Handler: s.putOriginCert, Request: control.OriginCertRequest{}, Status: http.StatusNoContent},
-		{Method: http.MethodDelete, Path: "/v1/origin-certs/{zone}", Summary: "Remove a zone's TLS certificate", Kind: RouteWrite, Handler: s.deleteOriginCert, Status: http.StatusNoContent},
+		{Method: http.MethodPut, Path: "/v1/origin-certs/{zone}", Role: raftfsm.RoleAdmin, Summary: "Store a zone's TLS certificate and key (the key sealed)", Kind: RouteWrite, Handler: s.putOriginCert, Request: control.OriginCertRequest{}, Status: http.StatusNoContent},
+		{Method: http.MethodDelete, Path: "/v1/origin-certs/{zone}", Role: raftfsm.RoleAdmin, Summary: "Remove a zone's TLS certificate", Kind: RouteWrite, Handler: s.deleteOriginCert, Status: http.StatusNoContent},
 
 		{Method: http.MethodPost, Path: "/v1/join", Summary: "Trade a one-time join token and a certificate request for a node certificate and the cluster's keys", Kind: RouteWrite, Access: AccessNone,
 			Handler: s.join, Request: control.JoinRequest{}, Response: control.JoinAnswer{}},
-		{Method: http.MethodPost, Path: "/v1/join-tokens", Summary: "Make a one-time join token for a host joined by hand (join.sh)", Kind: RouteWrite, Handler: s.createJoinToken,
+		{Method: http.MethodPost, Path: "/v1/join-tokens", Role: raftfsm.RoleAdmin, Summary: "Make a one-time join token for a host joined by hand (join.sh)", Kind: RouteWrite, Handler: s.createJoinToken,
 			Request: control.JoinTokenRequest{}, Response: control.JoinTokenInfo{}, Status: http.StatusCreated},
 
-		{Method: http.MethodPost, Path: "/v1/internal/commands", Summary: "Commit an agent's report (raftfsm.Encode bytes)", Kind: RouteWrite, Access: AccessNode, Handler: s.commitCommand, Response: CommitResult{},
+		{Method: http.MethodPost, Path: "/v1/internal/commands", Role: raftfsm.RoleAdmin, Summary: "Commit an agent's report (raftfsm.Encode bytes)", Kind: RouteWrite, Access: AccessNode, Handler: s.commitCommand, Response: CommitResult{},
 			RequestType: "application/octet-stream"},
-		{Method: http.MethodGet, Path: "/v1/internal/probe", Summary: "Probe an address from this node (HTTP path or TCP)", Kind: RouteLocal, Access: AccessNode, Handler: s.probe, Response: ProbeResult{},
+		{Method: http.MethodGet, Path: "/v1/internal/probe", Role: raftfsm.RoleAdmin, Summary: "Probe an address from this node (HTTP path or TCP)", Kind: RouteLocal, Access: AccessNode, Handler: s.probe, Response: ProbeResult{},
 			Query: []Param{{Name: "addr", Type: "string", Description: "host:port", Required: true}, p("path", "string", "HTTP path; empty probes TCP")}},
-		{Method: http.MethodPost, Path: "/v1/internal/certificate", Summary: "Renew the calling node's certificate from a certificate request", Kind: RouteWrite, Access: AccessNode,
+		{Method: http.MethodPost, Path: "/v1/internal/certificate", Role: raftfsm.RoleAdmin, Summary: "Renew the calling node's certificate from a certificate request", Kind: RouteWrite, Access: AccessNode,
 			Handler: s.renewCertificate, Request: control.CertificateRequest{}, Response: control.CertificateAnswer{}},
 	}
 	rs = append(rs, s.readIndexRoute())

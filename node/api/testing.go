@@ -643,6 +643,51 @@ func (f *Fake) DeleteUser(ctx context.Context, name string) error {
 	return err
 }
 
+// CreateToken makes and commits an API token.
+func (f *Fake) CreateToken(ctx context.Context, req control.TokenRequest, actor string) (control.TokenCreated, error) {
+	if err := f.write("CreateToken", req.Name); err != nil {
+		return control.TokenCreated{}, err
+	}
+	text, tok, err := raftfsm.MakeAPIToken(req.Name, req.Role, actor)
+	if err != nil {
+		return control.TokenCreated{}, err
+	}
+	tok.User = req.User
+	at := f.now()
+	if _, err := f.Apply(&raftfsm.CreateAPIToken{At: at, Token: tok}); err != nil {
+		return control.TokenCreated{}, err
+	}
+	tok.CreatedAt = at
+	return control.TokenCreated{Token: text, Info: control.NewTokenInfo(&tok)}, nil
+}
+
+// RevokeToken removes an API token by id or name.
+func (f *Fake) RevokeToken(ctx context.Context, ref string) error {
+	if err := f.write("RevokeToken", ref); err != nil {
+		return err
+	}
+	var id string
+	f.View(func(s *raftfsm.State) {
+		if t, ok := s.TokenByRef(ref); ok {
+			id = t.ID
+		}
+	})
+	if id == "" {
+		return fmt.Errorf("API token %s: %w", ref, raftfsm.ErrNotFound)
+	}
+	_, err := f.Apply(&raftfsm.RevokeAPIToken{At: f.now(), ID: id})
+	return err
+}
+
+// RecordTokenUse applies a batch of token uses (any fake may: it is its own leader).
+func (f *Fake) RecordTokenUse(ctx context.Context, uses map[string]time.Time) error {
+	if err := f.record("RecordTokenUse", len(uses)); err != nil {
+		return err
+	}
+	_, err := f.Apply(&raftfsm.RecordTokenUse{At: f.now(), Uses: uses})
+	return err
+}
+
 // UpdateSettings seals the tokens and applies the settings.
 func (f *Fake) UpdateSettings(ctx context.Context, req control.SettingsRequest) error {
 	if err := f.write("UpdateSettings", req); err != nil {

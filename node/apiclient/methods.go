@@ -386,6 +386,24 @@ func (c *Client) DeleteUser(ctx context.Context, name string) error {
 	return c.send(ctx, http.MethodDelete, "/v1/users/"+url.PathEscape(name), nil, nil, nil)
 }
 
+// Tokens lists the API tokens (never the tokens themselves).
+func (c *Client) Tokens(ctx context.Context, opts ...ReadOption) ([]control.TokenInfo, error) {
+	var out []control.TokenInfo
+	return out, c.Get(ctx, "/v1/tokens", nil, &out, opts...)
+}
+
+// CreateToken makes an API token with a role; the answer's Token is shown
+// only this once.
+func (c *Client) CreateToken(ctx context.Context, req control.TokenRequest) (control.TokenCreated, error) {
+	var out control.TokenCreated
+	return out, c.send(ctx, http.MethodPost, "/v1/tokens", nil, req, &out)
+}
+
+// RevokeToken removes an API token by id or name.
+func (c *Client) RevokeToken(ctx context.Context, ref string) error {
+	return c.send(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(ref), nil, nil, nil)
+}
+
 // Settings returns the cluster settings (tokens only as "set" or "").
 func (c *Client) Settings(ctx context.Context, opts ...ReadOption) (raftfsm.Settings, error) {
 	var out raftfsm.Settings

@@ -145,6 +145,7 @@ func addCommands(root *cobra.Command, e *env) {
 		e.stateCmd(),
 		e.snapshotsCmd(),
 		e.usersCmd(),
+		e.tokensCmd(),
 		e.webhooksCmd(),
 		e.certsCmd(),
 		e.caCmd(),

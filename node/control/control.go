@@ -83,6 +83,14 @@ type Controller interface {
 	RebootNode(ctx context.Context, id string) error
 	PutUser(ctx context.Context, req UserRequest) error
 	DeleteUser(ctx context.Context, name string) error
+	// CreateToken makes an API token with a role; the answer carries the
+	// token's text, the only time it is ever shown (the state keeps its hash).
+	CreateToken(ctx context.Context, req TokenRequest, actor string) (TokenCreated, error)
+	// RevokeToken removes an API token, by id or name.
+	RevokeToken(ctx context.Context, ref string) error
+	// RecordTokenUse records when tokens were last used (by id), in one batch;
+	// any node may call it (a follower sends it to the leader).
+	RecordTokenUse(ctx context.Context, uses map[string]time.Time) error
 	UpdateSettings(ctx context.Context, req SettingsRequest) error
 	PutWebhook(ctx context.Context, w raftfsm.Webhook) error
 	DeleteWebhook(ctx context.Context, id string) error
@@ -223,6 +231,38 @@ type UserRequest struct {
 	Name     string       `json:"name"`
 	Password string       `json:"password,omitempty"`
 	Role     raftfsm.Role `json:"role"`
+}
+
+// TokenRequest asks for a new API token.
+type TokenRequest struct {
+	Name string       `json:"name"`
+	Role raftfsm.Role `json:"role"`
+	// User, when set, is the UI user the token belongs to: it never has
+	// more than the user's role, and is revoked with the user.
+	User string `json:"user,omitempty"`
+}
+
+// TokenCreated is a new API token: its text (shown only this once) and what
+// the state records of it.
+type TokenCreated struct {
+	Token string    `json:"token"`
+	Info  TokenInfo `json:"info"`
+}
+
+// TokenInfo is an API token without its hash.
+type TokenInfo struct {
+	ID         string       `json:"id"`
+	Name       string       `json:"name"`
+	Role       raftfsm.Role `json:"role"`
+	User       string       `json:"user,omitempty"`
+	CreatedBy  string       `json:"created_by,omitempty"`
+	CreatedAt  time.Time    `json:"created_at"`
+	LastUsedAt time.Time    `json:"last_used_at,omitzero"`
+}
+
+// NewTokenInfo is t without its hash.
+func NewTokenInfo(t *raftfsm.APIToken) TokenInfo {
+	return TokenInfo{ID: t.ID, Name: t.Name, Role: t.Role, User: t.User, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, LastUsedAt: t.LastUsedAt}
 }
 
 // SettingsRequest changes cluster settings; nil fields stay. Tokens arrive in

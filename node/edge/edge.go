@@ -85,7 +85,8 @@ type Timings struct {
 	// endpoints and quiet websockets live.
 	ReadTimeout time.Duration
 	// SendTimeout is the longest wait between two writes to an upstream
-	// (nginx only).
+	// (nginx), and for the built-in proxy the longest a write to a client
+	// may block (nginx's send_timeout is 60 s too).
 	SendTimeout time.Duration
 	// HeaderTimeout bounds reading a client's request header: shorter
 	// sheds slow-loris clients, longer tolerates bad links.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/httpserve"
 )
 
 // ProxyOptions configure the built-in proxy edge.
@@ -111,7 +113,9 @@ func NewProxy(ctx context.Context, o ProxyOptions) (*Proxy, error) {
 	base, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	p.srv = &http.Server{
-		Handler:           p,
+		// Each read of a client's body and each write to it is bounded as
+		// nginx's client_body_timeout and send_timeout are (httpserve).
+		Handler:           httpserve.Handler(p, httpserve.Timeouts{Read: o.Timings.HeaderTimeout, Write: o.Timings.SendTimeout}),
 		ReadHeaderTimeout: o.Timings.HeaderTimeout,
 		IdleTimeout:       o.Timings.IdleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return base },
