@@ -141,8 +141,8 @@ func TestClusterFirewallAdmitsControlPortsByTagOnly(t *testing.T) {
 			t.Errorf("%s admits %+v, want everyone", p, r.Sources)
 		}
 	}
-	if len(got.InboundRules) != 6 {
-		t.Errorf("%d inbound rules, want 6 (no SSH, nothing else)", len(got.InboundRules))
+	if len(got.InboundRules) != 7 {
+		t.Errorf("%d inbound rules, want 7 (no SSH, nothing else)", len(got.InboundRules))
 	}
 	// DigitalOcean's spelling of the egress rules: "0" for all ports and
 	// on icmp.
