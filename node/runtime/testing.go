@@ -103,7 +103,7 @@ func buildStatic(pkg string) (string, error) {
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp.Name(), pkg)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -X main.version="+TestBinaryVersion(), "-o", tmp.Name(), pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, msg)
@@ -113,6 +113,25 @@ func buildStatic(pkg string) (string, error) {
 	}
 	return out, nil
 }
+
+// testVersion caches TestBinaryVersion's answer for the test process.
+var testVersion = sync.OnceValue(func() string {
+	if v := os.Getenv("DROPMESH_VERSION"); v != "" {
+		return v
+	}
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if v := strings.TrimSpace(string(out)); err == nil && v != "" {
+		return v + "-test"
+	}
+	return "test"
+})
+
+// TestBinaryVersion is the version BuildStaticBinary gives every binary it
+// builds (-X main.version): $DROPMESH_VERSION (scripts/dev.sh sets it),
+// else `git describe` of the checkout plus "-test", else "test". So a
+// binary under test reports a version as a released one does, and the
+// sample app never answers with an empty one.
+func TestBinaryVersion() string { return testVersion() }
 
 // TestAppBinary is the static test app binary (see TestAppPackage).
 func TestAppBinary(t testing.TB) string {

@@ -122,6 +122,30 @@ func TestRootShowsHostAndVersion(t *testing.T) {
 	}
 }
 
+// Without $VERSION the answer names the binary's own version (dropmesh's
+// -X main.version), never an empty one.
+func TestRootShowsTheBinaryVersionWithoutVERSION(t *testing.T) {
+	for _, c := range []struct {
+		env     map[string]string
+		version string
+		want    string
+	}{
+		{map[string]string{}, "v0.9.1-3-gabc", "(version v0.9.1-3-gabc)"},
+		{map[string]string{"VERSION": "1.4.2"}, "v0.9.1-3-gabc", "(version 1.4.2)"},
+		{map[string]string{}, "", "(version unknown)"},
+	} {
+		h, err := Handler(Options{Stdout: io.Discard, Getenv: envOf(c.env), Version: c.version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("env %v, binary %q: GET / = %d %q; want %q", c.env, c.version, rec.Code, rec.Body.String(), c.want)
+		}
+	}
+}
+
 func TestHealthSwitch(t *testing.T) {
 	f := newFixture(t, nil)
 	steps := []struct {
