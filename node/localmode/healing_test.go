@@ -15,6 +15,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -75,6 +76,7 @@ func TestLocalHealing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node mesh and breaks it")
 	}
+	testkit.RequireDocker(t) // the sample runs in containers
 	m := &mesh{t: t, bin: runtime.BuildStaticBinary(t, "github.com/dropmesh/dropmesh"), dir: t.TempDir()}
 	t.Cleanup(func() { m.run(2*time.Minute, "local", "down", "--dir", m.dir) })
 	m.up(3, "--sample")

@@ -24,6 +24,7 @@ import (
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 	"github.com/dropmesh/dropmesh/node/bootstrap"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // testIPPrefix keeps this test process's nodes on their own loopback
@@ -221,6 +222,7 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node mesh")
 	}
+	testkit.RequireDocker(t) // the sample runs in containers
 	m := &mesh{t: t, bin: runtime.BuildStaticBinary(t, "github.com/dropmesh/dropmesh"), dir: t.TempDir()}
 	t.Cleanup(func() { m.run(2*time.Minute, "local", "down", "--dir", m.dir) })
 	out := m.up(3, "--sample")
@@ -363,7 +365,7 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 		t.Fatalf("the sample's containers: %+v", sample)
 	}
 	edges := m.nginxProcs()
-	if _, err := exec.LookPath("nginx"); err == nil && len(edges) == 0 {
+	if _, ok := testkit.LookTool("nginx"); ok && len(edges) == 0 {
 		t.Fatal("nginx is installed but no nginx master of the mesh runs")
 	}
 

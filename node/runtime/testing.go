@@ -32,6 +32,8 @@ import (
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/docker/go-connections/nat"
 	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // Test kit names and labels.
@@ -139,10 +141,12 @@ func TestAppBinary(t testing.TB) string {
 	return BuildStaticBinary(t, TestAppPackage)
 }
 
-// NewTestRuntime connects to the machine's Docker engine (failing the test
-// when there is none) and closes the connection in t.Cleanup.
+// NewTestRuntime connects to the machine's Docker engine and closes the
+// connection in t.Cleanup; without an engine the test fails in CI and is
+// skipped elsewhere (testkit.RequireDocker).
 func NewTestRuntime(t testing.TB) *Runtime {
 	t.Helper()
+	testkit.RequireDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rt, err := New(ctx, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))

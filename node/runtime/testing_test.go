@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // shared is the package's Docker fixture, made on first use (so unit
@@ -67,6 +69,7 @@ func setupShared() {
 // dockerFixture returns the shared runtime and test app image, or fails.
 func dockerFixture(t testing.TB) (*Runtime, string) {
 	t.Helper()
+	testkit.RequireDocker(t)
 	shared.once.Do(setupShared)
 	if shared.err != nil {
 		t.Fatalf("these tests need a Docker engine and the test app image: %v", shared.err)

@@ -1,8 +1,9 @@
 // Package testkit holds the helpers every test package of the agent shares:
 // RequireTool and RequireDocker, which decide whether a test that needs a
 // program or the Docker engine runs, and WaitFor, the one way a test waits
-// for a condition. Only test files (and the runtime's test kit) import it,
-// so nothing of it is linked into the binary.
+// for a condition. Only test files and the runtime's test kit
+// (node/runtime/testing.go, until it moves to a test-only package) import
+// it; it keeps no state and starts nothing.
 //
 // A missing tool fails the test when CI=true, because a CI run that skips
 // the browser, nginx or Docker tests proves nothing; elsewhere it skips the
@@ -23,14 +24,22 @@ import (
 	"time"
 )
 
-// installHints says how to get each tool the tests use (Debian packages,
+// installHint says how to get each tool the tests use (Debian packages,
 // or `scripts/dev.sh deps`, which installs them all).
-var installHints = map[string]string{
-	"nginx":    "apt-get install nginx-light, or scripts/dev.sh deps",
-	"chromium": "apt-get install chromium (or set DROPMESH_CHROMIUM), or scripts/dev.sh deps",
-	"wrk":      "apt-get install wrk, or scripts/dev.sh deps",
-	"doctl":    "scripts/dev.sh deps (go install github.com/digitalocean/doctl/cmd/doctl into $(go env GOPATH)/bin)",
-	"docker":   "install Docker Engine (https://docs.docker.com/engine/install/) and start it",
+func installHint(name string) string {
+	switch name {
+	case "nginx":
+		return "apt-get install nginx-light, or scripts/dev.sh deps"
+	case "chromium":
+		return "apt-get install chromium (or set DROPMESH_CHROMIUM), or scripts/dev.sh deps"
+	case "wrk":
+		return "apt-get install wrk, or scripts/dev.sh deps"
+	case "doctl":
+		return "scripts/dev.sh deps (go install github.com/digitalocean/doctl/cmd/doctl into $(go env GOPATH)/bin)"
+	case "docker":
+		return "install Docker Engine (https://docs.docker.com/engine/install/) and start it"
+	}
+	return "install " + name
 }
 
 // InCI reports whether the tests run in CI ($CI is "true" or "1"), where a
@@ -86,11 +95,7 @@ func RequireTool(t testing.TB, name string) string {
 	if p, ok := LookTool(name); ok {
 		return p
 	}
-	hint, ok := installHints[name]
-	if !ok {
-		hint = "install " + name
-	}
-	Unavailable(t, name, hint)
+	Unavailable(t, name, installHint(name))
 	return ""
 }
 
@@ -142,7 +147,7 @@ func RequireDocker(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := PingDocker(ctx); err != nil {
-		Unavailable(t, fmt.Sprintf("a Docker engine (%v)", err), installHints["docker"])
+		Unavailable(t, fmt.Sprintf("a Docker engine (%v)", err), installHint("docker"))
 	}
 }
 
