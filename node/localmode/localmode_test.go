@@ -189,17 +189,7 @@ func (m *mesh) nginxProcs() []int {
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
+	testkit.WaitForEvery(t, timeout, 250*time.Millisecond, what, cond) // each ask may start a process
 }
 
 // alive reports whether pid runs. A zombie does not: a process that `local

@@ -326,13 +326,7 @@ func PushImage(t testing.TB, rt *Runtime, localRef, remoteRef string) {
 // timeout.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, "the condition", cond)
 }
 
 // HTTPGet does one GET with a short timeout and returns the status and
