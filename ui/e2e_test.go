@@ -320,6 +320,9 @@ func TestEndToEndBrowserOnALocalMesh(t *testing.T) {
 	watch.Open("/")
 	watch.WaitJS("the overview with the sample", `document.getElementById("live-dot").classList.contains("on") && `+
 		`document.getElementById("stat-services").textContent.trim() === "1" && document.getElementById("stat-healthy").textContent.trim() === "2"`)
+	if got := servedBy(watch); got != leader.ID {
+		t.Logf("leadership moved: the second tab on %s is served by %s; %s led at the start", home, got, leader.ID)
+	}
 	ui.JS[bool](watch, `window.__sameDocument = true`)
 	b.OpenURL(home + servicePath)
 	b.WaitJS("the service page", `!!document.getElementById("undeploy")`)
