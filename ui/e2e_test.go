@@ -73,6 +73,9 @@ func startLocalMesh(t *testing.T, bin string) *localMesh {
 	t.Helper()
 	m := &localMesh{t: t, bin: bin, dir: t.TempDir()}
 	t.Cleanup(func() {
+		if t.Failed() {
+			m.dumpUILog()
+		}
 		if out, err := m.run(2*time.Minute, "local", "down", "--dir", m.dir); err != nil {
 			t.Errorf("local down: %v\n%s", err, out)
 		}
@@ -85,6 +88,29 @@ func startLocalMesh(t *testing.T, bin string) *localMesh {
 	}
 	t.Logf("%6.2fs local up", time.Since(start).Seconds())
 	return m
+}
+
+// dumpUILog prints what the agents logged about the UI, leadership and
+// sign-ins: what a failed browser step needs explained.
+func (m *localMesh) dumpUILog() {
+	logs, _ := filepath.Glob(filepath.Join(m.dir, "node-*.log"))
+	for _, path := range logs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		var keep []string
+		for _, l := range strings.Split(string(data), "\n") {
+			low := strings.ToLower(l)
+			if strings.Contains(low, "ui ") || strings.Contains(low, "sign-in") || strings.Contains(low, "leader") || strings.Contains(low, "election") {
+				keep = append(keep, l)
+			}
+		}
+		if len(keep) > 40 {
+			keep = keep[len(keep)-40:]
+		}
+		m.t.Logf("%s (UI and leadership lines, last %d):\n%s", filepath.Base(path), len(keep), strings.Join(keep, "\n"))
+	}
 }
 
 // status lists the nodes with their raft roles.
@@ -196,11 +222,14 @@ func sampleImage(t *testing.T, rt *runtime.Runtime, bin string) string {
 	return ref
 }
 
-// signIn fills the sign-in form the tab shows and submits it.
+// signIn fills the sign-in form the tab shows and submits it, and waits
+// until the browser has left the sign-in page.
 func signIn(b *ui.Browser, password string) {
-	b.WaitJS("the sign-in form", `location.pathname === "/login" && !!document.getElementById("login-form")`)
+	b.WaitJS("the sign-in form", `location.pathname === "/login" && !!document.getElementById("login-form") && document.readyState === "complete"`)
+	ui.JS[bool](b, `window.__signInPage = true`)
 	b.Do("sign in", chromedp.SendKeys(chromedp.ID("username"), "admin"), chromedp.SendKeys(chromedp.ID("password"), password),
 		chromedp.Click(chromedp.ID("login-submit")))
+	b.WaitJS("the browser signed in", `location.pathname !== "/login" && window.__signInPage !== true`)
 }
 
 func TestEndToEndBrowserOnALocalMesh(t *testing.T) {
