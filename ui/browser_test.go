@@ -191,6 +191,34 @@ func (b *Browser) Fill(what string, fields map[string]string) {
 	b.t.Logf("filled %s", what)
 }
 
+// Click clicks the element a CSS selector finds, in the page, as soon as
+// there is one (within 20 s). It does not go through DevTools DOM node ids:
+// a live refresh that swaps the element in between would make such a
+// click fail ("Could not find node with given id"). The click runs after
+// the evaluation returns, so a confirm() it opens does not hold it up.
+func (b *Browser) Click(what, sel string) {
+	b.t.Helper()
+	defer func(start time.Time) { b.t.Logf("%6.2fs click %s", time.Since(start).Seconds(), what) }(time.Now())
+	expr := fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el) return false; setTimeout(() => el.click(), 0); return true })()`, sel)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("click %s (%s): nothing to click (last error %v)", what, sel, err)
+		}
+		select {
+		case <-b.ctx.Done():
+			b.t.Fatalf("click %s: %v", what, b.ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // JS evaluates an expression in the tab's page and returns its value.
 func JS[T any](b *Browser, expr string) T {
 	b.t.Helper()

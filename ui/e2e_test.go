@@ -227,8 +227,8 @@ func sampleImage(t *testing.T, rt *runtime.Runtime, bin string) string {
 func signIn(b *ui.Browser, password string) {
 	b.WaitJS("the sign-in form", `location.pathname === "/login" && !!document.getElementById("login-form") && document.readyState === "complete"`)
 	ui.JS[bool](b, `window.__signInPage = true`)
-	b.Do("sign in", chromedp.SendKeys(chromedp.ID("username"), "admin"), chromedp.SendKeys(chromedp.ID("password"), password),
-		chromedp.Click(chromedp.ID("login-submit")))
+	b.Fill("the sign-in form", map[string]string{"username": "admin", "password": password})
+	b.Click("sign in", "#login-submit")
 	b.WaitJS("the browser signed in", `location.pathname !== "/login" && window.__signInPage !== true`)
 }
 
@@ -294,7 +294,7 @@ func TestEndToEndBrowserOnALocalMesh(t *testing.T) {
 		"d-vars":     "LOG_LEVEL=info",
 	})
 	b.Shot("e2e-services-deploy-form")
-	b.Do("submit the deploy", chromedp.Click(chromedp.ID("deploy-submit")))
+	b.Click("submit the deploy", "#deploy-submit")
 	b.WaitJS("the service page", `/^\/s\/[^/]+\/sample\/prod\/web$/.test(location.pathname) && !!document.getElementById("instances")`)
 	b.WaitJS("the live stream", `document.getElementById("live-dot").classList.contains("on")`)
 
@@ -309,11 +309,11 @@ func TestEndToEndBrowserOnALocalMesh(t *testing.T) {
 	b.Shot("e2e-service-healthy")
 
 	// Its logs: the container's own lines, streamed from its node.
-	b.Do("open the logs", chromedp.Click(chromedp.CSS("[data-logs]")))
+	b.Click("open the logs", "[data-logs]")
 	b.WaitJSWithin(meshPatience, "the sample's log", `!document.getElementById("logs").hidden && `+
 		`document.getElementById("logs-lines").textContent.includes("sample-app listening on")`)
 	b.Shot("e2e-service-logs")
-	b.Do("close the logs", chromedp.Click(chromedp.ID("logs-close")))
+	b.Click("close the logs", "#logs-close")
 	servicePath := ui.JS[string](b, `location.pathname`)
 
 	// The other pages, each with a screenshot.
@@ -355,7 +355,7 @@ func TestEndToEndBrowserOnALocalMesh(t *testing.T) {
 	ui.JS[bool](watch, `window.__sameDocument = true`)
 	b.OpenURL(home + servicePath)
 	b.WaitJS("the service page", `!!document.getElementById("undeploy")`)
-	b.Do("undeploy", chromedp.Click(chromedp.ID("undeploy")))
+	b.Click("undeploy", "#undeploy")
 	b.WaitJS("the services page after the undeploy", `location.pathname === "/services" && document.body.innerText.includes("Undeployed")`)
 	watch.WaitJSWithin(meshPatience, "the totals after the undeploy, live", `document.getElementById("stat-services").textContent.trim() === "0" && `+
 		`document.getElementById("stat-healthy").textContent.trim() === "0" && window.__sameDocument === true`)
