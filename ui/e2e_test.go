@@ -355,7 +355,7 @@ func TestEndToEndBrowserOnALocalMesh(t *testing.T) {
 	ui.JS[bool](watch, `window.__sameDocument = true`)
 	b.OpenURL(home + servicePath)
 	b.WaitJS("the service page", `!!document.getElementById("undeploy")`)
-	b.Click("undeploy", "#undeploy")
+	b.ClickConfirm("undeploy", "#undeploy")
 	b.WaitJS("the services page after the undeploy", `location.pathname === "/services" && document.body.innerText.includes("Undeployed")`)
 	watch.WaitJSWithin(meshPatience, "the totals after the undeploy, live", `document.getElementById("stat-services").textContent.trim() === "0" && `+
 		`document.getElementById("stat-healthy").textContent.trim() === "0" && window.__sameDocument === true`)
