@@ -21,6 +21,12 @@ import (
 // caller forwards to the leader (node's API does) or retries.
 var ErrNotLeader = errors.New("not the raft leader")
 
+// ErrLeadershipLost is returned by a write that entered the leader's log
+// when the leader lost its leadership before the write was known to be
+// committed: a new leader may still commit it, or not. Unlike ErrNotLeader
+// it does not mean "nothing changed", so it must not be retried blindly.
+var ErrLeadershipLost = errors.New("leadership lost while the write was being committed: it may or may not take effect")
+
 // StoreConfig holds every setting and timing of the raft store.
 type StoreConfig struct {
 	// NodeID is this server's raft id (the node id).
@@ -292,7 +298,13 @@ func (s *Store) Apply(ctx context.Context, c Command) (any, error) {
 	}
 	f := s.raft.Apply(data, s.timeout(ctx))
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			// The entry is in the log of a deposed leader, and perhaps of
+			// a majority: the chaos suite saw such writes take effect.
+			return nil, fmt.Errorf("apply %s: %w", c.Type(), ErrLeadershipLost)
+		}
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			// Refused before it entered the log: nothing changed.
 			return nil, fmt.Errorf("apply %s: %w (%v)", c.Type(), ErrNotLeader, err)
 		}
 		return nil, fmt.Errorf("apply %s: %w", c.Type(), err)

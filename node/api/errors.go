@@ -66,6 +66,8 @@ func classify(err error) (int, string) {
 		return http.StatusNotFound, CodeNotFound
 	case errors.Is(err, raftfsm.ErrConflict):
 		return http.StatusConflict, CodeConflict
+	case errors.Is(err, raftfsm.ErrLeadershipLost):
+		return http.StatusBadGateway, CodeOutcomeUnknown
 	case errors.Is(err, control.ErrNotLeader):
 		return http.StatusServiceUnavailable, CodeNotLeader
 	case errors.Is(err, control.ErrNoLeader):
