@@ -18,8 +18,8 @@ BIN=bin/dropmesh
 SRC=(main.go node mesh raftfsm cloudops ui scripts bench)
 PKGS=(. ./node/... ./mesh/... ./raftfsm/... ./cloudops/... ./ui/... ./scripts/... ./bench/...)
 
-# DOCTL_VERSION is the doctl the tests drive against the fake cloud: built
-# from source with `go install` (the Go module proxy serves this version).
+# DOCTL_VERSION is the doctl the tests drive against the fake cloud, built
+# from source with `go install` from the Go module proxy.
 DOCTL_VERSION=v1.120.0
 
 need_root() {
@@ -66,9 +66,12 @@ deps_test() {
   command -v wrk >/dev/null || missing+=(wrk)
   apt_install "${missing[@]}"
   local gobin; gobin="$(go env GOPATH)/bin"
-  if ! [ -x "$gobin/doctl" ]; then
+  if ! [ -x "$gobin/doctl" ] && ! command -v doctl >/dev/null; then
     echo "dev.sh: building doctl $DOCTL_VERSION into $gobin" >&2
-    CGO_ENABLED=0 go install "github.com/digitalocean/doctl/cmd/doctl@$DOCTL_VERSION"
+    # Not fatal: where the module proxy refuses doctl's source (it answered
+    # 403 for v1.120.0's go.mod on 2026-12-04), the doctl tests report it.
+    CGO_ENABLED=0 go install "github.com/digitalocean/doctl/cmd/doctl@$DOCTL_VERSION" ||
+      echo "dev.sh: could not build doctl $DOCTL_VERSION from the Go module proxy; the tests that drive doctl will say so" >&2
   fi
 }
 
