@@ -78,7 +78,7 @@ func sampleAppCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return sampleapp.Run(ctx, sampleapp.Options{Args: args, Stdout: cmd.OutOrStdout()})
+			return sampleapp.Run(ctx, sampleapp.Options{Args: args, Stdout: cmd.OutOrStdout(), Version: version})
 		},
 	}
 }

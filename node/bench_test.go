@@ -11,6 +11,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -233,16 +234,11 @@ func waitSettled(b *testing.B, rt *runtime.Runtime, c *testCluster, replicas int
 	})
 }
 
-// skipWithoutDocker skips a benchmark when no Docker engine answers.
+// skipWithoutDocker skips a benchmark when no Docker engine answers (and
+// fails it in CI).
 func skipWithoutDocker(b *testing.B) {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	rt, err := runtime.New(ctx, nil)
-	if err != nil {
-		b.Skipf("no Docker engine, skipping (needs Docker to start containers): %v", err)
-	}
-	_ = rt.Close()
+	testkit.RequireDocker(b)
 }
 
 // waitState waits until cond holds on a's replica, woken by each change of

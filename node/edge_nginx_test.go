@@ -27,6 +27,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/node/edge"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -41,8 +42,9 @@ const prSetChildSubreaper = 36
 // the test is left.
 func nginxCluster(t *testing.T, n int) (*testCluster, *runtime.Runtime) {
 	t.Helper()
+	testkit.RequireTool(t, "nginx") // these tests drive the agent's real nginx master
 	if _, ok := edge.NginxPath(); !ok {
-		t.Skip("nginx is not installed (Debian: apt-get install nginx-light): these tests drive the agent's real nginx master")
+		t.Fatal("nginx is installed but edge.NginxPath does not find it")
 	}
 	// The masters daemonize: as a subreaper this process adopts them
 	// (instead of an init that may never reap them) and edge's Stop reaps

@@ -56,6 +56,10 @@ func (a *Agent) healthInterval(s *raftfsm.State) time.Duration {
 	return a.cfg.HealthInterval
 }
 
+// uncheckedRetry is how soon the health loop asks again about an instance
+// that had nothing to check (no serving container yet).
+const uncheckedRetry = time.Second
+
 // healthLoop checks every local instance on its interval and reports the
 // results to the leader in one batch per round.
 func (a *Agent) healthLoop(ctx context.Context) {
@@ -93,8 +97,19 @@ func (a *Agent) healthLoop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return // a probe cut short by shutdown says nothing about the container
 		}
+		checked := make(map[string]bool, len(results))
+		for _, r := range results {
+			checked[r.Instance] = true
+		}
 		for _, t := range due {
-			next[t.id] = now.Add(t.interval)
+			// A target with nothing to check yet (its container still
+			// being created or renamed by a deploy) is asked again soon,
+			// not a whole interval later.
+			wait := t.interval
+			if !checked[t.id] {
+				wait = min(wait, uncheckedRetry)
+			}
+			next[t.id] = now.Add(wait)
 		}
 		if len(results) == 0 {
 			continue

@@ -543,7 +543,8 @@ func (w *instanceWorker) replace(ctx context.Context, d desiredInstance, old run
 	}
 	step("started")
 	addr := a.containerAddr(cand)
-	if err := w.gate(ctx, d, cand, addr, progress); err != nil {
+	passedAt, err := w.gate(ctx, d, cand, addr, progress)
+	if err != nil {
 		_ = a.rt.Remove(ctx, cand.ID)
 		w.restoreStateful(ctx, stateful, old)
 		w.fail(ctx, d, "health check", err)
@@ -568,6 +569,11 @@ func (w *instanceWorker) replace(ctx context.Context, d desiredInstance, old run
 	}
 	w.mu.Unlock()
 	a.checker.Forget(w.id)
+	// The gate has just seen the new container healthy: its health starts
+	// from there, committed before the ready report that lets the deploy
+	// finish, so `deploy`, `services` and `health` agree at once instead
+	// of saying "starting" until the first periodic check.
+	w.reportGateHealth(ctx, d, passedAt)
 	digest := reportedDigest(image)
 	w.mu.Lock()
 	w.digestOf, w.digest = image.ID, digest
@@ -602,9 +608,28 @@ func (w *instanceWorker) restoreStateful(ctx context.Context, stateful bool, old
 	}
 }
 
+// reportGateHealth commits the start gate's verdict as the instance's
+// health: healthy, checked when the gate's last check passed. A failed
+// report is only logged: the health loop's next check reports anyway.
+func (w *instanceWorker) reportGateHealth(ctx context.Context, d desiredInstance, passedAt time.Time) {
+	a := w.a
+	if passedAt.IsZero() {
+		return // a gate of no checks saw nothing
+	}
+	a.metrics.ObserveHealth(raftfsm.HealthHealthy)
+	r := raftfsm.HealthReport{Instance: w.id, Status: raftfsm.HealthHealthy, CheckedAt: passedAt,
+		Reason: fmt.Sprintf("start gate: %d checks in a row passed", d.spec.Health.StartChecks)}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.report(rctx, &raftfsm.ReportHealth{At: a.now(), Node: a.cfg.NodeID, Results: []raftfsm.HealthReport{r}}); err != nil && ctx.Err() == nil {
+		w.log.Warn("report the start gate's health", "err", err)
+	}
+}
+
 // gate waits for a new container to pass StartChecks checks in a row within
-// StartTimeout (a worker: to keep running that long), failing fast if it exits.
-func (w *instanceWorker) gate(ctx context.Context, d desiredInstance, c runtime.ContainerInfo, addr string, progress func(string)) error {
+// StartTimeout (a worker: to keep running that long), failing fast if it
+// exits. It returns when the last of those checks passed.
+func (w *instanceWorker) gate(ctx context.Context, d desiredInstance, c runtime.ContainerInfo, addr string, progress func(string)) (time.Time, error) {
 	a := w.a
 	want := d.spec.Health.StartChecks
 	deadline := time.Now().Add(d.spec.Health.StartTimeout.D())
@@ -618,17 +643,18 @@ func (w *instanceWorker) gate(ctx context.Context, d desiredInstance, c runtime.
 		interval, upInterval = 300*time.Millisecond, 300*time.Millisecond
 	}
 	passed := 0
+	var passedAt time.Time
 	lastErr := errors.New("no check ran")
 	for passed < want {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not healthy within %s: %w", d.spec.Health.StartTimeout, lastErr)
+			return time.Time{}, fmt.Errorf("not healthy within %s: %w", d.spec.Health.StartTimeout, lastErr)
 		}
 		info, err := a.rt.Inspect(ctx, c.ID)
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
 		if !info.Running {
-			return fmt.Errorf("the container exited with code %d%s", info.ExitCode, a.lastLogLines(ctx, c.ID))
+			return time.Time{}, fmt.Errorf("the container exited with code %d%s", info.ExitCode, a.lastLogLines(ctx, c.ID))
 		}
 		if d.spec.Port > 0 {
 			pctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -643,6 +669,7 @@ func (w *instanceWorker) gate(ctx context.Context, d desiredInstance, c runtime.
 		}
 		if lastErr == nil {
 			passed++
+			passedAt = time.Now()
 			progress(phaseLine(raftfsm.PhaseChecking, passed, want))
 		} else {
 			passed = 0
@@ -654,12 +681,12 @@ func (w *instanceWorker) gate(ctx context.Context, d desiredInstance, c runtime.
 			}
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return time.Time{}, ctx.Err()
 			case <-time.After(wait):
 			}
 		}
 	}
-	return nil
+	return passedAt, nil
 }
 
 // lastLogLines returns the end of a container's log for an error message.

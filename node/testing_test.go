@@ -15,6 +15,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -201,17 +202,7 @@ func (c *testCluster) waitState(n *testNode, timeout time.Duration, what string,
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

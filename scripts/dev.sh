@@ -2,12 +2,12 @@
 # Routine commands for dropmesh developers. Every command the README and CI
 # use lives here, so they cannot drift apart.
 #
-#   scripts/dev.sh up      install what is missing, build, start the local mesh with the sample service
+#   scripts/dev.sh up      install what running needs (nginx), build, start the local mesh with the sample service
 #   scripts/dev.sh down    stop the local mesh and remove its containers
-#   scripts/dev.sh test    the whole test suite (what .ci/run runs)
+#   scripts/dev.sh test    install the test tools, then the whole test suite (what .ci/run runs)
 #   scripts/dev.sh bench   every benchmark, one table (bench/run.sh)
 #   scripts/dev.sh lint    gofmt and go vet
-#   scripts/dev.sh deps    install the system packages the tests need (nginx, chromium)
+#   scripts/dev.sh deps    install the tools the tests need (nginx, chromium, wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,24 +24,27 @@ need_root() {
   fi
 }
 
-deps() {
-  local missing=()
+# apt_install installs Debian packages, or says what to install by hand.
+apt_install() {
+  [ $# -gt 0 ] || return 0
+  if command -v apt-get >/dev/null; then
+    echo "dev.sh: installing $*" >&2
+    local s; s=$(need_root)
+    $s apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $s apt-get install -y -qq "$@" >/dev/null
+  else
+    echo "dev.sh: please install: $* (the tests that need them fail in CI and are skipped elsewhere)" >&2
+  fi
+}
+
+# deps_run is what running the mesh needs: Go, Docker and nginx (the edge;
+# without it the built-in Go proxy serves).
+deps_run() {
   command -v go >/dev/null || { echo "dev.sh: Go is not installed (https://go.dev/dl/)" >&2; exit 1; }
   command -v docker >/dev/null || { echo "dev.sh: Docker is not installed (https://docs.docker.com/engine/install/)" >&2; exit 1; }
   docker info >/dev/null 2>&1 || { echo "dev.sh: the Docker daemon is not reachable; start it (systemctl start docker)" >&2; exit 1; }
-  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx-light)
-  if [ "${DROPMESH_SKIP_BROWSER:-}" = "" ]; then
-    command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
-  fi
-  if [ ${#missing[@]} -gt 0 ]; then
-    if command -v apt-get >/dev/null; then
-      echo "dev.sh: installing ${missing[*]}" >&2
-      local s; s=$(need_root)
-      $s apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $s apt-get install -y -qq "${missing[@]}" >/dev/null
-    else
-      echo "dev.sh: please install: ${missing[*]} (the tests that need them are skipped otherwise)" >&2
-    fi
+  if ! [ -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null; then
+    apt_install nginx-light
   fi
   # nginx is started by the agents themselves, never as a system service.
   if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
@@ -49,18 +52,44 @@ deps() {
   fi
 }
 
+# deps_test adds what only the tests need: Chromium (the UI tests) and wrk
+# (the edge benchmarks). doctl, which one cloudops test drives against the
+# fake cloud when it is on PATH, is neither a Debian package nor served by
+# the Go module proxy these machines reach (403 on 2026-12-04), so nothing
+# installs it; TestWhatDoctlReads makes doctl's calls with godo instead.
+deps_test() {
+  deps_run
+  local missing=()
+  command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
+  command -v wrk >/dev/null || missing+=(wrk)
+  apt_install "${missing[@]}"
+}
+
+# version is what every binary built here reports (`dropmesh version`, the
+# sample app's answer).
+version() {
+  git describe --always --dirty 2>/dev/null || echo dev
+}
+
 build() {
   mkdir -p bin
-  CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o "$BIN" .
+  CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$(version)" -o "$BIN" .
+}
+
+# elapsed prints how long the command took since it started.
+SECONDS=0
+elapsed() {
+  echo "dev.sh $1: done in ${SECONDS}s" >&2
 }
 
 case "${1:-}" in
-  deps) deps ;;
+  deps) deps_test ;;
   build) build ;;
   up)
-    deps
+    deps_run
     build
     "$BIN" local up --sample "${@:2}"
+    elapsed up
     ;;
   down)
     [ -x "$BIN" ] || build
@@ -73,7 +102,12 @@ case "${1:-}" in
     go vet -tags chaos ./bench/...
     ;;
   test)
-    deps
+    deps_test
+    PATH="$(go env GOPATH)/bin:$PATH"
+    export PATH
+    # Binaries the tests build carry this version too (runtime.BuildStaticBinary).
+    DROPMESH_VERSION="$(version)"
+    export DROPMESH_VERSION
     "$0" lint
     build
     # Packages with concurrency run under the race detector.
@@ -82,6 +116,7 @@ case "${1:-}" in
     go test -count=1 -timeout 5m ./bench/...
     # The bounded chaos suite: agents in containers on private Docker networks.
     go test -tags chaos -count=1 -timeout 15m -run 'TestChaosBounded' ./bench/chaos/...
+    elapsed test
     ;;
   bench) bench/run.sh "${@:2}" ;;
   *)

@@ -19,9 +19,15 @@ import (
 // leaderGate serves the request when this node leads. A follower redirects
 // the browser to the leader's UI, or proxies to it when the browser came in
 // on the cluster's UI host name, cannot reach the leader's address, came
-// over TLS, or the request is one the page's script makes (a fragment or a
-// stream cannot follow a redirect to another origin). With no leader: a 503
-// page that retries by itself.
+// over TLS, is signed in here, or the request is one the page's script
+// makes (a fragment or a stream cannot follow a redirect to another
+// origin). With no leader: a 503 page that retries by itself.
+//
+// A browser signed in on this node's address is one that signed in while
+// this node led: leadership has moved since (an election, which a busy
+// machine makes more likely). Sending it to the new leader's address would
+// ask it to sign in again, because its cookie belongs to this address; the
+// proxy keeps it on the address, the session and the open pages it has.
 func (s *server) leaderGate(c *gin.Context) {
 	if s.node.IsLeader() && s.linearize(c) {
 		return
@@ -46,11 +52,18 @@ func (s *server) leaderGate(c *gin.Context) {
 	// The leader's UI port speaks plain HTTP: a browser that came over TLS
 	// is proxied, never redirected to http:// (its Secure cookie would not
 	// follow, and it would sign in again in the clear).
-	if s.secureRequest(c.Request) || shouldProxy(c.Request, leaderUI, uiHost) {
+	if s.secureRequest(c.Request) || s.signedIn(c.Request) || shouldProxy(c.Request, leaderUI, uiHost) {
 		s.proxy.serve(c, leaderUI)
 		return
 	}
 	c.Redirect(http.StatusFound, (&url.URL{Scheme: "http", Host: leaderUI}).String()+c.Request.URL.RequestURI())
+}
+
+// signedIn reports whether the request carries a valid session cookie for
+// this address (checked against the replicated users, like the leader does).
+func (s *server) signedIn(r *http.Request) bool {
+	_, err := s.readSession(r)
+	return err == nil
 }
 
 // leaderUI returns the leader's UI address (from the state, else from its

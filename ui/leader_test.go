@@ -39,6 +39,54 @@ func TestFollowerRedirectsToLeader(t *testing.T) {
 	}
 }
 
+// A browser signed in on a node's address that no longer leads (an
+// election moved leadership) stays on that address, signed in: the node
+// proxies its pages to the new leader instead of sending it to an address
+// where its cookie does not belong. Without a valid session it is sent to
+// the leader as before.
+func TestFollowerProxiesABrowserSignedInOnItsAddress(t *testing.T) {
+	leader := newTestUI(t, newFake(t, true), Config{})
+	follower := followerOf(t, leader, "")
+	// The users are replicated: the follower's state holds the leader's admin.
+	var admin raftfsm.User
+	leader.fake.fsm.View(func(s *raftfsm.State) { admin = *s.Users[adminName] })
+	follower.fake.must(&raftfsm.PutUser{At: time.Now().UTC(), Name: admin.Name, PasswordHash: admin.PasswordHash, Role: admin.Role})
+
+	// Signed in while this address led (the cookie of the leader's sign-in).
+	signIn := leader.client()
+	r := signIn.login(adminName, adminPass)
+	var session string
+	for _, ck := range (&http.Response{Header: r.Header}).Cookies() {
+		if ck.Name == sessionCookie {
+			session = ck.Value
+		}
+	}
+	if session == "" {
+		t.Fatalf("sign-in set no session cookie: %d", r.Status)
+	}
+	get := func(cookie string) response {
+		req, _ := http.NewRequest(http.MethodGet, follower.ts.URL+"/services", nil)
+		if cookie != "" {
+			req.AddCookie(&http.Cookie{Name: sessionCookie, Value: cookie})
+		}
+		return follower.client().do(req)
+	}
+	if page := get(session); page.Status != http.StatusOK || !strings.Contains(page.Body, "served by node-1") || !strings.Contains(page.Body, "deploy-form") {
+		t.Fatalf("a signed-in browser on the follower's address: %d %q, want the leader's services page through the proxy", page.Status, page.location())
+	}
+	for _, bad := range []string{"", "forged." + session, session[:len(session)-2] + "xx"} {
+		if page := get(bad); page.Status != http.StatusFound || page.location() != leader.ts.URL+"/services" {
+			t.Errorf("cookie %q: %d to %q, want 302 to the leader", bad, page.Status, page.location())
+		}
+	}
+	// A session the replicated state no longer accepts (the user removed
+	// or the password changed) is not signed in either.
+	follower.fake.must(&raftfsm.PutUser{At: time.Now().UTC(), Name: adminName, PasswordHash: "$2a$04$changedchangedchangedchOUVp3JCXhvNQX4rOZsSvQ2qhdJgt6", Role: raftfsm.RoleAdmin})
+	if page := get(session); page.Status != http.StatusFound {
+		t.Errorf("a session of a changed password: %d, want 302 to the leader", page.Status)
+	}
+}
+
 func TestFollowerProxiesOnUIHostAndForScripts(t *testing.T) {
 	leader := newTestUI(t, newFake(t, true), Config{LoginFailures: 2})
 	follower := followerOf(t, leader, "mesh.example.test")

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -742,17 +743,7 @@ func (c *client) token() string {
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
 
 // stateJSON is the state without its index, to check a refused action

@@ -122,7 +122,10 @@ func runChaos(t *testing.T, cfg Config) {
 	c.logf("converged: %v", err)
 	sampler.Stop()
 
-	final := map[string]int64{}
+	final, err := FinalKeys(ctx, c)
+	if err != nil {
+		t.Fatalf("read the keys after the heal: %v", err)
+	}
 	for _, s := range svcs {
 		final[s.Project+"/"+s.Env+"/"+s.Name] = s.Generation
 	}
@@ -131,6 +134,7 @@ func runChaos(t *testing.T, cfg Config) {
 		CheckLeaders(h, h.Samples()),
 		CheckAcknowledged(h, h.Ops(), final),
 		CheckRegister(reg),
+		CheckReads(h, h.Ops()),
 		ctrs,
 		cloud,
 		CheckFailover(runner.Recoveries, cfg.FailoverLimit),
@@ -173,8 +177,25 @@ func problems(v *Violation) int {
 // summarize prints the figures of the run.
 func summarize(t *testing.T, h *History, r *Runner, cfg Config) {
 	outcomes := map[Outcome]int{}
+	kinds := map[OpKind]int{}
+	var first, last time.Time
 	for _, op := range h.Ops() {
+		kinds[op.Kind]++
+		if op.Kind == OpRead {
+			continue
+		}
 		outcomes[op.Outcome]++
+		if first.IsZero() || op.Start.Before(first) {
+			first = op.Start
+		}
+		if op.End.After(last) {
+			last = op.End
+		}
+	}
+	writes := len(h.Ops()) - kinds[OpRead]
+	if span := last.Sub(first).Seconds(); span > 0 {
+		t.Logf("%d writes in %.0f s: %.1f writes/s (%d deploys, %d undeploys, %d puts, %d deletes); %d reads",
+			writes, span, float64(writes)/span, kinds[OpDeploy], kinds[OpUndeploy], kinds[OpPut], kinds[OpDelete], kinds[OpRead])
 	}
 	terms := map[uint64]bool{}
 	for _, s := range h.Samples() {
@@ -183,7 +204,7 @@ func summarize(t *testing.T, h *History, r *Runner, cfg Config) {
 		}
 	}
 	t.Logf("%d writes: %d ok, %d failed, %d unknown; %d samples saw %d terms with a leader",
-		len(h.Ops()), outcomes[OutcomeOK], outcomes[OutcomeFailed], outcomes[OutcomeUnknown], len(h.Samples()), len(terms))
+		writes, outcomes[OutcomeOK], outcomes[OutcomeFailed], outcomes[OutcomeUnknown], len(h.Samples()), len(terms))
 	var b strings.Builder
 	fmt.Fprintf(&b, "write accepted / UI answering again after each fault (goal %s, limit %s):\n", cfg.FailoverGoal, cfg.FailoverLimit)
 	var worst, worstUI time.Duration

@@ -80,16 +80,24 @@ func (s svcState) String() string {
 	return fmt.Sprintf("generation %d", s.gen)
 }
 
-// apply is the effect of one write on a service.
-func (s svcState) apply(kind OpKind) svcState {
-	if kind == OpUndeploy {
+// apply is the effect of one write on a service or a key: a deploy adds a
+// generation, a put sets the key's value (its gen), an undeploy or a
+// delete removes it.
+func (s svcState) apply(op Op) svcState {
+	switch op.Kind {
+	case OpUndeploy, OpDelete:
 		return svcState{}
+	case OpPut:
+		return svcState{present: true, gen: op.Value}
 	}
 	if !s.present {
 		return svcState{present: true, gen: 1}
 	}
 	return svcState{present: true, gen: s.gen + 1}
 }
+
+// removes reports whether an operation takes a service or key away.
+func removes(kind OpKind) bool { return kind == OpUndeploy || kind == OpDelete }
 
 // config is one possible world: the service's state and the writes of
 // unknown outcome that have not taken effect yet (bits of an index).
@@ -110,7 +118,7 @@ var errTooComplex = fmt.Errorf("more than %d possible worlds", maxWorlds)
 
 // closure adds every world reachable by letting pending writes take effect,
 // in any order.
-func closure(worlds map[config]bool, kinds []OpKind) (map[config]bool, error) {
+func closure(worlds map[config]bool, kinds []Op) (map[config]bool, error) {
 	queue := make([]config, 0, len(worlds))
 	for w := range worlds {
 		queue = append(queue, w)
@@ -161,8 +169,8 @@ func statesOf(worlds map[config]bool) string {
 	return strings.Join(parts, ", ")
 }
 
-// CheckAcknowledged checks each service's writes (issued one at a time per
-// service, by one writer) and the state after the heal against every order
+// CheckAcknowledged checks each service's and each key's writes (issued
+// one at a time per service or key, by one writer) and the state after the heal against every order
 // in which they may have taken effect: an acknowledged write took effect
 // between its request and its answer; a write the API said changed nothing
 // (OutcomeFailed) never did; a write of unknown outcome either never did or
@@ -175,6 +183,9 @@ func statesOf(worlds map[config]bool) string {
 func CheckAcknowledged(h *History, ops []Op, final map[string]int64) *Violation {
 	byService := map[string][]Op{}
 	for _, op := range ops {
+		if op.Kind == OpRead {
+			continue // CheckReads
+		}
 		byService[op.Service] = append(byService[op.Service], op)
 	}
 	v := &Violation{Check: "every acknowledged write survives"}
@@ -208,7 +219,7 @@ func CheckAcknowledged(h *History, ops []Op, final map[string]int64) *Violation 
 // checkService replays one service's writes; see CheckAcknowledged.
 func checkService(list []Op, final svcState) []string {
 	var problems []string
-	var kinds []OpKind // the writes of unknown outcome, by bit
+	var kinds []Op // the writes of unknown outcome, by bit
 	worlds := map[config]bool{{}: true}
 	for i, op := range list {
 		if i > 0 && list[i-1].Outcome != "" && list[i-1].End.After(op.Start) {
@@ -219,7 +230,7 @@ func checkService(list []Op, final svcState) []string {
 				return append(problems, fmt.Sprintf("not checked: more than %d writes of unknown outcome", maxUnknownWrites))
 			}
 			bit := uint64(1) << len(kinds)
-			kinds = append(kinds, op.Kind)
+			kinds = append(kinds, op)
 			next := make(map[config]bool, len(worlds))
 			for w := range worlds {
 				w.pending |= bit
@@ -228,7 +239,7 @@ func checkService(list []Op, final svcState) []string {
 			worlds = next
 			continue
 		}
-		if op.Outcome == OutcomeFailed && !(op.Kind == OpUndeploy && op.Code == "not_found") {
+		if op.Outcome == OutcomeFailed && !(removes(op.Kind) && op.Code == "not_found") {
 			continue // the API says nothing changed
 		}
 		var err error
@@ -239,15 +250,17 @@ func checkService(list []Op, final svcState) []string {
 		next := map[config]bool{}
 		for w := range worlds {
 			switch {
-			case op.Outcome == OutcomeFailed: // undeploy: not found
+			case op.Outcome == OutcomeFailed: // undeploy or delete: not found
 				if !w.st.present {
 					next[w] = true
 				}
 			case op.Kind == OpDeploy:
-				if after := w.st.apply(OpDeploy); after.gen == op.Generation {
+				if after := w.st.apply(op); after.gen == op.Generation {
 					next[config{st: after, pending: w.pending}] = true
 				}
-			case op.Kind == OpUndeploy:
+			case op.Kind == OpPut:
+				next[config{st: w.st.apply(op), pending: w.pending}] = true
+			case removes(op.Kind):
 				if w.st.present {
 					next[config{pending: w.pending}] = true
 				}
@@ -263,7 +276,7 @@ func checkService(list []Op, final svcState) []string {
 		case op.Kind == OpDeploy:
 			problems = append(problems, fmt.Sprintf("op#%d: an acknowledged deploy returned generation %d, but the service was %s", op.ID, op.Generation, before))
 		default:
-			problems = append(problems, fmt.Sprintf("op#%d: an undeploy was acknowledged, but the service was %s", op.ID, before))
+			problems = append(problems, fmt.Sprintf("op#%d: an %s was acknowledged, but the service was %s", op.ID, op.Kind, before))
 		}
 		// Go on from what the answer says, so one anomaly is reported once.
 		for w := range worlds {
@@ -285,6 +298,96 @@ func checkService(list []Op, final svcState) []string {
 		}
 	}
 	return append(problems, fmt.Sprintf("after the heal the service is %s; its writes allow only %s", final, statesOf(worlds)))
+}
+
+// CheckReads checks every answered read of the keys against their writes
+// (one writer per key, one write at a time): a read sees, for each key,
+// the value of the last write acknowledged before the read began, or of a
+// write that began before the read ended and was not refused, or of a
+// write of unknown outcome that may have taken effect late; before any
+// acknowledged write, absent is possible too. Anything else is a stale
+// read (an older value than one already acknowledged) or a phantom (a
+// value nobody wrote). Reads are linearizable by the API's contract
+// (apiclient.Consistent), so this holds under every fault.
+func CheckReads(h *History, ops []Op) *Violation {
+	writes := map[string][]Op{}
+	var reads []Op
+	for _, op := range ops {
+		switch {
+		case op.Kind == OpRead && op.Outcome == OutcomeOK:
+			reads = append(reads, op)
+		case op.Kind == OpPut || op.Kind == OpDelete:
+			writes[op.Service] = append(writes[op.Service], op)
+		}
+	}
+	for _, ws := range writes {
+		sort.SliceStable(ws, func(i, j int) bool { return ws[i].Start.Before(ws[j].Start) })
+	}
+	v := &Violation{Check: "every read sees the latest acknowledged write"}
+	bad := map[string]bool{}
+	for _, r := range reads {
+		for _, key := range sortedKeys(writes) {
+			got := svcState{}
+			if val, ok := r.Read[key]; ok {
+				got = svcState{present: true, gen: val}
+			}
+			allowed := readAllows(writes[key], r)
+			if !slices.Contains(allowed, got) {
+				bad[key] = true
+				parts := make([]string, len(allowed))
+				for i, a := range allowed {
+					parts[i] = a.String()
+				}
+				v.Problems = append(v.Problems, fmt.Sprintf("op#%d (read via %s) saw %s %s; its writes allow only %s",
+					r.ID, r.Node, key, strings.Replace(got.String(), "generation", "value", 1), strings.ReplaceAll(strings.Join(parts, ", "), "generation", "value")))
+			}
+		}
+	}
+	if len(v.Problems) == 0 {
+		return nil
+	}
+	if len(v.Problems) > 50 {
+		n := len(v.Problems)
+		v.Problems = append(v.Problems[:50], fmt.Sprintf("... and %d more", n-50))
+	}
+	for _, key := range sortedKeys(bad) {
+		for _, op := range writes[key] {
+			v.History = append(v.History, h.FormatOp(op))
+		}
+	}
+	v.History = append(v.History, h.FaultLines()...)
+	return v
+}
+
+// readAllows is what read r may see of a key with writes ws (by start).
+func readAllows(ws []Op, r Op) []svcState {
+	last := -1 // the last write acknowledged before the read began
+	for i, w := range ws {
+		if w.Outcome == OutcomeOK && w.End.Before(r.Start) {
+			last = i
+		}
+	}
+	var out []svcState
+	add := func(s svcState) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	if last < 0 {
+		add(svcState{})
+	} else {
+		add(svcState{}.apply(ws[last]))
+	}
+	for i, w := range ws {
+		switch {
+		case w.Outcome == OutcomeFailed: // changed nothing
+		case i > last && w.Start.Before(r.End):
+			add(svcState{}.apply(w))
+		case i < last && w.Outcome != OutcomeOK: // unknown: may land late
+			add(svcState{}.apply(w))
+		}
+	}
+	return out
 }
 
 // Container is one container on the engine, as the container check sees it.

@@ -92,6 +92,98 @@ func TestCheckAcknowledged(t *testing.T) {
 	}
 }
 
+// put and del add key writes (on key "k") to the script; read adds a read
+// that began at from and ended at to (offsets from the start), seeing the
+// key with value v, or not at all when v is 0.
+func (s *script) put(out Outcome, v int64) *script {
+	s.op(OpPut, out, 0, "")
+	op := &s.ops[len(s.ops)-1]
+	op.Service, op.Value = "key/k", v
+	return s
+}
+
+func (s *script) del(out Outcome, code string) *script {
+	s.op(OpDelete, out, 0, code)
+	s.ops[len(s.ops)-1].Service = "key/k"
+	return s
+}
+
+func (s *script) read(from, to time.Duration, v int64) *script {
+	op := Op{ID: len(s.ops), Kind: OpRead, Node: "n2", Start: s.h.start.Add(from), End: s.h.start.Add(to), Outcome: OutcomeOK, Read: map[string]int64{}}
+	if v != 0 {
+		op.Read["key/k"] = v
+	}
+	s.ops = append(s.ops, op)
+	return s
+}
+
+func TestCheckAcknowledgedKeys(t *testing.T) {
+	key := func(v int64) map[string]int64 { return map[string]int64{"key/k": v} }
+	cases := []struct {
+		name  string
+		s     *script
+		final map[string]int64
+		want  string
+	}{
+		{"the last put survives", newScript().put(OutcomeOK, 1).put(OutcomeOK, 2), key(2), ""},
+		{"an acknowledged put lost", newScript().put(OutcomeOK, 1).put(OutcomeOK, 2), key(1), "allow only generation 2"},
+		{"a delete survives", newScript().put(OutcomeOK, 1).del(OutcomeOK, ""), map[string]int64{}, ""},
+		{"a delete lost", newScript().put(OutcomeOK, 1).del(OutcomeOK, ""), key(1), "allow only absent"},
+		{"an unknown put may land", newScript().put(OutcomeOK, 1).put(OutcomeUnknown, 2), key(2), ""},
+		{"a refused put changed nothing", newScript().put(OutcomeOK, 1).put(OutcomeFailed, 2), key(2), "allow only generation 1"},
+		{"delete of a key that exists said not found", newScript().put(OutcomeOK, 1).del(OutcomeFailed, "not_found"), key(1), "does not exist, but it must"},
+		{"a delete acknowledged on nothing", newScript().del(OutcomeOK, ""), map[string]int64{}, "delete was acknowledged, but the service was absent"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := c.s.check(c.final)
+			switch {
+			case c.want == "" && v != nil:
+				t.Fatalf("unexpected violation:\n%v", v)
+			case c.want != "" && (v == nil || !strings.Contains(v.Error(), c.want)):
+				t.Fatalf("want a violation saying %q, got %v", c.want, v)
+			}
+		})
+	}
+}
+
+func TestCheckReads(t *testing.T) {
+	// Writes at 0-0.5 s (put 1), 1-1.5 s (put 2 or its variant), 2-2.5 s (the third).
+	base := func(second Outcome) *script {
+		return newScript().put(OutcomeOK, 1).put(second, 2).del(OutcomeOK, "")
+	}
+	ms := time.Millisecond
+	cases := []struct {
+		name string
+		s    *script
+		want string
+	}{
+		{"before any write: absent", base(OutcomeOK).read(-100*ms, -50*ms, 0), ""},
+		{"during the first put: either", base(OutcomeOK).read(100*ms, 200*ms, 1).read(100*ms, 200*ms, 0), ""},
+		{"after the first put: its value", base(OutcomeOK).read(600*ms, 900*ms, 1), ""},
+		{"after the first put: not absent", base(OutcomeOK).read(600*ms, 900*ms, 0), "saw key/k absent"},
+		{"overlapping the second put: old or new", base(OutcomeOK).read(900*ms, 1200*ms, 1).read(900*ms, 1200*ms, 2), ""},
+		{"a stale read", base(OutcomeOK).read(1600*ms, 1700*ms, 1), "saw key/k value 1; its writes allow only value 2"},
+		{"a value nobody wrote", base(OutcomeOK).read(600*ms, 700*ms, 7), "saw key/k value 7"},
+		{"a future value", base(OutcomeOK).read(600*ms, 700*ms, 2), "saw key/k value 2"},
+		{"after the delete: absent", base(OutcomeOK).read(2600*ms, 2700*ms, 0), ""},
+		{"after the delete: not the old value", base(OutcomeOK).read(2600*ms, 2700*ms, 2), "saw key/k value 2"},
+		{"an unknown put may land late", base(OutcomeUnknown).read(2600*ms, 2700*ms, 2), ""},
+		{"a refused put is never seen", base(OutcomeFailed).read(1600*ms, 1700*ms, 2), "saw key/k value 2"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := CheckReads(c.s.h, c.s.ops)
+			switch {
+			case c.want == "" && v != nil:
+				t.Fatalf("unexpected violation:\n%v", v)
+			case c.want != "" && (v == nil || !strings.Contains(v.Error(), c.want)):
+				t.Fatalf("want a violation saying %q, got %v", c.want, v)
+			}
+		})
+	}
+}
+
 func TestCheckAcknowledgedFlagsOverlapAndStrangers(t *testing.T) {
 	s := newScript().deploy(OutcomeOK, 1).deploy(OutcomeOK, 2)
 	s.ops[0].End = s.ops[1].Start.Add(time.Millisecond)

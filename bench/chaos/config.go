@@ -18,6 +18,18 @@ type Config struct {
 	// OpPause is the pause between one writer's operations: shorter is more
 	// load on two shared cores, longer is fewer writes in flight per fault.
 	OpPause time.Duration
+	// KeyWriters write Keys keys each (registry credentials: raft writes
+	// that start no container), KeyWriteRate writes a second between them
+	// when the cluster keeps up: the write load a fault meets. Each writer
+	// waits for its write, so the rate is reached only while a write
+	// takes less than KeyWriters/KeyWriteRate; faults stall writes, so
+	// the rate asked for is well above the 50 a second the run must keep
+	// on average (6 writers at 60/s kept 29/s on a loaded machine).
+	KeyWriters, Keys int
+	KeyWriteRate     float64
+	// Readers read every key in a loop, ReadPause apart.
+	Readers   int
+	ReadPause time.Duration
 	// OpTimeout bounds one client operation; an operation that runs out of
 	// it has an unknown outcome.
 	OpTimeout time.Duration
@@ -55,6 +67,11 @@ func DefaultConfig() Config {
 		Workers:         3,
 		Services:        1,
 		OpPause:         1500 * time.Millisecond,
+		KeyWriters:      16,
+		Keys:            3,
+		KeyWriteRate:    80,
+		Readers:         2,
+		ReadPause:       50 * time.Millisecond,
 		OpTimeout:       10 * time.Second,
 		SampleEvery:     250 * time.Millisecond,
 		HealthInterval:  time.Second,
@@ -72,6 +89,7 @@ func FullConfig() Config {
 	c := DefaultConfig()
 	c.Nodes, c.Rounds, c.Workers, c.Services = 5, 3, 4, 2
 	c.OpPause = time.Second
+	c.KeyWriters, c.KeyWriteRate, c.Readers = 20, 100, 3
 	c.FaultFor = 6 * time.Second
 	c.SettleTimeout = 90 * time.Second
 	return c
@@ -84,6 +102,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("chaos config: %d nodes: want 3 to 9", c.Nodes)
 	case c.Rounds < 1, c.Workers < 1, c.Services < 1:
 		return fmt.Errorf("chaos config: rounds, workers and services must be at least 1 (have %d, %d, %d)", c.Rounds, c.Workers, c.Services)
+	case c.KeyWriters < 0, c.Readers < 0, c.KeyWriters > 0 && (c.Keys < 1 || c.KeyWriteRate <= 0), c.Readers > 0 && c.ReadPause <= 0:
+		return fmt.Errorf("chaos config: key writers need keys and a positive rate, readers a positive pause")
 	case c.OpTimeout <= 0, c.SampleEvery <= 0, c.FaultFor <= 0, c.SettleTimeout <= 0, c.FailoverLimit <= 0, c.MembershipGrace <= 0:
 		return fmt.Errorf("chaos config: timings must be positive")
 	case c.HealthInterval < 100*time.Millisecond:

@@ -20,6 +20,11 @@ type OpKind string
 const (
 	OpDeploy   OpKind = "deploy"
 	OpUndeploy OpKind = "undeploy"
+	// OpPut sets a key (a registry credential) to Op.Value; OpDelete
+	// removes it; OpRead reads every key at once (Op.Read).
+	OpPut    OpKind = "put"
+	OpDelete OpKind = "delete"
+	OpRead   OpKind = "read"
 )
 
 // Outcome is what a client learnt about its operation.
@@ -48,6 +53,10 @@ type Op struct {
 	Outcome    Outcome
 	// Generation is the generation an acknowledged deploy returned.
 	Generation int64
+	// Value is the value a put writes (known before it is sent).
+	Value int64
+	// Read is what an answered read saw: each key present, with its value.
+	Read map[string]int64
 	// Code is the API error code of a refused operation ("not_found", ...).
 	Code string
 	Err  string
@@ -86,11 +95,27 @@ func NewHistory() *History { return &History{start: time.Now()} }
 
 // Begin records an operation about to be sent and returns its id.
 func (h *History) Begin(worker int, kind OpKind, service, node string) int {
+	return h.BeginValue(worker, kind, service, node, 0)
+}
+
+// BeginValue is Begin for a put of value.
+func (h *History) BeginValue(worker int, kind OpKind, service, node string, value int64) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	id := len(h.ops)
-	h.ops = append(h.ops, Op{ID: id, Worker: worker, Kind: kind, Service: service, Node: node, Start: time.Now()})
+	h.ops = append(h.ops, Op{ID: id, Worker: worker, Kind: kind, Service: service, Node: node, Start: time.Now(), Value: value})
 	return id
+}
+
+// FinishRead records the outcome of read id and, when answered, what it saw.
+func (h *History) FinishRead(id int, err error, seen map[string]int64) Outcome {
+	out := h.Finish(id, err, 0)
+	if err == nil {
+		h.mu.Lock()
+		h.ops[id].Read = seen
+		h.mu.Unlock()
+	}
+	return out
 }
 
 // Finish records the outcome of operation id from the error the client
@@ -157,8 +182,13 @@ func (h *History) FormatOp(op Op) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s..%s op#%d w%d %-8s %-16s via %-14s %-7s", h.Since(op.Start), h.Since(op.End), op.ID, op.Worker,
 		op.Kind, op.Service, op.Node, op.Outcome)
-	if op.Outcome == OutcomeOK && op.Kind == OpDeploy {
+	switch {
+	case op.Outcome == OutcomeOK && op.Kind == OpDeploy:
 		fmt.Fprintf(&b, " gen=%d", op.Generation)
+	case op.Kind == OpPut:
+		fmt.Fprintf(&b, " value=%d", op.Value)
+	case op.Outcome == OutcomeOK && op.Kind == OpRead:
+		fmt.Fprintf(&b, " saw %d keys", len(op.Read))
 	}
 	if op.Err != "" {
 		fmt.Fprintf(&b, " (%s)", trim(op.Err, 160))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -500,6 +501,8 @@ func TestStatusesOfControllerErrors(t *testing.T) {
 		{control.ErrForbidden, http.StatusForbidden, CodeForbidden},
 		{control.ErrNoLeader, http.StatusServiceUnavailable, CodeNoLeader},
 		{control.ErrNotLeader, http.StatusServiceUnavailable, CodeNotLeader},
+		// A write a deposed leader may still have committed: not "nothing changed".
+		{fmt.Errorf("apply put_registry: %w: leadership lost while committing", raftfsm.ErrOutcomeUnknown), http.StatusBadGateway, CodeOutcomeUnknown},
 		{errors.Join(errors.New("apply"), contextDeadline()), http.StatusGatewayTimeout, CodeTimeout},
 	} {
 		fake.FailNext("Undeploy", tc.err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -31,13 +32,7 @@ const testWS = "9fe5e6"
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
 
 // testAEAD seals with the fixed key api.Fake uses, so secrets sealed here

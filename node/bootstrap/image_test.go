@@ -9,22 +9,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // TestAgentImageBuildsWithoutPulling builds the agent image the way the
 // chaos suite does (scripts/build-image.sh: the static binary into FROM
 // scratch, no image pulled) and runs `IMAGE version`.
 func TestAgentImageBuildsWithoutPulling(t *testing.T) {
-	docker, err := exec.LookPath("docker")
-	if err != nil {
-		t.Skip("no docker")
-	}
-	if out, err := exec.Command(docker, "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		t.Skipf("docker daemon unreachable: %v %s", err, out)
-	}
 	if testing.Short() {
 		t.Skip("builds the whole binary")
 	}
+	docker := testkit.RequireTool(t, "docker")
+	testkit.RequireDocker(t)
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)

@@ -10,21 +10,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // waitFor polls cond every few milliseconds until it holds or timeout
 // passes, and fails the test then.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
 
 // statusServer starts an HTTP server on 127.0.0.1 answering every request

@@ -29,6 +29,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/scripts"
 )
 
@@ -194,17 +195,7 @@ func (m *mesh) nginxProcs() []int {
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
+	testkit.WaitForEvery(t, timeout, 250*time.Millisecond, what, cond) // each ask may start a process
 }
 
 // alive reports whether pid runs. A zombie does not: a process that `local
@@ -227,6 +218,7 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node mesh")
 	}
+	testkit.RequireDocker(t) // the sample runs in containers
 	m := &mesh{t: t, bin: runtime.BuildStaticBinary(t, "github.com/dropmesh/dropmesh"), dir: t.TempDir()}
 	t.Cleanup(func() { m.run(2*time.Minute, "local", "down", "--dir", m.dir) })
 	out := m.up(3, "--sample")
@@ -378,7 +370,7 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 		t.Fatalf("the sample's containers: %+v", sample)
 	}
 	edges := m.nginxProcs()
-	if _, err := exec.LookPath("nginx"); err == nil && len(edges) == 0 {
+	if _, ok := testkit.LookTool("nginx"); ok && len(edges) == 0 {
 		t.Fatal("nginx is installed but no nginx master of the mesh runs")
 	}
 

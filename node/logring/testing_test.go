@@ -5,20 +5,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // waitFor polls cond until it holds or timeout passes, and fails the test then.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.

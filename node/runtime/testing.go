@@ -32,6 +32,8 @@ import (
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/docker/go-connections/nat"
 	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // Test kit names and labels.
@@ -103,7 +105,7 @@ func buildStatic(pkg string) (string, error) {
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp.Name(), pkg)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -X main.version="+TestBinaryVersion(), "-o", tmp.Name(), pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, msg)
@@ -114,16 +116,37 @@ func buildStatic(pkg string) (string, error) {
 	return out, nil
 }
 
+// testVersion caches TestBinaryVersion's answer for the test process.
+var testVersion = sync.OnceValue(func() string {
+	if v := os.Getenv("DROPMESH_VERSION"); v != "" {
+		return v
+	}
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if v := strings.TrimSpace(string(out)); err == nil && v != "" {
+		return v + "-test"
+	}
+	return "test"
+})
+
+// TestBinaryVersion is the version BuildStaticBinary gives every binary it
+// builds (-X main.version): $DROPMESH_VERSION (scripts/dev.sh sets it),
+// else `git describe` of the checkout plus "-test", else "test". So a
+// binary under test reports a version as a released one does, and the
+// sample app never answers with an empty one.
+func TestBinaryVersion() string { return testVersion() }
+
 // TestAppBinary is the static test app binary (see TestAppPackage).
 func TestAppBinary(t testing.TB) string {
 	t.Helper()
 	return BuildStaticBinary(t, TestAppPackage)
 }
 
-// NewTestRuntime connects to the machine's Docker engine (failing the test
-// when there is none) and closes the connection in t.Cleanup.
+// NewTestRuntime connects to the machine's Docker engine and closes the
+// connection in t.Cleanup; without an engine the test fails in CI and is
+// skipped elsewhere (testkit.RequireDocker).
 func NewTestRuntime(t testing.TB) *Runtime {
 	t.Helper()
+	testkit.RequireDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rt, err := New(ctx, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -303,13 +326,7 @@ func PushImage(t testing.TB, rt *Runtime, localRef, remoteRef string) {
 // timeout.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, "the condition", cond)
 }
 
 // HTTPGet does one GET with a short timeout and returns the status and

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/client"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // shared is the package's Docker fixture, made on first use (so unit
@@ -65,6 +69,7 @@ func setupShared() {
 // dockerFixture returns the shared runtime and test app image, or fails.
 func dockerFixture(t testing.TB) (*Runtime, string) {
 	t.Helper()
+	testkit.RequireDocker(t)
 	shared.once.Do(setupShared)
 	if shared.err != nil {
 		t.Fatalf("these tests need a Docker engine and the test app image: %v", shared.err)
@@ -133,4 +138,22 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Every binary the kit builds carries a version (-X main.version), so the
+// sample app in a test image never answers with an empty one.
+func TestBuiltBinariesKnowTheirVersion(t *testing.T) {
+	v := TestBinaryVersion()
+	if v == "" {
+		t.Fatal("TestBinaryVersion is empty")
+	}
+	cmd := exec.Command(TestAppBinary(t), "once")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no $VERSION: the binary's own version shows
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("testapp once: %v\n%s", err, out)
+	}
+	if want := "(version " + v + ")"; !strings.Contains(string(out), want) {
+		t.Fatalf("testapp once printed %q; want it to name %q", out, want)
+	}
 }

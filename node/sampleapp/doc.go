@@ -6,7 +6,7 @@
 //
 // It listens on :8080 (or $PORT) and answers:
 //
-//	GET  /                          200, its host name and $VERSION
+//	GET  /                          200, its host name and $VERSION (else the binary's version)
 //	GET  /health                    200, or 500 while failing
 //	POST /admin/health?fail=1|0     start or stop failing /health
 //	POST /admin/log?level=L&msg=M   one log line at level L on stdout

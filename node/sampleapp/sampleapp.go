@@ -49,6 +49,10 @@ type Options struct {
 	Exit func(code int)
 	// Getenv reads the environment; nil means os.Getenv.
 	Getenv func(key string) string
+	// Version is the version of the binary the app runs in (dropmesh's
+	// `-X main.version`), shown when $VERSION does not name the service's
+	// own; "" and no $VERSION show "unknown".
+	Version string
 }
 
 // withDefaults fills the nil fields of o.
@@ -61,6 +65,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
+	}
+	if v := o.Getenv("VERSION"); v != "" {
+		o.Version = v
+	}
+	if o.Version == "" {
+		o.Version = "unknown"
 	}
 	if o.Addr == "" {
 		o.Addr = DefaultAddr
@@ -134,7 +144,7 @@ func runOnce(o Options) error {
 		code = n
 	}
 	host, _ := os.Hostname()
-	fmt.Fprintf(o.Stdout, "INFO sample-app once on %s (version %s), exiting with %d\n", host, o.Getenv("VERSION"), code)
+	fmt.Fprintf(o.Stdout, "INFO sample-app once on %s (version %s), exiting with %d\n", host, o.Version, code)
 	if code != 0 {
 		o.Exit(code)
 	}
@@ -162,7 +172,7 @@ type app struct {
 }
 
 func newApp(o Options) (*app, error) {
-	a := &app{o: o, version: o.Getenv("VERSION"), dataDir: DefaultDataDir}
+	a := &app{o: o, version: o.Version, dataDir: DefaultDataDir}
 	a.host, _ = os.Hostname()
 	switch f := o.Getenv("LOG_FORMAT"); f {
 	case "", "plain", "text":

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines and the test.
@@ -58,13 +60,7 @@ func envOf(m map[string]string) func(string) string {
 
 func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, "the condition", cond)
 }
 
 type fixture struct {
@@ -119,6 +115,30 @@ func TestRootShowsHostAndVersion(t *testing.T) {
 	}
 	if code, _ := f.do(t, "GET", "/nope", ""); code != 404 {
 		t.Fatalf("GET /nope = %d, want 404", code)
+	}
+}
+
+// Without $VERSION the answer names the binary's own version (dropmesh's
+// -X main.version), never an empty one.
+func TestRootShowsTheBinaryVersionWithoutVERSION(t *testing.T) {
+	for _, c := range []struct {
+		env     map[string]string
+		version string
+		want    string
+	}{
+		{map[string]string{}, "v0.9.1-3-gabc", "(version v0.9.1-3-gabc)"},
+		{map[string]string{"VERSION": "1.4.2"}, "v0.9.1-3-gabc", "(version 1.4.2)"},
+		{map[string]string{}, "", "(version unknown)"},
+	} {
+		h, err := Handler(Options{Stdout: io.Discard, Getenv: envOf(c.env), Version: c.version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("env %v, binary %q: GET / = %d %q; want %q", c.env, c.version, rec.Code, rec.Body.String(), c.want)
+		}
 	}
 }
 

@@ -12,13 +12,17 @@ import (
 	"github.com/dropmesh/dropmesh/node/sampleapp"
 )
 
+// version is set at build time with -ldflags "-X main.version=..." (the
+// test kit's BuildStaticBinary does).
+var version = "dev"
+
 func main() {
 	if code, ok := probe(os.Args[1:]); ok {
 		os.Exit(code)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := sampleapp.Run(ctx, sampleapp.Options{Args: os.Args[1:]}); err != nil {
+	if err := sampleapp.Run(ctx, sampleapp.Options{Args: os.Args[1:], Version: version}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
