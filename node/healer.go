@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -280,7 +281,11 @@ func (h *healer) restarts(ctx context.Context) error {
 			}
 			svc := s.Services[in.Service]
 			spec, _ := svc.Revision(in.DesiredGeneration)
-			c := candidate{in: *in, path: spec.Health.Path, port: spec.Port > 0 && in.Address != "",
+			// A copy that owns its history: the FSM appends to the
+			// replica's in place.
+			ci := *in
+			ci.History = slices.Clone(in.History)
+			c := candidate{in: ci, path: spec.Health.Path, port: spec.Port > 0 && in.Address != "",
 				reason: fmt.Sprintf("%d checks in a row unhealthy: %s", in.ConsecutiveUnhealthy, in.HealthReason)}
 			for _, pid := range raftfsm.SortedKeys(s.Nodes) {
 				if p := s.Nodes[pid]; pid != in.Node && p.Status == raftfsm.NodeActive && p.API != "" {

@@ -124,7 +124,7 @@ func TestLinearizableReads(t *testing.T) {
 		addrs[n.cfg.NodeID] = n.cfg.addr(n.cfg.APIPort)
 	}
 	newClient := func(node string) *apiclient.Client {
-		cl, err := apiclient.New(apiclient.Config{Addrs: []string{addrs[node]}, APIKey: key, Timeout: 4 * time.Second, RetryFor: 500 * time.Millisecond})
+		cl, err := apiclient.New(apiclient.Config{Addrs: []string{addrs[node]}, APIKey: key, CACert: c.nodes[0].agent.ClusterCAPEM(), Timeout: 4 * time.Second, RetryFor: 500 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,7 +42,11 @@ func TestRolesOnEveryRoute(t *testing.T) {
 	var admin, deploy int
 	for _, r := range routes {
 		need := requiredRole(r)
-		if r.Kind == RoutePublic {
+		if r.Kind == RoutePublic || r.access() != AccessKey {
+			// Internal routes refuse any caller without a node
+			// certificate before the role is looked at
+			// (internal_test.go); /v1/join's credential is the join
+			// token in its body.
 			continue
 		}
 		path := samplePath(ginPath(r.Path))

@@ -511,12 +511,11 @@ func TestStaleConfigMarksReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	queries := make(chan string, 4)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		queries <- r.URL.RawQuery
 		h.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
-	c, err := New(Config{Addrs: []string{hostPort(srv)}, APIKey: testKey, Stale: true})
+	c, err := New(Config{Addrs: []string{hostPort(srv)}, APIKey: testKey, CACert: testCA().CertPEM(), Stale: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package bootstrap
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -42,7 +44,16 @@ func startSeed(t *testing.T, token string) (*node.Agent, *agentClient) {
 		cancel()
 		<-errc
 	})
-	return a, &agentClient{hc: http.DefaultClient, endpoints: []Endpoint{{URL: "http://" + ip + ":9999"}}}
+	// The API on 9999 is TLS with the seed's node certificate; the test
+	// trusts the seed's CA (the claim itself proves the token both ways
+	// and needs no trusted channel: the real bootstrapper comes through
+	// the edge).
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(a.ClusterCAPEM()) {
+		t.Fatal("the seed has no CA certificate")
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13}}}
+	return a, &agentClient{hc: hc, endpoints: []Endpoint{{URL: "https://" + ip + ":9999"}}}
 }
 
 func initialized(a *node.Agent) bool {

@@ -42,10 +42,14 @@ func TestLinearizableReadsWhileTheLeaderIsPaused(t *testing.T) {
 			key = v
 		}
 	}
+	caPEM, err := os.ReadFile(filepath.Join(m.dir, CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	nodes := m.status()
 	clients := map[string]*apiclient.Client{}
 	for _, n := range nodes {
-		cl, err := apiclient.New(apiclient.Config{Addrs: []string{n.API}, APIKey: key, Timeout: 3 * time.Second, RetryFor: 500 * time.Millisecond})
+		cl, err := apiclient.New(apiclient.Config{Addrs: []string{n.API}, APIKey: key, CACert: caPEM, Timeout: 3 * time.Second, RetryFor: 500 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}

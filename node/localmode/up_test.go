@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/pki"
 )
 
 // Up watches the supervisor it started through its own child, never
@@ -26,7 +28,15 @@ func TestWaitForEnvTrustsItsOwnChildNotItsCommandLine(t *testing.T) {
 		_, err := waitForEnv(t.Context(), dir, os.Getpid(), exited)
 		errc <- err
 	}()
-	env := "export DROPMESH_ADDR=127.0.0.2:9999\nexport DROPMESH_API_KEY=k\n"
+	ca, _, err := pki.NewCA("up-test", time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPath := filepath.Join(dir, CACertFile)
+	if err := os.WriteFile(caPath, ca.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := "export DROPMESH_ADDR=127.0.0.2:9999\nexport DROPMESH_API_KEY=k\nexport DROPMESH_CACERT=" + caPath + "\n"
 	if err := os.WriteFile(filepath.Join(dir, EnvFile), []byte(env), 0o600); err != nil {
 		t.Fatal(err)
 	}
