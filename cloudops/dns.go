@@ -27,6 +27,32 @@ type DNSRecord struct {
 	Content string
 	Proxied bool
 	TTL     int
+	// Comment is the record's note; OwnerComment marks the records dropmesh made.
+	Comment string
+}
+
+// OwnerComment is the comment dropmesh puts on every record it creates, and
+// the mark it checks before it changes or deletes one: a record without it
+// belongs to someone else and is never touched.
+const OwnerComment = "managed by dropmesh"
+
+// Owned reports whether dropmesh made r (its comment is OwnerComment).
+func (r DNSRecord) Owned() bool { return r.Comment == OwnerComment }
+
+// CheckOwned returns an error wrapping ErrForeignRecord that names the
+// records of host dropmesh did not make, or nil when it made them all.
+func CheckOwned(host string, recs []DNSRecord) error {
+	var foreign []string
+	for _, r := range recs {
+		if !r.Owned() {
+			foreign = append(foreign, fmt.Sprintf("%s %s %s (id %s)", strings.TrimSuffix(r.Name, "."), r.Type, r.Content, r.ID))
+		}
+	}
+	if len(foreign) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: dropmesh changes only the records it made (comment %q); remove the record in Cloudflare or choose another host",
+		ErrForeignRecord, strings.Join(foreign, ", "), OwnerComment)
 }
 
 // DNS is what the leader does with Cloudflare DNS.
@@ -38,11 +64,13 @@ type DNS interface {
 	// updating the proxied flag and TTL, deleting extras and duplicates) and
 	// returns the records now present, sorted by address. New records are
 	// created before old ones are deleted, so the host is never left empty
-	// while it moves.
+	// while it moves. A host with an A record dropmesh did not make (see
+	// Owned) is refused with ErrForeignRecord and nothing is changed.
 	EnsureARecords(ctx context.Context, zoneID, host string, ips []string, proxied bool) ([]DNSRecord, error)
 	// ListARecords returns the A records of host.
 	ListARecords(ctx context.Context, zoneID, host string) ([]DNSRecord, error)
-	// DeleteARecords deletes every A record of host.
+	// DeleteARecords deletes every A record of host that dropmesh made;
+	// the others are left as they are.
 	DeleteARecords(ctx context.Context, zoneID, host string) error
 }
 
@@ -126,7 +154,8 @@ func (cf *Cloudflare) listA(ctx context.Context, zoneID, host string) ([]DNSReco
 }
 
 func recordFrom(zoneID string, r dns.RecordResponse) DNSRecord {
-	return DNSRecord{ID: r.ID, ZoneID: zoneID, Name: r.Name, Type: string(r.Type), Content: r.Content, Proxied: r.Proxied, TTL: int(r.TTL)}
+	return DNSRecord{ID: r.ID, ZoneID: zoneID, Name: r.Name, Type: string(r.Type), Content: r.Content, Proxied: r.Proxied, TTL: int(r.TTL),
+		Comment: r.Comment}
 }
 
 // EnsureARecords implements DNS. A create that fails with a 5xx reruns the
@@ -151,7 +180,7 @@ func (cf *Cloudflare) EnsureARecords(ctx context.Context, zoneID, host string, i
 	var out []DNSRecord
 	err = again(ctx, cf.retry, cf.log, op, func() error {
 		var err error
-		out, err = cf.ensureA(ctx, zoneID, h, want, proxied, ttl)
+		out, err = cf.ensureA(ctx, zoneID, h, want, proxied, ttl, false)
 		return err
 	})
 	if err != nil {
@@ -160,10 +189,26 @@ func (cf *Cloudflare) EnsureARecords(ctx context.Context, zoneID, host string, i
 	return out, nil
 }
 
-func (cf *Cloudflare) ensureA(ctx context.Context, zoneID, host string, want []string, proxied bool, ttl int) ([]DNSRecord, error) {
-	have, err := cf.listA(ctx, zoneID, host)
+// ensureA makes host's records equal want. Records dropmesh did not make
+// refuse the change (nothing is sent), unless deleting, where they are
+// skipped: only dropmesh's own records are deleted.
+func (cf *Cloudflare) ensureA(ctx context.Context, zoneID, host string, want []string, proxied bool, ttl int, deleting bool) ([]DNSRecord, error) {
+	listed, err := cf.listA(ctx, zoneID, host)
 	if err != nil {
 		return nil, err
+	}
+	if !deleting {
+		if err := CheckOwned(host, listed); err != nil {
+			return nil, err
+		}
+	}
+	var have []DNSRecord
+	for _, r := range listed {
+		if !r.Owned() {
+			cf.log.Info("dns record left alone: dropmesh did not make it", "host", host, "ip", r.Content, "id", r.ID)
+			continue
+		}
+		have = append(have, r)
 	}
 	slices.SortFunc(have, func(a, b DNSRecord) int { return strings.Compare(a.ID, b.ID) })
 	wanted := make(map[string]bool, len(want))
@@ -190,7 +235,7 @@ func (cf *Cloudflare) ensureA(ctx context.Context, zoneID, host string, want []s
 	}
 	body := func(ip string) dns.ARecordParam {
 		return dns.ARecordParam{Name: cloudflare.F(host), Type: cloudflare.F(dns.ARecordTypeA), Content: cloudflare.F(ip),
-			Proxied: cloudflare.F(proxied), TTL: cloudflare.F(dns.TTL(ttl)), Comment: cloudflare.F("managed by dropmesh")}
+			Proxied: cloudflare.F(proxied), TTL: cloudflare.F(dns.TTL(ttl)), Comment: cloudflare.F(OwnerComment)}
 	}
 	for _, ip := range want {
 		if _, ok := kept[ip]; ok {
@@ -234,6 +279,6 @@ func (cf *Cloudflare) DeleteARecords(ctx context.Context, zoneID, host string) e
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	_, err = cf.ensureA(ctx, zoneID, h, nil, false, cf.cfg.TTL)
+	_, err = cf.ensureA(ctx, zoneID, h, nil, false, cf.cfg.TTL, true)
 	return opError(op, err)
 }

@@ -3,7 +3,11 @@ package cloudops
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/cloudflare/cloudflare-go/v6"
+	"github.com/cloudflare/cloudflare-go/v6/dns"
 
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 )
@@ -211,5 +215,84 @@ func TestListARecordsAcrossPages(t *testing.T) {
 	}
 	if n := e.fake.Requests("GET /client/v4/zones/{zid}/dns_records"); n != 3 {
 		t.Fatalf("%d pages fetched, want 3", n)
+	}
+}
+
+// foreignA creates an A record of host the way a person would, without
+// dropmesh's comment, through the real client, and returns its id.
+func foreignA(t *testing.T, e *testEnv, zoneID, host, ip string) string {
+	t.Helper()
+	r, err := e.cf.records.New(ctx(t), dns.RecordNewParams{ZoneID: cloudflare.F(zoneID), Body: dns.ARecordParam{
+		Name: cloudflare.F(host), Type: cloudflare.F(dns.ARecordTypeA), Content: cloudflare.F(ip), TTL: cloudflare.F(dns.TTL(300))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.ID
+}
+
+// TestForeignARecordsAreNeverTouched: a host with an A record dropmesh did
+// not make is refused with an error naming the record, and nothing is sent;
+// deleting a host's records leaves the foreign one; dropmesh's own records
+// beside it are still managed.
+func TestForeignARecordsAreNeverTouched(t *testing.T) {
+	e := newEnv(t, testOptions())
+	c := ctx(t)
+	const host = "taken.example.test"
+	z, err := e.cf.FindZone(c, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := foreignA(t, e, z.ID, host, "198.51.100.7")
+	before := e.fake.State()
+
+	_, err = e.cf.EnsureARecords(c, z.ID, host, []string{"192.0.2.1"}, true)
+	if !errors.Is(err, ErrForeignRecord) || !strings.Contains(err.Error(), host+" A 198.51.100.7 (id "+id+")") {
+		t.Fatalf("ensure over a foreign record: %v", err)
+	}
+	after := e.fake.State()
+	for k, n := range after.Requests {
+		if k != "GET /client/v4/zones/{zid}/dns_records" && n != before.Requests[k] {
+			t.Fatalf("a refused ensure sent %s (%d, was %d)", k, n, before.Requests[k])
+		}
+	}
+	got := fakeARecords(e.fake, host)
+	if len(got) != 1 || got[0].ID != id || got[0].Content != "198.51.100.7" || got[0].Proxied || got[0].TTL != 300 {
+		t.Fatalf("the foreign record changed: %+v", got)
+	}
+	recs, err := e.cf.ListARecords(c, z.ID, host)
+	if err != nil || len(recs) != 1 || recs[0].Owned() || !errors.Is(CheckOwned(host, recs), ErrForeignRecord) {
+		t.Fatalf("listed %+v %v", recs, err)
+	}
+
+	// dropmesh's records of another host are made, marked and deleted as
+	// before; a foreign record added beside them later survives the delete.
+	const mine = "mine.example.test"
+	made, err := e.cf.EnsureARecords(c, z.ID, mine, []string{"192.0.2.1", "192.0.2.2"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range made {
+		if !r.Owned() || CheckOwned(mine, made) != nil {
+			t.Fatalf("a record dropmesh made is not marked: %+v", r)
+		}
+	}
+	other := foreignA(t, e, z.ID, mine, "198.51.100.8")
+	if _, err := e.cf.EnsureARecords(c, z.ID, mine, []string{"192.0.2.1"}, false); !errors.Is(err, ErrForeignRecord) {
+		t.Fatalf("ensure after a foreign record joined: %v", err)
+	}
+	if got := fakeARecords(e.fake, mine); len(got) != 3 {
+		t.Fatalf("a refused ensure changed the records: %+v", got)
+	}
+	if err := e.cf.DeleteARecords(c, z.ID, mine); err != nil {
+		t.Fatal(err)
+	}
+	if got := fakeARecords(e.fake, mine); len(got) != 1 || got[0].ID != other {
+		t.Fatalf("after delete: %+v, want only the foreign %s", got, other)
+	}
+	if err := e.cf.DeleteARecords(c, z.ID, host); err != nil {
+		t.Fatal(err)
+	}
+	if got := fakeARecords(e.fake, host); len(got) != 1 || got[0].ID != id {
+		t.Fatalf("delete removed a foreign record: %+v", got)
 	}
 }

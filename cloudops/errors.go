@@ -26,6 +26,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrActionFailed: a DigitalOcean action ended "errored".
 	ErrActionFailed = errors.New("action failed")
+	// ErrForeignRecord: a DNS change would touch a record dropmesh did not
+	// make (one without OwnerComment); nothing was changed.
+	ErrForeignRecord = errors.New("dns record not made by dropmesh")
 )
 
 // APIError is a provider call that ended with a non-2xx HTTP status. It

@@ -165,6 +165,9 @@ type cloudDuty struct {
 	a         *Agent
 	shapeDone string // settings fingerprint the shape was ensured for
 	lastTry   map[string]time.Time
+	// foreignSaid is, per host refused for a record dropmesh did not make,
+	// the refusal last recorded as an event.
+	foreignSaid map[string]string
 	// busy is set by a round's steps when an operation is in progress at
 	// the provider, so the next round comes after the poll interval.
 	busy bool

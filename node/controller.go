@@ -115,6 +115,9 @@ func (a *Agent) Deploy(ctx context.Context, req control.DeployRequest) (raftfsm.
 	if unchanged {
 		return same, nil
 	}
+	if err := a.checkHosts(ctx, cmd, req.Role); err != nil {
+		return raftfsm.DeployResult{}, err
+	}
 	v, err := a.apply(ctx, cmd)
 	if err != nil {
 		return raftfsm.DeployResult{}, err

@@ -25,6 +25,9 @@ type dnsWant struct {
 	// why says, per address of a node that serves the host or could, why it
 	// is in ips or left out: the reason the event of a change gives.
 	why map[string]string
+	// service is the first service publishing the host ("" for the UI host):
+	// the service a refused change is reported against.
+	service string
 }
 
 // desiredDNS computes the A records of every host: a service's hosts point
@@ -82,6 +85,9 @@ func desiredDNS(s *raftfsm.State, leaderID string) map[string]dnsWant {
 		slices.Sort(serving)
 		for _, h := range spec.Hosts {
 			w := out[h]
+			if w.service == "" {
+				w.service = key
+			}
 			w.ips = appendUnique(w.ips, serving...)
 			slices.Sort(w.ips)
 			w.proxied = spec.IsProxied()
@@ -201,7 +207,10 @@ func (cd *cloudDuty) syncDNS(ctx context.Context, c cloud, want map[string]dnsWa
 		})
 		if err == nil {
 			delete(cd.lastTry, host)
+			delete(cd.foreignSaid, host)
 			err = cd.recordDNSChange(ctx, host, dnsChange(host, cur, ok, w, nodeByIP))
+		} else if errors.Is(err, cloudops.ErrForeignRecord) {
+			err = errors.Join(err, cd.recordForeign(ctx, host, w.service, err))
 		}
 		errs = append(errs, err)
 	}
@@ -242,6 +251,27 @@ func (cd *cloudDuty) syncDNS(ctx context.Context, c cloud, want map[string]dnsWa
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// recordForeign commits, once per refusal text, the warning that host is
+// not published because a record dropmesh did not make holds it (the intent
+// that failed says so too; the duty tries again after dnsRetryBackoff, so an
+// event per try would flood the log).
+func (cd *cloudDuty) recordForeign(ctx context.Context, host, service string, refusal error) error {
+	if cd.foreignSaid == nil {
+		cd.foreignSaid = map[string]string{}
+	}
+	msg := refusal.Error()
+	if cd.foreignSaid[host] == msg {
+		return nil
+	}
+	e := raftfsm.Event{Kind: raftfsm.EventDNS, Severity: raftfsm.SeverityWarn, Service: service,
+		Message: fmt.Sprintf("%s: not published, its records were left untouched: %s", host, msg)}
+	if err := cd.recordDNSChange(ctx, host, e); err != nil {
+		return err
+	}
+	cd.foreignSaid[host] = msg
+	return nil
 }
 
 // maxEventMessage is what an event message may hold (AppendEvent's limit).

@@ -90,6 +90,14 @@ func actor(c *gin.Context) string {
 	return "ui"
 }
 
+// role is the signed-in user's role; none without a session.
+func role(c *gin.Context) raftfsm.Role {
+	if s := sessionOf(c); s != nil {
+		return s.Role
+	}
+	return ""
+}
+
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", raftfsm.ErrInvalid, fmt.Sprintf(format, args...))
 }
@@ -133,7 +141,7 @@ func (s *server) deploy(c *gin.Context) {
 		case uploaded:
 			spec.Build = digest
 		}
-		return s.node.Deploy(ctx, control.DeployRequest{Spec: spec, Actor: actor(c)})
+		return s.node.Deploy(ctx, control.DeployRequest{Spec: spec, Actor: actor(c), Role: role(c)})
 	}()
 	if err != nil {
 		s.formFailed(c, "services", "/services", "deploy", err, servicesView{Form: form}, s.buildServices)
@@ -170,7 +178,7 @@ func (s *server) redeploy(c *gin.Context) {
 		s.fail(c, fmt.Errorf("service %s: %w", key, raftfsm.ErrNotFound))
 		return
 	}
-	res, err := s.node.Deploy(ctx, control.DeployRequest{Spec: spec, Actor: actor(c), ExpectGeneration: gen})
+	res, err := s.node.Deploy(ctx, control.DeployRequest{Spec: spec, Actor: actor(c), ExpectGeneration: gen, Role: role(c)})
 	if err != nil {
 		s.actionFailed(c, "service", servicePath(key), err, s.buildService)
 		return

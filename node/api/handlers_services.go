@@ -117,7 +117,7 @@ func (s *server) deploy(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	res, err := s.ctrl.Deploy(c.Request.Context(), control.DeployRequest{Spec: spec, Actor: actor(c), ExpectGeneration: expect})
+	res, err := s.ctrl.Deploy(c.Request.Context(), control.DeployRequest{Spec: spec, Actor: actor(c), ExpectGeneration: expect, Role: callerRole(c)})
 	if err != nil {
 		s.fail(c, err)
 		return

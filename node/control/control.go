@@ -200,6 +200,9 @@ type DeployRequest struct {
 	Actor string              `json:"actor,omitempty"`
 	// ExpectGeneration, when set, refuses the deploy if the service moved on.
 	ExpectGeneration int64 `json:"expect_generation,omitempty"`
+	// Role is the caller's role, from its credential: wildcard and apex
+	// hosts need the admin role. Empty has no rights beyond a deployer's.
+	Role raftfsm.Role `json:"-"`
 }
 
 // WorkspaceInfo is a workspace and everything in it, for GET /v1/workspaces/{ws}.

@@ -1,0 +1,216 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/cloudflare/cloudflare-go/v6"
+	"github.com/cloudflare/cloudflare-go/v6/dns"
+	"github.com/cloudflare/cloudflare-go/v6/option"
+	"github.com/cloudflare/cloudflare-go/v6/zones"
+
+	"github.com/dropmesh/dropmesh/cloudops"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/node/apiclient"
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/raftfsm"
+)
+
+// foreignRecord creates an A record of host in the fake zone the way a
+// person would (no dropmesh comment), with the real cloudflare-go client,
+// and returns its id.
+func foreignRecord(t *testing.T, cfURL, host, ip string) string {
+	t.Helper()
+	ctx := context.Background()
+	cl := cloudflare.NewClient(option.WithBaseURL(strings.TrimSuffix(cfURL, "/")+"/"), option.WithAPIToken(fakeapi.DefaultToken), option.WithMaxRetries(0))
+	zone := host[strings.Index(host, ".")+1:]
+	zs, err := cl.Zones.List(ctx, zones.ZoneListParams{Name: cloudflare.F(zone)})
+	if err != nil || len(zs.Result) != 1 {
+		t.Fatalf("zone %s: %v %+v", zone, err, zs)
+	}
+	r, err := cl.DNS.Records.New(ctx, dns.RecordNewParams{ZoneID: cloudflare.F(zs.Result[0].ID), Body: dns.ARecordParam{
+		Name: cloudflare.F(host), Type: cloudflare.F(dns.ARecordTypeA), Content: cloudflare.F(ip), TTL: cloudflare.F(dns.TTL(300))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.ID
+}
+
+// fakeA is the fake's A records of host.
+func fakeA(fake *fakeapi.Server, host string) []fakeapi.CFRecord {
+	var out []fakeapi.CFRecord
+	for _, r := range fake.State().DNSRecords {
+		if r.Name == host && r.Type == "A" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestDeployRefusesHostsItMayNotTouch deploys through the API, with a
+// deployer token and with the cluster key, against the fake Cloudflare: a
+// host with a foreign A record is refused 409 naming the record, which stays
+// as it was; a host in no zone is 400; a wildcard and the zone's apex are
+// 403 for a deployer and accepted from an admin. No refusal commits a deploy.
+func TestDeployRefusesHostsItMayNotTouch(t *testing.T) {
+	fake, url := fakeapi.Start(t, fakeapi.DefaultOptions())
+	cfURL := url + fakeapi.CloudflarePath
+	c := startCluster(t, 1, func(i int, cfg *Config) { cfg.Init.CFBaseURL = cfURL })
+	n := c.leader()
+	ctx := context.Background()
+	tok := fakeapi.DefaultToken
+	if err := n.agent.UpdateSettings(ctx, control.SettingsRequest{CFToken: &tok}); err != nil {
+		t.Fatal(err)
+	}
+	made, err := n.agent.CreateToken(ctx, control.TokenRequest{Name: "ci", Role: raftfsm.RoleDeployer}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployer, err := apiclient.New(apiclient.Config{Addrs: []string{n.agent.APIAddr()}, APIKey: made.Token, CACert: n.agent.ClusterCAPEM()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := c.apiClient(n)
+	const taken = "taken.example.test"
+	id := foreignRecord(t, cfURL, taken, "198.51.100.7")
+
+	deploys := func() int {
+		k := 0
+		n.agent.View(func(s *raftfsm.State) { k = len(s.Deploys) })
+		return k
+	}
+	spec := func(svc string, hosts ...string) raftfsm.ServiceSpec {
+		s := webSpec("nginx:1")
+		s.Service, s.Hosts = svc, hosts
+		return s
+	}
+	for _, tc := range []struct {
+		name   string
+		cl     *apiclient.Client
+		spec   raftfsm.ServiceSpec
+		status int
+		says   string
+	}{
+		{"foreign record, deployer", deployer, spec("web", "ok.example.test", taken), http.StatusConflict, taken + " A 198.51.100.7 (id " + id + ")"},
+		{"foreign record, admin", admin, spec("web", taken), http.StatusConflict, taken + " A 198.51.100.7 (id " + id + ")"},
+		{"no zone", deployer, spec("web", "app.nowhere.test"), http.StatusBadRequest, "app.nowhere.test is not within any Cloudflare zone"},
+		{"wildcard", deployer, spec("web", "*.example.test"), http.StatusForbidden, "wildcard hosts are admin-only"},
+		{"apex", deployer, spec("web", "example.test"), http.StatusForbidden, "apex of the zone example.test"},
+	} {
+		before := deploys()
+		_, err := tc.cl.DeploySpec(ctx, tc.spec)
+		var ae *apiclient.APIError
+		if !errors.As(err, &ae) || ae.Status != tc.status || !strings.Contains(ae.Message, tc.says) {
+			t.Fatalf("%s: %v, want %d saying %q", tc.name, err, tc.status, tc.says)
+		}
+		if deploys() != before {
+			t.Fatalf("%s: a refused deploy was committed", tc.name)
+		}
+	}
+	if got := fakeA(fake, taken); len(got) != 1 || got[0].ID != id || got[0].Content != "198.51.100.7" || got[0].Comment != nil {
+		t.Fatalf("the foreign record changed: %+v", got)
+	}
+	n.agent.View(func(s *raftfsm.State) {
+		if len(s.Services) != 0 {
+			t.Fatalf("services after refusals: %v", raftfsm.SortedKeys(s.Services))
+		}
+	})
+
+	// A deployer deploys a host of its own; an admin a wildcard and the apex.
+	if _, err := deployer.DeploySpec(ctx, spec("web", "ok.example.test")); err != nil {
+		t.Fatalf("deployer, a free host: %v", err)
+	}
+	if _, err := admin.DeploySpec(ctx, spec("wild", "*.example.test", "example.test")); err != nil {
+		t.Fatalf("admin, wildcard and apex: %v", err)
+	}
+	// A deployer may redeploy what an admin gave the service.
+	if _, err := deployer.DeploySpec(ctx, func() raftfsm.ServiceSpec {
+		s := spec("wild", "*.example.test", "example.test")
+		s.Replicas = 2
+		return s
+	}()); err != nil {
+		t.Fatalf("deployer redeploying an admin's hosts: %v", err)
+	}
+}
+
+// TestDNSDutyNeverTouchesForeignRecords drives the leader's DNS sync against
+// the fake Cloudflare: a host held by a foreign A record is not published
+// and the record is untouched, said once in an event of the service; a host
+// dropmesh published is still managed, and when it goes, only dropmesh's
+// records go, not a foreign one added beside them.
+func TestDNSDutyNeverTouchesForeignRecords(t *testing.T) {
+	fake, url := fakeapi.Start(t, fakeapi.DefaultOptions())
+	cfURL := url + fakeapi.CloudflarePath
+	c := startCluster(t, 1, nil)
+	leader := c.leader()
+	cd := &cloudDuty{a: leader.agent}
+	cf := cloud{cf: cloudops.NewCloudflare(cloudops.CFConfig{Token: fakeapi.DefaultToken, BaseURL: cfURL,
+		Retry: cloudops.RetryPolicy{MaxAttempts: 1}})}
+	ctx := context.Background()
+	const taken, mine, ip = "taken.example.test", "mine.example.test", "203.0.113.1"
+	id := foreignRecord(t, cfURL, taken, "198.51.100.7")
+	want := map[string]dnsWant{
+		taken: {ips: []string{ip}, service: "abcdef/shop/prod/web"},
+		mine:  {ips: []string{ip}, service: "abcdef/shop/prod/api"},
+	}
+	foreignEvents := func() []raftfsm.Event {
+		var out []raftfsm.Event
+		leader.agent.View(func(s *raftfsm.State) {
+			for _, e := range s.Events.Items {
+				if e.Kind == raftfsm.EventDNS && strings.HasPrefix(e.Message, taken+": not published") {
+					out = append(out, e)
+				}
+			}
+		})
+		return out
+	}
+
+	err := cd.syncDNS(ctx, cf, want)
+	if !errors.Is(err, cloudops.ErrForeignRecord) || !strings.Contains(err.Error(), "(id "+id+")") {
+		t.Fatalf("sync over a foreign record: %v", err)
+	}
+	if got := fakeA(fake, taken); len(got) != 1 || got[0].ID != id || got[0].Content != "198.51.100.7" || got[0].TTL != 300 {
+		t.Fatalf("the foreign record changed: %+v", got)
+	}
+	if got := fakeA(fake, mine); len(got) != 1 || got[0].Content != ip || got[0].Comment == nil || *got[0].Comment != cloudops.OwnerComment {
+		t.Fatalf("dropmesh's host was not published beside the refused one: %+v", got)
+	}
+	evs := foreignEvents()
+	if len(evs) != 1 || evs[0].Service != "abcdef/shop/prod/web" || evs[0].Severity != raftfsm.SeverityWarn || !strings.Contains(evs[0].Message, "198.51.100.7") {
+		t.Fatalf("refusal events: %+v", evs)
+	}
+	leader.agent.View(func(s *raftfsm.State) {
+		if _, ok := s.Cloud.DNS[taken]; ok {
+			t.Fatal("the state claims records of the refused host")
+		}
+		in := intentFor(s, raftfsm.IntentEnsureDNS, taken)
+		if in == nil || in.Status != raftfsm.IntentFailed || !strings.Contains(in.Error, "not made by dropmesh") {
+			t.Fatalf("the refused intent: %+v", in)
+		}
+	})
+	// Tried again after the back-off: refused again, not said again.
+	delete(cd.lastTry, taken)
+	if err := cd.syncDNS(ctx, cf, want); !errors.Is(err, cloudops.ErrForeignRecord) {
+		t.Fatalf("second sync: %v", err)
+	}
+	if evs := foreignEvents(); len(evs) != 1 {
+		t.Fatalf("the refusal was said %d times", len(evs))
+	}
+
+	// Someone adds a record beside dropmesh's; the host is undeployed: only
+	// dropmesh's record goes.
+	other := foreignRecord(t, cfURL, mine, "198.51.100.8")
+	delete(cd.lastTry, taken)
+	if err := cd.syncDNS(ctx, cf, map[string]dnsWant{}); err != nil {
+		t.Fatalf("removing the hosts: %v", err)
+	}
+	if got := fakeA(fake, mine); len(got) != 1 || got[0].ID != other {
+		t.Fatalf("after the undeploy %s holds %+v, want only the foreign %s", mine, got, other)
+	}
+	if got := fakeA(fake, taken); len(got) != 1 || got[0].ID != id {
+		t.Fatalf("after the undeploy %s holds %+v", taken, got)
+	}
+}
