@@ -227,8 +227,8 @@ func (s *ContainerSpec) validate() error {
 		return invalidf("container %s: restart policy %q: want \"\", %q or %q", s.Name, s.RestartPolicy, RestartUnlessStopped, RestartOnFailure)
 	}
 	for _, c := range s.CapAdd {
-		if _, ok := CanonicalCapability(c); !ok {
-			return invalidf("container %s: capability %q: not a Linux capability name (such as NET_ADMIN)", s.Name, c)
+		if _, ok := canonicalCapability(c); !ok {
+			return invalidf("container %s: capability %q: want a Linux capability name such as NET_ADMIN (not ALL)", s.Name, c)
 		}
 	}
 	if s.MemoryBytes < 0 || s.NanoCPUs < 0 || s.StopTimeout < 0 {
