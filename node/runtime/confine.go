@@ -12,6 +12,11 @@ import (
 // Config's defaults when a spec gives none). There is no spec field to
 // turn any of this off.
 
+// ConfinementVersion changes with what confinement a container gets, so
+// the agent can tell (by its config hash) a container made with a weaker
+// one and replace it.
+const ConfinementVersion = 1
+
 // DefaultCapabilities are the capabilities an ordinary web service keeps:
 // changing file owners and modes in its own files (CHOWN, DAC_OVERRIDE,
 // FOWNER, FSETID), dropping from root to its own user (SETUID, SETGID),
