@@ -210,7 +210,11 @@ func (a *Agent) desired(ctx context.Context, id string) (desiredInstance, bool) 
 			// Net: on its workspace network (discovery on); left out
 			// when off, so the hash is what it was before discovery.
 			Net bool `json:",omitempty"`
-		}{in.DesiredGeneration, spec, d.env, a.discovery != nil})
+			// Confine is the runtime's confinement version (confine.go):
+			// containers made before the agent confined them are
+			// replaced once, through the usual health-checked rollout.
+			Confine int `json:",omitempty"`
+		}{in.DesiredGeneration, spec, d.env, a.discovery != nil, runtime.ConfinementVersion})
 		d.hash = hex.EncodeToString(h.Sum(nil))[:16]
 	})
 	return d, ok

@@ -8,12 +8,14 @@ import (
 )
 
 // processOptions carries the spec's process fields (from Compose:
-// entrypoint, user, working_dir, further ports, named volumes, restart)
+// entrypoint, user, working_dir, cap_add, further ports, named volumes,
+// restart)
 // into the container. base is the instance's container base name, which
 // names its node-local volumes.
 func processOptions(cs *runtime.ContainerSpec, spec raftfsm.ServiceSpec, base string) {
 	cs.Entrypoint, cs.User, cs.WorkingDir = spec.Entrypoint, spec.User, spec.WorkingDir
 	cs.ExposedPorts = spec.Ports
+	cs.CapAdd = spec.CapAdd
 	if spec.Kind == raftfsm.KindStateful {
 		for _, v := range spec.Volumes {
 			cs.Mounts = append(cs.Mounts, runtime.Mount{Volume: base + "_v_" + v.Name, Target: v.Path})

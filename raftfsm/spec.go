@@ -107,7 +107,11 @@ type ServiceSpec struct {
 	User string `json:"user,omitempty"`
 	// WorkingDir overrides the image's working directory.
 	WorkingDir string `json:"working_dir,omitempty"`
-	Port       int    `json:"port,omitempty"`
+	// CapAdd are Linux capabilities the containers keep beyond the
+	// default set (node/runtime's DefaultCapabilities): "NET_ADMIN".
+	// Widens the confinement, so only an admin deploys such a spec.
+	CapAdd []string `json:"cap_add,omitempty"`
+	Port   int      `json:"port,omitempty"`
 	// Ports are further container ports the service listens on: other
 	// services reach them by the service's name; only Port is routed by
 	// the edge.
@@ -157,6 +161,7 @@ type specDocument struct {
 	Entrypoint    []string          `json:"entrypoint"`
 	User          string            `json:"user"`
 	WorkingDir    string            `json:"working_dir"`
+	CapAdd        []string          `json:"cap_add"`
 	Port          int               `json:"port"`
 	Ports         []int             `json:"ports"`
 	Hosts         []string          `json:"hosts"`
@@ -218,7 +223,7 @@ func (d specDocument) spec() (ServiceSpec, error) {
 		Port: d.Port, Hosts: d.Hosts, Proxied: d.Proxied, Replicas: d.Replicas, Nodes: d.Nodes,
 		Secrets: d.Secrets, SealedSecrets: d.SealedSecrets, Schedule: d.Schedule, Uses: d.Uses,
 		Volume: d.Volume, MaxParallel: d.MaxParallel, Memory: d.Memory, CPUs: d.CPUs,
-		Entrypoint: d.Entrypoint, User: d.User, WorkingDir: d.WorkingDir, Ports: d.Ports, Volumes: d.Volumes, Restart: d.Restart,
+		Entrypoint: d.Entrypoint, User: d.User, WorkingDir: d.WorkingDir, CapAdd: d.CapAdd, Ports: d.Ports, Volumes: d.Volumes, Restart: d.Restart,
 	}
 	if d.Name != "" {
 		if s.Service != "" && s.Service != d.Name {
@@ -308,6 +313,12 @@ func (s *ServiceSpec) Normalize() {
 	if len(s.SealedSecrets) == 0 {
 		s.SealedSecrets = nil
 	}
+	var caps []string // a new slice: the caller's spec may share the old one
+	for _, c := range s.CapAdd {
+		caps = append(caps, canonicalCapability(c))
+	}
+	slices.Sort(caps)
+	s.CapAdd = slices.Compact(caps)
 }
 
 // Name returns the service's name as the user wrote it.
@@ -508,6 +519,9 @@ func (s ServiceSpec) validateProcess() error {
 			return invalidf("user %q: root (uid 0) is not allowed; give an unprivileged user or leave user out to run as the image's user", s.User)
 		}
 	}
+	if err := validateCapAdd(s.CapAdd); err != nil {
+		return err
+	}
 	if s.WorkingDir != "" {
 		if err := ValidateMountPath(s.WorkingDir); err != nil {
 			return invalidf("working_dir %q: want a clean absolute path", s.WorkingDir)
@@ -642,6 +656,7 @@ func (s ServiceSpec) Clone() ServiceSpec {
 	c := s
 	c.Command = slices.Clone(s.Command)
 	c.Entrypoint = slices.Clone(s.Entrypoint)
+	c.CapAdd = slices.Clone(s.CapAdd)
 	c.Ports = slices.Clone(s.Ports)
 	c.Volumes = slices.Clone(s.Volumes)
 	c.Health.Command = slices.Clone(s.Health.Command)

@@ -117,6 +117,13 @@ func (s *server) deploy(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	// The route needs a deployer; a spec that widens the containers'
+	// confinement (cap_add) needs an admin.
+	if w := check.Widens(); w != "" && !callerRole(c).Allows(raftfsm.RoleAdmin) {
+		s.fail(c, fmt.Errorf("%w: %s widens the containers' confinement and needs the role %s; this credential has the role %s",
+			control.ErrForbidden, w, raftfsm.RoleAdmin, callerRole(c)))
+		return
+	}
 	res, err := s.ctrl.Deploy(c.Request.Context(), control.DeployRequest{Spec: spec, Actor: actor(c), ExpectGeneration: expect, Role: callerRole(c)})
 	if err != nil {
 		s.fail(c, err)

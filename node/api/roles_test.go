@@ -243,3 +243,37 @@ func TestUserTokenFollowsItsUser(t *testing.T) {
 	resp, body = do(http.MethodGet, "/v1/nodes", nil, created.Token)
 	expect(t, resp, body, http.StatusUnauthorized, nil)
 }
+
+// TestCapAddIsAdminOnly: a deployer token's spec with cap_add is 403 with
+// a message naming it, and reaches nothing; a malformed capability is 400;
+// the cluster key (admin) deploys it.
+func TestCapAddIsAdminOnly(t *testing.T) {
+	fake := NewFake("node-1")
+	srv := newTestServer(t, fake, nil)
+	do := func(method, path string, body any, key string) (*http.Response, []byte) {
+		return call(t, srv, method, path, body, key)
+	}
+	deployer := createToken(t, do, "ci", raftfsm.RoleDeployer).Token
+	spec := mustSpecJSON(t)
+	spec.CapAdd = []string{"NET_ADMIN"}
+
+	before, calls := fake.StateJSON(), len(fake.Calls())
+	resp, body := do(http.MethodPost, "/v1/services", spec, deployer)
+	expect(t, resp, body, http.StatusForbidden, nil)
+	if e := errorOf(t, body); e.Error != CodeForbidden || !strings.Contains(e.Message, "cap_add NET_ADMIN") || !strings.Contains(e.Message, "admin") {
+		t.Errorf("error %+v", e)
+	}
+	bad := spec
+	bad.CapAdd = []string{"ALL"}
+	resp, body = do(http.MethodPost, "/v1/services", bad, "")
+	expect(t, resp, body, http.StatusBadRequest, nil)
+	if fake.StateJSON() != before || len(fake.Calls()) != calls {
+		t.Fatalf("refused deploys changed the state or reached the controller: %v", fake.Calls()[calls:])
+	}
+
+	resp, body = do(http.MethodPost, "/v1/services", spec, "")
+	expect(t, resp, body, http.StatusAccepted, nil)
+	spec.CapAdd = nil
+	resp, body = do(http.MethodPost, "/v1/services", spec, deployer)
+	expect(t, resp, body, http.StatusAccepted, nil)
+}

@@ -9,7 +9,8 @@
 //   - the first container port of ports (else of expose, else the usual port
 //     of a recognised datastore) is the service's port; every further TCP
 //     port of ports and expose is declared too (spec ports);
-//   - command, entrypoint, user (root refused), working_dir and restart;
+//   - command, entrypoint, user (root refused), working_dir, restart and
+//     cap_add (deployed by an admin only);
 //   - environment and env_file (variables named like a password, secret,
 //     token or key go to secrets, sealed by the leader);
 //   - a database or cache (redis, valkey, keydb, postgres, mysql, mariadb,

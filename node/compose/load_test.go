@@ -134,7 +134,7 @@ func TestLoad(t *testing.T) {
 			check: func(t *testing.T, r Result) {
 				for _, w := range [][]string{
 					{"networks (top level)"}, {"secrets (top level)"},
-					{"service api: cap_add"}, {"service api: container_name"}, {"service api: deploy.placement"},
+					{"service api: container_name"}, {"service api: deploy.placement"},
 					{"service api: healthcheck.retries"}, {"service api: healthcheck.timeout"},
 					{"service api: logging"}, {"service api: networks"}, {"service api: ports[].host_ip"}, {"service api: privileged"},
 					{"service api: secrets"}, {"service api: volumes[].read_only"},
@@ -157,6 +157,9 @@ func TestLoad(t *testing.T) {
 				api := byName(t, r, "api")
 				// The health test calls another port than the service's:
 				// it runs as written inside the container.
+				if hasWarning(r, "cap_add") || !reflect.DeepEqual(api.CapAdd, []string{"NET_ADMIN"}) {
+					t.Errorf("cap_add: %v (warnings %q); want [NET_ADMIN] carried into the spec", api.CapAdd, r.Warnings)
+				}
 				if api.Port != 9000 || api.Health.Path != "" || api.Volume != "" || api.Restart != raftfsm.RestartNo ||
 					!reflect.DeepEqual(api.Entrypoint, []string{"/bin/api"}) ||
 					!reflect.DeepEqual(api.Health.Command, []string{"wget", "-qO-", "http://localhost:9999/ready"}) {

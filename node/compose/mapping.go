@@ -116,6 +116,7 @@ func (m *mapper) service(svc types.ServiceConfig) (raftfsm.ServiceSpec, error) {
 		spec.Entrypoint = slices.Clone([]string(svc.Entrypoint))
 	}
 	spec.User, spec.WorkingDir = svc.User, svc.WorkingDir
+	spec.CapAdd = slices.Clone(svc.CapAdd)
 	switch {
 	case svc.Deploy != nil && svc.Deploy.Replicas != nil:
 		spec.Replicas = *svc.Deploy.Replicas

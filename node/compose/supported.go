@@ -43,6 +43,10 @@ var supported = []tree.Path{
 	"services.*.entrypoint",
 	"services.*.user",
 	"services.*.working_dir",
+	// cap_add widens the container's confinement: the API deploys such a
+	// spec for an admin only. privileged, cap_drop and security_opt stay
+	// unsupported (every container is confined the same way).
+	"services.*.cap_add",
 	"services.*.restart",
 	"services.*.profiles",
 	// Volumes are looked at one by one in the mapping (bind mounts and

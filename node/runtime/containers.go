@@ -73,9 +73,14 @@ type ContainerSpec struct {
 	Mounts   []Mount
 	// RestartPolicy is RestartNo, RestartUnlessStopped or RestartOnFailure.
 	RestartPolicy string
-	// MemoryBytes and NanoCPUs are limits; 0 means none.
+	// MemoryBytes and NanoCPUs are limits; 0 means the Config's
+	// DefaultMemoryBytes and DefaultNanoCPUs.
 	MemoryBytes int64
 	NanoCPUs    int64
+	// CapAdd are capabilities (Linux names, "NET_ADMIN" or "CAP_NET_ADMIN")
+	// the container keeps beyond DefaultCapabilities. Every other one is
+	// dropped; the API lets only an admin ask for any (confine.go).
+	CapAdd []string
 	// StopTimeout is the grace period between SIGTERM and SIGKILL; 0 means
 	// Config.DefaultStopTimeout.
 	StopTimeout time.Duration
@@ -221,6 +226,11 @@ func (s *ContainerSpec) validate() error {
 	default:
 		return invalidf("container %s: restart policy %q: want \"\", %q or %q", s.Name, s.RestartPolicy, RestartUnlessStopped, RestartOnFailure)
 	}
+	for _, c := range s.CapAdd {
+		if _, ok := canonicalCapability(c); !ok {
+			return invalidf("container %s: capability %q: want a Linux capability name such as NET_ADMIN (not ALL)", s.Name, c)
+		}
+	}
 	if s.MemoryBytes < 0 || s.NanoCPUs < 0 || s.StopTimeout < 0 {
 		return invalidf("container %s: memory, CPUs and stop timeout must not be negative", s.Name)
 	}
@@ -246,9 +256,24 @@ func (r *Runtime) dockerConfig(s ContainerSpec) (*container.Config, *container.H
 	stopSec := seconds(stop)
 	cfg := &container.Config{Image: s.Image, Env: env, Cmd: s.Cmd, Entrypoint: s.Entrypoint, User: s.User, WorkingDir: s.WorkingDir,
 		Labels: s.Labels, StopTimeout: &stopSec}
+	mem, cpus := s.MemoryBytes, s.NanoCPUs
+	if mem == 0 {
+		mem = r.cfg.DefaultMemoryBytes
+	}
+	if cpus == 0 {
+		cpus = r.cfg.DefaultNanoCPUs
+	}
+	var pids *int64
+	if r.cfg.PidsLimit > 0 {
+		pids = &r.cfg.PidsLimit
+	}
 	hc := &container.HostConfig{
 		AutoRemove: s.AutoRemove,
-		Resources:  container.Resources{Memory: s.MemoryBytes, NanoCPUs: s.NanoCPUs},
+		// Confinement (confine.go): never loosened by a flag.
+		CapDrop:     []string{"ALL"},
+		CapAdd:      capabilities(s.CapAdd),
+		SecurityOpt: []string{"no-new-privileges:true"},
+		Resources:   container.Resources{Memory: mem, NanoCPUs: cpus, PidsLimit: pids},
 		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{
 			"max-size": r.cfg.LogMaxSize, "max-file": strconv.Itoa(r.cfg.LogMaxFiles)}},
 		DNS: s.DNS, DNSSearch: s.DNSSearch,

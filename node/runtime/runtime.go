@@ -68,6 +68,15 @@ type Config struct {
 	// ExitResultTTL is how long the exit code of an AutoRemove container is
 	// kept for a Wait that comes late. Longer costs a little memory per run.
 	ExitResultTTL time.Duration
+	// DefaultMemoryBytes and DefaultNanoCPUs limit a container whose spec
+	// gives no limit (a spec's memory and cpus raise or lower them), so
+	// one runaway service cannot starve a droplet's agent and neighbours.
+	// Higher fits heavier apps without a spec change; lower packs more.
+	DefaultMemoryBytes int64
+	DefaultNanoCPUs    int64
+	// PidsLimit caps the processes and threads of every container (a fork
+	// bomb stops there). Go and JVM services use a few dozen threads.
+	PidsLimit int64
 }
 
 // DefaultConfig returns the defaults used by New.
@@ -79,6 +88,9 @@ func DefaultConfig() Config {
 		LogMaxSize:         "10m",
 		LogMaxFiles:        3,
 		ExitResultTTL:      10 * time.Minute,
+		DefaultMemoryBytes: 512 << 20,
+		DefaultNanoCPUs:    1e9,
+		PidsLimit:          512,
 	}
 }
 

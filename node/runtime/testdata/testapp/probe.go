@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -17,7 +18,7 @@ import (
 // container (Docker exec): "probe ADDR..." GETs / of each host:port (an
 // HTTP service such as this app) and prints the answers; "resolve NAME N"
 // looks NAME up N times and prints the p50 and p99 latency in
-// microseconds. It returns the exit code, and ok false when args are not
+// microseconds; "privs" reports the process's privileges. It returns the exit code, and ok false when args are not
 // a tool's.
 func probe(args []string) (code int, ok bool) {
 	if len(args) == 0 {
@@ -91,6 +92,32 @@ func probe(args []string) (code int, ok bool) {
 		}
 		slices.Sort(took)
 		fmt.Printf("p50_us %d p99_us %d\n", took[len(took)/2].Microseconds(), took[len(took)*99/100].Microseconds())
+		return 0, true
+	case "privs":
+		// What the process may do: its effective capabilities and
+		// no_new_privs flag (from /proc/self/status), whether it can open
+		// a raw socket (NET_RAW) and become root (setuid 0).
+		status, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			fmt.Println("fail:", err)
+			return 1, true
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && (k == "CapEff" || k == "NoNewPrivs") {
+				fmt.Printf("%s %s\n", k, strings.TrimSpace(v))
+			}
+		}
+		if fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP); err != nil {
+			fmt.Println("raw denied:", err)
+		} else {
+			syscall.Close(fd)
+			fmt.Println("raw ok")
+		}
+		if err := syscall.Setuid(0); err != nil {
+			fmt.Println("setuid0 denied:", err)
+		} else {
+			fmt.Println("setuid0 ok")
+		}
 		return 0, true
 	case "resolve":
 		if len(args) != 3 {
