@@ -34,7 +34,7 @@ func (a *Agent) duties() []duty {
 			notify.Run(ctx, a, notify.Config{Logger: a.logger.With("duty", "notify"), Now: a.now})
 		}},
 		{"backup", func(ctx context.Context) {
-			backup.Run(ctx, backup.StoreSource(a.store), a.keys.Sealer, backup.Config{Logger: a.logger.With("duty", "backup"), Now: a.now})
+			backup.Run(ctx, backup.StoreSource(a.store), a.keys.Sealer, backup.Config{Logger: a.logger.With("duty", "backup"), Now: a.now, Key: a.keys.Backup})
 		}},
 	}
 }
