@@ -384,12 +384,15 @@ func (a *Agent) DeleteRegistry(ctx context.Context, registry string) error {
 	return err
 }
 
-// ExportState exports the deployments; with plainSecrets the sealed secrets
-// are opened, so the document can be imported into another cluster.
+// ExportState exports the deployments without any secret (see
+// raftfsm.ExportDocument.DropSecrets); with plainSecrets the sealed secrets
+// are opened instead, so the document can be imported into another cluster
+// (the CLI seals such a document with a passphrase before writing it).
 func (a *Agent) ExportState(ctx context.Context, plainSecrets bool) (raftfsm.ExportDocument, error) {
 	var doc raftfsm.ExportDocument
 	a.fsm.View(func(s *raftfsm.State) { doc = raftfsm.Export(s, a.now()) })
 	if !plainSecrets {
+		doc.DropSecrets()
 		return doc, nil
 	}
 	for i, spec := range doc.Services {

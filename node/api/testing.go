@@ -825,6 +825,8 @@ func (f *Fake) ExportState(ctx context.Context, plainSecrets bool) (raftfsm.Expo
 			}
 		}
 		doc.Registries = nil
+	} else {
+		doc.DropSecrets()
 	}
 	return doc, nil
 }
