@@ -194,6 +194,12 @@ func (d ExportDocument) Validate() error {
 		}
 	}
 	for _, w := range d.Webhooks {
+		if w.SealedURL != "" {
+			if err := w.validateSealed(); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := validateURL("webhook url", w.URL); err != nil {
 			return err
 		}
