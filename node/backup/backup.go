@@ -251,7 +251,8 @@ func readManifest(ctx context.Context, t Target, name string) (Info, error) {
 	return info, nil
 }
 
-// Open opens the state export of backup name at t.
+// Open opens the state export of backup name at t as stored: sealed with
+// the backup key (ReadDocument checks and opens it).
 func Open(ctx context.Context, t Target, name string) (io.ReadCloser, error) {
 	if err := validName(name); err != nil {
 		return nil, err
@@ -259,7 +260,8 @@ func Open(ctx context.Context, t Target, name string) (io.ReadCloser, error) {
 	return t.get(ctx, name+suffixState)
 }
 
-// OpenSnapshot opens the raft snapshot of backup name at t.
+// OpenSnapshot opens the raft snapshot of backup name at t as stored:
+// sealed with the backup key (`state restore --from FILE` opens it).
 func OpenSnapshot(ctx context.Context, t Target, name string) (io.ReadCloser, error) {
 	if err := validName(name); err != nil {
 		return nil, err
