@@ -358,7 +358,13 @@ func (a *Agent) PutWebhook(ctx context.Context, w raftfsm.Webhook) error {
 	if w.Format == "" {
 		w.Format = raftfsm.WebhookGeneric
 	}
-	_, err := a.apply(ctx, &raftfsm.PutWebhook{At: a.now(), Webhook: w})
+	// The URL is a bearer secret: it enters the log sealed, once every raft
+	// server understands sealed webhooks (a rolling upgrade may still run
+	// one that does not: then it is refused, never stored plain).
+	if err := raftfsm.SealWebhookURL(a.keys.Sealer, &w); err != nil {
+		return err
+	}
+	_, err := a.apply(ctx, &raftfsm.PutSealedWebhook{At: a.now(), Webhook: w})
 	return err
 }
 
@@ -387,12 +393,15 @@ func (a *Agent) DeleteRegistry(ctx context.Context, registry string) error {
 	return err
 }
 
-// ExportState exports the deployments; with plainSecrets the sealed secrets
-// are opened, so the document can be imported into another cluster.
+// ExportState exports the deployments without any secret (see
+// raftfsm.ExportDocument.DropSecrets); with plainSecrets the sealed secrets
+// are opened instead, so the document can be imported into another cluster
+// (the CLI seals such a document with a passphrase before writing it).
 func (a *Agent) ExportState(ctx context.Context, plainSecrets bool) (raftfsm.ExportDocument, error) {
 	var doc raftfsm.ExportDocument
 	a.fsm.View(func(s *raftfsm.State) { doc = raftfsm.Export(s, a.now()) })
 	if !plainSecrets {
+		doc.DropSecrets()
 		return doc, nil
 	}
 	for i, spec := range doc.Services {
@@ -404,6 +413,13 @@ func (a *Agent) ExportState(ctx context.Context, plainSecrets bool) (raftfsm.Exp
 		if len(plain) > 0 {
 			doc.Services[i].Secrets, doc.Services[i].SealedSecrets = plain, nil
 		}
+	}
+	for i, w := range doc.Webhooks {
+		u, err := raftfsm.WebhookURL(a.keys.Sealer, w)
+		if err != nil {
+			return doc, err
+		}
+		doc.Webhooks[i].URL, doc.Webhooks[i].SealedURL, doc.Webhooks[i].Short = u, "", ""
 	}
 	// Registry passwords are sealed with this cluster's key and cannot be
 	// carried to another one: re-add them there.
@@ -457,6 +473,24 @@ func (a *Agent) ImportState(ctx context.Context, doc raftfsm.ExportDocument) (ra
 	})
 	if prepErr != nil {
 		return raftfsm.ImportResult{}, prepErr
+	}
+	// Webhook URLs enter the log sealed. A sealed one must open here; a plain
+	// one is sealed, once every raft server reads sealed webhooks.
+	doc.Webhooks = slices.Clone(doc.Webhooks)
+	for i := range doc.Webhooks {
+		w := &doc.Webhooks[i]
+		if w.SealedURL != "" {
+			if _, err := raftfsm.WebhookURL(a.keys.Sealer, *w); err != nil {
+				return raftfsm.ImportResult{}, fmt.Errorf("%w: webhook %s: its URL was sealed by another cluster; export it with plain secrets", raftfsm.ErrInvalid, w.ID)
+			}
+			continue
+		}
+		if err := a.checkProto(ctx, raftfsm.CmdPutSealedWebhook); err != nil {
+			return raftfsm.ImportResult{}, fmt.Errorf("import webhook %s sealed: %w", w.ID, err)
+		}
+		if err := raftfsm.SealWebhookURL(a.keys.Sealer, w); err != nil {
+			return raftfsm.ImportResult{}, err
+		}
 	}
 	cmd.Document = doc
 	v, err := a.apply(ctx, cmd)

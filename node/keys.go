@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/dropmesh/dropmesh/node/backup"
 )
 
 // ClusterSecret is the random 32 bytes the seed node makes at bootstrap.
@@ -77,6 +79,9 @@ type Keys struct {
 	SessionKey []byte
 	// Sealer seals secrets before they enter the raft log.
 	Sealer cipher.AEAD
+	// Backup encrypts and authenticates the leader's backups
+	// (backup.DeriveKey, HKDF label backup.KeyLabel).
+	Backup cipher.AEAD
 }
 
 // HKDF labels: changing one rotates that key in every cluster.
@@ -117,5 +122,9 @@ func DeriveKeys(s ClusterSecret) (Keys, error) {
 	if err != nil {
 		return Keys{}, fmt.Errorf("seal cipher: %w", err)
 	}
-	return Keys{APIKey: hex.EncodeToString(api), GossipKey: gossip, SessionKey: session, Sealer: aead}, nil
+	bk, err := backup.DeriveKey(s[:])
+	if err != nil {
+		return Keys{}, err
+	}
+	return Keys{APIKey: hex.EncodeToString(api), GossipKey: gossip, SessionKey: session, Sealer: aead, Backup: bk}, nil
 }

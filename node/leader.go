@@ -31,10 +31,10 @@ func (a *Agent) duties() []duty {
 		{"housekeeping", a.runHousekeeping},
 		{"gossip-rotation", a.runGossipRotation},
 		{"notify", func(ctx context.Context) {
-			notify.Run(ctx, a, notify.Config{Logger: a.logger.With("duty", "notify"), Now: a.now})
+			notify.Run(ctx, a, notify.Config{Logger: a.logger.With("duty", "notify"), Now: a.now, Sealer: a.keys.Sealer})
 		}},
 		{"backup", func(ctx context.Context) {
-			backup.Run(ctx, backup.StoreSource(a.store), a.keys.Sealer, backup.Config{Logger: a.logger.With("duty", "backup"), Now: a.now})
+			backup.Run(ctx, backup.StoreSource(a.store), a.keys.Sealer, backup.Config{Logger: a.logger.With("duty", "backup"), Now: a.now, Key: a.keys.Backup})
 		}},
 	}
 }

@@ -526,6 +526,24 @@ func applyPutWebhook(s *State, c *PutWebhook) (any, error) {
 	if err := validateURL("webhook url", w.URL); err != nil {
 		return nil, err
 	}
+	return putWebhook(s, c.At, w)
+}
+
+func applyPutSealedWebhook(s *State, c *PutSealedWebhook) (any, error) {
+	if err := requireTime(c.At); err != nil {
+		return nil, err
+	}
+	w := c.Webhook
+	if w.ID == "" || len(w.ID) > 64 || strings.ContainsAny(w.ID, "/ ") {
+		return nil, invalidf("webhook id %q", w.ID)
+	}
+	if err := w.validateSealed(); err != nil {
+		return nil, err
+	}
+	return putWebhook(s, c.At, w)
+}
+
+func putWebhook(s *State, at time.Time, w Webhook) (any, error) {
 	switch w.Format {
 	case WebhookGeneric, WebhookSlack, WebhookDiscord:
 	default:
@@ -534,7 +552,7 @@ func applyPutWebhook(s *State, c *PutWebhook) (any, error) {
 	if old, ok := s.Webhooks[w.ID]; ok {
 		w.CreatedAt = old.CreatedAt
 	} else {
-		w.CreatedAt = c.At
+		w.CreatedAt = at
 	}
 	w.Kinds = slices.Clone(w.Kinds)
 	s.Webhooks[w.ID] = &w

@@ -62,6 +62,7 @@ const (
 	CmdCreateAPIToken
 	CmdRevokeAPIToken
 	CmdRecordTokenUse
+	CmdPutSealedWebhook
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -93,6 +94,7 @@ var commandNames = [...]string{
 	CmdRevokeCerts: "revoke_certs", CmdCreateJoinToken: "create_join_token", CmdUseJoinToken: "use_join_token",
 	CmdDeleteJoinToken: "delete_join_token", CmdDeadlined: "deadlined", CmdCreateAPIToken: "create_api_token",
 	CmdRevokeAPIToken: "revoke_api_token", CmdRecordTokenUse: "record_token_use",
+	CmdPutSealedWebhook: "put_sealed_webhook",
 }
 
 // String names the command type for logs and errors.
@@ -438,6 +440,15 @@ type PutWebhook struct {
 	Webhook Webhook   `json:"webhook"`
 }
 
+// PutSealedWebhook adds or replaces a notification target whose URL is
+// sealed (Webhook.SealedURL, with its shortened form in Webhook.Short):
+// a webhook URL is a bearer secret. PutWebhook (plain URL) stays for the
+// log entries of older releases.
+type PutSealedWebhook struct {
+	At      time.Time `json:"at"`
+	Webhook Webhook   `json:"webhook"`
+}
+
 // DeleteWebhook removes a notification target.
 type DeleteWebhook struct {
 	At time.Time `json:"at"`
@@ -591,6 +602,7 @@ func (*ResolveIntent) Type() CommandType     { return CmdResolveIntent }
 func (*AppendEvent) Type() CommandType       { return CmdAppendEvent }
 func (*PutWebhook) Type() CommandType        { return CmdPutWebhook }
 func (*DeleteWebhook) Type() CommandType     { return CmdDeleteWebhook }
+func (*PutSealedWebhook) Type() CommandType  { return CmdPutSealedWebhook }
 func (*AdvanceNotified) Type() CommandType   { return CmdAdvanceNotified }
 func (*PutRegistry) Type() CommandType       { return CmdPutRegistry }
 func (*DeleteRegistry) Type() CommandType    { return CmdDeleteRegistry }

@@ -81,6 +81,19 @@ func Export(s *State, at time.Time) ExportDocument {
 	return doc
 }
 
+// DropSecrets leaves every secret out of the document: the services'
+// secrets (plain or sealed), the users (their password hashes), the
+// registry credentials and the webhooks (a webhook URL is a bearer
+// secret). What stays is safe to hand to anyone who may read the
+// deployments. Importing such a document keeps the cluster's users and
+// leaves it without registries and webhooks.
+func (d *ExportDocument) DropSecrets() {
+	for i := range d.Services {
+		d.Services[i].Secrets, d.Services[i].SealedSecrets = nil, nil
+	}
+	d.Users, d.Registries, d.Webhooks = nil, nil, nil
+}
+
 // ReadExport decodes an export document strictly (unknown fields are errors)
 // and validates it completely.
 func ReadExport(r io.Reader, maxBytes int64) (ExportDocument, error) {
@@ -181,6 +194,12 @@ func (d ExportDocument) Validate() error {
 		}
 	}
 	for _, w := range d.Webhooks {
+		if w.SealedURL != "" {
+			if err := w.validateSealed(); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := validateURL("webhook url", w.URL); err != nil {
 			return err
 		}

@@ -118,6 +118,8 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applyRevokeAPIToken), true
 	case CmdRecordTokenUse:
 		return entry(applyRecordTokenUse), true
+	case CmdPutSealedWebhook:
+		return entry(applyPutSealedWebhook), true
 	}
 	return handler{}, false
 }

@@ -516,8 +516,14 @@ const (
 
 // Webhook is a notification target for events.
 type Webhook struct {
-	ID     string `json:"id"`
-	URL    string `json:"url"`
+	ID string `json:"id"`
+	// URL is the plain URL: only in webhooks put by older releases (and on
+	// its way in, before the node seals it). See WebhookURL.
+	URL string `json:"url,omitempty"`
+	// SealedURL is the URL sealed with WebhookLabel(ID).
+	SealedURL Sealed `json:"sealed_url,omitempty"`
+	// Short is the URL shortened (ShortURL), what lists show.
+	Short  string `json:"short,omitempty"`
 	Format string `json:"format"`
 	// Kinds filters events by kind prefix ("deploy.", "heal."); empty = the default set.
 	Kinds     []string  `json:"kinds,omitempty"`

@@ -312,6 +312,39 @@ func TestWebhooksGetAnID(t *testing.T) {
 	expect(t, resp, body, http.StatusNoContent, nil)
 }
 
+// A webhook URL is a bearer secret: the state holds it sealed, every API
+// answer shows it shortened, the plain export (admin) gives it back whole.
+func TestWebhookURLsStaySealed(t *testing.T) {
+	fake := NewFake("node-1")
+	srv := newTestServer(t, fake, nil)
+	const hook = "https://hooks.slack.com/services/T0AAA/B0BBB/Zx9SlackSecret77"
+	resp, body := call(t, srv, http.MethodPost, "/v1/webhooks", map[string]any{"url": hook, "format": "slack"}, "")
+	expect(t, resp, body, http.StatusCreated, nil)
+	resp, list := call(t, srv, http.MethodGet, "/v1/webhooks", nil, "")
+	expect(t, resp, list, http.StatusOK, nil)
+	for what, data := range map[string][]byte{"put answer": body, "list": list, "state": []byte(fake.StateJSON())} {
+		if bytes.Contains(data, []byte("Zx9SlackSecret77")) || bytes.Contains(data, []byte("T0AAA")) {
+			t.Errorf("the %s shows the webhook URL: %s", what, data)
+		}
+	}
+	if !bytes.Contains(list, []byte("https://hooks.slack.com/services/…et77")) {
+		t.Errorf("the list lacks the short URL: %s", list)
+	}
+	resp, plain := call(t, srv, http.MethodGet, "/v1/state/export?secrets=plain", nil, "")
+	expect(t, resp, plain, http.StatusOK, nil)
+	if !bytes.Contains(plain, []byte(hook)) {
+		t.Fatalf("the plain export lacks the webhook URL: %s", plain)
+	}
+	// It imports into another cluster, where it is sealed again.
+	other := NewFake("node-1")
+	srv2 := newTestServer(t, other, nil)
+	resp, body = call(t, srv2, http.MethodPost, "/v1/state/import", plain, "")
+	expect(t, resp, body, http.StatusOK, nil)
+	if st := other.StateJSON(); strings.Contains(st, "Zx9SlackSecret77") || !strings.Contains(st, "sealed_url") {
+		t.Fatalf("imported state: %s", st)
+	}
+}
+
 func TestNodesAndSnapshots(t *testing.T) {
 	fake := NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
@@ -397,8 +430,11 @@ func TestStateExportImportRoundTrip(t *testing.T) {
 
 	resp, sealed := call(t, srv, http.MethodGet, "/v1/state/export", nil, "")
 	expect(t, resp, sealed, http.StatusOK, nil)
-	if bytes.Contains(sealed, []byte("s3cret")) {
-		t.Fatal("export without secrets=plain shows the secret")
+	// Without secrets=plain no secret is there, not even sealed.
+	for _, word := range []string{"s3cret", "DB_PASSWORD", "sealed_secrets", "v1:"} {
+		if bytes.Contains(sealed, []byte(word)) {
+			t.Fatalf("export without secrets=plain shows %q", word)
+		}
 	}
 	resp, plain := call(t, srv, http.MethodGet, "/v1/state/export?secrets=plain", nil, "")
 	expect(t, resp, plain, http.StatusOK, nil)

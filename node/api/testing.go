@@ -722,7 +722,10 @@ func (f *Fake) PutWebhook(ctx context.Context, w raftfsm.Webhook) error {
 	if w.Format == "" {
 		w.Format = raftfsm.WebhookGeneric
 	}
-	_, err := f.Apply(&raftfsm.PutWebhook{At: f.now(), Webhook: w})
+	if err := raftfsm.SealWebhookURL(f.aead, &w); err != nil {
+		return err
+	}
+	_, err := f.Apply(&raftfsm.PutSealedWebhook{At: f.now(), Webhook: w})
 	return err
 }
 
@@ -824,7 +827,16 @@ func (f *Fake) ExportState(ctx context.Context, plainSecrets bool) (raftfsm.Expo
 				doc.Services[i].Secrets, doc.Services[i].SealedSecrets = plain, nil
 			}
 		}
+		for i, w := range doc.Webhooks {
+			u, err := raftfsm.WebhookURL(f.aead, w)
+			if err != nil {
+				return doc, err
+			}
+			doc.Webhooks[i].URL, doc.Webhooks[i].SealedURL, doc.Webhooks[i].Short = u, "", ""
+		}
 		doc.Registries = nil
+	} else {
+		doc.DropSecrets()
 	}
 	return doc, nil
 }
@@ -868,6 +880,14 @@ func (f *Fake) ImportState(ctx context.Context, doc raftfsm.ExportDocument) (raf
 		doc.Services[i] = spec
 		cmd.Placements[key] = placement
 		cmd.DeployIDs[key] = fmt.Sprintf("imp-%d", f.nextSeq())
+	}
+	doc.Webhooks = slices.Clone(doc.Webhooks)
+	for i := range doc.Webhooks {
+		if doc.Webhooks[i].SealedURL == "" {
+			if err := raftfsm.SealWebhookURL(f.aead, &doc.Webhooks[i]); err != nil {
+				return raftfsm.ImportResult{}, err
+			}
+		}
 	}
 	cmd.Document = doc
 	v, err := f.Apply(cmd)

@@ -143,7 +143,7 @@ func cloneSnapshot(sn *raftfsm.Snapshot) raftfsm.Snapshot {
 }
 
 func cloneWebhook(w *raftfsm.Webhook) raftfsm.Webhook {
-	out := *w
+	out := w.Redacted() // the URL is a bearer secret: shortened, never sealed or plain
 	out.Kinds = slices.Clone(w.Kinds)
 	return out
 }

@@ -61,7 +61,10 @@ const (
 	suffixManifest = ".manifest.json"
 	namePrefix     = "dropmesh-"
 	nameTime       = "20060102T150405.000Z"
-	manifestFormat = 1
+	// manifestFormat 2: the files are sealed with the backup key and the
+	// manifest carries a MAC (format 1 had only sha256 sums, which anyone
+	// who can write the target can recompute).
+	manifestFormat = 2
 )
 
 // Info describes one backup; it is also the manifest's content.
@@ -79,6 +82,9 @@ type Info struct {
 	SnapshotIndex uint64 `json:"snapshot_index"`
 	SnapshotTerm  uint64 `json:"snapshot_term"`
 	Files         []File `json:"files"`
+	// MAC authenticates the manifest (and through its sums, the files)
+	// with the backup key; see signManifest.
+	MAC string `json:"mac,omitempty"`
 }
 
 // File is one file of a backup.
@@ -102,10 +108,14 @@ func (i Info) file(suffix string) (File, bool) {
 func backupName(t time.Time) string { return namePrefix + t.UTC().Format(nameTime) }
 
 // Backup writes one backup of src to t: the state export (secrets stay
-// sealed), the latest raft snapshot (taking a fresh one first), then the
-// manifest. It does not prune; BackupNow does.
+// sealed), the latest raft snapshot (taking a fresh one first), both
+// encrypted with cfg.Key, then the manifest, authenticated with cfg.Key.
+// It does not prune; BackupNow does.
 func Backup(ctx context.Context, src Source, t Target, cfg Config) (Info, error) {
 	cfg = cfg.withDefaults()
+	if cfg.Key == nil {
+		return Info{}, errors.New("backup: no backup key (Config.Key)")
+	}
 	at := cfg.Now().UTC()
 	info := Info{Format: manifestFormat, Name: backupName(at), At: at}
 	var (
@@ -131,10 +141,17 @@ func Backup(ctx context.Context, src Source, t Target, cfg Config) (Info, error)
 		data   []byte
 	}{{suffixState, export}, {suffixSnapshot, snap}} {
 		name := info.Name + f.suffix
-		if err := t.put(ctx, name, f.data); err != nil {
+		sealed, err := sealFile(cfg.Key, f.suffix, f.data)
+		if err != nil {
+			return Info{}, fmt.Errorf("backup %s: %w", info.Name, err)
+		}
+		if err := t.put(ctx, name, sealed); err != nil {
 			return Info{}, fmt.Errorf("backup %s to %s: %w", info.Name, t, err)
 		}
-		info.Files = append(info.Files, File{Name: name, Size: int64(len(f.data)), SHA256: sha256Hex(f.data)})
+		info.Files = append(info.Files, File{Name: name, Size: int64(len(sealed)), SHA256: sha256Hex(sealed)})
+	}
+	if err := signManifest(cfg.Key, &info); err != nil {
+		return Info{}, fmt.Errorf("backup %s: %w", info.Name, err)
 	}
 	manifest, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
@@ -234,7 +251,8 @@ func readManifest(ctx context.Context, t Target, name string) (Info, error) {
 	return info, nil
 }
 
-// Open opens the state export of backup name at t.
+// Open opens the state export of backup name at t as stored: sealed with
+// the backup key (ReadDocument checks and opens it).
 func Open(ctx context.Context, t Target, name string) (io.ReadCloser, error) {
 	if err := validName(name); err != nil {
 		return nil, err
@@ -242,7 +260,8 @@ func Open(ctx context.Context, t Target, name string) (io.ReadCloser, error) {
 	return t.get(ctx, name+suffixState)
 }
 
-// OpenSnapshot opens the raft snapshot of backup name at t.
+// OpenSnapshot opens the raft snapshot of backup name at t as stored:
+// sealed with the backup key (`state restore --from FILE` opens it).
 func OpenSnapshot(ctx context.Context, t Target, name string) (io.ReadCloser, error) {
 	if err := validName(name); err != nil {
 		return nil, err
@@ -300,17 +319,31 @@ func Prune(ctx context.Context, t Target, keep int) error {
 
 // ReadDocument reads the state of backup name at t as an export document
 // and its JSON: the export file when there is one (at most maxBytes), else
-// the raft snapshot converted. Files are checked against the manifest's checksums.
-func ReadDocument(ctx context.Context, t Target, name string, maxBytes int64) (raftfsm.ExportDocument, []byte, error) {
+// the raft snapshot converted. The manifest must open with key (its MAC),
+// every file must match the manifest's size and sum and open with key; a
+// backup that fails any of these is refused with ErrUnauthenticated.
+func ReadDocument(ctx context.Context, t Target, name string, key cipher.AEAD, maxBytes int64) (raftfsm.ExportDocument, []byte, error) {
 	if err := validName(name); err != nil {
 		return raftfsm.ExportDocument{}, nil, err
 	}
+	if key == nil {
+		return raftfsm.ExportDocument{}, nil, fmt.Errorf("%w: backup %s: give the cluster secret file (--cluster-secret-file) to open it", ErrInvalid, name)
+	}
 	info, err := readManifest(ctx, t, name)
-	haveManifest := err == nil
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
+		return raftfsm.ExportDocument{}, nil, fmt.Errorf("backup %s at %s: no manifest (incomplete, or not a backup): %w", name, t, ErrNotFound)
+	}
+	if err != nil {
 		return raftfsm.ExportDocument{}, nil, err
 	}
+	if err := verifyManifest(key, info); err != nil {
+		return raftfsm.ExportDocument{}, nil, fmt.Errorf("%s at %s: %w", name, t, err)
+	}
 	read := func(suffix string, limit int64) ([]byte, error) {
+		f, listed := info.file(suffix)
+		if !listed {
+			return nil, ErrNotFound
+		}
 		rc, err := t.get(ctx, name+suffix)
 		if err != nil {
 			return nil, err
@@ -320,12 +353,12 @@ func ReadDocument(ctx context.Context, t Target, name string, maxBytes int64) (r
 		if err != nil {
 			return nil, err
 		}
-		if f, ok := info.file(suffix); haveManifest && ok && (f.SHA256 != sha256Hex(data) || f.Size != int64(len(data))) {
-			return nil, fmt.Errorf("%w: %s at %s", ErrCorrupt, name+suffix, t)
+		if f.SHA256 != sha256Hex(data) || f.Size != int64(len(data)) {
+			return nil, fmt.Errorf("%w: %w: %s at %s", ErrUnauthenticated, ErrCorrupt, name+suffix, t)
 		}
-		return data, nil
+		return openFile(key, suffix, data, name+suffix)
 	}
-	data, err := read(suffixState, maxBytes)
+	data, err := read(suffixState, maxBytes+int64(len(sealedMagic)+key.NonceSize()+key.Overhead()))
 	if err == nil {
 		doc, err := DecodeBackupFile(data, maxBytes)
 		return doc, data, err

@@ -90,8 +90,18 @@ func TestBackupToDirAndRestoreRoundTrip(t *testing.T) {
 	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
 		t.Errorf("backup dir has mode %v, want 0700", st.Mode().Perm())
 	}
-	// Secrets stay sealed in the file.
-	raw, _ := os.ReadFile(filepath.Join(dir, info.Name+suffixState))
+	// The files are encrypted: not even the names of services or secrets show.
+	sealedRaw, _ := os.ReadFile(filepath.Join(dir, info.Name+suffixState))
+	for _, word := range []string{"s3cret", "REDIS_PASSWORD", "redis", "$2"} {
+		if strings.Contains(string(sealedRaw), word) {
+			t.Fatalf("the sealed state file shows %q", word)
+		}
+	}
+	raw, err := openFile(testBackupKey(t), suffixState, sealedRaw, "state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Inside, the secrets stay sealed with the cluster's state key too.
 	if strings.Contains(string(raw), "s3cret") || !strings.Contains(string(raw), "REDIS_PASSWORD") {
 		t.Fatal("the state export must carry the secret, sealed")
 	}
@@ -103,7 +113,7 @@ func TestBackupToDirAndRestoreRoundTrip(t *testing.T) {
 
 	var want raftfsm.ExportDocument
 	n.store.FSM().View(func(s *raftfsm.State) { want = exportOf(s) })
-	doc, data, err := ReadDocument(context.Background(), DirTarget(dir), info.Name, MaxDocumentBytes)
+	doc, data, err := ReadDocument(context.Background(), DirTarget(dir), info.Name, testBackupKey(t), MaxDocumentBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +127,7 @@ func TestBackupToDirAndRestoreRoundTrip(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, info.Name+suffixState)); err != nil {
 		t.Fatal(err)
 	}
-	doc, _, err = ReadDocument(context.Background(), DirTarget(dir), info.Name, MaxDocumentBytes)
+	doc, _, err = ReadDocument(context.Background(), DirTarget(dir), info.Name, testBackupKey(t), MaxDocumentBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +187,7 @@ func TestBackupToSpaces(t *testing.T) {
 	if err != nil || len(infos) != 2 || infos[0].Name != names[2] {
 		t.Fatalf("List = %v, %v; want the two newest, newest first", infos, err)
 	}
-	doc, _, err := ReadDocument(context.Background(), tgt, names[2], MaxDocumentBytes)
+	doc, _, err := ReadDocument(context.Background(), tgt, names[2], testBackupKey(t), MaxDocumentBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,15 +261,16 @@ func TestCorruptOrForeignFilesAreRefused(t *testing.T) {
 	}
 	path := filepath.Join(dir, info.Name+suffixState)
 	data, _ := os.ReadFile(path)
-	os.WriteFile(path, []byte(strings.Replace(string(data), "shop.example.com", "evil.example.com", 1)), 0o600)
-	if _, _, err := ReadDocument(context.Background(), DirTarget(dir), info.Name, MaxDocumentBytes); !errors.Is(err, ErrCorrupt) {
+	data[len(data)/3] ^= 1
+	os.WriteFile(path, data, 0o600)
+	if _, _, err := ReadDocument(context.Background(), DirTarget(dir), info.Name, testBackupKey(t), MaxDocumentBytes); !errors.Is(err, ErrCorrupt) || !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("altered export: err = %v, want ErrCorrupt", err)
 	}
-	if _, _, err := ReadDocument(context.Background(), DirTarget(dir), "dropmesh-19990101T000000.000Z", MaxDocumentBytes); !errors.Is(err, ErrNotFound) {
+	if _, _, err := ReadDocument(context.Background(), DirTarget(dir), "dropmesh-19990101T000000.000Z", testBackupKey(t), MaxDocumentBytes); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing backup: err = %v, want ErrNotFound", err)
 	}
 	for _, name := range []string{"../etc/passwd", "", ".hidden", "a/b", "x y"} {
-		if _, _, err := ReadDocument(context.Background(), DirTarget(dir), name, MaxDocumentBytes); !errors.Is(err, ErrInvalid) {
+		if _, _, err := ReadDocument(context.Background(), DirTarget(dir), name, testBackupKey(t), MaxDocumentBytes); !errors.Is(err, ErrInvalid) {
 			t.Errorf("name %q: err = %v, want ErrInvalid", name, err)
 		}
 		if _, err := Open(context.Background(), DirTarget(dir), name); !errors.Is(err, ErrInvalid) {

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"crypto/cipher"
 	"log/slog"
 	"net/http"
 	"time"
@@ -10,6 +11,9 @@ import (
 // of DefaultConfig.
 type Config struct {
 	Logger *slog.Logger
+	// Key seals and authenticates every backup (DeriveKey of the cluster
+	// secret); Backup refuses to run without it.
+	Key cipher.AEAD
 	// Now names and stamps the backups and decides when one is due.
 	Now func() time.Time
 	// HTTPClient talks to the bucket. Its Timeout bounds one request: it must

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"crypto/cipher"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,7 +33,11 @@ type Importer interface {
 
 // Load reads the document a Location points at: a backup by name (its
 // export, else its snapshot) or a file of either kind.
-func Load(ctx context.Context, loc Location) (raftfsm.ExportDocument, []byte, error) {
+// A sealed file (N.state.json or N.raft-snapshot of a backup) opens only
+// with key; a plain export or raft snapshot file is read as it is (the
+// operator names it and vouches for it). A backup by name is always
+// authenticated (ReadDocument).
+func Load(ctx context.Context, loc Location, key cipher.AEAD) (raftfsm.ExportDocument, []byte, error) {
 	if loc.File != "" {
 		f, err := os.Open(loc.File)
 		if err != nil {
@@ -42,6 +47,15 @@ func Load(ctx context.Context, loc Location) (raftfsm.ExportDocument, []byte, er
 		data, err := readAll(f, max(MaxDocumentBytes, maxSnapshotFile), loc.File)
 		if err != nil {
 			return raftfsm.ExportDocument{}, nil, err
+		}
+		if isSealed(data) {
+			suffix := suffixSnapshot
+			if strings.HasSuffix(loc.File, suffixState) {
+				suffix = suffixState
+			}
+			if data, err = openFile(key, suffix, data, loc.File); err != nil {
+				return raftfsm.ExportDocument{}, nil, err
+			}
 		}
 		doc, err := DecodeBackupFile(data, MaxDocumentBytes)
 		if err != nil {
@@ -54,7 +68,7 @@ func Load(ctx context.Context, loc Location) (raftfsm.ExportDocument, []byte, er
 		}
 		return doc, data, nil
 	}
-	return ReadDocument(ctx, loc.Target, loc.Name, MaxDocumentBytes)
+	return ReadDocument(ctx, loc.Target, loc.Name, key, MaxDocumentBytes)
 }
 
 // probeKind reports whether data looks like JSON and whether it is an export.
@@ -71,8 +85,8 @@ func probeKind(data []byte) (ok, export bool) {
 // replaces the cluster's deployments (see raftfsm.ImportState); secrets in a
 // backup are sealed with the cluster's key, so a backup restores into the
 // cluster that made it (or one bootstrapped with the same cluster secret).
-func Restore(ctx context.Context, loc Location, imp Importer) (raftfsm.ImportResult, error) {
-	_, data, err := Load(ctx, loc)
+func Restore(ctx context.Context, loc Location, key cipher.AEAD, imp Importer) (raftfsm.ImportResult, error) {
+	_, data, err := Load(ctx, loc, key)
 	if err != nil {
 		return raftfsm.ImportResult{}, err
 	}
@@ -121,6 +135,7 @@ func RestoreCommand(connect func() (Importer, error)) *cobra.Command {
 		dryRun  bool
 		jsonOut bool
 		lf      locationFlags
+		secret  string
 	)
 	cmd := &cobra.Command{
 		Use:   "restore --from DIR/NAME | s3://BUCKET/PREFIX/NAME | FILE",
@@ -128,8 +143,9 @@ func RestoreCommand(connect func() (Importer, error)) *cobra.Command {
 		Long: "Read a backup written by the leader's scheduled backups (or a state export, or a raft snapshot\n" +
 			"file), check it, and import it: the cluster's workspaces, services, users, registries and\n" +
 			"webhooks become those of the backup, and the services roll out again. Nodes, cloud resources\n" +
-			"and settings stay. Secrets in a backup are sealed with the cluster's key: restore into the\n" +
-			"cluster that wrote it (or one bootstrapped with the same cluster secret).",
+			"and settings stay. A backup is encrypted and authenticated with a key derived from the\n" +
+			"cluster secret (--cluster-secret-file): a changed or planted backup is refused. Restore into\n" +
+			"the cluster that wrote it (or one bootstrapped with the same cluster secret).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from == "" {
@@ -139,7 +155,16 @@ func RestoreCommand(connect func() (Importer, error)) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			doc, data, err := Load(cmd.Context(), loc)
+			if secret == "" {
+				secret = os.Getenv("DROPMESH_CLUSTER_SECRET_FILE")
+			}
+			var key cipher.AEAD
+			if secret != "" {
+				if key, err = KeyFromSecretFile(secret); err != nil {
+					return err
+				}
+			}
+			doc, data, err := Load(cmd.Context(), loc, key)
 			if err != nil {
 				return err
 			}
@@ -168,6 +193,7 @@ func RestoreCommand(connect func() (Importer, error)) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "the backup: DIR/NAME, s3://BUCKET/PREFIX/NAME, or an export or raft snapshot FILE")
+	cmd.Flags().StringVar(&secret, "cluster-secret-file", "", "the cluster secret file (the agent's data dir holds it; default $DROPMESH_CLUSTER_SECRET_FILE): backups are encrypted and authenticated with a key derived from it")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "read and check the backup, import nothing")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON (the import result, or with --dry-run the document)")
 	lf.add(cmd)

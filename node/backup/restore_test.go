@@ -67,7 +67,7 @@ func TestRestoreCommandRoundTrip(t *testing.T) {
 	cmd := RestoreCommand(connect)
 	var out bytes.Buffer
 	cmd.SetOut(&out)
-	if err := run(t, cmd, "--from", filepath.Join(dir, info.Name), "--dry-run"); err != nil {
+	if err := run(t, cmd, "--from", filepath.Join(dir, info.Name), "--dry-run", "--cluster-secret-file", secretFile(t, testSecret)); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "2 services; nothing imported") || fake.CallCount("ImportState") != 0 || fake.StateJSON() != before {
@@ -77,7 +77,7 @@ func TestRestoreCommandRoundTrip(t *testing.T) {
 	cmd = RestoreCommand(connect)
 	out.Reset()
 	cmd.SetOut(&out)
-	if err := run(t, cmd, "--from", filepath.Join(dir, info.Name), "--json"); err != nil {
+	if err := run(t, cmd, "--from", filepath.Join(dir, info.Name), "--json", "--cluster-secret-file", secretFile(t, testSecret)); err != nil {
 		t.Fatal(err)
 	}
 	var res raftfsm.ImportResult
@@ -133,6 +133,7 @@ func TestRestoreFromSpacesAndFromFiles(t *testing.T) {
 		t.Fatalf("backups printed %q (%v)", out.String(), err)
 	}
 
+	t.Setenv("DROPMESH_CLUSTER_SECRET_FILE", secretFile(t, testSecret))
 	fake, connect := agent(t)
 	if err := run(t, RestoreCommand(connect), "--from", "s3://"+f.bucket+"/prod/"+info.Name); err != nil {
 		t.Fatal(err)

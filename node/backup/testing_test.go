@@ -6,12 +6,15 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -148,8 +151,33 @@ func exportOf(s *raftfsm.State) raftfsm.ExportDocument {
 	return doc
 }
 
+// testSecret is the cluster secret of the tests' cluster (64 hex digits).
+var testSecret = strings.Repeat("5a", 32)
+
+// testBackupKey is the backup key of testSecret.
+func testBackupKey(t testing.TB) cipher.AEAD {
+	t.Helper()
+	secret, _ := hex.DecodeString(testSecret)
+	k, err := DeriveKey(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// secretFile writes a cluster secret file and returns its path.
+func secretFile(t testing.TB, secret string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cluster-secret")
+	if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func testConfig(t testing.TB, c *clock) Config {
 	cfg := DefaultConfig()
+	cfg.Key = testBackupKey(t)
 	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	cfg.Now = c.Now
 	cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/passseal"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -499,8 +500,28 @@ func TestStateExportImportRoundTrip(t *testing.T) {
 	if r := a.run("deploy", "-f", writeFile(t, t.TempDir(), "web.yaml", webSpec), "--detach"); r.code != 0 {
 		t.Fatalf("%+v", r)
 	}
+	if err := a.fake.PutWebhook(t.Context(), raftfsm.Webhook{ID: "hook-1", URL: "https://hooks.slack.com/services/T0/B0/hooksecret", Format: raftfsm.WebhookSlack}); err != nil {
+		t.Fatal(err)
+	}
+	// Without --with-secrets: no secret at all, sealed or plain.
+	r := a.run("state", "export")
+	if r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	for _, word := range []string{"s3cret", "DB_PASSWORD", "sealed_secrets", "hooksecret", "hooks.slack.com", "password_hash", "$2"} {
+		if strings.Contains(r.stdout, word) {
+			t.Fatalf("the export without --with-secrets shows %q:\n%s", word, r.stdout)
+		}
+	}
+
+	// With them: sealed with the passphrase, which import asks for.
 	file := filepath.Join(t.TempDir(), "state.json")
-	r := a.run("state", "export", "--secrets", "-o", file)
+	a.stdin = "short\n"
+	if r := a.run("state", "export", "--with-secrets", "-o", file); r.code != 2 || !strings.Contains(r.stderr, "too short") {
+		t.Fatalf("short passphrase: %+v", r)
+	}
+	a.stdin = "correct horse battery staple\n"
+	r = a.run("state", "export", "--with-secrets", "-o", file)
 	if r.code != 0 {
 		t.Fatalf("%+v", r)
 	}
@@ -509,27 +530,49 @@ func TestStateExportImportRoundTrip(t *testing.T) {
 		t.Fatalf("export file %v %v", st, err)
 	}
 	data, _ := os.ReadFile(file)
-	if !strings.Contains(string(data), "s3cret") {
-		t.Fatal("the export lacks the plain secret")
+	if strings.Contains(string(data), "s3cret") || strings.Contains(string(data), "DB_PASSWORD") || !strings.Contains(string(data), passseal.Kind) {
+		t.Fatalf("the export with secrets is not sealed: %s", data)
 	}
 
 	b := newHarness(t)
-	bad := writeFile(t, t.TempDir(), "bad.json", strings.Replace(string(data), `"kind": "dropmesh-state"`, `"kind": "other"`, 1))
+	before := b.fake.StateJSON()
+	b.stdin = "correct horse battery stapler\n"
+	if r := b.run("state", "import", file); r.code != 1 || !strings.Contains(r.stderr, "wrong passphrase") {
+		t.Fatalf("wrong passphrase: %+v", r)
+	}
+	b.stdin = string(data)
+	if r := b.run("state", "import", "-"); r.code != 2 || !strings.Contains(r.stderr, "--passphrase-file") {
+		t.Fatalf("sealed on stdin without a passphrase source: %+v", r)
+	}
+	if b.fake.CallCount("ImportState") != 0 || b.fake.StateJSON() != before {
+		t.Fatal("a sealed document was imported without its passphrase")
+	}
+	plain, _, err := passseal.Open(data, []byte("correct horse battery staple"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := writeFile(t, t.TempDir(), "bad.json", strings.Replace(string(plain), `"kind": "dropmesh-state"`, `"kind": "other"`, 1))
 	if r := b.run("state", "import", bad); r.code != 1 || !strings.Contains(r.stderr, "kind") {
 		t.Fatalf("bad document: %+v", r)
 	}
 	if b.fake.CallCount("ImportState") != 0 {
 		t.Fatal("a bad document was sent")
 	}
-	r = b.run("state", "import", file, "--json")
+	pf := writeFile(t, t.TempDir(), "pass", "correct horse battery staple\n")
+	r = b.run("state", "import", file, "--passphrase-file", pf, "--json")
 	var res raftfsm.ImportResult
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &res) != nil || len(res.Services) != 1 {
 		t.Fatalf("%+v", r)
 	}
-	r = b.run("state", "export", "--secrets")
+	b.vars["DROPMESH_STATE_PASSPHRASE"] = "correct horse battery staple"
+	r = b.run("state", "export", "--with-secrets")
+	if r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	plain, _, err = passseal.Open([]byte(r.stdout), []byte("correct horse battery staple"))
 	var doc raftfsm.ExportDocument
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &doc) != nil || len(doc.Services) != 1 || doc.Services[0].Secrets["DB_PASSWORD"] != "s3cret" {
-		t.Fatalf("after import: %+v", r)
+	if err != nil || json.Unmarshal(plain, &doc) != nil || len(doc.Services) != 1 || doc.Services[0].Secrets["DB_PASSWORD"] != "s3cret" {
+		t.Fatalf("after import: %+v %v", r, err)
 	}
 }
 

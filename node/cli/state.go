@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dropmesh/dropmesh/node/backup"
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/passseal"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -26,14 +28,27 @@ func (e *env) stateCmd() *cobra.Command {
 	}
 	cn := e.connFlags(cmd)
 	var (
-		secrets bool
-		output  string
+		secrets  bool
+		output   string
+		passFile string
 	)
 	export := &cobra.Command{
 		Use:   "export",
 		Short: "Write the deployments (workspaces, services, users, webhooks) as a JSON document",
-		Args:  args(cobra.NoArgs),
+		Long: "Write the deployments as a JSON document. Without --with-secrets it carries no secret: no\n" +
+			"service secrets, users, registry credentials or webhooks. With --with-secrets (admin only)\n" +
+			"the secrets are included and the whole document is sealed with a passphrase (Argon2id,\n" +
+			"AES-256-GCM): `state import` asks for it.",
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var pass []byte
+			if secrets {
+				p, err := e.passphrase(cmd, passFile, true)
+				if err != nil {
+					return err
+				}
+				pass = p
+			}
 			c, err := cn.client()
 			if err != nil {
 				return err
@@ -46,15 +61,21 @@ func (e *env) stateCmd() *cobra.Command {
 			if err := printJSON(&buf, doc); err != nil {
 				return err
 			}
+			data := buf.Bytes()
+			if secrets {
+				if data, err = passseal.Seal(raftfsm.ExportKind, pass, data); err != nil {
+					return &UsageError{Err: err}
+				}
+			}
 			if output == "" || output == "-" {
-				_, err := cmd.OutOrStdout().Write(buf.Bytes())
+				_, err := cmd.OutOrStdout().Write(data)
 				return err
 			}
 			mode := os.FileMode(0o644)
 			if secrets {
 				mode = 0o600
 			}
-			if err := os.WriteFile(output, buf.Bytes(), mode); err != nil {
+			if err := os.WriteFile(output, data, mode); err != nil {
 				return fmt.Errorf("write %s: %w", output, err)
 			}
 			if secrets {
@@ -67,18 +88,41 @@ func (e *env) stateCmd() *cobra.Command {
 			return nil
 		},
 	}
-	export.Flags().BoolVar(&secrets, "secrets", false, "include the secrets in plain text (needed to import into another cluster; keep the file safe)")
-	export.Flags().StringVarP(&output, "output", "o", "", "write to this file (mode 0600 with --secrets) instead of stdout")
+	export.Flags().BoolVar(&secrets, "with-secrets", false, "include the secrets (admin only; needed to import into another cluster), sealed with a passphrase")
+	export.Flags().BoolVar(&secrets, "secrets", false, "")
+	_ = export.Flags().MarkDeprecated("secrets", "use --with-secrets (the file is now sealed with a passphrase)")
+	export.Flags().StringVarP(&output, "output", "o", "", "write to this file (mode 0600 with --with-secrets) instead of stdout")
+	export.Flags().StringVar(&passFile, "passphrase-file", "", "read the passphrase from this file (else $DROPMESH_STATE_PASSPHRASE, else the first line of stdin)")
 
 	var jsonOut bool
 	imp := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Replace the deployments with those of an exported document",
-		Args:  args(cobra.ExactArgs(1)),
+		Long: "Replace the deployments with those of a `state export` document. A document exported\n" +
+			"--with-secrets is sealed: give its passphrase (--passphrase-file, $DROPMESH_STATE_PASSPHRASE,\n" +
+			"or the first line of stdin).",
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			data, err := e.readInput(a[0], maxStateFile)
 			if err != nil {
 				return err
+			}
+			if passseal.IsSealed(data) {
+				if a[0] == "-" && passFile == "" && e.getenv("DROPMESH_STATE_PASSPHRASE") == "" {
+					return usagef("%s is sealed and read from stdin: give the passphrase with --passphrase-file or $DROPMESH_STATE_PASSPHRASE", a[0])
+				}
+				pass, err := e.passphrase(cmd, passFile, false)
+				if err != nil {
+					return err
+				}
+				plain, content, err := passseal.Open(data, pass)
+				if err != nil {
+					return &tidyError{fmt.Errorf("%s: %w", a[0], err)}
+				}
+				if content != raftfsm.ExportKind {
+					return &tidyError{fmt.Errorf("%s: sealed %q, not a state document", a[0], content)}
+				}
+				data = plain
 			}
 			// Check it here first: a bad document fails before any network.
 			if _, err := raftfsm.ReadExport(bytes.NewReader(data), maxStateFile); err != nil {
@@ -99,6 +143,7 @@ func (e *env) stateCmd() *cobra.Command {
 			return nil
 		},
 	}
+	imp.Flags().StringVar(&passFile, "passphrase-file", "", "the passphrase of a sealed document, from this file (else $DROPMESH_STATE_PASSPHRASE, else the first line of stdin)")
 	imp.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 	restore := backup.RestoreCommand(func() (backup.Importer, error) {
 		c, err := cn.client()
@@ -109,6 +154,37 @@ func (e *env) stateCmd() *cobra.Command {
 	})
 	cmd.AddCommand(export, imp, restore, backup.BackupsCommand())
 	return cmd
+}
+
+// passphrase reads the passphrase of a sealed state document: from file,
+// else $DROPMESH_STATE_PASSPHRASE, else the first line of stdin (with a
+// prompt on stderr). sealing checks its length before anything is fetched.
+func (e *env) passphrase(cmd *cobra.Command, file string, sealing bool) ([]byte, error) {
+	var pass string
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil || len(b) > 4096 {
+			return nil, usagef("--passphrase-file %s: unreadable or larger than 4 KiB (%v)", file, err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	case e.getenv("DROPMESH_STATE_PASSPHRASE") != "":
+		pass = e.getenv("DROPMESH_STATE_PASSPHRASE")
+	default:
+		fmt.Fprint(cmd.ErrOrStderr(), "passphrase: ")
+		line, err := bufio.NewReader(e.stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return nil, usagef("no passphrase: give --passphrase-file, $DROPMESH_STATE_PASSPHRASE, or a line on stdin")
+		}
+		pass = strings.TrimRight(line, "\r\n")
+	}
+	if pass == "" {
+		return nil, usagef("empty passphrase")
+	}
+	if sealing && utf8.RuneCountInString(pass) < passseal.MinPassphrase {
+		return nil, &UsageError{Err: passseal.ErrWeak}
+	}
+	return []byte(pass), nil
 }
 
 // readInput reads a file, or stdin for "-", up to limit bytes.

@@ -22,7 +22,7 @@ func (e *env) webhooksCmd() *cobra.Command {
 		Args: noArgs,
 	}
 	cn := e.connFlags(cmd)
-	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON (with the whole URLs)")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON (URLs shortened: a webhook URL is a secret)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, err := cn.client()
 		if err != nil {

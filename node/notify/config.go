@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"crypto/cipher"
 	"log/slog"
 	"net/http"
 	"time"
@@ -15,6 +16,9 @@ type Config struct {
 	// Logger gets delivery failures (Warn) and successes (Debug). Webhook URLs
 	// carry secrets (Slack and Discord tokens), so only the id and host are logged.
 	Logger *slog.Logger
+	// Sealer opens the webhooks' sealed URLs (the cluster's state key). A
+	// webhook whose URL does not open is skipped (logged by id).
+	Sealer cipher.AEAD
 	// MaxAttempts bounds the tries of one event to one target. More rides out
 	// a longer outage of the receiver; fewer drops sooner and keeps that
 	// target's queue moving.

@@ -66,7 +66,14 @@ func (n *notifier) step(ctx context.Context) bool {
 	n.src.View(func(s *raftfsm.State) {
 		cluster = s.Settings.ClusterName
 		for _, id := range raftfsm.SortedKeys(s.Webhooks) {
-			hooks = append(hooks, *s.Webhooks[id])
+			w := *s.Webhooks[id]
+			u, err := raftfsm.WebhookURL(n.cfg.Sealer, w)
+			if err != nil {
+				n.cfg.Logger.Warn("webhook URL does not open; skipped", "webhook", w.ID, "err", err)
+				continue
+			}
+			w.URL = u
+			hooks = append(hooks, w)
 		}
 		if len(hooks) == 0 {
 			return

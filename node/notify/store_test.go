@@ -1,7 +1,11 @@
 package notify
 
 import (
+	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -37,9 +41,24 @@ func TestStoreSource(t *testing.T) {
 		AdminPasswordHash: "$2a$10$abcdefghijklmnopqrstuuvwxyzabcdefghijklmnopqrstuvwxyz12", DefaultWorkspaceID: "9fe5e6"})
 	c := &cluster{t: t, fsm: store.FSM()} // for the receiver's cursor reads
 	r := newReceiver(t, c, nil)
-	apply(&raftfsm.PutWebhook{At: t0, Webhook: raftfsm.Webhook{ID: "ops", URL: r.URL(), Format: raftfsm.WebhookGeneric}})
+	// The URL is stored sealed, as the agent puts it: the notifier opens it
+	// with the cluster's state key.
+	block, _ := aes.NewCipher(bytes.Repeat([]byte{7}, 32))
+	aead, _ := cipher.NewGCM(block)
+	hook := raftfsm.Webhook{ID: "ops", URL: r.URL() + "/Xk9d2s3cr3t", Format: raftfsm.WebhookGeneric}
+	if err := raftfsm.SealWebhookURL(aead, &hook); err != nil {
+		t.Fatal(err)
+	}
+	apply(&raftfsm.PutSealedWebhook{At: t0, Webhook: hook})
+	var stateJSON []byte
+	store.FSM().View(func(s *raftfsm.State) { stateJSON, _ = json.Marshal(s) })
+	if bytes.Contains(stateJSON, []byte("Xk9d2s3cr3t")) {
+		t.Fatal("the state JSON shows the webhook URL")
+	}
 	seq := apply(&raftfsm.AppendEvent{At: t0.Add(time.Second), Event: raftfsm.Event{Kind: raftfsm.EventHealReboot, Message: "power-cycling node-2"}}).(uint64)
-	startRun(t, StoreSource(store), testConfig(t))
+	cfg2 := testConfig(t)
+	cfg2.Sealer = aead
+	startRun(t, StoreSource(store), cfg2)
 	waitFor(t, 10*time.Second, "the delivery", func() bool { return len(r.requests()) == 1 })
 	if got := r.generic(t)[0]; got.Seq != seq || got.Cluster != "raft" || r.requests()[0].cursor != seq {
 		t.Fatalf("delivered %+v with the cursor at %d, want seq %d after the cursor passed it", got, r.requests()[0].cursor, seq)
