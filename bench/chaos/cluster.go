@@ -65,6 +65,10 @@ type Node struct {
 }
 
 // API is the node's agent API address.
+// baseImage is the custom image the chaos droplets boot from (the fake
+// cloud refuses images it does not know, as DigitalOcean does).
+const baseImage = "dropmesh-chaos-base"
+
 func (n *Node) API() string { return net.JoinHostPort(n.IP, fmt.Sprint(node.DefaultAPIPort)) }
 
 // Cluster is a dropmesh cluster of agent containers on a private Docker
@@ -252,6 +256,7 @@ func (c *Cluster) startFakeCloud(ctx context.Context) {
 	c.token = "chaos" + hex.EncodeToString(b[:])
 	opts := fakeapi.DefaultOptions()
 	opts.Token, opts.Zones, opts.Backend = c.token, []string{Zone}, c.backend
+	opts.Images = append(opts.Images, baseImage)
 	opts.IPAllocator = func(n int) (string, string) { ip := nthIP(c.Subnet, 10+n); return ip, ip }
 	opts.Logger = slog.New(slog.DiscardHandler)
 	fake, err := fakeapi.New(opts)
@@ -328,7 +333,7 @@ func (c *Cluster) tryCreateDroplet(ctx context.Context, do *cloudops.DigitalOcea
 		return nil, err
 	}
 	d, err := do.CreateDroplet(ctx, cloudops.DropletSpec{Name: ClusterName + "-" + id, Region: Region, Size: "s-1vcpu-2gb",
-		ImageSlug: "dropmesh-chaos-base", Tags: []string{"dropmesh-chaos-" + c.run}, UserData: ud})
+		ImageSlug: baseImage, Tags: []string{"dropmesh-chaos-" + c.run}, UserData: ud})
 	if err != nil {
 		return nil, fmt.Errorf("create droplet %s: %w", id, err)
 	}
