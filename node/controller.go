@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/egress"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -307,7 +308,12 @@ func (a *Agent) DeleteUser(ctx context.Context, name string) error {
 func (a *Agent) UpdateSettings(ctx context.Context, req control.SettingsRequest) error {
 	cmd := &raftfsm.UpdateSettings{At: a.now(), Domain: req.Domain, UIHost: req.UIHost, Regions: req.Regions,
 		DropletSize: req.DropletSize, BaseSnapshot: req.BaseSnapshot, DesiredNodes: req.DesiredNodes, HealthInterval: req.HealthInterval,
-		DeadNodeGrace: req.DeadNodeGrace, Backup: req.Backup}
+		DeadNodeGrace: req.DeadNodeGrace, Backup: req.Backup, EgressAllow: req.EgressAllow}
+	if req.EgressAllow != nil {
+		if _, err := egress.ParseAllowed(*req.EgressAllow); err != nil {
+			return fmt.Errorf("%w: %w", raftfsm.ErrInvalid, err)
+		}
+	}
 	seal := func(label string, plain *string) (*raftfsm.Sealed, error) {
 		if plain == nil {
 			return nil, nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -168,6 +169,14 @@ func applyUpdateSettings(s *State, c *UpdateSettings) (any, error) {
 	setIf(&next.Backup, c.Backup)
 	if c.Regions != nil {
 		next.Regions = slices.Clone(c.Regions)
+	}
+	if c.EgressAllow != nil {
+		for _, r := range *c.EgressAllow {
+			if _, err := netip.ParsePrefix(r); err != nil {
+				return nil, fmt.Errorf("%w: egress_allow %q: %v", ErrInvalid, r, err)
+			}
+		}
+		next.EgressAllow = slices.Clone(*c.EgressAllow)
 	}
 	if err := validateSettings(next); err != nil {
 		return nil, err

@@ -190,6 +190,8 @@ type UpdateSettings struct {
 	HealthInterval *Duration       `json:"health_interval,omitempty"`
 	DeadNodeGrace  *Duration       `json:"dead_node_grace,omitempty"`
 	Backup         *BackupSettings `json:"backup,omitempty"`
+	// EgressAllow replaces Settings.EgressAllow when set (empty: none).
+	EgressAllow *[]string `json:"egress_allow,omitempty"`
 }
 
 // PutUser creates or updates a UI user.
