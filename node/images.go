@@ -151,6 +151,10 @@ func (a *Agent) contextPath(digest string) string {
 // (buildImage): a context may hold several.
 func (a *Agent) StoreContext(ctx context.Context, r io.Reader) (control.ContextInfo, error) {
 	info, err := a.contexts.Store(ctx, r)
+	if errors.Is(err, runtime.ErrInvalid) {
+		// A refusal of the upload: the API answers 400 with the message.
+		return control.ContextInfo{}, fmt.Errorf("%w: %w", raftfsm.ErrInvalid, err)
+	}
 	if err != nil {
 		return control.ContextInfo{}, fmt.Errorf("build context: %w", err)
 	}

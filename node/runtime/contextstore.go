@@ -68,7 +68,7 @@ func (s *ContextStore) Store(ctx context.Context, r io.Reader) (ContextInfo, err
 		limit, byNode = left, true
 	}
 	if limit <= 0 {
-		return ContextInfo{}, fmt.Errorf("%w: %w: this node's %d bytes for build contexts are used up", ErrInvalid, ErrContextQuota, s.perNode)
+		return ContextInfo{}, &quotaErr{msg: fmt.Sprintf("build context: this node's %d bytes for build contexts are used up", s.perNode)}
 	}
 	f, err := os.CreateTemp(s.dir, "upload-*.tmp")
 	if err != nil {
@@ -81,7 +81,7 @@ func (s *ContextStore) Store(ctx context.Context, r io.Reader) (ContextInfo, err
 	info, err := ValidateBuildContextTo(r, f, limit, "")
 	if err != nil {
 		if byNode && strings.Contains(err.Error(), "-byte limit") {
-			return ContextInfo{}, fmt.Errorf("%w: %w: %v (what is left of this node's %d bytes for build contexts)", ErrInvalid, ErrContextQuota, err, s.perNode)
+			return ContextInfo{}, &quotaErr{msg: fmt.Sprintf("%v (what is left of this node's %d bytes for build contexts)", err, s.perNode)}
 		}
 		return ContextInfo{}, err
 	}
@@ -137,4 +137,13 @@ func (s *ContextStore) used() (int64, error) {
 		}
 	}
 	return n, nil
+}
+
+// quotaErr is a refusal by the node's quota: errors.Is holds for both
+// ErrContextQuota and ErrInvalid.
+type quotaErr struct{ msg string }
+
+func (e *quotaErr) Error() string { return e.msg }
+func (e *quotaErr) Is(target error) bool {
+	return target == ErrInvalid || target == ErrContextQuota
 }
