@@ -170,14 +170,6 @@ func applyUpdateSettings(s *State, c *UpdateSettings) (any, error) {
 	if c.Regions != nil {
 		next.Regions = slices.Clone(c.Regions)
 	}
-	if c.EgressAllow != nil {
-		for _, r := range *c.EgressAllow {
-			if _, err := netip.ParsePrefix(r); err != nil {
-				return nil, fmt.Errorf("%w: egress_allow %q: %v", ErrInvalid, r, err)
-			}
-		}
-		next.EgressAllow = slices.Clone(*c.EgressAllow)
-	}
 	if err := validateSettings(next); err != nil {
 		return nil, err
 	}
@@ -658,3 +650,27 @@ func ValidateContextDigest(d string) error {
 // cloneStrings is maps.Clone for the string maps of commands, kept here so
 // handlers never alias a command's maps into the state.
 func cloneStrings(m map[string]string) map[string]string { return maps.Clone(m) }
+
+// applySetEgressAllow replaces the allowed egress ranges; each must parse
+// as a CIDR prefix (the agent also refuses non-private ones, node/egress).
+func applySetEgressAllow(s *State, c *SetEgressAllow) (any, error) {
+	if err := requireTime(c.At); err != nil {
+		return nil, err
+	}
+	if !s.Settings.Initialized {
+		return nil, invalidf("egress ranges: the cluster is not initialized")
+	}
+	if len(c.Ranges) > 64 {
+		return nil, invalidf("egress ranges: %d given, at most 64", len(c.Ranges))
+	}
+	for _, r := range c.Ranges {
+		if _, err := netip.ParsePrefix(r); err != nil {
+			return nil, invalidf("egress range %q: %v", r, err)
+		}
+	}
+	s.Settings.EgressAllow = slices.Clone(c.Ranges)
+	if len(s.Settings.EgressAllow) == 0 {
+		s.Settings.EgressAllow = nil
+	}
+	return nil, nil
+}

@@ -62,6 +62,7 @@ const (
 	CmdCreateAPIToken
 	CmdRevokeAPIToken
 	CmdRecordTokenUse
+	CmdSetEgressAllow
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -93,6 +94,7 @@ var commandNames = [...]string{
 	CmdRevokeCerts: "revoke_certs", CmdCreateJoinToken: "create_join_token", CmdUseJoinToken: "use_join_token",
 	CmdDeleteJoinToken: "delete_join_token", CmdDeadlined: "deadlined", CmdCreateAPIToken: "create_api_token",
 	CmdRevokeAPIToken: "revoke_api_token", CmdRecordTokenUse: "record_token_use",
+	CmdSetEgressAllow: "set_egress_allow",
 }
 
 // String names the command type for logs and errors.
@@ -190,8 +192,14 @@ type UpdateSettings struct {
 	HealthInterval *Duration       `json:"health_interval,omitempty"`
 	DeadNodeGrace  *Duration       `json:"dead_node_grace,omitempty"`
 	Backup         *BackupSettings `json:"backup,omitempty"`
-	// EgressAllow replaces Settings.EgressAllow when set (empty: none).
-	EgressAllow *[]string `json:"egress_allow,omitempty"`
+}
+
+// SetEgressAllow replaces Settings.EgressAllow: the private ranges (CIDR
+// prefixes) webhooks may reach. Its own command, not an UpdateSettings
+// field, so that the protocol check keeps it from agents that predate it.
+type SetEgressAllow struct {
+	At     time.Time `json:"at"`
+	Ranges []string  `json:"ranges"`
 }
 
 // PutUser creates or updates a UI user.
@@ -597,6 +605,7 @@ func (*AdvanceNotified) Type() CommandType   { return CmdAdvanceNotified }
 func (*PutRegistry) Type() CommandType       { return CmdPutRegistry }
 func (*DeleteRegistry) Type() CommandType    { return CmdDeleteRegistry }
 func (*PutBuildContext) Type() CommandType   { return CmdPutBuildContext }
+func (*SetEgressAllow) Type() CommandType    { return CmdSetEgressAllow }
 func (*ImportState) Type() CommandType       { return CmdImportState }
 func (*PutSnapshot) Type() CommandType       { return CmdPutSnapshot }
 func (*SetStranded) Type() CommandType       { return CmdSetStranded }

@@ -118,6 +118,8 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applyRevokeAPIToken), true
 	case CmdRecordTokenUse:
 		return entry(applyRecordTokenUse), true
+	case CmdSetEgressAllow:
+		return entry(applySetEgressAllow), true
 	}
 	return handler{}, false
 }
