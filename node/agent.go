@@ -39,11 +39,13 @@ type Agent struct {
 	store *raftfsm.Store
 	mesh  *mesh.Mesh
 
-	rt      *runtime.Runtime
-	edge    edge.Edge
-	checker *health.Checker
-	peers   *peerClient
-	metrics *metrics.Metrics
+	rt *runtime.Runtime
+	// contexts holds the uploaded build contexts (quota, one at a time).
+	contexts *runtime.ContextStore
+	edge     edge.Edge
+	checker  *health.Checker
+	peers    *peerClient
+	metrics  *metrics.Metrics
 
 	// discovery lets containers find services by name (nil when off).
 	discovery *discovery.Manager
@@ -137,6 +139,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	if err := a.loadCredentials(); err != nil {
 		return nil, err
 	}
+	a.contexts = runtime.NewContextStore(a.dataPath("contexts"), control.MaxBuildContextBytes, cfg.ContextQuotaBytes)
 	a.peerHTTP = a.newPeerHTTPClient()
 	a.peers = newPeerClient(keys.APIKey, a.peerHTTP)
 	a.metrics = metrics.New(a, cfg.NodeID)

@@ -25,6 +25,8 @@ const (
 	DefaultUIPort     = 8080
 	DefaultEdgePort   = 80
 	DefaultDataDir    = "/var/lib/dropmesh"
+	// DefaultContextQuotaBytes is Config.ContextQuotaBytes's default.
+	DefaultContextQuotaBytes = 4 << 30
 )
 
 // Config is everything one agent needs to run. Flags and DROPMESH_*
@@ -39,6 +41,11 @@ type Config struct {
 	NodeID  string
 	DataDir string
 	Version string
+
+	// ContextQuotaBytes bounds the disk the build contexts stored on this
+	// node take together (default DefaultContextQuotaBytes); one upload is
+	// bounded by control.MaxBuildContextBytes.
+	ContextQuotaBytes int64
 
 	// BindIP is where the control listeners bind: raft, gossip, the agent
 	// API and the UI (default: AdvertiseIP, the private address, so that
@@ -251,6 +258,9 @@ func (c *Config) complete() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("config: no data dir")
+	}
+	if c.ContextQuotaBytes <= 0 {
+		c.ContextQuotaBytes = DefaultContextQuotaBytes
 	}
 	if c.AdvertiseIP == "" {
 		if ip := net.ParseIP(c.BindIP); ip != nil && !ip.IsUnspecified() {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/egress"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -311,6 +313,17 @@ func (a *Agent) UpdateSettings(ctx context.Context, req control.SettingsRequest)
 	cmd := &raftfsm.UpdateSettings{At: a.now(), Domain: req.Domain, UIHost: req.UIHost, Regions: req.Regions,
 		DropletSize: req.DropletSize, BaseSnapshot: req.BaseSnapshot, DesiredNodes: req.DesiredNodes, HealthInterval: req.HealthInterval,
 		DeadNodeGrace: req.DeadNodeGrace, Backup: req.Backup}
+	var egressCmd *raftfsm.SetEgressAllow
+	if req.EgressAllow != nil {
+		if _, err := egress.ParseAllowed(*req.EgressAllow); err != nil {
+			return fmt.Errorf("%w: %w", raftfsm.ErrInvalid, err)
+		}
+		egressCmd = &raftfsm.SetEgressAllow{At: a.now(), Ranges: slices.Clone(*req.EgressAllow)}
+		if onlyEgress(req) {
+			_, err := a.apply(ctx, egressCmd)
+			return err
+		}
+	}
 	seal := func(label string, plain *string) (*raftfsm.Sealed, error) {
 		if plain == nil {
 			return nil, nil
@@ -346,8 +359,20 @@ func (a *Agent) UpdateSettings(ctx context.Context, req control.SettingsRequest)
 	if _, err := a.apply(ctx, cmd); err != nil {
 		return err
 	}
+	if egressCmd != nil {
+		// After the other settings, which are the ones that can be refused.
+		if _, err := a.apply(ctx, egressCmd); err != nil {
+			return fmt.Errorf("egress ranges (the other settings were applied): %w", err)
+		}
+	}
 	a.kickLeader()
 	return nil
+}
+
+// onlyEgress reports whether req changes nothing but the egress ranges.
+func onlyEgress(req control.SettingsRequest) bool {
+	req.EgressAllow = nil
+	return reflect.ValueOf(req).IsZero()
 }
 
 // PutWebhook adds or replaces a notification target.

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -130,40 +129,36 @@ func (a *Agent) buildImage(ctx context.Context, d desiredInstance, progress func
 	if dockerfile == "" {
 		dockerfile = "Dockerfile"
 	}
-	_, data, err := runtime.ValidateBuildContextFor(rc, control.MaxBuildContextBytes, dockerfile)
+	checked, err := a.contexts.Checked(ctx, rc, dockerfile)
 	if err != nil {
 		return runtime.ImageInfo{}, fmt.Errorf("build context %s: %w", d.spec.Build, err)
 	}
-	if _, err := a.rt.BuildImage(ctx, bytes.NewReader(data), []string{tag}, dockerfile, map[string]string{runtime.LabelManaged: "true"}, progress); err != nil {
+	defer checked.Close()
+	if _, err := a.rt.BuildImage(ctx, checked, []string{tag}, dockerfile, map[string]string{runtime.LabelManaged: "true"}, progress); err != nil {
 		return runtime.ImageInfo{}, err
 	}
 	return a.rt.InspectImage(ctx, tag)
 }
 
 func (a *Agent) contextPath(digest string) string {
-	return a.dataPath("contexts", strings.TrimPrefix(digest, "sha256:")+".tar")
+	return a.contexts.Path(digest)
 }
 
-// StoreContext validates an uploaded build context (size, paths, links),
-// stores it by digest and records this node as a holder. Its Dockerfile is
-// checked when a spec names it (buildImage): a context may hold several.
+// StoreContext validates an uploaded build context (size, paths, links) as
+// it streams to disk (runtime.ContextStore: per-upload and per-node quota,
+// one decompression at a time), stores it by digest and records this node
+// as a holder. Its Dockerfile is checked when a spec names it
+// (buildImage): a context may hold several.
 func (a *Agent) StoreContext(ctx context.Context, r io.Reader) (control.ContextInfo, error) {
-	info, data, err := runtime.ValidateBuildContextFor(r, control.MaxBuildContextBytes, "")
+	info, err := a.contexts.Store(ctx, r)
+	if errors.Is(err, runtime.ErrInvalid) {
+		// A refusal of the upload: the API answers 400 with the message.
+		return control.ContextInfo{}, fmt.Errorf("%w: %w", raftfsm.ErrInvalid, err)
+	}
 	if err != nil {
 		return control.ContextInfo{}, fmt.Errorf("build context: %w", err)
 	}
-	path := a.contextPath(info.Digest)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return control.ContextInfo{}, fmt.Errorf("store build context: %w", err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return control.ContextInfo{}, fmt.Errorf("store build context: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return control.ContextInfo{}, fmt.Errorf("store build context: %w", err)
-	}
-	out := control.ContextInfo{Digest: info.Digest, Size: int64(len(data))}
+	out := control.ContextInfo{Digest: info.Digest, Size: info.Size}
 	if err := a.report(ctx, &raftfsm.PutBuildContext{At: a.now(), Digest: out.Digest, Size: out.Size, Node: a.cfg.NodeID}); err != nil {
 		return out, fmt.Errorf("record build context: %w", err)
 	}

@@ -3,11 +3,14 @@ package node
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/dropmesh/dropmesh/mesh"
 	"github.com/dropmesh/dropmesh/node/backup"
+	"github.com/dropmesh/dropmesh/node/egress"
 	"github.com/dropmesh/dropmesh/node/notify"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -31,7 +34,8 @@ func (a *Agent) duties() []duty {
 		{"housekeeping", a.runHousekeeping},
 		{"gossip-rotation", a.runGossipRotation},
 		{"notify", func(ctx context.Context) {
-			notify.Run(ctx, a, notify.Config{Logger: a.logger.With("duty", "notify"), Now: a.now, Sealer: a.keys.Sealer})
+			client := egress.Policy{AllowFrom: a.egressAllowed}.Client(10 * time.Second)
+			notify.Run(ctx, a, notify.Config{HTTPClient: client, Logger: a.logger.With("duty", "notify"), Now: a.now, Sealer: a.keys.Sealer})
 		}},
 		{"backup", func(ctx context.Context) {
 			backup.Run(ctx, backup.StoreSource(a.store), a.keys.Sealer, backup.Config{Logger: a.logger.With("duty", "backup"), Now: a.now, Key: a.keys.Backup})
@@ -279,4 +283,19 @@ func (r raftMembership) DemoteVoter(ctx context.Context, id string) error {
 
 func (r raftMembership) RemoveServer(ctx context.Context, id string) error {
 	return r.s.RemoveServer(ctx, id)
+}
+
+// egressAllowed is the cluster's egress_allow setting: the private ranges
+// webhooks may reach (node/egress refuses them otherwise). A range that
+// does not parse as private is skipped (UpdateSettings refuses it).
+func (a *Agent) egressAllowed() []netip.Prefix {
+	var ranges []string
+	a.fsm.View(func(s *raftfsm.State) { ranges = slices.Clone(s.Settings.EgressAllow) })
+	var out []netip.Prefix
+	for _, r := range ranges {
+		if p, err := egress.ParseAllowed([]string{r}); err == nil {
+			out = append(out, p...)
+		}
+	}
+	return out
 }

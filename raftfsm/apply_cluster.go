@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -667,3 +668,27 @@ func ValidateContextDigest(d string) error {
 // cloneStrings is maps.Clone for the string maps of commands, kept here so
 // handlers never alias a command's maps into the state.
 func cloneStrings(m map[string]string) map[string]string { return maps.Clone(m) }
+
+// applySetEgressAllow replaces the allowed egress ranges; each must parse
+// as a CIDR prefix (the agent also refuses non-private ones, node/egress).
+func applySetEgressAllow(s *State, c *SetEgressAllow) (any, error) {
+	if err := requireTime(c.At); err != nil {
+		return nil, err
+	}
+	if !s.Settings.Initialized {
+		return nil, invalidf("egress ranges: the cluster is not initialized")
+	}
+	if len(c.Ranges) > 64 {
+		return nil, invalidf("egress ranges: %d given, at most 64", len(c.Ranges))
+	}
+	for _, r := range c.Ranges {
+		if _, err := netip.ParsePrefix(r); err != nil {
+			return nil, invalidf("egress range %q: %v", r, err)
+		}
+	}
+	s.Settings.EgressAllow = slices.Clone(c.Ranges)
+	if len(s.Settings.EgressAllow) == 0 {
+		s.Settings.EgressAllow = nil
+	}
+	return nil, nil
+}

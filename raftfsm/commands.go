@@ -63,6 +63,7 @@ const (
 	CmdRevokeAPIToken
 	CmdRecordTokenUse
 	CmdPutSealedWebhook
+	CmdSetEgressAllow
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -95,6 +96,7 @@ var commandNames = [...]string{
 	CmdDeleteJoinToken: "delete_join_token", CmdDeadlined: "deadlined", CmdCreateAPIToken: "create_api_token",
 	CmdRevokeAPIToken: "revoke_api_token", CmdRecordTokenUse: "record_token_use",
 	CmdPutSealedWebhook: "put_sealed_webhook",
+	CmdSetEgressAllow:   "set_egress_allow",
 }
 
 // String names the command type for logs and errors.
@@ -192,6 +194,14 @@ type UpdateSettings struct {
 	HealthInterval *Duration       `json:"health_interval,omitempty"`
 	DeadNodeGrace  *Duration       `json:"dead_node_grace,omitempty"`
 	Backup         *BackupSettings `json:"backup,omitempty"`
+}
+
+// SetEgressAllow replaces Settings.EgressAllow: the private ranges (CIDR
+// prefixes) webhooks may reach. Its own command, not an UpdateSettings
+// field, so that the protocol check keeps it from agents that predate it.
+type SetEgressAllow struct {
+	At     time.Time `json:"at"`
+	Ranges []string  `json:"ranges"`
 }
 
 // PutUser creates or updates a UI user.
@@ -607,6 +617,7 @@ func (*AdvanceNotified) Type() CommandType   { return CmdAdvanceNotified }
 func (*PutRegistry) Type() CommandType       { return CmdPutRegistry }
 func (*DeleteRegistry) Type() CommandType    { return CmdDeleteRegistry }
 func (*PutBuildContext) Type() CommandType   { return CmdPutBuildContext }
+func (*SetEgressAllow) Type() CommandType    { return CmdSetEgressAllow }
 func (*ImportState) Type() CommandType       { return CmdImportState }
 func (*PutSnapshot) Type() CommandType       { return CmdPutSnapshot }
 func (*SetStranded) Type() CommandType       { return CmdSetStranded }

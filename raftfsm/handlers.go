@@ -120,6 +120,8 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applyRecordTokenUse), true
 	case CmdPutSealedWebhook:
 		return entry(applyPutSealedWebhook), true
+	case CmdSetEgressAllow:
+		return entry(applySetEgressAllow), true
 	}
 	return handler{}, false
 }

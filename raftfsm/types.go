@@ -92,6 +92,10 @@ type Settings struct {
 	// NotifiedSeq is the last event sequence number handed to the webhooks; the
 	// leader advances it before sending, so an event is sent at most once.
 	NotifiedSeq uint64 `json:"notified_seq,omitempty"`
+	// EgressAllow lists private ranges (CIDR prefixes) that webhooks and
+	// other user-named targets may reach; by default every private,
+	// loopback and link-local address is refused (node/egress).
+	EgressAllow []string `json:"egress_allow,omitempty"`
 }
 
 // BackupSettings configure the leader's scheduled control-plane backups.

@@ -6,13 +6,17 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/egress"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -232,6 +236,13 @@ func (s *server) putWebhook(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if u, err := url.Parse(w.URL); err == nil && u.Host != "" {
+		// The message names the host only: the URL carries the token.
+		if err := s.checkEgressHost("webhook", u.Hostname(), u.Host); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
 	if err := s.ctrl.PutWebhook(c.Request.Context(), w); err != nil {
 		s.fail(c, err)
 		return
@@ -274,6 +285,10 @@ func (s *server) putRegistry(c *gin.Context) {
 		return
 	}
 	if err := validateRegistry(req.Registry); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.checkEgressHost("registry", req.Registry, req.Registry); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -430,4 +445,33 @@ func reportingNode(cmd raftfsm.Command) (string, bool) {
 		return c.Node, true
 	}
 	return "", false
+}
+
+// checkEgressHost refuses a target (a webhook's host, a registry) at a
+// loopback, link-local or, unless the cluster's egress_allow names its
+// range, private address, before anything is stored: a clear 400 rather
+// than a delivery refused later (node/egress refuses those at dial time
+// too, also for names that resolve there). For a registry it is the only
+// check: the nodes' Docker dials it, out of dropmesh's reach, so only
+// literal addresses and localhost can be refused. what names the target in
+// the message, hostport is shown.
+func (s *server) checkEgressHost(what, hostport, shown string) error {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return fmt.Errorf("%w: %s %q: a loopback target is refused (it would be each node itself)", raftfsm.ErrInvalid, what, shown)
+	}
+	addr, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		return nil
+	}
+	var ranges []string
+	s.ctrl.View(func(st *raftfsm.State) { ranges = slices.Clone(st.Settings.EgressAllow) })
+	allow, _ := egress.ParseAllowed(ranges)
+	if err := (egress.Policy{Allow: allow}).Check(addr); err != nil {
+		return fmt.Errorf("%w: %s %q: %v", raftfsm.ErrInvalid, what, shown, err)
+	}
+	return nil
 }

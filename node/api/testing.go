@@ -696,6 +696,11 @@ func (f *Fake) UpdateSettings(ctx context.Context, req control.SettingsRequest) 
 	cmd := &raftfsm.UpdateSettings{At: f.now(), Domain: req.Domain, UIHost: req.UIHost, Regions: req.Regions,
 		DropletSize: req.DropletSize, BaseSnapshot: req.BaseSnapshot, DesiredNodes: req.DesiredNodes, HealthInterval: req.HealthInterval,
 		DeadNodeGrace: req.DeadNodeGrace, Backup: req.Backup}
+	if req.EgressAllow != nil {
+		if _, err := f.Apply(&raftfsm.SetEgressAllow{At: f.now(), Ranges: *req.EgressAllow}); err != nil {
+			return err
+		}
+	}
 	for _, t := range []struct {
 		label string
 		plain *string

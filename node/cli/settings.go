@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/backup"
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/egress"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -64,6 +66,7 @@ type settingsFlags struct {
 	domain, uiHost, dropletSize string
 	baseSnapshot                string
 	regions                     []string
+	egressAllow                 []string
 	desiredNodes                int
 	healthInterval              time.Duration
 	deadNodeGrace               time.Duration
@@ -105,6 +108,7 @@ func (e *env) settingsSetCmd(cn *conn) *cobra.Command {
 	fs.StringVar(&f.domain, "domain", "", "the Cloudflare zone the UI host lives in")
 	fs.StringVar(&f.uiHost, "ui-host", "", "public name of the web UI (mesh.DOMAIN)")
 	fs.StringSliceVar(&f.regions, "regions", nil, "DigitalOcean regions, comma-separated; the first is the default")
+	fs.StringSliceVar(&f.egressAllow, "egress-allow", nil, "private ranges (CIDR, comma-separated) webhooks may reach; \"\" for none (loopback and link-local never)")
 	fs.StringVar(&f.dropletSize, "droplet-size", "", "size slug of new droplets")
 	fs.StringVar(&f.baseSnapshot, "base-snapshot", "", "snapshot new droplets start from")
 	fs.IntVar(&f.desiredNodes, "desired-nodes", 0, "how many nodes the leader keeps the cluster at (0: do not grow)")
@@ -196,6 +200,16 @@ func (f *settingsFlags) request(fs *pflag.FlagSet) (control.SettingsRequest, err
 	}
 	if fs.Changed("desired-nodes") {
 		req.DesiredNodes = &f.desiredNodes
+	}
+	if fs.Changed("egress-allow") {
+		ranges := slices.DeleteFunc(slices.Clone(f.egressAllow), func(r string) bool { return strings.TrimSpace(r) == "" })
+		if _, err := egress.ParseAllowed(ranges); err != nil {
+			return req, &UsageError{Err: fmt.Errorf("--egress-allow: %w", err)}
+		}
+		if ranges == nil {
+			ranges = []string{}
+		}
+		req.EgressAllow = &ranges
 	}
 	if fs.Changed("health-interval") {
 		d := raftfsm.Duration(f.healthInterval)
@@ -363,6 +377,7 @@ func settingsRows(st raftfsm.Settings) []settingRow {
 		{"desired nodes", strconv.Itoa(st.DesiredNodes)},
 		{"health interval", dur(st.HealthInterval, "default (each agent's own)")},
 		{"dead-node grace", dur(st.DeadNodeGrace, "default")},
+		{"egress allow", orNone(strings.Join(st.EgressAllow, ", "))},
 		{labelDOToken, isSet(st.DOToken)},
 		{labelCFToken, isSet(st.CFToken)},
 		{"backups", enabled},

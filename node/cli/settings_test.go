@@ -304,3 +304,27 @@ func TestSettingsSetBadInputChangesNothing(t *testing.T) {
 		t.Fatalf("%d settings changes reached the cluster, want 6: %v", n, h.fake.Calls())
 	}
 }
+
+// TestSettingsEgressAllow: an admin allows a private range and removes it
+// again; loopback, link-local and public ranges are refused by the CLI
+// before anything is sent.
+func TestSettingsEgressAllow(t *testing.T) {
+	h := newHarness(t)
+	r := h.run("settings", "set", "--egress-allow", "10.10.0.0/16,192.168.5.0/24")
+	if r.code != 0 || !strings.Contains(r.stdout, "egress allow: - → 10.10.0.0/16, 192.168.5.0/24") {
+		t.Fatalf("set: %+v", r)
+	}
+	if st := h.settings(); !slices.Equal(st.EgressAllow, []string{"10.10.0.0/16", "192.168.5.0/24"}) {
+		t.Fatalf("settings: %v", st.EgressAllow)
+	}
+	for _, bad := range []string{"127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/0", "nonsense"} {
+		r := h.run("settings", "set", "--egress-allow", bad)
+		if r.code == 0 || !strings.Contains(r.stderr, "--egress-allow") {
+			t.Fatalf("--egress-allow %s: %+v", bad, r)
+		}
+	}
+	r = h.run("settings", "set", "--egress-allow", "")
+	if r.code != 0 || len(h.settings().EgressAllow) != 0 {
+		t.Fatalf("clear: %+v %v", r, h.settings().EgressAllow)
+	}
+}

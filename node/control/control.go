@@ -284,6 +284,9 @@ type SettingsRequest struct {
 	Backup         *raftfsm.BackupSettings `json:"backup,omitempty"`
 	// SpacesSecret is the plain secret key of the backup bucket.
 	SpacesSecret *string `json:"spaces_secret,omitempty"`
+	// EgressAllow names the private ranges webhooks may reach (CIDR
+	// prefixes; an empty list allows none again).
+	EgressAllow *[]string `json:"egress_allow,omitempty"`
 }
 
 // RegistryRequest stores credentials for a private registry.

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/egress"
 )
 
 // Config holds the notifier's timings and limits. Zero fields take the
@@ -12,6 +14,9 @@ import (
 type Config struct {
 	// HTTPClient posts the payloads. Its Timeout bounds one attempt: longer
 	// tolerates a slow receiver, shorter frees a worker stuck on a dead one.
+	// The default is an egress client: no loopback, link-local or private
+	// receiver, no redirect (the agent passes one with the cluster's
+	// egress_allow ranges).
 	HTTPClient *http.Client
 	// Logger gets delivery failures (Warn) and successes (Debug). Webhook URLs
 	// carry secrets (Slack and Discord tokens), so only the id and host are logged.
@@ -42,7 +47,7 @@ type Config struct {
 // DefaultConfig returns the timings the agent uses.
 func DefaultConfig() Config {
 	return Config{
-		HTTPClient:  &http.Client{Timeout: 10 * time.Second},
+		HTTPClient:  egress.Policy{}.Client(10 * time.Second),
 		Logger:      slog.New(slog.DiscardHandler),
 		MaxAttempts: 4,
 		Backoff:     time.Second,

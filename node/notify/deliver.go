@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/egress"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -148,8 +149,8 @@ func (ts *targets) send(ctx context.Context, d delivery) (int, error) {
 	}
 }
 
-// maxResponseBody is how much of a receiver's answer is read (and kept for
-// the error message); the rest is discarded with the connection.
+// maxResponseBody is how much of a receiver's answer is read (and
+// discarded, to reuse the connection); the rest goes with the connection.
 const maxResponseBody = 4 << 10
 
 // post makes one attempt. A non-2xx answer is an error; 4xx other than 408
@@ -168,14 +169,23 @@ func (ts *targets) post(ctx context.Context, w raftfsm.Webhook, body []byte) (re
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
+		if errors.Is(err, egress.ErrRefused) {
+			return 0, fmt.Errorf("webhook %s (%s): %w: %w", w.ID, hostOf(w.URL), errPermanent, err)
+		}
 		return 0, fmt.Errorf("webhook %s (%s): %w", w.ID, hostOf(w.URL), err)
 	}
 	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	// The answer is drained, never echoed: a log line or an event would
+	// hand whatever the target says (a metadata document, an internal
+	// page) to whoever reads them. Only the status is kept.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
 	if resp.StatusCode/100 == 2 {
 		return 0, nil
 	}
-	err = fmt.Errorf("webhook %s (%s): answered %s: %.200s", w.ID, hostOf(w.URL), resp.Status, bytes.TrimSpace(snippet))
+	if resp.StatusCode/100 == 3 {
+		return 0, fmt.Errorf("webhook %s (%s): %w: answered %d, a redirect (webhooks follow none)", w.ID, hostOf(w.URL), errPermanent, resp.StatusCode)
+	}
+	err = fmt.Errorf("webhook %s (%s): answered %d", w.ID, hostOf(w.URL), resp.StatusCode)
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
 		return parseRetryAfter(resp.Header.Get("Retry-After")), err

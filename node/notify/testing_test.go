@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/egress"
 	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -202,7 +204,9 @@ func deadURL(t testing.TB) string {
 // testConfig is a fast configuration: tiny backoffs, short timeouts.
 func testConfig(t testing.TB) Config {
 	cfg := DefaultConfig()
-	cfg.HTTPClient = &http.Client{Timeout: 2 * time.Second}
+	// Receivers run on loopback here: the egress check allows it for
+	// these tests only (the default refuses loopback, see egress_test).
+	cfg.HTTPClient = egress.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}.Client(2 * time.Second)
 	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.MaxAttempts = 3
 	cfg.Backoff = 5 * time.Millisecond

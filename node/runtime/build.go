@@ -59,22 +59,30 @@ func (r *Runtime) BuildImage(ctx context.Context, contextTar io.Reader, tags []s
 	if err := checkLabels(labels); err != nil {
 		return "", fmt.Errorf("build %s: %w", tags[0], err)
 	}
-	// The context is read whole (callers bound it) so that its Dockerfile
-	// is checked before the daemon sees it: every build passes here, also
-	// one from a context stored earlier.
-	data, err := io.ReadAll(contextTar)
-	if err != nil {
-		return "", fmt.Errorf("build %s: read context: %w", tags[0], err)
+	// The Dockerfile is checked before the daemon sees the context: every
+	// build passes here, also one from a context stored earlier. A context
+	// that can seek (a file) is read twice as a stream; another is read
+	// whole (callers bound it).
+	rs, ok := contextTar.(io.ReadSeeker)
+	if !ok {
+		data, err := io.ReadAll(contextTar)
+		if err != nil {
+			return "", fmt.Errorf("build %s: read context: %w", tags[0], err)
+		}
+		rs = bytes.NewReader(data)
 	}
-	df, err := checkContextDockerfile(data, dockerfile, true)
+	df, err := checkContextDockerfile(rs, dockerfile, true)
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", tags[0], err)
+	}
+	if _, err := rs.Seek(0, io.SeekStart); err != nil {
+		return "", fmt.Errorf("build %s: rewind context: %w", tags[0], err)
 	}
 	if err := r.checkBaseImages(ctx, dockerfile, df); err != nil {
 		return "", fmt.Errorf("build %s: %w", tags[0], err)
 	}
 	start := time.Now()
-	resp, err := r.cli.ImageBuild(ctx, bytes.NewReader(data), build.ImageBuildOptions{
+	resp, err := r.cli.ImageBuild(ctx, rs, build.ImageBuildOptions{
 		Tags:        tags,
 		Dockerfile:  dockerfile,
 		Labels:      labels,

@@ -42,45 +42,96 @@ func ValidateBuildContext(r io.Reader, maxBytes int64) (ContextInfo, []byte, err
 	return ValidateBuildContextFor(r, maxBytes, "Dockerfile")
 }
 
-// ValidateBuildContextFor reads a tar build context (plain or
-// gzip-compressed, detected by its magic) completely, reading at most
-// maxBytes of uncompressed tar, and refuses it, naming the entry, when an
+// ValidateBuildContextFor is ValidateBuildContextTo into memory: it
+// returns the normalized tar as bytes. Only for contexts known to be small
+// (tests, tools); uploads go through ValidateBuildContextTo to a file.
+func ValidateBuildContextFor(r io.Reader, maxBytes int64, dockerfile string) (ContextInfo, []byte, error) {
+	var out memOut
+	info, err := ValidateBuildContextTo(r, &out, maxBytes, dockerfile)
+	if err != nil {
+		return ContextInfo{}, nil, err
+	}
+	return info, out.b, nil
+}
+
+// ContextOut is where ValidateBuildContextTo writes the normalized tar: it
+// reads the Dockerfile back from it (an *os.File is one).
+type ContextOut interface {
+	io.Writer
+	io.ReaderAt
+}
+
+// memOut is a ContextOut in memory.
+type memOut struct{ b []byte }
+
+func (m *memOut) Write(p []byte) (int, error) { m.b = append(m.b, p...); return len(p), nil }
+func (m *memOut) ReadAt(p []byte, off int64) (int, error) {
+	return bytes.NewReader(m.b).ReadAt(p, off)
+}
+
+// MaxContextEntries bounds the entries of a build context, and
+// MaxContextNameBytes the sum of their names: the validator remembers each
+// name, so these bound its memory however the archive is shaped.
+const (
+	MaxContextEntries   = 200_000
+	MaxContextNameBytes = 16 << 20
+)
+
+// ValidateBuildContextTo reads a tar build context (plain or
+// gzip-compressed, detected by its magic) as a stream, reading at most
+// maxBytes of uncompressed tar, and writes the normalized tar to out as it
+// goes (memory stays bounded whatever the archive expands to: a refusal
+// comes as soon as the limit is passed, and out then holds a partial tar
+// the caller discards). It refuses the context, naming the entry, when an
 // entry is too large, has an absolute path or a ".." element, is a symlink
 // or hard link whose target leaves the context (absolute targets, ".."
 // escaping the root, chains through other links), lies under a symlink, is a
-// device file or FIFO, or appears twice; or when dockerfile is not a regular
+// device file or FIFO, or appears twice; when it has more than
+// MaxContextEntries entries; or when dockerfile is not a regular
 // file in it (dockerfile "" requires none: an upload is stored before the
 // spec that names its Dockerfile arrives), or when that Dockerfile (with
 // dockerfile "", a root "Dockerfile" if there is one) fails
-// CheckDockerfile: an ADD of a URL. On success it returns the normalized tar (entries cleaned,
-// owners and extended attributes dropped, uncompressed) and its digest, so
-// the caller can store it by digest. Every refusal wraps ErrInvalid.
-func ValidateBuildContextFor(r io.Reader, maxBytes int64, dockerfile string) (ContextInfo, []byte, error) {
+// CheckDockerfile: an ADD of a URL. The normalized tar has entries cleaned,
+// owners and extended attributes dropped, and is uncompressed; the returned
+// digest is its sha256, so the caller can store it by digest. Every refusal
+// wraps ErrInvalid.
+func ValidateBuildContextTo(r io.Reader, out ContextOut, maxBytes int64, dockerfile string) (ContextInfo, error) {
 	if maxBytes <= 0 {
-		return ContextInfo{}, nil, invalidf("build context: the size limit %d must be positive", maxBytes)
+		return ContextInfo{}, invalidf("build context: the size limit %d must be positive", maxBytes)
 	}
 	if dockerfile != "" {
 		if err := checkContextPath(dockerfile); err != nil {
-			return ContextInfo{}, nil, invalidf("build context: Dockerfile name %q: %v", dockerfile, err)
+			return ContextInfo{}, invalidf("build context: Dockerfile name %q: %v", dockerfile, err)
 		}
 		dockerfile = path.Clean(dockerfile)
 	}
 
 	in, err := decompress(r)
 	if err != nil {
-		return ContextInfo{}, nil, err
+		return ContextInfo{}, err
 	}
 	capped := &capReader{r: in, left: maxBytes}
 	tr := tar.NewReader(capped)
 
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
+	hash := sha256.New()
+	bw := bufio.NewWriterSize(out, 64<<10)
+	cw := &countWriter{w: io.MultiWriter(bw, hash)}
+	tw := tar.NewWriter(cw)
 	v := contextValidator{
 		kinds:    map[string]byte{},
 		links:    map[string]string{},
 		parents:  map[string]bool{},
 		maxBytes: maxBytes,
 	}
+	// Where the Dockerfile's candidates lie in out, to read it back.
+	want := dockerfile
+	if want == "" {
+		want = "Dockerfile"
+	}
+	type span struct{ off, size int64 }
+	files := map[string]span{} // regular files small enough to be a Dockerfile
+	var wantLink string        // the Dockerfile is a hard link to this
+	nameBytes := 0
 	info := ContextInfo{Dockerfile: dockerfile}
 	for {
 		hdr, err := tr.Next()
@@ -89,59 +140,98 @@ func ValidateBuildContextFor(r io.Reader, maxBytes int64, dockerfile string) (Co
 		}
 		if err != nil {
 			if capped.exceeded {
-				return ContextInfo{}, nil, invalidf("build context is larger than the %d-byte limit", maxBytes)
+				return ContextInfo{}, invalidf("build context is larger than the %d-byte limit", maxBytes)
 			}
-			return ContextInfo{}, nil, invalidf("build context is not a valid tar archive: %v", err)
+			return ContextInfo{}, invalidf("build context is not a valid tar archive: %v", err)
+		}
+		if nameBytes += len(hdr.Name) + len(hdr.Linkname); info.Entries >= MaxContextEntries || nameBytes > MaxContextNameBytes {
+			return ContextInfo{}, invalidf("build context has more than %d entries or %d bytes of names", MaxContextEntries, MaxContextNameBytes)
 		}
 		nh, err := v.check(hdr, maxBytes-capped.left)
 		if err != nil {
-			return ContextInfo{}, nil, err
+			return ContextInfo{}, err
 		}
 		if nh == nil {
 			continue // the root entry or a global header: nothing to keep
 		}
 		if err := tw.WriteHeader(nh); err != nil {
-			return ContextInfo{}, nil, invalidf("build context entry %q: %v", hdr.Name, err)
+			return ContextInfo{}, invalidf("build context entry %q: %v", hdr.Name, err)
 		}
 		if nh.Typeflag == tar.TypeReg {
+			if nh.Size <= maxDockerfileBytes {
+				files[nh.Name] = span{off: cw.n, size: nh.Size}
+			}
 			if _, err := io.Copy(tw, tr); err != nil {
 				if capped.exceeded {
-					return ContextInfo{}, nil, invalidf("build context entry %q: the context is larger than the %d-byte limit", hdr.Name, maxBytes)
+					return ContextInfo{}, invalidf("build context entry %q: the context is larger than the %d-byte limit", hdr.Name, maxBytes)
 				}
-				return ContextInfo{}, nil, invalidf("build context entry %q: %v", hdr.Name, err)
+				return ContextInfo{}, invalidf("build context entry %q: %v", hdr.Name, err)
 			}
 			info.Files++
 		}
 		if nh.Typeflag == tar.TypeLink {
+			if nh.Name == want {
+				wantLink = nh.Linkname
+			}
 			info.Files++
 		}
 		info.Entries++
 	}
 	if err := v.checkLinks(); err != nil {
-		return ContextInfo{}, nil, err
+		return ContextInfo{}, err
 	}
 	if k := v.kinds[dockerfile]; dockerfile != "" && k != tar.TypeReg && k != tar.TypeLink {
 		if k == 0 {
-			return ContextInfo{}, nil, invalidf("build context has no %s", dockerfile)
+			return ContextInfo{}, invalidf("build context has no %s", dockerfile)
 		}
-		return ContextInfo{}, nil, invalidf("build context entry %q: the Dockerfile must be a regular file", dockerfile)
+		return ContextInfo{}, invalidf("build context entry %q: the Dockerfile must be a regular file", dockerfile)
 	}
 	if err := tw.Close(); err != nil {
-		return ContextInfo{}, nil, fmt.Errorf("build context: write normalized tar: %w", err)
+		return ContextInfo{}, fmt.Errorf("build context: write normalized tar: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return ContextInfo{}, fmt.Errorf("build context: write normalized tar: %w", err)
 	}
 	// The Dockerfile may not make the daemon fetch anything (CheckDockerfile):
 	// the one named, or, for an upload that names none yet, the root one.
-	if dockerfile != "" {
-		if _, err := checkContextDockerfile(out.Bytes(), dockerfile, true); err != nil {
-			return ContextInfo{}, nil, err
+	switch k := v.kinds[want]; {
+	case k == tar.TypeReg || k == tar.TypeLink:
+		name := want
+		if k == tar.TypeLink {
+			name = wantLink
+			if v.kinds[name] != tar.TypeReg {
+				return ContextInfo{}, invalidf("build context entry %q: a hard link to another link", want)
+			}
 		}
-	} else if _, err := checkContextDockerfile(out.Bytes(), "Dockerfile", false); err != nil {
-		return ContextInfo{}, nil, err
+		sp, ok := files[name]
+		if !ok {
+			return ContextInfo{}, invalidf("build context entry %q: a Dockerfile larger than the %d-byte limit", want, maxDockerfileBytes)
+		}
+		content := make([]byte, sp.size)
+		if _, err := out.ReadAt(content, sp.off); err != nil && !(errors.Is(err, io.EOF) && sp.size == 0) {
+			return ContextInfo{}, fmt.Errorf("build context: read back %s: %w", want, err)
+		}
+		if err := CheckDockerfile(want, content); err != nil {
+			return ContextInfo{}, err
+		}
+	case k != 0 && dockerfile == "":
+		return ContextInfo{}, invalidf("build context entry %q: the Dockerfile must be a regular file", want)
 	}
-	sum := sha256.Sum256(out.Bytes())
-	info.Digest = "sha256:" + hex.EncodeToString(sum[:])
-	info.Size = int64(out.Len())
-	return info, out.Bytes(), nil
+	info.Digest = "sha256:" + hex.EncodeToString(hash.Sum(nil))
+	info.Size = cw.n
+	return info, nil
+}
+
+// countWriter counts what passes through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // decompress detects gzip by its magic and refuses other compressions

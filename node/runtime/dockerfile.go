@@ -2,9 +2,9 @@ package runtime
 
 import (
 	"archive/tar"
-	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path"
@@ -155,7 +155,7 @@ func addSources(args string) []string {
 // checkContextDockerfile finds the Dockerfile name in a tar build context
 // (plain or gzip) and checks it with CheckDockerfile; it returns the
 // Dockerfile. A missing Dockerfile is refused only when required.
-func checkContextDockerfile(contextTar []byte, name string, required bool) ([]byte, error) {
+func checkContextDockerfile(contextTar io.ReadSeeker, name string, required bool) ([]byte, error) {
 	content, found, err := dockerfileFromTar(contextTar, path.Clean(name))
 	if err != nil {
 		return nil, err
@@ -215,7 +215,7 @@ func baseImages(name string, content []byte) ([]string, error) {
 
 // dockerfileFromTar reads the regular file name from a tar; a hard link
 // is followed to its target (an earlier entry) in a second pass.
-func dockerfileFromTar(contextTar []byte, name string) ([]byte, bool, error) {
+func dockerfileFromTar(contextTar io.ReadSeeker, name string) ([]byte, bool, error) {
 	want := name
 	for pass := 0; pass < 2; pass++ {
 		b, link, found, err := findTarFile(contextTar, want)
@@ -232,8 +232,11 @@ func dockerfileFromTar(contextTar []byte, name string) ([]byte, bool, error) {
 
 // findTarFile returns the content of the entry name, or its hard link's
 // clean target.
-func findTarFile(contextTar []byte, name string) (content []byte, link string, found bool, err error) {
-	in, err := decompress(bytes.NewReader(contextTar))
+func findTarFile(contextTar io.ReadSeeker, name string) (content []byte, link string, found bool, err error) {
+	if _, err := contextTar.Seek(0, io.SeekStart); err != nil {
+		return nil, "", false, fmt.Errorf("build context: rewind: %w", err)
+	}
+	in, err := decompress(contextTar)
 	if err != nil {
 		return nil, "", false, err
 	}
