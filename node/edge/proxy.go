@@ -334,6 +334,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(lw, "404 no such site", http.StatusNotFound)
 	case r.ContentLength > p.maxBody:
 		service = rt.service
+		// Read (and drop) a bounded part of the body first, as nginx's
+		// lingering close does: a client still sending when the answer
+		// and the close come would get a reset instead of the 413.
+		_, _ = io.CopyN(io.Discard, r.Body, min(r.ContentLength, refusedBodyDrain))
 		lw.Header().Set("Connection", "close")
 		http.Error(lw, "413 request body too large", http.StatusRequestEntityTooLarge)
 	default:
@@ -390,6 +394,10 @@ func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return nil, lastErr
 }
+
+// refusedBodyDrain bounds how much of a refused, oversized body the proxy
+// reads before it answers 413 and closes the connection.
+const refusedBodyDrain = 8 << 20
 
 // proxyError answers when no upstream could serve: 413 over the body cap,
 // 504 on a timeout, else 502.
