@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // fakeNetworks is an engine whose networks are loopback ranges: on Linux
@@ -158,13 +160,7 @@ func inSubnet(p Plan, i int) string {
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
 
 func deadline(seconds int) time.Time { return time.Now().Add(time.Duration(seconds) * time.Second) }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 var loopback = net.IPv4(127, 0, 0, 1)
@@ -102,13 +104,7 @@ func handshake(t *testing.T, srvCfg, cliCfg *tls.Config, v *Verifier) handshakeR
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, within, what, cond)
 }
 
 func isErr(err, target error) bool { return err != nil && errors.Is(err, target) }
