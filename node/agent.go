@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,7 +34,7 @@ type Agent struct {
 	cfg    Config
 	logger *slog.Logger
 	ring   *logring.Ring
-	keys   Keys
+	keys   clusterconf.Keys
 
 	fsm   *raftfsm.FSM
 	store *raftfsm.Store
@@ -50,7 +51,7 @@ type Agent struct {
 	// discovery lets containers find services by name (nil when off).
 	discovery *discovery.Manager
 	// secret is the cluster secret (a joining node gets it from the leader).
-	secret ClusterSecret
+	secret clusterconf.ClusterSecret
 	// creds are this node's key and certificate (DATA_DIR/tls); verifier
 	// checks every peer's against the CA and the replicated revocations.
 	creds    *pki.Credentials
@@ -123,7 +124,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := DeriveKeys(secret)
+	keys, err := clusterconf.DeriveKeys(secret)
 	if err != nil {
 		return nil, err
 	}
@@ -158,20 +159,20 @@ func New(cfg Config, opts Options) (*Agent, error) {
 
 // loadSecret reads the cluster secret from the config or its file; the
 // seed makes one on its first start.
-func loadSecret(cfg *Config) (ClusterSecret, error) {
+func loadSecret(cfg *Config) (clusterconf.ClusterSecret, error) {
 	if cfg.ClusterSecret != "" {
-		s, err := ParseClusterSecret(cfg.ClusterSecret)
+		s, err := clusterconf.ParseClusterSecret(cfg.ClusterSecret)
 		if err != nil {
 			return s, err
 		}
 		if _, err := os.Stat(cfg.ClusterSecretFile); errors.Is(err, os.ErrNotExist) {
-			if err := WriteClusterSecretFile(cfg.ClusterSecretFile, s); err != nil {
+			if err := clusterconf.WriteClusterSecretFile(cfg.ClusterSecretFile, s); err != nil {
 				return s, err
 			}
 		}
 		return s, nil
 	}
-	s, err := ReadClusterSecretFile(cfg.ClusterSecretFile)
+	s, err := clusterconf.ReadClusterSecretFile(cfg.ClusterSecretFile)
 	if err == nil {
 		return s, nil
 	}
@@ -181,14 +182,14 @@ func loadSecret(cfg *Config) (ClusterSecret, error) {
 		}
 		return s, err
 	}
-	if s, err = NewClusterSecret(); err != nil {
+	if s, err = clusterconf.NewClusterSecret(); err != nil {
 		return s, err
 	}
-	return s, WriteClusterSecretFile(cfg.ClusterSecretFile, s)
+	return s, clusterconf.WriteClusterSecretFile(cfg.ClusterSecretFile, s)
 }
 
 // Keys returns the keys derived from the cluster secret (for the API and UI).
-func (a *Agent) Keys() Keys { return a.keys }
+func (a *Agent) Keys() clusterconf.Keys { return a.keys }
 
 // Config returns the agent's completed config.
 func (a *Agent) Config() Config { return a.cfg }

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -230,11 +231,11 @@ func APIKeyCommand() *cobra.Command {
 			if file == "" {
 				return fmt.Errorf("give --cluster-secret-file")
 			}
-			s, err := ReadClusterSecretFile(file)
+			s, err := clusterconf.ReadClusterSecretFile(file)
 			if err != nil {
 				return err
 			}
-			k, err := DeriveKeys(s)
+			k, err := clusterconf.DeriveKeys(s)
 			if err != nil {
 				return err
 			}

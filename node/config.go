@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"net"
 	"net/netip"
 	"os"
@@ -17,14 +18,11 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// Default ports (agent API, gossip, raft, UI; the handbook's picture shows them).
+// Defaults of the agent's own settings (the ports every process shares are
+// in package clusterconf).
 const (
-	DefaultAPIPort    = 9999
-	DefaultGossipPort = 7946
-	DefaultRaftPort   = 7947
-	DefaultUIPort     = 8080
-	DefaultEdgePort   = 80
-	DefaultDataDir    = "/var/lib/dropmesh"
+	DefaultEdgePort = 80
+	DefaultDataDir  = "/var/lib/dropmesh"
 	// DefaultContextQuotaBytes is Config.ContextQuotaBytes's default.
 	DefaultContextQuotaBytes = 4 << 30
 )
@@ -197,10 +195,10 @@ func DefaultConfig() Config {
 	return Config{
 		NodeID:            sanitizeNodeID(host),
 		DataDir:           DefaultDataDir,
-		APIPort:           DefaultAPIPort,
-		GossipPort:        DefaultGossipPort,
-		RaftPort:          DefaultRaftPort,
-		UIPort:            DefaultUIPort,
+		APIPort:           clusterconf.DefaultAPIPort,
+		GossipPort:        clusterconf.DefaultGossipPort,
+		RaftPort:          clusterconf.DefaultRaftPort,
+		UIPort:            clusterconf.DefaultUIPort,
 		EdgePort:          DefaultEdgePort,
 		Edge:              "auto",
 		ClusterName:       "dropmesh",

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"net"
 	"net/http"
 	"os"
@@ -28,15 +29,12 @@ import (
 // unseals it to sign. Every other node enrolls once with a join token
 // (Enroll) and renews its certificate on its own (renew.go).
 
-// TLSDir is the directory of a node's credentials inside its data dir.
-const TLSDir = "tls"
-
 // pendingCAKeyFile holds the seed's CA key until initCluster has sealed it
 // into the state.
 const pendingCAKeyFile = "ca-key.pem"
 
 // tlsDir is this node's credentials directory.
-func (c *Config) tlsDir() string { return filepath.Join(c.DataDir, TLSDir) }
+func (c *Config) tlsDir() string { return filepath.Join(c.DataDir, clusterconf.TLSDir) }
 
 // ErrNotEnrolled means a node has no certificate and no way to get one.
 var ErrNotEnrolled = errors.New("this node has no certificate of the cluster CA")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"log/slog"
 	"net"
 	"os"
@@ -106,7 +107,7 @@ func saveEnrollment(cfg Config, keyPEM []byte, ans control.JoinAnswer, logger *s
 	if creds.NodeID() != cfg.NodeID {
 		return fmt.Errorf("enroll %s: the certificate names node %s", cfg.NodeID, creds.NodeID())
 	}
-	secret, err := ParseClusterSecret(ans.ClusterSecret)
+	secret, err := clusterconf.ParseClusterSecret(ans.ClusterSecret)
 	if err != nil {
 		return fmt.Errorf("enroll %s: the answer's cluster secret: %w", cfg.NodeID, err)
 	}
@@ -117,7 +118,7 @@ func saveEnrollment(cfg Config, keyPEM []byte, ans control.JoinAnswer, logger *s
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
-	if err := WriteClusterSecretFile(cfg.ClusterSecretFile, secret); err != nil {
+	if err := clusterconf.WriteClusterSecretFile(cfg.ClusterSecretFile, secret); err != nil {
 		return err
 	}
 	if err := atomicfile.Write(filepath.Join(cfg.DataDir, gossipKeysFileName), []byte(strings.Join(encodeGossipKeys(keys), "\n")+"\n"), 0o600); err != nil {

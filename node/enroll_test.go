@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,7 @@ func TestJoinTokenWorksOnce(t *testing.T) {
 	c.joinConfig(&first.cfg)
 	c.start(first)
 	waitFor(t, 20*time.Second, "node-2 alive everywhere", func() bool { return c.allSee("node-2", mesh.StatusAlive) })
-	if _, err := pki.LoadCredentials(filepath.Join(first.cfg.DataDir, TLSDir)); err != nil {
+	if _, err := pki.LoadCredentials(filepath.Join(first.cfg.DataDir, clusterconf.TLSDir)); err != nil {
 		t.Fatalf("the joined node has no credentials: %v", err)
 	}
 	used := first.cfg.JoinToken
@@ -85,7 +86,7 @@ func TestJoinTokenWorksOnce(t *testing.T) {
 		if !errors.Is(err, ErrJoinRefused) || !strings.Contains(err.Error(), tc.why) {
 			t.Errorf("%s: %v, want a refusal saying %q", tc.name, err, tc.why)
 		}
-		if _, err := os.Stat(filepath.Join(cfg.DataDir, TLSDir)); !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, clusterconf.TLSDir)); !os.IsNotExist(err) {
 			t.Errorf("%s: the refused node has a credentials dir (%v)", tc.name, err)
 		}
 	}
@@ -132,7 +133,7 @@ func TestRemovedNodeIsRevoked(t *testing.T) {
 			victim = n
 		}
 	}
-	creds, err := pki.LoadCredentials(filepath.Join(victim.cfg.DataDir, TLSDir))
+	creds, err := pki.LoadCredentials(filepath.Join(victim.cfg.DataDir, clusterconf.TLSDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +206,7 @@ func TestCertificatesRenewWithoutInterruption(t *testing.T) {
 		t.Fatal("a node lost its raft place across the renewals")
 	}
 	for _, n := range c.nodes {
-		saved, err := pki.LoadCredentials(filepath.Join(n.cfg.DataDir, TLSDir))
+		saved, err := pki.LoadCredentials(filepath.Join(n.cfg.DataDir, clusterconf.TLSDir))
 		if err != nil || saved.NotAfter().Before(firstExpiry) {
 			t.Fatalf("%s's saved credentials: %v (expires %v)", n.cfg.NodeID, err, saved)
 		}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"os"
 	"path/filepath"
 	"slices"
@@ -100,7 +101,7 @@ func TestGossipKeyRotation(t *testing.T) {
 	if err := Enroll(t.Context(), outsider.cfg, testLogger(t)); err != nil {
 		t.Fatal(err)
 	}
-	secretKeys, err := DeriveKeys(c.secret)
+	secretKeys, err := clusterconf.DeriveKeys(c.secret)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"slices"
 	"testing"
 	"time"
@@ -105,7 +106,7 @@ func TestFiveAgents(t *testing.T) {
 	})
 
 	// An agent with another cluster's key cannot join: nobody ever sees it.
-	other, err := NewClusterSecret()
+	other, err := clusterconf.NewClusterSecret()
 	if err != nil {
 		t.Fatal(err)
 	}

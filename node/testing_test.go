@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"log/slog"
 	"net/http"
 	"os"
@@ -36,7 +37,7 @@ type testNode struct {
 type testCluster struct {
 	t      testing.TB
 	nodes  []*testNode
-	secret ClusterSecret
+	secret clusterconf.ClusterSecret
 }
 
 // testLogger logs to the test output when DROPMESH_TEST_LOG is set.
@@ -73,7 +74,7 @@ func testConfig(t testing.TB, dir string, i int) Config {
 // startCluster starts n agents: node-1 bootstraps, the others join it.
 func startCluster(t testing.TB, n int, mut func(i int, c *Config)) *testCluster {
 	t.Helper()
-	secret, err := NewClusterSecret()
+	secret, err := clusterconf.NewClusterSecret()
 	if err != nil {
 		t.Fatal(err)
 	}

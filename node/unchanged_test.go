@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"maps"
 	"os"
 	"path/filepath"
@@ -153,11 +154,11 @@ func deployCount(a *Agent) (n int) {
 // (secrets compared opened, whatever their nonce); a changed field or
 // secret, a move, a failed last deploy or a stale expected generation is not.
 func TestUnchangedDeployCases(t *testing.T) {
-	secret, err := NewClusterSecret()
+	secret, err := clusterconf.NewClusterSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := DeriveKeys(secret)
+	keys, err := clusterconf.DeriveKeys(secret)
 	if err != nil {
 		t.Fatal(err)
 	}

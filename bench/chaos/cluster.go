@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,7 +28,6 @@ import (
 
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
-	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/pki"
@@ -69,7 +69,7 @@ type Node struct {
 // cloud refuses images it does not know, as DigitalOcean does).
 const baseImage = "dropmesh-chaos-base"
 
-func (n *Node) API() string { return net.JoinHostPort(n.IP, fmt.Sprint(node.DefaultAPIPort)) }
+func (n *Node) API() string { return net.JoinHostPort(n.IP, fmt.Sprint(clusterconf.DefaultAPIPort)) }
 
 // Cluster is a dropmesh cluster of agent containers on a private Docker
 // network, with the fake cloud served by this process on the network's
@@ -97,7 +97,7 @@ type Cluster struct {
 
 	// APIKey is the agents' API key, derived from the cluster secret.
 	APIKey string
-	secret node.ClusterSecret
+	secret clusterconf.ClusterSecret
 	// caPEM is the cluster CA's certificate, copied from the seed's data
 	// dir: clients verify the agents' API with it, as the CLI does.
 	caPEM []byte
@@ -152,10 +152,10 @@ func NewCluster(t testing.TB, cfg Config, h *History) *Cluster {
 	c.Gateway = nthIP(c.Subnet, 1)
 	c.startFakeCloud(ctx)
 
-	if c.secret, err = node.NewClusterSecret(); err != nil {
+	if c.secret, err = clusterconf.NewClusterSecret(); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := node.DeriveKeys(c.secret)
+	keys, err := clusterconf.DeriveKeys(c.secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func NewCluster(t testing.TB, cfg Config, h *History) *Cluster {
 	seed := c.createDroplet(ctx, do, 1, nil)
 	c.waitFor(ctx, 90*time.Second, "the seed's cluster CA", func() error {
 		var err error
-		c.caPEM, err = c.docker.copyFile(ctx, seed.Container, "/var/lib/dropmesh/"+node.TLSDir+"/"+pki.CAFile)
+		c.caPEM, err = c.docker.copyFile(ctx, seed.Container, "/var/lib/dropmesh/"+clusterconf.TLSDir+"/"+pki.CAFile)
 		return err
 	})
 	c.waitFor(ctx, 90*time.Second, "the seed to lead", func() error {
@@ -184,7 +184,7 @@ func NewCluster(t testing.TB, cfg Config, h *History) *Cluster {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = c.tryCreateDroplet(ctx, do, i, []string{net.JoinHostPort(seed.IP, fmt.Sprint(node.DefaultGossipPort))})
+			_, errs[i] = c.tryCreateDroplet(ctx, do, i, []string{net.JoinHostPort(seed.IP, fmt.Sprint(clusterconf.DefaultGossipPort))})
 		}()
 	}
 	wg.Wait()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"io"
 	"net"
 	"net/http"
@@ -11,7 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -243,7 +243,7 @@ func (r *Runner) measureUI(ctx context.Context, spared []*Node, start, deadline 
 	defer tick.Stop()
 	for i := 0; time.Now().Before(deadline); i++ {
 		n := spared[i%len(spared)]
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(n.IP, strconv.Itoa(node.DefaultUIPort))+"/login", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(n.IP, strconv.Itoa(clusterconf.DefaultUIPort))+"/login", nil)
 		if err != nil {
 			return -1
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,7 +19,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 
-	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -128,7 +128,7 @@ func TestChaosWorkloadCannotReachControlPorts(t *testing.T) {
 
 	var targets []string
 	for _, n := range c.Nodes() {
-		for _, p := range []int{node.DefaultGossipPort, node.DefaultRaftPort, node.DefaultAPIPort, node.DefaultUIPort} {
+		for _, p := range []int{clusterconf.DefaultGossipPort, clusterconf.DefaultRaftPort, clusterconf.DefaultAPIPort, clusterconf.DefaultUIPort} {
 			targets = append(targets, net.JoinHostPort(n.IP, strconv.Itoa(p)))
 		}
 	}

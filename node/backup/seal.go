@@ -21,7 +21,7 @@ import (
 // Nothing is restored from it.
 var ErrUnauthenticated = errors.New("backup fails authentication (changed, planted, or another cluster's)")
 
-// KeyLabel is the HKDF label of the backup key; node.DeriveKeys derives
+// KeyLabel is the HKDF label of the backup key; clusterconf.DeriveKeys derives
 // the cluster's backup key with DeriveKey, beside its other keys.
 const KeyLabel = "dropmesh/v1/backup-key"
 

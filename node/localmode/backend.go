@@ -3,6 +3,7 @@ package localmode
 import (
 	"context"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"log/slog"
 	"net"
 	"os"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
-	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/scripts"
 )
 
@@ -67,8 +67,8 @@ func (l Layout) For(d fakeapi.BackedDroplet, nodeSeq int) Addrs {
 
 // Node returns the addresses of node n (1-based; droplet n on Linux).
 func (l Layout) Node(n int) Addrs {
-	a := Addrs{IP: l.IPPrefix + strconv.Itoa(n+1), API: node.DefaultAPIPort, Gossip: node.DefaultGossipPort,
-		Raft: node.DefaultRaftPort, UI: node.DefaultUIPort, Edge: l.BasePort + 100 + n}
+	a := Addrs{IP: l.IPPrefix + strconv.Itoa(n+1), API: clusterconf.DefaultAPIPort, Gossip: clusterconf.DefaultGossipPort,
+		Raft: clusterconf.DefaultRaftPort, UI: clusterconf.DefaultUIPort, Edge: l.BasePort + 100 + n}
 	if l.EdgeOnPort80 {
 		a.Edge = 80
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/node/runtime"
@@ -197,7 +197,7 @@ func TestLocalHealing(t *testing.T) {
 	if revoked == 0 {
 		t.Fatalf("no certificate of %s in GET /v1/ca: %+v", victim, ca.Certs)
 	}
-	creds, err := pki.LoadCredentials(filepath.Join(m.dir, victim, node.TLSDir))
+	creds, err := pki.LoadCredentials(filepath.Join(m.dir, victim, clusterconf.TLSDir))
 	if err != nil {
 		t.Fatal(err)
 	}

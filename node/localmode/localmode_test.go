@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"maps"
 	"net"
 	"net/http"
@@ -23,7 +24,6 @@ import (
 	"github.com/digitalocean/godo"
 
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
-	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/bootstrap"
 	"github.com/dropmesh/dropmesh/node/control"
@@ -434,11 +434,11 @@ func checkUserData(t *testing.T, m *mesh, apis []string) {
 	if err := json.Unmarshal(data, &store); err != nil {
 		t.Fatal(err)
 	}
-	secret, err := node.ReadClusterSecretFile(filepath.Join(m.dir, "node-1", "cluster-secret"))
+	secret, err := clusterconf.ReadClusterSecretFile(filepath.Join(m.dir, "node-1", "cluster-secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := node.DeriveKeys(secret)
+	keys, err := clusterconf.DeriveKeys(secret)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,7 +21,6 @@ import (
 
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
-	"github.com/dropmesh/dropmesh/node"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/atomicfile"
 	"github.com/dropmesh/dropmesh/node/bootstrap"
@@ -107,7 +107,7 @@ func Supervise(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("local mesh dir %s: %w", dir, err)
 	}
 	token, err := readOrCreate(filepath.Join(dir, cloudTokenFile), func() (string, error) {
-		s, err := node.NewClusterSecret()
+		s, err := clusterconf.NewClusterSecret()
 		return "local-" + s.String()[:32], err
 	})
 	if err != nil {
@@ -235,19 +235,19 @@ func (s *supervisor) createSeed(ctx context.Context, do *cloudops.DigitalOcean) 
 // and DIR/ca.pem.
 func (s *supervisor) configure(ctx context.Context) error {
 	secretPath := filepath.Join(s.dir, "node-1", "cluster-secret")
-	caPath := filepath.Join(s.dir, "node-1", node.TLSDir, pki.CAFile)
+	caPath := filepath.Join(s.dir, "node-1", clusterconf.TLSDir, pki.CAFile)
 	var (
-		keys  node.Keys
+		keys  clusterconf.Keys
 		caPEM []byte
 	)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		secret, err := node.ReadClusterSecretFile(secretPath)
+		secret, err := clusterconf.ReadClusterSecretFile(secretPath)
 		if err == nil {
 			caPEM, err = os.ReadFile(caPath)
 		}
 		if err == nil {
-			if keys, err = node.DeriveKeys(secret); err != nil {
+			if keys, err = clusterconf.DeriveKeys(secret); err != nil {
 				return err
 			}
 			break

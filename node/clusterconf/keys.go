@@ -1,4 +1,4 @@
-package node
+package clusterconf
 
 import (
 	"crypto/aes"
