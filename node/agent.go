@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/dropmesh/dropmesh/node/clusterconf"
+	"github.com/dropmesh/dropmesh/node/leader"
 	"log/slog"
 	"net"
 	"net/http"
@@ -64,8 +65,9 @@ type Agent struct {
 	apiHandler http.Handler
 	uiHandler  http.Handler
 
-	leaderKick chan struct{}
-	reconKick  chan struct{}
+	// wake holds each leader duty's own wake-up channel (kickLeader).
+	wake      *leader.Wakeups
+	reconKick chan struct{}
 	// cloudShared is the leader's cloud work that outlives a round (cloud.go).
 	cloudShared cloudShared
 	// claims are the bootstrap claims a seed has begun (bootstrapclaim.go).
@@ -134,7 +136,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, logger: logger, ring: ring, keys: keys, secret: secret,
-		leaderKick: make(chan struct{}, 1), reconKick: make(chan struct{}, 1),
+		wake: leader.NewWakeups(), reconKick: make(chan struct{}, 1),
 		ready: make(chan struct{}),
 	}
 	if err := a.loadCredentials(); err != nil {
@@ -497,13 +499,9 @@ func (a *Agent) stop() {
 	a.logger.Info("agent stopped")
 }
 
-// kickLeader wakes the leader's duties (a deploy, a settings change).
-func (a *Agent) kickLeader() {
-	select {
-	case a.leaderKick <- struct{}{}:
-	default:
-	}
-}
+// kickLeader wakes every leader duty (a deploy, a settings change), each
+// on its own channel.
+func (a *Agent) kickLeader() { a.wake.Kick() }
 
 // kickReconciler wakes the reconciler.
 func (a *Agent) kickReconciler() {

@@ -131,6 +131,7 @@ func clusterTag(s raftfsm.Settings) string {
 // provider.
 func (a *Agent) runCloud(ctx context.Context) {
 	cd := newCloudDuty(a)
+	wake := a.wake.Chan("cloud")
 	log := a.logger.With("duty", "cloud")
 	for {
 		changed := a.fsm.Changed()
@@ -149,7 +150,7 @@ func (a *Agent) runCloud(ctx context.Context) {
 		case <-ctx.Done():
 		case <-t.C:
 		case <-changed:
-		case <-a.leaderKick:
+		case <-wake:
 		}
 		t.Stop()
 		if ctx.Err() != nil {

@@ -3,9 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	"github.com/dropmesh/dropmesh/node/leader"
 	"net/netip"
 	"slices"
-	"sync"
+
 	"time"
 
 	"github.com/dropmesh/dropmesh/mesh"
@@ -15,29 +16,22 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// duty is one of the leader's jobs. Each runs in its own goroutine while
-// this node leads and stops when leadership is lost.
-type duty struct {
-	name string
-	run  func(ctx context.Context)
-}
-
 // duties lists the leader's jobs.
-func (a *Agent) duties() []duty {
-	return []duty{
-		{"autopilot", a.runAutopilot},
-		{"registrar", a.runRegistrar},
-		{"rollout", a.runRollouts},
-		{"healer", a.runHealer},
-		{"restarts", a.runRestarts},
-		{"cloud", a.runCloud},
-		{"housekeeping", a.runHousekeeping},
-		{"gossip-rotation", a.runGossipRotation},
-		{"notify", func(ctx context.Context) {
+func (a *Agent) duties() []leader.Duty {
+	return []leader.Duty{
+		{Name: "autopilot", Run: a.runAutopilot},
+		{Name: "registrar", Run: a.runRegistrar},
+		{Name: "rollout", Run: a.runRollouts},
+		{Name: "healer", Run: a.runHealer},
+		{Name: "restarts", Run: a.runRestarts},
+		{Name: "cloud", Run: a.runCloud},
+		{Name: "housekeeping", Run: a.runHousekeeping},
+		{Name: "gossip-rotation", Run: a.runGossipRotation},
+		{Name: "notify", Run: func(ctx context.Context) {
 			client := egress.Policy{AllowFrom: a.egressAllowed}.Client(10 * time.Second)
 			notify.Run(ctx, a, notify.Config{HTTPClient: client, Logger: a.logger.With("duty", "notify"), Now: a.now, Sealer: a.keys.Sealer})
 		}},
-		{"backup", func(ctx context.Context) {
+		{Name: "backup", Run: func(ctx context.Context) {
 			backup.Run(ctx, backup.StoreSource(a.store), a.keys.Sealer, backup.Config{Logger: a.logger.With("duty", "backup"), Now: a.now, Key: a.keys.Backup})
 		}},
 	}
@@ -50,105 +44,19 @@ func (a *Agent) Apply(ctx context.Context, cmd raftfsm.Command) (any, error) {
 }
 
 // leaderLoop starts the duties when this node becomes leader and stops them
-// when it loses leadership. Leadership changes come from raft's NotifyCh
-// through Store.LeadershipChanged, which never drops a change.
+// when it loses leadership (package leader).
 func (a *Agent) leaderLoop(ctx context.Context) {
-	var stop func()
-	defer func() {
-		if stop != nil {
-			stop()
-		}
-	}()
-	for {
-		changed := a.store.LeadershipChanged()
-		switch leading := a.store.IsLeader(); {
-		case leading && stop == nil:
-			stop = a.startDuties(ctx)
-		case !leading && stop != nil:
-			stop()
-			stop = nil
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		}
-	}
+	leader.Loop{Raft: a.store, Establish: a.initCluster, Duties: a.duties, Logger: a.logger}.Run(ctx)
 }
 
-// startDuties runs lead until the returned stop is called.
-func (a *Agent) startDuties(ctx context.Context) (stop func()) {
-	dctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		a.lead(dctx)
-	}()
-	return func() {
-		cancel()
-		<-done
-		a.logger.Info("leader duties stopped")
-	}
-}
-
-// lead runs while this node is leader: it waits for every committed entry
-// to be applied (barrier), initialises a fresh cluster, then runs the duties.
-func (a *Agent) lead(ctx context.Context) {
-	for {
-		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := a.store.Barrier(bctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil || errors.Is(err, raftfsm.ErrNotLeader) {
-			return
-		}
-		a.logger.Warn("barrier on taking leadership failed; retrying", "err", err)
-	}
-	a.logger.Info("leading the cluster", "term", a.store.Term())
-	if err := a.initCluster(ctx); err != nil {
-		a.logger.Error("initialise cluster", "err", err)
-	}
-	var wg sync.WaitGroup
-	for _, d := range a.duties() {
-		wg.Add(1)
-		go func(d duty) {
-			defer wg.Done()
-			defer func() {
-				if p := recover(); p != nil {
-					a.logger.Error("leader duty panicked", "duty", d.name, "panic", p)
-				}
-			}()
-			d.run(ctx)
-		}(d)
-	}
-	wg.Wait()
-}
-
-// every calls fn now, then on each tick, state change or leader kick until
-// ctx ends. fn's errors are logged, never fatal.
+// every calls fn now, then on each tick, state change (when onChange) or
+// kick of this duty until ctx ends. fn's errors are logged, never fatal.
 func (a *Agent) every(ctx context.Context, name string, interval time.Duration, onChange bool, fn func(ctx context.Context) error) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	log := a.logger.With("duty", name)
-	for {
-		changed := a.fsm.Changed()
-		if err := fn(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("leader duty failed", "err", err)
-		}
-		var changeCh <-chan struct{}
-		if onChange {
-			changeCh = changed
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-changeCh:
-		case <-a.leaderKick:
-		}
+	e := leader.Every{Name: name, Interval: interval, Wake: a.wake.Chan(name), Logger: a.logger}
+	if onChange {
+		e.Changed = a.fsm.Changed
 	}
+	e.Run(ctx, fn)
 }
 
 // runAutopilot keeps the raft voters in step with the gossip members.
