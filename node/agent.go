@@ -291,15 +291,19 @@ func (a *Agent) start(ctx context.Context) error {
 		}
 	}
 
-	// Listen before gossiping, so peers that learn our API address can use it.
-	if err := a.listen("api", cfg.bind(cfg.APIPort), a.apiHandler, a.serverTLS()); err != nil {
+	// Bind the ports before gossiping, so peers that learn our API address
+	// can connect; serve only once every part the handlers use (the mesh,
+	// the runtime) exists: a request waits in the listen queue until then.
+	serveAPI, err := a.listen("api", cfg.bind(cfg.APIPort), a.apiHandler, a.serverTLS())
+	if err != nil {
 		return err
 	}
+	serveUI := func() {}
 	if a.uiHandler != nil {
 		// The UI port stays plain HTTP: the edge terminates TLS in front
 		// of it for the UI host. The internal routes refuse it (no node
 		// certificate can come without TLS).
-		if err := a.listen("ui", cfg.bind(cfg.UIPort), a.uiPortHandler(), nil); err != nil {
+		if serveUI, err = a.listen("ui", cfg.bind(cfg.UIPort), a.uiPortHandler(), nil); err != nil {
 			return err
 		}
 	}
@@ -342,6 +346,8 @@ func (a *Agent) start(ctx context.Context) error {
 			return err
 		}
 	}
+	serveAPI()
+	serveUI()
 	a.goRun(ctx, "gossip-keys", a.runGossipKeys)
 	a.goRun(ctx, "renew-certificate", a.runRenewer)
 	a.goRun(ctx, "rejoin", a.rejoinLoop)
@@ -381,15 +387,16 @@ func (a *Agent) uiPortHandler() http.Handler {
 	return mux
 }
 
-// listen serves h on addr until the agent stops, over TLS when tlsCfg is
-// not nil.
-func (a *Agent) listen(name, addr string, h http.Handler, tlsCfg *tls.Config) error {
+// listen binds addr now and returns serve, which serves h on it until the
+// agent stops, over TLS when tlsCfg is not nil. Connections that arrive
+// before serve wait in the listen queue.
+func (a *Agent) listen(name, addr string, h http.Handler, tlsCfg *tls.Config) (serve func(), err error) {
 	if h == nil {
 		h = http.NotFoundHandler()
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("%s: listen %s: %w", name, addr, err)
+		return nil, fmt.Errorf("%s: listen %s: %w", name, addr, err)
 	}
 	if tlsCfg != nil {
 		l = tls.NewListener(l, tlsCfg)
@@ -401,14 +408,15 @@ func (a *Agent) listen(name, addr string, h http.Handler, tlsCfg *tls.Config) er
 	a.listeners = append(a.listeners, l)
 	a.servers = append(a.servers, srv)
 	a.mu.Unlock()
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.logger.Error("server stopped", "server", name, "err", err)
-		}
-	}()
-	return nil
+	return func() {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.logger.Error("server stopped", "server", name, "err", err)
+			}
+		}()
+	}, nil
 }
 
 // goRun runs fn in a goroutine owned by the agent.
@@ -468,12 +476,15 @@ func (a *Agent) stop() {
 		}
 	}
 	a.mu.Lock()
-	servers := a.servers
+	servers, listeners := a.servers, a.listeners
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), min(timeout, 5*time.Second))
 	defer cancel()
 	for _, s := range servers {
 		_ = s.Shutdown(ctx)
+	}
+	for _, l := range listeners {
+		_ = l.Close() // those of a start that failed before serving
 	}
 	if a.cancel != nil {
 		a.cancel()
@@ -520,8 +531,10 @@ func (a *Agent) Leader() (id, api string) {
 	if id == a.cfg.NodeID {
 		return id, a.APIAddr()
 	}
-	if m, ok := a.mesh.Member(id); ok && m.Meta.API != "" {
-		return id, m.Meta.API
+	if m := a.gossip(); m != nil {
+		if mem, ok := m.Member(id); ok && mem.Meta.API != "" {
+			return id, mem.Meta.API
+		}
 	}
 	var addr string
 	a.fsm.View(func(s *raftfsm.State) {
@@ -565,14 +578,15 @@ func (a *Agent) apply(ctx context.Context, cmd raftfsm.Command) (any, error) {
 // server advertises, in its gossip metadata, a protocol that includes it
 // (STYLE.md, point 3). Non-voters count too: they apply the same log.
 func (a *Agent) checkProto(ctx context.Context, t raftfsm.CommandType) error {
-	if a.mesh == nil {
+	m := a.gossip()
+	if m == nil {
 		return nil
 	}
 	servers, err := a.store.Servers(ctx)
 	if err != nil {
 		return fmt.Errorf("check the servers' protocol for %s: %w", t, err)
 	}
-	return protoConflict(t, servers, a.mesh.Member)
+	return protoConflict(t, servers, m.Member)
 }
 
 // protoFloor is the newest command type every agent that can be a raft
