@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/leader/rollout"
 	"slices"
 	"strings"
 	"sync"
@@ -168,7 +169,7 @@ func benchDeployLatency(b *testing.B, nodes int) {
 		waitState(b, leader.agent, 90*time.Second, "generation "+fmt.Sprint(res.Generation)+" ready everywhere", func(s *raftfsm.State) bool {
 			ready := 0
 			for _, in := range s.ServiceInstances(res.Service) {
-				if instanceReady(in, res.Generation) {
+				if rollout.InstanceReady(in, res.Generation) {
 					ready++
 				}
 			}

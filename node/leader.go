@@ -2,8 +2,8 @@ package node
 
 import (
 	"context"
-	"errors"
 	"github.com/dropmesh/dropmesh/node/leader"
+	"github.com/dropmesh/dropmesh/node/leader/rollout"
 	"net/netip"
 	"slices"
 
@@ -118,39 +118,9 @@ func sameAddresses(a, b raftfsm.Node) bool {
 		a.API == b.API && a.UI == b.UI && a.Edge == b.Edge && a.Raft == b.Raft && a.Version == b.Version
 }
 
-// runRollouts moves rolling deploys forward, one step per state change.
+// runRollouts moves rolling deploys forward (package rollout).
 func (a *Agent) runRollouts(ctx context.Context) {
-	a.every(ctx, "rollout", time.Second, true, func(ctx context.Context) error {
-		var steps []struct {
-			d    raftfsm.Deploy
-			step rolloutStep
-		}
-		now := a.now()
-		a.fsm.View(func(s *raftfsm.State) {
-			for _, d := range rollingDeploys(s) {
-				if st := planRollout(s, d, now); st.Finish != "" || len(st.Advance) > 0 {
-					steps = append(steps, struct {
-						d    raftfsm.Deploy
-						step rolloutStep
-					}{*d, st})
-				}
-			}
-		})
-		for _, x := range steps {
-			var err error
-			if x.step.Finish != "" {
-				_, err = a.apply(ctx, &raftfsm.FinishDeploy{At: now, DeployID: x.d.ID, Status: x.step.Finish, Reason: x.step.Reason})
-				a.logger.Info("deploy finished", "deploy", x.d.ID, "service", x.d.Service, "status", x.step.Finish, "reason", x.step.Reason)
-			} else {
-				_, err = a.apply(ctx, &raftfsm.AdvanceRollout{At: now, DeployID: x.d.ID, Service: x.d.Service, Generation: x.d.Generation, Instances: x.step.Advance})
-				a.logger.Info("roll-out advanced", "deploy", x.d.ID, "service", x.d.Service, "instances", x.step.Advance)
-			}
-			if err != nil && !errors.Is(err, raftfsm.ErrConflict) {
-				return err
-			}
-		}
-		return nil
-	})
+	rollout.Run(ctx, a, rollout.Config{Logger: a.logger, Now: a.now, Wake: a.wake.Chan(rollout.Name)})
 }
 
 // runHousekeeping purges health history older than the retention.

@@ -9,6 +9,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/leader/rollout"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,7 +161,7 @@ func (r *rolloutRecorder) observe(s *raftfsm.State) {
 		}
 		r.tried[gen][in.Node] = true
 		switch {
-		case instanceReady(in, gen):
+		case rollout.InstanceReady(in, gen):
 			if r.ready[gen] == nil {
 				r.ready[gen] = map[string]time.Time{}
 			}
