@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/leader/keyring"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -199,43 +200,9 @@ func (a *Agent) setGossipKeyIDs(ids []string) {
 	a.gossipKeyIDs = strings.Join(ids, ",")
 }
 
-// runGossipRotation is the leader's side of a rotation: it takes the next
-// step once every alive member has taken the one before.
+// runGossipRotation is the leader's side of a rotation (package keyring).
 func (a *Agent) runGossipRotation(ctx context.Context) {
-	a.every(ctx, "gossip-rotation", 500*time.Millisecond, true, a.advanceGossipRotation)
-}
-
-func (a *Agent) advanceGossipRotation(ctx context.Context) error {
-	var g raftfsm.GossipKeyring
-	a.fsm.View(func(s *raftfsm.State) { g = s.Gossip })
-	r := g.Rotation
-	if r == nil {
-		return nil
-	}
-	for _, m := range a.mesh.Members() {
-		if m.Status != mesh.StatusAlive {
-			continue // a member that is down catches up through its raft log
-		}
-		ids := m.Meta.KeyIDs()
-		switch {
-		case r.Phase == raftfsm.GossipInstall && !slices.Contains(ids, r.NewID):
-			return nil
-		case r.Phase == raftfsm.GossipUse && (len(ids) == 0 || ids[0] != r.NewID):
-			return nil
-		}
-	}
-	next := g
-	next.Keys = slices.Clone(g.Keys)
-	switch r.Phase {
-	case raftfsm.GossipInstall:
-		next.Primary = r.NewID
-		next.Rotation = &raftfsm.GossipRotation{NewID: r.NewID, Phase: raftfsm.GossipUse, StartedAt: r.StartedAt}
-	case raftfsm.GossipUse:
-		newKey, _ := g.Key(r.NewID)
-		next.Keys, next.Rotation = []raftfsm.GossipKey{newKey}, nil
-	}
-	_, err := a.apply(ctx, &raftfsm.SetGossipKeys{At: a.now(), Keyring: next})
-	return err
+	keyring.Run(ctx, a, a.mesh, keyring.Config{Logger: a.logger, Now: a.now, Wake: a.wake.Chan(keyring.Name)})
 }
 
 // RotateGossipKey starts a rotation to a new random gossip key.
@@ -245,43 +212,31 @@ func (a *Agent) RotateGossipKey(ctx context.Context) (control.GossipKeysInfo, er
 	}
 	var g raftfsm.GossipKeyring
 	a.fsm.View(func(s *raftfsm.State) { g = s.Gossip })
-	if g.Rotation != nil {
-		return control.GossipKeysInfo{}, fmt.Errorf("%w: a gossip key rotation (to %s, %s phase) is in progress", raftfsm.ErrConflict, g.Rotation.NewID, g.Rotation.Phase)
+	if err := keyring.Busy(g); err != nil {
+		return control.GossipKeysInfo{}, err
 	}
-	next := g
-	next.Keys = slices.Clone(g.Keys)
-	if len(next.Keys) == 0 {
-		derived, err := a.sealGossipKey(a.keys.GossipKey)
-		if err != nil {
-			return control.GossipKeysInfo{}, err
-		}
-		next.Keys, next.Primary = []raftfsm.GossipKey{derived}, derived.ID
+	derived, err := keyring.Seal(a.keys.Sealer, a.keys.GossipKey)
+	if err != nil {
+		return control.GossipKeysInfo{}, err
 	}
 	key := make([]byte, mesh.KeySize)
 	if _, err := rand.Read(key); err != nil {
 		return control.GossipKeysInfo{}, fmt.Errorf("new gossip key: %w", err)
 	}
-	sealed, err := a.sealGossipKey(key)
+	fresh, err := keyring.Seal(a.keys.Sealer, key)
 	if err != nil {
 		return control.GossipKeysInfo{}, err
 	}
 	now := a.now()
-	next.Keys = append(next.Keys, sealed)
-	next.Rotation = &raftfsm.GossipRotation{NewID: sealed.ID, Phase: raftfsm.GossipInstall, StartedAt: now}
+	next, err := keyring.Begin(g, derived, fresh, now)
+	if err != nil {
+		return control.GossipKeysInfo{}, err
+	}
 	if _, err := a.apply(ctx, &raftfsm.SetGossipKeys{At: now, Keyring: next}); err != nil {
 		return control.GossipKeysInfo{}, err
 	}
 	a.kickLeader()
 	return a.GossipKeys(ctx)
-}
-
-func (a *Agent) sealGossipKey(k []byte) (raftfsm.GossipKey, error) {
-	id := mesh.KeyID(k)
-	sealed, err := raftfsm.Seal(a.keys.Sealer, raftfsm.GossipKeyLabel(id), k)
-	if err != nil {
-		return raftfsm.GossipKey{}, fmt.Errorf("seal gossip key %s: %w", id, err)
-	}
-	return raftfsm.GossipKey{ID: id, Key: sealed}, nil
 }
 
 // GossipKeys describes the keyring and the keys every member advertises.
