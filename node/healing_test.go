@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dropmesh/dropmesh/node/leader/healer"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -78,8 +79,8 @@ func TestFailingHealthIsRestartedAfterThreeChecks(t *testing.T) {
 	// unhealthy check in a row, as the state counted them, and only once.
 	c.stop(n, false)
 	restarts := restartsInLog(t, n, in.ID)
-	if len(restarts) != 1 || restarts[0] != restartAfterUnhealthy {
-		t.Fatalf("restarts of %s after %v unhealthy checks in a row, want one after exactly %d", in.ID, restarts, restartAfterUnhealthy)
+	if len(restarts) != 1 || restarts[0] != healer.RestartAfterUnhealthy {
+		t.Fatalf("restarts of %s after %v unhealthy checks in a row, want one after exactly %d", in.ID, restarts, healer.RestartAfterUnhealthy)
 	}
 }
 
@@ -226,7 +227,7 @@ func TestOnlyTheLeaderRestartsOnceAcrossALeaderChange(t *testing.T) {
 	actor := next
 	if restartedBefore {
 		actor = old
-		t.Logf("the streak reached %d before the hand-over finished: the old leader restarted", restartAfterUnhealthy)
+		t.Logf("the streak reached %d before the hand-over finished: the old leader restarted", healer.RestartAfterUnhealthy)
 	}
 	if total != 1 || byNode[actor.cfg.NodeID] != 1 {
 		t.Fatalf("restarts taken per node %v, want exactly one, by %s", byNode, actor.cfg.NodeID)
@@ -246,8 +247,8 @@ func TestOnlyTheLeaderRestartsOnceAcrossALeaderChange(t *testing.T) {
 	// (reports may arrive while the new leader takes over).
 	c.stopAll()
 	streaks := restartsInLog(t, next, in.ID)
-	if len(streaks) != 1 || streaks[0] < restartAfterUnhealthy {
-		t.Fatalf("restarts in the log after streaks %v, want one after at least %d", streaks, restartAfterUnhealthy)
+	if len(streaks) != 1 || streaks[0] < healer.RestartAfterUnhealthy {
+		t.Fatalf("restarts in the log after streaks %v, want one after at least %d", streaks, healer.RestartAfterUnhealthy)
 	}
 }
 
@@ -468,20 +469,20 @@ func TestSecondOpinionVetoIsRecordedOncePerStreak(t *testing.T) {
 		waitFor(t, 15*time.Second, fmt.Sprintf("%d heal.veto events for %s", want, id), func() bool { return events(id, raftfsm.EventHealVeto) >= want })
 	}
 
-	report(web, raftfsm.HealthUnhealthy, restartAfterUnhealthy)
+	report(web, raftfsm.HealthUnhealthy, healer.RestartAfterUnhealthy)
 	waitVetoes(web, 1)
 	// The streak goes on to three times the threshold. Then web2 reaches the
 	// threshold: its veto is recorded by a healer round that saw web at 9
 	// and judged it first, so by then a second veto of web would be there.
-	report(web, raftfsm.HealthUnhealthy, 2*restartAfterUnhealthy)
-	report(web2, raftfsm.HealthUnhealthy, restartAfterUnhealthy)
+	report(web, raftfsm.HealthUnhealthy, 2*healer.RestartAfterUnhealthy)
+	report(web2, raftfsm.HealthUnhealthy, healer.RestartAfterUnhealthy)
 	waitVetoes(web2, 1)
 	if n := events(web, raftfsm.EventHealVeto); n != 1 {
-		t.Fatalf("%d heal.veto events in one streak of %d unhealthy checks, want 1", n, 3*restartAfterUnhealthy)
+		t.Fatalf("%d heal.veto events in one streak of %d unhealthy checks, want 1", n, 3*healer.RestartAfterUnhealthy)
 	}
 	// A healthy check ends the streak; the next one is vetoed, once, anew.
 	report(web, raftfsm.HealthHealthy, 1)
-	report(web, raftfsm.HealthUnhealthy, restartAfterUnhealthy)
+	report(web, raftfsm.HealthUnhealthy, healer.RestartAfterUnhealthy)
 	waitVetoes(web, 2)
 
 	owner.agent.View(func(s *raftfsm.State) {

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"github.com/dropmesh/dropmesh/node/leader"
+	"github.com/dropmesh/dropmesh/node/leader/healer"
+	"github.com/dropmesh/dropmesh/node/leader/keyring"
 	"github.com/dropmesh/dropmesh/node/leader/rollout"
 	"net/netip"
 	"slices"
@@ -21,12 +23,12 @@ func (a *Agent) duties() []leader.Duty {
 	return []leader.Duty{
 		{Name: "autopilot", Run: a.runAutopilot},
 		{Name: "registrar", Run: a.runRegistrar},
-		{Name: "rollout", Run: a.runRollouts},
-		{Name: "healer", Run: a.runHealer},
-		{Name: "restarts", Run: a.runRestarts},
+		{Name: rollout.Name, Run: a.runRollouts},
+		{Name: healer.Name, Run: a.runHealer},
+		{Name: healer.RestartsName, Run: a.runRestarts},
 		{Name: "cloud", Run: a.runCloud},
 		{Name: "housekeeping", Run: a.runHousekeeping},
-		{Name: "gossip-rotation", Run: a.runGossipRotation},
+		{Name: keyring.Name, Run: a.runGossipRotation},
 		{Name: "notify", Run: func(ctx context.Context) {
 			client := egress.Policy{AllowFrom: a.egressAllowed}.Client(10 * time.Second)
 			notify.Run(ctx, a, notify.Config{HTTPClient: client, Logger: a.logger.With("duty", "notify"), Now: a.now, Sealer: a.keys.Sealer})
