@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/mesh"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 

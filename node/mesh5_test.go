@@ -2,12 +2,12 @@ package node
 
 import (
 	"context"
-	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/dropmesh/dropmesh/mesh"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 

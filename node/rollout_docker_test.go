@@ -9,7 +9,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"github.com/dropmesh/dropmesh/node/leader/rollout"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/dropmesh/dropmesh/node/leader/rollout"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )

@@ -3,7 +3,6 @@ package localmode
 import (
 	"context"
 	"fmt"
-	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"log/slog"
 	"net"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"github.com/dropmesh/dropmesh/scripts"
 )
 

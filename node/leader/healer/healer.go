@@ -11,12 +11,12 @@ package healer
 import (
 	"context"
 	"fmt"
-	"github.com/dropmesh/dropmesh/node/leader"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/leader"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
