@@ -5,6 +5,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/leader"
 	"github.com/dropmesh/dropmesh/node/leader/healer"
 	"github.com/dropmesh/dropmesh/node/leader/keyring"
+	"github.com/dropmesh/dropmesh/node/leader/members"
 	"github.com/dropmesh/dropmesh/node/leader/rollout"
 	"net/netip"
 	"slices"
@@ -22,7 +23,7 @@ import (
 func (a *Agent) duties() []leader.Duty {
 	return []leader.Duty{
 		{Name: "autopilot", Run: a.runAutopilot},
-		{Name: "registrar", Run: a.runRegistrar},
+		{Name: members.Name, Run: a.runRegistrar},
 		{Name: rollout.Name, Run: a.runRollouts},
 		{Name: healer.Name, Run: a.runHealer},
 		{Name: healer.RestartsName, Run: a.runRestarts},
@@ -63,61 +64,14 @@ func (a *Agent) every(ctx context.Context, name string, interval time.Duration, 
 
 // runAutopilot keeps the raft voters in step with the gossip members.
 func (a *Agent) runAutopilot(ctx context.Context) {
-	ap := mesh.NewAutopilot(a.mesh, raftMembership{a.store}, mesh.VoterPolicy{MaxVoters: 5, DeadServerTimeout: a.cfg.DeadServerTimeout},
+	ap := mesh.NewAutopilot(a.mesh, members.Voters{Store: a.store}, mesh.VoterPolicy{MaxVoters: 5, DeadServerTimeout: a.cfg.DeadServerTimeout},
 		a.logger.With("duty", "autopilot"))
 	ap.Run(ctx)
 }
 
-// runRegistrar records every alive member with valid metadata as a node, as
-// soon as the mesh sees it (and every few seconds, to catch anything missed).
+// runRegistrar records every alive member as a node (package members).
 func (a *Agent) runRegistrar(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		changed := a.mesh.Changed()
-		if err := a.registerMembers(ctx); err != nil && ctx.Err() == nil {
-			a.logger.Warn("leader duty failed", "duty", "registrar", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		case <-t.C:
-		}
-	}
-}
-
-func (a *Agent) registerMembers(ctx context.Context) error {
-	for _, m := range a.mesh.Members() {
-		if m.Status != mesh.StatusAlive || m.Meta.ID == "" {
-			continue
-		}
-		node := nodeFromMeta(m.Meta)
-		var current *raftfsm.Node
-		a.fsm.View(func(s *raftfsm.State) {
-			if n, ok := s.Nodes[node.ID]; ok {
-				c := *n
-				current = &c
-			}
-		})
-		if current != nil && sameAddresses(*current, node) {
-			continue
-		}
-		if _, err := a.apply(ctx, &raftfsm.UpsertNode{At: a.now(), Node: node}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func nodeFromMeta(m mesh.NodeMeta) raftfsm.Node {
-	return raftfsm.Node{ID: m.ID, DropletID: m.DropletID, Region: m.Region, PublicIP: m.PublicIP, PrivateIP: m.PrivateIP,
-		API: m.API, UI: m.UI, Edge: m.Edge, Raft: m.Raft, Version: m.Version}
-}
-
-func sameAddresses(a, b raftfsm.Node) bool {
-	return a.DropletID == b.DropletID && a.Region == b.Region && a.PublicIP == b.PublicIP && a.PrivateIP == b.PrivateIP &&
-		a.API == b.API && a.UI == b.UI && a.Edge == b.Edge && a.Raft == b.Raft && a.Version == b.Version
+	members.RunRegistrar(ctx, a, a.mesh, a.now, a.logger)
 }
 
 // runRollouts moves rolling deploys forward (package rollout).
@@ -132,37 +86,6 @@ func (a *Agent) runHousekeeping(ctx context.Context) {
 		_, err := a.apply(ctx, &raftfsm.PurgeHistory{At: now, Before: now.Add(-raftfsm.HistoryRetention)})
 		return err
 	})
-}
-
-// raftMembership adapts the raft store to what mesh's autopilot needs.
-type raftMembership struct{ s *raftfsm.Store }
-
-func (r raftMembership) Servers(ctx context.Context) ([]mesh.RaftServer, error) {
-	servers, err := r.s.Servers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]mesh.RaftServer, len(servers))
-	for i, s := range servers {
-		out[i] = mesh.RaftServer{ID: s.ID, Address: s.Address, Voter: s.Voter}
-	}
-	return out, nil
-}
-
-func (r raftMembership) AddVoter(ctx context.Context, id, addr string) error {
-	return r.s.AddVoter(ctx, id, addr)
-}
-
-func (r raftMembership) AddNonvoter(ctx context.Context, id, addr string) error {
-	return r.s.AddNonvoter(ctx, id, addr)
-}
-
-func (r raftMembership) DemoteVoter(ctx context.Context, id string) error {
-	return r.s.DemoteVoter(ctx, id)
-}
-
-func (r raftMembership) RemoveServer(ctx context.Context, id string) error {
-	return r.s.RemoveServer(ctx, id)
 }
 
 // egressAllowed is the cluster's egress_allow setting: the private ranges
