@@ -8,15 +8,18 @@
 //     images.go, inject.go, edgeconf.go) converges the local Docker engine
 //     and edge to the replicated state, and the health loop (healthloop.go)
 //     checks the local containers and reports the results;
-//   - on the leader only (leader.go), duties started when it gains
-//     leadership and stopped when it loses it: roll-outs (rollout.go,
-//     placement.go), healing (healer.go), the cluster's cloud shape and
-//     growth (cloud.go, cluster.go, snapshots.go), DNS (dns.go),
-//     notifications and backups.
+//   - on the leader only, duties started when it gains leadership and
+//     stopped when it loses it (the loop: package node/leader; the list:
+//     leader.go): roll-outs (node/leader/rollout), healing (node/leader/
+//     healer), gossip key rotation (node/leader/keyring), the registrar
+//     and voter management (node/leader/members), the cluster's cloud
+//     shape and growth (cloud.go, cluster.go, snapshots.go), DNS (dns.go),
+//     notifications and backups (node/notify, node/backup).
 //
 // Writes reach the state only through raft on the leader (controller.go);
 // every cloud change is an intent committed before the provider call and
 // resolved after it, so a new leader finishes half-done work. Keys are
-// derived from the cluster secret here (keys.go) and handed down as plain
-// keys. AgentCommand (command.go) is `dropmesh agent` and `dropmesh join`.
+// derived from the cluster secret (package node/clusterconf) and handed
+// down as plain keys. AgentCommand (command.go) is `dropmesh agent` and
+// `dropmesh join`. docs/architecture.md maps the packages.
 package node
