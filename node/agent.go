@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/dropmesh/dropmesh/node/clusterconf"
-	"github.com/dropmesh/dropmesh/node/leader"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,11 +14,14 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/mesh"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/discovery"
 	"github.com/dropmesh/dropmesh/node/edge"
 	"github.com/dropmesh/dropmesh/node/health"
 	"github.com/dropmesh/dropmesh/node/httpserve"
+	"github.com/dropmesh/dropmesh/node/leader"
+	cloudduty "github.com/dropmesh/dropmesh/node/leader/cloud"
 	"github.com/dropmesh/dropmesh/node/logring"
 	"github.com/dropmesh/dropmesh/node/metrics"
 	"github.com/dropmesh/dropmesh/node/pki"
@@ -142,6 +143,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	if err := a.loadCredentials(); err != nil {
 		return nil, err
 	}
+	a.cloudShared.intents = cloudduty.NewIntents(a, a.now, func() string { return newID("int") })
 	a.contexts = runtime.NewContextStore(a.dataPath("contexts"), control.MaxBuildContextBytes, cfg.ContextQuotaBytes)
 	a.peerHTTP = a.newPeerHTTPClient()
 	a.peers = newPeerClient(keys.APIKey, a.peerHTTP)

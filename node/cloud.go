@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/cloudops"
+	cloudduty "github.com/dropmesh/dropmesh/node/leader/cloud"
 	"github.com/dropmesh/dropmesh/raftfsm"
 	"github.com/dropmesh/dropmesh/scripts"
 )
@@ -28,7 +29,9 @@ type cloud struct {
 // the intents being carried out, and one HTTP transport for the provider
 // clients, which are rebuilt from the settings every round.
 type cloudShared struct {
-	inflight intentSet
+	// intents records and resolves the cloud operations and holds those
+	// this agent is carrying out (package node/leader/cloud).
+	intents *cloudduty.Intents
 
 	once      sync.Once
 	transport *http.Transport
@@ -39,40 +42,6 @@ type cloudShared struct {
 func (cs *cloudShared) httpClient(timeout time.Duration) *http.Client {
 	cs.once.Do(func() { cs.transport = cloudops.NewHTTPTransport(timeout) })
 	return &http.Client{Transport: cs.transport}
-}
-
-// intentSet is the set of cloud intents, by id, this agent is carrying out
-// right now. An operation is claimed before its intent is recorded
-// (Agent.intent) or resumed (resumeIntents) and released once its outcome
-// is committed, so resuming never runs an intent a second time while a duty
-// of this node still runs it. The set lives as long as the agent, not one
-// leadership: an operation still unwinding from a lost leadership stays
-// claimed if this node leads again. Creations and snapshots need no claim:
-// the cloud duty alone advances them, from one goroutine.
-type intentSet struct {
-	mu  sync.Mutex
-	ids map[string]bool
-}
-
-// claim marks id in flight; false means it already is.
-func (s *intentSet) claim(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ids[id] {
-		return false
-	}
-	if s.ids == nil {
-		s.ids = map[string]bool{}
-	}
-	s.ids[id] = true
-	return true
-}
-
-// release ends a claim.
-func (s *intentSet) release(id string) {
-	s.mu.Lock()
-	delete(s.ids, id)
-	s.mu.Unlock()
 }
 
 // cloudClients opens the sealed tokens and builds the clients.
@@ -165,10 +134,8 @@ func (a *Agent) runCloud(ctx context.Context) {
 type cloudDuty struct {
 	a         *Agent
 	shapeDone string // settings fingerprint the shape was ensured for
-	lastTry   map[string]time.Time
-	// foreignSaid is, per host refused for a record dropmesh did not make,
-	// the refusal last recorded as an event.
-	foreignSaid map[string]string
+	// dns keeps the Cloudflare records (package node/leader/cloud).
+	dns *cloudduty.DNS
 	// busy is set by a round's steps when an operation is in progress at
 	// the provider, so the next round comes after the poll interval.
 	busy bool
@@ -186,7 +153,9 @@ type cloudDuty struct {
 	adopted map[string]bool
 }
 
-func newCloudDuty(a *Agent) *cloudDuty { return &cloudDuty{a: a} }
+func newCloudDuty(a *Agent) *cloudDuty {
+	return &cloudDuty{a: a, dns: cloudduty.NewDNS(a, a.cloudShared.intents, a.now)}
+}
 
 // round runs one pass of the cloud duty within CloudRoundTimeout. busy
 // reports operations in progress at the provider.
@@ -201,7 +170,7 @@ func (cd *cloudDuty) round(ctx context.Context) (busy bool, err error) {
 	var errs []error
 	// DNS first: failover does not wait behind droplet work.
 	if c.cf != nil {
-		errs = append(errs, cd.dns(ctx, c))
+		errs = append(errs, cd.dns.Round(ctx, c.cf, cd.a.cfg.NodeID))
 	}
 	if c.do != nil {
 		errs = append(errs, cd.resumeIntents(ctx, c), cd.shape(ctx, c), cd.grow(ctx), cd.creates(ctx, c), cd.retire(ctx, c), cd.snapshots(ctx, c))
@@ -259,52 +228,6 @@ func (cd *cloudDuty) holdBack(key string, attempt int) {
 	cd.retryAfter(key, min(d, 5*time.Minute))
 }
 
-// intent records an intent, runs op, and records the outcome and changes.
-// The intent is claimed in a.cloudShared.inflight from before it is
-// recorded until its outcome is committed.
-func (a *Agent) intent(ctx context.Context, kind raftfsm.IntentKind, target string, params map[string]string,
-	op func(ctx context.Context) (raftfsm.CloudChanges, error)) error {
-	id := newID("int")
-	a.cloudShared.inflight.claim(id)
-	defer a.cloudShared.inflight.release(id)
-	if _, err := a.apply(ctx, &raftfsm.RecordIntent{At: a.now(), Intent: raftfsm.Intent{ID: id, Kind: kind, Target: target, Params: params}}); err != nil {
-		return err
-	}
-	return a.finishIntent(ctx, id, kind, target, op)
-}
-
-// finishIntent runs op for a recorded intent and commits its outcome. The
-// caller holds the intent's claim.
-func (a *Agent) finishIntent(ctx context.Context, id string, kind raftfsm.IntentKind, target string,
-	op func(ctx context.Context) (raftfsm.CloudChanges, error)) error {
-	changes, opErr := op(ctx)
-	res := &raftfsm.ResolveIntent{At: a.now(), IntentID: id, Status: raftfsm.IntentDone, Changes: changes}
-	if opErr != nil {
-		res.Status, res.Error = raftfsm.IntentFailed, opErr.Error()
-	}
-	if err := a.resolve(ctx, res); err != nil {
-		return errors.Join(opErr, err)
-	}
-	if opErr != nil {
-		return fmt.Errorf("%s %s: %w", kind, target, opErr)
-	}
-	return nil
-}
-
-// resolve commits an intent's outcome. It is committed even when ctx ran
-// out (a round's deadline: the failure is recorded). After a lost
-// leadership the commit fails and the intent stays pending, for the next
-// leader to resume.
-func (a *Agent) resolve(ctx context.Context, res *raftfsm.ResolveIntent) error {
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-	}
-	_, err := a.apply(ctx, res)
-	return err
-}
-
 // retryIntent records a failed attempt at a stepped intent (a creation, a
 // snapshot, a transfer) and holds it back; past limit since the intent was
 // recorded, or when final says the error cannot pass, it fails the intent
@@ -315,7 +238,7 @@ func (cd *cloudDuty) retryIntent(ctx context.Context, in raftfsm.Intent, opErr e
 		return cd.failIntent(ctx, in, opErr, onFail)
 	}
 	cd.holdBack(in.ID, in.Attempts+1)
-	if err := a.resolve(ctx, &raftfsm.ResolveIntent{At: a.now(), IntentID: in.ID, Retry: true, Error: opErr.Error()}); err != nil {
+	if err := a.cloudShared.intents.Resolve(ctx, &raftfsm.ResolveIntent{At: a.now(), IntentID: in.ID, Retry: true, Error: opErr.Error()}); err != nil {
 		return errors.Join(opErr, err)
 	}
 	return opErr
@@ -331,7 +254,7 @@ func (cd *cloudDuty) failIntent(ctx context.Context, in raftfsm.Intent, opErr er
 		cd.growFailures++
 		cd.holdBack("grow", cd.growFailures) // growth tries again with a new intent, not at once
 	}
-	err := cd.a.resolve(ctx, &raftfsm.ResolveIntent{At: cd.a.now(), IntentID: in.ID, Status: raftfsm.IntentFailed, Error: opErr.Error(), Changes: changes})
+	err := cd.a.cloudShared.intents.Resolve(ctx, &raftfsm.ResolveIntent{At: cd.a.now(), IntentID: in.ID, Status: raftfsm.IntentFailed, Error: opErr.Error(), Changes: changes})
 	return errors.Join(opErr, err)
 }
 
@@ -343,7 +266,7 @@ func (cd *cloudDuty) doneIntent(ctx context.Context, in raftfsm.Intent, changes 
 	if in.Kind == raftfsm.IntentCreateDroplet {
 		cd.growFailures = 0
 	}
-	return cd.a.resolve(ctx, &raftfsm.ResolveIntent{At: cd.a.now(), IntentID: in.ID, Status: raftfsm.IntentDone, Changes: changes})
+	return cd.a.cloudShared.intents.Resolve(ctx, &raftfsm.ResolveIntent{At: cd.a.now(), IntentID: in.ID, Status: raftfsm.IntentDone, Changes: changes})
 }
 
 // permanent reports whether a provider error will not pass by trying again:
@@ -357,19 +280,6 @@ func permanent(err error) bool {
 	return code >= 400 && code < 500 && code != http.StatusTooManyRequests && code != http.StatusRequestTimeout
 }
 
-// pendingIntents returns the pending intents of the given kinds, oldest first.
-func (a *Agent) pendingIntents(kinds ...raftfsm.IntentKind) []raftfsm.Intent {
-	var out []raftfsm.Intent
-	a.fsm.View(func(s *raftfsm.State) {
-		for _, in := range s.Cloud.PendingIntents() {
-			if slices.Contains(kinds, in.Kind) {
-				out = append(out, *in)
-			}
-		}
-	})
-	return out
-}
-
 // resumeIntents finishes the intents left pending that no duty of this
 // node is carrying out: a previous leader's, or one whose outcome could not
 // be committed. Creations and snapshots are not among them: creates and
@@ -380,13 +290,13 @@ func (a *Agent) pendingIntents(kinds ...raftfsm.IntentKind) []raftfsm.Intent {
 func (cd *cloudDuty) resumeIntents(ctx context.Context, c cloud) error {
 	a := cd.a
 	var errs []error
-	for _, in := range a.pendingIntents(raftfsm.IntentDeleteDroplet, raftfsm.IntentPowerCycle, raftfsm.IntentEnsureDNS,
+	for _, in := range a.cloudShared.intents.Pending(raftfsm.IntentDeleteDroplet, raftfsm.IntentPowerCycle, raftfsm.IntentEnsureDNS,
 		raftfsm.IntentDeleteDNS, raftfsm.IntentEnsureVPC, raftfsm.IntentEnsureFirewall) {
-		if !a.cloudShared.inflight.claim(in.ID) {
+		if !a.cloudShared.intents.Claim(in.ID) {
 			continue // a duty of this node is carrying it out right now
 		}
 		errs = append(errs, cd.resumeIntent(ctx, c, in))
-		a.cloudShared.inflight.release(in.ID)
+		a.cloudShared.intents.Release(in.ID)
 	}
 	return errors.Join(errs...)
 }
@@ -411,7 +321,7 @@ func (cd *cloudDuty) resumeIntent(ctx context.Context, c cloud, in raftfsm.Inten
 		}
 	}
 	// Ensures run again on their own; a power-cycle is not repeated.
-	return a.finishIntent(ctx, in.ID, in.Kind, in.Target, op)
+	return a.cloudShared.intents.Finish(ctx, in.ID, in.Kind, in.Target, op)
 }
 
 // shape ensures the VPC and the firewall once per leadership and settings.
@@ -434,7 +344,7 @@ func (cd *cloudDuty) shape(ctx context.Context, c cloud) error {
 		return nil
 	}
 	name := st.ClusterName + "-vpc"
-	err := a.intent(ctx, raftfsm.IntentEnsureVPC, name, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
+	err := a.cloudShared.intents.Run(ctx, raftfsm.IntentEnsureVPC, name, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
 		v, err := c.do.EnsureVPC(ctx, name, st.Regions[0], "10.110.0.0/20")
 		if err != nil {
 			return raftfsm.CloudChanges{}, err
@@ -446,7 +356,7 @@ func (cd *cloudDuty) shape(ctx context.Context, c cloud) error {
 		return err
 	}
 	fwName := st.ClusterName + "-firewall"
-	err = a.intent(ctx, raftfsm.IntentEnsureFirewall, fwName, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
+	err = a.cloudShared.intents.Run(ctx, raftfsm.IntentEnsureFirewall, fwName, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
 		spec := cloudops.ClusterFirewall(fwName, clusterTag(st), cloudops.Ports{API: a.cfg.APIPort, Gossip: a.cfg.GossipPort, Raft: a.cfg.RaftPort, Mesh: a.cfg.MeshPort})
 		fw, err := c.do.EnsureFirewall(ctx, spec)
 		if err != nil {
@@ -566,7 +476,7 @@ func dropletName(st raftfsm.Settings, nodeID string) string { return st.ClusterN
 func (cd *cloudDuty) creates(ctx context.Context, c cloud) error {
 	a := cd.a
 	var todo []raftfsm.Intent
-	for _, in := range a.pendingIntents(raftfsm.IntentCreateDroplet) {
+	for _, in := range a.cloudShared.intents.Pending(raftfsm.IntentCreateDroplet) {
 		if cd.due(in.ID) {
 			todo = append(todo, in)
 		}
@@ -755,7 +665,7 @@ func (cd *cloudDuty) retire(ctx context.Context, c cloud) error {
 		}
 	})
 	for _, v := range victims {
-		err := a.intent(ctx, raftfsm.IntentDeleteDroplet, v.droplet, v.params, func(ctx context.Context) (raftfsm.CloudChanges, error) {
+		err := a.cloudShared.intents.Run(ctx, raftfsm.IntentDeleteDroplet, v.droplet, v.params, func(ctx context.Context) (raftfsm.CloudChanges, error) {
 			return a.deleteDroplet(ctx, c, v.droplet, v.params)
 		})
 		if err != nil {
@@ -801,7 +711,7 @@ func (a *Agent) powerCycle(ctx context.Context, n raftfsm.Node, reason string) e
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.CloudRoundTimeout)
 	defer cancel()
-	return a.intent(ctx, raftfsm.IntentPowerCycle, n.ID, map[string]string{"droplet_id": strconv.Itoa(n.DropletID)},
+	return a.cloudShared.intents.Run(ctx, raftfsm.IntentPowerCycle, n.ID, map[string]string{"droplet_id": strconv.Itoa(n.DropletID)},
 		func(ctx context.Context) (raftfsm.CloudChanges, error) {
 			if _, err := a.apply(ctx, &raftfsm.SetNodeStatus{At: a.now(), Node: n.ID, Status: raftfsm.NodeRebooting, Reason: reason, Reboot: true}); err != nil {
 				return raftfsm.CloudChanges{}, err

@@ -292,7 +292,7 @@ func TestResumeSkipsIntentsInFlight(t *testing.T) {
 	held, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- n.agent.intent(context.Background(), raftfsm.IntentDeleteDroplet, "held", map[string]string{"droplet_id": "1"},
+		done <- n.agent.cloudShared.intents.Run(context.Background(), raftfsm.IntentDeleteDroplet, "held", map[string]string{"droplet_id": "1"},
 			func(ctx context.Context) (raftfsm.CloudChanges, error) {
 				close(held)
 				<-release

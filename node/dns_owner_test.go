@@ -12,7 +12,6 @@ import (
 	"github.com/cloudflare/cloudflare-go/v6/option"
 	"github.com/cloudflare/cloudflare-go/v6/zones"
 
-	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
@@ -133,84 +132,5 @@ func TestDeployRefusesHostsItMayNotTouch(t *testing.T) {
 		return s
 	}()); err != nil {
 		t.Fatalf("deployer redeploying an admin's hosts: %v", err)
-	}
-}
-
-// TestDNSDutyNeverTouchesForeignRecords drives the leader's DNS sync against
-// the fake Cloudflare: a host held by a foreign A record is not published
-// and the record is untouched, said once in an event of the service; a host
-// dropmesh published is still managed, and when it goes, only dropmesh's
-// records go, not a foreign one added beside them.
-func TestDNSDutyNeverTouchesForeignRecords(t *testing.T) {
-	fake, url := fakeapi.Start(t, fakeapi.DefaultOptions())
-	cfURL := url + fakeapi.CloudflarePath
-	c := startCluster(t, 1, nil)
-	leader := c.leader()
-	cd := &cloudDuty{a: leader.agent}
-	cf := cloud{cf: cloudops.NewCloudflare(cloudops.CFConfig{Token: fakeapi.DefaultToken, BaseURL: cfURL,
-		Retry: cloudops.RetryPolicy{MaxAttempts: 1}})}
-	ctx := context.Background()
-	const taken, mine, ip = "taken.example.test", "mine.example.test", "203.0.113.1"
-	id := foreignRecord(t, cfURL, taken, "198.51.100.7")
-	want := map[string]dnsWant{
-		taken: {ips: []string{ip}, service: "abcdef/shop/prod/web"},
-		mine:  {ips: []string{ip}, service: "abcdef/shop/prod/api"},
-	}
-	foreignEvents := func() []raftfsm.Event {
-		var out []raftfsm.Event
-		leader.agent.View(func(s *raftfsm.State) {
-			for _, e := range s.Events.Items {
-				if e.Kind == raftfsm.EventDNS && strings.HasPrefix(e.Message, taken+": not published") {
-					out = append(out, e)
-				}
-			}
-		})
-		return out
-	}
-
-	err := cd.syncDNS(ctx, cf, want)
-	if !errors.Is(err, cloudops.ErrForeignRecord) || !strings.Contains(err.Error(), "(id "+id+")") {
-		t.Fatalf("sync over a foreign record: %v", err)
-	}
-	if got := fakeA(fake, taken); len(got) != 1 || got[0].ID != id || got[0].Content != "198.51.100.7" || got[0].TTL != 300 {
-		t.Fatalf("the foreign record changed: %+v", got)
-	}
-	if got := fakeA(fake, mine); len(got) != 1 || got[0].Content != ip || got[0].Comment == nil || *got[0].Comment != cloudops.OwnerComment {
-		t.Fatalf("dropmesh's host was not published beside the refused one: %+v", got)
-	}
-	evs := foreignEvents()
-	if len(evs) != 1 || evs[0].Service != "abcdef/shop/prod/web" || evs[0].Severity != raftfsm.SeverityWarn || !strings.Contains(evs[0].Message, "198.51.100.7") {
-		t.Fatalf("refusal events: %+v", evs)
-	}
-	leader.agent.View(func(s *raftfsm.State) {
-		if _, ok := s.Cloud.DNS[taken]; ok {
-			t.Fatal("the state claims records of the refused host")
-		}
-		in := intentFor(s, raftfsm.IntentEnsureDNS, taken)
-		if in == nil || in.Status != raftfsm.IntentFailed || !strings.Contains(in.Error, "not made by dropmesh") {
-			t.Fatalf("the refused intent: %+v", in)
-		}
-	})
-	// Tried again after the back-off: refused again, not said again.
-	delete(cd.lastTry, taken)
-	if err := cd.syncDNS(ctx, cf, want); !errors.Is(err, cloudops.ErrForeignRecord) {
-		t.Fatalf("second sync: %v", err)
-	}
-	if evs := foreignEvents(); len(evs) != 1 {
-		t.Fatalf("the refusal was said %d times", len(evs))
-	}
-
-	// Someone adds a record beside dropmesh's; the host is undeployed: only
-	// dropmesh's record goes.
-	other := foreignRecord(t, cfURL, mine, "198.51.100.8")
-	delete(cd.lastTry, taken)
-	if err := cd.syncDNS(ctx, cf, map[string]dnsWant{}); err != nil {
-		t.Fatalf("removing the hosts: %v", err)
-	}
-	if got := fakeA(fake, mine); len(got) != 1 || got[0].ID != other {
-		t.Fatalf("after the undeploy %s holds %+v, want only the foreign %s", mine, got, other)
-	}
-	if got := fakeA(fake, taken); len(got) != 1 || got[0].ID != id {
-		t.Fatalf("after the undeploy %s holds %+v", taken, got)
 	}
 }

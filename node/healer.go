@@ -39,7 +39,7 @@ func (a *Agent) retireNode(ctx context.Context, n raftfsm.Node) error {
 		params := map[string]string{"node": n.ID, "droplet_id": strconv.Itoa(n.DropletID)}
 		var name string
 		a.fsm.View(func(s *raftfsm.State) { name = dropletName(s.Settings, n.ID) })
-		if err := a.intent(ctx, raftfsm.IntentDeleteDroplet, name, params, func(ctx context.Context) (raftfsm.CloudChanges, error) {
+		if err := a.cloudShared.intents.Run(ctx, raftfsm.IntentDeleteDroplet, name, params, func(ctx context.Context) (raftfsm.CloudChanges, error) {
 			return a.deleteDroplet(ctx, c, name, params)
 		}); err != nil {
 			return err

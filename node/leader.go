@@ -2,11 +2,6 @@ package node
 
 import (
 	"context"
-	"github.com/dropmesh/dropmesh/node/leader"
-	"github.com/dropmesh/dropmesh/node/leader/healer"
-	"github.com/dropmesh/dropmesh/node/leader/keyring"
-	"github.com/dropmesh/dropmesh/node/leader/members"
-	"github.com/dropmesh/dropmesh/node/leader/rollout"
 	"net/netip"
 	"slices"
 
@@ -15,6 +10,11 @@ import (
 	"github.com/dropmesh/dropmesh/mesh"
 	"github.com/dropmesh/dropmesh/node/backup"
 	"github.com/dropmesh/dropmesh/node/egress"
+	"github.com/dropmesh/dropmesh/node/leader"
+	"github.com/dropmesh/dropmesh/node/leader/healer"
+	"github.com/dropmesh/dropmesh/node/leader/keyring"
+	"github.com/dropmesh/dropmesh/node/leader/members"
+	"github.com/dropmesh/dropmesh/node/leader/rollout"
 	"github.com/dropmesh/dropmesh/node/notify"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )

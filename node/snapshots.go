@@ -277,7 +277,7 @@ func failed(sn raftfsm.Snapshot, err error) raftfsm.CloudChanges {
 // region, for a transfer), or records one.
 func (cd *cloudDuty) snapshotIntent(ctx context.Context, kind raftfsm.IntentKind, name, region string, params map[string]string) (raftfsm.Intent, error) {
 	a := cd.a
-	for _, in := range a.pendingIntents(kind) {
+	for _, in := range a.cloudShared.intents.Pending(kind) {
 		if in.Target == name && in.Params["region"] == region {
 			return in, nil
 		}

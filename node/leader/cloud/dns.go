@@ -1,4 +1,4 @@
-package node
+package cloud
 
 import (
 	"context"
@@ -12,14 +12,14 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// dnsRetryBackoff is how long a host whose records could not be changed
+// RetryBackoff is how long a host whose records could not be changed
 // waits before the next try. Every state change starts a cloud round, so
 // without it a failing Cloudflare would be called many times a second;
 // longer leaves a failed-over record pointing at a dead node for longer.
-const dnsRetryBackoff = 30 * time.Second
+const RetryBackoff = 30 * time.Second
 
-// dnsWant is the A record set the leader wants for one host.
-type dnsWant struct {
+// Want is the A record set the leader wants for one host.
+type Want struct {
 	ips     []string
 	proxied bool
 	// why says, per address of a node that serves the host or could, why it
@@ -30,13 +30,13 @@ type dnsWant struct {
 	service string
 }
 
-// desiredDNS computes the A records of every host: a service's hosts point
+// Desired computes the A records of every host: a service's hosts point
 // at the public IPs of the active nodes where it runs ready; a node that is
 // rebooting or dead drops out while another node still serves the host (so
 // clients fail over), and comes back once healthy; the UI host points at the
 // leader.
-func desiredDNS(s *raftfsm.State, leaderID string) map[string]dnsWant {
-	out := map[string]dnsWant{}
+func Desired(s *raftfsm.State, leaderID string) map[string]Want {
+	out := map[string]Want{}
 	for _, key := range raftfsm.SortedKeys(s.Services) {
 		svc := s.Services[key]
 		spec := svc.Spec
@@ -106,7 +106,7 @@ func desiredDNS(s *raftfsm.State, leaderID string) map[string]dnsWant {
 	}
 	if s.Settings.UIHost != "" {
 		if n, ok := s.Nodes[leaderID]; ok && n.PublicIP != "" {
-			out[s.Settings.UIHost] = dnsWant{ips: []string{n.PublicIP}, proxied: true,
+			out[s.Settings.UIHost] = Want{ips: []string{n.PublicIP}, proxied: true,
 				why: map[string]string{n.PublicIP: n.ID + " leads the cluster and serves its UI"}}
 		}
 	}
@@ -139,24 +139,43 @@ func appendUnique(list []string, vs ...string) []string {
 	return list
 }
 
-// dns makes the Cloudflare records equal to desiredDNS.
-func (cd *cloudDuty) dns(ctx context.Context, c cloud) error {
-	var want map[string]dnsWant
-	cd.a.fsm.View(func(s *raftfsm.State) { want = desiredDNS(s, cd.a.cfg.NodeID) })
-	return cd.syncDNS(ctx, c, want)
+// DNS keeps the Cloudflare records equal to the state. It remembers, for
+// one leadership, what saves requests: the hosts whose change failed (left
+// alone for RetryBackoff) and the refusals already said.
+type DNS struct {
+	src     Source
+	intents *Intents
+	now     func() time.Time
+
+	lastTry map[string]time.Time
+	// foreignSaid is, per host refused for a record dropmesh did not make,
+	// the refusal last recorded as an event.
+	foreignSaid map[string]string
 }
 
-// syncDNS makes the Cloudflare records of every host equal to want, through
+// NewDNS makes the DNS part of the cloud duty.
+func NewDNS(src Source, intents *Intents, now func() time.Time) *DNS {
+	return &DNS{src: src, intents: intents, now: now, lastTry: map[string]time.Time{}, foreignSaid: map[string]string{}}
+}
+
+// Round makes the Cloudflare records equal to Desired; leaderID is this
+// node (the UI host points at it).
+func (cd *DNS) Round(ctx context.Context, cf cloudops.DNS, leaderID string) error {
+	var want map[string]Want
+	cd.src.View(func(s *raftfsm.State) { want = Desired(s, leaderID) })
+	return cd.Sync(ctx, cf, want)
+}
+
+// Sync makes the Cloudflare records of every host equal to want, through
 // intents, and records every change as an event saying which addresses
 // left or joined the host and why. A host whose change failed is left alone
-// for dnsRetryBackoff.
-func (cd *cloudDuty) syncDNS(ctx context.Context, c cloud, want map[string]dnsWant) error {
-	a := cd.a
+// for RetryBackoff.
+func (cd *DNS) Sync(ctx context.Context, cf cloudops.DNS, want map[string]Want) error {
 	var (
 		current  map[string]raftfsm.DNSHost
 		nodeByIP map[string]string
 	)
-	a.fsm.View(func(s *raftfsm.State) {
+	cd.src.View(func(s *raftfsm.State) {
 		current = map[string]raftfsm.DNSHost{}
 		for h, d := range s.Cloud.DNS {
 			current[h] = *d
@@ -168,14 +187,11 @@ func (cd *cloudDuty) syncDNS(ctx context.Context, c cloud, want map[string]dnsWa
 			}
 		}
 	})
-	if cd.lastTry == nil {
-		cd.lastTry = map[string]time.Time{}
-	}
-	// backingOff reports whether host failed less than dnsRetryBackoff ago
+	// backingOff reports whether host failed less than RetryBackoff ago
 	// (lastTry holds the hosts whose last try has not succeeded).
 	backingOff := func(host string) bool {
 		last, failed := cd.lastTry[host]
-		return failed && time.Since(last) < dnsRetryBackoff
+		return failed && time.Since(last) < RetryBackoff
 	}
 	var errs []error
 	for _, host := range raftfsm.SortedKeys(want) {
@@ -189,12 +205,12 @@ func (cd *cloudDuty) syncDNS(ctx context.Context, c cloud, want map[string]dnsWa
 			continue
 		}
 		cd.lastTry[host] = time.Now()
-		err := a.intent(ctx, raftfsm.IntentEnsureDNS, host, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
-			zone, err := c.cf.FindZone(ctx, host)
+		err := cd.intents.Run(ctx, raftfsm.IntentEnsureDNS, host, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
+			zone, err := cf.FindZone(ctx, host)
 			if err != nil {
 				return raftfsm.CloudChanges{}, err
 			}
-			recs, err := c.cf.EnsureARecords(ctx, zone.ID, host, w.ips, w.proxied)
+			recs, err := cf.EnsureARecords(ctx, zone.ID, host, w.ips, w.proxied)
 			if err != nil {
 				return raftfsm.CloudChanges{}, err
 			}
@@ -220,10 +236,10 @@ func (cd *cloudDuty) syncDNS(ctx context.Context, c cloud, want map[string]dnsWa
 		}
 		cur := current[host]
 		cd.lastTry[host] = time.Now()
-		err := a.intent(ctx, raftfsm.IntentDeleteDNS, host, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
+		err := cd.intents.Run(ctx, raftfsm.IntentDeleteDNS, host, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
 			zoneID := cur.ZoneID
 			if zoneID == "" {
-				zone, err := c.cf.FindZone(ctx, host)
+				zone, err := cf.FindZone(ctx, host)
 				if errors.Is(err, cloudops.ErrNotFound) {
 					return raftfsm.CloudChanges{DeleteDNS: host}, nil
 				}
@@ -232,14 +248,14 @@ func (cd *cloudDuty) syncDNS(ctx context.Context, c cloud, want map[string]dnsWa
 				}
 				zoneID = zone.ID
 			}
-			if err := c.cf.DeleteARecords(ctx, zoneID, host); err != nil {
+			if err := cf.DeleteARecords(ctx, zoneID, host); err != nil {
 				return raftfsm.CloudChanges{}, err
 			}
 			return raftfsm.CloudChanges{DeleteDNS: host}, nil
 		})
 		if err == nil {
 			delete(cd.lastTry, host)
-			err = cd.recordDNSChange(ctx, host, dnsChange(host, cur, true, dnsWant{}, nodeByIP))
+			err = cd.recordDNSChange(ctx, host, dnsChange(host, cur, true, Want{}, nodeByIP))
 		}
 		errs = append(errs, err)
 	}
@@ -255,12 +271,9 @@ func (cd *cloudDuty) syncDNS(ctx context.Context, c cloud, want map[string]dnsWa
 
 // recordForeign commits, once per refusal text, the warning that host is
 // not published because a record dropmesh did not make holds it (the intent
-// that failed says so too; the duty tries again after dnsRetryBackoff, so an
+// that failed says so too; the duty tries again after RetryBackoff, so an
 // event per try would flood the log).
-func (cd *cloudDuty) recordForeign(ctx context.Context, host, service string, refusal error) error {
-	if cd.foreignSaid == nil {
-		cd.foreignSaid = map[string]string{}
-	}
+func (cd *DNS) recordForeign(ctx context.Context, host, service string, refusal error) error {
 	msg := refusal.Error()
 	if cd.foreignSaid[host] == msg {
 		return nil
@@ -278,11 +291,11 @@ func (cd *cloudDuty) recordForeign(ctx context.Context, host, service string, re
 const maxEventMessage = 2000
 
 // recordDNSChange commits the event of host's change.
-func (cd *cloudDuty) recordDNSChange(ctx context.Context, host string, e raftfsm.Event) error {
+func (cd *DNS) recordDNSChange(ctx context.Context, host string, e raftfsm.Event) error {
 	if len(e.Message) > maxEventMessage {
 		e.Message = strings.ToValidUTF8(e.Message[:maxEventMessage-len("…")], "") + "…"
 	}
-	if _, err := cd.a.apply(ctx, &raftfsm.AppendEvent{At: cd.a.now(), Event: e}); err != nil {
+	if _, err := cd.src.Apply(ctx, &raftfsm.AppendEvent{At: cd.now(), Event: e}); err != nil {
 		return fmt.Errorf("record the dns change of %s: %w", host, err)
 	}
 	return nil
@@ -291,7 +304,7 @@ func (cd *cloudDuty) recordDNSChange(ctx context.Context, host string, e raftfsm
 // dnsChange is the event of host's records going from cur (had: whether
 // it had any) to w: each address taken out or added, with its reason. Taking
 // an address out is a warning (clients fail over); adding one is news.
-func dnsChange(host string, cur raftfsm.DNSHost, had bool, w dnsWant, nodeByIP map[string]string) raftfsm.Event {
+func dnsChange(host string, cur raftfsm.DNSHost, had bool, w Want, nodeByIP map[string]string) raftfsm.Event {
 	var before []string
 	if had {
 		before = cur.IPs
