@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dropmesh/dropmesh/node/clusterconf"
+	"github.com/dropmesh/dropmesh/node/converge"
 	"github.com/dropmesh/dropmesh/node/logring"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -91,7 +92,7 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 				}
 				cfg.TrustedNets = nets
 				if gossipKeys != "" {
-					keys, err := parseGossipKeys(strings.Split(gossipKeys, ","))
+					keys, err := converge.ParseGossipKeys(strings.Split(gossipKeys, ","))
 					if err != nil {
 						return fmt.Errorf("--gossip-keys: %w", err)
 					}

@@ -16,6 +16,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/atomicfile"
 	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/converge"
 	"github.com/dropmesh/dropmesh/node/pki"
 )
 
@@ -111,7 +112,7 @@ func saveEnrollment(cfg Config, keyPEM []byte, ans control.JoinAnswer, logger *s
 	if err != nil {
 		return fmt.Errorf("enroll %s: the answer's cluster secret: %w", cfg.NodeID, err)
 	}
-	keys, err := parseGossipKeys(ans.GossipKeys)
+	keys, err := converge.ParseGossipKeys(ans.GossipKeys)
 	if err != nil {
 		return fmt.Errorf("enroll %s: the answer's gossip keys: %w", cfg.NodeID, err)
 	}
@@ -121,7 +122,7 @@ func saveEnrollment(cfg Config, keyPEM []byte, ans control.JoinAnswer, logger *s
 	if err := clusterconf.WriteClusterSecretFile(cfg.ClusterSecretFile, secret); err != nil {
 		return err
 	}
-	if err := atomicfile.Write(filepath.Join(cfg.DataDir, gossipKeysFileName), []byte(strings.Join(encodeGossipKeys(keys), "\n")+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(cfg.DataDir, converge.GossipKeysFileName), []byte(strings.Join(converge.EncodeGossipKeys(keys), "\n")+"\n"), 0o600); err != nil {
 		return fmt.Errorf("enroll %s: gossip keys: %w", cfg.NodeID, err)
 	}
 	if err := creds.Save(cfg.tlsDir()); err != nil {

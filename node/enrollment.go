@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/converge"
 	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -94,7 +95,7 @@ func (a *Agent) Join(ctx context.Context, req control.JoinRequest, remoteIP stri
 	var g raftfsm.GossipKeyring
 	var clusterName string
 	a.fsm.View(func(s *raftfsm.State) { g, clusterName = s.Gossip, s.Settings.ClusterName })
-	keys, err := a.wantedGossipKeys(g)
+	keys, err := converge.WantedGossipKeys(g, a.keys.Sealer, a.keys.GossipKey)
 	if err != nil {
 		return control.JoinAnswer{}, fmt.Errorf("join %s: gossip keys: %w", req.NodeID, err)
 	}
@@ -106,7 +107,7 @@ func (a *Agent) Join(ctx context.Context, req control.JoinRequest, remoteIP stri
 			req.NodeID, req.IP, remoteIP, cert.Serial, cert.NotAfter.Format(time.RFC3339))}})
 	a.logger.Info("a node joined with a join token", "target", req.NodeID, "ip", req.IP, "from", remoteIP, "serial", cert.Serial)
 	return control.JoinAnswer{Certificate: cert.Certificate, CA: string(a.creds.CAPEM()), ClusterSecret: a.secret.String(),
-		GossipKeys: encodeGossipKeys(keys), ClusterName: clusterName}, nil
+		GossipKeys: converge.EncodeGossipKeys(keys), ClusterName: clusterName}, nil
 }
 
 // joinRefused records a refused join in the events.

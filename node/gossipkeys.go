@@ -3,19 +3,17 @@ package node
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/dropmesh/dropmesh/mesh"
-	"github.com/dropmesh/dropmesh/node/atomicfile"
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/converge"
 	"github.com/dropmesh/dropmesh/node/leader/keyring"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -38,10 +36,9 @@ import (
 
 // gossipKeysFile is this node's copy of its gossip keys: hex, one a line,
 // the primary first.
-func (a *Agent) gossipKeysFile() string { return filepath.Join(a.cfg.DataDir, gossipKeysFileName) }
-
-// gossipKeysFileName is the name of that file in the data dir.
-const gossipKeysFileName = "gossip-keys"
+func (a *Agent) gossipKeysFile() string {
+	return filepath.Join(a.cfg.DataDir, converge.GossipKeysFileName)
+}
 
 // startGossipKeys are the keys the mesh starts with: this node's copy, else
 // the ones its configuration gives (a droplet made after a rotation), else
@@ -50,7 +47,7 @@ func (a *Agent) startGossipKeys() ([][]byte, error) {
 	data, err := os.ReadFile(a.gossipKeysFile())
 	switch {
 	case err == nil:
-		keys, err := parseGossipKeys(strings.Fields(string(data)))
+		keys, err := converge.ParseGossipKeys(strings.Fields(string(data)))
 		if err != nil {
 			return nil, fmt.Errorf("gossip keys in %s: %w", a.gossipKeysFile(), err)
 		}
@@ -64,133 +61,18 @@ func (a *Agent) startGossipKeys() ([][]byte, error) {
 	return [][]byte{a.keys.GossipKey}, nil
 }
 
-// parseGossipKeys decodes hex gossip keys (the primary first).
-func parseGossipKeys(fields []string) ([][]byte, error) {
-	if len(fields) == 0 || len(fields) > raftfsm.MaxGossipKeys {
-		return nil, fmt.Errorf("want 1 to %d keys, got %d", raftfsm.MaxGossipKeys, len(fields))
-	}
-	var keys [][]byte
-	for _, f := range fields {
-		k, err := hex.DecodeString(f)
-		if err != nil || len(k) != mesh.KeySize {
-			return nil, fmt.Errorf("a gossip key is %d hex digits", 2*mesh.KeySize)
-		}
-		keys = append(keys, k)
-	}
-	return keys, nil
-}
-
-// encodeGossipKeys is the hex form parseGossipKeys reads.
-func encodeGossipKeys(keys [][]byte) []string {
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = hex.EncodeToString(k)
-	}
-	return out
-}
-
-// wantedGossipKeys are the keys the state says this node should hold, the
-// primary first: the derived key while the keyring is empty.
-func (a *Agent) wantedGossipKeys(g raftfsm.GossipKeyring) ([][]byte, error) {
-	if len(g.Keys) == 0 {
-		return [][]byte{a.keys.GossipKey}, nil
-	}
-	primary, ok := g.Key(g.Primary)
-	if !ok {
-		return nil, fmt.Errorf("gossip keyring: no primary key %s", g.Primary)
-	}
-	ordered := []raftfsm.GossipKey{primary}
-	for _, k := range g.Keys {
-		if k.ID != g.Primary {
-			ordered = append(ordered, k)
-		}
-	}
-	var keys [][]byte
-	for _, k := range ordered {
-		plain, err := raftfsm.Open(a.keys.Sealer, raftfsm.GossipKeyLabel(k.ID), k.Key)
-		if err != nil {
-			return nil, fmt.Errorf("gossip key %s: %w", k.ID, err)
-		}
-		if len(plain) != mesh.KeySize || mesh.KeyID(plain) != k.ID {
-			return nil, fmt.Errorf("gossip key %s: does not match its id", k.ID)
-		}
-		keys = append(keys, plain)
-	}
-	return keys, nil
-}
-
 // runGossipKeys keeps this node's mesh keyring equal to the state's, on
-// every node: install what is new, switch the primary, remove what is gone
-// (in that order, so this node never stops understanding its peers).
+// every node (package converge).
 func (a *Agent) runGossipKeys(ctx context.Context) {
-	for {
-		changed := a.fsm.Changed()
-		if err := a.syncGossipKeys(ctx); err != nil && ctx.Err() == nil {
-			a.logger.Warn("gossip keys", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		case <-time.After(30 * time.Second):
-		}
-	}
-}
-
-func (a *Agent) syncGossipKeys(ctx context.Context) error {
-	var g raftfsm.GossipKeyring
-	a.fsm.View(func(s *raftfsm.State) { g = s.Gossip })
-	if len(g.Keys) == 0 {
-		// Nothing rotated yet, in the state as this node has applied it: a
-		// node still replaying its log keeps the keys it started with.
-		if _, err := os.Stat(a.gossipKeysFile()); err == nil || len(a.cfg.GossipKeys) > 0 {
-			return nil
-		}
-	}
-	want, err := a.wantedGossipKeys(g)
-	if err != nil {
-		return err
-	}
-	m := a.mesh
-	have := m.KeyIDs()
-	changed := false
-	for _, k := range want {
-		if !slices.Contains(have, mesh.KeyID(k)) {
-			if err := m.InstallKey(k); err != nil {
-				return err
-			}
-			changed = true
-		}
-	}
-	if have[0] != mesh.KeyID(want[0]) {
-		if err := m.UseKey(want[0]); err != nil {
-			return err
-		}
-		changed = true
-	}
-	wantIDs := make([]string, len(want))
-	for i, k := range want {
-		wantIDs[i] = mesh.KeyID(k)
-	}
-	for _, id := range have {
-		if !slices.Contains(wantIDs, id) {
-			if err := m.RemoveKeyID(id); err != nil {
-				return err
-			}
-			changed = true
-		}
-	}
-	if !changed {
-		return nil
-	}
-	if err := atomicfile.Write(a.gossipKeysFile(), []byte(strings.Join(encodeGossipKeys(want), "\n")+"\n"), 0o600); err != nil {
-		return fmt.Errorf("save gossip keys: %w", err)
-	}
-	a.setGossipKeyIDs(m.KeyIDs())
-	a.logger.Info("gossip keys changed", "primary", wantIDs[0], "keys", wantIDs)
-	uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return a.mesh.UpdateMeta(uctx, a.meta())
+	g := &converge.GossipKeys{State: a.fsm, Mesh: a.mesh, Sealer: a.keys.Sealer, Derived: a.keys.GossipKey,
+		File: a.gossipKeysFile(), Configured: len(a.cfg.GossipKeys) > 0, Logger: a.logger,
+		Changed: func(ctx context.Context, ids []string) error {
+			a.setGossipKeyIDs(ids)
+			uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			return a.mesh.UpdateMeta(uctx, a.meta())
+		}}
+	g.Run(ctx)
 }
 
 // setGossipKeyIDs records the key ids meta advertises.

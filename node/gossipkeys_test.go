@@ -12,6 +12,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/mesh"
 	"github.com/dropmesh/dropmesh/node/clusterconf"
+	"github.com/dropmesh/dropmesh/node/converge"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -91,7 +92,7 @@ func TestGossipKeyRotation(t *testing.T) {
 	// The derived key is gone: an enrolled node that gossips with only the
 	// key derived from the cluster secret stays out. A node that enrolls
 	// with a join token gets the current keys in its join answer and gets in.
-	keys, err := leader.agent.wantedGossipKeys(currentKeyring(leader.agent))
+	keys, err := converge.WantedGossipKeys(currentKeyring(leader.agent), leader.agent.keys.Sealer, leader.agent.keys.GossipKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestGossipKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFile(filepath.Join(outsider.cfg.DataDir, gossipKeysFileName), encodeGossipKeys([][]byte{secretKeys.GossipKey})[0]+"\n"); err != nil {
+	if err := writeFile(filepath.Join(outsider.cfg.DataDir, converge.GossipKeysFileName), converge.EncodeGossipKeys([][]byte{secretKeys.GossipKey})[0]+"\n"); err != nil {
 		t.Fatal(err)
 	}
 	octx, stop := context.WithCancel(context.Background())
@@ -127,9 +128,9 @@ func TestGossipKeyRotation(t *testing.T) {
 	c.joinConfig(&newcomer.cfg)
 	c.start(newcomer)
 	waitFor(t, 30*time.Second, "the newcomer with the new key alive everywhere", func() bool { return c.allSee("node-5", mesh.StatusAlive) })
-	got, err := os.ReadFile(filepath.Join(newcomer.cfg.DataDir, gossipKeysFileName))
-	if err != nil || strings.Fields(string(got))[0] != encodeGossipKeys(keys)[0] {
-		t.Fatalf("the newcomer's gossip keys %q (%v), want the rotated %v first", got, err, encodeGossipKeys(keys))
+	got, err := os.ReadFile(filepath.Join(newcomer.cfg.DataDir, converge.GossipKeysFileName))
+	if err != nil || strings.Fields(string(got))[0] != converge.EncodeGossipKeys(keys)[0] {
+		t.Fatalf("the newcomer's gossip keys %q (%v), want the rotated %v first", got, err, converge.EncodeGossipKeys(keys))
 	}
 }
 
@@ -137,20 +138,4 @@ func currentKeyring(a *Agent) raftfsm.GossipKeyring {
 	var g raftfsm.GossipKeyring
 	a.View(func(s *raftfsm.State) { g = s.Gossip })
 	return g
-}
-
-func TestGossipKeysFlag(t *testing.T) {
-	if _, err := parseGossipKeys([]string{strings.Repeat("ab", 32), "zz"}); err == nil {
-		t.Fatal("a key that is not hex was accepted")
-	}
-	if _, err := parseGossipKeys([]string{strings.Repeat("ab", 31)}); err == nil {
-		t.Fatal("a short key was accepted")
-	}
-	keys, err := parseGossipKeys([]string{strings.Repeat("ab", 32), strings.Repeat("cd", 32)})
-	if err != nil || len(keys) != 2 || keys[0][0] != 0xab {
-		t.Fatalf("parsed %v, %v", keys, err)
-	}
-	if got := encodeGossipKeys(keys); got[1] != strings.Repeat("cd", 32) {
-		t.Fatalf("encoded %v", got)
-	}
 }
