@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/converge"
 	"github.com/dropmesh/dropmesh/node/health"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/raftfsm"
@@ -231,7 +232,7 @@ func (a *Agent) containerEnv(s *raftfsm.State, svc *raftfsm.Service, in *raftfsm
 	if spec.Port > 0 {
 		env["PORT"] = strconv.Itoa(spec.Port)
 	}
-	injected, err := injectEnv(s, svc, spec, a.keys.Sealer, a.instances.exposedPorts, a.discovery != nil)
+	injected, err := converge.InjectEnv(s, svc, spec, a.keys.Sealer, a.instances.exposedPorts, a.discovery != nil)
 	if err != nil {
 		return nil, err
 	}

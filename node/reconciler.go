@@ -50,7 +50,7 @@ func (t *instanceTable) imagePorts(ref string) ([]int, bool) {
 	return p, ok
 }
 
-// exposedPorts is imagePorts for injectedEnv: nil when unknown.
+// exposedPorts is imagePorts for converge.InjectedEnv: nil when unknown.
 func (t *instanceTable) exposedPorts(ref string) []int {
 	p, _ := t.imagePorts(ref)
 	return p

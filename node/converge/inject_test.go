@@ -1,4 +1,4 @@
-package node
+package converge
 
 import (
 	"maps"
@@ -19,7 +19,7 @@ func TestInjectedEnv(t *testing.T) {
 	add("cache", raftfsm.ServiceSpec{Image: "redis:7", Port: 6379})
 	add("db", raftfsm.ServiceSpec{Image: "postgres:16", Port: 5432, Vars: map[string]string{"POSTGRES_USER": "shop", "POSTGRES_PASSWORD": "p@ss"}})
 	web := &raftfsm.Service{WorkspaceID: "abcdef", Project: "shop", Env: "prod", Name: "web", Key: "abcdef/shop/prod/web"}
-	env, err := injectedEnv(s, web, raftfsm.ServiceSpec{Uses: []string{"cache", "db", "missing"}}, nil, nil)
+	env, err := InjectedEnv(s, web, raftfsm.ServiceSpec{Uses: []string{"cache", "db", "missing"}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestInjectedEnv(t *testing.T) {
 	add("ui", raftfsm.ServiceSpec{Image: "rediscommander/redis-commander:latest", Port: 8081})
 	add("kv", raftfsm.ServiceSpec{Image: "acme/kv:1", Port: 7000})
 	spec := raftfsm.ServiceSpec{Uses: []string{"ui", "kv"}}
-	env, err = injectedEnv(s, web, spec, nil, nil)
+	env, err = InjectedEnv(s, web, spec, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestInjectedEnv(t *testing.T) {
 		}
 		return nil
 	}
-	if env, err = injectedEnv(s, web, spec, nil, exposed); err != nil || env["REDIS_URL"] != "redis://10.10.0.5:7000" {
+	if env, err = InjectedEnv(s, web, spec, nil, exposed); err != nil || env["REDIS_URL"] != "redis://10.10.0.5:7000" {
 		t.Fatalf("kv exposes 6379: env %v, %v", env, err)
 	}
 }
@@ -65,16 +65,16 @@ func TestInjectByName(t *testing.T) {
 	s.Instances[raftfsm.InstanceID(cacheKey, 0)] = &raftfsm.Instance{ID: raftfsm.InstanceID(cacheKey, 0), Service: cacheKey, Node: "n1"}
 	web := &raftfsm.Service{Key: raftfsm.ServiceKey("aaaaaa", "shop", "prod", "web"), WorkspaceID: "aaaaaa", Project: "shop", Env: "prod", Name: "web"}
 	spec := raftfsm.ServiceSpec{Uses: []string{"cache"}}
-	before, err := injectEnv(s, web, spec, nil, nil, true)
+	before, err := InjectEnv(s, web, spec, nil, nil, true)
 	if err != nil || before["REDIS_URL"] != "redis://cache:6379" || before["CACHE_HOST"] != "cache" || before["CACHE_ADDR"] != "cache:6379" {
 		t.Fatalf("by name: %v, %v", before, err)
 	}
 	s.Instances[raftfsm.InstanceID(cacheKey, 0)].Node = "n2"
-	after, _ := injectEnv(s, web, spec, nil, nil, true)
+	after, _ := InjectEnv(s, web, spec, nil, nil, true)
 	if !maps.Equal(before, after) {
 		t.Fatalf("a move changed the injected environment: %v -> %v", before, after)
 	}
-	byAddr, _ := injectEnv(s, web, spec, nil, nil, false)
+	byAddr, _ := InjectEnv(s, web, spec, nil, nil, false)
 	if byAddr["CACHE_HOST"] != "10.10.0.6" {
 		t.Fatalf("by address: %v", byAddr)
 	}
