@@ -9,7 +9,7 @@
 //     and edge to the replicated state, and the health loop (healthloop.go)
 //     checks the local containers and reports the results; this side is
 //     moving to node/converge (so far: the gossip keyring, the injected
-//     environment);
+//     environment, the edge's routes);
 //   - on the leader only, duties started when it gains leadership and
 //     stopped when it loses it (the loop: package node/leader; the list:
 //     leader.go): roll-outs (node/leader/rollout), healing (node/leader/

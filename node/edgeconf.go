@@ -8,66 +8,27 @@ import (
 	"fmt"
 	"net"
 	"reflect"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/converge"
 	"github.com/dropmesh/dropmesh/node/edge"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// edgeConfig computes this node's routes: every host of every routed
-// service with an instance here, to the address of that instance's serving
-// container; the UI host to the local UI; and the zones' origin
-// certificates (served when the edge listens on EdgeTLSPort).
+// edgeConfig computes this node's routes (converge.EdgeRoutes) and opens
+// the zones' origin certificates (served when the edge listens on
+// EdgeTLSPort).
 func (a *Agent) edgeConfig() edge.Config {
 	addrs := a.instances.addrSnapshot()
-	routes := map[string]*edge.Route{}
+	ui := ""
+	if a.uiHandler != nil {
+		ui = net.JoinHostPort(a.cfg.AdvertiseIP, strconv.Itoa(a.cfg.UIPort))
+	}
 	var cfg edge.Config
 	var origin []raftfsm.OriginCert
-	a.fsm.View(func(s *raftfsm.State) {
-		for _, z := range raftfsm.SortedKeys(s.OriginCerts) {
-			origin = append(origin, *s.OriginCerts[z])
-		}
-		for _, id := range raftfsm.SortedKeys(addrs) {
-			in, ok := s.Instances[id]
-			if !ok || in.Node != a.cfg.NodeID {
-				continue
-			}
-			svc, ok := s.Services[in.Service]
-			if !ok {
-				continue
-			}
-			spec := svc.Spec
-			if r, ok := svc.Revision(in.DesiredGeneration); ok {
-				spec = r
-			}
-			if !spec.Routed() {
-				continue
-			}
-			for _, h := range spec.Hosts {
-				if h == s.Settings.UIHost {
-					continue // the UI's host is never a service's (refused at deploy)
-				}
-				r, ok := routes[h]
-				if !ok {
-					r = &edge.Route{Host: h, Service: svc.Key}
-					routes[h] = r
-				}
-				if r.Service == svc.Key && !slices.Contains(r.Upstreams, addrs[id]) {
-					r.Upstreams = append(r.Upstreams, addrs[id])
-				}
-			}
-		}
-		if s.Settings.UIHost != "" && a.uiHandler != nil {
-			cfg.UIHost = s.Settings.UIHost
-			cfg.UIUpstream = net.JoinHostPort(a.cfg.AdvertiseIP, strconv.Itoa(a.cfg.UIPort))
-		}
-	})
-	for _, h := range raftfsm.SortedKeys(routes) {
-		cfg.Routes = append(cfg.Routes, *routes[h])
-	}
+	a.fsm.View(func(s *raftfsm.State) { cfg, origin = converge.EdgeRoutes(s, a.cfg.NodeID, addrs, ui) })
 	cfg.Certs = a.originCerts.open(a, origin)
 	return cfg
 }

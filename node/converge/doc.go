@@ -1,8 +1,10 @@
 // Package converge is what every node does to make its own side match the
 // replicated state: its Docker engine, its edge, its gossip keys, its
 // health reports. It moves out of node piece by piece (issue 17); so far
-// the gossip keyring (GossipKeys). The reconciler, the instances, images,
-// cron, injection, edge config and the health loop are still node's.
+// the gossip keyring (GossipKeys), the environment injected from a
+// service's dependencies (InjectEnv) and the edge's routes (EdgeRoutes).
+// The reconciler, the instances, images, cron, the edge's application and
+// the health loop are still node's.
 //
 // Converge code reads the state (State has View and Changed) and reports
 // what it sees; it has no way to commit a command: the interfaces it is
