@@ -86,12 +86,6 @@ func (a *Agent) cloudReady() bool {
 	return ready
 }
 
-// clusterTag is the DigitalOcean tag on every droplet of the cluster; the
-// firewall applies by it.
-func clusterTag(s raftfsm.Settings) string {
-	return "dropmesh-" + s.ClusterName + "-" + s.ClusterID[:min(8, len(s.ClusterID))]
-}
-
 // runCloud keeps the cloud in shape: it keeps the DNS records equal to what
 // the state says, finishes intents left unfinished, ensures the VPC and
 // firewall, grows or replaces droplets, retires dead ones and builds custom
@@ -132,8 +126,9 @@ func (a *Agent) runCloud(ctx context.Context) {
 // a new leader needs is in the raft state (intents, snapshot phases); this
 // only remembers what saves requests.
 type cloudDuty struct {
-	a         *Agent
-	shapeDone string // settings fingerprint the shape was ensured for
+	a *Agent
+	// shape keeps the VPC and the firewall (package node/leader/cloud).
+	shape *cloudduty.Shape
 	// dns keeps the Cloudflare records (package node/leader/cloud).
 	dns *cloudduty.DNS
 	// busy is set by a round's steps when an operation is in progress at
@@ -154,7 +149,8 @@ type cloudDuty struct {
 }
 
 func newCloudDuty(a *Agent) *cloudDuty {
-	return &cloudDuty{a: a, dns: cloudduty.NewDNS(a, a.cloudShared.intents, a.now)}
+	ports := cloudops.Ports{API: a.cfg.APIPort, Gossip: a.cfg.GossipPort, Raft: a.cfg.RaftPort, Mesh: a.cfg.MeshPort}
+	return &cloudDuty{a: a, dns: cloudduty.NewDNS(a, a.cloudShared.intents, a.now), shape: cloudduty.NewShape(a, a.cloudShared.intents, ports)}
 }
 
 // round runs one pass of the cloud duty within CloudRoundTimeout. busy
@@ -173,7 +169,7 @@ func (cd *cloudDuty) round(ctx context.Context) (busy bool, err error) {
 		errs = append(errs, cd.dns.Round(ctx, c.cf, cd.a.cfg.NodeID))
 	}
 	if c.do != nil {
-		errs = append(errs, cd.resumeIntents(ctx, c), cd.shape(ctx, c), cd.grow(ctx), cd.creates(ctx, c), cd.retire(ctx, c), cd.snapshots(ctx, c))
+		errs = append(errs, cd.resumeIntents(ctx, c), cd.shape.Round(ctx, c.do), cd.grow(ctx), cd.creates(ctx, c), cd.retire(ctx, c), cd.snapshots(ctx, c))
 	}
 	return cd.busy, errors.Join(errs...)
 }
@@ -324,53 +320,6 @@ func (cd *cloudDuty) resumeIntent(ctx context.Context, c cloud, in raftfsm.Inten
 	return a.cloudShared.intents.Finish(ctx, in.ID, in.Kind, in.Target, op)
 }
 
-// shape ensures the VPC and the firewall once per leadership and settings.
-func (cd *cloudDuty) shape(ctx context.Context, c cloud) error {
-	a := cd.a
-	var st raftfsm.Settings
-	var vpc *raftfsm.VPC
-	a.fsm.View(func(s *raftfsm.State) {
-		st = s.Settings
-		if s.Cloud.VPC != nil {
-			v := *s.Cloud.VPC
-			vpc = &v
-		}
-	})
-	if len(st.Regions) == 0 || st.ClusterID == "" {
-		return nil
-	}
-	fp := st.ClusterID + strings.Join(st.Regions, ",")
-	if cd.shapeDone == fp {
-		return nil
-	}
-	name := st.ClusterName + "-vpc"
-	err := a.cloudShared.intents.Run(ctx, raftfsm.IntentEnsureVPC, name, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
-		v, err := c.do.EnsureVPC(ctx, name, st.Regions[0], "10.110.0.0/20")
-		if err != nil {
-			return raftfsm.CloudChanges{}, err
-		}
-		vpc = &raftfsm.VPC{ID: v.ID, Name: v.Name, Region: v.Region, IPRange: v.IPRange}
-		return raftfsm.CloudChanges{VPC: vpc}, nil
-	})
-	if err != nil {
-		return err
-	}
-	fwName := st.ClusterName + "-firewall"
-	err = a.cloudShared.intents.Run(ctx, raftfsm.IntentEnsureFirewall, fwName, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
-		spec := cloudops.ClusterFirewall(fwName, clusterTag(st), cloudops.Ports{API: a.cfg.APIPort, Gossip: a.cfg.GossipPort, Raft: a.cfg.RaftPort, Mesh: a.cfg.MeshPort})
-		fw, err := c.do.EnsureFirewall(ctx, spec)
-		if err != nil {
-			return raftfsm.CloudChanges{}, err
-		}
-		return raftfsm.CloudChanges{Firewall: &raftfsm.Firewall{ID: fw.ID, Name: fw.Name}}, nil
-	})
-	if err != nil {
-		return err
-	}
-	cd.shapeDone = fp
-	return nil
-}
-
 // grow records the creation of one droplet when the cluster has fewer than
 // DesiredNodes nodes that are not dead, counting droplets still being
 // created; creates then makes it. One at a time: nothing is added while a
@@ -486,7 +435,7 @@ func (cd *cloudDuty) creates(ctx context.Context, c cloud) error {
 	}
 	var st raftfsm.Settings
 	a.fsm.View(func(s *raftfsm.State) { st = s.Settings })
-	tag := clusterTag(st)
+	tag := cloudduty.ClusterTag(st)
 	existing, err := c.do.ListDroplets(ctx, tag)
 	if err != nil {
 		cd.holdBack("creates", 2) // the listing was retried already; give the API a breather
@@ -575,7 +524,7 @@ func (a *Agent) dropletSpec(ctx context.Context, c cloud, st raftfsm.Settings, p
 		return cloudops.DropletSpec{}, err
 	}
 	spec := cloudops.DropletSpec{Name: dropletName(st, nodeID), Region: region, Size: orDefault(st.DropletSize, "s-1vcpu-2gb"),
-		Tags: []string{clusterTag(st)}, UserData: userData}
+		Tags: []string{cloudduty.ClusterTag(st)}, UserData: userData}
 	switch {
 	case snap != 0:
 		spec.SnapshotID = snap

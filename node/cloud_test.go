@@ -10,6 +10,7 @@ import (
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 	"github.com/dropmesh/dropmesh/node/control"
+	cloudduty "github.com/dropmesh/dropmesh/node/leader/cloud"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -75,7 +76,7 @@ func fakeSnapshot(t testing.TB, url, name string, regions ...string) cloudops.Sn
 // cluster's tag, by name.
 func fakeClusterDroplets(t testing.TB, fake *fakeapi.Server, n *testNode) map[string]int {
 	var tag string
-	n.agent.View(func(s *raftfsm.State) { tag = clusterTag(s.Settings) })
+	n.agent.View(func(s *raftfsm.State) { tag = cloudduty.ClusterTag(s.Settings) })
 	out := map[string]int{}
 	for _, d := range fake.State().Droplets {
 		for _, dt := range d.Tags {
