@@ -40,8 +40,9 @@ func (a *Agent) duties() []leader.Duty {
 	}
 }
 
-// Apply commits a command on the leader (the leader duties of other
-// packages use it: notify). It is apply, with the command-version check.
+// Apply commits a command on the leader: the agent is the Source of the
+// leader duties' packages (node/leader/..., notify). It is apply, with the
+// command-version check.
 func (a *Agent) Apply(ctx context.Context, cmd raftfsm.Command) (any, error) {
 	return a.apply(ctx, cmd)
 }
