@@ -16,6 +16,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/raftfsm"
 	"github.com/dropmesh/dropmesh/scripts"
@@ -42,7 +43,7 @@ type cloudEnv struct {
 func newCloudEnv(t *testing.T, nodes int, regions ...string) *cloudEnv {
 	t.Helper()
 	backend := newAgentBackend(t)
-	fake, url := fakeapi.Start(t, fakeapi.Options{Token: testDOToken, CFToken: testCFToken, Zones: []string{testDomain},
+	fake, url := fakeapitest.Start(t, fakeapi.Options{Token: testDOToken, CFToken: testCFToken, Zones: []string{testDomain},
 		ActionDelay: 5 * time.Millisecond, Backend: backend, IPAllocator: testIPs})
 	t.Cleanup(backend.stopAll) // before the fake closes
 	e := &cloudEnv{fake: fake, url: url, backend: backend, host: startFakeHost(t), out: &syncBuffer{}}

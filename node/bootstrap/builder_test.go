@@ -18,6 +18,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 )
 
 // builderEnv is a fake cloud, a fake host standing in for every builder
@@ -37,7 +38,7 @@ type builderEnv struct {
 
 func newBuilderEnv(t *testing.T) *builderEnv {
 	t.Helper()
-	fake, url := fakeapi.Start(t, fakeapi.Options{Token: "do-test-token", ActionDelay: 5 * time.Millisecond})
+	fake, url := fakeapitest.Start(t, fakeapi.Options{Token: "do-test-token", ActionDelay: 5 * time.Millisecond})
 	do := cloudops.NewDigitalOcean(cloudops.DOConfig{Token: "do-test-token", BaseURL: url, PollInterval: 10 * time.Millisecond,
 		Retry: testConfig().Retry})
 	e := &builderEnv{fake: fake, do: do, host: startFakeHost(t), state: t.TempDir(), out: &syncBuffer{}, binary: fakeBinary(t)}
