@@ -13,6 +13,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/pki"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -39,7 +40,7 @@ func TestJoinTokenWorksOnce(t *testing.T) {
 	first := &testNode{cfg: testConfig(t, dir, 2)}
 	c.joinConfig(&first.cfg)
 	c.start(first)
-	waitFor(t, 20*time.Second, "node-2 alive everywhere", func() bool { return c.allSee("node-2", mesh.StatusAlive) })
+	testkit.WaitFor(t, 20*time.Second, "node-2 alive everywhere", func() bool { return c.allSee("node-2", mesh.StatusAlive) })
 	if _, err := pki.LoadCredentials(filepath.Join(first.cfg.DataDir, TLSDir)); err != nil {
 		t.Fatalf("the joined node has no credentials: %v", err)
 	}
@@ -58,7 +59,7 @@ func TestJoinTokenWorksOnce(t *testing.T) {
 		return info.Token
 	}
 	expired := token(control.JoinTokenRequest{TTL: "1ms"})
-	waitFor(t, 5*time.Second, "the token's expiry to pass", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the token's expiry to pass", func() bool {
 		var exp time.Time
 		leader.agent.View(func(s *raftfsm.State) {
 			if jt := s.PKI.JoinTokens[raftfsm.HashJoinToken(expired)]; jt != nil {
@@ -184,7 +185,7 @@ func TestCertificatesRenewWithoutInterruption(t *testing.T) {
 		serials[n.cfg.NodeID] = map[string]bool{}
 	}
 	cl := c.apiClient(leader)
-	waitFor(t, 30*time.Second, "two renewals on every node, past the first certificates' expiry", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "two renewals on every node, past the first certificates' expiry", func() bool {
 		done := time.Now().After(firstExpiry)
 		for _, n := range c.nodes {
 			serials[n.cfg.NodeID][n.agent.creds.Serial()] = true

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/deployplan"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -226,7 +227,7 @@ func (h *healer) reschedule(ctx context.Context) error {
 				}
 				continue
 			}
-			placement, err := Place(s, svc.Key, svc.Spec)
+			placement, err := deployplan.Place(s, svc.Key, svc.Spec)
 			if err != nil || in.Slot >= len(placement) {
 				continue
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -34,7 +35,7 @@ func samplePath(p string) string {
 }
 
 func TestEveryRouteButPingNeedsTheKey(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	h := newHandler(t, fake, func(o *Options) { o.Limits.AuthFailures = 100000 })
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -103,7 +104,7 @@ func TestEveryRouteButPingNeedsTheKey(t *testing.T) {
 }
 
 func TestUnknownRoutesNeedTheKeyToo(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	resp, body := call(t, srv, http.MethodGet, "/v1/nothing-here", nil, "-")
 	expect(t, resp, body, http.StatusUnauthorized, nil)
 	resp, body = call(t, srv, http.MethodGet, "/v1/nothing-here", nil, "")
@@ -116,27 +117,27 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	if _, err := New(Options{APIKey: "k"}); err == nil {
 		t.Fatal("no controller accepted")
 	}
-	if _, err := New(Options{Controller: NewFake("node-1")}); err == nil {
+	if _, err := New(Options{Controller: apitest.NewFake("node-1")}); err == nil {
 		t.Fatal("no key accepted")
 	}
 	dup := Route{Method: http.MethodGet, Path: "/v1/nodes", Summary: "again", Handler: func(*gin.Context) {}}
-	if _, err := New(Options{Controller: NewFake("node-1"), APIKey: "k", Extra: []Route{dup}}); err == nil {
+	if _, err := New(Options{Controller: apitest.NewFake("node-1"), APIKey: "k", Extra: []Route{dup}}); err == nil {
 		t.Fatal("a duplicate route was accepted")
 	}
 	clash := Route{Method: http.MethodDelete, Path: "/v1/nodes/*rest", Summary: "clashes with {id}", Handler: func(*gin.Context) {}}
-	if _, err := New(Options{Controller: NewFake("node-1"), APIKey: "k", Extra: []Route{clash}}); err == nil {
+	if _, err := New(Options{Controller: apitest.NewFake("node-1"), APIKey: "k", Extra: []Route{clash}}); err == nil {
 		t.Fatal("a conflicting route was accepted")
 	}
 }
 
 func TestDeployReadAndUndeploy(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
 	var res raftfsm.DeployResult
 	expect(t, resp, body, http.StatusAccepted, &res)
-	if res.DeployID == "" || res.Generation != 1 || res.Service != FakeDefaultWorkspaceID+"/shop/prod/web" {
+	if res.DeployID == "" || res.Generation != 1 || res.Service != apitest.FakeDefaultWorkspaceID+"/shop/prod/web" {
 		t.Fatalf("deploy result %+v", res)
 	}
 	if call := fake.Calls()[0]; call.Arg.(control.DeployRequest).Actor != "api" {
@@ -159,7 +160,7 @@ func TestDeployReadAndUndeploy(t *testing.T) {
 		t.Fatal("no X-Dropmesh-Index on a read")
 	}
 	// The workspace id works as well as its name.
-	resp, body = call(t, srv, http.MethodGet, "/v1/services/"+FakeDefaultWorkspaceID+"/shop/prod/web", nil, "")
+	resp, body = call(t, srv, http.MethodGet, "/v1/services/"+apitest.FakeDefaultWorkspaceID+"/shop/prod/web", nil, "")
 	expect(t, resp, body, http.StatusOK, nil)
 
 	var health control.ServiceHealth
@@ -216,7 +217,7 @@ func TestDeployReadAndUndeploy(t *testing.T) {
 }
 
 func TestStaleGenerationIsAConflict(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
 	expect(t, resp, body, http.StatusAccepted, nil)
 	resp, body = call(t, srv, http.MethodPost, "/v1/services?expect_generation=7", webSpec, "")
@@ -227,7 +228,7 @@ func TestStaleGenerationIsAConflict(t *testing.T) {
 }
 
 func TestWorkspacesProjectsEnvironments(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	var ws control.WorkspaceInfo
 	resp, body := call(t, srv, http.MethodPost, "/v1/workspaces", NameRequest{Name: "demo"}, "")
 	expect(t, resp, body, http.StatusCreated, &ws)
@@ -256,7 +257,7 @@ func TestWorkspacesProjectsEnvironments(t *testing.T) {
 }
 
 func TestSecretsNeverShown(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	token := "do-token-value-123"
 	resp, body := call(t, srv, http.MethodPatch, "/v1/settings", map[string]any{"do_token": token, "domain": "example.com"}, "")
@@ -295,7 +296,7 @@ func TestSecretsNeverShown(t *testing.T) {
 }
 
 func TestWebhooksGetAnID(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	var w raftfsm.Webhook
 	resp, body := call(t, srv, http.MethodPost, "/v1/webhooks", map[string]any{"url": "https://hooks.example.com/x", "kinds": []string{"deploy."}}, "")
 	expect(t, resp, body, http.StatusCreated, &w)
@@ -315,7 +316,7 @@ func TestWebhooksGetAnID(t *testing.T) {
 // A webhook URL is a bearer secret: the state holds it sealed, every API
 // answer shows it shortened, the plain export (admin) gives it back whole.
 func TestWebhookURLsStaySealed(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	const hook = "https://hooks.slack.com/services/T0AAA/B0BBB/Zx9SlackSecret77"
 	resp, body := call(t, srv, http.MethodPost, "/v1/webhooks", map[string]any{"url": hook, "format": "slack"}, "")
@@ -336,7 +337,7 @@ func TestWebhookURLsStaySealed(t *testing.T) {
 		t.Fatalf("the plain export lacks the webhook URL: %s", plain)
 	}
 	// It imports into another cluster, where it is sealed again.
-	other := NewFake("node-1")
+	other := apitest.NewFake("node-1")
 	srv2 := newTestServer(t, other, nil)
 	resp, body = call(t, srv2, http.MethodPost, "/v1/state/import", plain, "")
 	expect(t, resp, body, http.StatusOK, nil)
@@ -346,7 +347,7 @@ func TestWebhookURLsStaySealed(t *testing.T) {
 }
 
 func TestNodesAndSnapshots(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	var nodes []raftfsm.Node
 	resp, body := call(t, srv, http.MethodGet, "/v1/nodes", nil, "")
@@ -392,7 +393,7 @@ func TestNodesAndSnapshots(t *testing.T) {
 }
 
 func TestEvents(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
 	expect(t, resp, body, http.StatusAccepted, nil)
@@ -423,7 +424,7 @@ func TestEvents(t *testing.T) {
 }
 
 func TestStateExportImportRoundTrip(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
 	expect(t, resp, body, http.StatusAccepted, nil)
@@ -442,7 +443,7 @@ func TestStateExportImportRoundTrip(t *testing.T) {
 		t.Fatal("export with secrets=plain lacks the secret")
 	}
 
-	other := NewFake("node-1")
+	other := apitest.NewFake("node-1")
 	srv2 := newTestServer(t, other, nil)
 	var res raftfsm.ImportResult
 	resp, body = call(t, srv2, http.MethodPost, "/v1/state/import", plain, "")
@@ -455,7 +456,7 @@ func TestStateExportImportRoundTrip(t *testing.T) {
 }
 
 func TestInternalCommands(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	var res raftfsm.DeployResult
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
@@ -493,7 +494,7 @@ func TestInternalCommands(t *testing.T) {
 }
 
 func TestProbe(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	kit := testCluster()
 	agent := kit.agentClient(kit.node(t, "node-2"))
@@ -510,7 +511,7 @@ func TestProbe(t *testing.T) {
 }
 
 func TestInternalErrorsAreGenericAndPanicsRecovered(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	boom := Route{Method: http.MethodGet, Path: "/v1/boom", Summary: "panics", Kind: RouteRead, Handler: func(*gin.Context) { panic("kaboom") }}
 	srv := newTestServer(t, fake, func(o *Options) { o.Extra = []Route{boom} })
 	fake.FailNext("Deploy", errors.New("database on fire at 10.0.0.9"))
@@ -527,7 +528,7 @@ func TestInternalErrorsAreGenericAndPanicsRecovered(t *testing.T) {
 }
 
 func TestStatusesOfControllerErrors(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	for _, tc := range []struct {
 		err    error
@@ -554,7 +555,7 @@ func TestStatusesOfControllerErrors(t *testing.T) {
 }
 
 func TestBadInputsAre400AndChangeNothing(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
 	expect(t, resp, body, http.StatusAccepted, nil)

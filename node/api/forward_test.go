@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -48,7 +49,7 @@ func (tp *tap) last() (http.Header, []byte) {
 
 // pair is a leader and a follower API, each over its own fake.
 type pair struct {
-	leader, follower       *Fake
+	leader, follower       *apitest.Fake
 	leaderSrv, followerSrv *httptest.Server
 	leaderTap              *tap
 }
@@ -58,7 +59,7 @@ func newPair(t *testing.T) *pair { return newPairWith(t, nil) }
 // newPairWith is newPair with the follower's options changed by mod.
 func newPairWith(t *testing.T, mod func(o *Options)) *pair {
 	t.Helper()
-	p := &pair{leader: NewFake("node-1"), follower: NewFake("node-2")}
+	p := &pair{leader: apitest.NewFake("node-1"), follower: apitest.NewFake("node-2")}
 	p.leaderTap = &tap{next: newHandler(t, p.leader, nil)}
 	p.leaderSrv = newTLSServer(t, p.leaderTap, "node-1")
 	p.follower.SetLeader(false, "node-1", hostPort(p.leaderSrv))
@@ -185,7 +186,7 @@ func TestLeaderDownMeansNoLeaderAndNoHalfWrite(t *testing.T) {
 // its read index and answers once its own replica has applied it.
 func TestDefaultReadOnFollowerWaitsForTheLeadersIndex(t *testing.T) {
 	p := newPairWith(t, func(o *Options) { o.Limits.ReadWait = 300 * time.Millisecond })
-	deploy := func(f *Fake) {
+	deploy := func(f *apitest.Fake) {
 		t.Helper()
 		if _, err := f.Deploy(t.Context(), controlDeploy(t, webSpec)); err != nil {
 			t.Fatal(err)
@@ -233,7 +234,7 @@ func TestDefaultReadOnFollowerWaitsForTheLeadersIndex(t *testing.T) {
 
 // No read, stale or not, is served while the node catches up.
 func TestCatchingUpNodeServesNoRead(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	fake.SetCatchingUp(fmt.Errorf("%w: it has applied 3 of at least 90 entries", raftfsm.ErrCatchingUp))
 	srv := newTestServer(t, fake, nil)
 	for _, q := range []string{"", "?stale=true", "?consistent=true"} {
@@ -332,7 +333,7 @@ func TestCopyHeadersDropsHopByHop(t *testing.T) {
 // movingLeader is a follower whose idea of the leader the test moves: the
 // first n answers of Leader come from the embedded Fake, the rest name next.
 type movingLeader struct {
-	*Fake
+	*apitest.Fake
 	mu      sync.Mutex
 	calls   int
 	n       int
@@ -369,9 +370,9 @@ func deadAddr(t *testing.T) string {
 }
 
 func TestWriteRidesOutALeaderThatCannotBeReached(t *testing.T) {
-	leader := NewFake("node-3")
+	leader := apitest.NewFake("node-3")
 	leaderSrv := newTestServer(t, leader, nil)
-	follower := &movingLeader{Fake: NewFake("node-2"), n: 1, nextID: "node-3", nextAPI: hostPort(leaderSrv)}
+	follower := &movingLeader{Fake: apitest.NewFake("node-2"), n: 1, nextID: "node-3", nextAPI: hostPort(leaderSrv)}
 	// The follower still names the old leader, which is gone: its dial is
 	// refused, and the next answer of Leader names the new one.
 	follower.SetLeader(false, "node-1", deadAddr(t))
@@ -385,9 +386,9 @@ func TestWriteRidesOutALeaderThatCannotBeReached(t *testing.T) {
 }
 
 func TestWriteWaitsForALeaderToBeElected(t *testing.T) {
-	leader := NewFake("node-3")
+	leader := apitest.NewFake("node-3")
 	leaderSrv := newTestServer(t, leader, nil)
-	follower := &movingLeader{Fake: NewFake("node-2"), n: 3, nextID: "node-3", nextAPI: hostPort(leaderSrv)}
+	follower := &movingLeader{Fake: apitest.NewFake("node-2"), n: 3, nextID: "node-3", nextAPI: hostPort(leaderSrv)}
 	follower.SetLeader(false, "", "") // no leader for the first three looks
 	srv := newTestServer(t, follower, nil)
 
@@ -412,12 +413,12 @@ func TestLeaderLostMidRequest(t *testing.T) {
 		<-release
 	}), "node-1")
 	t.Cleanup(func() { close(release) })
-	next := NewFake("node-3")
+	next := apitest.NewFake("node-3")
 	if _, err := next.Deploy(t.Context(), controlDeploy(t, webSpec)); err != nil {
 		t.Fatal(err)
 	}
 	nextSrv := newTestServer(t, next, nil)
-	follower := &movingLeader{Fake: NewFake("node-2"), n: 1 << 30}
+	follower := &movingLeader{Fake: apitest.NewFake("node-2"), n: 1 << 30}
 	follower.SetLeader(false, "node-1", hostPort(hung))
 	srv := newTestServer(t, follower, nil)
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/raftfsm"
@@ -31,7 +32,7 @@ func reportFor(t *testing.T, node string) []byte {
 // speaking for another node are all refused, and nothing reaches the
 // controller; a member's own certificate is taken.
 func TestInternalRoutesRefuseCallersWithoutAValidNodeCertificate(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	kit := testCluster()
 	before := fake.StateJSON()
@@ -177,7 +178,7 @@ func (e *fakeEnroller) CreateJoinToken(_ context.Context, req control.JoinTokenR
 // token is a 403 that is not retryable.
 func TestJoinGoesToTheLeaderWithoutAKey(t *testing.T) {
 	leaderEnr, followerEnr := &fakeEnroller{}, &fakeEnroller{}
-	leader, follower := NewFake("node-1"), NewFake("node-2")
+	leader, follower := apitest.NewFake("node-1"), apitest.NewFake("node-2")
 	leaderSrv := newTestServer(t, leader, func(o *Options) { o.Enroller = leaderEnr })
 	follower.SetLeader(false, "node-1", hostPort(leaderSrv))
 	followerSrv := newTestServer(t, follower, func(o *Options) { o.Enroller = followerEnr })
@@ -217,7 +218,7 @@ func TestJoinGoesToTheLeaderWithoutAKey(t *testing.T) {
 // its certificate names, also through a follower; without one, refused.
 func TestRenewalIsForTheCallersOwnCertificate(t *testing.T) {
 	enr := &fakeEnroller{}
-	leader, follower := NewFake("node-1"), NewFake("node-2")
+	leader, follower := apitest.NewFake("node-1"), apitest.NewFake("node-2")
 	leaderSrv := newTestServer(t, leader, func(o *Options) { o.Enroller = enr })
 	follower.SetLeader(false, "node-1", hostPort(leaderSrv))
 	followerSrv := newTestServer(t, follower, nil)

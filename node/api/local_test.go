@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
 func TestContainerLogs(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	fake.SetLogs("c1", "one\ntwo\nthree\n")
 	resp, body := call(t, srv, http.MethodGet, "/v1/containers/c1/logs", nil, "")
@@ -36,7 +37,7 @@ func TestContainerLogs(t *testing.T) {
 }
 
 func TestContainerLogsFollowStreamsAndStops(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	fake.SetLogs("c1", "first\n")
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -86,7 +87,7 @@ func TestContainerLogsFollowStreamsAndStops(t *testing.T) {
 }
 
 func TestLogStreamIsCapped(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, func(o *Options) { o.Limits.MaxLogBytes = 10 })
 	fake.SetLogs("c1", "0123456789abcdefghij\n")
 	resp, body := call(t, srv, http.MethodGet, "/v1/containers/c1/logs?follow=true", nil, "")
@@ -98,9 +99,9 @@ func TestLogStreamIsCapped(t *testing.T) {
 
 // twoNodes is node-1's API, which does not run container c2, and node-2's,
 // which does; node-1's state knows c2 runs on node-2.
-func twoNodes(t *testing.T) (a, b *Fake, srvA string) {
+func twoNodes(t *testing.T) (a, b *apitest.Fake, srvA string) {
 	t.Helper()
-	a, b = NewFake("node-1"), NewFake("node-2")
+	a, b = apitest.NewFake("node-1"), apitest.NewFake("node-2")
 	b.SetLeader(false, "node-1", "")
 	sa, sb := newTestServer(t, a, nil), newTestServer(t, b, nil)
 	res, err := a.Deploy(t.Context(), controlDeploy(t, webSpec))
@@ -198,7 +199,7 @@ func TestContainerStateSaysHereButItIsNot(t *testing.T) {
 }
 
 func TestBuildContextsUploadAndFetchFromHolder(t *testing.T) {
-	a, b := NewFake("node-1"), NewFake("node-2")
+	a, b := apitest.NewFake("node-1"), apitest.NewFake("node-2")
 	sa, sb := newTestServer(t, a, func(o *Options) { o.Limits.MaxUploadBytes = 1 << 20 }), newTestServer(t, b, nil)
 	var info control.ContextInfo
 	resp, body := call(t, sb, http.MethodPost, "/v1/contexts", []byte("pretend this is a tar"), "")

@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
 func TestFailedAuthIsRateLimited(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	for i := range DefaultLimits().AuthFailures {
 		resp, body := call(t, srv, http.MethodGet, "/v1/nodes", nil, "wrong")
 		if resp.StatusCode != http.StatusUnauthorized {
@@ -37,7 +38,7 @@ func TestFailedAuthIsRateLimited(t *testing.T) {
 }
 
 func TestPingIsRateLimitedAndSaysLittle(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-7"), func(o *Options) { o.Limits.PingBurst = 3; o.Limits.PingRate = 0.01 })
+	srv := newTestServer(t, apitest.NewFake("node-7"), func(o *Options) { o.Limits.PingBurst = 3; o.Limits.PingRate = 0.01 })
 	for range 3 {
 		resp, body := call(t, srv, http.MethodGet, "/ping", nil, "-")
 		var p map[string]string
@@ -54,7 +55,7 @@ func TestPingIsRateLimitedAndSaysLittle(t *testing.T) {
 }
 
 func TestTrustedNetsSkipTheKeyOnlyWhenAllowed(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, func(o *Options) {
 		o.RequireAuthAlways = true
 		o.TrustedNets = append(o.TrustedNets, mustPrefix(t, "127.0.0.0/8"))
@@ -76,7 +77,7 @@ func TestTrustedNetsSkipTheKeyOnlyWhenAllowed(t *testing.T) {
 }
 
 func TestBlockingReadWaitsForAWrite(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	waiting := make(chan struct{}, 16)
 	ctrl := &signalingController{Fake: fake, changedCalled: waiting}
 	srv := newTestServer(t, ctrl, nil)
@@ -140,7 +141,7 @@ func TestBlockingReadWaitsForAWrite(t *testing.T) {
 // signalingController reports each call of Changed: a blocking read is
 // waiting once it took the channel.
 type signalingController struct {
-	*Fake
+	*apitest.Fake
 	changedCalled chan struct{}
 }
 
@@ -164,7 +165,7 @@ func drain(ch chan struct{}) {
 }
 
 func TestTimeoutHeader(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	for _, v := range []string{"soon", "-1s", "0s"} {
 		a := fetch(srv, http.MethodGet, "/v1/nodes", http.Header{HeaderTimeout: {v}})
 		if a.err != nil || a.resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(a.body), HeaderTimeout) {

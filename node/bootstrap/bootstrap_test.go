@@ -18,6 +18,7 @@ import (
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 	"github.com/dropmesh/dropmesh/scripts"
 )
@@ -261,7 +262,7 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	}
 
 	// The leader keeps mesh.DOMAIN on itself.
-	waitFor(t, 30*time.Second, "the UI host's A record", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the UI host's A record", func() bool {
 		for _, r := range e.fake.State().DNSRecords {
 			if r.Name == "mesh."+testDomain && r.Type == "A" {
 				return true
@@ -277,7 +278,7 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	if settings.ClusterID != rec.ClusterID {
 		t.Fatalf("the seed runs cluster %s, the bootstrap chose %s", settings.ClusterID, rec.ClusterID)
 	}
-	waitFor(t, 20*time.Second, "the leader to ensure the cluster firewall", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the leader to ensure the cluster firewall", func() bool {
 		var fw *raftfsm.Firewall
 		seed.agent.View(func(s *raftfsm.State) { fw = s.Cloud.Firewall })
 		return fw != nil && fw.ID == rec.FirewallID

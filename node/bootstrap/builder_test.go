@@ -19,6 +19,7 @@ import (
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // builderEnv is a fake cloud, a fake host standing in for every builder
@@ -176,7 +177,7 @@ func TestBuilderShutsTheDropletDownBeforeTheSnapshot(t *testing.T) {
 	// action list is watched while it exists: the longest list seen must be
 	// in order, and must have had the shutdown before any snapshot.
 	var longest []string
-	waitFor(t, 30*time.Second, "the builder to finish", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the builder to finish", func() bool {
 		for _, d := range e.fake.State().Droplets {
 			var seen []string
 			for _, a := range d.Actions {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 )
 
 func TestEverySeriesCarriesTheNodeLabel(t *testing.T) {
@@ -103,7 +104,7 @@ func TestConfigValidation(t *testing.T) {
 // The route serves the metrics through the real API: the key is required,
 // and the API's own requests are measured by route.
 func TestRouteBehindTheAPIKey(t *testing.T) {
-	fake := api.NewFake("n1")
+	fake := apitest.NewFake("n1")
 	m := newTestMetrics(t, fakeView{fake}, "n1")
 	opts := api.Options{Controller: fake, APIKey: "k3y", Extra: []api.Route{m.Route()}}
 	h, err := api.New(opts)

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 )
 
 func do(t *testing.T, method, url, key string) int {
@@ -42,7 +43,7 @@ func apiCount(t *testing.T, f families, method, route, code string) uint64 {
 }
 
 func TestInstrumentAPILabelsByRouteTemplate(t *testing.T) {
-	fake := api.NewFake("n1")
+	fake := apitest.NewFake("n1")
 	m := newTestMetrics(t, nil, "n1")
 	opts := api.Options{Controller: fake, APIKey: "k"}
 	h, err := api.New(opts)
