@@ -125,9 +125,9 @@ func testOptions(t testing.TB) Options {
 	return Options{
 		Logger: testLogger(t),
 		API: func(a *Agent) (http.Handler, error) {
-			return a.Metrics().API(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: true, Logger: a.Logger(),
+			return api.NewMeasured(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: true, Logger: a.Logger(),
 				HTTPClient: a.PeerHTTPClient(), VerifyNode: a.VerifyNode, Enroller: a,
-				Limits: api.Limits{TokenUseFlush: 100 * time.Millisecond}})
+				Limits: api.Limits{TokenUseFlush: 100 * time.Millisecond}}, a.Metrics())
 		},
 	}
 }

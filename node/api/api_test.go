@@ -70,7 +70,7 @@ func TestEveryRouteButPingNeedsTheKey(t *testing.T) {
 				continue
 			case AccessNode:
 				// Internal: refused for want of a node certificate before the key is looked at.
-				if e := errorOf(t, body); resp.StatusCode != http.StatusForbidden || e.Error != CodeForbidden {
+				if e := errorOf(t, body); resp.StatusCode != http.StatusForbidden || e.Error != control.CodeForbidden {
 					t.Errorf("%s %s with key %q: status %d, want 403; body %s", r.Method, path, key, resp.StatusCode, body)
 				}
 				continue
@@ -79,7 +79,7 @@ func TestEveryRouteButPingNeedsTheKey(t *testing.T) {
 				t.Errorf("%s %s with key %q: status %d, want 401; body %s", r.Method, path, key, resp.StatusCode, body)
 				continue
 			}
-			if e := errorOf(t, body); e.Error != CodeUnauthorized {
+			if e := errorOf(t, body); e.Error != control.CodeUnauthorized {
 				t.Errorf("%s %s: error %q", r.Method, path, e.Error)
 			}
 		}
@@ -144,19 +144,19 @@ func TestDeployReadAndUndeploy(t *testing.T) {
 		t.Fatalf("actor %+v", call)
 	}
 
-	var detail ServiceDetail
+	var detail control.ServiceDetail
 	resp, body = call(t, srv, http.MethodGet, "/v1/services/default/shop/prod/web", nil, "")
 	expect(t, resp, body, http.StatusOK, &detail)
 	if detail.Name != "shop/prod/web" || len(detail.Instances) != 2 || len(detail.Placement) != 2 || detail.LastDeploy == nil || detail.LastDeploy.ID != res.DeployID {
 		t.Fatalf("detail %+v", detail)
 	}
-	if got := detail.Service.Spec.SealedSecrets["DB_PASSWORD"]; got != SecretSet {
+	if got := detail.Service.Spec.SealedSecrets["DB_PASSWORD"]; got != control.SecretSet {
 		t.Fatalf("sealed secret shown as %q", got)
 	}
 	if bytes.Contains(body, []byte("v1:")) || bytes.Contains(body, []byte("s3cret")) {
 		t.Fatalf("the answer leaks a secret: %s", body)
 	}
-	if resp.Header.Get(HeaderIndex) == "" {
+	if resp.Header.Get(control.HeaderIndex) == "" {
 		t.Fatal("no X-Dropmesh-Index on a read")
 	}
 	// The workspace id works as well as its name.
@@ -209,7 +209,7 @@ func TestDeployReadAndUndeploy(t *testing.T) {
 	expect(t, resp, body, http.StatusAccepted, nil)
 	resp, body = call(t, srv, http.MethodGet, "/v1/services/default/shop/prod/web", nil, "")
 	expect(t, resp, body, http.StatusNotFound, nil)
-	if e := errorOf(t, body); e.Error != CodeNotFound || !strings.Contains(e.Message, "shop/prod/web") {
+	if e := errorOf(t, body); e.Error != control.CodeNotFound || !strings.Contains(e.Message, "shop/prod/web") {
 		t.Fatalf("error %+v", e)
 	}
 	resp, body = call(t, srv, http.MethodDelete, "/v1/services/default/shop/prod/web", nil, "")
@@ -222,7 +222,7 @@ func TestStaleGenerationIsAConflict(t *testing.T) {
 	expect(t, resp, body, http.StatusAccepted, nil)
 	resp, body = call(t, srv, http.MethodPost, "/v1/services?expect_generation=7", webSpec, "")
 	expect(t, resp, body, http.StatusConflict, nil)
-	if e := errorOf(t, body); e.Error != CodeConflict {
+	if e := errorOf(t, body); e.Error != control.CodeConflict {
 		t.Fatalf("error %+v", e)
 	}
 }
@@ -230,11 +230,11 @@ func TestStaleGenerationIsAConflict(t *testing.T) {
 func TestWorkspacesProjectsEnvironments(t *testing.T) {
 	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	var ws control.WorkspaceInfo
-	resp, body := call(t, srv, http.MethodPost, "/v1/workspaces", NameRequest{Name: "demo"}, "")
+	resp, body := call(t, srv, http.MethodPost, "/v1/workspaces", control.NameRequest{Name: "demo"}, "")
 	expect(t, resp, body, http.StatusCreated, &ws)
-	resp, body = call(t, srv, http.MethodPost, "/v1/workspaces/demo/projects", NameRequest{Name: "shop"}, "")
+	resp, body = call(t, srv, http.MethodPost, "/v1/workspaces/demo/projects", control.NameRequest{Name: "shop"}, "")
 	expect(t, resp, body, http.StatusCreated, nil)
-	resp, body = call(t, srv, http.MethodPost, "/v1/workspaces/"+ws.ID+"/projects/shop/envs", NameRequest{Name: "staging"}, "")
+	resp, body = call(t, srv, http.MethodPost, "/v1/workspaces/"+ws.ID+"/projects/shop/envs", control.NameRequest{Name: "staging"}, "")
 	expect(t, resp, body, http.StatusCreated, nil)
 	var got control.WorkspaceInfo
 	resp, body = call(t, srv, http.MethodGet, "/v1/workspaces/demo", nil, "")
@@ -242,13 +242,13 @@ func TestWorkspacesProjectsEnvironments(t *testing.T) {
 	if got.ID != ws.ID || len(got.Projects) != 1 || got.Projects[0].Name != "shop" || !slices.Equal(got.Projects[0].Envs, []string{"staging"}) {
 		t.Fatalf("workspace %+v", got)
 	}
-	var list []WorkspaceSummary
+	var list []control.WorkspaceSummary
 	resp, body = call(t, srv, http.MethodGet, "/v1/workspaces", nil, "")
 	expect(t, resp, body, http.StatusOK, &list)
 	if len(list) != 2 {
 		t.Fatalf("workspaces %+v", list)
 	}
-	resp, body = call(t, srv, http.MethodPost, "/v1/workspaces", NameRequest{Name: "demo"}, "")
+	resp, body = call(t, srv, http.MethodPost, "/v1/workspaces", control.NameRequest{Name: "demo"}, "")
 	expect(t, resp, body, http.StatusConflict, nil)
 	resp, body = call(t, srv, http.MethodDelete, "/v1/workspaces/demo", nil, "")
 	expect(t, resp, body, http.StatusNoContent, nil)
@@ -265,7 +265,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	var st raftfsm.Settings
 	resp, body = call(t, srv, http.MethodGet, "/v1/settings", nil, "")
 	expect(t, resp, body, http.StatusOK, &st)
-	if st.DOToken != SecretSet || st.CFToken != "" || st.Domain != "example.com" {
+	if st.DOToken != control.SecretSet || st.CFToken != "" || st.Domain != "example.com" {
 		t.Fatalf("settings %+v", st)
 	}
 	if bytes.Contains(body, []byte("v1:")) || bytes.Contains(body, []byte(token)) {
@@ -274,7 +274,7 @@ func TestSecretsNeverShown(t *testing.T) {
 
 	resp, body = call(t, srv, http.MethodPost, "/v1/users", control.UserRequest{Name: "ann", Password: "correct horse", Role: raftfsm.RoleDeployer}, "")
 	expect(t, resp, body, http.StatusNoContent, nil)
-	var users []UserInfo
+	var users []control.UserInfo
 	resp, body = call(t, srv, http.MethodGet, "/v1/users", nil, "")
 	expect(t, resp, body, http.StatusOK, &users)
 	if len(users) != 2 || bytes.Contains(body, []byte("$2")) || bytes.Contains(body, []byte("hash")) {
@@ -285,7 +285,7 @@ func TestSecretsNeverShown(t *testing.T) {
 
 	resp, body = call(t, srv, http.MethodPost, "/v1/registries", control.RegistryRequest{Registry: "registry.example.com:5000", Username: "bot", Password: "pw-secret"}, "")
 	expect(t, resp, body, http.StatusNoContent, nil)
-	var regs []RegistryInfo
+	var regs []control.RegistryInfo
 	resp, body = call(t, srv, http.MethodGet, "/v1/registries", nil, "")
 	expect(t, resp, body, http.StatusOK, &regs)
 	if len(regs) != 1 || regs[0].Username != "bot" || bytes.Contains(body, []byte("pw-secret")) || bytes.Contains(body, []byte("password")) {
@@ -355,7 +355,7 @@ func TestNodesAndSnapshots(t *testing.T) {
 	if len(nodes) != 3 || nodes[0].ID != "node-1" {
 		t.Fatalf("nodes %+v", nodes)
 	}
-	var added AddedNodes
+	var added control.AddedNodes
 	resp, body = call(t, srv, http.MethodPost, "/v1/nodes", control.AddNodesRequest{Count: 2, Region: "fra1"}, "")
 	expect(t, resp, body, http.StatusAccepted, &added)
 	if len(added.Nodes) != 2 {
@@ -503,7 +503,7 @@ func TestProbe(t *testing.T) {
 	fake.SetProbeError(errors.New("connection refused"))
 	resp, body = callWith(t, agent, srv, http.MethodGet, "/v1/internal/probe?addr=127.0.0.1:8080", nil, "")
 	expect(t, resp, body, http.StatusBadGateway, nil)
-	if e := errorOf(t, body); e.Error != CodeProbeFailed || !strings.Contains(e.Message, "connection refused") {
+	if e := errorOf(t, body); e.Error != control.CodeProbeFailed || !strings.Contains(e.Message, "connection refused") {
 		t.Fatalf("error %+v", e)
 	}
 	resp, body = callWith(t, agent, srv, http.MethodGet, "/v1/internal/probe", nil, "")
@@ -517,12 +517,12 @@ func TestInternalErrorsAreGenericAndPanicsRecovered(t *testing.T) {
 	fake.FailNext("Deploy", errors.New("database on fire at 10.0.0.9"))
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
 	expect(t, resp, body, http.StatusInternalServerError, nil)
-	if e := errorOf(t, body); e.Error != CodeInternal || strings.Contains(e.Message, "fire") {
+	if e := errorOf(t, body); e.Error != control.CodeInternal || strings.Contains(e.Message, "fire") {
 		t.Fatalf("internal error shows details: %+v", e)
 	}
 	resp, body = call(t, srv, http.MethodGet, "/v1/boom", nil, "")
 	expect(t, resp, body, http.StatusInternalServerError, nil)
-	if e := errorOf(t, body); e.Error != CodeInternal || strings.Contains(e.Message, "kaboom") {
+	if e := errorOf(t, body); e.Error != control.CodeInternal || strings.Contains(e.Message, "kaboom") {
 		t.Fatalf("panic answer %+v", e)
 	}
 }
@@ -535,12 +535,12 @@ func TestStatusesOfControllerErrors(t *testing.T) {
 		status int
 		code   string
 	}{
-		{control.ErrForbidden, http.StatusForbidden, CodeForbidden},
-		{control.ErrNoLeader, http.StatusServiceUnavailable, CodeNoLeader},
-		{control.ErrNotLeader, http.StatusServiceUnavailable, CodeNotLeader},
+		{control.ErrForbidden, http.StatusForbidden, control.CodeForbidden},
+		{control.ErrNoLeader, http.StatusServiceUnavailable, control.CodeNoLeader},
+		{control.ErrNotLeader, http.StatusServiceUnavailable, control.CodeNotLeader},
 		// A write a deposed leader may still have committed: not "nothing changed".
-		{fmt.Errorf("apply put_registry: %w: leadership lost while committing", raftfsm.ErrOutcomeUnknown), http.StatusBadGateway, CodeOutcomeUnknown},
-		{errors.Join(errors.New("apply"), contextDeadline()), http.StatusGatewayTimeout, CodeTimeout},
+		{fmt.Errorf("apply put_registry: %w: leadership lost while committing", raftfsm.ErrOutcomeUnknown), http.StatusBadGateway, control.CodeOutcomeUnknown},
+		{errors.Join(errors.New("apply"), contextDeadline()), http.StatusGatewayTimeout, control.CodeTimeout},
 	} {
 		fake.FailNext("Undeploy", tc.err)
 		resp, body := call(t, srv, http.MethodDelete, "/v1/services/default/shop/prod/web", nil, "")
@@ -548,7 +548,7 @@ func TestStatusesOfControllerErrors(t *testing.T) {
 		if e := errorOf(t, body); e.Error != tc.code {
 			t.Errorf("%v: code %s, want %s", tc.err, e.Error, tc.code)
 		}
-		if Retryable(tc.code) && resp.Header.Get("Retry-After") != "1" {
+		if control.Retryable(tc.code) && resp.Header.Get("Retry-After") != "1" {
 			t.Errorf("%v: Retry-After %q", tc.err, resp.Header.Get("Retry-After"))
 		}
 	}
@@ -600,7 +600,7 @@ func TestBadInputsAre400AndChangeNothing(t *testing.T) {
 		{"origin cert unknown field", "PUT", "/v1/origin-certs/example.com", map[string]string{"cert": "x"}, 400, "cert"},
 		{"bad secrets value", "GET", "/v1/state/export?secrets=yes", nil, 400, "plain"},
 		{"bad service filter", "GET", "/v1/instances?service=shop/prod", nil, 400, "service name"},
-		{"bad workspace name", "POST", "/v1/workspaces", NameRequest{Name: "Bad Name"}, 400, "workspace"},
+		{"bad workspace name", "POST", "/v1/workspaces", control.NameRequest{Name: "Bad Name"}, 400, "workspace"},
 		{"unknown body field", "POST", "/v1/workspaces", map[string]any{"name": "ok", "extra": 1}, 400, "extra"},
 		{"two documents", "POST", "/v1/workspaces", `{"name":"a"}{"name":"b"}`, 400, "more than one"},
 		{"body not an object", "POST", "/v1/workspaces", `[1,2]`, 400, "JSON"},

@@ -142,7 +142,7 @@ func (s *server) getService(c *gin.Context) {
 		return
 	}
 	var (
-		out ServiceDetail
+		out control.ServiceDetail
 		err error
 	)
 	s.ctrl.View(func(st *raftfsm.State) {
@@ -151,7 +151,7 @@ func (s *server) getService(c *gin.Context) {
 			return
 		}
 		svc := st.Services[key]
-		out = ServiceDetail{Name: DisplayName(st, key), Service: cloneService(svc), Instances: []raftfsm.Instance{}, Placement: []raftfsm.Assignment{}}
+		out = control.ServiceDetail{Name: DisplayName(st, key), Service: cloneService(svc), Instances: []raftfsm.Instance{}, Placement: []raftfsm.Assignment{}}
 		for _, in := range st.ServiceInstances(key) {
 			out.Instances = append(out.Instances, cloneInstance(in))
 			out.Placement = append(out.Placement, raftfsm.Assignment{Slot: in.Slot, Node: in.Node})

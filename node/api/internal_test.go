@@ -47,7 +47,7 @@ func TestInternalRoutesRefuseCallersWithoutAValidNodeCertificate(t *testing.T) {
 			t.Errorf("%s %s is internal but not under /v1/internal/", r.Method, r.Path)
 		}
 		resp, body := callWith(t, cli(), srv, r.Method, samplePath(r.Path), nil, "")
-		if e := errorOf(t, body); resp.StatusCode != http.StatusForbidden || e.Error != CodeForbidden {
+		if e := errorOf(t, body); resp.StatusCode != http.StatusForbidden || e.Error != control.CodeForbidden {
 			t.Errorf("%s %s with the API key and no certificate: status %d, want 403; body %s", r.Method, r.Path, resp.StatusCode, body)
 		}
 	}
@@ -57,15 +57,15 @@ func TestInternalRoutesRefuseCallersWithoutAValidNodeCertificate(t *testing.T) {
 	// Forged forwarding headers do not lend an identity.
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/internal/commands", strings.NewReader(string(reportFor(t, "node-1"))))
 	req.Header.Set("Authorization", "Bearer "+testKey)
-	req.Header.Set(HeaderForwarded, "1")
-	req.Header.Set(HeaderNode, "node-1")
+	req.Header.Set(control.HeaderForwarded, "1")
+	req.Header.Set(control.HeaderNode, "node-1")
 	resp, err := cli().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("forged %s: status %d, want 403", HeaderNode, resp.StatusCode)
+		t.Fatalf("forged %s: status %d, want 403", control.HeaderNode, resp.StatusCode)
 	}
 
 	refusedAtHandshakeOr403 := func(name string, client *http.Client) {
@@ -206,7 +206,7 @@ func TestJoinGoesToTheLeaderWithoutAKey(t *testing.T) {
 	leaderEnr.refuse = fmt.Errorf("%w: %w", control.ErrForbidden, errors.New("join token already used"))
 	resp, body = callWith(t, cli(), followerSrv, http.MethodPost, "/v1/join", good, "-")
 	expect(t, resp, body, http.StatusForbidden, nil)
-	if e := errorOf(t, body); Retryable(e.Error) || !strings.Contains(e.Message, "already used") {
+	if e := errorOf(t, body); control.Retryable(e.Error) || !strings.Contains(e.Message, "already used") {
 		t.Fatalf("refusal %+v", e)
 	}
 	if len(leaderEnr.joins) != 1 {

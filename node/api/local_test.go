@@ -176,7 +176,7 @@ func TestContainerOnAnUnreachableNode(t *testing.T) {
 	sa := newTestServer(t, a, nil)
 	resp, body := call(t, sa, http.MethodGet, "/v1/containers/c2/logs", nil, "")
 	expect(t, resp, body, http.StatusServiceUnavailable, nil)
-	if e := errorOf(t, body); e.Error != CodeUnavailable || !strings.Contains(e.Message, "node-2") {
+	if e := errorOf(t, body); e.Error != control.CodeUnavailable || !strings.Contains(e.Message, "node-2") {
 		t.Fatalf("answer %+v", e)
 	}
 }
@@ -188,7 +188,7 @@ func TestContainerStateSaysHereButItIsNot(t *testing.T) {
 	// mark, as a proxied request would: 404, never proxied again.
 	req, _ := http.NewRequest(http.MethodGet, sa.URL+"/v1/containers/c2/logs", nil)
 	req.Header.Set("Authorization", "Bearer "+testKey)
-	req.Header.Set(HeaderForwarded, "1")
+	req.Header.Set(control.HeaderForwarded, "1")
 	resp, err := cli().Do(req)
 	if err != nil {
 		t.Fatal(err)

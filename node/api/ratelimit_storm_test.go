@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/api/apitest"
+	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
@@ -63,7 +64,7 @@ func TestRightKeyServedThroughAStorm(t *testing.T) {
 			t.Fatalf("valid credential %d during the storm: %d %s", i, resp.StatusCode, body)
 		}
 	}
-	resp, body := call(t, srv, http.MethodPost, "/v1/workspaces", NameRequest{Name: "storm"}, "")
+	resp, body := call(t, srv, http.MethodPost, "/v1/workspaces", control.NameRequest{Name: "storm"}, "")
 	expect(t, resp, body, http.StatusCreated, nil)
 	stop()
 	wg.Wait()

@@ -72,7 +72,7 @@ func TestRolesOnEveryRoute(t *testing.T) {
 				t.Errorf("%s token on %s %s (needs %s): status %d, want 403; body %s", tok.name, r.Method, r.Path, need, resp.StatusCode, body)
 				continue
 			}
-			if e := errorOf(t, body); e.Error != CodeForbidden || !strings.Contains(e.Message, string(need)) {
+			if e := errorOf(t, body); e.Error != control.CodeForbidden || !strings.Contains(e.Message, string(need)) {
 				t.Errorf("%s %s: error %+v", r.Method, r.Path, e)
 			}
 			if fake.StateJSON() != before {
@@ -230,12 +230,12 @@ func TestUserTokenFollowsItsUser(t *testing.T) {
 	if created.Info.User != "ann" {
 		t.Fatalf("created %+v", created.Info)
 	}
-	resp, body = do(http.MethodPost, "/v1/workspaces", NameRequest{Name: "one"}, created.Token)
+	resp, body = do(http.MethodPost, "/v1/workspaces", control.NameRequest{Name: "one"}, created.Token)
 	expect(t, resp, body, http.StatusCreated, nil)
 
 	resp, body = do(http.MethodPost, "/v1/users", control.UserRequest{Name: "ann", Role: raftfsm.RoleViewer}, "")
 	expect(t, resp, body, http.StatusNoContent, nil)
-	resp, body = do(http.MethodPost, "/v1/workspaces", NameRequest{Name: "two"}, created.Token)
+	resp, body = do(http.MethodPost, "/v1/workspaces", control.NameRequest{Name: "two"}, created.Token)
 	expect(t, resp, body, http.StatusForbidden, nil)
 	resp, body = do(http.MethodGet, "/v1/nodes", nil, created.Token)
 	expect(t, resp, body, http.StatusOK, nil)
@@ -262,7 +262,7 @@ func TestCapAddIsAdminOnly(t *testing.T) {
 	before, calls := fake.StateJSON(), len(fake.Calls())
 	resp, body := do(http.MethodPost, "/v1/services", spec, deployer)
 	expect(t, resp, body, http.StatusForbidden, nil)
-	if e := errorOf(t, body); e.Error != CodeForbidden || !strings.Contains(e.Message, "cap_add NET_ADMIN") || !strings.Contains(e.Message, "admin") {
+	if e := errorOf(t, body); e.Error != control.CodeForbidden || !strings.Contains(e.Message, "cap_add NET_ADMIN") || !strings.Contains(e.Message, "admin") {
 		t.Errorf("error %+v", e)
 	}
 	bad := spec

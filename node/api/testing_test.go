@@ -129,9 +129,9 @@ func expect(t testing.TB, resp *http.Response, body []byte, status int, out any)
 }
 
 // errorOf decodes an error answer.
-func errorOf(t testing.TB, body []byte) ErrorBody {
+func errorOf(t testing.TB, body []byte) control.ErrorBody {
 	t.Helper()
-	var e ErrorBody
+	var e control.ErrorBody
 	if err := json.Unmarshal(body, &e); err != nil || e.Error == "" {
 		t.Fatalf("not an error answer: %s", body)
 	}

@@ -75,7 +75,7 @@ func TestWriteThroughFollowerAndFailoverWhenItsLeaderIsDown(t *testing.T) {
 	before := follower.StateJSON()
 	start := time.Now()
 	err = c.Undeploy(t.Context(), "shop/prod/web")
-	if Code(err) != api.CodeNoLeader {
+	if Code(err) != control.CodeNoLeader {
 		t.Fatalf("err %v, want no_leader", err)
 	}
 	if time.Since(start) > 10*time.Second {
@@ -105,14 +105,14 @@ func TestAPIErrors(t *testing.T) {
 		t.Fatalf("err %#v", err)
 	}
 	_, err = c.Deploy(t.Context(), []byte(webSpec+"colour: red\n"), 0)
-	if Code(err) != api.CodeInvalid || !strings.Contains(err.Error(), "colour") {
+	if Code(err) != control.CodeInvalid || !strings.Contains(err.Error(), "colour") {
 		t.Fatalf("err %v", err)
 	}
 	if _, err := c.Service(t.Context(), "not a name"); err == nil || !errors.Is(err, raftfsm.ErrInvalid) {
 		t.Fatalf("bad name: %v", err)
 	}
 	bad, _ := New(Config{Addrs: []string{hostPort(srv)}, APIKey: "wrong", CACert: testCA().CertPEM()})
-	if _, err := bad.Nodes(t.Context()); Code(err) != api.CodeUnauthorized {
+	if _, err := bad.Nodes(t.Context()); Code(err) != control.CodeUnauthorized {
 		t.Fatalf("wrong key: %v", err)
 	}
 }
@@ -257,7 +257,7 @@ func TestFollowLogs(t *testing.T) {
 func TestDeadlineIsSent(t *testing.T) {
 	var seen atomic.Value
 	srv := newTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen.Store(r.Header.Get(api.HeaderTimeout))
+		seen.Store(r.Header.Get(control.HeaderTimeout))
 		_, _ = w.Write([]byte(`[]`))
 	}))
 	t.Cleanup(srv.Close)
@@ -420,7 +420,7 @@ func TestEveryMethod(t *testing.T) {
 		t.Fatalf("registries %+v", regs)
 	}
 	check("delete registry", c.DeleteRegistry(ctx, "registry.example.com"))
-	if _, err := c.Commit(ctx, &raftfsm.ReportInstances{At: time.Now().UTC(), Node: "node-1"}); Code(err) != api.CodeForbidden {
+	if _, err := c.Commit(ctx, &raftfsm.ReportInstances{At: time.Now().UTC(), Node: "node-1"}); Code(err) != control.CodeForbidden {
 		t.Fatalf("a report without a node certificate: %v", err)
 	}
 	agent := agentClient(t, "node-1", c.Addrs()...)
@@ -432,7 +432,7 @@ func TestEveryMethod(t *testing.T) {
 	}
 	check("probe", agent.Probe(ctx, "127.0.0.1:1", "/health"))
 	fake.SetProbeError(errors.New("refused"))
-	if err := agent.Probe(ctx, "127.0.0.1:1", ""); Code(err) != api.CodeProbeFailed {
+	if err := agent.Probe(ctx, "127.0.0.1:1", ""); Code(err) != control.CodeProbeFailed {
 		t.Fatalf("failed probe: %v", err)
 	}
 	check("restart", c.Restart(ctx, "shop/prod/web"))

@@ -17,7 +17,7 @@ import (
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
-	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 	"github.com/dropmesh/dropmesh/scripts"
@@ -212,8 +212,8 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	if err := cl.call(ctx, http.MethodGet, "/v1/settings", nil, &settings); err != nil {
 		t.Fatal(err)
 	}
-	if settings.DOToken != api.SecretSet || settings.CFToken != api.SecretSet {
-		t.Fatalf("GET /v1/settings shows tokens %q and %q, want %q", settings.DOToken, settings.CFToken, api.SecretSet)
+	if settings.DOToken != control.SecretSet || settings.CFToken != control.SecretSet {
+		t.Fatalf("GET /v1/settings shows tokens %q and %q, want %q", settings.DOToken, settings.CFToken, control.SecretSet)
 	}
 	var sealed [2]raftfsm.Sealed
 	var adminHash string

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/bench/lincheck"
-	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
@@ -80,7 +79,7 @@ func TestLinearizableReadsWhileTheLeaderIsPaused(t *testing.T) {
 					switch code := apiclient.Code(err); {
 					case err == nil:
 						h.Add(op)
-					case code == api.CodeNotLeader || code == api.CodeNoLeader || code == api.CodeInvalid:
+					case code == control.CodeNotLeader || code == control.CodeNoLeader || code == control.CodeInvalid:
 					default:
 						op.Unknown = true
 						h.Add(op)

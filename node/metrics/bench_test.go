@@ -64,7 +64,7 @@ func BenchmarkObserve(b *testing.B) {
 func BenchmarkInstrumentAPI(b *testing.B) {
 	m := newTestMetrics(b, nil, "n0")
 	opts := api.Options{Controller: apitest.NewFake("n0"), APIKey: "k"}
-	routes := api.Routes(opts)
+	routes := api.RoutePatterns(opts)
 	bare := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	req := httptest.NewRequest(http.MethodGet, "/v1/services/ws/shop/prod/web/health", nil)
 	w := httptest.NewRecorder()

@@ -6,18 +6,16 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/dropmesh/dropmesh/node/api"
 )
 
 // Namespace prefixes every dropmesh metric name.
 const Namespace = "dropmesh"
 
-// Path is where the API serves the metrics.
+// Path is where the API serves the metrics (node/api.NewMeasured mounts
+// Handler there).
 const Path = "/metrics"
 
 // Metrics is one agent's metrics: a private registry, the collector that
@@ -129,19 +127,6 @@ func NewWithConfig(src Source, nodeID string, cfg Config) (*Metrics, error) {
 // Handler serves the registry in the Prometheus text format (or what the
 // scraper negotiates). It does no authentication: mount it through Route.
 func (m *Metrics) Handler() http.Handler { return m.handler }
-
-// Route is GET /metrics for api.Options.Extra: served by the node that is
-// asked (never forwarded), behind the API key like every route but /ping.
-func (m *Metrics) Route() api.Route {
-	return api.Route{
-		Method:       http.MethodGet,
-		Path:         Path,
-		Summary:      "This node's Prometheus metrics (text exposition format)",
-		Kind:         api.RouteLocal,
-		Handler:      gin.WrapH(m.handler),
-		ResponseType: "text/plain",
-	}
-}
 
 // Registerer is the agent's registry, with the node label added: other
 // packages may register their own collectors on it.

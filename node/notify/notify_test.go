@@ -133,7 +133,7 @@ func TestKindsFilterByPrefix(t *testing.T) {
 	hooked := t0.Add(time.Millisecond)
 	c.webhook(hooked, "heal", heal.URL(), raftfsm.WebhookGeneric, "heal.")
 	c.webhook(hooked, "deploys", deploys.URL(), raftfsm.WebhookGeneric, "deploy.", "node.lost")
-	c.webhook(hooked, "all", all.URL(), raftfsm.WebhookGeneric, AllKinds)
+	c.webhook(hooked, "all", all.URL(), raftfsm.WebhookGeneric, raftfsm.WebhookAllKinds)
 	at := t0.Add(time.Second)
 	kinds := []string{raftfsm.EventDeployStarted, raftfsm.EventHealReboot, raftfsm.EventDeploySucceeded, raftfsm.EventNodeFound,
 		raftfsm.EventHealReplace, raftfsm.EventNodeLost, raftfsm.EventHealth}
