@@ -1,8 +1,13 @@
 package node
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"testing"
 
+	"github.com/dropmesh/dropmesh/mesh"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -16,4 +21,33 @@ func placementState(regions ...string) *raftfsm.State {
 		s.Nodes[id] = &raftfsm.Node{ID: id, Region: r, Status: raftfsm.NodeActive}
 	}
 	return s
+}
+
+// A command whose fields need a newer protocol than some server advertises
+// is refused at the leader, before commit, with an error that names the
+// server, its protocol and the one needed; once every server is new it goes.
+func TestProtoConflictForFieldsNewerThanTheType(t *testing.T) {
+	servers := []raftfsm.Server{{ID: "a", Voter: true}, {ID: "b", Voter: true}}
+	at := func(protos map[string]int) func(string) (mesh.Member, bool) {
+		return func(id string) (mesh.Member, bool) {
+			return mesh.Member{ID: id, Status: mesh.StatusAlive, Meta: mesh.NodeMeta{Proto: protos[id], Version: "v" + strconv.Itoa(protos[id])}}, true
+		}
+	}
+	need := raftfsm.Protocol + 1 // a field added after this release
+	err := protoConflictAt(need, "update_settings", servers, at(map[string]int{"a": need, "b": raftfsm.Protocol}))
+	if !errors.Is(err, raftfsm.ErrConflict) || !errors.Is(err, raftfsm.ErrProtocol) {
+		t.Fatalf("err = %v, want ErrConflict and ErrProtocol", err)
+	}
+	for _, want := range []string{"voter b", "protocol " + strconv.Itoa(raftfsm.Protocol), "needs protocol " + strconv.Itoa(need), "upgrade it first"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %q; want it to say %q", err, want)
+		}
+	}
+	if err := protoConflictAt(need, "update_settings", servers, at(map[string]int{"a": need, "b": need})); err != nil {
+		t.Fatalf("every server new: %v", err)
+	}
+	// The agent advertises the protocol its FSM decodes at.
+	if raftfsm.NeededProtocol(&raftfsm.SetEgressAllow{}) > raftfsm.Protocol {
+		t.Fatal("this release cannot apply its own newest command")
+	}
 }

@@ -95,11 +95,11 @@ type AddedNodes struct {
 
 // WorkspaceSummary is one workspace in GET /v1/workspaces.
 type WorkspaceSummary struct {
-	ID        string                `json:"id"`
-	Name      string                `json:"name"`
-	CreatedAt time.Time             `json:"created_at"`
+	ID        string        `json:"id"`
+	Name      string        `json:"name"`
+	CreatedAt time.Time     `json:"created_at"`
 	Projects  []ProjectInfo `json:"projects"`
-	Services  int                   `json:"services"`
+	Services  int           `json:"services"`
 }
 
 // ServiceDetail is a service with where it runs and how its last deploy went.

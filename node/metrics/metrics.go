@@ -33,6 +33,8 @@ type Metrics struct {
 	health    *prometheus.CounterVec
 	heal      *prometheus.CounterVec
 	api       *prometheus.HistogramVec
+	// undecodable counts log entries this replica could not decode.
+	undecodable prometheus.Counter
 }
 
 // New returns the metrics of the agent nodeID with DefaultConfig. A nil
@@ -89,6 +91,10 @@ func NewWithConfig(src Source, nodeID string, cfg Config) (*Metrics, error) {
 		Namespace: Namespace, Name: "heal_actions_total",
 		Help: "Healing actions this node took as leader, by kind.",
 	}, []string{"kind"})
+	m.undecodable = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "raft", Name: "undecodable_entries_total",
+		Help: "Log entries this replica could not decode (a command or field newer than its release, or a damaged entry) and skipped.",
+	})
 	m.api = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Subsystem: "api", Name: "request_duration_seconds",
 		Help:    "Agent API requests served by this node, by method, route template and status code.",
@@ -103,7 +109,7 @@ func NewWithConfig(src Source, nodeID string, cfg Config) (*Metrics, error) {
 		m.heal.WithLabelValues(k)
 	}
 
-	cs := []prometheus.Collector{m.commit, m.apply, m.probeRTT, m.reconcile, m.health, m.heal, m.api}
+	cs := []prometheus.Collector{m.commit, m.apply, m.probeRTT, m.reconcile, m.health, m.heal, m.api, m.undecodable}
 	if src != nil {
 		cs = append(cs, &sourceCollector{src: src, nodeID: nodeID})
 	}
