@@ -58,7 +58,7 @@ func BenchmarkFailover(b *testing.B) {
 		c.stop(old, true)
 		b.StartTimer()
 		start := time.Now()
-		testkit.WaitFor(b, 30*time.Second, "a write accepted after the leader crashed", func() bool {
+		waitFor(b, 30*time.Second, "a write accepted after the leader crashed", func() bool {
 			return writeAccepted(survivors, i)
 		})
 		times = append(times, time.Since(start))
@@ -93,7 +93,7 @@ func writeAccepted(nodes []*testNode, iteration int) bool {
 // waitThreeVoters waits until leader sees node-1..3 alive and voting.
 func waitThreeVoters(b *testing.B, leader *testNode) {
 	b.Helper()
-	testkit.WaitFor(b, 30*time.Second, "three alive voters", func() bool {
+	waitFor(b, 30*time.Second, "three alive voters", func() bool {
 		info, err := leader.agent.Cluster(context.Background())
 		if err != nil {
 			return false
@@ -181,7 +181,7 @@ func benchDeployLatency(b *testing.B, nodes int) {
 
 		b.StopTimer()
 		for _, n := range c.nodes {
-			testkit.WaitFor(b, 10*time.Second, "the edge of "+n.cfg.NodeID+" to serve "+version, func() bool {
+			waitFor(b, 10*time.Second, "the edge of "+n.cfg.NodeID+" to serve "+version, func() bool {
 				code, body, err := edgeGet(n, spec.Hosts[0], "/")
 				return err == nil && code == 200 && strings.Contains(body, version)
 			})
@@ -218,7 +218,7 @@ func rawRuns(b *testing.B, rt *runtime.Runtime, img string, n int) time.Duration
 // behind a drain.
 func waitSettled(b *testing.B, rt *runtime.Runtime, c *testCluster, replicas int) {
 	b.Helper()
-	testkit.WaitFor(b, 60*time.Second, "the old generations to be removed", func() bool {
+	waitFor(b, 60*time.Second, "the old generations to be removed", func() bool {
 		list, err := rt.List(context.Background(), map[string]string{runtime.LabelManaged: "true"})
 		if err != nil {
 			return false

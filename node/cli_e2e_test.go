@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dropmesh/dropmesh/node/cli"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -31,7 +30,7 @@ func runCLI(t *testing.T, caFile string, addrs []string, key string, args ...str
 func TestCLIAgainstAThreeNodeCluster(t *testing.T) {
 	c := startCluster(t, 3, nil)
 	leader := c.leader()
-	testkit.WaitFor(t, 20*time.Second, "three voters", func() bool {
+	waitFor(t, 20*time.Second, "three voters", func() bool {
 		return allVoters(voters(t, leader.agent), "node-1", "node-2", "node-3")
 	})
 	var follower *testNode
@@ -72,7 +71,7 @@ func TestCLIAgainstAThreeNodeCluster(t *testing.T) {
 		t.Fatalf("deploy --detach: %d %s", code, out)
 	}
 	// The follower's replica follows the leader within a heartbeat.
-	testkit.WaitFor(t, 5*time.Second, "the service in `services --json`", func() bool {
+	waitFor(t, 5*time.Second, "the service in `services --json`", func() bool {
 		out, code = runCLI(t, ca, addrs, key, "services", "--json")
 		return code == 0 && strings.Contains(out, "shop")
 	})

@@ -11,7 +11,6 @@ import (
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 	"github.com/dropmesh/dropmesh/node/control"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -184,12 +183,12 @@ func TestDropletThatNeverTurnsActiveDoesNotBlockTheCloudDuty(t *testing.T) {
 	n := c.leader()
 	want := 2
 	enableDO(t, n, func(r *control.SettingsRequest) { r.DesiredNodes = &want })
-	testkit.WaitFor(t, 30*time.Second, "the droplet to exist, still new", func() bool { return fakeClusterDroplets(t, fake, n)["stuck-node-2"] == 1 })
+	waitFor(t, 30*time.Second, "the droplet to exist, still new", func() bool { return fakeClusterDroplets(t, fake, n)["stuck-node-2"] == 1 })
 	cf, host := fakeapi.DefaultToken, "mesh.example.test"
 	if err := n.agent.UpdateSettings(context.Background(), control.SettingsRequest{CFToken: &cf, UIHost: &host}); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 30*time.Second, "the UI host's record while the droplet is still coming up", func() bool {
+	waitFor(t, 30*time.Second, "the UI host's record while the droplet is still coming up", func() bool {
 		for _, r := range fake.State().DNSRecords {
 			if r.Name == host {
 				return true

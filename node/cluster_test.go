@@ -12,7 +12,6 @@ import (
 
 	"github.com/dropmesh/dropmesh/mesh"
 	"github.com/dropmesh/dropmesh/node/control"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -42,7 +41,7 @@ func allVoters(roles map[string]string, ids ...string) bool {
 func TestAgentsFormAClusterFromOneSeed(t *testing.T) {
 	c := startCluster(t, 3, nil)
 	leader := c.leader()
-	testkit.WaitFor(t, 20*time.Second, "three voters", func() bool {
+	waitFor(t, 20*time.Second, "three voters", func() bool {
 		return allVoters(voters(t, leader.agent), "node-1", "node-2", "node-3")
 	})
 	c.waitState(leader, 10*time.Second, "three registered nodes", func(s *raftfsm.State) bool {
@@ -105,7 +104,7 @@ func TestAgentsFormAClusterFromOneSeed(t *testing.T) {
 		t.Errorf("node-2 counted %v applies; the nodes' registrations alone are 3", v)
 	}
 	if v := metricValue(m2, "dropmesh_gossip_probe_rtt_seconds_count"); v < 1 {
-		testkit.WaitFor(t, 10*time.Second, "a gossip probe counted on node-2", func() bool {
+		waitFor(t, 10*time.Second, "a gossip probe counted on node-2", func() bool {
 			return metricValue(scrape(t, n2), "dropmesh_gossip_probe_rtt_seconds_count") >= 1
 		})
 	}
@@ -156,7 +155,7 @@ func metricValue(text, name string, labels ...string) float64 {
 func TestLeaderCrashElectsANewLeaderAndLosesNothing(t *testing.T) {
 	c := startCluster(t, 3, nil)
 	leader := c.leader()
-	testkit.WaitFor(t, 20*time.Second, "three voters", func() bool {
+	waitFor(t, 20*time.Second, "three voters", func() bool {
 		return allVoters(voters(t, leader.agent), "node-1", "node-2", "node-3")
 	})
 	ws, err := leader.agent.CreateWorkspace(context.Background(), "acme")
@@ -180,7 +179,7 @@ func TestLeaderCrashElectsANewLeaderAndLosesNothing(t *testing.T) {
 	c.waitState(leader, 15*time.Second, "the restarted node to catch up", func(s *raftfsm.State) bool {
 		return s.WorkspaceByName("after") != nil
 	})
-	testkit.WaitFor(t, 30*time.Second, "the restarted node alive in the others' gossip", func() bool {
+	waitFor(t, 30*time.Second, "the restarted node alive in the others' gossip", func() bool {
 		for _, m := range next.agent.Members() {
 			if m.ID == leader.cfg.NodeID {
 				return m.Status == mesh.StatusAlive
@@ -188,7 +187,7 @@ func TestLeaderCrashElectsANewLeaderAndLosesNothing(t *testing.T) {
 		}
 		return false
 	})
-	testkit.WaitFor(t, 20*time.Second, "the restarted node to be a voter again", func() bool {
+	waitFor(t, 20*time.Second, "the restarted node to be a voter again", func() bool {
 		return allVoters(voters(t, next.agent), "node-1", "node-2", "node-3")
 	})
 }
@@ -196,7 +195,7 @@ func TestLeaderCrashElectsANewLeaderAndLosesNothing(t *testing.T) {
 func TestGracefulLeaveShrinksTheVoterSet(t *testing.T) {
 	c := startCluster(t, 3, nil)
 	leader := c.leader()
-	testkit.WaitFor(t, 20*time.Second, "three voters", func() bool {
+	waitFor(t, 20*time.Second, "three voters", func() bool {
 		return allVoters(voters(t, leader.agent), "node-1", "node-2", "node-3")
 	})
 	var leaving *testNode
@@ -207,7 +206,7 @@ func TestGracefulLeaveShrinksTheVoterSet(t *testing.T) {
 		}
 	}
 	c.stop(leaving, false)
-	testkit.WaitFor(t, 15*time.Second, "the voter set to shrink", func() bool {
+	waitFor(t, 15*time.Second, "the voter set to shrink", func() bool {
 		servers, err := leader.agent.store.Servers(context.Background())
 		if err != nil {
 			return false

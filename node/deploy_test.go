@@ -20,7 +20,6 @@ import (
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -168,12 +167,12 @@ func TestDeployUpdateRollbackUndeploy(t *testing.T) {
 		}()
 	}
 	d := c.deploy(webSpec(v2))
-	testkit.WaitFor(t, 30*time.Second, "the old generation's container to be removed", func() bool {
+	waitFor(t, 30*time.Second, "the old generation's container to be removed", func() bool {
 		_, err := rt.Inspect(context.Background(), ctr.ID)
 		return errors.Is(err, runtime.ErrContainerNotFound)
 	})
 	afterOld := ok.Load() + failed.Load()
-	testkit.WaitFor(t, 10*time.Second, "requests after the old container went", func() bool { return ok.Load()+failed.Load() > afterOld+20 })
+	waitFor(t, 10*time.Second, "requests after the old container went", func() bool { return ok.Load()+failed.Load() > afterOld+20 })
 	close(stop)
 	wg.Wait()
 	if cutShort.Load() {
@@ -199,11 +198,11 @@ func TestDeployUpdateRollbackUndeploy(t *testing.T) {
 	if err := n.agent.Undeploy(context.Background(), "shop/prod/web", "test"); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 30*time.Second, "the containers to go", func() bool {
+	waitFor(t, 30*time.Second, "the containers to go", func() bool {
 		list, err := rt.List(context.Background(), map[string]string{runtime.LabelInstance: in.ID})
 		return err == nil && len(list) == 0
 	})
-	testkit.WaitFor(t, 10*time.Second, "the route to go", func() bool {
+	waitFor(t, 10*time.Second, "the route to go", func() bool {
 		code, _, _ := edgeGet(n, "web.example.test", "/")
 		return code == 404
 	})
@@ -295,7 +294,7 @@ func TestOrphanContainersAreRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.agent.kickReconciler()
-	testkit.WaitFor(t, 30*time.Second, "the orphan to be removed", func() bool {
+	waitFor(t, 30*time.Second, "the orphan to be removed", func() bool {
 		_, err := rt.Inspect(context.Background(), ctr.ID)
 		return err != nil
 	})
@@ -329,7 +328,7 @@ func TestAgentRestartedMidDeployResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var badInstance string
-	testkit.WaitFor(t, 60*time.Second, "both deploys to be in their health checks", func() bool {
+	waitFor(t, 60*time.Second, "both deploys to be in their health checks", func() bool {
 		checking := false
 		n.agent.View(func(s *raftfsm.State) {
 			for _, in := range s.Instances {
@@ -397,7 +396,7 @@ func TestCronStopsWithItsAgent(t *testing.T) {
 		return r
 	}
 	runs := func() int { return runsOn(n.agent) }
-	testkit.WaitFor(t, 30*time.Second, "two cron runs", func() bool { return runs() >= 2 })
+	waitFor(t, 30*time.Second, "two cron runs", func() bool { return runs() >= 2 })
 
 	old := n.agent
 	c.stop(n, false)
@@ -428,7 +427,7 @@ watch:
 
 	before := runsOn(old) // the stopped agent's last view
 	c.start(n)
-	testkit.WaitFor(t, 30*time.Second, "runs of the restarted agent", func() bool { return runs() >= before+2 })
+	waitFor(t, 30*time.Second, "runs of the restarted agent", func() bool { return runs() >= before+2 })
 	if j := n.agent.crons.running(); j != 1 {
 		t.Fatalf("the restarted agent runs %d jobs for one cron instance", j)
 	}
@@ -485,11 +484,11 @@ func TestExitedContainerIsNotRouted(t *testing.T) {
 	if err := rt.Stop(context.Background(), ctrID, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 20*time.Second, "the exited container to be reported", func() bool {
+	waitFor(t, 20*time.Second, "the exited container to be reported", func() bool {
 		in := instance()
 		return in.State == "exited" && in.Address == ""
 	})
-	testkit.WaitFor(t, 10*time.Second, "the edge to stop routing to it", func() bool {
+	waitFor(t, 10*time.Second, "the edge to stop routing to it", func() bool {
 		code, _, _ := edgeGet(n, "web.example.test", "/")
 		return code == 404
 	})
@@ -502,11 +501,11 @@ func TestExitedContainerIsNotRouted(t *testing.T) {
 	if err := rt.Start(context.Background(), ctrID); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 20*time.Second, "the edge to route to it again", func() bool {
+	waitFor(t, 20*time.Second, "the edge to route to it again", func() bool {
 		code, body, _ := edgeGet(n, "web.example.test", "/")
 		return code == 200 && strings.Contains(body, "v1")
 	})
-	testkit.WaitFor(t, 10*time.Second, "the running container to be reported", func() bool { return instance().State == "running" })
+	waitFor(t, 10*time.Second, "the running container to be reported", func() bool { return instance().State == "running" })
 	if in := instance(); in.ImageDigest != pushed.Digest {
 		t.Fatalf("running again: image digest %q, want the registry's %q", in.ImageDigest, pushed.Digest)
 	}
@@ -653,14 +652,14 @@ func TestOriginCertServedOverTLS(t *testing.T) {
 			t.Fatalf("origin certs in the state: %+v", s.OriginCerts)
 		}
 	})
-	testkit.WaitFor(t, 20*time.Second, "the host to be served over TLS", func() bool {
+	waitFor(t, 20*time.Second, "the host to be served over TLS", func() bool {
 		code, body, _ := tlsGet()
 		return code == 200 && strings.Contains(body, "v1")
 	})
 	if err := n.agent.DeleteOriginCert(ctx, "example.test"); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 20*time.Second, "TLS to stop", func() bool {
+	waitFor(t, 20*time.Second, "TLS to stop", func() bool {
 		_, _, err := tlsGet()
 		return err != nil
 	})

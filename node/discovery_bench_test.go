@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -50,7 +49,7 @@ func BenchmarkServiceNames(b *testing.B) {
 	}
 	// The far container's node follows the state asynchronously: wait
 	// until the name answers there.
-	testkit.WaitFor(b, 15e9, "web by name from node-2", func() bool {
+	waitFor(b, 15e9, "web by name from node-2", func() bool {
 		res, err := rt.Exec(context.Background(), running["far"].id, []string{"/testapp", "probe", "web:8080"})
 		return err == nil && res.ExitCode == 0
 	})

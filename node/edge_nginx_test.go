@@ -268,7 +268,7 @@ func (l *edgeLoad) end(t testing.TB, what string) {
 func (l *edgeLoad) waitMoreRequests(t testing.TB, n int64) {
 	t.Helper()
 	from := l.total()
-	testkit.WaitFor(t, 20*time.Second, fmt.Sprintf("%d more requests through the edge", n), func() bool { return l.total() >= from+n })
+	waitFor(t, 20*time.Second, fmt.Sprintf("%d more requests through the edge", n), func() bool { return l.total() >= from+n })
 }
 
 // edgeEvents are the messages of the edge events about node n.
@@ -344,7 +344,7 @@ func TestNginxEdgeDeployUpdateUndeploy(t *testing.T) {
 	}
 	// The request went through nginx: its access log has it, with the service.
 	accessLog := filepath.Join(ng.Dir(), "logs", "access.log")
-	testkit.WaitFor(t, 5*time.Second, "the request in the access log", func() bool {
+	waitFor(t, 5*time.Second, "the request in the access log", func() bool {
 		b, _ := os.ReadFile(accessLog)
 		return strings.Contains(string(b), "host="+host+" service="+key)
 	})
@@ -368,7 +368,7 @@ func TestNginxEdgeDeployUpdateUndeploy(t *testing.T) {
 		load.end(t, "update")
 		t.Fatalf("deploy v2: %s %s", d.Status, d.Reason)
 	}
-	testkit.WaitFor(t, 30*time.Second, "the old generation's container to be removed", func() bool {
+	waitFor(t, 30*time.Second, "the old generation's container to be removed", func() bool {
 		_, err := rt.Inspect(context.Background(), old.ContainerID)
 		return errors.Is(err, runtime.ErrContainerNotFound)
 	})
@@ -389,11 +389,11 @@ func TestNginxEdgeDeployUpdateUndeploy(t *testing.T) {
 	if err := n.agent.Undeploy(context.Background(), "shop/prod/web", "test"); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 30*time.Second, "the host to answer 404", func() bool {
+	waitFor(t, 30*time.Second, "the host to answer 404", func() bool {
 		code, _, _ := edgeGet(n, host, "/")
 		return code == http.StatusNotFound
 	})
-	testkit.WaitFor(t, 30*time.Second, "the service's containers to go", func() bool {
+	waitFor(t, 30*time.Second, "the service's containers to go", func() bool {
 		list, err := rt.List(context.Background(), n.agent.ownLabels(map[string]string{runtime.LabelInstance: old.ID}))
 		return err == nil && len(list) == 0
 	})
@@ -440,7 +440,7 @@ func TestNginxEdgeRejectedConfigRollsBack(t *testing.T) {
 	d := c.deploy(api)
 	// The refused generation leaves no container (the worker removes its
 	// candidate and does not try a failed generation again).
-	testkit.WaitFor(t, 30*time.Second, "no container of the refused generation", func() bool {
+	waitFor(t, 30*time.Second, "no container of the refused generation", func() bool {
 		list, err := rt.List(context.Background(), n.agent.ownLabels(map[string]string{runtime.LabelService: "api"}))
 		return err == nil && len(list) == 0
 	})
@@ -508,7 +508,7 @@ func TestNginxEdgeTwoNodesUndeployAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range c.nodes {
-		testkit.WaitFor(t, 30*time.Second, n.cfg.NodeID+"'s nginx to answer 404", func() bool {
+		waitFor(t, 30*time.Second, n.cfg.NodeID+"'s nginx to answer 404", func() bool {
 			code, _, _ := edgeGet(n, host, "/")
 			return code == http.StatusNotFound
 		})

@@ -13,7 +13,6 @@ import (
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/pki"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -40,7 +39,7 @@ func TestJoinTokenWorksOnce(t *testing.T) {
 	first := &testNode{cfg: testConfig(t, dir, 2)}
 	c.joinConfig(&first.cfg)
 	c.start(first)
-	testkit.WaitFor(t, 20*time.Second, "node-2 alive everywhere", func() bool { return c.allSee("node-2", mesh.StatusAlive) })
+	waitFor(t, 20*time.Second, "node-2 alive everywhere", func() bool { return c.allSee("node-2", mesh.StatusAlive) })
 	if _, err := pki.LoadCredentials(filepath.Join(first.cfg.DataDir, TLSDir)); err != nil {
 		t.Fatalf("the joined node has no credentials: %v", err)
 	}
@@ -59,7 +58,7 @@ func TestJoinTokenWorksOnce(t *testing.T) {
 		return info.Token
 	}
 	expired := token(control.JoinTokenRequest{TTL: "1ms"})
-	testkit.WaitFor(t, 5*time.Second, "the token's expiry to pass", func() bool {
+	waitFor(t, 5*time.Second, "the token's expiry to pass", func() bool {
 		var exp time.Time
 		leader.agent.View(func(s *raftfsm.State) {
 			if jt := s.PKI.JoinTokens[raftfsm.HashJoinToken(expired)]; jt != nil {
@@ -185,7 +184,7 @@ func TestCertificatesRenewWithoutInterruption(t *testing.T) {
 		serials[n.cfg.NodeID] = map[string]bool{}
 	}
 	cl := c.apiClient(leader)
-	testkit.WaitFor(t, 30*time.Second, "two renewals on every node, past the first certificates' expiry", func() bool {
+	waitFor(t, 30*time.Second, "two renewals on every node, past the first certificates' expiry", func() bool {
 		done := time.Now().After(firstExpiry)
 		for _, n := range c.nodes {
 			serials[n.cfg.NodeID][n.agent.creds.Serial()] = true

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/mesh"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -33,7 +32,7 @@ func TestGossipKeyRotation(t *testing.T) {
 	c := startCluster(t, 3, nil)
 	leader := c.leader()
 	derived := mesh.KeyID(leader.agent.keys.GossipKey)
-	testkit.WaitFor(t, 20*time.Second, "every node on the derived key", func() bool { return c.keyIDsEverywhere(derived) })
+	waitFor(t, 20*time.Second, "every node on the derived key", func() bool { return c.keyIDsEverywhere(derived) })
 
 	info, err := leader.agent.RotateGossipKey(context.Background())
 	if err != nil {
@@ -47,14 +46,14 @@ func TestGossipKeyRotation(t *testing.T) {
 		// The first one cannot be done yet: its steps wait on gossip rounds.
 		t.Fatalf("a second rotation during the first: %v, want a conflict", err)
 	}
-	testkit.WaitFor(t, 30*time.Second, "the rotation to finish everywhere", func() bool {
+	waitFor(t, 30*time.Second, "the rotation to finish everywhere", func() bool {
 		done := false
 		leader.agent.View(func(s *raftfsm.State) { done = s.Gossip.Rotation == nil && s.Gossip.Primary == next })
 		return done && c.keyIDsEverywhere(next)
 	})
 	// Gossip goes on under the new key alone: every node's metadata update
 	// (its new key list) reaches every other node.
-	testkit.WaitFor(t, 15*time.Second, "every member alive and advertising only the new key everywhere", func() bool {
+	waitFor(t, 15*time.Second, "every member alive and advertising only the new key everywhere", func() bool {
 		for _, n := range c.nodes {
 			for _, m := range n.agent.Members() {
 				if m.Status != mesh.StatusAlive || m.Meta.Keys != next {
@@ -84,7 +83,7 @@ func TestGossipKeyRotation(t *testing.T) {
 	c.stop(follower, false)
 	follower.cfg.Join = []string{leader.cfg.addr(leader.cfg.GossipPort)}
 	c.start(follower)
-	testkit.WaitFor(t, 30*time.Second, follower.cfg.NodeID+" alive everywhere after its restart", func() bool {
+	waitFor(t, 30*time.Second, follower.cfg.NodeID+" alive everywhere after its restart", func() bool {
 		return c.allSee(follower.cfg.NodeID, mesh.StatusAlive) && c.keyIDsEverywhere(next)
 	})
 
@@ -126,7 +125,7 @@ func TestGossipKeyRotation(t *testing.T) {
 	newcomer := &testNode{cfg: testConfig(t, t.TempDir(), 5)}
 	c.joinConfig(&newcomer.cfg)
 	c.start(newcomer)
-	testkit.WaitFor(t, 30*time.Second, "the newcomer with the new key alive everywhere", func() bool { return c.allSee("node-5", mesh.StatusAlive) })
+	waitFor(t, 30*time.Second, "the newcomer with the new key alive everywhere", func() bool { return c.allSee("node-5", mesh.StatusAlive) })
 	got, err := os.ReadFile(filepath.Join(newcomer.cfg.DataDir, gossipKeysFileName))
 	if err != nil || strings.Fields(string(got))[0] != encodeGossipKeys(keys)[0] {
 		t.Fatalf("the newcomer's gossip keys %q (%v), want the rotated %v first", got, err, encodeGossipKeys(keys))

@@ -7,7 +7,6 @@ import (
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 	"github.com/dropmesh/dropmesh/node/control"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -27,7 +26,7 @@ func TestLeaderKilledWhileGrowingLeavesNoDuplicates(t *testing.T) {
 		cfg.CloudPollInterval = 100 * time.Millisecond
 	})
 	leader := c.leader()
-	testkit.WaitFor(t, 20*time.Second, "three voters", func() bool {
+	waitFor(t, 20*time.Second, "three voters", func() bool {
 		return allVoters(voters(t, leader.agent), "node-1", "node-2", "node-3")
 	})
 	// The first create happens at the provider, and its answer is held until
@@ -38,7 +37,7 @@ func TestLeaderKilledWhileGrowingLeavesNoDuplicates(t *testing.T) {
 	want := 5
 	enableDO(t, leader, func(r *control.SettingsRequest) { r.DesiredNodes = &want })
 	var first string
-	testkit.WaitFor(t, 30*time.Second, "a droplet created at the provider and not yet known to the state", func() bool {
+	waitFor(t, 30*time.Second, "a droplet created at the provider and not yet known to the state", func() bool {
 		inFake := fakeClusterDroplets(t, fake, leader)
 		found := false
 		leader.agent.View(func(s *raftfsm.State) {

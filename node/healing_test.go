@@ -17,7 +17,6 @@ import (
 
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -163,7 +162,7 @@ func TestOnlyTheLeaderRestartsOnceAcrossALeaderChange(t *testing.T) {
 	c := startCluster(t, 3, func(i int, cfg *Config) { cfg.NoRuntime = false })
 	t.Cleanup(func() { removeClusterContainers(t, rt, c) })
 	old := c.leader()
-	testkit.WaitFor(t, 30*time.Second, "three voters", func() bool {
+	waitFor(t, 30*time.Second, "three voters", func() bool {
 		return allVoters(voters(t, old.agent), "node-1", "node-2", "node-3")
 	})
 	var follower *testNode
@@ -466,7 +465,7 @@ func TestSecondOpinionVetoIsRecordedOncePerStreak(t *testing.T) {
 	}
 	waitVetoes := func(id string, want int) {
 		t.Helper()
-		testkit.WaitFor(t, 15*time.Second, fmt.Sprintf("%d heal.veto events for %s", want, id), func() bool { return events(id, raftfsm.EventHealVeto) >= want })
+		waitFor(t, 15*time.Second, fmt.Sprintf("%d heal.veto events for %s", want, id), func() bool { return events(id, raftfsm.EventHealVeto) >= want })
 	}
 
 	report(web, raftfsm.HealthUnhealthy, restartAfterUnhealthy)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/mesh"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -62,7 +61,7 @@ func TestFiveAgents(t *testing.T) {
 	c := startCluster(t, 5, func(_ int, cfg *Config) { cfg.DeadServerTimeout = 2 * time.Second })
 	all := []string{"node-1", "node-2", "node-3", "node-4", "node-5"}
 	leader := c.leader()
-	testkit.WaitFor(t, 30*time.Second, "five voters", func() bool { return allVoters(voters(t, leader.agent), all...) })
+	waitFor(t, 30*time.Second, "five voters", func() bool { return allVoters(voters(t, leader.agent), all...) })
 
 	// A follower crashes: every other node marks it dead; it comes back
 	// with its data dir and keeps its place.
@@ -73,10 +72,10 @@ func TestFiveAgents(t *testing.T) {
 		}
 	}
 	c.stop(victim, true)
-	testkit.WaitFor(t, 15*time.Second, victim.cfg.NodeID+" dead everywhere", func() bool { return c.allSee(victim.cfg.NodeID, mesh.StatusDead) })
+	waitFor(t, 15*time.Second, victim.cfg.NodeID+" dead everywhere", func() bool { return c.allSee(victim.cfg.NodeID, mesh.StatusDead) })
 	c.start(victim)
-	testkit.WaitFor(t, 30*time.Second, victim.cfg.NodeID+" alive everywhere again", func() bool { return c.allSee(victim.cfg.NodeID, mesh.StatusAlive) })
-	testkit.WaitFor(t, 30*time.Second, "five voters again", func() bool { return allVoters(voters(t, c.leader().agent), all...) })
+	waitFor(t, 30*time.Second, victim.cfg.NodeID+" alive everywhere again", func() bool { return c.allSee(victim.cfg.NodeID, mesh.StatusAlive) })
+	waitFor(t, 30*time.Second, "five voters again", func() bool { return allVoters(voters(t, c.leader().agent), all...) })
 
 	// The leader crashes: a new one is elected, writes go on, and once the
 	// dead server timeout has passed it leaves the raft configuration,
@@ -90,14 +89,14 @@ func TestFiveAgents(t *testing.T) {
 	if _, err := next.agent.CreateWorkspace(context.Background(), "after-the-crash"); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 30*time.Second, "the dead leader out of the raft configuration", func() bool {
+	waitFor(t, 30*time.Second, "the dead leader out of the raft configuration", func() bool {
 		v, nv := raftServers(t, next)
 		return len(v)+len(nv) == 4 && !slices.Contains(v, old.cfg.NodeID) && !slices.Contains(nv, old.cfg.NodeID) && len(v)%2 == 1
 	})
 	// It comes back and is made a voter again: five of five.
 	old.cfg.Join = []string{next.cfg.addr(next.cfg.GossipPort)}
 	c.start(old)
-	testkit.WaitFor(t, 60*time.Second, "the old leader back as a voter", func() bool {
+	waitFor(t, 60*time.Second, "the old leader back as a voter", func() bool {
 		v, _ := raftServers(t, c.leader())
 		return slices.Equal(v, all)
 	})
@@ -147,7 +146,7 @@ func TestFiveAgents(t *testing.T) {
 		leaving = c.nodes[len(c.nodes)-2]
 	}
 	c.stop(leaving, false)
-	testkit.WaitFor(t, 15*time.Second, "the configuration without "+leaving.cfg.NodeID, func() bool {
+	waitFor(t, 15*time.Second, "the configuration without "+leaving.cfg.NodeID, func() bool {
 		v, nv := raftServers(t, c.leader())
 		return len(v)+len(nv) == 4 && !slices.Contains(v, leaving.cfg.NodeID) && !slices.Contains(nv, leaving.cfg.NodeID)
 	})

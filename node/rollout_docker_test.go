@@ -20,7 +20,6 @@ import (
 
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -190,7 +189,7 @@ func (r *rolloutRecorder) observe(s *raftfsm.State) {
 func (r *rolloutRecorder) spans(gen int64, nodes int) []nodeSpan {
 	r.t.Helper()
 	var out []nodeSpan
-	testkit.WaitFor(r.t, 20*time.Second, fmt.Sprintf("%d nodes to start generation %d and be ready with it", nodes, gen), func() bool {
+	waitFor(r.t, 20*time.Second, fmt.Sprintf("%d nodes to start generation %d and be ready with it", nodes, gen), func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		out = out[:0]
@@ -267,7 +266,7 @@ func fmtSpans(spans []nodeSpan) string {
 func waitServing(t *testing.T, nodes []*testNode, host, want string) {
 	t.Helper()
 	for _, n := range nodes {
-		testkit.WaitFor(t, 20*time.Second, n.cfg.NodeID+"'s edge to serve "+want, func() bool {
+		waitFor(t, 20*time.Second, n.cfg.NodeID+"'s edge to serve "+want, func() bool {
 			code, body, err := edgeGet(n, host, "/")
 			return err == nil && code == 200 && strings.Contains(body, want)
 		})
@@ -289,7 +288,7 @@ func requireServing(t *testing.T, nodes []*testNode, host, want string) {
 // replicas' serving ones: the roll-out's old generation is removed.
 func waitOldGone(t *testing.T, c *testCluster, rt *runtime.Runtime, service string, replicas int) {
 	t.Helper()
-	testkit.WaitFor(t, 30*time.Second, "the old generation of "+service+" to be removed", func() bool {
+	waitFor(t, 30*time.Second, "the old generation of "+service+" to be removed", func() bool {
 		total := 0
 		for _, n := range c.nodes {
 			list, err := rt.List(context.Background(), n.agent.ownLabels(map[string]string{runtime.LabelService: service}))
@@ -428,7 +427,7 @@ func TestRolloutFailureOnFirstNodeStopsIt(t *testing.T) {
 		t.Fatalf("the never-healthy deploy: %s %q, want failed on %s with its health check's reason", d.Status, d.Reason, firstNode)
 	}
 	t.Logf("the deploy failed as it should: %s", d.Reason)
-	testkit.WaitFor(t, 20*time.Second, "the failed candidate to be removed", func() bool { return len(rec.removedOn(d.Generation)) == 1 })
+	waitFor(t, 20*time.Second, "the failed candidate to be removed", func() bool { return len(rec.removedOn(d.Generation)) == 1 })
 	if on := rec.startedOn(d.Generation); !slices.Equal(on, []string{firstNode}) {
 		t.Fatalf("generation %d started on %v, want only %s", d.Generation, on, firstNode)
 	}
@@ -661,14 +660,14 @@ func TestStatefulMoveRestartsDependent(t *testing.T) {
 	}
 	want := "REDIS_URL=redis://" + ip("node-2") + ":6379"
 	var after raftfsm.Instance
-	testkit.WaitFor(t, 30*time.Second, "web to be restarted with "+want, func() bool {
+	waitFor(t, 30*time.Second, "web to be restarted with "+want, func() bool {
 		after = instancesOf(leader, "web")[0]
 		return after.ContainerID != before.ContainerID && after.Phase == raftfsm.PhaseReady && contains(containerEnv(t, after.ContainerID), want)
 	})
 	if code, _ := runtimetest.HTTPGet("http://" + ip("node-2") + ":6379/health"); code != 200 {
 		t.Fatalf("the injected address answers %d", code)
 	}
-	testkit.WaitFor(t, 30*time.Second, "the stateful container to leave node-1", func() bool {
+	waitFor(t, 30*time.Second, "the stateful container to leave node-1", func() bool {
 		list, err := rt.List(context.Background(), c.nodes[0].agent.ownLabels(map[string]string{runtime.LabelService: "redis"}))
 		return err == nil && len(list) == 0
 	})

@@ -13,7 +13,6 @@ import (
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -48,7 +47,7 @@ func (c *testCluster) crashLeader(t *testing.T) (next *testNode) {
 		t.Fatal("the crashed node still leads")
 	}
 	c.start(old)
-	testkit.WaitFor(t, 30*time.Second, "the restarted node to be a voter again", func() bool {
+	waitFor(t, 30*time.Second, "the restarted node to be a voter again", func() bool {
 		return allVoters(voters(t, next.agent), "node-1", "node-2", "node-3")
 	})
 	return c.leader()
@@ -77,7 +76,7 @@ func TestCustomSnapshotSurvivesLeaderChanges(t *testing.T) {
 		}
 	})
 	leader := c.leader()
-	testkit.WaitFor(t, 20*time.Second, "three voters", func() bool {
+	waitFor(t, 20*time.Second, "three voters", func() bool {
 		return allVoters(voters(t, leader.agent), "node-1", "node-2", "node-3")
 	})
 	enableDO(t, leader, func(r *control.SettingsRequest) { r.Regions = regions })
@@ -130,7 +129,7 @@ func TestCustomSnapshotSurvivesLeaderChanges(t *testing.T) {
 	}
 
 	// Snapshotting the droplet, its action in progress at the provider.
-	testkit.WaitFor(t, 2*time.Minute, "the droplet snapshot in progress", func() bool {
+	waitFor(t, 2*time.Minute, "the droplet snapshot in progress", func() bool {
 		sn := snapshotOf(c.leader())
 		if sn.Status == raftfsm.SnapshotFailed {
 			t.Fatalf("snapshot failed: %s", sn.Error)
@@ -140,7 +139,7 @@ func TestCustomSnapshotSurvivesLeaderChanges(t *testing.T) {
 	leader = c.crashLeader(t)
 
 	// Replicating, a transfer in progress at the provider.
-	testkit.WaitFor(t, 2*time.Minute, "the transfers in progress", func() bool {
+	waitFor(t, 2*time.Minute, "the transfers in progress", func() bool {
 		sn := snapshotOf(leader)
 		if sn.Status == raftfsm.SnapshotFailed || sn.Status == raftfsm.SnapshotReady {
 			t.Fatalf("snapshot %s before its transfers could be interrupted: %s", sn.Status, sn.Error)

@@ -178,7 +178,7 @@ func (c *testCluster) stopAll() {
 func (c *testCluster) leader() *testNode {
 	c.t.Helper()
 	var found *testNode
-	testkit.WaitFor(c.t, 15*time.Second, "a leader", func() bool {
+	waitFor(c.t, 15*time.Second, "a leader", func() bool {
 		for _, n := range c.nodes {
 			if n.agent != nil && n.agent.IsLeader() {
 				found = n
@@ -193,7 +193,7 @@ func (c *testCluster) leader() *testNode {
 // waitState waits until cond holds on node n's replica.
 func (c *testCluster) waitState(n *testNode, timeout time.Duration, what string, cond func(s *raftfsm.State) bool) {
 	c.t.Helper()
-	testkit.WaitFor(c.t, timeout, what, func() bool {
+	waitFor(c.t, timeout, what, func() bool {
 		ok := false
 		n.agent.View(func(s *raftfsm.State) { ok = cond(s) })
 		return ok
@@ -234,4 +234,9 @@ func (c *testCluster) apiClient(n *testNode) *apiclient.Client {
 		c.t.Fatal(err)
 	}
 	return cl
+}
+
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	testkit.WaitFor(t, timeout, what, cond)
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -133,7 +132,7 @@ services:
 	if len(changed) != 1 || !strings.HasSuffix(changed[0], "/web") {
 		t.Fatalf("changing web's environment redeployed %v", changed)
 	}
-	testkit.WaitFor(t, 60e9, "the old web container to go", func() bool { return len(containerIDs(t, rt, c)) == 2 })
+	waitFor(t, 60e9, "the old web container to go", func() bool { return len(containerIDs(t, rt, c)) == 2 })
 	after := containerIDs(t, rt, c)
 	for name, id := range ids {
 		if strings.Contains(name, "_cache") && after[name] != id {

@@ -18,7 +18,6 @@ import (
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -265,7 +264,7 @@ func TestVotingAppFindsServicesByName(t *testing.T) {
 	if _, err := n.agent.discovery.Network(context.Background(), secondID); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 10*time.Second, "the second workspace's redis address on "+vote.node, func() bool {
+	waitFor(t, 10*time.Second, "the second workspace's redis address on "+vote.node, func() bool {
 		_, ok := n.agent.discovery.ServiceAddr(secondID, loaded.Specs[0].Project+"/prod/redis")
 		return ok
 	})
@@ -333,7 +332,7 @@ func TestVotingAppFindsServicesByName(t *testing.T) {
 			t.Fatalf("%s was restarted when redis moved", user)
 		}
 	}
-	testkit.WaitFor(t, 15*time.Second, "redis's name to follow it", func() bool {
+	waitFor(t, 15*time.Second, "redis's name to follow it", func() bool {
 		out, ok := probe(t, rt, now["vote"].id, "redis:6379")
 		return ok && strings.Contains(out, now["redis"].id[:12])
 	})
