@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dropmesh/dropmesh/mesh"
+	"github.com/dropmesh/dropmesh/node/metrics"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -49,5 +50,32 @@ func TestProtoConflictForFieldsNewerThanTheType(t *testing.T) {
 	// The agent advertises the protocol its FSM decodes at.
 	if raftfsm.NeededProtocol(&raftfsm.SetEgressAllow{}) > raftfsm.Protocol {
 		t.Fatal("this release cannot apply its own newest command")
+	}
+}
+
+// An entry the FSM cannot decode is counted in the metrics and queued as
+// an error event naming the node and the entry; a full queue drops the
+// event (the count and the FSM's error log remain), never blocking the FSM.
+func TestUndecodableEntryIsCountedAndQueuedAsAnEvent(t *testing.T) {
+	a := &Agent{cfg: Config{NodeID: "node-7"}, metrics: metrics.New(nil, "node-7"), undecodable: make(chan raftfsm.Event, 1)}
+	a.reportUndecodable(42, raftfsm.ErrUnknownCommand)
+	a.reportUndecodable(43, raftfsm.ErrUnknownCommand) // the queue is full: dropped, not blocking
+	ev := <-a.undecodable
+	if ev.Kind != raftfsm.EventEntryUndecodable || ev.Severity != raftfsm.SeverityError || ev.Node != "node-7" ||
+		!strings.Contains(ev.Message, "entry 42") || !strings.Contains(ev.Message, "unknown command type") {
+		t.Fatalf("event %+v", ev)
+	}
+	fams, err := a.metrics.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got float64
+	for _, f := range fams {
+		if f.GetName() == "dropmesh_raft_undecodable_entries_total" {
+			got = f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if got != 2 {
+		t.Fatalf("dropmesh_raft_undecodable_entries_total = %v, want 2", got)
 	}
 }
