@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/deployplan"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -28,19 +29,6 @@ func DisplayName(st *raftfsm.State, key string) string {
 		return parts[1]
 	}
 	return w.Name + "/" + parts[1]
-}
-
-// resolveService finds the state key of a service name.
-func resolveService(st *raftfsm.State, n raftfsm.ServiceName) (string, error) {
-	w := st.ResolveWorkspace(n.Workspace)
-	if w == nil {
-		return "", fmt.Errorf("workspace %q: %w", n.Workspace, raftfsm.ErrNotFound)
-	}
-	key := raftfsm.ServiceKey(w.ID, n.Project, n.Env, n.Service)
-	if _, ok := st.Services[key]; !ok {
-		return "", fmt.Errorf("service %s: %w", n, raftfsm.ErrNotFound)
-	}
-	return key, nil
 }
 
 // serviceParam reads {ws}/{project}/{env}/{service} from the path.
@@ -147,7 +135,7 @@ func (s *server) getService(c *gin.Context) {
 	)
 	s.ctrl.View(func(st *raftfsm.State) {
 		var key string
-		if key, err = resolveService(st, n); err != nil {
+		if key, err = deployplan.ResolveName(st, n); err != nil {
 			return
 		}
 		svc := st.Services[key]
@@ -203,7 +191,7 @@ func (s *server) serviceHealth(c *gin.Context) {
 	)
 	s.ctrl.View(func(st *raftfsm.State) {
 		var key string
-		if key, err = resolveService(st, n); err != nil {
+		if key, err = deployplan.ResolveName(st, n); err != nil {
 			return
 		}
 		out, _ = control.ServiceHealthOf(st, key, DisplayName(st, key))

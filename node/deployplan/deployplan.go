@@ -109,13 +109,19 @@ func ResolveService(s *raftfsm.State, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return ResolveName(s, n)
+}
+
+// ResolveName is ResolveService for a name already parsed (the API reads
+// one from its path).
+func ResolveName(s *raftfsm.State, n raftfsm.ServiceName) (string, error) {
 	ws := s.ResolveWorkspace(n.Workspace)
 	if ws == nil {
 		return "", fmt.Errorf("workspace %q: %w", n.Workspace, raftfsm.ErrNotFound)
 	}
 	key := raftfsm.ServiceKey(ws.ID, n.Project, n.Env, n.Service)
 	if _, ok := s.Services[key]; !ok {
-		return "", fmt.Errorf("service %s: %w", name, raftfsm.ErrNotFound)
+		return "", fmt.Errorf("service %s: %w", n, raftfsm.ErrNotFound)
 	}
 	return key, nil
 }
