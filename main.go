@@ -52,8 +52,8 @@ func main() {
 // apiHandler serves the agent API of a.
 func apiHandler(a *node.Agent) (http.Handler, error) {
 	cfg := a.Config()
-	return a.Metrics().API(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: cfg.RequireAuthAlways, TrustedNets: cfg.TrustedNets, Logger: a.Logger(),
-		HTTPClient: a.PeerHTTPClient(), VerifyNode: a.VerifyNode, Enroller: a})
+	return api.NewMeasured(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: cfg.RequireAuthAlways, TrustedNets: cfg.TrustedNets, Logger: a.Logger(),
+		HTTPClient: a.PeerHTTPClient(), VerifyNode: a.VerifyNode, Enroller: a}, a.Metrics())
 }
 
 // uiHandler serves the web UI of a. Its cookies are Secure when the browser

@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 )
 
 // benchEnv is newEnv for benchmarks.
 func benchEnv(b *testing.B) *testEnv {
-	fake, url := fakeapi.Start(b, testOptions())
+	fake, url := fakeapitest.Start(b, testOptions())
 	retry := RetryPolicy{MaxAttempts: 4, BaseDelay: time.Millisecond}
 	return &testEnv{fake: fake, url: url,
 		do: NewDigitalOcean(DOConfig{Token: fakeapi.DefaultToken, BaseURL: url, Retry: retry, PollInterval: time.Millisecond}),

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 )
 
 // testEnv is a fake cloud with both clients pointed at it.
@@ -27,7 +28,7 @@ func testOptions() fakeapi.Options {
 // not spent.
 func newEnv(t *testing.T, opts fakeapi.Options) *testEnv {
 	t.Helper()
-	fake, url := fakeapi.StartWrapped(t, opts, contract.Wrap)
+	fake, url := fakeapitest.StartWrapped(t, opts, contract.Wrap)
 	rec := &sleepRecorder{}
 	retry := RetryPolicy{MaxAttempts: 4, BaseDelay: 10 * time.Millisecond, MaxDelay: 5 * time.Second, Sleep: rec.Sleep}
 	token := opts.Token

@@ -34,7 +34,9 @@ type NodeMeta struct {
 	Edge string `json:"edge,omitempty"`
 	// Version is the dropmesh version.
 	Version string `json:"v,omitempty"`
-	// Proto is the highest state-command type this agent understands.
+	// Proto is the protocol of the replicated log this agent applies
+	// (raftfsm.Protocol: its newest command types and fields; releases
+	// before field tags advertised their newest command type).
 	Proto int `json:"proto,omitempty"`
 	// Keys are the KeyIDs of the gossip keys this agent has installed,
 	// comma-separated, the one it encrypts with first: what a key rotation

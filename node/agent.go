@@ -49,6 +49,9 @@ type Agent struct {
 	checker  *health.Checker
 	peers    *peerClient
 	metrics  *metrics.Metrics
+	// undecodable carries the entries this replica could not decode to
+	// runUndecodableEvents (kits_wiring.go).
+	undecodable chan raftfsm.Event
 
 	// discovery lets containers find services by name (nil when off).
 	discovery *discovery.Manager
@@ -274,6 +277,8 @@ func (a *Agent) Stop() {
 func (a *Agent) start(ctx context.Context) error {
 	cfg := a.cfg
 	a.fsm = raftfsm.NewFSM(a.logger)
+	a.undecodable = make(chan raftfsm.Event, undecodableBacklog)
+	a.fsm.OnUndecodable(a.reportUndecodable)
 	sc := raftfsm.DefaultStoreConfig()
 	sc.NodeID, sc.Dir, sc.Logger = cfg.NodeID, filepath.Join(cfg.DataDir, "raft"), a.logger
 	sc.BindAddr, sc.AdvertiseAddr = cfg.bind(cfg.RaftPort), cfg.addr(cfg.RaftPort)
@@ -354,6 +359,7 @@ func (a *Agent) start(ctx context.Context) error {
 	a.goRun(ctx, "renew-certificate", a.runRenewer)
 	a.goRun(ctx, "rejoin", a.rejoinLoop)
 	a.goRun(ctx, "leader-loop", a.leaderLoop)
+	a.goRun(ctx, "undecodable-events", a.runUndecodableEvents)
 	a.goRun(ctx, "ready", a.waitReady)
 	return nil
 }
@@ -362,7 +368,7 @@ func (a *Agent) start(ctx context.Context) error {
 func (a *Agent) meta() mesh.NodeMeta {
 	c := a.cfg
 	m := mesh.NodeMeta{ID: c.NodeID, DropletID: c.DropletID, Region: c.Region, PublicIP: c.PublicIP, PrivateIP: c.AdvertiseIP,
-		API: c.addr(c.APIPort), Raft: c.addr(c.RaftPort), Version: c.Version, Proto: int(raftfsm.MaxCommandType)}
+		API: c.addr(c.APIPort), Raft: c.addr(c.RaftPort), Version: c.Version, Proto: raftfsm.Protocol}
 	if a.uiHandler != nil {
 		m.UI = c.addr(c.UIPort)
 	}
@@ -553,7 +559,7 @@ func (a *Agent) apply(ctx context.Context, cmd raftfsm.Command) (any, error) {
 	if !a.store.IsLeader() {
 		return nil, raftfsm.ErrNotLeader
 	}
-	if err := a.checkProto(ctx, cmd.Type()); err != nil {
+	if err := a.checkCommandProto(ctx, cmd); err != nil {
 		return nil, err
 	}
 	// The caller's deadline is absolute: wrapped, the command is refused by
@@ -608,6 +614,12 @@ const protoFloor = raftfsm.CmdDeleteJoinToken
 // running any release, so it counts with protoFloor: it does not know the
 // types added since.
 func protoConflict(t raftfsm.CommandType, servers []raftfsm.Server, member func(id string) (mesh.Member, bool)) error {
+	return protoConflictAt(raftfsm.TypeProtocol(t), t.String(), servers, member)
+}
+
+// protoConflictAt is protoConflict for what needs protocol need (a command
+// type, or a command with fields newer than its type: kits_wiring.go).
+func protoConflictAt(need int, what string, servers []raftfsm.Server, member func(id string) (mesh.Member, bool)) error {
 	for _, s := range servers {
 		role := "voter"
 		if !s.Voter {
@@ -616,11 +628,11 @@ func protoConflict(t raftfsm.CommandType, servers []raftfsm.Server, member func(
 		m, ok := member(s.ID)
 		switch {
 		case ok && (m.Status == mesh.StatusAlive || m.Status == mesh.StatusSuspect) && m.Meta.Proto > 0:
-			if m.Meta.Proto < int(t) {
-				return fmt.Errorf("%w: %s %s (version %s) does not understand %s yet; upgrade it first",
-					raftfsm.ErrConflict, role, s.ID, m.Meta.Version, t)
+			if m.Meta.Proto < need {
+				return fmt.Errorf("%w: %w: %s %s (version %s, protocol %d) does not understand %s yet (it needs protocol %d); upgrade it first",
+					raftfsm.ErrConflict, raftfsm.ErrProtocol, role, s.ID, m.Meta.Version, m.Meta.Proto, what, need)
 			}
-		case t > protoFloor:
+		case need > int(protoFloor):
 			why := "is not in the gossip membership"
 			if ok {
 				why = "is " + m.Status.String()
@@ -628,8 +640,8 @@ func protoConflict(t raftfsm.CommandType, servers []raftfsm.Server, member func(
 					why = "advertises no protocol"
 				}
 			}
-			return fmt.Errorf("%w: %s %s %s, so it may not understand %s; retry once it is back or removed",
-				raftfsm.ErrConflict, role, s.ID, why, t)
+			return fmt.Errorf("%w: %w: %s %s %s, so it may not understand %s; retry once it is back or removed",
+				raftfsm.ErrConflict, raftfsm.ErrProtocol, role, s.ID, why, what)
 		}
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/leader/rollout"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -115,7 +116,7 @@ func waitThreeVoters(b *testing.B, leader *testNode) {
 // until every instance is ready: started, healthy (three passing checks
 // 100 ms apart, the start gate) and routed by the edge. Each iteration also
 // times a raw `docker run` of the same image until its port answers
-// (runtime.RawRun; on 3 nodes, three at once on the one Docker engine the
+// (runtimetest.RawRun; on 3 nodes, three at once on the one Docker engine the
 // agents share here), so the two figures come from the same moment:
 // deploy-p50-ms against raw-p50-ms, overhead-p50-ms (their difference, the
 // goal: under 300 ms) and x-raw (deploy over raw, the goal on 3 nodes:
@@ -129,13 +130,13 @@ func BenchmarkDeployLatency(b *testing.B) {
 }
 
 func benchDeployLatency(b *testing.B, nodes int) {
-	rt := runtime.NewTestRuntime(b)
+	rt := runtimetest.NewTestRuntime(b)
 	c := startCluster(b, nodes, func(i int, cfg *Config) {
 		benchAddrs(i, cfg)
 		cfg.NoRuntime = false
 	})
 	leader := c.leader()
-	img := runtime.BuildTestImage(b, rt, "bench", nil)
+	img := runtimetest.BuildTestImage(b, rt, "bench", nil)
 	spec := webSpec(img)
 	spec.Replicas, spec.MaxParallel = nodes, nodes
 	// Cleanups run last first: the agents and their containers go before the image.
@@ -207,7 +208,7 @@ func rawRuns(b *testing.B, rt *runtime.Runtime, img string, n int) time.Duration
 	times := make([]time.Duration, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { times[i] = runtime.RawRun(b, rt, img).Total() })
+		wg.Go(func() { times[i] = runtimetest.RawRun(b, rt, img).Total() })
 	}
 	wg.Wait()
 	return slices.Max(times)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	cloudduty "github.com/dropmesh/dropmesh/node/leader/cloud"
 	"github.com/dropmesh/dropmesh/raftfsm"
@@ -125,7 +126,7 @@ func TestHungCreateFailsTheRoundPromptlyAndTheNextRoundProceeds(t *testing.T) {
 		{"request timeout", func(c *Config) { c.CloudRequestTimeout = 500 * time.Millisecond }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake, url := fakeapi.Start(t, fakeapi.DefaultOptions())
+			fake, url := fakeapitest.Start(t, fakeapi.DefaultOptions())
 			fakeSnapshot(t, url, "base", "nyc3")
 			c := startCluster(t, 1, func(i int, cfg *Config) {
 				cfg.Init.DOBaseURL, cfg.Init.BaseSnapshot, cfg.ClusterName = url, "base", "hung"
@@ -172,7 +173,7 @@ func TestHungCreateFailsTheRoundPromptlyAndTheNextRoundProceeds(t *testing.T) {
 func TestDropletThatNeverTurnsActiveDoesNotBlockTheCloudDuty(t *testing.T) {
 	opts := fakeapi.DefaultOptions()
 	opts.ActionDelay = time.Hour // droplets stay "new"
-	fake, url := fakeapi.Start(t, opts)
+	fake, url := fakeapitest.Start(t, opts)
 	c := startCluster(t, 1, func(i int, cfg *Config) {
 		// Local mode: droplets boot from an image slug, as no snapshot can
 		// be made while actions never complete.
@@ -222,7 +223,7 @@ func TestDropletThatNeverTurnsActiveDoesNotBlockTheCloudDuty(t *testing.T) {
 // A base snapshot that does not exist fails the creation with a clear
 // error; its name is never sent as an image slug.
 func TestMissingBaseSnapshotFailsTheCreation(t *testing.T) {
-	fake, url := fakeapi.Start(t, fakeapi.DefaultOptions())
+	fake, url := fakeapitest.Start(t, fakeapi.DefaultOptions())
 	c := startCluster(t, 1, func(i int, cfg *Config) {
 		cfg.Init.DOBaseURL, cfg.Init.BaseSnapshot, cfg.ClusterName = url, "no-such-snapshot", "nobase"
 	})
@@ -252,7 +253,7 @@ func TestAddNodesCreatesEachDropletOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a create held for 11 s")
 	}
-	fake, url := fakeapi.Start(t, fakeapi.DefaultOptions())
+	fake, url := fakeapitest.Start(t, fakeapi.DefaultOptions())
 	fakeSnapshot(t, url, "base", "nyc3", "ams3")
 	c := startCluster(t, 1, func(i int, cfg *Config) {
 		cfg.Init.DOBaseURL, cfg.Init.BaseSnapshot, cfg.ClusterName = url, "base", "add"
@@ -285,7 +286,7 @@ func TestAddNodesCreatesEachDropletOnce(t *testing.T) {
 // resumeIntents finishes a pending intent nobody carries out, at once (no
 // age heuristic), and never one a duty of this node is carrying out.
 func TestResumeSkipsIntentsInFlight(t *testing.T) {
-	fake, url := fakeapi.Start(t, fakeapi.DefaultOptions())
+	fake, url := fakeapitest.Start(t, fakeapi.DefaultOptions())
 	orphan := fakeDroplet(t, url, "orphan", "nyc3")
 	c := startCluster(t, 1, func(i int, cfg *Config) { cfg.Init.DOBaseURL, cfg.ClusterName = url, "resume" })
 	n := c.leader()
@@ -352,7 +353,7 @@ func healCount(t testing.TB, a *Agent, kind string) float64 {
 // A power-cycle DigitalOcean refused is not counted as a reboot; without a
 // DigitalOcean token the error says so in words.
 func TestPowerCycleCountsOnlyRebootsThatHappened(t *testing.T) {
-	fake, url := fakeapi.Start(t, fakeapi.DefaultOptions())
+	fake, url := fakeapitest.Start(t, fakeapi.DefaultOptions())
 	d := fakeDroplet(t, url, "pc-node-1", "nyc3")
 	c := startCluster(t, 1, func(i int, cfg *Config) {
 		cfg.Init.DOBaseURL, cfg.ClusterName, cfg.DropletID = url, "pc", d.ID

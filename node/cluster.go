@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dropmesh/dropmesh/mesh"
@@ -33,7 +34,7 @@ func (a *Agent) Cluster(ctx context.Context) (control.ClusterInfo, error) {
 		info.Members = append(info.Members, control.MemberInfo{ID: m.ID, Status: m.Status.String(), Since: m.Since, Raft: role,
 			API: m.Meta.API, UI: m.Meta.UI, Edge: m.Meta.Edge, Region: m.Meta.Region, Version: m.Meta.Version})
 	}
-	slices.SortFunc(info.Members, func(x, y control.MemberInfo) int { return cmpString(x.ID, y.ID) })
+	slices.SortFunc(info.Members, func(x, y control.MemberInfo) int { return strings.Compare(x.ID, y.ID) })
 	return info, nil
 }
 

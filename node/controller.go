@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/deployplan"
 	"github.com/dropmesh/dropmesh/node/egress"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -69,23 +70,6 @@ func (a *Agent) WaitApplied(ctx context.Context, idx uint64) error {
 // StaleContact says how stale a local read may be.
 func (a *Agent) StaleContact(ctx context.Context) raftfsm.Contact { return a.store.StaleContact(ctx) }
 
-// resolveService turns a user's service name into a state key.
-func resolveService(s *raftfsm.State, name string) (string, error) {
-	n, err := raftfsm.ParseServiceName(name)
-	if err != nil {
-		return "", err
-	}
-	ws := s.ResolveWorkspace(n.Workspace)
-	if ws == nil {
-		return "", fmt.Errorf("workspace %q: %w", n.Workspace, raftfsm.ErrNotFound)
-	}
-	key := raftfsm.ServiceKey(ws.ID, n.Project, n.Env, n.Service)
-	if _, ok := s.Services[key]; !ok {
-		return "", fmt.Errorf("service %s: %w", name, raftfsm.ErrNotFound)
-	}
-	return key, nil
-}
-
 // Deploy validates a spec, places it and commits the deploy; the roll-out
 // controller takes it from there. A spec that changes nothing (see
 // unchangedDeploy) commits nothing and answers Unchanged with the current
@@ -129,65 +113,11 @@ func (a *Agent) Deploy(ctx context.Context, req control.DeployRequest) (raftfsm.
 	return res, nil
 }
 
-// prepareDeploy resolves the workspace, seals the secrets, checks the build
-// context and places the slots: everything the command must carry.
+// prepareDeploy is deployplan.Prepare with this leader's clock, ids and
+// sealing key.
 func (a *Agent) prepareDeploy(s *raftfsm.State, spec raftfsm.ServiceSpec, req control.DeployRequest) (*raftfsm.DeployService, error) {
-	cmd := &raftfsm.DeployService{At: a.now(), DeployID: newID("dep"), Actor: req.Actor, ExpectGeneration: req.ExpectGeneration}
-	if ws := s.ResolveWorkspace(spec.Workspace); ws != nil {
-		cmd.WorkspaceID = ws.ID
-	} else {
-		if raftfsm.IsWorkspaceID(spec.Workspace) {
-			return nil, fmt.Errorf("workspace %s: %w", spec.Workspace, raftfsm.ErrNotFound)
-		}
-		cmd.WorkspaceID, cmd.WorkspaceName = a.freeWorkspaceID(s), spec.Workspace
-	}
-	key := raftfsm.ServiceKey(cmd.WorkspaceID, spec.Project, spec.Env, spec.Service)
-	if s.Settings.UIHost != "" && slices.Contains(spec.Hosts, s.Settings.UIHost) {
-		return nil, fmt.Errorf("%w: hosts: %s is the cluster's UI host", raftfsm.ErrInvalid, s.Settings.UIHost)
-	}
-	for _, other := range s.Services {
-		if other.Key == key {
-			continue
-		}
-		for _, h := range spec.Hosts {
-			if slices.Contains(other.Spec.Hosts, h) {
-				return nil, fmt.Errorf("%w: hosts: %s is already served by %s", raftfsm.ErrConflict, h, other.Key)
-			}
-		}
-	}
-	if spec.Build != "" {
-		if _, ok := s.Contexts[spec.Build]; !ok {
-			return nil, fmt.Errorf("%w: build context %s was not uploaded (POST /v1/contexts first)", raftfsm.ErrInvalid, spec.Build)
-		}
-	}
-	for name, v := range spec.SealedSecrets {
-		if _, err := raftfsm.Open(a.keys.Sealer, raftfsm.SecretLabel(key, name), v); err != nil {
-			return nil, fmt.Errorf("%w: secret %s is sealed for another cluster or service; send it in plain text under secrets", raftfsm.ErrInvalid, name)
-		}
-	}
-	// A spec without secrets keeps the ones already deployed.
-	if prev, ok := s.Services[key]; ok && spec.Secrets == nil && spec.SealedSecrets == nil {
-		spec.SealedSecrets = prev.Spec.Clone().SealedSecrets
-	}
-	if err := raftfsm.SealSecrets(a.keys.Sealer, key, &spec); err != nil {
-		return nil, err
-	}
-	placement, err := Place(s, key, spec)
-	if err != nil {
-		return nil, err
-	}
-	cmd.Spec, cmd.Placement = spec, placement
-	return cmd, nil
-}
-
-// freeWorkspaceID picks a random workspace id not in use.
-func (a *Agent) freeWorkspaceID(s *raftfsm.State) string {
-	for {
-		id := randomHex(3)
-		if _, taken := s.Workspaces[id]; !taken {
-			return id
-		}
-	}
+	return deployplan.Prepare(s, deployplan.Request{Spec: spec, Actor: req.Actor, ExpectGeneration: req.ExpectGeneration,
+		At: a.now(), DeployID: newID("dep"), NewWorkspaceID: func() string { return randomHex(3) }, Sealer: a.keys.Sealer})
 }
 
 // Undeploy removes a service.
@@ -201,7 +131,7 @@ func (a *Agent) Undeploy(ctx context.Context, service, actor string) error {
 }
 
 func (a *Agent) serviceKey(name string) (key string, err error) {
-	a.fsm.View(func(s *raftfsm.State) { key, err = resolveService(s, name) })
+	a.fsm.View(func(s *raftfsm.State) { key, err = deployplan.ResolveService(s, name) })
 	return key, err
 }
 
@@ -231,7 +161,7 @@ func (a *Agent) CreateWorkspace(ctx context.Context, name string) (control.Works
 		return control.WorkspaceInfo{}, err
 	}
 	var id string
-	a.fsm.View(func(s *raftfsm.State) { id = a.freeWorkspaceID(s) })
+	a.fsm.View(func(s *raftfsm.State) { id = deployplan.FreeWorkspaceID(s, func() string { return randomHex(3) }) })
 	if _, err := a.apply(ctx, &raftfsm.CreateWorkspace{At: a.now(), ID: id, Name: name}); err != nil {
 		return control.WorkspaceInfo{}, err
 	}
@@ -486,7 +416,7 @@ func (a *Agent) ImportState(ctx context.Context, doc raftfsm.ExportDocument) (ra
 				prepErr = err
 				return
 			}
-			placement, err := Place(placeState, key, spec)
+			placement, err := deployplan.Place(placeState, key, spec)
 			if err != nil {
 				prepErr = err
 				return

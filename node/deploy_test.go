@@ -19,6 +19,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -31,7 +32,7 @@ func runtimeCluster(t *testing.T) (*testCluster, *runtime.Runtime) {
 // runtimeClusterWith is runtimeCluster with the node's config changed by mut.
 func runtimeClusterWith(t *testing.T, mut func(cfg *Config)) (*testCluster, *runtime.Runtime) {
 	t.Helper()
-	rt := runtime.NewTestRuntime(t)
+	rt := runtimetest.NewTestRuntime(t)
 	c := startCluster(t, 1, func(i int, cfg *Config) {
 		cfg.NoRuntime = false
 		if mut != nil {
@@ -101,8 +102,8 @@ func edgeGet(n *testNode, host, path string) (int, string, error) {
 func TestDeployUpdateRollbackUndeploy(t *testing.T) {
 	c, rt := runtimeCluster(t)
 	n := c.nodes[0]
-	v1 := runtime.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
-	v2 := runtime.BuildTestImage(t, rt, "v2", map[string]string{"VERSION": "v2"})
+	v1 := runtimetest.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
+	v2 := runtimetest.BuildTestImage(t, rt, "v2", map[string]string{"VERSION": "v2"})
 
 	// Deploy: healthy, routed, and named and labelled <ws>_<project>_<env>_<service> with the dropmesh.* labels.
 	if d := c.deploy(webSpec(v1)); d.Status != raftfsm.DeploySucceeded {
@@ -217,7 +218,7 @@ func firstKey(s *raftfsm.State) string {
 
 func TestCronRunsOnScheduleAndRecordsExitCodes(t *testing.T) {
 	c, rt := runtimeCluster(t)
-	img := runtime.BuildTestImage(t, rt, "cron", map[string]string{"EXIT_CODE": "3"})
+	img := runtimetest.BuildTestImage(t, rt, "cron", map[string]string{"EXIT_CODE": "3"})
 	spec := raftfsm.ServiceSpec{Project: "shop", Env: "prod", Service: "report", Kind: raftfsm.KindCron, Image: img,
 		Command: []string{"once"}, Schedule: "@every 1s"}
 	if d := c.deploy(spec); d.Status != raftfsm.DeploySucceeded {
@@ -236,7 +237,7 @@ func TestCronRunsOnScheduleAndRecordsExitCodes(t *testing.T) {
 
 func TestStatefulAddressIsInjected(t *testing.T) {
 	c, rt := runtimeCluster(t)
-	img := runtime.BuildTestImage(t, rt, "kv", nil)
+	img := runtimetest.BuildTestImage(t, rt, "kv", nil)
 	cache := raftfsm.ServiceSpec{Project: "shop", Env: "prod", Service: "cache", Kind: raftfsm.KindStateful, Image: img, Port: 6379}
 	if d := c.deploy(cache); d.Status != raftfsm.DeploySucceeded {
 		t.Fatalf("stateful deploy: %s %s", d.Status, d.Reason)
@@ -279,7 +280,7 @@ func contains(list []string, v string) bool {
 func TestOrphanContainersAreRemoved(t *testing.T) {
 	c, rt := runtimeCluster(t)
 	n := c.nodes[0]
-	img := runtime.BuildTestImage(t, rt, "orphan", nil)
+	img := runtimetest.BuildTestImage(t, rt, "orphan", nil)
 	labels := n.agent.ownLabels(map[string]string{runtime.LabelInstance: "ghost/x/y/z#0"})
 	// A container of another cluster's node-1 on the same engine is not ours to touch.
 	foreign := n.agent.ownLabels(map[string]string{runtime.LabelInstance: "ghost/x/y/z#0", labelCluster: "another-cluster"})
@@ -287,7 +288,7 @@ func TestOrphanContainersAreRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runtime.RemoveOnCleanup(t, rt, other.ID)
+	runtimetest.RemoveOnCleanup(t, rt, other.ID)
 	ctr, err := rt.CreateAndStart(context.Background(), runtime.ContainerSpec{Name: "orphan" + n.cfg.ContainerSuffix, Image: img, Labels: labels})
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +310,7 @@ func TestOrphanContainersAreRemoved(t *testing.T) {
 func TestAgentRestartedMidDeployResumes(t *testing.T) {
 	c, rt := runtimeCluster(t)
 	n := c.nodes[0]
-	img := runtime.BuildTestImage(t, rt, "resume", nil)
+	img := runtimetest.BuildTestImage(t, rt, "resume", nil)
 	spec := webSpec(img)
 	spec.Health.StartChecks = 20 // about two seconds of checks: time to crash mid-way
 	res, err := n.agent.Deploy(context.Background(), control.DeployRequest{Spec: spec})
@@ -376,7 +377,7 @@ func TestAgentRestartedMidDeployResumes(t *testing.T) {
 func TestCronStopsWithItsAgent(t *testing.T) {
 	c, rt := runtimeCluster(t)
 	n := c.nodes[0]
-	img := runtime.BuildTestImage(t, rt, "cron", nil)
+	img := runtimetest.BuildTestImage(t, rt, "cron", nil)
 	spec := raftfsm.ServiceSpec{Project: "shop", Env: "prod", Service: "tick", Kind: raftfsm.KindCron, Image: img,
 		Command: []string{"once"}, Schedule: "@every 1s"}
 	if d := c.deploy(spec); d.Status != raftfsm.DeploySucceeded {
@@ -459,9 +460,9 @@ watch:
 func TestExitedContainerIsNotRouted(t *testing.T) {
 	c, rt := runtimeCluster(t)
 	n := c.nodes[0]
-	local := runtime.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
-	remote := runtime.StartRegistry(t) + "/shop/web:1"
-	runtime.PushImage(t, rt, local, remote)
+	local := runtimetest.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
+	remote := runtimetest.StartRegistry(t) + "/shop/web:1"
+	runtimetest.PushImage(t, rt, local, remote)
 	pushed, err := rt.InspectImage(context.Background(), remote)
 	if err != nil || pushed.Digest == "" || pushed.Digest == pushed.ID {
 		t.Fatalf("pushed image %+v, %v", pushed, err)
@@ -519,7 +520,7 @@ func TestStatefulIsNeverPublishedOnThePublicIP(t *testing.T) {
 		cfg.PublishIP = cfg.PublicIP
 	})
 	n := c.nodes[0]
-	img := runtime.BuildTestImage(t, rt, "kv", nil)
+	img := runtimetest.BuildTestImage(t, rt, "kv", nil)
 	cache := raftfsm.ServiceSpec{Project: "shop", Env: "prod", Service: "cache", Kind: raftfsm.KindStateful, Image: img, Port: 6379}
 	d := c.deploy(cache)
 	if d.Status != raftfsm.DeployFailed || !strings.Contains(d.Reason, "private IP") {
@@ -554,7 +555,7 @@ func TestBuildImagePerDockerfile(t *testing.T) {
 	for name, body := range map[string]string{
 		"a/Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\nLABEL which=a\n",
 		"b/Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\nLABEL which=b\n",
-		"hello.txt":    "hello " + runtime.RandomSuffix(),
+		"hello.txt":    "hello " + runtimetest.RandomSuffix(),
 	} {
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
@@ -571,7 +572,7 @@ func TestBuildImagePerDockerfile(t *testing.T) {
 		t.Fatalf("a context whose Dockerfiles are in sub-directories: %v", err)
 	}
 	build := func(dockerfile string) (runtime.ImageInfo, error) {
-		t.Cleanup(func() { runtime.RemoveTestImage(t, rt, buildTag(info.Digest, dockerfile)) })
+		t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, buildTag(info.Digest, dockerfile)) })
 		return n.agent.buildImage(ctx, desiredInstance{spec: raftfsm.ServiceSpec{Build: info.Digest, Dockerfile: dockerfile}}, nil)
 	}
 	a, err := build("a/Dockerfile")
@@ -600,7 +601,7 @@ func TestOriginCertServedOverTLS(t *testing.T) {
 	c, rt := runtimeClusterWith(t, func(cfg *Config) { cfg.EdgeTLSPort = 18443 })
 	n := c.nodes[0]
 	ctx := context.Background()
-	img := runtime.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
+	img := runtimetest.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
 	if d := c.deploy(webSpec(img)); d.Status != raftfsm.DeploySucceeded {
 		t.Fatalf("deploy: %s %s", d.Status, d.Reason)
 	}

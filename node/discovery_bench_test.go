@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -20,7 +20,7 @@ import (
 // and through the cross-node path (node-2's forwarder, node-1's gateway)
 // from a container on node-2. N is b.N; run with -benchtime=300x.
 func BenchmarkServiceNames(b *testing.B) {
-	rt := runtime.NewTestRuntime(b)
+	rt := runtimetest.NewTestRuntime(b)
 	img := standinImage(b, rt, "web", 8080)
 	c := discoveryCluster(b, rt, 2)
 	web := raftfsm.ServiceSpec{Project: "bench", Env: "prod", Service: "web", Kind: raftfsm.KindService, Image: img, Port: 8080,

@@ -13,6 +13,7 @@ import (
 	"github.com/cloudflare/cloudflare-go/v6/zones"
 
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
@@ -55,7 +56,7 @@ func fakeA(fake *fakeapi.Server, host string) []fakeapi.CFRecord {
 // as it was; a host in no zone is 400; a wildcard and the zone's apex are
 // 403 for a deployer and accepted from an admin. No refusal commits a deploy.
 func TestDeployRefusesHostsItMayNotTouch(t *testing.T) {
-	fake, url := fakeapi.Start(t, fakeapi.DefaultOptions())
+	fake, url := fakeapitest.Start(t, fakeapi.DefaultOptions())
 	cfURL := url + fakeapi.CloudflarePath
 	c := startCluster(t, 1, func(i int, cfg *Config) { cfg.Init.CFBaseURL = cfURL })
 	n := c.leader()

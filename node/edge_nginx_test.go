@@ -27,6 +27,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/node/edge"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -52,7 +53,7 @@ func nginxCluster(t *testing.T, n int) (*testCluster, *runtime.Runtime) {
 	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
 		t.Fatalf("prctl(PR_SET_CHILD_SUBREAPER): %v", errno)
 	}
-	rt := runtime.NewTestRuntime(t)
+	rt := runtimetest.NewTestRuntime(t)
 	// Every t.TempDir of this test, startCluster's too, is under root.
 	// Registered before startCluster, this cleanup runs after its agents
 	// have stopped, even if startCluster fails half-way.
@@ -320,8 +321,8 @@ func TestNginxEdgeDeployUpdateUndeploy(t *testing.T) {
 	n := c.nodes[0]
 	ng := nginxOf(t, n)
 	const host = "web.example.test"
-	v1 := runtime.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
-	v2 := runtime.BuildTestImage(t, rt, "v2", map[string]string{"VERSION": "v2"})
+	v1 := runtimetest.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
+	v2 := runtimetest.BuildTestImage(t, rt, "v2", map[string]string{"VERSION": "v2"})
 
 	// Before any deploy, nginx answers every host with 404.
 	if code, _, err := edgeGet(n, host, "/"); err != nil || code != http.StatusNotFound {
@@ -413,7 +414,7 @@ func TestNginxEdgeRejectedConfigRollsBack(t *testing.T) {
 	c, rt := nginxCluster(t, 1)
 	n := c.nodes[0]
 	ng := nginxOf(t, n)
-	img := runtime.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
+	img := runtimetest.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
 	if d := c.deploy(webSpec(img)); d.Status != raftfsm.DeploySucceeded {
 		t.Fatalf("deploy web: %s %s", d.Status, d.Reason)
 	}
@@ -488,7 +489,7 @@ func TestNginxEdgeRejectedConfigRollsBack(t *testing.T) {
 func TestNginxEdgeTwoNodesUndeployAndShutdown(t *testing.T) {
 	c, rt := nginxCluster(t, 2)
 	const host = "web.example.test"
-	img := runtime.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
+	img := runtimetest.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
 	spec := webSpec(img)
 	spec.Replicas = 2
 	if d := c.deploy(spec); d.Status != raftfsm.DeploySucceeded {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/control"
-	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -74,8 +74,8 @@ func (w *doneStateWatcher) at(id string) []raftfsm.Instance {
 func TestHealthAfterADeployStartsFromTheStartGate(t *testing.T) {
 	c, rt := runtimeClusterWith(t, func(cfg *Config) { cfg.HealthInterval = time.Hour })
 	n := c.nodes[0]
-	v1 := runtime.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
-	v2 := runtime.BuildTestImage(t, rt, "v2", map[string]string{"VERSION": "v2"})
+	v1 := runtimetest.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
+	v2 := runtimetest.BuildTestImage(t, rt, "v2", map[string]string{"VERSION": "v2"})
 	t.Cleanup(func() { removeClusterContainers(t, rt, c) }) // before the images go
 	w := watchDoneStates(t, n)
 

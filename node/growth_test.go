@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -16,7 +17,7 @@ import (
 // that droplet by name instead of creating another, and the fake cloud ends
 // with exactly the droplets asked for.
 func TestLeaderKilledWhileGrowingLeavesNoDuplicates(t *testing.T) {
-	fake, url := fakeapi.Start(t, fakeapi.DefaultOptions())
+	fake, url := fakeapitest.Start(t, fakeapi.DefaultOptions())
 	fakeSnapshot(t, url, "dropmesh-test-base", "nyc3")
 	c := startCluster(t, 3, func(i int, cfg *Config) {
 		cfg.Init.DOBaseURL = url

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 
+	"github.com/dropmesh/dropmesh/node/deployplan"
 	"github.com/dropmesh/dropmesh/node/leader/healer"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -16,7 +17,7 @@ func (a *Agent) healerDeps(wake <-chan struct{}) healer.Deps {
 		Self: a.cfg.NodeID, Now: a.now, Interval: a.healthInterval,
 		Ping: a.peers.ping, Probe: a.peers.probe,
 		CloudReady: a.cloudReady, PowerCycle: a.powerCycle, Retire: a.retireNode,
-		Place: Place, NodeDead: a.kickLeader, ObserveHeal: a.metrics.ObserveHeal,
+		Place: deployplan.Place, NodeDead: a.kickLeader, ObserveHeal: a.metrics.ObserveHeal,
 		Logger: a.logger, Wake: wake,
 	}
 }

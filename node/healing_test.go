@@ -17,7 +17,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/leader/healer"
-	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -61,7 +61,7 @@ func post(t testing.TB, url string) {
 func TestFailingHealthIsRestartedAfterThreeChecks(t *testing.T) {
 	c, rt := runtimeCluster(t)
 	n := c.nodes[0]
-	img := runtime.BuildTestImage(t, rt, "heal", nil)
+	img := runtimetest.BuildTestImage(t, rt, "heal", nil)
 	if d := c.deploy(webSpec(img)); d.Status != raftfsm.DeploySucceeded {
 		t.Fatalf("deploy: %s %s", d.Status, d.Reason)
 	}
@@ -159,7 +159,7 @@ func healActions(t testing.TB, n *testNode, kind string) float64 {
 // when the streak reached three (the new leader when the hand-over came
 // first, as it normally does), and never by the node that did not lead.
 func TestOnlyTheLeaderRestartsOnceAcrossALeaderChange(t *testing.T) {
-	rt := runtime.NewTestRuntime(t)
+	rt := runtimetest.NewTestRuntime(t)
 	c := startCluster(t, 3, func(i int, cfg *Config) { cfg.NoRuntime = false })
 	t.Cleanup(func() { removeClusterContainers(t, rt, c) })
 	old := c.leader()
@@ -173,7 +173,7 @@ func TestOnlyTheLeaderRestartsOnceAcrossALeaderChange(t *testing.T) {
 			break
 		}
 	}
-	spec := webSpec(runtime.BuildTestImage(t, rt, "leader-heal", nil))
+	spec := webSpec(runtimetest.BuildTestImage(t, rt, "leader-heal", nil))
 	spec.Nodes, spec.Replicas = []string{follower.cfg.NodeID}, 1
 	if d := c.deploy(spec); d.Status != raftfsm.DeploySucceeded {
 		t.Fatalf("deploy: %s %s", d.Status, d.Reason)
@@ -255,7 +255,7 @@ func TestOnlyTheLeaderRestartsOnceAcrossALeaderChange(t *testing.T) {
 func TestErrorLineMakesItDegraded(t *testing.T) {
 	c, rt := runtimeCluster(t)
 	n := c.nodes[0]
-	img := runtime.BuildTestImage(t, rt, "degraded", nil)
+	img := runtimetest.BuildTestImage(t, rt, "degraded", nil)
 	if d := c.deploy(webSpec(img)); d.Status != raftfsm.DeploySucceeded {
 		t.Fatalf("deploy: %s %s", d.Status, d.Reason)
 	}
@@ -275,7 +275,7 @@ func TestErrorLineMakesItDegraded(t *testing.T) {
 func TestWorkerThatExitsIsRestarted(t *testing.T) {
 	c, rt := runtimeCluster(t)
 	n := c.nodes[0]
-	img := runtime.BuildTestImage(t, rt, "worker", nil)
+	img := runtimetest.BuildTestImage(t, rt, "worker", nil)
 	spec := raftfsm.ServiceSpec{Project: "shop", Env: "prod", Service: "jobs", Kind: raftfsm.KindWorker, Image: img}
 	if d := c.deploy(spec); d.Status != raftfsm.DeploySucceeded {
 		t.Fatalf("deploy: %s %s", d.Status, d.Reason)
@@ -303,7 +303,7 @@ func TestWorkerThatExitsIsRestarted(t *testing.T) {
 func TestServiceLogPatternAndOnDemandHealth(t *testing.T) {
 	c, rt := runtimeCluster(t)
 	n := c.nodes[0]
-	img := runtime.BuildTestImage(t, rt, "pattern", nil)
+	img := runtimetest.BuildTestImage(t, rt, "pattern", nil)
 	spec := webSpec(img)
 	spec.Health.LogPattern = `^OOPS\b`
 	if d := c.deploy(spec); d.Status != raftfsm.DeploySucceeded {

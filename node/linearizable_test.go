@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/dropmesh/dropmesh/bench/lincheck"
-	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
@@ -164,7 +163,7 @@ func TestLinearizableReads(t *testing.T) {
 					op := lincheck.Op{Client: client, Write: true, Value: v, Call: call, Return: time.Now()}
 					switch code := apiclient.Code(err); {
 					case err == nil:
-					case code == api.CodeNotLeader || code == api.CodeNoLeader || code == api.CodeInvalid:
+					case code == control.CodeNotLeader || code == control.CodeNoLeader || code == control.CodeInvalid:
 						cancel()
 						continue // refused before it reached the log
 					default:

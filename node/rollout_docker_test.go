@@ -20,6 +20,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/node/leader/rollout"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -321,8 +322,8 @@ func instancesOf(a *Agent, service string) []raftfsm.Instance {
 // three start before any is ready, and a request loop against the three
 // edges sees no failure.
 func TestRolloutOneNodeAtATimeThenInParallel(t *testing.T) {
-	rt := runtime.NewTestRuntime(t)
-	img := runtime.BuildTestImage(t, rt, "roll", nil)
+	rt := runtimetest.NewTestRuntime(t)
+	img := runtimetest.BuildTestImage(t, rt, "roll", nil)
 	c := dockerCluster(t, rt, 3)
 	rec := recordRollouts(t, c, rt, "web")
 	const host = "web.example.test"
@@ -400,8 +401,8 @@ func TestRolloutOneNodeAtATimeThenInParallel(t *testing.T) {
 // with the reason, no other node ever tries it, and all three nodes,
 // the first one rolled back, keep serving the old version.
 func TestRolloutFailureOnFirstNodeStopsIt(t *testing.T) {
-	rt := runtime.NewTestRuntime(t)
-	img := runtime.BuildTestImage(t, rt, "fail", nil)
+	rt := runtimetest.NewTestRuntime(t)
+	img := runtimetest.BuildTestImage(t, rt, "fail", nil)
 	c := dockerCluster(t, rt, 3)
 	rec := recordRollouts(t, c, rt, "web")
 	const host = "web.example.test"
@@ -455,11 +456,11 @@ func TestRolloutFailureOnFirstNodeStopsIt(t *testing.T) {
 // reporting the registry's digest; a tag the registry does not have fails
 // the deploy with Docker's message, and the old version keeps serving.
 func TestRolloutPullsFromRegistryOnTwoNodes(t *testing.T) {
-	rt := runtime.NewTestRuntime(t)
-	local := runtime.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
-	reg := runtime.StartRegistry(t)
+	rt := runtimetest.NewTestRuntime(t)
+	local := runtimetest.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"})
+	reg := runtimetest.StartRegistry(t)
 	remote := reg + "/shop/web:1"
-	runtime.PushImage(t, rt, local, remote)
+	runtimetest.PushImage(t, rt, local, remote)
 	ctx := context.Background()
 	pushed, err := rt.InspectImage(ctx, remote)
 	if err != nil || pushed.Digest == "" {
@@ -515,12 +516,12 @@ func TestRolloutPullsFromRegistryOnTwoNodes(t *testing.T) {
 // and the roll-out starts on node-2, which fetches it from node-1 and
 // builds it; both nodes then run the base's program with the context's ENV.
 func TestRolloutBuildsFromLocalBase(t *testing.T) {
-	rt := runtime.NewTestRuntime(t)
+	rt := runtimetest.NewTestRuntime(t)
 	ctx := context.Background()
 	useLocalBase(t, rt)
 	c := dockerCluster(t, rt, 2)
 
-	marker := "from-base-" + runtime.RandomSuffix()
+	marker := "from-base-" + runtimetest.RandomSuffix()
 	info, err := c.nodes[0].agent.StoreContext(ctx, strings.NewReader(string(contextTar(t, map[string]string{
 		"Dockerfile": "FROM " + BaseImage + "\nENV VERSION=" + marker + "\n",
 	}))))
@@ -531,7 +532,7 @@ func TestRolloutBuildsFromLocalBase(t *testing.T) {
 	t.Cleanup(func() {
 		c.stopAll()
 		removeClusterContainers(t, rt, c)
-		runtime.RemoveTestImage(t, rt, built)
+		runtimetest.RemoveTestImage(t, rt, built)
 	})
 	spec := webSpec("")
 	spec.Build = info.Digest
@@ -565,7 +566,7 @@ func useLocalBase(t *testing.T, rt *runtime.Runtime) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	prev, prevErr := rt.InspectImage(ctx, BaseImage)
-	if _, err := rt.BuildFromBinary(ctx, runtime.TestAppBinary(t), BaseImage, []string{"/testapp"}, runtime.TestAppPort); err != nil {
+	if _, err := rt.BuildFromBinary(ctx, runtimetest.TestAppBinary(t), BaseImage, []string{"/testapp"}, runtimetest.TestAppPort); err != nil {
 		t.Fatalf("build %s: %v", BaseImage, err)
 	}
 	mine, err := rt.InspectImage(ctx, BaseImage)
@@ -578,7 +579,7 @@ func useLocalBase(t *testing.T, rt *runtime.Runtime) {
 		if now, err := rt.InspectImage(ctx, BaseImage); err != nil || now.ID != mine.ID {
 			return // another test has built its own since
 		}
-		runtime.RemoveTestImage(t, rt, BaseImage)
+		runtimetest.RemoveTestImage(t, rt, BaseImage)
 		if prevErr != nil || prev.ID == mine.ID {
 			return
 		}
@@ -599,10 +600,10 @@ func useLocalBase(t *testing.T, rt *runtime.Runtime) {
 // a third node and redeployed, it moves there, and the web service is
 // restarted with REDIS_URL pointing at its new address, which answers.
 func TestStatefulMoveRestartsDependent(t *testing.T) {
-	rt := runtime.NewTestRuntime(t)
-	img := runtime.BuildTestImage(t, rt, "kv", nil)
-	redis := runtime.StartRegistry(t) + "/library/redis:7"
-	runtime.PushImage(t, rt, img, redis)
+	rt := runtimetest.NewTestRuntime(t)
+	img := runtimetest.BuildTestImage(t, rt, "kv", nil)
+	redis := runtimetest.StartRegistry(t) + "/library/redis:7"
+	runtimetest.PushImage(t, rt, img, redis)
 	c := dockerCluster(t, rt, 3)
 	ip := func(node string) string {
 		for _, n := range c.nodes {
@@ -664,7 +665,7 @@ func TestStatefulMoveRestartsDependent(t *testing.T) {
 		after = instancesOf(leader, "web")[0]
 		return after.ContainerID != before.ContainerID && after.Phase == raftfsm.PhaseReady && contains(containerEnv(t, after.ContainerID), want)
 	})
-	if code, _ := runtime.HTTPGet("http://" + ip("node-2") + ":6379/health"); code != 200 {
+	if code, _ := runtimetest.HTTPGet("http://" + ip("node-2") + ":6379/health"); code != 200 {
 		t.Fatalf("the injected address answers %d", code)
 	}
 	waitFor(t, 30*time.Second, "the stateful container to leave node-1", func() bool {

@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 	"github.com/dropmesh/dropmesh/node/control"
-	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -61,10 +62,10 @@ func (c *testCluster) crashLeader(t *testing.T) (next *testNode) {
 // and the provider, and the cloud ends with one snapshot, taken once, in
 // every region.
 func TestCustomSnapshotSurvivesLeaderChanges(t *testing.T) {
-	rt := runtime.NewTestRuntime(t)
+	rt := runtimetest.NewTestRuntime(t)
 	opts := fakeapi.DefaultOptions()
 	opts.ActionDelay = 4 * time.Second // a snapshot and a transfer run long enough to kill the leader during them
-	fake, url := fakeapi.Start(t, opts)
+	fake, url := fakeapitest.Start(t, opts)
 	src := fakeDroplet(t, url, "snap-node-3", "nyc3")
 	regions := []string{"ams3", "fra1", "nyc3"}
 	c := startCluster(t, 3, func(i int, cfg *Config) {
@@ -80,7 +81,7 @@ func TestCustomSnapshotSurvivesLeaderChanges(t *testing.T) {
 	})
 	enableDO(t, leader, func(r *control.SettingsRequest) { r.Regions = regions })
 
-	marker := runtime.RandomSuffix()
+	marker := runtimetest.RandomSuffix()
 	cmd := "/base-" + marker
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -97,7 +98,7 @@ func TestCustomSnapshotSurvivesLeaderChanges(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if img, err := rt.InspectImage(ctx, BaseImage); err == nil && slices.Equal(img.Cmd, []string{cmd}) {
-			runtime.RemoveTestImage(t, rt, BaseImage)
+			runtimetest.RemoveTestImage(t, rt, BaseImage)
 		}
 	})
 	const name = "my-llm-ready-snapshot"

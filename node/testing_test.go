@@ -126,9 +126,9 @@ func testOptions(t testing.TB) Options {
 	return Options{
 		Logger: testLogger(t),
 		API: func(a *Agent) (http.Handler, error) {
-			return a.Metrics().API(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: true, Logger: a.Logger(),
+			return api.NewMeasured(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: true, Logger: a.Logger(),
 				HTTPClient: a.PeerHTTPClient(), VerifyNode: a.VerifyNode, Enroller: a,
-				Limits: api.Limits{TokenUseFlush: 100 * time.Millisecond}})
+				Limits: api.Limits{TokenUseFlush: 100 * time.Millisecond}}, a.Metrics())
 		},
 	}
 }
@@ -201,11 +201,6 @@ func (c *testCluster) waitState(n *testNode, timeout time.Duration, what string,
 	})
 }
 
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
-}
-
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
 
 // caFile writes the cluster CA's certificate to a file (what
@@ -240,4 +235,9 @@ func (c *testCluster) apiClient(n *testNode) *apiclient.Client {
 		c.t.Fatal(err)
 	}
 	return cl
+}
+
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	testkit.WaitFor(t, timeout, what, cond)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/compose"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -48,7 +49,7 @@ func generations(a *Agent) map[string]int64 {
 // generation and a new container; the cache keeps its container.
 func TestReapplyUnchangedComposeChangesNothing(t *testing.T) {
 	c, rt := runtimeCluster(t)
-	img := runtime.BuildTestImage(t, rt, "reapply", nil)
+	img := runtimetest.BuildTestImage(t, rt, "reapply", nil)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "compose.yaml")
 	write := func(level string) {

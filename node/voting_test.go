@@ -17,6 +17,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/compose"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -27,7 +28,7 @@ import (
 // real image would be.
 func standinImage(t testing.TB, rt *runtime.Runtime, name string, port int) string {
 	t.Helper()
-	bin, err := os.ReadFile(runtime.TestAppBinary(t))
+	bin, err := os.ReadFile(runtimetest.TestAppBinary(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,13 +53,13 @@ func standinImage(t testing.TB, rt *runtime.Runtime, name string, port int) stri
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ref := runtime.TestImageRepo + "standin-" + runtime.RandomSuffix() + "/" + name + ":standin"
+	ref := runtimetest.TestImageRepo + "standin-" + runtimetest.RandomSuffix() + "/" + name + ":standin"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := rt.BuildImage(ctx, &buf, []string{ref}, "", runtime.TestLabels(t), nil); err != nil {
+	if _, err := rt.BuildImage(ctx, &buf, []string{ref}, "", runtimetest.TestLabels(t), nil); err != nil {
 		t.Fatalf("build stand-in %s: %v", name, err)
 	}
-	t.Cleanup(func() { runtime.RemoveTestImage(t, rt, ref) })
+	t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, ref) })
 	return ref
 }
 
@@ -190,7 +191,7 @@ func probe(t *testing.T, rt *runtime.Runtime, container string, addrs ...string)
 // the stateful redis moves to another node its name follows it without
 // restarting the services that use it.
 func TestVotingAppFindsServicesByName(t *testing.T) {
-	rt := runtime.NewTestRuntime(t)
+	rt := runtimetest.NewTestRuntime(t)
 	t.Setenv("STANDIN_VOTE", standinImage(t, rt, "vote", 80))
 	t.Setenv("STANDIN_RESULT", standinImage(t, rt, "result", 80))
 	t.Setenv("STANDIN_WORKER", standinImage(t, rt, "worker", 0))

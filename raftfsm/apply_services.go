@@ -42,7 +42,7 @@ func applyDeployService(s *State, c *DeployService) (any, error) {
 	spec := c.Spec.Clone()
 	spec.Workspace = c.WorkspaceID
 	spec.Normalize()
-	if err := spec.Validate(); err != nil {
+	if err := spec.validateShape(); err != nil { // the controller ran Validate before it committed
 		return nil, err
 	}
 	if len(spec.Secrets) > 0 {

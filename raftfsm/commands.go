@@ -2,6 +2,7 @@ package raftfsm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,39 +129,80 @@ var (
 	ErrConflict = errors.New("conflict")
 )
 
-// Encode turns a command into a log entry: version byte, type byte, JSON payload.
+// Encode turns a command into a log entry: version byte, type byte, JSON
+// payload; a command that sets a field tagged with a newer protocol gets
+// envelope 2, which also carries the protocols it needs (see protocol.go).
 func Encode(c Command) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.WriteByte(envelopeVersion)
-	buf.WriteByte(byte(c.Type()))
+	if need, full, tagged := protocols(c); tagged {
+		buf.WriteByte(envelopeTagged)
+		buf.WriteByte(byte(c.Type()))
+		buf.Write(taggedHeader(need, full))
+	} else {
+		buf.WriteByte(envelopeVersion)
+		buf.WriteByte(byte(c.Type()))
+	}
 	if err := json.NewEncoder(&buf).Encode(c); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", c.Type(), err)
 	}
 	return buf.Bytes(), nil
 }
 
-// Decode parses a log entry into its command. It never panics; unknown types,
-// unknown fields and malformed payloads are errors.
-func Decode(entry []byte) (Command, error) {
+// Decode parses a log entry into its command at this release's Protocol.
+// It never panics; unknown types, unknown fields (unless the entry says
+// they may be ignored) and malformed payloads are errors.
+func Decode(entry []byte) (Command, error) { return DecodeAt(entry, Protocol) }
+
+// DecodeAt is Decode as the release at protocol proto decodes: it does not
+// know the command types and tagged fields added after proto, so an entry
+// that needs them is refused, and fields the entry marks ignorable are
+// dropped. Tests use it to play an older replica during a rolling upgrade.
+func DecodeAt(entry []byte, proto int) (Command, error) {
+	return decodeEntry(entry, proto, func(t CommandType) (func() Command, bool) {
+		h, ok := handlerFor(t)
+		return h.new, ok
+	})
+}
+
+// decodeEntry is DecodeAt with the command types' constructors from
+// lookup (the handler table; a test's own command types).
+func decodeEntry(entry []byte, proto int, lookup func(CommandType) (func() Command, bool)) (Command, error) {
 	if len(entry) < 2 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBadEnvelope, len(entry))
 	}
-	if entry[0] != envelopeVersion {
+	t := CommandType(entry[1])
+	payload, lenient := entry[2:], false
+	switch {
+	case entry[0] == envelopeVersion:
+	case entry[0] == envelopeTagged && proto >= ProtocolFieldTags:
+		if len(entry) < 6 {
+			return nil, fmt.Errorf("%w: %d bytes", ErrBadEnvelope, len(entry))
+		}
+		need, full := int(binary.BigEndian.Uint16(entry[2:4])), int(binary.BigEndian.Uint16(entry[4:6]))
+		if need > proto {
+			return nil, fmt.Errorf("%w: %s needs protocol %d, this agent has %d", ErrProtocol, t, need, proto)
+		}
+		payload, lenient = entry[6:], full > proto
+	default:
 		return nil, fmt.Errorf("%w: version %d", ErrBadEnvelope, entry[0])
 	}
-	t := CommandType(entry[1])
-	h, ok := handlerFor(t)
-	if !ok {
+	newCmd, ok := lookup(t)
+	if !ok || commandSince(t) > proto {
 		return nil, fmt.Errorf("%w: %d", ErrUnknownCommand, entry[1])
 	}
-	c := h.new()
-	dec := json.NewDecoder(bytes.NewReader(entry[2:]))
-	dec.DisallowUnknownFields()
+	c := newCmd()
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if !lenient {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(c); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", t, err)
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("decode %s: trailing data", t)
+	}
+	if err := forgetNewer(c, proto, lenient); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", t, err)
 	}
 	return c, nil
 }

@@ -39,6 +39,10 @@ const (
 	// EventDeployRefused: a node refused to run a generation as its agent
 	// is configured (a stateful service published on a public address).
 	EventDeployRefused = "deploy.refused"
+	// EventEntryUndecodable: a node could not decode a log entry (a newer
+	// command or field than its release knows, or a damaged entry): its
+	// replica skipped it and may differ from the leader's.
+	EventEntryUndecodable = "raft.undecodable"
 )
 
 // Event is one line of the cluster's history, shown in the UI and sent to webhooks.

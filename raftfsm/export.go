@@ -115,7 +115,11 @@ func ReadExport(r io.Reader, maxBytes int64) (ExportDocument, error) {
 
 // Validate checks the whole document before anything is applied: format,
 // names, every spec, and references between them.
-func (d ExportDocument) Validate() error {
+func (d ExportDocument) Validate() error { return d.validate(ServiceSpec.Validate) }
+
+// validate is Validate checking each service with check: Validate in full
+// at the endpoint, validateShape in Apply (see ServiceSpec.Validate).
+func (d ExportDocument) validate(check func(ServiceSpec) error) error {
 	if d.Kind != ExportKind {
 		return invalidf("state document: kind %q, want %q", d.Kind, ExportKind)
 	}
@@ -154,7 +158,7 @@ func (d ExportDocument) Validate() error {
 		}
 		n := spec.Clone()
 		n.Normalize()
-		if err := n.Validate(); err != nil {
+		if err := check(n); err != nil {
 			return fmt.Errorf("state document: service %s: %w", n.Name(), err)
 		}
 		key := ServiceKey(n.Workspace, n.Project, n.Env, n.Service)
@@ -217,7 +221,7 @@ func applyImportState(s *State, c *ImportState) (any, error) {
 		return nil, err
 	}
 	doc := c.Document
-	if err := doc.Validate(); err != nil {
+	if err := doc.validate(ServiceSpec.validateShape); err != nil { // the controller ran Validate before it committed
 		return nil, err
 	}
 	// Check every placement, secret and deploy id before changing anything.

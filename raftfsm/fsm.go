@@ -25,10 +25,18 @@ type Result struct {
 // reads go through View, which holds a read lock for the callback's duration.
 type FSM struct {
 	logger *slog.Logger
+	// proto is the protocol the FSM decodes at: Protocol, or an older one
+	// when a test plays an older replica (NewFSMAt).
+	proto int
 
 	mu      sync.RWMutex
 	state   *State
 	changed chan struct{}
+	// undecodable counts the entries this replica could not decode (an
+	// unknown type, a field it does not know, a bad envelope); onRefused
+	// hears of each (OnUndecodable).
+	undecodable uint64
+	onRefused   func(index uint64, err error)
 }
 
 var (
@@ -37,11 +45,32 @@ var (
 )
 
 // NewFSM returns an FSM over an empty state.
-func NewFSM(logger *slog.Logger) *FSM {
+func NewFSM(logger *slog.Logger) *FSM { return NewFSMAt(logger, Protocol) }
+
+// NewFSMAt is NewFSM decoding at protocol proto: what a replica of the
+// release at that protocol applies, for tests of a rolling upgrade.
+func NewFSMAt(logger *slog.Logger, proto int) *FSM {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{logger: logger, state: NewState(), changed: make(chan struct{})}
+	return &FSM{logger: logger, proto: proto, state: NewState(), changed: make(chan struct{})}
+}
+
+// OnUndecodable sets fn to hear of every entry this replica cannot decode
+// (after it is counted and logged at error level): the agent counts it in
+// its metrics and raises an event. fn runs under the FSM's lock: it must not
+// block nor call the FSM.
+func (f *FSM) OnUndecodable(fn func(index uint64, err error)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onRefused = fn
+}
+
+// Undecodable is how many entries this replica could not decode.
+func (f *FSM) Undecodable() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.undecodable
 }
 
 // Apply applies one raft log entry. Non-command entries only move the index.
@@ -73,7 +102,25 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 	if l.Type != raft.LogCommand {
 		return &Result{Index: l.Index}
 	}
-	v, err := applyEntry(f.state, l.Data, l.AppendedAt)
+	cmd, err := DecodeAt(l.Data, f.proto)
+	if err != nil {
+		// Not a refusal like the others: this replica may be older than
+		// the entry (a rolling upgrade gone wrong) or the log is damaged,
+		// and its state may now differ from the others'. Loud, counted,
+		// reported.
+		f.undecodable++
+		typ := "none"
+		if len(l.Data) > 1 {
+			typ = CommandType(l.Data[1]).String()
+		}
+		f.logger.Error("log entry not decodable: this replica skipped it, its state may differ from the leader's",
+			"index", l.Index, "type", typ, "protocol", f.proto, "err", err)
+		if f.onRefused != nil {
+			f.onRefused(l.Index, err)
+		}
+		return &Result{Index: l.Index, Err: err}
+	}
+	v, err := applyCommand(f.state, cmd, l.AppendedAt)
 	if err != nil {
 		level := slog.LevelDebug
 		if strings.Contains(err.Error(), "internal error") {
@@ -84,7 +131,7 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 	return &Result{Index: l.Index, Value: v, Err: err}
 }
 
-// applyEntry decodes and applies one entry. Handlers validate everything
+// applyCommand applies one decoded entry. Handlers validate everything
 // before they change anything, so a refused command leaves the state as it
 // was. A handler that panics is a bug (FuzzDecodeApply looks for them), but
 // one bad entry must not stop every replica: the panic becomes an error
@@ -95,11 +142,7 @@ func (f *FSM) applyLocked(l *raft.Log) *Result {
 // appendedAt is the leader's clock when it appended the entry (carried in
 // the entry, the same on every replica): a Deadlined command appended after
 // its deadline is refused.
-func applyEntry(s *State, data []byte, appendedAt time.Time) (v any, err error) {
-	cmd, err := Decode(data)
-	if err != nil {
-		return nil, err
-	}
+func applyCommand(s *State, cmd Command, appendedAt time.Time) (v any, err error) {
 	if err := deadlineRefusal(cmd, appendedAt); err != nil {
 		return nil, err
 	}

@@ -144,14 +144,29 @@ func ValidateHostname(h string, allowWildcard bool) error {
 // ValidateImageRef checks a container image reference such as
 // "127.0.0.1:5000/shop/web:1.4" or "redis:7".
 func ValidateImageRef(ref string) error {
+	if err := validateImageShape(ref); err != nil {
+		return err
+	}
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		return invalidf("image %q: %v", ref, err)
+	}
+	return nil
+}
+
+// validateImageShape is what ValidateImageRef checks without parsing the
+// reference (which distribution/reference does, in a version that may
+// differ between replicas): Apply checks only this.
+func validateImageShape(ref string) error {
 	if ref == "" {
 		return invalidf("image is empty")
 	}
 	if len(ref) > 512 {
 		return invalidf("image %q: longer than 512 characters", ref)
 	}
-	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
-		return invalidf("image %q: %v", ref, err)
+	for _, r := range ref {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-:/@+", r)) {
+			return invalidf("image %q: %q is not allowed in an image reference", ref, r)
+		}
 	}
 	return nil
 }

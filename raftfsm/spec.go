@@ -333,8 +333,32 @@ func (s ServiceSpec) IsProxied() bool { return s.Proxied == nil || *s.Proxied }
 func (s ServiceSpec) Routed() bool { return s.Kind == KindService && s.Port > 0 }
 
 // Validate checks a normalized spec completely; every error wraps ErrInvalid
-// and names the field.
+// and names the field. The endpoints (the controller, before it commits)
+// call it. Apply calls only validateShape: the image reference and the
+// cron schedule are parsed by libraries (distribution/reference,
+// robfig/cron) whose versions may differ between the replicas of a
+// rolling upgrade, and a replica that refused what another applied would
+// diverge from it.
 func (s ServiceSpec) Validate() error {
+	if err := s.validateShape(); err != nil {
+		return err
+	}
+	if s.Image != "" && s.Build == "" {
+		if err := ValidateImageRef(s.Image); err != nil {
+			return err
+		}
+	}
+	if s.Kind == KindCron {
+		if err := ValidateSchedule(s.Schedule); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateShape is Validate without what a library parses: the checks
+// every release makes the same way, so Apply may make them.
+func (s ServiceSpec) validateShape() error {
 	if err := s.Name().Validate(); err != nil {
 		return err
 	}
@@ -349,7 +373,7 @@ func (s ServiceSpec) Validate() error {
 	case s.Image != "" && s.Build != "":
 		return invalidf("image and build: give one, not both")
 	case s.Image != "":
-		if err := ValidateImageRef(s.Image); err != nil {
+		if err := validateImageShape(s.Image); err != nil {
 			return err
 		}
 	default:
@@ -475,8 +499,8 @@ func (s ServiceSpec) validateKind() error {
 		}
 	}
 	if s.Kind == KindCron {
-		if err := ValidateSchedule(s.Schedule); err != nil {
-			return err
+		if s.Schedule == "" {
+			return invalidf("schedule: a cron service needs a schedule such as \"*/5 * * * *\"")
 		}
 	} else if s.Schedule != "" {
 		return invalidf("schedule: only a cron service has a schedule")

@@ -6,16 +6,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
 )
 
 // The API's fake controller is the contract the agent fulfils for both
 // front ends: the UI works over it as over its own fake.
-var _ Node = (*api.Fake)(nil)
+var _ Node = (*apitest.Fake)(nil)
 
 func TestUIOverTheAPIFake(t *testing.T) {
-	fake := api.NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	s, err := newServer(Options{Node: fake, SessionKey: testKey})
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func TestUIOverTheAPIFake(t *testing.T) {
 	tok := c.token()
 	form := sampleForm(tok)
 	r := c.postMultipart("/services/deploy", form, nil)
-	key := api.FakeDefaultWorkspaceID + "/sample/prod/web"
+	key := apitest.FakeDefaultWorkspaceID + "/sample/prod/web"
 	if r.Status != http.StatusSeeOther || r.location() != servicePath(key) {
 		t.Fatalf("deploy: %d %q\n%s", r.Status, r.location(), r.Body)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/ui"
 )
@@ -212,13 +213,13 @@ func dockerOrSkip(t *testing.T) *runtime.Runtime {
 // mode builds local/sample:latest, under a name of this test's own.
 func sampleImage(t *testing.T, rt *runtime.Runtime, bin string) string {
 	t.Helper()
-	ref := runtime.TestImageRepo + "ui-e2e-" + runtime.RandomSuffix() + ":sample"
+	ref := runtimetest.TestImageRepo + "ui-e2e-" + runtimetest.RandomSuffix() + ":sample"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if _, err := rt.BuildFromBinary(ctx, bin, ref, []string{"/dropmesh", "sample-app"}, 8080); err != nil {
 		t.Fatalf("build the sample image: %v", err)
 	}
-	t.Cleanup(func() { runtime.RemoveTestImage(t, rt, ref) })
+	t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, ref) })
 	return ref
 }
 
@@ -239,7 +240,7 @@ func TestEndToEndBrowserOnALocalMesh(t *testing.T) {
 	ui.ChromiumPath(t) // skip before the expensive part
 	rt := dockerOrSkip(t)
 	start := time.Now()
-	bin := runtime.BuildStaticBinary(t, "github.com/dropmesh/dropmesh")
+	bin := runtimetest.BuildStaticBinary(t, "github.com/dropmesh/dropmesh")
 	image := sampleImage(t, rt, bin)
 	t.Logf("%6.2fs build the binary and the sample image", time.Since(start).Seconds())
 	m := startLocalMesh(t, bin)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/dropmesh/dropmesh/node/notify"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -50,7 +49,7 @@ func (s *server) buildNotifications(c *gin.Context, p *pageData) error {
 		v.Form.Format = raftfsm.WebhookGeneric
 	}
 	v.Formats = []string{raftfsm.WebhookGeneric, raftfsm.WebhookSlack, raftfsm.WebhookDiscord}
-	v.DefaultKinds = notify.DefaultKinds()
+	v.DefaultKinds = raftfsm.WebhookDefaultKinds()
 	s.node.View(func(st *raftfsm.State) {
 		for _, id := range raftfsm.SortedKeys(st.Webhooks) {
 			w := st.Webhooks[id]

@@ -28,7 +28,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dropmesh/dropmesh/node/control"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -738,12 +737,6 @@ func (c *client) token() string {
 		c.t.Fatalf("GET /: %d", r.Status)
 	}
 	return csrfOf(c.t, r.Body)
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
 }
 
 // stateJSON is the state without its index, to check a refused action

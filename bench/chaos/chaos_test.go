@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -56,10 +56,10 @@ func runChaos(t *testing.T, cfg Config) {
 		cfg.Nodes, cfg.Rounds, cfg.Workers, cfg.Services, seed)
 
 	h := NewHistory()
-	rt := runtime.NewTestRuntime(t)
+	rt := runtimetest.NewTestRuntime(t)
 	images := []string{
-		runtime.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"}),
-		runtime.BuildTestImage(t, rt, "v2", map[string]string{"VERSION": "v2"}),
+		runtimetest.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": "v1"}),
+		runtimetest.BuildTestImage(t, rt, "v2", map[string]string{"VERSION": "v2"}),
 	}
 	c := NewCluster(t, cfg, h)
 

@@ -32,6 +32,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 	"github.com/dropmesh/dropmesh/scripts"
 )
@@ -229,20 +230,20 @@ func (c *Cluster) buildImages(ctx context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := runtime.BuildStaticBinary(t, "github.com/dropmesh/dropmesh")
+	bin := runtimetest.BuildStaticBinary(t, "github.com/dropmesh/dropmesh")
 	c.agentImage = "dmchaos-agent:" + c.run
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "build-image.sh"), "--binary", bin, "--tag", c.agentImage, "--version", "chaos-"+c.run)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build the agent image: %v\n%s", err, out)
 	}
-	rt := runtime.NewTestRuntime(t)
-	t.Cleanup(func() { runtime.RemoveTestImage(t, rt, c.agentImage) })
+	rt := runtimetest.NewTestRuntime(t)
+	t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, c.agentImage) })
 	c.diskImage = "dmchaos-disk:" + c.run
-	if _, err := rt.BuildFromBinary(ctx, runtime.BuildStaticBinary(t, diskHelperPackage), c.diskImage, []string{"/diskhelper", "hold"}, 0); err != nil {
+	if _, err := rt.BuildFromBinary(ctx, runtimetest.BuildStaticBinary(t, diskHelperPackage), c.diskImage, []string{"/diskhelper", "hold"}, 0); err != nil {
 		t.Fatalf("build the disk helper image: %v", err)
 	}
-	t.Cleanup(func() { runtime.RemoveTestImage(t, rt, c.diskImage) })
+	t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, c.diskImage) })
 }
 
 // startFakeCloud serves the fake DigitalOcean and Cloudflare API on the

@@ -19,7 +19,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 
 	"github.com/dropmesh/dropmesh/node/clusterconf"
-	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -51,12 +51,12 @@ type probeResult struct {
 func TestChaosWorkloadCannotReachControlPorts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	rt := runtime.NewTestRuntime(t)
-	img := runtime.TestImageRepo + "prober-" + runtime.RandomSuffix() + ":1"
-	if _, err := rt.BuildFromBinary(ctx, runtime.BuildStaticBinary(t, proberPackage), img, []string{"/prober"}, 8080); err != nil {
+	rt := runtimetest.NewTestRuntime(t)
+	img := runtimetest.TestImageRepo + "prober-" + runtimetest.RandomSuffix() + ":1"
+	if _, err := rt.BuildFromBinary(ctx, runtimetest.BuildStaticBinary(t, proberPackage), img, []string{"/prober"}, 8080); err != nil {
 		t.Fatalf("build the prober image: %v", err)
 	}
-	t.Cleanup(func() { runtime.RemoveTestImage(t, rt, img) })
+	t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, img) })
 
 	c := NewCluster(t, DefaultConfig(), NewHistory())
 

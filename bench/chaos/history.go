@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/node/apiclient"
+	"github.com/dropmesh/dropmesh/node/control"
 )
 
 // OpKind is what a client operation asked for.
@@ -237,10 +237,10 @@ func Classify(err error) (Outcome, string) {
 	}
 	var apiErr *apiclient.APIError
 	if errors.As(err, &apiErr) {
-		// The API's contract (node/api.Retryable, apiclient's retries):
+		// The API's contract (node/control.Retryable, apiclient's retries):
 		// a 4xx and a retryable 503 (not_leader, no_leader, unavailable)
 		// changed nothing. The checks hold the cluster to it.
-		if (apiErr.Status >= 400 && apiErr.Status < 500) || api.Retryable(apiErr.Code) {
+		if (apiErr.Status >= 400 && apiErr.Status < 500) || control.Retryable(apiErr.Code) {
 			return OutcomeFailed, apiErr.Code
 		}
 		return OutcomeUnknown, apiErr.Code

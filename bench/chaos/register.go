@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/bench/lincheck"
-	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
 )
@@ -67,7 +66,7 @@ func (r *Register) client(ctx context.Context, id int, rng *rand.Rand) {
 			switch code := apiclient.Code(err); {
 			case err == nil:
 				r.h.Add(op)
-			case code == api.CodeNotLeader || code == api.CodeNoLeader || code == api.CodeInvalid:
+			case code == control.CodeNotLeader || code == control.CodeNoLeader || code == control.CodeInvalid:
 				// Refused before it reached the log: not part of the history.
 			default:
 				op.Unknown = true

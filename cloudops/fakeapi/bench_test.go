@@ -10,7 +10,7 @@ import (
 // BenchmarkListDroplets1000: listing a 1000-droplet account, every page at
 // per_page 200, through godo.
 func BenchmarkListDroplets1000(b *testing.B) {
-	s, url := Start(b, Options{})
+	s, url := serveFake(b, Options{}, nil)
 	s.mu.Lock()
 	for i := range 1000 {
 		s.st.Seq.Droplet++

@@ -1,6 +1,8 @@
 package fakeapi
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 
@@ -13,8 +15,26 @@ var contract contracttest.Recorder
 
 func TestMain(m *testing.M) { os.Exit(contracttest.Main(m, &contract, "../testdata")) }
 
-// start is Start with the exchanges recorded for the contract check.
+// start serves a fake whose exchanges are recorded for the contract check.
 func start(t *testing.T, opts Options) (*Server, string) {
 	t.Helper()
-	return StartWrapped(t, opts, contract.Wrap)
+	return serveFake(t, opts, contract.Wrap)
+}
+
+// serveFake is fakeapitest.StartWrapped, which this package's own tests cannot
+// import (it imports fakeapi).
+func serveFake(t testing.TB, opts Options, wrap func(http.Handler) http.Handler) (*Server, string) {
+	t.Helper()
+	s, err := New(opts)
+	if err != nil {
+		t.Fatalf("fakeapi: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	var h http.Handler = s
+	if wrap != nil {
+		h = wrap(s)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return s, hs.URL
 }

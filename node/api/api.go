@@ -19,24 +19,6 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// Header names of the API.
-const (
-	// HeaderIndex carries the raft index of the state a read answered from;
-	// pass it back as ?index= for a blocking read.
-	HeaderIndex = "X-Dropmesh-Index"
-	// HeaderForwarded marks a request one agent forwarded to another, so a
-	// forwarded request is never forwarded again.
-	HeaderForwarded = "X-Dropmesh-Forwarded"
-	// HeaderTimeout carries the time the caller still waits (a Go duration
-	// such as "29.5s"); the agent gives up at that point and passes the rest
-	// of it on when it forwards.
-	HeaderTimeout = "X-Dropmesh-Timeout"
-	// HeaderNode names the node a forwarded request speaks for: set by the
-	// forwarding member from the caller's verified node certificate, and
-	// believed only from a member presenting its own.
-	HeaderNode = "X-Dropmesh-Node"
-)
-
 // Options configure the API handler.
 type Options struct {
 	// Controller is the node (node.Agent) or a fake.
@@ -133,7 +115,7 @@ func DefaultLimits() Limits {
 		PingBurst:      40,
 		AuthFailures:   10,
 		MaxWait:        10 * time.Minute,
-		DefaultWait:    5 * time.Minute,
+		DefaultWait:    control.DefaultBlockingWait,
 		WriteTimeout:   60 * time.Second,
 		MaxClients:     10000,
 		LeaderWait:     3 * time.Second,
@@ -269,16 +251,16 @@ func New(o Options) (h http.Handler, err error) {
 	e.Use(s.requestID, gin.CustomRecoveryWithWriter(nil, func(c *gin.Context, rec any) {
 		s.logger.ErrorContext(c.Request.Context(), "api handler panicked", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", rec)
 		if !c.Writer.Written() {
-			abortWith(c, http.StatusInternalServerError, CodeInternal, "internal error; the agent's log has the details")
+			abortWith(c, http.StatusInternalServerError, control.CodeInternal, "internal error; the agent's log has the details")
 			return
 		}
 		c.Abort()
 	}))
 	e.NoRoute(s.authenticate, func(c *gin.Context) {
-		abortWith(c, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path))
+		abortWith(c, http.StatusNotFound, control.CodeNotFound, fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	e.NoMethod(s.authenticate, func(c *gin.Context) {
-		abortWith(c, http.StatusMethodNotAllowed, CodeNotAllowed, fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+		abortWith(c, http.StatusMethodNotAllowed, control.CodeNotAllowed, fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
 	defer func() {
 		if p := recover(); p != nil {

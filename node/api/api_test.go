@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -34,7 +35,7 @@ func samplePath(p string) string {
 }
 
 func TestEveryRouteButPingNeedsTheKey(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	h := newHandler(t, fake, func(o *Options) { o.Limits.AuthFailures = 100000 })
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -69,7 +70,7 @@ func TestEveryRouteButPingNeedsTheKey(t *testing.T) {
 				continue
 			case AccessNode:
 				// Internal: refused for want of a node certificate before the key is looked at.
-				if e := errorOf(t, body); resp.StatusCode != http.StatusForbidden || e.Error != CodeForbidden {
+				if e := errorOf(t, body); resp.StatusCode != http.StatusForbidden || e.Error != control.CodeForbidden {
 					t.Errorf("%s %s with key %q: status %d, want 403; body %s", r.Method, path, key, resp.StatusCode, body)
 				}
 				continue
@@ -78,7 +79,7 @@ func TestEveryRouteButPingNeedsTheKey(t *testing.T) {
 				t.Errorf("%s %s with key %q: status %d, want 401; body %s", r.Method, path, key, resp.StatusCode, body)
 				continue
 			}
-			if e := errorOf(t, body); e.Error != CodeUnauthorized {
+			if e := errorOf(t, body); e.Error != control.CodeUnauthorized {
 				t.Errorf("%s %s: error %q", r.Method, path, e.Error)
 			}
 		}
@@ -103,7 +104,7 @@ func TestEveryRouteButPingNeedsTheKey(t *testing.T) {
 }
 
 func TestUnknownRoutesNeedTheKeyToo(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	resp, body := call(t, srv, http.MethodGet, "/v1/nothing-here", nil, "-")
 	expect(t, resp, body, http.StatusUnauthorized, nil)
 	resp, body = call(t, srv, http.MethodGet, "/v1/nothing-here", nil, "")
@@ -116,50 +117,50 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	if _, err := New(Options{APIKey: "k"}); err == nil {
 		t.Fatal("no controller accepted")
 	}
-	if _, err := New(Options{Controller: NewFake("node-1")}); err == nil {
+	if _, err := New(Options{Controller: apitest.NewFake("node-1")}); err == nil {
 		t.Fatal("no key accepted")
 	}
 	dup := Route{Method: http.MethodGet, Path: "/v1/nodes", Summary: "again", Handler: func(*gin.Context) {}}
-	if _, err := New(Options{Controller: NewFake("node-1"), APIKey: "k", Extra: []Route{dup}}); err == nil {
+	if _, err := New(Options{Controller: apitest.NewFake("node-1"), APIKey: "k", Extra: []Route{dup}}); err == nil {
 		t.Fatal("a duplicate route was accepted")
 	}
 	clash := Route{Method: http.MethodDelete, Path: "/v1/nodes/*rest", Summary: "clashes with {id}", Handler: func(*gin.Context) {}}
-	if _, err := New(Options{Controller: NewFake("node-1"), APIKey: "k", Extra: []Route{clash}}); err == nil {
+	if _, err := New(Options{Controller: apitest.NewFake("node-1"), APIKey: "k", Extra: []Route{clash}}); err == nil {
 		t.Fatal("a conflicting route was accepted")
 	}
 }
 
 func TestDeployReadAndUndeploy(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
 	var res raftfsm.DeployResult
 	expect(t, resp, body, http.StatusAccepted, &res)
-	if res.DeployID == "" || res.Generation != 1 || res.Service != FakeDefaultWorkspaceID+"/shop/prod/web" {
+	if res.DeployID == "" || res.Generation != 1 || res.Service != apitest.FakeDefaultWorkspaceID+"/shop/prod/web" {
 		t.Fatalf("deploy result %+v", res)
 	}
 	if call := fake.Calls()[0]; call.Arg.(control.DeployRequest).Actor != "api" {
 		t.Fatalf("actor %+v", call)
 	}
 
-	var detail ServiceDetail
+	var detail control.ServiceDetail
 	resp, body = call(t, srv, http.MethodGet, "/v1/services/default/shop/prod/web", nil, "")
 	expect(t, resp, body, http.StatusOK, &detail)
 	if detail.Name != "shop/prod/web" || len(detail.Instances) != 2 || len(detail.Placement) != 2 || detail.LastDeploy == nil || detail.LastDeploy.ID != res.DeployID {
 		t.Fatalf("detail %+v", detail)
 	}
-	if got := detail.Service.Spec.SealedSecrets["DB_PASSWORD"]; got != SecretSet {
+	if got := detail.Service.Spec.SealedSecrets["DB_PASSWORD"]; got != control.SecretSet {
 		t.Fatalf("sealed secret shown as %q", got)
 	}
 	if bytes.Contains(body, []byte("v1:")) || bytes.Contains(body, []byte("s3cret")) {
 		t.Fatalf("the answer leaks a secret: %s", body)
 	}
-	if resp.Header.Get(HeaderIndex) == "" {
+	if resp.Header.Get(control.HeaderIndex) == "" {
 		t.Fatal("no X-Dropmesh-Index on a read")
 	}
 	// The workspace id works as well as its name.
-	resp, body = call(t, srv, http.MethodGet, "/v1/services/"+FakeDefaultWorkspaceID+"/shop/prod/web", nil, "")
+	resp, body = call(t, srv, http.MethodGet, "/v1/services/"+apitest.FakeDefaultWorkspaceID+"/shop/prod/web", nil, "")
 	expect(t, resp, body, http.StatusOK, nil)
 
 	var health control.ServiceHealth
@@ -208,7 +209,7 @@ func TestDeployReadAndUndeploy(t *testing.T) {
 	expect(t, resp, body, http.StatusAccepted, nil)
 	resp, body = call(t, srv, http.MethodGet, "/v1/services/default/shop/prod/web", nil, "")
 	expect(t, resp, body, http.StatusNotFound, nil)
-	if e := errorOf(t, body); e.Error != CodeNotFound || !strings.Contains(e.Message, "shop/prod/web") {
+	if e := errorOf(t, body); e.Error != control.CodeNotFound || !strings.Contains(e.Message, "shop/prod/web") {
 		t.Fatalf("error %+v", e)
 	}
 	resp, body = call(t, srv, http.MethodDelete, "/v1/services/default/shop/prod/web", nil, "")
@@ -216,24 +217,24 @@ func TestDeployReadAndUndeploy(t *testing.T) {
 }
 
 func TestStaleGenerationIsAConflict(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
 	expect(t, resp, body, http.StatusAccepted, nil)
 	resp, body = call(t, srv, http.MethodPost, "/v1/services?expect_generation=7", webSpec, "")
 	expect(t, resp, body, http.StatusConflict, nil)
-	if e := errorOf(t, body); e.Error != CodeConflict {
+	if e := errorOf(t, body); e.Error != control.CodeConflict {
 		t.Fatalf("error %+v", e)
 	}
 }
 
 func TestWorkspacesProjectsEnvironments(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	var ws control.WorkspaceInfo
-	resp, body := call(t, srv, http.MethodPost, "/v1/workspaces", NameRequest{Name: "demo"}, "")
+	resp, body := call(t, srv, http.MethodPost, "/v1/workspaces", control.NameRequest{Name: "demo"}, "")
 	expect(t, resp, body, http.StatusCreated, &ws)
-	resp, body = call(t, srv, http.MethodPost, "/v1/workspaces/demo/projects", NameRequest{Name: "shop"}, "")
+	resp, body = call(t, srv, http.MethodPost, "/v1/workspaces/demo/projects", control.NameRequest{Name: "shop"}, "")
 	expect(t, resp, body, http.StatusCreated, nil)
-	resp, body = call(t, srv, http.MethodPost, "/v1/workspaces/"+ws.ID+"/projects/shop/envs", NameRequest{Name: "staging"}, "")
+	resp, body = call(t, srv, http.MethodPost, "/v1/workspaces/"+ws.ID+"/projects/shop/envs", control.NameRequest{Name: "staging"}, "")
 	expect(t, resp, body, http.StatusCreated, nil)
 	var got control.WorkspaceInfo
 	resp, body = call(t, srv, http.MethodGet, "/v1/workspaces/demo", nil, "")
@@ -241,13 +242,13 @@ func TestWorkspacesProjectsEnvironments(t *testing.T) {
 	if got.ID != ws.ID || len(got.Projects) != 1 || got.Projects[0].Name != "shop" || !slices.Equal(got.Projects[0].Envs, []string{"staging"}) {
 		t.Fatalf("workspace %+v", got)
 	}
-	var list []WorkspaceSummary
+	var list []control.WorkspaceSummary
 	resp, body = call(t, srv, http.MethodGet, "/v1/workspaces", nil, "")
 	expect(t, resp, body, http.StatusOK, &list)
 	if len(list) != 2 {
 		t.Fatalf("workspaces %+v", list)
 	}
-	resp, body = call(t, srv, http.MethodPost, "/v1/workspaces", NameRequest{Name: "demo"}, "")
+	resp, body = call(t, srv, http.MethodPost, "/v1/workspaces", control.NameRequest{Name: "demo"}, "")
 	expect(t, resp, body, http.StatusConflict, nil)
 	resp, body = call(t, srv, http.MethodDelete, "/v1/workspaces/demo", nil, "")
 	expect(t, resp, body, http.StatusNoContent, nil)
@@ -256,7 +257,7 @@ func TestWorkspacesProjectsEnvironments(t *testing.T) {
 }
 
 func TestSecretsNeverShown(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	token := "do-token-value-123"
 	resp, body := call(t, srv, http.MethodPatch, "/v1/settings", map[string]any{"do_token": token, "domain": "example.com"}, "")
@@ -264,7 +265,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	var st raftfsm.Settings
 	resp, body = call(t, srv, http.MethodGet, "/v1/settings", nil, "")
 	expect(t, resp, body, http.StatusOK, &st)
-	if st.DOToken != SecretSet || st.CFToken != "" || st.Domain != "example.com" {
+	if st.DOToken != control.SecretSet || st.CFToken != "" || st.Domain != "example.com" {
 		t.Fatalf("settings %+v", st)
 	}
 	if bytes.Contains(body, []byte("v1:")) || bytes.Contains(body, []byte(token)) {
@@ -273,7 +274,7 @@ func TestSecretsNeverShown(t *testing.T) {
 
 	resp, body = call(t, srv, http.MethodPost, "/v1/users", control.UserRequest{Name: "ann", Password: "correct horse", Role: raftfsm.RoleDeployer}, "")
 	expect(t, resp, body, http.StatusNoContent, nil)
-	var users []UserInfo
+	var users []control.UserInfo
 	resp, body = call(t, srv, http.MethodGet, "/v1/users", nil, "")
 	expect(t, resp, body, http.StatusOK, &users)
 	if len(users) != 2 || bytes.Contains(body, []byte("$2")) || bytes.Contains(body, []byte("hash")) {
@@ -284,7 +285,7 @@ func TestSecretsNeverShown(t *testing.T) {
 
 	resp, body = call(t, srv, http.MethodPost, "/v1/registries", control.RegistryRequest{Registry: "registry.example.com:5000", Username: "bot", Password: "pw-secret"}, "")
 	expect(t, resp, body, http.StatusNoContent, nil)
-	var regs []RegistryInfo
+	var regs []control.RegistryInfo
 	resp, body = call(t, srv, http.MethodGet, "/v1/registries", nil, "")
 	expect(t, resp, body, http.StatusOK, &regs)
 	if len(regs) != 1 || regs[0].Username != "bot" || bytes.Contains(body, []byte("pw-secret")) || bytes.Contains(body, []byte("password")) {
@@ -295,7 +296,7 @@ func TestSecretsNeverShown(t *testing.T) {
 }
 
 func TestWebhooksGetAnID(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	var w raftfsm.Webhook
 	resp, body := call(t, srv, http.MethodPost, "/v1/webhooks", map[string]any{"url": "https://hooks.example.com/x", "kinds": []string{"deploy."}}, "")
 	expect(t, resp, body, http.StatusCreated, &w)
@@ -315,7 +316,7 @@ func TestWebhooksGetAnID(t *testing.T) {
 // A webhook URL is a bearer secret: the state holds it sealed, every API
 // answer shows it shortened, the plain export (admin) gives it back whole.
 func TestWebhookURLsStaySealed(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	const hook = "https://hooks.slack.com/services/T0AAA/B0BBB/Zx9SlackSecret77"
 	resp, body := call(t, srv, http.MethodPost, "/v1/webhooks", map[string]any{"url": hook, "format": "slack"}, "")
@@ -336,7 +337,7 @@ func TestWebhookURLsStaySealed(t *testing.T) {
 		t.Fatalf("the plain export lacks the webhook URL: %s", plain)
 	}
 	// It imports into another cluster, where it is sealed again.
-	other := NewFake("node-1")
+	other := apitest.NewFake("node-1")
 	srv2 := newTestServer(t, other, nil)
 	resp, body = call(t, srv2, http.MethodPost, "/v1/state/import", plain, "")
 	expect(t, resp, body, http.StatusOK, nil)
@@ -346,7 +347,7 @@ func TestWebhookURLsStaySealed(t *testing.T) {
 }
 
 func TestNodesAndSnapshots(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	var nodes []raftfsm.Node
 	resp, body := call(t, srv, http.MethodGet, "/v1/nodes", nil, "")
@@ -354,7 +355,7 @@ func TestNodesAndSnapshots(t *testing.T) {
 	if len(nodes) != 3 || nodes[0].ID != "node-1" {
 		t.Fatalf("nodes %+v", nodes)
 	}
-	var added AddedNodes
+	var added control.AddedNodes
 	resp, body = call(t, srv, http.MethodPost, "/v1/nodes", control.AddNodesRequest{Count: 2, Region: "fra1"}, "")
 	expect(t, resp, body, http.StatusAccepted, &added)
 	if len(added.Nodes) != 2 {
@@ -392,7 +393,7 @@ func TestNodesAndSnapshots(t *testing.T) {
 }
 
 func TestEvents(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
 	expect(t, resp, body, http.StatusAccepted, nil)
@@ -423,7 +424,7 @@ func TestEvents(t *testing.T) {
 }
 
 func TestStateExportImportRoundTrip(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
 	expect(t, resp, body, http.StatusAccepted, nil)
@@ -442,7 +443,7 @@ func TestStateExportImportRoundTrip(t *testing.T) {
 		t.Fatal("export with secrets=plain lacks the secret")
 	}
 
-	other := NewFake("node-1")
+	other := apitest.NewFake("node-1")
 	srv2 := newTestServer(t, other, nil)
 	var res raftfsm.ImportResult
 	resp, body = call(t, srv2, http.MethodPost, "/v1/state/import", plain, "")
@@ -455,7 +456,7 @@ func TestStateExportImportRoundTrip(t *testing.T) {
 }
 
 func TestInternalCommands(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	var res raftfsm.DeployResult
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
@@ -493,7 +494,7 @@ func TestInternalCommands(t *testing.T) {
 }
 
 func TestProbe(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	kit := testCluster()
 	agent := kit.agentClient(kit.node(t, "node-2"))
@@ -502,7 +503,7 @@ func TestProbe(t *testing.T) {
 	fake.SetProbeError(errors.New("connection refused"))
 	resp, body = callWith(t, agent, srv, http.MethodGet, "/v1/internal/probe?addr=127.0.0.1:8080", nil, "")
 	expect(t, resp, body, http.StatusBadGateway, nil)
-	if e := errorOf(t, body); e.Error != CodeProbeFailed || !strings.Contains(e.Message, "connection refused") {
+	if e := errorOf(t, body); e.Error != control.CodeProbeFailed || !strings.Contains(e.Message, "connection refused") {
 		t.Fatalf("error %+v", e)
 	}
 	resp, body = callWith(t, agent, srv, http.MethodGet, "/v1/internal/probe", nil, "")
@@ -510,36 +511,36 @@ func TestProbe(t *testing.T) {
 }
 
 func TestInternalErrorsAreGenericAndPanicsRecovered(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	boom := Route{Method: http.MethodGet, Path: "/v1/boom", Summary: "panics", Kind: RouteRead, Handler: func(*gin.Context) { panic("kaboom") }}
 	srv := newTestServer(t, fake, func(o *Options) { o.Extra = []Route{boom} })
 	fake.FailNext("Deploy", errors.New("database on fire at 10.0.0.9"))
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
 	expect(t, resp, body, http.StatusInternalServerError, nil)
-	if e := errorOf(t, body); e.Error != CodeInternal || strings.Contains(e.Message, "fire") {
+	if e := errorOf(t, body); e.Error != control.CodeInternal || strings.Contains(e.Message, "fire") {
 		t.Fatalf("internal error shows details: %+v", e)
 	}
 	resp, body = call(t, srv, http.MethodGet, "/v1/boom", nil, "")
 	expect(t, resp, body, http.StatusInternalServerError, nil)
-	if e := errorOf(t, body); e.Error != CodeInternal || strings.Contains(e.Message, "kaboom") {
+	if e := errorOf(t, body); e.Error != control.CodeInternal || strings.Contains(e.Message, "kaboom") {
 		t.Fatalf("panic answer %+v", e)
 	}
 }
 
 func TestStatusesOfControllerErrors(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	for _, tc := range []struct {
 		err    error
 		status int
 		code   string
 	}{
-		{control.ErrForbidden, http.StatusForbidden, CodeForbidden},
-		{control.ErrNoLeader, http.StatusServiceUnavailable, CodeNoLeader},
-		{control.ErrNotLeader, http.StatusServiceUnavailable, CodeNotLeader},
+		{control.ErrForbidden, http.StatusForbidden, control.CodeForbidden},
+		{control.ErrNoLeader, http.StatusServiceUnavailable, control.CodeNoLeader},
+		{control.ErrNotLeader, http.StatusServiceUnavailable, control.CodeNotLeader},
 		// A write a deposed leader may still have committed: not "nothing changed".
-		{fmt.Errorf("apply put_registry: %w: leadership lost while committing", raftfsm.ErrOutcomeUnknown), http.StatusBadGateway, CodeOutcomeUnknown},
-		{errors.Join(errors.New("apply"), contextDeadline()), http.StatusGatewayTimeout, CodeTimeout},
+		{fmt.Errorf("apply put_registry: %w: leadership lost while committing", raftfsm.ErrOutcomeUnknown), http.StatusBadGateway, control.CodeOutcomeUnknown},
+		{errors.Join(errors.New("apply"), contextDeadline()), http.StatusGatewayTimeout, control.CodeTimeout},
 	} {
 		fake.FailNext("Undeploy", tc.err)
 		resp, body := call(t, srv, http.MethodDelete, "/v1/services/default/shop/prod/web", nil, "")
@@ -547,14 +548,14 @@ func TestStatusesOfControllerErrors(t *testing.T) {
 		if e := errorOf(t, body); e.Error != tc.code {
 			t.Errorf("%v: code %s, want %s", tc.err, e.Error, tc.code)
 		}
-		if Retryable(tc.code) && resp.Header.Get("Retry-After") != "1" {
+		if control.Retryable(tc.code) && resp.Header.Get("Retry-After") != "1" {
 			t.Errorf("%v: Retry-After %q", tc.err, resp.Header.Get("Retry-After"))
 		}
 	}
 }
 
 func TestBadInputsAre400AndChangeNothing(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	resp, body := call(t, srv, http.MethodPost, "/v1/services", webSpec, "")
 	expect(t, resp, body, http.StatusAccepted, nil)
@@ -599,7 +600,7 @@ func TestBadInputsAre400AndChangeNothing(t *testing.T) {
 		{"origin cert unknown field", "PUT", "/v1/origin-certs/example.com", map[string]string{"cert": "x"}, 400, "cert"},
 		{"bad secrets value", "GET", "/v1/state/export?secrets=yes", nil, 400, "plain"},
 		{"bad service filter", "GET", "/v1/instances?service=shop/prod", nil, 400, "service name"},
-		{"bad workspace name", "POST", "/v1/workspaces", NameRequest{Name: "Bad Name"}, 400, "workspace"},
+		{"bad workspace name", "POST", "/v1/workspaces", control.NameRequest{Name: "Bad Name"}, 400, "workspace"},
 		{"unknown body field", "POST", "/v1/workspaces", map[string]any{"name": "ok", "extra": 1}, 400, "extra"},
 		{"two documents", "POST", "/v1/workspaces", `{"name":"a"}{"name":"b"}`, 400, "more than one"},
 		{"body not an object", "POST", "/v1/workspaces", `[1,2]`, 400, "JSON"},

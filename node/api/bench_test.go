@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 )
 
 // BenchmarkListServices is GET /v1/services over 100 and 1,000 services
@@ -44,8 +46,8 @@ func BenchmarkListServicesChanging(b *testing.B) {
 }
 
 // deployMany deploys n services into a fake.
-func deployMany(b *testing.B, n int) *Fake {
-	fake := NewFake("node-1")
+func deployMany(b *testing.B, n int) *apitest.Fake {
+	fake := apitest.NewFake("node-1")
 	for i := range n {
 		doc := strings.Replace(webSpec, "service: web", fmt.Sprintf("service: web%d", i), 1)
 		doc = strings.Replace(doc, "shop.example.com", fmt.Sprintf("s%d.example.com", i), 1)
@@ -87,7 +89,7 @@ func benchGet(b *testing.B, srv *httptest.Server, path string, before func()) {
 // BenchmarkForwardedWrite is a write through a follower: the forwarding
 // hop's cost on top of the leader's.
 func BenchmarkForwardedWrite(b *testing.B) {
-	leader, follower := NewFake("node-1"), NewFake("node-2")
+	leader, follower := apitest.NewFake("node-1"), apitest.NewFake("node-2")
 	ls := newTestServer(b, leader, nil)
 	follower.SetLeader(false, "node-1", hostPort(ls))
 	fs := newTestServer(b, follower, nil)
@@ -109,7 +111,7 @@ func BenchmarkForwardedWrite(b *testing.B) {
 // BenchmarkBlockingReadWakeUp is the time from a write to the answer of a
 // blocking read waiting for it.
 func BenchmarkBlockingReadWakeUp(b *testing.B) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	waiting := make(chan struct{}, 1)
 	srv := httptest.NewServer(newHandler(b, &signalingController{Fake: fake, changedCalled: waiting}, nil))
 	b.Cleanup(srv.Close)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -13,7 +14,7 @@ import (
 // metadata service, loopback or a private address are refused with a 400
 // naming why, and nothing is stored; a public one is accepted.
 func TestInternalTargetsRefused(t *testing.T) {
-	f := NewFake("node-1")
+	f := apitest.NewFake("node-1")
 	srv := newTestServer(t, f, nil)
 	for _, u := range []string{
 		"http://169.254.169.254/latest/meta-data/",

@@ -13,42 +13,6 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// Error codes of the error answer; clients branch on them.
-const (
-	CodeInvalid      = "invalid"
-	CodeUnauthorized = "unauthorized"
-	CodeForbidden    = "forbidden"
-	CodeNotFound     = "not_found"
-	CodeNotAllowed   = "method_not_allowed"
-	CodeConflict     = "conflict"
-	CodeTooLarge     = "too_large"
-	CodeRateLimited  = "rate_limited"
-	CodeNotLeader    = "not_leader"
-	CodeNoLeader     = "no_leader"
-	// CodeOutcomeUnknown: the leader went away after the request reached
-	// it; it may have been applied. Not retryable: look, then decide.
-	CodeOutcomeUnknown = "outcome_unknown"
-	// CodeCatchingUp: the node has not caught up since it started and
-	// serves no read yet; retry (after Retry-After) or ask another node.
-	CodeCatchingUp  = "catching_up"
-	CodeTimeout     = "timeout"
-	CodeProbeFailed = "probe_failed"
-	CodeUnavailable = "unavailable"
-	CodeInternal    = "internal"
-)
-
-// ErrorBody is the JSON shape of every error answer.
-type ErrorBody struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
-}
-
-// Retryable reports whether a client may retry the same request (on this or
-// another node) after an answer with this code.
-func Retryable(code string) bool {
-	return code == CodeNotLeader || code == CodeNoLeader || code == CodeRateLimited || code == CodeUnavailable || code == CodeCatchingUp
-}
-
 // errProbeFailed marks a failed probe of /v1/internal/probe: not a server
 // fault, the answer the leader asked for.
 var errProbeFailed = errors.New("probe failed")
@@ -58,33 +22,33 @@ func classify(err error) (int, string) {
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr):
-		return http.StatusRequestEntityTooLarge, CodeTooLarge
+		return http.StatusRequestEntityTooLarge, control.CodeTooLarge
 	case errors.Is(err, raftfsm.ErrInvalid), errors.Is(err, raftfsm.ErrBadEnvelope), errors.Is(err, raftfsm.ErrUnknownCommand),
 		errors.Is(err, io.ErrUnexpectedEOF):
 		// A body cut short (the client went, or a proxy's limit) is bad input.
-		return http.StatusBadRequest, CodeInvalid
+		return http.StatusBadRequest, control.CodeInvalid
 	case errors.Is(err, control.ErrForbidden):
-		return http.StatusForbidden, CodeForbidden
+		return http.StatusForbidden, control.CodeForbidden
 	case errors.Is(err, raftfsm.ErrNotFound), errors.Is(err, control.ErrNotLocal):
-		return http.StatusNotFound, CodeNotFound
+		return http.StatusNotFound, control.CodeNotFound
 	case errors.Is(err, raftfsm.ErrConflict):
-		return http.StatusConflict, CodeConflict
+		return http.StatusConflict, control.CodeConflict
 	case errors.Is(err, control.ErrOutcomeUnknown):
 		// Before not_leader and timeout: the write may still commit, so
 		// it must not look retryable.
-		return http.StatusBadGateway, CodeOutcomeUnknown
+		return http.StatusBadGateway, control.CodeOutcomeUnknown
 	case errors.Is(err, control.ErrCatchingUp):
-		return http.StatusServiceUnavailable, CodeCatchingUp
+		return http.StatusServiceUnavailable, control.CodeCatchingUp
 	case errors.Is(err, control.ErrNotLeader):
-		return http.StatusServiceUnavailable, CodeNotLeader
+		return http.StatusServiceUnavailable, control.CodeNotLeader
 	case errors.Is(err, control.ErrNoLeader):
-		return http.StatusServiceUnavailable, CodeNoLeader
+		return http.StatusServiceUnavailable, control.CodeNoLeader
 	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout, CodeTimeout
+		return http.StatusGatewayTimeout, control.CodeTimeout
 	case errors.Is(err, errProbeFailed):
-		return http.StatusBadGateway, CodeProbeFailed
+		return http.StatusBadGateway, control.CodeProbeFailed
 	}
-	return http.StatusInternalServerError, CodeInternal
+	return http.StatusInternalServerError, control.CodeInternal
 }
 
 // userMessage is the text shown for an error: the wrapped message without
@@ -109,13 +73,13 @@ func (s *server) fail(c *gin.Context, err error) {
 
 // abortWith answers with an error body and stops the handler chain.
 func abortWith(c *gin.Context, status int, code, msg string) {
-	if Retryable(code) && c.Writer.Header().Get("Retry-After") == "" {
+	if control.Retryable(code) && c.Writer.Header().Get("Retry-After") == "" {
 		c.Header("Retry-After", "1")
 	}
-	c.AbortWithStatusJSON(status, ErrorBody{Error: code, Message: msg})
+	c.AbortWithStatusJSON(status, control.ErrorBody{Error: code, Message: msg})
 }
 
 // invalid answers 400 with msg.
 func invalid(c *gin.Context, msg string) {
-	abortWith(c, http.StatusBadRequest, CodeInvalid, msg)
+	abortWith(c, http.StatusBadRequest, control.CodeInvalid, msg)
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/control"
 )
 
 // forwarder relays a request to another agent's API (the leader for writes,
@@ -112,7 +114,7 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, target strin
 	if r.ContentLength > 0 {
 		out.ContentLength = r.ContentLength
 	}
-	out.Header.Set(HeaderForwarded, "1")
+	out.Header.Set(control.HeaderForwarded, "1")
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		if prior := r.Header.Get("X-Forwarded-For"); prior != "" {
 			host = prior + ", " + host
@@ -120,7 +122,7 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, target strin
 		out.Header.Set("X-Forwarded-For", host)
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		out.Header.Set(HeaderTimeout, time.Until(dl).String())
+		out.Header.Set(control.HeaderTimeout, time.Until(dl).String())
 	}
 
 	answered := make(chan struct{})

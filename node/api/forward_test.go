@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
+	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -48,7 +50,7 @@ func (tp *tap) last() (http.Header, []byte) {
 
 // pair is a leader and a follower API, each over its own fake.
 type pair struct {
-	leader, follower       *Fake
+	leader, follower       *apitest.Fake
 	leaderSrv, followerSrv *httptest.Server
 	leaderTap              *tap
 }
@@ -58,7 +60,7 @@ func newPair(t *testing.T) *pair { return newPairWith(t, nil) }
 // newPairWith is newPair with the follower's options changed by mod.
 func newPairWith(t *testing.T, mod func(o *Options)) *pair {
 	t.Helper()
-	p := &pair{leader: NewFake("node-1"), follower: NewFake("node-2")}
+	p := &pair{leader: apitest.NewFake("node-1"), follower: apitest.NewFake("node-2")}
 	p.leaderTap = &tap{next: newHandler(t, p.leader, nil)}
 	p.leaderSrv = newTLSServer(t, p.leaderTap, "node-1")
 	p.follower.SetLeader(false, "node-1", hostPort(p.leaderSrv))
@@ -73,7 +75,7 @@ func TestWriteOnFollowerLandsOnLeaderUnchanged(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, p.followerSrv.URL+"/v1/services", strings.NewReader(webSpec))
 	req.Header.Set("Authorization", "Bearer "+testKey)
 	req.Header.Set("Content-Type", "application/yaml")
-	req.Header.Set(HeaderTimeout, "20s")
+	req.Header.Set(control.HeaderTimeout, "20s")
 	resp, err := cli().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -93,11 +95,11 @@ func TestWriteOnFollowerLandsOnLeaderUnchanged(t *testing.T) {
 	if got := seen.Get("Authorization"); got != "Bearer "+testKey {
 		t.Fatalf("leader saw Authorization %q", got)
 	}
-	if seen.Get(HeaderForwarded) != "1" || seen.Get("Content-Type") != "application/yaml" {
+	if seen.Get(control.HeaderForwarded) != "1" || seen.Get("Content-Type") != "application/yaml" {
 		t.Fatalf("leader saw headers %v", seen)
 	}
-	if d, err := time.ParseDuration(seen.Get(HeaderTimeout)); err != nil || d <= 0 || d > 20*time.Second {
-		t.Fatalf("leader saw %s %q, want the rest of 20s", HeaderTimeout, seen.Get(HeaderTimeout))
+	if d, err := time.ParseDuration(seen.Get(control.HeaderTimeout)); err != nil || d <= 0 || d > 20*time.Second {
+		t.Fatalf("leader saw %s %q, want the rest of 20s", control.HeaderTimeout, seen.Get(control.HeaderTimeout))
 	}
 	if resp.Header.Get("Content-Type") != "application/json; charset=utf-8" {
 		t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
@@ -125,7 +127,7 @@ func TestForwardedWriteOnANonLeaderIsRefused(t *testing.T) {
 	before := p.follower.StateJSON()
 	req, _ := http.NewRequest(http.MethodDelete, p.followerSrv.URL+"/v1/users/admin", nil)
 	req.Header.Set("Authorization", "Bearer "+testKey)
-	req.Header.Set(HeaderForwarded, "1")
+	req.Header.Set(control.HeaderForwarded, "1")
 	resp, err := cli().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +135,7 @@ func TestForwardedWriteOnANonLeaderIsRefused(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	expect(t, resp, body, http.StatusServiceUnavailable, nil)
-	if e := errorOf(t, body); e.Error != CodeNotLeader || resp.Header.Get("Retry-After") != "1" {
+	if e := errorOf(t, body); e.Error != control.CodeNotLeader || resp.Header.Get("Retry-After") != "1" {
 		t.Fatalf("answer %+v, Retry-After %q", e, resp.Header.Get("Retry-After"))
 	}
 	if _, b := p.leaderTap.last(); b != nil {
@@ -150,7 +152,7 @@ func TestLeaderDownMeansNoLeaderAndNoHalfWrite(t *testing.T) {
 	p.leaderSrv.Close()
 	resp, body := call(t, p.followerSrv, http.MethodPost, "/v1/services", webSpec, "")
 	expect(t, resp, body, http.StatusServiceUnavailable, nil)
-	if e := errorOf(t, body); e.Error != CodeNoLeader || resp.Header.Get("Retry-After") != "1" {
+	if e := errorOf(t, body); e.Error != control.CodeNoLeader || resp.Header.Get("Retry-After") != "1" {
 		t.Fatalf("answer %+v, Retry-After %q", e, resp.Header.Get("Retry-After"))
 	}
 	if p.follower.StateJSON() != followerBefore || p.leader.StateJSON() != leaderBefore {
@@ -161,20 +163,20 @@ func TestLeaderDownMeansNoLeaderAndNoHalfWrite(t *testing.T) {
 	p.follower.SetLeader(false, "", "")
 	resp, body = call(t, p.followerSrv, http.MethodDelete, "/v1/services/default/shop/prod/web", nil, "")
 	expect(t, resp, body, http.StatusServiceUnavailable, nil)
-	if e := errorOf(t, body); e.Error != CodeNoLeader {
+	if e := errorOf(t, body); e.Error != control.CodeNoLeader {
 		t.Fatalf("answer %+v", e)
 	}
 	// A linearizable read needs a leader; a stale one answers from the
 	// local replica and says there is none.
 	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/nodes", nil, "")
 	expect(t, resp, body, http.StatusServiceUnavailable, nil)
-	if e := errorOf(t, body); e.Error != CodeNoLeader {
+	if e := errorOf(t, body); e.Error != control.CodeNoLeader {
 		t.Fatalf("answer %+v", e)
 	}
 	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/nodes?stale=true", nil, "")
 	expect(t, resp, body, http.StatusOK, nil)
-	if resp.Header.Get(HeaderKnownLeader) != "false" {
-		t.Fatalf("%s %q on a follower that knows no leader", HeaderKnownLeader, resp.Header.Get(HeaderKnownLeader))
+	if resp.Header.Get(control.HeaderKnownLeader) != "false" {
+		t.Fatalf("%s %q on a follower that knows no leader", control.HeaderKnownLeader, resp.Header.Get(control.HeaderKnownLeader))
 	}
 	// The node's own view of the cluster needs no leader.
 	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/cluster", nil, "")
@@ -185,7 +187,7 @@ func TestLeaderDownMeansNoLeaderAndNoHalfWrite(t *testing.T) {
 // its read index and answers once its own replica has applied it.
 func TestDefaultReadOnFollowerWaitsForTheLeadersIndex(t *testing.T) {
 	p := newPairWith(t, func(o *Options) { o.Limits.ReadWait = 300 * time.Millisecond })
-	deploy := func(f *Fake) {
+	deploy := func(f *apitest.Fake) {
 		t.Helper()
 		if _, err := f.Deploy(t.Context(), controlDeploy(t, webSpec)); err != nil {
 			t.Fatal(err)
@@ -197,13 +199,13 @@ func TestDefaultReadOnFollowerWaitsForTheLeadersIndex(t *testing.T) {
 	p.follower.SetContact(&raftfsm.Contact{Leader: "node-1", LastContact: 1500 * time.Millisecond, Known: true})
 	resp, body := call(t, p.followerSrv, http.MethodGet, "/v1/services?stale=true", nil, "")
 	expect(t, resp, body, http.StatusOK, &services)
-	if len(services) != 0 || resp.Header.Get(HeaderLastContact) != "1500" || resp.Header.Get(HeaderKnownLeader) != "true" {
-		t.Fatalf("stale read: %d services, last contact %q, known leader %q", len(services), resp.Header.Get(HeaderLastContact), resp.Header.Get(HeaderKnownLeader))
+	if len(services) != 0 || resp.Header.Get(control.HeaderLastContact) != "1500" || resp.Header.Get(control.HeaderKnownLeader) != "true" {
+		t.Fatalf("stale read: %d services, last contact %q, known leader %q", len(services), resp.Header.Get(control.HeaderLastContact), resp.Header.Get(control.HeaderKnownLeader))
 	}
 	// Default: the replica has not applied the leader's index in time.
 	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/services", nil, "")
 	expect(t, resp, body, http.StatusServiceUnavailable, nil)
-	if e := errorOf(t, body); e.Error != CodeCatchingUp || resp.Header.Get("Retry-After") == "" {
+	if e := errorOf(t, body); e.Error != control.CodeCatchingUp || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("lagging follower: %+v, Retry-After %q", e, resp.Header.Get("Retry-After"))
 	}
 	// Once it applies it (replication, here by hand), the read answers.
@@ -220,11 +222,11 @@ func TestDefaultReadOnFollowerWaitsForTheLeadersIndex(t *testing.T) {
 		}
 		<-done
 		expect(t, resp, body, http.StatusOK, &services)
-		if len(services) != 1 || resp.Header.Get(HeaderLastContact) != "0" {
-			t.Fatalf("read %q: %d services, last contact %q", q, len(services), resp.Header.Get(HeaderLastContact))
+		if len(services) != 1 || resp.Header.Get(control.HeaderLastContact) != "0" {
+			t.Fatalf("read %q: %d services, last contact %q", q, len(services), resp.Header.Get(control.HeaderLastContact))
 		}
-		if resp.Header.Get(HeaderIndex) != itoa(p.leader.Index()) {
-			t.Fatalf("index %s, leader at %d", resp.Header.Get(HeaderIndex), p.leader.Index())
+		if resp.Header.Get(control.HeaderIndex) != itoa(p.leader.Index()) {
+			t.Fatalf("index %s, leader at %d", resp.Header.Get(control.HeaderIndex), p.leader.Index())
 		}
 	}
 	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/services?stale=true&consistent=true", nil, "")
@@ -233,13 +235,13 @@ func TestDefaultReadOnFollowerWaitsForTheLeadersIndex(t *testing.T) {
 
 // No read, stale or not, is served while the node catches up.
 func TestCatchingUpNodeServesNoRead(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	fake.SetCatchingUp(fmt.Errorf("%w: it has applied 3 of at least 90 entries", raftfsm.ErrCatchingUp))
 	srv := newTestServer(t, fake, nil)
 	for _, q := range []string{"", "?stale=true", "?consistent=true"} {
 		resp, body := call(t, srv, http.MethodGet, "/v1/services"+q, nil, "")
 		expect(t, resp, body, http.StatusServiceUnavailable, nil)
-		if e := errorOf(t, body); e.Error != CodeCatchingUp || !strings.Contains(e.Message, "catching up") || resp.Header.Get("Retry-After") != "1" {
+		if e := errorOf(t, body); e.Error != control.CodeCatchingUp || !strings.Contains(e.Message, "catching up") || resp.Header.Get("Retry-After") != "1" {
 			t.Fatalf("read %q while catching up: %+v, Retry-After %q", q, e, resp.Header.Get("Retry-After"))
 		}
 	}
@@ -254,12 +256,12 @@ func TestWritesAnswerTheirIndexAndIndexReadsWaitForIt(t *testing.T) {
 	p := newPairWith(t, func(o *Options) { o.Limits.ReadWait = 300 * time.Millisecond })
 	resp, body := call(t, p.followerSrv, http.MethodPatch, "/v1/settings", map[string]any{"ui_host": "ui.example.com"}, "")
 	expect(t, resp, body, http.StatusNoContent, nil)
-	if resp.Header.Get(HeaderIndex) != itoa(p.leader.Index()) {
-		t.Fatalf("204 through the follower: index %q, leader at %d", resp.Header.Get(HeaderIndex), p.leader.Index())
+	if resp.Header.Get(control.HeaderIndex) != itoa(p.leader.Index()) {
+		t.Fatalf("204 through the follower: index %q, leader at %d", resp.Header.Get(control.HeaderIndex), p.leader.Index())
 	}
 	resp, body = call(t, p.followerSrv, http.MethodPost, "/v1/services", webSpec, "")
 	expect(t, resp, body, http.StatusAccepted, nil)
-	idx := resp.Header.Get(HeaderIndex)
+	idx := resp.Header.Get(control.HeaderIndex)
 	if idx != itoa(p.leader.Index()) {
 		t.Fatalf("deploy: index %q, leader at %d", idx, p.leader.Index())
 	}
@@ -267,7 +269,7 @@ func TestWritesAnswerTheirIndexAndIndexReadsWaitForIt(t *testing.T) {
 	// then says it is behind.
 	resp, body = call(t, p.followerSrv, http.MethodGet, "/v1/services?stale=true&index="+idx, nil, "")
 	expect(t, resp, body, http.StatusServiceUnavailable, nil)
-	if e := errorOf(t, body); e.Error != CodeCatchingUp {
+	if e := errorOf(t, body); e.Error != control.CodeCatchingUp {
 		t.Fatalf("index read on a lagging node: %+v", e)
 	}
 	done := make(chan struct{})
@@ -300,13 +302,13 @@ func TestOversizedBodyThroughFollower(t *testing.T) {
 	}
 	answer, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestEntityTooLarge || errorOf(t, answer).Error != CodeTooLarge {
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || errorOf(t, answer).Error != control.CodeTooLarge {
 		t.Fatalf("status %d: %s", resp.StatusCode, answer)
 	}
 	if p.leader.StateJSON() != leaderBefore || p.follower.StateJSON() != followerBefore {
 		t.Fatal("an oversized write changed a state")
 	}
-	if _, leaderAnswer := p.leaderTap.last(); bytes.Contains(leaderAnswer, []byte(CodeInternal)) {
+	if _, leaderAnswer := p.leaderTap.last(); bytes.Contains(leaderAnswer, []byte(control.CodeInternal)) {
 		t.Fatalf("the leader answered the cut body with %s", leaderAnswer)
 	}
 }
@@ -332,7 +334,7 @@ func TestCopyHeadersDropsHopByHop(t *testing.T) {
 // movingLeader is a follower whose idea of the leader the test moves: the
 // first n answers of Leader come from the embedded Fake, the rest name next.
 type movingLeader struct {
-	*Fake
+	*apitest.Fake
 	mu      sync.Mutex
 	calls   int
 	n       int
@@ -369,9 +371,9 @@ func deadAddr(t *testing.T) string {
 }
 
 func TestWriteRidesOutALeaderThatCannotBeReached(t *testing.T) {
-	leader := NewFake("node-3")
+	leader := apitest.NewFake("node-3")
 	leaderSrv := newTestServer(t, leader, nil)
-	follower := &movingLeader{Fake: NewFake("node-2"), n: 1, nextID: "node-3", nextAPI: hostPort(leaderSrv)}
+	follower := &movingLeader{Fake: apitest.NewFake("node-2"), n: 1, nextID: "node-3", nextAPI: hostPort(leaderSrv)}
 	// The follower still names the old leader, which is gone: its dial is
 	// refused, and the next answer of Leader names the new one.
 	follower.SetLeader(false, "node-1", deadAddr(t))
@@ -385,9 +387,9 @@ func TestWriteRidesOutALeaderThatCannotBeReached(t *testing.T) {
 }
 
 func TestWriteWaitsForALeaderToBeElected(t *testing.T) {
-	leader := NewFake("node-3")
+	leader := apitest.NewFake("node-3")
 	leaderSrv := newTestServer(t, leader, nil)
-	follower := &movingLeader{Fake: NewFake("node-2"), n: 3, nextID: "node-3", nextAPI: hostPort(leaderSrv)}
+	follower := &movingLeader{Fake: apitest.NewFake("node-2"), n: 3, nextID: "node-3", nextAPI: hostPort(leaderSrv)}
 	follower.SetLeader(false, "", "") // no leader for the first three looks
 	srv := newTestServer(t, follower, nil)
 
@@ -412,12 +414,12 @@ func TestLeaderLostMidRequest(t *testing.T) {
 		<-release
 	}), "node-1")
 	t.Cleanup(func() { close(release) })
-	next := NewFake("node-3")
+	next := apitest.NewFake("node-3")
 	if _, err := next.Deploy(t.Context(), controlDeploy(t, webSpec)); err != nil {
 		t.Fatal(err)
 	}
 	nextSrv := newTestServer(t, next, nil)
-	follower := &movingLeader{Fake: NewFake("node-2"), n: 1 << 30}
+	follower := &movingLeader{Fake: apitest.NewFake("node-2"), n: 1 << 30}
 	follower.SetLeader(false, "node-1", hostPort(hung))
 	srv := newTestServer(t, follower, nil)
 
@@ -433,7 +435,7 @@ func TestLeaderLostMidRequest(t *testing.T) {
 				req, _ = http.NewRequest(method, srv.URL+path, strings.NewReader(body.(string)))
 			}
 			req.Header.Set("Authorization", "Bearer "+testKey)
-			req.Header.Set(HeaderTimeout, "30s")
+			req.Header.Set(control.HeaderTimeout, "30s")
 			resp, err := cli().Do(req)
 			if err != nil {
 				t.Error(err)
@@ -463,8 +465,8 @@ func TestLeaderLostMidRequest(t *testing.T) {
 		t.FailNow()
 	}
 	expect(t, a.resp, a.body, http.StatusBadGateway, nil)
-	if e := errorOf(t, a.body); e.Error != CodeOutcomeUnknown || Retryable(e.Error) {
-		t.Fatalf("answer %+v: want %s, not retryable", e, CodeOutcomeUnknown)
+	if e := errorOf(t, a.body); e.Error != control.CodeOutcomeUnknown || control.Retryable(e.Error) {
+		t.Fatalf("answer %+v: want %s, not retryable", e, control.CodeOutcomeUnknown)
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("the caller was held %v", took)

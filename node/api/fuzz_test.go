@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 )
 
 // FuzzServiceRoute sends random path segments to the service routes: no
@@ -18,7 +20,7 @@ func FuzzServiceRoute(f *testing.F) {
 	} {
 		f.Add(seed[0], seed[1], seed[2], seed[3], uint8(0))
 	}
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	h := newHandler(f, fake, quietLogger) // the fuzz target may not log through f
 	if _, err := fake.Deploy(f.Context(), controlDeploy(f, webSpec)); err != nil {
 		f.Fatal(err)
@@ -51,7 +53,7 @@ func FuzzDeployBody(f *testing.F) {
 		"project: shop\nservice: web\nimage: redis:7\nenv: {A: 1}\nenvironment: prod\n", "kind: cron\nschedule: '* * * *'\n"} {
 		f.Add([]byte(seed))
 	}
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	h := newHandler(f, fake, quietLogger) // the fuzz target may not log through f
 	f.Fuzz(func(t *testing.T, body []byte) {
 		before, idx := fake.StateJSON(), fake.Index()

@@ -22,13 +22,10 @@ import (
 
 // Events, snapshots, state, users, settings, webhooks, registries, reports.
 
-// MaxEventsPage bounds one GET /v1/events.
-const MaxEventsPage = raftfsm.MaxEvents
-
 func (s *server) listEvents(c *gin.Context) {
 	q := s.query(c)
 	since := q.uint("since")
-	limit := int(q.int("limit", 100, 1, MaxEventsPage))
+	limit := int(q.int("limit", 100, 1, control.MaxEventsPage))
 	kind := q.str("kind")
 	if kind != "" && !kindPattern.MatchString(kind) {
 		q.failf("query parameter kind=%q: want an event kind or prefix such as deploy. or heal.restart", kind)
@@ -139,11 +136,11 @@ func (s *server) importState(c *gin.Context) {
 }
 
 func (s *server) listUsers(c *gin.Context) {
-	out := []UserInfo{}
+	out := []control.UserInfo{}
 	s.ctrl.View(func(st *raftfsm.State) {
 		for _, name := range raftfsm.SortedKeys(st.Users) {
 			u := st.Users[name]
-			out = append(out, UserInfo{Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
+			out = append(out, control.UserInfo{Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt})
 		}
 	})
 	ok(c, out)
@@ -269,10 +266,10 @@ func (s *server) deleteWebhook(c *gin.Context) {
 }
 
 func (s *server) listRegistries(c *gin.Context) {
-	out := []RegistryInfo{}
+	out := []control.RegistryInfo{}
 	s.ctrl.View(func(st *raftfsm.State) {
 		for _, r := range raftfsm.SortedKeys(st.Registries) {
-			out = append(out, RegistryInfo{Registry: r, Username: st.Registries[r].Username})
+			out = append(out, control.RegistryInfo{Registry: r, Username: st.Registries[r].Username})
 		}
 	})
 	ok(c, out)
@@ -331,7 +328,7 @@ func (s *server) rotateGossipKey(c *gin.Context) {
 }
 
 func (s *server) getCA(c *gin.Context) {
-	var info CAInfo
+	var info control.CAInfo
 	found := false
 	s.ctrl.View(func(st *raftfsm.State) {
 		p := &st.PKI
@@ -339,11 +336,11 @@ func (s *server) getCA(c *gin.Context) {
 			return
 		}
 		found = true
-		info = CAInfo{Subject: p.CASubject, Fingerprint: p.CAFingerprint, NotAfter: p.CANotAfter, CreatedAt: p.CreatedAt,
-			CertPEM: p.CACertPEM, Certs: []NodeCertInfo{}}
+		info = control.CAInfo{Subject: p.CASubject, Fingerprint: p.CAFingerprint, NotAfter: p.CANotAfter, CreatedAt: p.CreatedAt,
+			CertPEM: p.CACertPEM, Certs: []control.NodeCertInfo{}}
 		for _, serial := range raftfsm.SortedKeys(p.Certs) {
 			nc := p.Certs[serial]
-			ci := NodeCertInfo{Node: nc.Node, Serial: nc.Serial, NotBefore: nc.NotBefore, NotAfter: nc.NotAfter}
+			ci := control.NodeCertInfo{Node: nc.Node, Serial: nc.Serial, NotBefore: nc.NotBefore, NotAfter: nc.NotAfter}
 			if r, ok := p.Revoked[serial]; ok {
 				at := r.At
 				ci.Revoked, ci.RevokedAt, ci.Reason = true, &at, r.Reason
@@ -355,18 +352,18 @@ func (s *server) getCA(c *gin.Context) {
 		s.fail(c, fmt.Errorf("cluster CA: %w (the cluster has not created one yet)", raftfsm.ErrNotFound))
 		return
 	}
-	slices.SortStableFunc(info.Certs, func(a, b NodeCertInfo) int {
+	slices.SortStableFunc(info.Certs, func(a, b control.NodeCertInfo) int {
 		return cmp.Or(cmp.Compare(a.Node, b.Node), a.NotAfter.Compare(b.NotAfter))
 	})
 	ok(c, info)
 }
 
 func (s *server) listOriginCerts(c *gin.Context) {
-	out := []OriginCertInfo{}
+	out := []control.OriginCertInfo{}
 	s.ctrl.View(func(st *raftfsm.State) {
 		for _, zone := range raftfsm.SortedKeys(st.OriginCerts) {
 			oc := st.OriginCerts[zone]
-			info := OriginCertInfo{Zone: zone, NotAfter: oc.NotAfter, UpdatedAt: oc.UpdatedAt, Names: []string{}}
+			info := control.OriginCertInfo{Zone: zone, NotAfter: oc.NotAfter, UpdatedAt: oc.UpdatedAt, Names: []string{}}
 			if leaf, err := raftfsm.ParseCertChain(oc.CertPEM); err == nil {
 				info.Names = append(info.Names, leaf.DNSNames...)
 			}
@@ -419,7 +416,7 @@ func (s *server) commitCommand(c *gin.Context) {
 		return
 	}
 	if node, named := reportingNode(cmd); named && node != callerNode(c) {
-		abortWith(c, http.StatusForbidden, CodeForbidden, fmt.Sprintf("a %s for node %s came with node %s's certificate: a node reports only for itself",
+		abortWith(c, http.StatusForbidden, control.CodeForbidden, fmt.Sprintf("a %s for node %s came with node %s's certificate: a node reports only for itself",
 			cmd.Type(), node, callerNode(c)))
 		return
 	}
@@ -428,7 +425,7 @@ func (s *server) commitCommand(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ok(c, CommitResult{Value: v})
+	ok(c, control.CommitResult{Value: v})
 }
 
 // reportingNode is the node a report speaks for, when its type names one:

@@ -13,7 +13,7 @@ import (
 // Cluster, nodes and workspaces.
 
 func (s *server) ping(c *gin.Context) {
-	ok(c, Ping{Node: s.ctrl.NodeID(), Version: s.ctrl.Version()})
+	ok(c, control.Ping{Node: s.ctrl.NodeID(), Version: s.ctrl.Version()})
 }
 
 func (s *server) cluster(c *gin.Context) {
@@ -71,7 +71,7 @@ func (s *server) addNodes(c *gin.Context) {
 	if ids == nil {
 		ids = []string{}
 	}
-	respond(c, http.StatusAccepted, AddedNodes{Nodes: ids})
+	respond(c, http.StatusAccepted, control.AddedNodes{Nodes: ids})
 }
 
 func (s *server) nodeParam(c *gin.Context) (string, bool) {
@@ -108,7 +108,7 @@ func (s *server) rebootNode(c *gin.Context) {
 }
 
 func (s *server) listWorkspaces(c *gin.Context) {
-	out := []WorkspaceSummary{}
+	out := []control.WorkspaceSummary{}
 	s.ctrl.View(func(st *raftfsm.State) {
 		count := map[string]int{}
 		for _, svc := range st.Services {
@@ -116,14 +116,14 @@ func (s *server) listWorkspaces(c *gin.Context) {
 		}
 		for _, id := range raftfsm.SortedKeys(st.Workspaces) {
 			w := st.Workspaces[id]
-			out = append(out, WorkspaceSummary{ID: w.ID, Name: w.Name, CreatedAt: w.CreatedAt, Projects: projectsOf(w), Services: count[w.ID]})
+			out = append(out, control.WorkspaceSummary{ID: w.ID, Name: w.Name, CreatedAt: w.CreatedAt, Projects: projectsOf(w), Services: count[w.ID]})
 		}
 	})
 	ok(c, out)
 }
 
 func (s *server) createWorkspace(c *gin.Context) {
-	var req NameRequest
+	var req control.NameRequest
 	if err := decodeJSON(c.Request.Body, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -187,7 +187,7 @@ func (s *server) createProject(c *gin.Context) {
 	if !good {
 		return
 	}
-	var req NameRequest
+	var req control.NameRequest
 	if err := decodeJSON(c.Request.Body, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -213,7 +213,7 @@ func (s *server) createEnv(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var req NameRequest
+	var req control.NameRequest
 	if err := decodeJSON(c.Request.Body, &req); err != nil {
 		s.fail(c, err)
 		return

@@ -20,7 +20,7 @@ var errNoEnroller = errors.New("this agent does not enroll nodes")
 
 func (s *server) enroller(c *gin.Context) (control.Enroller, bool) {
 	if s.opts.Enroller == nil {
-		abortWith(c, http.StatusServiceUnavailable, CodeUnavailable, errNoEnroller.Error())
+		abortWith(c, http.StatusServiceUnavailable, control.CodeUnavailable, errNoEnroller.Error())
 		return nil, false
 	}
 	return s.opts.Enroller, true
@@ -65,7 +65,7 @@ func (s *server) join(c *gin.Context) {
 // remoteIP is the address the request came from: the connection's peer, or,
 // when a member forwarded it, the address that member saw.
 func (s *server) remoteIP(c *gin.Context) string {
-	if c.GetString(ctxPeerNode) != "" && c.GetHeader(HeaderForwarded) != "" {
+	if c.GetString(ctxPeerNode) != "" && c.GetHeader(control.HeaderForwarded) != "" {
 		if xff := c.GetHeader("X-Forwarded-For"); xff != "" {
 			first, _, _ := strings.Cut(xff, ",")
 			return strings.TrimSpace(first)
@@ -95,7 +95,7 @@ func (s *server) renewCertificate(c *gin.Context) {
 	}
 	node := callerNode(c)
 	if node == "" {
-		abortWith(c, http.StatusForbidden, CodeForbidden, "no node certificate came with the request")
+		abortWith(c, http.StatusForbidden, control.CodeForbidden, "no node certificate came with the request")
 		return
 	}
 	ans, err := e.RenewCertificate(c.Request.Context(), node, []byte(req.CSR))

@@ -20,12 +20,12 @@ import (
 // proxyTo relays the request to node's API, for a route that must run there.
 func (s *server) proxyTo(c *gin.Context, node, what string) {
 	defer c.Abort()
-	if c.GetHeader(HeaderForwarded) != "" {
-		abortWith(c, http.StatusNotFound, CodeNotFound, fmt.Sprintf("%s is not on node %s", what, s.ctrl.NodeID()))
+	if c.GetHeader(control.HeaderForwarded) != "" {
+		abortWith(c, http.StatusNotFound, control.CodeNotFound, fmt.Sprintf("%s is not on node %s", what, s.ctrl.NodeID()))
 		return
 	}
 	if node == s.ctrl.NodeID() {
-		abortWith(c, http.StatusNotFound, CodeNotFound, fmt.Sprintf("%s should be on this node (%s) but is not", what, node))
+		abortWith(c, http.StatusNotFound, control.CodeNotFound, fmt.Sprintf("%s should be on this node (%s) but is not", what, node))
 		return
 	}
 	var addr string
@@ -35,7 +35,7 @@ func (s *server) proxyTo(c *gin.Context, node, what string) {
 		}
 	})
 	if addr == "" {
-		abortWith(c, http.StatusServiceUnavailable, CodeUnavailable, fmt.Sprintf("node %s (where %s is) has no known API address", node, what))
+		abortWith(c, http.StatusServiceUnavailable, control.CodeUnavailable, fmt.Sprintf("node %s (where %s is) has no known API address", node, what))
 		return
 	}
 	if err := s.fwd.forward(c.Writer, c.Request, addr, nil); err != nil {
@@ -43,7 +43,7 @@ func (s *server) proxyTo(c *gin.Context, node, what string) {
 		if s.answerLost(c, err, fmt.Sprintf("node %s (%s), where %s is", node, addr, what)) {
 			return
 		}
-		abortWith(c, http.StatusServiceUnavailable, CodeUnavailable, fmt.Sprintf("node %s (%s), where %s is, cannot be reached", node, addr, what))
+		abortWith(c, http.StatusServiceUnavailable, control.CodeUnavailable, fmt.Sprintf("node %s (%s), where %s is, cannot be reached", node, addr, what))
 	}
 }
 
@@ -65,7 +65,7 @@ func (s *server) containerNode(name string) string {
 func (s *server) notLocal(c *gin.Context, name string) {
 	node := s.containerNode(name)
 	if node == "" {
-		abortWith(c, http.StatusNotFound, CodeNotFound, fmt.Sprintf("container %s is not known in the cluster", name))
+		abortWith(c, http.StatusNotFound, control.CodeNotFound, fmt.Sprintf("container %s is not known in the cluster", name))
 		return
 	}
 	s.proxyTo(c, node, "container "+name)
@@ -238,7 +238,7 @@ func (s *server) probe(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ok(c, ProbeResult{OK: true})
+	ok(c, control.ProbeResult{OK: true})
 }
 
 // limitSeen remembers whether a body reader hit its size limit, for callers

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/deployplan"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -28,19 +29,6 @@ func DisplayName(st *raftfsm.State, key string) string {
 		return parts[1]
 	}
 	return w.Name + "/" + parts[1]
-}
-
-// resolveService finds the state key of a service name.
-func resolveService(st *raftfsm.State, n raftfsm.ServiceName) (string, error) {
-	w := st.ResolveWorkspace(n.Workspace)
-	if w == nil {
-		return "", fmt.Errorf("workspace %q: %w", n.Workspace, raftfsm.ErrNotFound)
-	}
-	key := raftfsm.ServiceKey(w.ID, n.Project, n.Env, n.Service)
-	if _, ok := st.Services[key]; !ok {
-		return "", fmt.Errorf("service %s: %w", n, raftfsm.ErrNotFound)
-	}
-	return key, nil
 }
 
 // serviceParam reads {ws}/{project}/{env}/{service} from the path.
@@ -142,16 +130,16 @@ func (s *server) getService(c *gin.Context) {
 		return
 	}
 	var (
-		out ServiceDetail
+		out control.ServiceDetail
 		err error
 	)
 	s.ctrl.View(func(st *raftfsm.State) {
 		var key string
-		if key, err = resolveService(st, n); err != nil {
+		if key, err = deployplan.ResolveName(st, n); err != nil {
 			return
 		}
 		svc := st.Services[key]
-		out = ServiceDetail{Name: DisplayName(st, key), Service: cloneService(svc), Instances: []raftfsm.Instance{}, Placement: []raftfsm.Assignment{}}
+		out = control.ServiceDetail{Name: DisplayName(st, key), Service: cloneService(svc), Instances: []raftfsm.Instance{}, Placement: []raftfsm.Assignment{}}
 		for _, in := range st.ServiceInstances(key) {
 			out.Instances = append(out.Instances, cloneInstance(in))
 			out.Placement = append(out.Placement, raftfsm.Assignment{Slot: in.Slot, Node: in.Node})
@@ -203,7 +191,7 @@ func (s *server) serviceHealth(c *gin.Context) {
 	)
 	s.ctrl.View(func(st *raftfsm.State) {
 		var key string
-		if key, err = resolveService(st, n); err != nil {
+		if key, err = deployplan.ResolveName(st, n); err != nil {
 			return
 		}
 		out, _ = control.ServiceHealthOf(st, key, DisplayName(st, key))

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/raftfsm"
@@ -31,7 +32,7 @@ func reportFor(t *testing.T, node string) []byte {
 // speaking for another node are all refused, and nothing reaches the
 // controller; a member's own certificate is taken.
 func TestInternalRoutesRefuseCallersWithoutAValidNodeCertificate(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	kit := testCluster()
 	before := fake.StateJSON()
@@ -46,7 +47,7 @@ func TestInternalRoutesRefuseCallersWithoutAValidNodeCertificate(t *testing.T) {
 			t.Errorf("%s %s is internal but not under /v1/internal/", r.Method, r.Path)
 		}
 		resp, body := callWith(t, cli(), srv, r.Method, samplePath(r.Path), nil, "")
-		if e := errorOf(t, body); resp.StatusCode != http.StatusForbidden || e.Error != CodeForbidden {
+		if e := errorOf(t, body); resp.StatusCode != http.StatusForbidden || e.Error != control.CodeForbidden {
 			t.Errorf("%s %s with the API key and no certificate: status %d, want 403; body %s", r.Method, r.Path, resp.StatusCode, body)
 		}
 	}
@@ -56,15 +57,15 @@ func TestInternalRoutesRefuseCallersWithoutAValidNodeCertificate(t *testing.T) {
 	// Forged forwarding headers do not lend an identity.
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/internal/commands", strings.NewReader(string(reportFor(t, "node-1"))))
 	req.Header.Set("Authorization", "Bearer "+testKey)
-	req.Header.Set(HeaderForwarded, "1")
-	req.Header.Set(HeaderNode, "node-1")
+	req.Header.Set(control.HeaderForwarded, "1")
+	req.Header.Set(control.HeaderNode, "node-1")
 	resp, err := cli().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("forged %s: status %d, want 403", HeaderNode, resp.StatusCode)
+		t.Fatalf("forged %s: status %d, want 403", control.HeaderNode, resp.StatusCode)
 	}
 
 	refusedAtHandshakeOr403 := func(name string, client *http.Client) {
@@ -177,7 +178,7 @@ func (e *fakeEnroller) CreateJoinToken(_ context.Context, req control.JoinTokenR
 // token is a 403 that is not retryable.
 func TestJoinGoesToTheLeaderWithoutAKey(t *testing.T) {
 	leaderEnr, followerEnr := &fakeEnroller{}, &fakeEnroller{}
-	leader, follower := NewFake("node-1"), NewFake("node-2")
+	leader, follower := apitest.NewFake("node-1"), apitest.NewFake("node-2")
 	leaderSrv := newTestServer(t, leader, func(o *Options) { o.Enroller = leaderEnr })
 	follower.SetLeader(false, "node-1", hostPort(leaderSrv))
 	followerSrv := newTestServer(t, follower, func(o *Options) { o.Enroller = followerEnr })
@@ -205,7 +206,7 @@ func TestJoinGoesToTheLeaderWithoutAKey(t *testing.T) {
 	leaderEnr.refuse = fmt.Errorf("%w: %w", control.ErrForbidden, errors.New("join token already used"))
 	resp, body = callWith(t, cli(), followerSrv, http.MethodPost, "/v1/join", good, "-")
 	expect(t, resp, body, http.StatusForbidden, nil)
-	if e := errorOf(t, body); Retryable(e.Error) || !strings.Contains(e.Message, "already used") {
+	if e := errorOf(t, body); control.Retryable(e.Error) || !strings.Contains(e.Message, "already used") {
 		t.Fatalf("refusal %+v", e)
 	}
 	if len(leaderEnr.joins) != 1 {
@@ -217,7 +218,7 @@ func TestJoinGoesToTheLeaderWithoutAKey(t *testing.T) {
 // its certificate names, also through a follower; without one, refused.
 func TestRenewalIsForTheCallersOwnCertificate(t *testing.T) {
 	enr := &fakeEnroller{}
-	leader, follower := NewFake("node-1"), NewFake("node-2")
+	leader, follower := apitest.NewFake("node-1"), apitest.NewFake("node-2")
 	leaderSrv := newTestServer(t, leader, func(o *Options) { o.Enroller = enr })
 	follower.SetLeader(false, "node-1", hostPort(leaderSrv))
 	followerSrv := newTestServer(t, follower, nil)

@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
 func TestContainerLogs(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	fake.SetLogs("c1", "one\ntwo\nthree\n")
 	resp, body := call(t, srv, http.MethodGet, "/v1/containers/c1/logs", nil, "")
@@ -36,7 +37,7 @@ func TestContainerLogs(t *testing.T) {
 }
 
 func TestContainerLogsFollowStreamsAndStops(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	fake.SetLogs("c1", "first\n")
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -86,7 +87,7 @@ func TestContainerLogsFollowStreamsAndStops(t *testing.T) {
 }
 
 func TestLogStreamIsCapped(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, func(o *Options) { o.Limits.MaxLogBytes = 10 })
 	fake.SetLogs("c1", "0123456789abcdefghij\n")
 	resp, body := call(t, srv, http.MethodGet, "/v1/containers/c1/logs?follow=true", nil, "")
@@ -98,9 +99,9 @@ func TestLogStreamIsCapped(t *testing.T) {
 
 // twoNodes is node-1's API, which does not run container c2, and node-2's,
 // which does; node-1's state knows c2 runs on node-2.
-func twoNodes(t *testing.T) (a, b *Fake, srvA string) {
+func twoNodes(t *testing.T) (a, b *apitest.Fake, srvA string) {
 	t.Helper()
-	a, b = NewFake("node-1"), NewFake("node-2")
+	a, b = apitest.NewFake("node-1"), apitest.NewFake("node-2")
 	b.SetLeader(false, "node-1", "")
 	sa, sb := newTestServer(t, a, nil), newTestServer(t, b, nil)
 	res, err := a.Deploy(t.Context(), controlDeploy(t, webSpec))
@@ -175,7 +176,7 @@ func TestContainerOnAnUnreachableNode(t *testing.T) {
 	sa := newTestServer(t, a, nil)
 	resp, body := call(t, sa, http.MethodGet, "/v1/containers/c2/logs", nil, "")
 	expect(t, resp, body, http.StatusServiceUnavailable, nil)
-	if e := errorOf(t, body); e.Error != CodeUnavailable || !strings.Contains(e.Message, "node-2") {
+	if e := errorOf(t, body); e.Error != control.CodeUnavailable || !strings.Contains(e.Message, "node-2") {
 		t.Fatalf("answer %+v", e)
 	}
 }
@@ -187,7 +188,7 @@ func TestContainerStateSaysHereButItIsNot(t *testing.T) {
 	// mark, as a proxied request would: 404, never proxied again.
 	req, _ := http.NewRequest(http.MethodGet, sa.URL+"/v1/containers/c2/logs", nil)
 	req.Header.Set("Authorization", "Bearer "+testKey)
-	req.Header.Set(HeaderForwarded, "1")
+	req.Header.Set(control.HeaderForwarded, "1")
 	resp, err := cli().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +199,7 @@ func TestContainerStateSaysHereButItIsNot(t *testing.T) {
 }
 
 func TestBuildContextsUploadAndFetchFromHolder(t *testing.T) {
-	a, b := NewFake("node-1"), NewFake("node-2")
+	a, b := apitest.NewFake("node-1"), apitest.NewFake("node-2")
 	sa, sb := newTestServer(t, a, func(o *Options) { o.Limits.MaxUploadBytes = 1 << 20 }), newTestServer(t, b, nil)
 	var info control.ContextInfo
 	resp, body := call(t, sb, http.MethodPost, "/v1/contexts", []byte("pretend this is a tar"), "")

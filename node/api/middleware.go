@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 	"github.com/gin-gonic/gin"
 )
@@ -83,7 +84,7 @@ func clientKey(c *gin.Context) string {
 func (s *server) limitPing(c *gin.Context) {
 	if ok, wait := s.pingLimit.allow(clientKey(c), s.now()); !ok {
 		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
-		abortWith(c, http.StatusTooManyRequests, CodeRateLimited, "too many requests from this address; slow down")
+		abortWith(c, http.StatusTooManyRequests, control.CodeRateLimited, "too many requests from this address; slow down")
 	}
 }
 
@@ -112,12 +113,12 @@ func (s *server) authenticate(c *gin.Context) {
 	ip, now := clientKey(c), s.now()
 	if blocked, wait := s.authFail.blocked(ip, now); blocked {
 		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
-		abortWith(c, http.StatusTooManyRequests, CodeRateLimited, "too many failed authentications from this address; wait and check the API key")
+		abortWith(c, http.StatusTooManyRequests, control.CodeRateLimited, "too many failed authentications from this address; wait and check the API key")
 		return
 	}
 	s.authFail.take(ip, now)
 	c.Header("WWW-Authenticate", `Bearer realm="dropmesh"`)
-	abortWith(c, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> (DROPMESH_API_KEY, or an API token)")
+	abortWith(c, http.StatusUnauthorized, control.CodeUnauthorized, "missing or wrong API key: send Authorization: Bearer <key> (DROPMESH_API_KEY, or an API token)")
 }
 
 // Context keys of a request's verified caller.
@@ -154,12 +155,12 @@ func (s *server) verifyPeer(c *gin.Context) (id string, ok bool, err error) {
 func (s *server) peerNode(c *gin.Context) {
 	id, ok, err := s.verifyPeer(c)
 	if !ok {
-		c.Request.Header.Del(HeaderNode)
+		c.Request.Header.Del(control.HeaderNode)
 		return
 	}
 	if err != nil {
-		c.Request.Header.Del(HeaderNode)
-		abortWith(c, http.StatusForbidden, CodeForbidden, fmt.Sprintf("the client certificate is refused: %v", err))
+		c.Request.Header.Del(control.HeaderNode)
+		abortWith(c, http.StatusForbidden, control.CodeForbidden, fmt.Sprintf("the client certificate is refused: %v", err))
 		return
 	}
 	s.setNode(c, id)
@@ -169,14 +170,14 @@ func (s *server) peerNode(c *gin.Context) {
 func (s *server) setNode(c *gin.Context, peer string) {
 	c.Set(ctxPeerNode, peer)
 	node := peer
-	if fwd := c.GetHeader(HeaderNode); fwd != "" && c.GetHeader(HeaderForwarded) != "" {
+	if fwd := c.GetHeader(control.HeaderNode); fwd != "" && c.GetHeader(control.HeaderForwarded) != "" {
 		// A member forwarded it: it checked the original caller's
 		// certificate and names that node.
 		node = fwd
 	}
 	c.Set(ctxNode, node)
 	// A forward passes it on (copyHeaders), in place of whatever came.
-	c.Request.Header.Set(HeaderNode, node)
+	c.Request.Header.Set(control.HeaderNode, node)
 }
 
 // requireNode refuses a caller that presents no valid node certificate, on
@@ -186,13 +187,13 @@ func (s *server) requireNode(c *gin.Context) {
 	id, ok, err := s.verifyPeer(c)
 	switch {
 	case !ok:
-		c.Request.Header.Del(HeaderNode)
-		abortWith(c, http.StatusForbidden, CodeForbidden, fmt.Sprintf("%s %s is internal: only a member presenting its node certificate (TLS client certificate from the cluster CA) may call it",
+		c.Request.Header.Del(control.HeaderNode)
+		abortWith(c, http.StatusForbidden, control.CodeForbidden, fmt.Sprintf("%s %s is internal: only a member presenting its node certificate (TLS client certificate from the cluster CA) may call it",
 			c.Request.Method, c.Request.URL.Path))
 	case err != nil:
-		c.Request.Header.Del(HeaderNode)
+		c.Request.Header.Del(control.HeaderNode)
 		s.logger.Warn("internal route refused a certificate", "path", c.Request.URL.Path, "remote", c.Request.RemoteAddr, "err", err)
-		abortWith(c, http.StatusForbidden, CodeForbidden, fmt.Sprintf("%s %s is internal and the client certificate is refused: %v", c.Request.Method, c.Request.URL.Path, err))
+		abortWith(c, http.StatusForbidden, control.CodeForbidden, fmt.Sprintf("%s %s is internal and the client certificate is refused: %v", c.Request.Method, c.Request.URL.Path, err))
 	default:
 		s.setNode(c, id)
 	}
@@ -213,7 +214,7 @@ func (s *server) trusted(a netip.Addr) bool {
 func (s *server) limitBody(limit int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if c.Request.ContentLength > limit {
-			abortWith(c, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes", c.Request.ContentLength, limit))
+			abortWith(c, http.StatusRequestEntityTooLarge, control.CodeTooLarge, fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes", c.Request.ContentLength, limit))
 			return
 		}
 		if c.Request.Body != nil {
@@ -284,10 +285,10 @@ func (s *server) deadline(r Route) gin.HandlerFunc {
 		if r.Kind == RouteWrite {
 			d = s.opts.Limits.WriteTimeout
 		}
-		if h := c.GetHeader(HeaderTimeout); h != "" {
+		if h := c.GetHeader(control.HeaderTimeout); h != "" {
 			v, err := time.ParseDuration(h)
 			if err != nil || v <= 0 || v > 24*time.Hour {
-				invalid(c, fmt.Sprintf("header %s %q: want a positive duration such as 30s", HeaderTimeout, h))
+				invalid(c, fmt.Sprintf("header %s %q: want a positive duration such as 30s", control.HeaderTimeout, h))
 				return
 			}
 			d = v
@@ -322,8 +323,8 @@ func (s *server) toLeader(c *gin.Context) {
 // caller is told the outcome is unknown.
 func (s *server) forwardToLeader(c *gin.Context) {
 	defer c.Abort()
-	if c.GetHeader(HeaderForwarded) != "" {
-		abortWith(c, http.StatusServiceUnavailable, CodeNotLeader, fmt.Sprintf("node %s is not the leader (the request was forwarded to it); retry", s.ctrl.NodeID()))
+	if c.GetHeader(control.HeaderForwarded) != "" {
+		abortWith(c, http.StatusServiceUnavailable, control.CodeNotLeader, fmt.Sprintf("node %s is not the leader (the request was forwarded to it); retry", s.ctrl.NodeID()))
 		return
 	}
 	ctx := c.Request.Context()
@@ -340,7 +341,7 @@ func (s *server) forwardToLeader(c *gin.Context) {
 			if failedAddr != "" {
 				msg = fmt.Sprintf("the leader %s (%s) cannot be reached and no other leader was elected in time; retry", failedID, failedAddr)
 			}
-			abortWith(c, http.StatusServiceUnavailable, CodeNoLeader, msg)
+			abortWith(c, http.StatusServiceUnavailable, control.CodeNoLeader, msg)
 			return
 		}
 		err := s.fwd.forward(c.Writer, c.Request, addr, func() bool { _, now := s.ctrl.Leader(); return now == addr })
@@ -397,7 +398,7 @@ func (s *server) answerLost(c *gin.Context, err error, who string) bool {
 	if !errors.As(err, &ue) || !ue.Sent || idempotent(c.Request.Method) {
 		return false
 	}
-	abortWith(c, http.StatusBadGateway, CodeOutcomeUnknown, fmt.Sprintf(
+	abortWith(c, http.StatusBadGateway, control.CodeOutcomeUnknown, fmt.Sprintf(
 		"%s stopped answering after the request reached it (%v): it may or may not have been applied; check before repeating it", who, ue.Err))
 	return true
 }

@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
 func TestFailedAuthIsRateLimited(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	for i := range DefaultLimits().AuthFailures {
 		resp, body := call(t, srv, http.MethodGet, "/v1/nodes", nil, "wrong")
 		if resp.StatusCode != http.StatusUnauthorized {
@@ -21,7 +22,7 @@ func TestFailedAuthIsRateLimited(t *testing.T) {
 	}
 	resp, body := call(t, srv, http.MethodGet, "/v1/nodes", nil, "wrong")
 	expect(t, resp, body, http.StatusTooManyRequests, nil)
-	if errorOf(t, body).Error != CodeRateLimited {
+	if errorOf(t, body).Error != control.CodeRateLimited {
 		t.Fatalf("body %s", body)
 	}
 	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
@@ -37,7 +38,7 @@ func TestFailedAuthIsRateLimited(t *testing.T) {
 }
 
 func TestPingIsRateLimitedAndSaysLittle(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-7"), func(o *Options) { o.Limits.PingBurst = 3; o.Limits.PingRate = 0.01 })
+	srv := newTestServer(t, apitest.NewFake("node-7"), func(o *Options) { o.Limits.PingBurst = 3; o.Limits.PingRate = 0.01 })
 	for range 3 {
 		resp, body := call(t, srv, http.MethodGet, "/ping", nil, "-")
 		var p map[string]string
@@ -54,7 +55,7 @@ func TestPingIsRateLimitedAndSaysLittle(t *testing.T) {
 }
 
 func TestTrustedNetsSkipTheKeyOnlyWhenAllowed(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, func(o *Options) {
 		o.RequireAuthAlways = true
 		o.TrustedNets = append(o.TrustedNets, mustPrefix(t, "127.0.0.0/8"))
@@ -76,14 +77,14 @@ func TestTrustedNetsSkipTheKeyOnlyWhenAllowed(t *testing.T) {
 }
 
 func TestBlockingReadWaitsForAWrite(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	waiting := make(chan struct{}, 16)
 	ctrl := &signalingController{Fake: fake, changedCalled: waiting}
 	srv := newTestServer(t, ctrl, nil)
 
 	resp, body := call(t, srv, http.MethodGet, "/v1/services", nil, "")
 	expect(t, resp, body, http.StatusOK, nil)
-	idx := resp.Header.Get(HeaderIndex)
+	idx := resp.Header.Get(control.HeaderIndex)
 	if idx != strconv.FormatUint(fake.Index(), 10) {
 		t.Fatalf("X-Dropmesh-Index %q, state at %d", idx, fake.Index())
 	}
@@ -120,17 +121,17 @@ func TestBlockingReadWaitsForAWrite(t *testing.T) {
 	if len(services) != 1 {
 		t.Fatalf("services %+v", services)
 	}
-	newIdx, _ := strconv.ParseUint(a.resp.Header.Get(HeaderIndex), 10, 64)
+	newIdx, _ := strconv.ParseUint(a.resp.Header.Get(control.HeaderIndex), 10, 64)
 	oldIdx, _ := strconv.ParseUint(idx, 10, 64)
 	if newIdx <= oldIdx {
 		t.Fatalf("index %d after the write, was %d", newIdx, oldIdx)
 	}
 
 	// With nothing written the wait ends and the same index comes back.
-	resp, body = call(t, srv, http.MethodGet, "/v1/services?index="+a.resp.Header.Get(HeaderIndex)+"&wait=20ms", nil, "")
+	resp, body = call(t, srv, http.MethodGet, "/v1/services?index="+a.resp.Header.Get(control.HeaderIndex)+"&wait=20ms", nil, "")
 	expect(t, resp, body, http.StatusOK, nil)
-	if resp.Header.Get(HeaderIndex) != a.resp.Header.Get(HeaderIndex) {
-		t.Fatalf("index moved without a write: %s", resp.Header.Get(HeaderIndex))
+	if resp.Header.Get(control.HeaderIndex) != a.resp.Header.Get(control.HeaderIndex) {
+		t.Fatalf("index moved without a write: %s", resp.Header.Get(control.HeaderIndex))
 	}
 	// An index already passed answers at once.
 	resp, body = call(t, srv, http.MethodGet, "/v1/services?index=0&wait=10m", nil, "")
@@ -140,7 +141,7 @@ func TestBlockingReadWaitsForAWrite(t *testing.T) {
 // signalingController reports each call of Changed: a blocking read is
 // waiting once it took the channel.
 type signalingController struct {
-	*Fake
+	*apitest.Fake
 	changedCalled chan struct{}
 }
 
@@ -164,14 +165,14 @@ func drain(ch chan struct{}) {
 }
 
 func TestTimeoutHeader(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	for _, v := range []string{"soon", "-1s", "0s"} {
-		a := fetch(srv, http.MethodGet, "/v1/nodes", http.Header{HeaderTimeout: {v}})
-		if a.err != nil || a.resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(a.body), HeaderTimeout) {
+		a := fetch(srv, http.MethodGet, "/v1/nodes", http.Header{control.HeaderTimeout: {v}})
+		if a.err != nil || a.resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(a.body), control.HeaderTimeout) {
 			t.Fatalf("%s: %v %v %s", v, a.err, a.resp, a.body)
 		}
 	}
-	a := fetch(srv, http.MethodGet, "/v1/nodes", http.Header{HeaderTimeout: {"5s"}})
+	a := fetch(srv, http.MethodGet, "/v1/nodes", http.Header{control.HeaderTimeout: {"5s"}})
 	if a.err != nil || a.resp.StatusCode != http.StatusOK {
 		t.Fatalf("5s: %v %s", a.err, a.body)
 	}

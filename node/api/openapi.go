@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/gin-gonic/gin"
 )
 
@@ -24,7 +25,7 @@ func (s *server) openAPI(c *gin.Context) {
 // types named in the table.
 func OpenAPI(routes []Route, version string) map[string]any {
 	ref := &reflector{schemas: map[string]any{}}
-	errRef := ref.schema(reflect.TypeOf(ErrorBody{}))
+	errRef := ref.schema(reflect.TypeOf(control.ErrorBody{}))
 	paths := map[string]any{}
 	for _, r := range routes {
 		item, _ := paths[r.Path].(map[string]any)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -29,7 +30,7 @@ func openAPIPath(p string) string {
 func TestOpenAPIListsExactlyTheRegisteredRoutes(t *testing.T) {
 	extra := Route{Method: http.MethodGet, Path: "/metrics", Summary: "Prometheus metrics", Kind: RouteLocal, ResponseType: "text/plain",
 		Handler: func(c *gin.Context) { c.String(http.StatusOK, "up 1\n") }}
-	h := newHandler(t, NewFake("node-1"), func(o *Options) { o.Extra = []Route{extra} })
+	h := newHandler(t, apitest.NewFake("node-1"), func(o *Options) { o.Extra = []Route{extra} })
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -82,26 +83,11 @@ func (q *query) time(name string) time.Time {
 	if raw == "" {
 		return time.Time{}
 	}
-	t, err := ParseSince(raw, q.now)
+	t, err := control.ParseSince(raw, q.now)
 	if err != nil {
 		q.failf("query parameter %s: %v", name, err)
 	}
 	return t
-}
-
-// ParseSince reads a point in time as the API and the CLI accept it: an RFC
-// 3339 time, unix seconds, or a duration before now such as 10m or 2h.
-func ParseSince(raw string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, raw); err == nil {
-		return t, nil
-	}
-	if secs, err := strconv.ParseInt(raw, 10, 64); err == nil && secs >= 0 && secs < 1<<40 {
-		return time.Unix(secs, 0).UTC(), nil
-	}
-	if d, err := time.ParseDuration(raw); err == nil && d >= 0 && d < 100*365*24*time.Hour {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time, unix seconds, or a duration ago such as 10m", raw)
 }
 
 // check answers 400 when a parameter was bad and reports whether all were good.

@@ -9,13 +9,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/api/apitest"
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // TestRightKeyServedThroughAStorm: wrong keys pour in from the address
 // everyone shares (here the loopback, as behind the edge or from a node's
 // containers) while the right key and a valid token keep working.
 func TestRightKeyServedThroughAStorm(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	do := func(method, path string, body any, key string) (*http.Response, []byte) {
 		return call(t, srv, method, path, body, key)
@@ -49,7 +53,7 @@ func TestRightKeyServedThroughAStorm(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 10*time.Second, "the storm to be limited", func() bool { return limited.Load() > 0 })
+	testkit.WaitFor(t, 10*time.Second, "the storm to be limited", func() bool { return limited.Load() > 0 })
 	for i := range 200 {
 		key := ""
 		if i%2 == 1 {
@@ -60,7 +64,7 @@ func TestRightKeyServedThroughAStorm(t *testing.T) {
 			t.Fatalf("valid credential %d during the storm: %d %s", i, resp.StatusCode, body)
 		}
 	}
-	resp, body := call(t, srv, http.MethodPost, "/v1/workspaces", NameRequest{Name: "storm"}, "")
+	resp, body := call(t, srv, http.MethodPost, "/v1/workspaces", control.NameRequest{Name: "storm"}, "")
 	expect(t, resp, body, http.StatusCreated, nil)
 	stop()
 	wg.Wait()
@@ -77,7 +81,7 @@ func TestRightKeyServedThroughAStorm(t *testing.T) {
 // TestFailuresCountPerRealAddress: behind the local edge each client's
 // X-Real-IP is its own bucket; from elsewhere the header is ignored.
 func TestFailuresCountPerRealAddress(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), func(o *Options) { o.Limits.AuthFailures = 3 })
+	srv := newTestServer(t, apitest.NewFake("node-1"), func(o *Options) { o.Limits.AuthFailures = 3 })
 	try := func(realIP string) int {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/nodes", nil)
 		req.Header.Set("Authorization", "Bearer wrong")

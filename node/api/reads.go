@@ -36,16 +36,6 @@ import (
 // No read, stale or not, is served before the node has caught up after it
 // started (raftfsm.Store.CatchUp): 503 catching_up with a Retry-After.
 
-// Headers of the read path.
-const (
-	// HeaderLastContact is how long ago, in milliseconds, the serving node
-	// last heard from the leader (0 for a linearizable read, whose leader
-	// just confirmed its leadership); absent when it never did.
-	HeaderLastContact = "X-Dropmesh-Last-Contact"
-	// HeaderKnownLeader is "true" when the serving node knows a leader.
-	HeaderKnownLeader = "X-Dropmesh-Known-Leader"
-)
-
 // ReadIndexAnswer is the answer of GET /v1/internal/read-index.
 type ReadIndexAnswer struct {
 	// Index is the leader's read index: wait until it is applied.
@@ -63,7 +53,7 @@ var (
 // catchingUp answers 503 catching_up.
 func (s *server) catchingUp(c *gin.Context, err error) {
 	c.Header("Retry-After", strconv.Itoa(int(catchUpRetry/time.Second)))
-	abortWith(c, http.StatusServiceUnavailable, CodeCatchingUp, fmt.Sprintf("node %s: %v; retry shortly or ask another node", s.ctrl.NodeID(), err))
+	abortWith(c, http.StatusServiceUnavailable, control.CodeCatchingUp, fmt.Sprintf("node %s: %v; retry shortly or ask another node", s.ctrl.NodeID(), err))
 }
 
 // read makes a read route's answer linearizable, or stale on request, and
@@ -85,9 +75,9 @@ func (s *server) read(c *gin.Context) {
 	ctx := c.Request.Context()
 	if stale {
 		contact := s.ctrl.StaleContact(ctx)
-		c.Header(HeaderKnownLeader, strconv.FormatBool(contact.Leader != ""))
+		c.Header(control.HeaderKnownLeader, strconv.FormatBool(contact.Leader != ""))
 		if contact.Known {
-			c.Header(HeaderLastContact, strconv.FormatInt(contact.LastContact.Milliseconds(), 10))
+			c.Header(control.HeaderLastContact, strconv.FormatInt(contact.LastContact.Milliseconds(), 10))
 		}
 		return
 	}
@@ -106,8 +96,8 @@ func (s *server) read(c *gin.Context) {
 		s.catchingUp(c, fmt.Errorf("it has not applied the leader's read index %d within %s (it is at %d)", idx, s.opts.Limits.ReadWait, s.stateIndex()))
 		return
 	}
-	c.Header(HeaderKnownLeader, "true")
-	c.Header(HeaderLastContact, "0")
+	c.Header(control.HeaderKnownLeader, "true")
+	c.Header(control.HeaderLastContact, "0")
 }
 
 // readIndex gets a read index: from this node when it leads, else from
@@ -186,9 +176,9 @@ func (s *server) askReadIndex(ctx context.Context, addr string) (uint64, error) 
 		return 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+s.opts.APIKey)
-	req.Header.Set(HeaderForwarded, "1")
+	req.Header.Set(control.HeaderForwarded, "1")
 	if dl, ok := ctx.Deadline(); ok {
-		req.Header.Set(HeaderTimeout, time.Until(dl).String())
+		req.Header.Set(control.HeaderTimeout, time.Until(dl).String())
 	}
 	resp, err := s.opts.HTTPClient.Do(req)
 	if err != nil {
@@ -200,7 +190,7 @@ func (s *server) askReadIndex(ctx context.Context, addr string) (uint64, error) 
 		return 0, fmt.Errorf("read index from %s: %w", addr, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e ErrorBody
+		var e control.ErrorBody
 		_ = json.Unmarshal(body, &e)
 		return 0, fmt.Errorf("read index from %s: %d %s: %s", addr, resp.StatusCode, e.Error, e.Message)
 	}
@@ -316,7 +306,7 @@ func (s *server) block(c *gin.Context) {
 			invalid(c, "query parameter wait needs index (the X-Dropmesh-Index of the previous answer)")
 			return
 		}
-		c.Header(HeaderIndex, strconv.FormatUint(s.stateIndex(), 10))
+		c.Header(control.HeaderIndex, strconv.FormatUint(s.stateIndex(), 10))
 		return
 	}
 	idx, err := strconv.ParseUint(rawIdx, 10, 64)
@@ -331,13 +321,13 @@ func (s *server) block(c *gin.Context) {
 		if err := s.ctrl.WaitApplied(wctx, idx); err != nil {
 			if ctx.Err() == nil {
 				c.Header("Retry-After", "1")
-				abortWith(c, http.StatusServiceUnavailable, CodeCatchingUp, fmt.Sprintf("node %s has not applied index %d within %s (it is at %d); retry, or ask another node", s.ctrl.NodeID(), idx, s.opts.Limits.ReadWait, s.stateIndex()))
+				abortWith(c, http.StatusServiceUnavailable, control.CodeCatchingUp, fmt.Sprintf("node %s has not applied index %d within %s (it is at %d); retry, or ask another node", s.ctrl.NodeID(), idx, s.opts.Limits.ReadWait, s.stateIndex()))
 			} else {
 				s.fail(c, err)
 			}
 			return
 		}
-		c.Header(HeaderIndex, strconv.FormatUint(s.stateIndex(), 10))
+		c.Header(control.HeaderIndex, strconv.FormatUint(s.stateIndex(), 10))
 		return
 	}
 	wait, err := time.ParseDuration(rawWait)
@@ -363,7 +353,7 @@ func (s *server) block(c *gin.Context) {
 		}
 		break
 	}
-	c.Header(HeaderIndex, strconv.FormatUint(s.stateIndex(), 10))
+	c.Header(control.HeaderIndex, strconv.FormatUint(s.stateIndex(), 10))
 }
 
 // indexWriter stamps a write's answer with the raft index of the leader's
@@ -381,8 +371,8 @@ func (w *indexWriter) stamp() {
 		return
 	}
 	w.stamped = true
-	if w.Header().Get(HeaderIndex) == "" {
-		w.Header().Set(HeaderIndex, strconv.FormatUint(w.s.stateIndex(), 10))
+	if w.Header().Get(control.HeaderIndex) == "" {
+		w.Header().Set(control.HeaderIndex, strconv.FormatUint(w.s.stateIndex(), 10))
 	}
 }
 

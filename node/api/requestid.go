@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/logring"
 )
 
@@ -46,7 +47,7 @@ func (s *server) requestID(c *gin.Context) {
 	s.logger.LogAttrs(ctx, level, "api request",
 		slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path),
 		slog.Int("status", status), slog.Duration("took", time.Since(start)),
-		slog.Bool("forwarded", c.GetHeader(HeaderForwarded) != ""))
+		slog.Bool("forwarded", c.GetHeader(control.HeaderForwarded) != ""))
 }
 
 // usableRequestID accepts short ids of letters, digits and -_.: only.

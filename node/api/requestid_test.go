@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/logring"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -63,7 +65,7 @@ func (l *jsonLog) logger(t *testing.T, node string) *slog.Logger {
 
 func TestRequestIDFollowsAForwardedDeployIntoBothLogs(t *testing.T) {
 	var leaderLog, followerLog jsonLog
-	leader, follower := NewFake("node-1"), NewFake("node-2")
+	leader, follower := apitest.NewFake("node-1"), apitest.NewFake("node-2")
 	lt := &tap{next: newHandler(t, leader, func(o *Options) { o.Logger = leaderLog.logger(t, "node-1") })}
 	leaderSrv := newTLSServer(t, lt, "node-1")
 	follower.SetLeader(false, "node-1", hostPort(leaderSrv))
@@ -86,7 +88,7 @@ func TestRequestIDFollowsAForwardedDeployIntoBothLogs(t *testing.T) {
 	for name, l := range map[string]*jsonLog{"leader": &leaderLog, "follower": &followerLog} {
 		// The request line is written once the answer has gone out, so it
 		// may come just after the caller has read it.
-		waitFor(t, 5*time.Second, name+"'s request line", func() bool { return l.count("api request") > 0 })
+		testkit.WaitFor(t, 5*time.Second, name+"'s request line", func() bool { return l.count("api request") > 0 })
 		reqs := l.lines(t, "api request")
 		if len(reqs) != 1 || reqs[0]["request"] != id || reqs[0]["status"] != float64(http.StatusAccepted) || reqs[0]["level"] != "INFO" {
 			t.Errorf("%s's request lines %v", name, reqs)
@@ -95,7 +97,7 @@ func TestRequestIDFollowsAForwardedDeployIntoBothLogs(t *testing.T) {
 }
 
 func TestRequestIDOfTheCallerIsKeptWhenUsable(t *testing.T) {
-	srv := newTestServer(t, NewFake("node-1"), nil)
+	srv := newTestServer(t, apitest.NewFake("node-1"), nil)
 	for _, c := range []struct {
 		sent string
 		kept bool

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -74,7 +75,7 @@ func (s *server) authorize(r Route) gin.HandlerFunc {
 		if roleAllows(have, need) {
 			return
 		}
-		abortWith(c, http.StatusForbidden, CodeForbidden, fmt.Sprintf(
+		abortWith(c, http.StatusForbidden, control.CodeForbidden, fmt.Sprintf(
 			"%s %s needs the role %s; this credential has the role %s (create a token with that role, or use the cluster API key)", r.Method, r.Path, need, have))
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -29,7 +31,7 @@ func createToken(t *testing.T, call func(method, path string, body any, key stri
 // a route within it is not refused for the role. A new route is covered the
 // moment it enters the table.
 func TestRolesOnEveryRoute(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	mod := func(o *Options) { o.Limits.AuthFailures = 100000 }
 	srv := newTestServer(t, fake, mod)
 	do := func(method, path string, body any, key string) (*http.Response, []byte) {
@@ -70,7 +72,7 @@ func TestRolesOnEveryRoute(t *testing.T) {
 				t.Errorf("%s token on %s %s (needs %s): status %d, want 403; body %s", tok.name, r.Method, r.Path, need, resp.StatusCode, body)
 				continue
 			}
-			if e := errorOf(t, body); e.Error != CodeForbidden || !strings.Contains(e.Message, string(need)) {
+			if e := errorOf(t, body); e.Error != control.CodeForbidden || !strings.Contains(e.Message, string(need)) {
 				t.Errorf("%s %s: error %+v", r.Method, r.Path, e)
 			}
 			if fake.StateJSON() != before {
@@ -139,7 +141,7 @@ func TestRouteTableRoles(t *testing.T) {
 }
 
 func TestTokensLifecycle(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, func(o *Options) { o.Limits.TokenUseFlush = 10 * time.Millisecond })
 	do := func(method, path string, body any, key string) (*http.Response, []byte) {
 		return call(t, srv, method, path, body, key)
@@ -168,7 +170,7 @@ func TestTokensLifecycle(t *testing.T) {
 
 	resp, body = do(http.MethodGet, "/v1/nodes", nil, created.Token)
 	expect(t, resp, body, http.StatusOK, nil)
-	waitFor(t, 5*time.Second, "the token's last use", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the token's last use", func() bool {
 		var list []control.TokenInfo
 		resp, body := do(http.MethodGet, "/v1/tokens", nil, "")
 		expect(t, resp, body, http.StatusOK, &list)
@@ -213,7 +215,7 @@ func TestTokenUsesAreBatched(t *testing.T) {
 // TestUserTokenFollowsItsUser: a user's token loses rights with the user
 // and stops working when the user is removed.
 func TestUserTokenFollowsItsUser(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	do := func(method, path string, body any, key string) (*http.Response, []byte) {
 		return call(t, srv, method, path, body, key)
@@ -228,12 +230,12 @@ func TestUserTokenFollowsItsUser(t *testing.T) {
 	if created.Info.User != "ann" {
 		t.Fatalf("created %+v", created.Info)
 	}
-	resp, body = do(http.MethodPost, "/v1/workspaces", NameRequest{Name: "one"}, created.Token)
+	resp, body = do(http.MethodPost, "/v1/workspaces", control.NameRequest{Name: "one"}, created.Token)
 	expect(t, resp, body, http.StatusCreated, nil)
 
 	resp, body = do(http.MethodPost, "/v1/users", control.UserRequest{Name: "ann", Role: raftfsm.RoleViewer}, "")
 	expect(t, resp, body, http.StatusNoContent, nil)
-	resp, body = do(http.MethodPost, "/v1/workspaces", NameRequest{Name: "two"}, created.Token)
+	resp, body = do(http.MethodPost, "/v1/workspaces", control.NameRequest{Name: "two"}, created.Token)
 	expect(t, resp, body, http.StatusForbidden, nil)
 	resp, body = do(http.MethodGet, "/v1/nodes", nil, created.Token)
 	expect(t, resp, body, http.StatusOK, nil)
@@ -248,7 +250,7 @@ func TestUserTokenFollowsItsUser(t *testing.T) {
 // a message naming it, and reaches nothing; a malformed capability is 400;
 // the cluster key (admin) deploys it.
 func TestCapAddIsAdminOnly(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	do := func(method, path string, body any, key string) (*http.Response, []byte) {
 		return call(t, srv, method, path, body, key)
@@ -260,7 +262,7 @@ func TestCapAddIsAdminOnly(t *testing.T) {
 	before, calls := fake.StateJSON(), len(fake.Calls())
 	resp, body := do(http.MethodPost, "/v1/services", spec, deployer)
 	expect(t, resp, body, http.StatusForbidden, nil)
-	if e := errorOf(t, body); e.Error != CodeForbidden || !strings.Contains(e.Message, "cap_add NET_ADMIN") || !strings.Contains(e.Message, "admin") {
+	if e := errorOf(t, body); e.Error != control.CodeForbidden || !strings.Contains(e.Message, "cap_add NET_ADMIN") || !strings.Contains(e.Message, "admin") {
 		t.Errorf("error %+v", e)
 	}
 	bad := spec

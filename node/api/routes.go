@@ -160,28 +160,28 @@ const serviceBase = "/v1/services/{ws}/{project}/{env}/{service}"
 func (s *server) routes() []Route {
 	p := func(name, typ, desc string) Param { return Param{Name: name, Type: typ, Description: desc} }
 	rs := []Route{
-		{Method: http.MethodGet, Path: "/ping", Summary: "Liveness: this node's id and version (no key)", Kind: RoutePublic, Handler: s.ping, Response: Ping{}},
+		{Method: http.MethodGet, Path: "/ping", Summary: "Liveness: this node's id and version (no key)", Kind: RoutePublic, Handler: s.ping, Response: control.Ping{}},
 		{Method: http.MethodPost, Path: "/v1/bootstrap/claim", Summary: "A new seed takes its cloud tokens and admin password from `dropmesh bootstrap` (no key: the one-time bootstrap token is proven)", Kind: RoutePublic, Handler: s.claimBootstrap, Request: bootclaim.Request{}, Response: bootclaim.Answer{}},
 		{Method: http.MethodGet, Path: "/v1/cluster", Summary: "The leader, the term and every gossip member", Kind: RouteRead, Handler: s.cluster, Response: control.ClusterInfo{}, OwnView: true},
 		{Method: http.MethodGet, Path: "/v1/openapi.json", Summary: "This document", Kind: RouteRead, Handler: s.openAPI, Response: map[string]any{}, OwnView: true},
 
 		{Method: http.MethodGet, Path: "/v1/nodes", Summary: "Every node of the cluster", Kind: RouteRead, Handler: s.listNodes, Response: []raftfsm.Node{}},
-		{Method: http.MethodPost, Path: "/v1/nodes", Role: raftfsm.RoleAdmin, Summary: "Add droplets to the cluster", Kind: RouteWrite, Handler: s.addNodes, Request: control.AddNodesRequest{}, Response: AddedNodes{}, Status: http.StatusAccepted},
+		{Method: http.MethodPost, Path: "/v1/nodes", Role: raftfsm.RoleAdmin, Summary: "Add droplets to the cluster", Kind: RouteWrite, Handler: s.addNodes, Request: control.AddNodesRequest{}, Response: control.AddedNodes{}, Status: http.StatusAccepted},
 		{Method: http.MethodDelete, Path: "/v1/nodes/{id}", Role: raftfsm.RoleAdmin, Summary: "Drain and remove a node", Kind: RouteWrite, Handler: s.removeNode, Status: http.StatusAccepted},
 		{Method: http.MethodPost, Path: "/v1/nodes/{id}/reboot", Role: raftfsm.RoleAdmin, Summary: "Power-cycle a node's droplet", Kind: RouteWrite, Handler: s.rebootNode, Status: http.StatusAccepted},
 
-		{Method: http.MethodGet, Path: "/v1/workspaces", Summary: "Every workspace with its projects", Kind: RouteRead, Handler: s.listWorkspaces, Response: []WorkspaceSummary{}},
-		{Method: http.MethodPost, Path: "/v1/workspaces", Summary: "Create a workspace", Kind: RouteWrite, Handler: s.createWorkspace, Request: NameRequest{}, Response: control.WorkspaceInfo{}, Status: http.StatusCreated},
+		{Method: http.MethodGet, Path: "/v1/workspaces", Summary: "Every workspace with its projects", Kind: RouteRead, Handler: s.listWorkspaces, Response: []control.WorkspaceSummary{}},
+		{Method: http.MethodPost, Path: "/v1/workspaces", Summary: "Create a workspace", Kind: RouteWrite, Handler: s.createWorkspace, Request: control.NameRequest{}, Response: control.WorkspaceInfo{}, Status: http.StatusCreated},
 		{Method: http.MethodGet, Path: "/v1/workspaces/{ws}", Summary: "A workspace and everything in it (name or id)", Kind: RouteRead, Handler: s.getWorkspace, Response: control.WorkspaceInfo{}},
 		{Method: http.MethodDelete, Path: "/v1/workspaces/{ws}", Summary: "Delete an empty workspace", Kind: RouteWrite, Handler: s.deleteWorkspace, Status: http.StatusNoContent},
-		{Method: http.MethodPost, Path: "/v1/workspaces/{ws}/projects", Summary: "Create a project", Kind: RouteWrite, Handler: s.createProject, Request: NameRequest{}, Status: http.StatusCreated},
-		{Method: http.MethodPost, Path: "/v1/workspaces/{ws}/projects/{project}/envs", Summary: "Create an environment", Kind: RouteWrite, Handler: s.createEnv, Request: NameRequest{}, Status: http.StatusCreated},
+		{Method: http.MethodPost, Path: "/v1/workspaces/{ws}/projects", Summary: "Create a project", Kind: RouteWrite, Handler: s.createProject, Request: control.NameRequest{}, Status: http.StatusCreated},
+		{Method: http.MethodPost, Path: "/v1/workspaces/{ws}/projects/{project}/envs", Summary: "Create an environment", Kind: RouteWrite, Handler: s.createEnv, Request: control.NameRequest{}, Status: http.StatusCreated},
 
 		{Method: http.MethodGet, Path: "/v1/services", Summary: "Every service (secrets redacted)", Kind: RouteRead, Handler: s.listServices, Response: []raftfsm.Service{},
 			Query: []Param{p("workspace", "string", "only this workspace (name or id)")}},
 		{Method: http.MethodPost, Path: "/v1/services", Summary: "Deploy a service spec (JSON or YAML)", Kind: RouteWrite, Handler: s.deploy, Request: raftfsm.ServiceSpec{}, Response: raftfsm.DeployResult{}, Status: http.StatusAccepted,
 			Query: []Param{p("expect_generation", "integer", "refuse the deploy unless the service is at this generation")}},
-		{Method: http.MethodGet, Path: serviceBase, Summary: "A service with its instances and last deploy", Kind: RouteRead, Handler: s.getService, Response: ServiceDetail{}},
+		{Method: http.MethodGet, Path: serviceBase, Summary: "A service with its instances and last deploy", Kind: RouteRead, Handler: s.getService, Response: control.ServiceDetail{}},
 		{Method: http.MethodDelete, Path: serviceBase, Summary: "Undeploy a service", Kind: RouteWrite, Handler: s.undeploy, Status: http.StatusAccepted},
 		{Method: http.MethodPost, Path: serviceBase + "/restart", Summary: "Restart every instance of a service", Kind: RouteWrite, Handler: s.restart, Status: http.StatusAccepted},
 		{Method: http.MethodGet, Path: serviceBase + "/health", Summary: "A service's health and history per instance", Kind: RouteRead, Handler: s.serviceHealth, Response: control.ServiceHealth{}},
@@ -217,7 +217,7 @@ func (s *server) routes() []Route {
 			Query: []Param{p("secrets", "string", "plain: include secrets in plain text (keep the file safe)")}},
 		{Method: http.MethodPost, Path: "/v1/state/import", Role: raftfsm.RoleAdmin, Summary: "Replace the deployments with an exported document", Kind: RouteWrite, Handler: s.importState, Request: raftfsm.ExportDocument{}, Response: raftfsm.ImportResult{}, Body: BodyState},
 
-		{Method: http.MethodGet, Path: "/v1/users", Role: raftfsm.RoleAdmin, Summary: "UI users (no password hashes)", Kind: RouteRead, Handler: s.listUsers, Response: []UserInfo{}},
+		{Method: http.MethodGet, Path: "/v1/users", Role: raftfsm.RoleAdmin, Summary: "UI users (no password hashes)", Kind: RouteRead, Handler: s.listUsers, Response: []control.UserInfo{}},
 		{Method: http.MethodPost, Path: "/v1/users", Role: raftfsm.RoleAdmin, Summary: "Add or change a UI user", Kind: RouteWrite, Handler: s.putUser, Request: control.UserRequest{}, Status: http.StatusNoContent},
 		{Method: http.MethodDelete, Path: "/v1/users/{name}", Role: raftfsm.RoleAdmin, Summary: "Remove a UI user", Kind: RouteWrite, Handler: s.deleteUser, Status: http.StatusNoContent},
 
@@ -232,16 +232,16 @@ func (s *server) routes() []Route {
 		{Method: http.MethodPost, Path: "/v1/webhooks", Role: raftfsm.RoleAdmin, Summary: "Add or replace a notification target", Kind: RouteWrite, Handler: s.putWebhook, Request: raftfsm.Webhook{}, Response: raftfsm.Webhook{}, Status: http.StatusCreated},
 		{Method: http.MethodDelete, Path: "/v1/webhooks/{id}", Role: raftfsm.RoleAdmin, Summary: "Remove a notification target", Kind: RouteWrite, Handler: s.deleteWebhook, Status: http.StatusNoContent},
 
-		{Method: http.MethodGet, Path: "/v1/registries", Summary: "Private registries (no passwords)", Kind: RouteRead, Handler: s.listRegistries, Response: []RegistryInfo{}},
+		{Method: http.MethodGet, Path: "/v1/registries", Summary: "Private registries (no passwords)", Kind: RouteRead, Handler: s.listRegistries, Response: []control.RegistryInfo{}},
 		{Method: http.MethodPost, Path: "/v1/registries", Role: raftfsm.RoleAdmin, Summary: "Store credentials for a private registry", Kind: RouteWrite, Handler: s.putRegistry, Request: control.RegistryRequest{}, Status: http.StatusNoContent},
 		{Method: http.MethodDelete, Path: "/v1/registries/{registry}", Role: raftfsm.RoleAdmin, Summary: "Remove registry credentials", Kind: RouteWrite, Handler: s.deleteRegistry, Status: http.StatusNoContent},
 
 		{Method: http.MethodGet, Path: "/v1/gossip-keys", Role: raftfsm.RoleAdmin, Summary: "The gossip keys by id (never the keys), a rotation in progress, each member's keys", Kind: RouteRead, Handler: s.gossipKeys, Response: control.GossipKeysInfo{}},
 		{Method: http.MethodPost, Path: "/v1/gossip-keys/rotate", Role: raftfsm.RoleAdmin, Summary: "Start moving the cluster to a new gossip key, without a restart", Kind: RouteWrite, Handler: s.rotateGossipKey, Response: control.GossipKeysInfo{}, Status: http.StatusAccepted},
 
-		{Method: http.MethodGet, Path: "/v1/ca", Summary: "The cluster CA and every node certificate with its expiry and revocation (no keys)", Kind: RouteRead, Handler: s.getCA, Response: CAInfo{}},
+		{Method: http.MethodGet, Path: "/v1/ca", Summary: "The cluster CA and every node certificate with its expiry and revocation (no keys)", Kind: RouteRead, Handler: s.getCA, Response: control.CAInfo{}},
 
-		{Method: http.MethodGet, Path: "/v1/origin-certs", Summary: "The edge's TLS certificates, by zone (no keys)", Kind: RouteRead, Handler: s.listOriginCerts, Response: []OriginCertInfo{}},
+		{Method: http.MethodGet, Path: "/v1/origin-certs", Summary: "The edge's TLS certificates, by zone (no keys)", Kind: RouteRead, Handler: s.listOriginCerts, Response: []control.OriginCertInfo{}},
 		{Method: http.MethodPut, Path: "/v1/origin-certs/{zone}", Role: raftfsm.RoleAdmin, Summary: "Store a zone's TLS certificate and key (the key sealed)", Kind: RouteWrite, Handler: s.putOriginCert, Request: control.OriginCertRequest{}, Status: http.StatusNoContent},
 		{Method: http.MethodDelete, Path: "/v1/origin-certs/{zone}", Role: raftfsm.RoleAdmin, Summary: "Remove a zone's TLS certificate", Kind: RouteWrite, Handler: s.deleteOriginCert, Status: http.StatusNoContent},
 
@@ -250,9 +250,9 @@ func (s *server) routes() []Route {
 		{Method: http.MethodPost, Path: "/v1/join-tokens", Role: raftfsm.RoleAdmin, Summary: "Make a one-time join token for a host joined by hand (join.sh)", Kind: RouteWrite, Handler: s.createJoinToken,
 			Request: control.JoinTokenRequest{}, Response: control.JoinTokenInfo{}, Status: http.StatusCreated},
 
-		{Method: http.MethodPost, Path: "/v1/internal/commands", Role: raftfsm.RoleAdmin, Summary: "Commit an agent's report (raftfsm.Encode bytes)", Kind: RouteWrite, Access: AccessNode, Handler: s.commitCommand, Response: CommitResult{},
+		{Method: http.MethodPost, Path: "/v1/internal/commands", Role: raftfsm.RoleAdmin, Summary: "Commit an agent's report (raftfsm.Encode bytes)", Kind: RouteWrite, Access: AccessNode, Handler: s.commitCommand, Response: control.CommitResult{},
 			RequestType: "application/octet-stream"},
-		{Method: http.MethodGet, Path: "/v1/internal/probe", Role: raftfsm.RoleAdmin, Summary: "Probe an address from this node (HTTP path or TCP)", Kind: RouteLocal, Access: AccessNode, Handler: s.probe, Response: ProbeResult{},
+		{Method: http.MethodGet, Path: "/v1/internal/probe", Role: raftfsm.RoleAdmin, Summary: "Probe an address from this node (HTTP path or TCP)", Kind: RouteLocal, Access: AccessNode, Handler: s.probe, Response: control.ProbeResult{},
 			Query: []Param{{Name: "addr", Type: "string", Description: "host:port", Required: true}, p("path", "string", "HTTP path; empty probes TCP")}},
 		{Method: http.MethodPost, Path: "/v1/internal/certificate", Role: raftfsm.RoleAdmin, Summary: "Renew the calling node's certificate from a certificate request", Kind: RouteWrite, Access: AccessNode,
 			Handler: s.renewCertificate, Request: control.CertificateRequest{}, Response: control.CertificateAnswer{}},

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -130,29 +129,13 @@ func expect(t testing.TB, resp *http.Response, body []byte, status int, out any)
 }
 
 // errorOf decodes an error answer.
-func errorOf(t testing.TB, body []byte) ErrorBody {
+func errorOf(t testing.TB, body []byte) control.ErrorBody {
 	t.Helper()
-	var e ErrorBody
+	var e control.ErrorBody
 	if err := json.Unmarshal(body, &e); err != nil || e.Error == "" {
 		t.Fatalf("not an error answer: %s", body)
 	}
 	return e
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
 }
 
 // webSpec is a valid service spec in YAML.

@@ -2,108 +2,12 @@ package api
 
 import (
 	"slices"
-	"time"
 
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
 // Answer and request types of the API that control does not define.
-
-// Ping is the answer of GET /ping: nothing sensitive.
-type Ping struct {
-	Node    string `json:"node"`
-	Version string `json:"version"`
-}
-
-// NameRequest creates a workspace, a project or an environment.
-type NameRequest struct {
-	Name string `json:"name"`
-}
-
-// AddedNodes names the nodes POST /v1/nodes is creating.
-type AddedNodes struct {
-	Nodes []string `json:"nodes"`
-}
-
-// WorkspaceSummary is one workspace in GET /v1/workspaces.
-type WorkspaceSummary struct {
-	ID        string                `json:"id"`
-	Name      string                `json:"name"`
-	CreatedAt time.Time             `json:"created_at"`
-	Projects  []control.ProjectInfo `json:"projects"`
-	Services  int                   `json:"services"`
-}
-
-// ServiceDetail is a service with where it runs and how its last deploy went.
-type ServiceDetail struct {
-	// Name is the service as the CLI writes it (workspace name first).
-	Name       string               `json:"name"`
-	Service    raftfsm.Service      `json:"service"`
-	Instances  []raftfsm.Instance   `json:"instances"`
-	Placement  []raftfsm.Assignment `json:"placement"`
-	LastDeploy *raftfsm.Deploy      `json:"last_deploy,omitempty"`
-}
-
-// UserInfo is a UI user without the password hash.
-type UserInfo struct {
-	Name      string       `json:"name"`
-	Role      raftfsm.Role `json:"role"`
-	CreatedAt time.Time    `json:"created_at"`
-	UpdatedAt time.Time    `json:"updated_at"`
-}
-
-// RegistryInfo is a private registry without its password.
-type RegistryInfo struct {
-	Registry string `json:"registry"`
-	Username string `json:"username"`
-}
-
-// OriginCertInfo is one zone's TLS certificate as GET /v1/origin-certs
-// shows it: the public chain's facts, never the key.
-type OriginCertInfo struct {
-	Zone      string    `json:"zone"`
-	Names     []string  `json:"names"`
-	NotAfter  time.Time `json:"not_after"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
-
-// CAInfo is the cluster CA as GET /v1/ca shows it: the CA certificate's
-// facts and every unexpired node certificate, never a key.
-type CAInfo struct {
-	Subject     string         `json:"subject"`
-	Fingerprint string         `json:"fingerprint"`
-	NotAfter    time.Time      `json:"not_after"`
-	CreatedAt   time.Time      `json:"created_at"`
-	CertPEM     string         `json:"cert_pem"`
-	Certs       []NodeCertInfo `json:"certs"`
-}
-
-// NodeCertInfo is one node certificate of CAInfo.
-type NodeCertInfo struct {
-	Node      string     `json:"node"`
-	Serial    string     `json:"serial"`
-	NotBefore time.Time  `json:"not_before"`
-	NotAfter  time.Time  `json:"not_after"`
-	Revoked   bool       `json:"revoked"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-	Reason    string     `json:"reason,omitempty"`
-}
-
-// CommitResult is the answer of POST /v1/internal/commands: what applying
-// the report returned.
-type CommitResult struct {
-	Value any `json:"value,omitempty"`
-}
-
-// ProbeResult is the answer of a successful GET /v1/internal/probe.
-type ProbeResult struct {
-	OK bool `json:"ok"`
-}
-
-// SecretSet is what a secret or token reads as when it is set: the API
-// never shows a sealed value.
-const SecretSet = "set"
 
 // Deep copies: handlers copy what they read under the state's read lock and
 // encode after it is released, so nothing they encode may alias the state.
@@ -124,7 +28,7 @@ func redactSpec(spec raftfsm.ServiceSpec) raftfsm.ServiceSpec {
 	out := spec.Clone()
 	out.Secrets = nil
 	for k := range out.SealedSecrets {
-		out.SealedSecrets[k] = SecretSet
+		out.SealedSecrets[k] = control.SecretSet
 	}
 	return out
 }
@@ -156,7 +60,7 @@ func redactSettings(st raftfsm.Settings) raftfsm.Settings {
 		if v == "" {
 			return ""
 		}
-		return SecretSet
+		return control.SecretSet
 	}
 	out.DOToken, out.CFToken = mark(st.DOToken), mark(st.CFToken)
 	if st.Backup.Spaces != nil {

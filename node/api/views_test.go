@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -14,7 +15,7 @@ import (
 // same bytes while nothing changes, the new state right after a change, per
 // query, and a missing workspace is a 404 every time.
 func TestListServicesFollowsTheState(t *testing.T) {
-	fake := NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv := newTestServer(t, fake, nil)
 	list := func(q string) (int, []byte, []raftfsm.Service) {
 		t.Helper()
@@ -57,8 +58,11 @@ func TestListServicesFollowsTheState(t *testing.T) {
 			t.Fatalf("?workspace=ghost: %d %s", code, body)
 		}
 	}
-	// A second service, then an undeploy: each read sees the change at once.
-	if _, err := fake.Deploy(t.Context(), controlDeploy(t, strings.Replace(webSpec, "service: web", "service: api", 1))); err != nil {
+	// A second service (on a host of its own: the deploy preparation refuses
+	// a host another service serves), then an undeploy: each read sees the
+	// change at once.
+	apiSpec := strings.Replace(strings.Replace(webSpec, "service: web", "service: api", 1), "shop.example.com", "api.shop.example.com", 1)
+	if _, err := fake.Deploy(t.Context(), controlDeploy(t, apiSpec)); err != nil {
 		t.Fatal(err)
 	}
 	_, before, out := list("")

@@ -28,7 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/control"
 )
 
 // Config configures a Client.
@@ -181,7 +181,7 @@ func (e *APIError) Error() string {
 }
 
 // Retryable reports whether the same request may be tried again.
-func (e *APIError) Retryable() bool { return api.Retryable(e.Code) }
+func (e *APIError) Retryable() bool { return control.Retryable(e.Code) }
 
 // Code returns the API error code of err ("" when err is not an *APIError).
 func Code(err error) string {
@@ -193,7 +193,7 @@ func Code(err error) string {
 }
 
 // IsNotFound reports whether err is a 404 of the API.
-func IsNotFound(err error) bool { return Code(err) == api.CodeNotFound }
+func IsNotFound(err error) bool { return Code(err) == control.CodeNotFound }
 
 // Meta describes a read's answer.
 type Meta struct {
@@ -399,7 +399,7 @@ func (c *Client) once(ctx context.Context, base string, r request) (*http.Respon
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		if left := time.Until(dl); left > 0 {
-			req.Header.Set(api.HeaderTimeout, left.Round(time.Millisecond).String())
+			req.Header.Set(control.HeaderTimeout, left.Round(time.Millisecond).String())
 		}
 	}
 	resp, err := c.http.Do(req)
@@ -422,7 +422,7 @@ func (c *Client) once(ctx context.Context, base string, r request) (*http.Respon
 func readAPIError(resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	e := &APIError{Status: resp.StatusCode}
-	var body api.ErrorBody
+	var body control.ErrorBody
 	if json.Unmarshal(data, &body) == nil && body.Error != "" {
 		e.Code, e.Message = body.Error, body.Message
 	} else {
@@ -447,12 +447,12 @@ func (c *Client) call(ctx context.Context, r request, out any) (Meta, error) {
 	defer cancel()
 	defer resp.Body.Close()
 	var m Meta
-	if v := resp.Header.Get(api.HeaderIndex); v != "" {
+	if v := resp.Header.Get(control.HeaderIndex); v != "" {
 		m.Index, _ = strconv.ParseUint(v, 10, 64)
 	}
-	m.KnownLeader = resp.Header.Get(api.HeaderKnownLeader) == "true"
+	m.KnownLeader = resp.Header.Get(control.HeaderKnownLeader) == "true"
 	m.LastContact = -1
-	if ms, err := strconv.ParseInt(resp.Header.Get(api.HeaderLastContact), 10, 64); err == nil {
+	if ms, err := strconv.ParseInt(resp.Header.Get(control.HeaderLastContact), 10, 64); err == nil {
 		m.LastContact = time.Duration(ms) * time.Millisecond
 	}
 	if r.write && m.Index > 0 {
@@ -483,7 +483,7 @@ func (c *Client) Get(ctx context.Context, path string, query url.Values, out any
 	if o.blocking {
 		wait := o.wait
 		if wait <= 0 {
-			wait = api.DefaultLimits().DefaultWait
+			wait = control.DefaultBlockingWait
 		}
 		q.Set("index", strconv.FormatUint(o.index, 10))
 		q.Set("wait", wait.String())

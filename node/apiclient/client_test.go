@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -34,7 +35,7 @@ func TestNewRefusesBadAddresses(t *testing.T) {
 }
 
 func TestFailsOverToTheNextAgent(t *testing.T) {
-	srv, hits := serve(t, api.NewFake("node-1"))
+	srv, hits := serve(t, apitest.NewFake("node-1"))
 	c := client(t, deadAddr(t), hostPort(srv))
 	nodes, err := c.Nodes(t.Context())
 	if err != nil {
@@ -53,7 +54,7 @@ func TestFailsOverToTheNextAgent(t *testing.T) {
 }
 
 func TestWriteThroughFollowerAndFailoverWhenItsLeaderIsDown(t *testing.T) {
-	leader, follower := api.NewFake("node-1"), api.NewFake("node-2")
+	leader, follower := apitest.NewFake("node-1"), apitest.NewFake("node-2")
 	ls, _ := serve(t, leader)
 	follower.SetLeader(false, "node-1", hostPort(ls))
 	fs, _ := serve(t, follower)
@@ -74,7 +75,7 @@ func TestWriteThroughFollowerAndFailoverWhenItsLeaderIsDown(t *testing.T) {
 	before := follower.StateJSON()
 	start := time.Now()
 	err = c.Undeploy(t.Context(), "shop/prod/web")
-	if Code(err) != api.CodeNoLeader {
+	if Code(err) != control.CodeNoLeader {
 		t.Fatalf("err %v, want no_leader", err)
 	}
 	if time.Since(start) > 10*time.Second {
@@ -96,7 +97,7 @@ func TestWriteThroughFollowerAndFailoverWhenItsLeaderIsDown(t *testing.T) {
 }
 
 func TestAPIErrors(t *testing.T) {
-	srv, _ := serve(t, api.NewFake("node-1"))
+	srv, _ := serve(t, apitest.NewFake("node-1"))
 	c := client(t, hostPort(srv))
 	_, err := c.Service(t.Context(), "shop/prod/nothing")
 	var apiErr *APIError
@@ -104,14 +105,14 @@ func TestAPIErrors(t *testing.T) {
 		t.Fatalf("err %#v", err)
 	}
 	_, err = c.Deploy(t.Context(), []byte(webSpec+"colour: red\n"), 0)
-	if Code(err) != api.CodeInvalid || !strings.Contains(err.Error(), "colour") {
+	if Code(err) != control.CodeInvalid || !strings.Contains(err.Error(), "colour") {
 		t.Fatalf("err %v", err)
 	}
 	if _, err := c.Service(t.Context(), "not a name"); err == nil || !errors.Is(err, raftfsm.ErrInvalid) {
 		t.Fatalf("bad name: %v", err)
 	}
 	bad, _ := New(Config{Addrs: []string{hostPort(srv)}, APIKey: "wrong", CACert: testCA().CertPEM()})
-	if _, err := bad.Nodes(t.Context()); Code(err) != api.CodeUnauthorized {
+	if _, err := bad.Nodes(t.Context()); Code(err) != control.CodeUnauthorized {
 		t.Fatalf("wrong key: %v", err)
 	}
 }
@@ -149,7 +150,7 @@ func TestWritesAreNotRetriedWhenTheyMayHaveArrived(t *testing.T) {
 }
 
 func TestRetriesAfter503AndResendsTheUpload(t *testing.T) {
-	fake := api.NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	real, _ := serve(t, fake)
 	h := real.Config.Handler
 	var first atomic.Bool
@@ -185,7 +186,7 @@ func TestRetriesAfter503AndResendsTheUpload(t *testing.T) {
 }
 
 func TestBlockingReadWithIndex(t *testing.T) {
-	fake := api.NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv, _ := serve(t, fake)
 	c := client(t, hostPort(srv))
 	var m Meta
@@ -225,7 +226,7 @@ func TestBlockingReadWithIndex(t *testing.T) {
 }
 
 func TestFollowLogs(t *testing.T) {
-	fake := api.NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv, _ := serve(t, fake)
 	c := client(t, hostPort(srv))
 	fake.SetLogs("c1", "one\n")
@@ -256,7 +257,7 @@ func TestFollowLogs(t *testing.T) {
 func TestDeadlineIsSent(t *testing.T) {
 	var seen atomic.Value
 	srv := newTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen.Store(r.Header.Get(api.HeaderTimeout))
+		seen.Store(r.Header.Get(control.HeaderTimeout))
 		_, _ = w.Write([]byte(`[]`))
 	}))
 	t.Cleanup(srv.Close)
@@ -274,7 +275,7 @@ func TestDeadlineIsSent(t *testing.T) {
 
 // TestEveryMethod calls every typed method once against a fake.
 func TestEveryMethod(t *testing.T) {
-	fake := api.NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	srv, _ := serve(t, fake)
 	c := client(t, hostPort(srv))
 	ctx := t.Context()
@@ -419,7 +420,7 @@ func TestEveryMethod(t *testing.T) {
 		t.Fatalf("registries %+v", regs)
 	}
 	check("delete registry", c.DeleteRegistry(ctx, "registry.example.com"))
-	if _, err := c.Commit(ctx, &raftfsm.ReportInstances{At: time.Now().UTC(), Node: "node-1"}); Code(err) != api.CodeForbidden {
+	if _, err := c.Commit(ctx, &raftfsm.ReportInstances{At: time.Now().UTC(), Node: "node-1"}); Code(err) != control.CodeForbidden {
 		t.Fatalf("a report without a node certificate: %v", err)
 	}
 	agent := agentClient(t, "node-1", c.Addrs()...)
@@ -431,13 +432,13 @@ func TestEveryMethod(t *testing.T) {
 	}
 	check("probe", agent.Probe(ctx, "127.0.0.1:1", "/health"))
 	fake.SetProbeError(errors.New("refused"))
-	if err := agent.Probe(ctx, "127.0.0.1:1", ""); Code(err) != api.CodeProbeFailed {
+	if err := agent.Probe(ctx, "127.0.0.1:1", ""); Code(err) != control.CodeProbeFailed {
 		t.Fatalf("failed probe: %v", err)
 	}
 	check("restart", c.Restart(ctx, "shop/prod/web"))
 	check("undeploy", c.Undeploy(ctx, "shop/prod/web"))
 	plain, _ := jsonMarshal(exp)
-	other := api.NewFake("node-1")
+	other := apitest.NewFake("node-1")
 	osrv, _ := serve(t, other)
 	ir, err := client(t, hostPort(osrv)).ImportState(ctx, plain)
 	check("import", err)
@@ -465,7 +466,7 @@ func TestGivesUpSoonWhenNothingListens(t *testing.T) {
 // write's index travels as ?index=, and the follower answers once it has
 // applied it, stale reads included.
 func TestReadsAfterAWriteSeeItOnAnyAgent(t *testing.T) {
-	leader, follower := api.NewFake("node-1"), api.NewFake("node-2")
+	leader, follower := apitest.NewFake("node-1"), apitest.NewFake("node-2")
 	ls, _ := serve(t, leader)
 	follower.SetLeader(false, "node-1", hostPort(ls))
 	fs, _ := serve(t, follower)
@@ -505,7 +506,7 @@ func TestReadsAfterAWriteSeeItOnAnyAgent(t *testing.T) {
 
 // Config.Stale makes every read stale unless it asks to be consistent.
 func TestStaleConfigMarksReads(t *testing.T) {
-	fake := api.NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	h, err := api.New(api.Options{Controller: fake, APIKey: testKey, RequireAuthAlways: true})
 	if err != nil {
 		t.Fatal(err)

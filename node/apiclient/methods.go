@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -19,8 +18,8 @@ import (
 // One method per route of the API, in the order of its route table.
 
 // Ping asks an agent for its id and version (no key needed).
-func (c *Client) Ping(ctx context.Context) (api.Ping, error) {
-	var out api.Ping
+func (c *Client) Ping(ctx context.Context) (control.Ping, error) {
+	var out control.Ping
 	// Not Get: /ping takes no read options (no ?index=, no ?stale).
 	_, err := c.call(ctx, request{method: http.MethodGet, path: "/ping"}, &out)
 	return out, err
@@ -46,7 +45,7 @@ func (c *Client) Nodes(ctx context.Context, opts ...ReadOption) ([]raftfsm.Node,
 
 // AddNodes grows the cluster and returns the new nodes' names.
 func (c *Client) AddNodes(ctx context.Context, req control.AddNodesRequest) ([]string, error) {
-	var out api.AddedNodes
+	var out control.AddedNodes
 	return out.Nodes, c.send(ctx, http.MethodPost, "/v1/nodes", nil, req, &out)
 }
 
@@ -61,15 +60,15 @@ func (c *Client) RebootNode(ctx context.Context, id string) error {
 }
 
 // Workspaces lists the workspaces.
-func (c *Client) Workspaces(ctx context.Context, opts ...ReadOption) ([]api.WorkspaceSummary, error) {
-	var out []api.WorkspaceSummary
+func (c *Client) Workspaces(ctx context.Context, opts ...ReadOption) ([]control.WorkspaceSummary, error) {
+	var out []control.WorkspaceSummary
 	return out, c.Get(ctx, "/v1/workspaces", nil, &out, opts...)
 }
 
 // CreateWorkspace creates a workspace.
 func (c *Client) CreateWorkspace(ctx context.Context, name string) (control.WorkspaceInfo, error) {
 	var out control.WorkspaceInfo
-	return out, c.send(ctx, http.MethodPost, "/v1/workspaces", nil, api.NameRequest{Name: name}, &out)
+	return out, c.send(ctx, http.MethodPost, "/v1/workspaces", nil, control.NameRequest{Name: name}, &out)
 }
 
 // Workspace returns a workspace (by name or id) and everything in it.
@@ -85,12 +84,12 @@ func (c *Client) DeleteWorkspace(ctx context.Context, ref string) error {
 
 // CreateProject creates a project in a workspace.
 func (c *Client) CreateProject(ctx context.Context, workspace, name string) error {
-	return c.send(ctx, http.MethodPost, "/v1/workspaces/"+url.PathEscape(workspace)+"/projects", nil, api.NameRequest{Name: name}, nil)
+	return c.send(ctx, http.MethodPost, "/v1/workspaces/"+url.PathEscape(workspace)+"/projects", nil, control.NameRequest{Name: name}, nil)
 }
 
 // CreateEnvironment creates an environment in a project.
 func (c *Client) CreateEnvironment(ctx context.Context, workspace, project, name string) error {
-	return c.send(ctx, http.MethodPost, "/v1/workspaces/"+url.PathEscape(workspace)+"/projects/"+url.PathEscape(project)+"/envs", nil, api.NameRequest{Name: name}, nil)
+	return c.send(ctx, http.MethodPost, "/v1/workspaces/"+url.PathEscape(workspace)+"/projects/"+url.PathEscape(project)+"/envs", nil, control.NameRequest{Name: name}, nil)
 }
 
 // Services lists the services, of one workspace when workspace is not empty.
@@ -143,8 +142,8 @@ func ServicePath(name string) (string, error) {
 }
 
 // Service returns a service with its instances and last deploy.
-func (c *Client) Service(ctx context.Context, name string, opts ...ReadOption) (api.ServiceDetail, error) {
-	var out api.ServiceDetail
+func (c *Client) Service(ctx context.Context, name string, opts ...ReadOption) (control.ServiceDetail, error) {
+	var out control.ServiceDetail
 	p, err := ServicePath(name)
 	if err != nil {
 		return out, err
@@ -371,8 +370,8 @@ func (c *Client) ImportState(ctx context.Context, doc []byte) (raftfsm.ImportRes
 }
 
 // Users lists the UI users.
-func (c *Client) Users(ctx context.Context, opts ...ReadOption) ([]api.UserInfo, error) {
-	var out []api.UserInfo
+func (c *Client) Users(ctx context.Context, opts ...ReadOption) ([]control.UserInfo, error) {
+	var out []control.UserInfo
 	return out, c.Get(ctx, "/v1/users", nil, &out, opts...)
 }
 
@@ -445,14 +444,14 @@ func (c *Client) RotateGossipKey(ctx context.Context) (control.GossipKeysInfo, e
 }
 
 // CA returns the cluster CA and every node certificate (no keys).
-func (c *Client) CA(ctx context.Context, opts ...ReadOption) (api.CAInfo, error) {
-	var out api.CAInfo
+func (c *Client) CA(ctx context.Context, opts ...ReadOption) (control.CAInfo, error) {
+	var out control.CAInfo
 	return out, c.Get(ctx, "/v1/ca", nil, &out, opts...)
 }
 
 // OriginCerts lists the edge's TLS certificates (no keys).
-func (c *Client) OriginCerts(ctx context.Context, opts ...ReadOption) ([]api.OriginCertInfo, error) {
-	var out []api.OriginCertInfo
+func (c *Client) OriginCerts(ctx context.Context, opts ...ReadOption) ([]control.OriginCertInfo, error) {
+	var out []control.OriginCertInfo
 	return out, c.Get(ctx, "/v1/origin-certs", nil, &out, opts...)
 }
 
@@ -467,8 +466,8 @@ func (c *Client) DeleteOriginCert(ctx context.Context, zone string) error {
 }
 
 // Registries lists the private registries (no passwords).
-func (c *Client) Registries(ctx context.Context, opts ...ReadOption) ([]api.RegistryInfo, error) {
-	var out []api.RegistryInfo
+func (c *Client) Registries(ctx context.Context, opts ...ReadOption) ([]control.RegistryInfo, error) {
+	var out []control.RegistryInfo
 	return out, c.Get(ctx, "/v1/registries", nil, &out, opts...)
 }
 

@@ -13,15 +13,16 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// agent is a fresh cluster behind the real agent API (api.Fake underneath),
+// agent is a fresh cluster behind the real agent API (apitest.Fake underneath),
 // and the connect function the CLI would pass to RestoreCommand.
-func agent(t *testing.T) (*api.Fake, func() (Importer, error)) {
+func agent(t *testing.T) (*apitest.Fake, func() (Importer, error)) {
 	t.Helper()
-	fake := api.NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	h, err := api.New(api.Options{Controller: fake, APIKey: "test-key"})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -62,17 +63,17 @@ func TestRunBacksUpOnScheduleAndKeeps(t *testing.T) {
 	startRun(t, StoreSource(n.store), testConfig(t, clk))
 	n.poke() // disabled: nothing happens
 	n.setBackup(raftfsm.BackupSettings{Enabled: true, Dir: dir, Interval: raftfsm.Duration(time.Minute), Keep: 2})
-	waitFor(t, 10*time.Second, "the first backup (none existed)", func() bool { return len(names(t, dir)) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the first backup (none existed)", func() bool { return len(names(t, dir)) == 1 })
 
 	clk.Add(30 * time.Second)
 	n.poke() // not due yet
 	clk.Add(31 * time.Second)
 	n.poke() // due
-	waitFor(t, 10*time.Second, "the second backup", func() bool { return len(names(t, dir)) == 2 })
+	testkit.WaitFor(t, 10*time.Second, "the second backup", func() bool { return len(names(t, dir)) == 2 })
 	clk.Add(61 * time.Second)
 	n.poke()
 	want := []string{backupName(t0.Add(122 * time.Second)), backupName(t0.Add(61 * time.Second))}
-	waitFor(t, 10*time.Second, "the third backup, the first pruned", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the third backup, the first pruned", func() bool {
 		got := names(t, dir)
 		return len(got) == 2 && got[0] == want[0] && got[1] == want[1]
 	})
@@ -97,7 +98,7 @@ func TestRunNewLeaderWaitsForTheInterval(t *testing.T) {
 	n.poke()
 	clk.Add(51 * time.Minute)
 	n.poke()
-	waitFor(t, 10*time.Second, "the backup an hour after the last", func() bool { return len(names(t, dir)) == 2 })
+	testkit.WaitFor(t, 10*time.Second, "the backup an hour after the last", func() bool { return len(names(t, dir)) == 2 })
 	if got := names(t, dir); got[0] != backupName(t0.Add(61*time.Minute)) {
 		t.Fatalf("backups = %v: the new leader backed up at the wrong time", got)
 	}
@@ -117,7 +118,7 @@ func TestRunRetriesAfterAFailure(t *testing.T) {
 	cfg.RetryInterval = 5 * time.Minute
 	src := &countingSource{Source: StoreSource(n.store), changed: n.store.FSM().Changed}
 	startRun(t, src, cfg)
-	waitFor(t, 10*time.Second, "the first (failing) attempt", func() bool { return src.count() >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "the first (failing) attempt", func() bool { return src.count() >= 1 })
 	for range 3 {
 		n.poke()
 	}
@@ -128,7 +129,7 @@ func TestRunRetriesAfterAFailure(t *testing.T) {
 	}
 	clk.Add(2 * time.Minute)
 	n.poke()
-	waitFor(t, 10*time.Second, "the retry's backup", func() bool { return len(names(t, dir)) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the retry's backup", func() bool { return len(names(t, dir)) == 1 })
 	if c := src.count(); c != 2 {
 		t.Fatalf("%d backup attempts, want 2 (the failure and one retry after RetryInterval)", c)
 	}

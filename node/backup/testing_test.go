@@ -33,12 +33,7 @@ var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
 const testWS = "9fe5e6"
 
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
-}
-
-// testAEAD seals with the fixed key api.Fake uses, so secrets sealed here
+// testAEAD seals with the fixed key apitest.Fake uses, so secrets sealed here
 // open in a Fake cluster (the same cluster secret).
 func testAEAD(t testing.TB) cipher.AEAD { return testAEADKey(t, 0x42) }
 
@@ -96,7 +91,7 @@ func newNode(t testing.TB) *node {
 	if err := store.BootstrapServers([]raftfsm.Server{{ID: "node-1", Address: string(addr), Voter: true}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "leadership", store.IsLeader)
+	testkit.WaitFor(t, 10*time.Second, "leadership", store.IsLeader)
 	n := &node{t: t, store: store}
 	n.must(&raftfsm.InitCluster{At: t0, ClusterID: "c0ffee", ClusterName: "prod-eu", AdminName: "admin",
 		AdminPasswordHash: "$2a$10$abcdefghijklmnopqrstuuvwxyzabcdefghijklmnopqrstuvwxyz12", DefaultWorkspaceID: testWS})

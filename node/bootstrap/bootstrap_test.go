@@ -16,7 +16,9 @@ import (
 
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
-	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
+	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 	"github.com/dropmesh/dropmesh/scripts"
 )
@@ -42,7 +44,7 @@ type cloudEnv struct {
 func newCloudEnv(t *testing.T, nodes int, regions ...string) *cloudEnv {
 	t.Helper()
 	backend := newAgentBackend(t)
-	fake, url := fakeapi.Start(t, fakeapi.Options{Token: testDOToken, CFToken: testCFToken, Zones: []string{testDomain},
+	fake, url := fakeapitest.Start(t, fakeapi.Options{Token: testDOToken, CFToken: testCFToken, Zones: []string{testDomain},
 		ActionDelay: 5 * time.Millisecond, Backend: backend, IPAllocator: testIPs})
 	t.Cleanup(backend.stopAll) // before the fake closes
 	e := &cloudEnv{fake: fake, url: url, backend: backend, host: startFakeHost(t), out: &syncBuffer{}}
@@ -210,8 +212,8 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	if err := cl.call(ctx, http.MethodGet, "/v1/settings", nil, &settings); err != nil {
 		t.Fatal(err)
 	}
-	if settings.DOToken != api.SecretSet || settings.CFToken != api.SecretSet {
-		t.Fatalf("GET /v1/settings shows tokens %q and %q, want %q", settings.DOToken, settings.CFToken, api.SecretSet)
+	if settings.DOToken != control.SecretSet || settings.CFToken != control.SecretSet {
+		t.Fatalf("GET /v1/settings shows tokens %q and %q, want %q", settings.DOToken, settings.CFToken, control.SecretSet)
 	}
 	var sealed [2]raftfsm.Sealed
 	var adminHash string
@@ -260,7 +262,7 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	}
 
 	// The leader keeps mesh.DOMAIN on itself.
-	waitFor(t, 30*time.Second, "the UI host's A record", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the UI host's A record", func() bool {
 		for _, r := range e.fake.State().DNSRecords {
 			if r.Name == "mesh."+testDomain && r.Type == "A" {
 				return true
@@ -276,7 +278,7 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	if settings.ClusterID != rec.ClusterID {
 		t.Fatalf("the seed runs cluster %s, the bootstrap chose %s", settings.ClusterID, rec.ClusterID)
 	}
-	waitFor(t, 20*time.Second, "the leader to ensure the cluster firewall", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the leader to ensure the cluster firewall", func() bool {
 		var fw *raftfsm.Firewall
 		seed.agent.View(func(s *raftfsm.State) { fw = s.Cloud.Firewall })
 		return fw != nil && fw.ID == rec.FirewallID

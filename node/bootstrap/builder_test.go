@@ -18,6 +18,8 @@ import (
 
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // builderEnv is a fake cloud, a fake host standing in for every builder
@@ -37,7 +39,7 @@ type builderEnv struct {
 
 func newBuilderEnv(t *testing.T) *builderEnv {
 	t.Helper()
-	fake, url := fakeapi.Start(t, fakeapi.Options{Token: "do-test-token", ActionDelay: 5 * time.Millisecond})
+	fake, url := fakeapitest.Start(t, fakeapi.Options{Token: "do-test-token", ActionDelay: 5 * time.Millisecond})
 	do := cloudops.NewDigitalOcean(cloudops.DOConfig{Token: "do-test-token", BaseURL: url, PollInterval: 10 * time.Millisecond,
 		Retry: testConfig().Retry})
 	e := &builderEnv{fake: fake, do: do, host: startFakeHost(t), state: t.TempDir(), out: &syncBuffer{}, binary: fakeBinary(t)}
@@ -175,7 +177,7 @@ func TestBuilderShutsTheDropletDownBeforeTheSnapshot(t *testing.T) {
 	// action list is watched while it exists: the longest list seen must be
 	// in order, and must have had the shutdown before any snapshot.
 	var longest []string
-	waitFor(t, 30*time.Second, "the builder to finish", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the builder to finish", func() bool {
 		for _, d := range e.fake.State().Droplets {
 			var seen []string
 			for _, a := range d.Actions {

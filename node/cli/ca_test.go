@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -43,7 +43,7 @@ func TestCAShowsTheCAAndNodeCertificates(t *testing.T) {
 		}
 	}
 	r = h.run("ca", "--json")
-	var info api.CAInfo
+	var info control.CAInfo
 	if err := json.Unmarshal([]byte(r.stdout), &info); err != nil || r.code != 0 {
 		t.Fatalf("ca --json: %v %+v", err, r)
 	}

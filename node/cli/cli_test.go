@@ -16,9 +16,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/passseal"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -216,14 +217,14 @@ func driveRollout(t *testing.T, h *harness, out *syncBuffer, id string, steps []
 		if err := h.fake.Report(st.node, rep); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the line "+st.line, func() bool { return strings.Contains(out.String(), st.line) })
+		testkit.WaitFor(t, 10*time.Second, "the line "+st.line, func() bool { return strings.Contains(out.String(), st.line) })
 	}
 }
 
 func deployID(t *testing.T, h *harness, n int) string {
 	t.Helper()
 	var id string
-	waitFor(t, 10*time.Second, "the deploy", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the deploy", func() bool {
 		h.fake.View(func(s *raftfsm.State) {
 			for k, d := range s.Deploys {
 				if d.Generation == int64(n) && strings.HasSuffix(d.Service, "/shop/prod/web") {
@@ -241,7 +242,7 @@ func TestDeployShowsProgressAndWaits(t *testing.T) {
 	spec := writeFile(t, t.TempDir(), "web.yaml", webSpec)
 	out, _, wait := h.start("deploy", "-f", spec, "--timeout", "1m")
 	id := deployID(t, h, 1)
-	waitFor(t, 10*time.Second, "the first progress lines", func() bool { return strings.Contains(out.String(), "node-1  waiting") })
+	testkit.WaitFor(t, 10*time.Second, "the first progress lines", func() bool { return strings.Contains(out.String(), "node-1  waiting") })
 	driveRollout(t, h, out, id, []struct{ node, phase, line string }{
 		{"node-1", raftfsm.PhasePulling, "node-1  pulling"},
 		{"node-2", raftfsm.PhasePulling, "node-2  pulling"},
@@ -464,14 +465,14 @@ func TestLogsFollowPrefixesEveryInstance(t *testing.T) {
 	}
 
 	out, _, wait := h.start("logs", "shop/prod/web", "-f", "--since", "10m")
-	waitFor(t, 10*time.Second, "both streams", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "both streams", func() bool {
 		return strings.Contains(out.String(), "node-1 | GET / 200\n") && strings.Contains(out.String(), "node-2 | GET /health 200\n")
 	})
 	h.fake.AppendLogs("web-node-2", "ERROR boom\n")
-	waitFor(t, 10*time.Second, "the new line", func() bool { return strings.Contains(out.String(), "node-2 | ERROR boom\n") })
+	testkit.WaitFor(t, 10*time.Second, "the new line", func() bool { return strings.Contains(out.String(), "node-2 | ERROR boom\n") })
 	h.fake.AppendLogs("web-node-1", "partial line without newline")
 	h.fake.CloseLogs("web-node-1")
-	waitFor(t, 10*time.Second, "the last line of node-1", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the last line of node-1", func() bool {
 		return strings.Contains(out.String(), "node-1 | partial line without newline\n")
 	})
 	h.stop() // Ctrl-C ends the stream still open
@@ -579,11 +580,11 @@ func TestStateExportImportRoundTrip(t *testing.T) {
 func TestEventsFollow(t *testing.T) {
 	h := newHarness(t)
 	out, _, wait := h.start("events", "-f", "--json", "--kind", "deploy.")
-	waitFor(t, 10*time.Second, "the first read", func() bool { return h.fake.Index() > 0 })
+	testkit.WaitFor(t, 10*time.Second, "the first read", func() bool { return h.fake.Index() > 0 })
 	if _, err := h.fake.Deploy(t.Context(), control.DeployRequest{Spec: mustSpec(t, webSpec)}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the deploy event", func() bool { return strings.Contains(out.String(), raftfsm.EventDeployStarted) })
+	testkit.WaitFor(t, 10*time.Second, "the deploy event", func() bool { return strings.Contains(out.String(), raftfsm.EventDeployStarted) })
 	h.stop()
 	r := wait()
 	if r.code != 0 {
@@ -744,12 +745,12 @@ services:
 func TestCertsPutListRemove(t *testing.T) {
 	h := newHarness(t)
 	dir := t.TempDir()
-	certPEM, keyPEM, err := api.SelfSignedPair("example.com", "*.example.com")
+	certPEM, keyPEM, err := apitest.SelfSignedPair("example.com", "*.example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cert, key := writeFile(t, dir, "origin.pem", certPEM), writeFile(t, dir, "origin.key", keyPEM)
-	_, otherKey, err := api.SelfSignedPair("example.com")
+	_, otherKey, err := apitest.SelfSignedPair("example.com")
 	if err != nil {
 		t.Fatal(err)
 	}

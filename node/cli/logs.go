@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/node/apiclient"
+	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -96,7 +96,7 @@ func (e *env) logsCmd() *cobra.Command {
 			return &UsageError{Err: err}
 		}
 		if since != "" {
-			if _, err := api.ParseSince(since, e.now()); err != nil {
+			if _, err := control.ParseSince(since, e.now()); err != nil {
 				return usagef("--since %v", err)
 			}
 		}
@@ -247,8 +247,8 @@ func (e *env) eventsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&service, "service", "", "only this service")
 	cmd.Flags().StringVar(&kind, "kind", "", "only kinds with this prefix, such as deploy. or heal.")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if limit < 1 || limit > api.MaxEventsPage {
-			return usagef("--limit must be from 1 to %d", api.MaxEventsPage)
+		if limit < 1 || limit > control.MaxEventsPage {
+			return usagef("--limit must be from 1 to %d", control.MaxEventsPage)
 		}
 		if service != "" {
 			if _, err := raftfsm.ParseServiceName(service); err != nil {
@@ -300,7 +300,7 @@ func (e *env) eventsCmd() *cobra.Command {
 			return err
 		}
 		for {
-			evs, err := c.Events(ctx, apiclient.EventQuery{Since: last, Limit: api.MaxEventsPage, Service: service, Kind: kind},
+			evs, err := c.Events(ctx, apiclient.EventQuery{Since: last, Limit: control.MaxEventsPage, Service: service, Kind: kind},
 				apiclient.WaitIndex(meta.Index, 5*time.Minute), apiclient.StoreMeta(&meta))
 			if ctx.Err() != nil {
 				return nil

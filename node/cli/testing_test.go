@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/node/pki"
 )
 
@@ -50,7 +51,7 @@ func (s *syncBuffer) String() string {
 // harness runs CLI commands against an API over a fake controller.
 type harness struct {
 	t    *testing.T
-	fake *api.Fake
+	fake *apitest.Fake
 	srv  *httptest.Server
 	vars map[string]string
 	// cfgDir holds config.json; stdin feeds commands that read it.
@@ -64,7 +65,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	fake := api.NewFake("node-1")
+	fake := apitest.NewFake("node-1")
 	h, err := api.New(api.Options{Controller: fake, APIKey: testKey, RequireAuthAlways: true})
 	if err != nil {
 		t.Fatal(err)
@@ -161,22 +162,6 @@ func (h *harness) start(args ...string) (out, errOut *syncBuffer, wait func() re
 		case <-time.After(30 * time.Second):
 			h.t.Fatalf("%v did not finish; stdout %q stderr %q", args, out.String(), errOut.String())
 			return result{}
-		}
-	}
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
 		}
 	}
 }

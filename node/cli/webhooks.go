@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dropmesh/dropmesh/node/notify"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -72,7 +71,7 @@ func (e *env) webhooksCmd() *cobra.Command {
 	}
 	add.Flags().StringVar(&format, "format", raftfsm.WebhookGeneric, "payload format: generic (JSON), slack or discord")
 	add.Flags().StringSliceVar(&events, "events", nil, fmt.Sprintf("event kind prefixes to send, comma-separated, %q for all (default %s)",
-		notify.AllKinds, strings.Join(notify.DefaultKinds(), ",")))
+		raftfsm.WebhookAllKinds, strings.Join(raftfsm.WebhookDefaultKinds(), ",")))
 	add.Flags().BoolVar(&addJSON, "json", false, "print the stored webhook as JSON")
 
 	remove := &cobra.Command{

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // fakeNetworks is an engine whose networks are loopback ranges: on Linux
@@ -156,11 +154,6 @@ func inSubnet(p Plan, i int) string {
 	b := p.Containers.Addr().As4()
 	b[3] = byte(i)
 	return netip.AddrFrom4(b).String()
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
 }
 
 func deadline(seconds int) time.Time { return time.Now().Add(time.Duration(seconds) * time.Second) }

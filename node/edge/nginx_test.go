@@ -284,9 +284,9 @@ func TestNginxRestartsDeadMaster(t *testing.T) {
 	for _, p := range append([]int{old}, workers...) {
 		_ = signal(p, sigKill)
 	}
-	waitFor(t, 5*time.Second, "the killed master to die", func() bool { reap(old); return !processAlive(old) })
+	testkit.WaitFor(t, 5*time.Second, "the killed master to die", func() bool { reap(old); return !processAlive(old) })
 	for _, w := range workers {
-		waitFor(t, 5*time.Second, "killed workers to die", func() bool { reap(w); return !processAlive(w) })
+		testkit.WaitFor(t, 5*time.Second, "killed workers to die", func() bool { reap(w); return !processAlive(w) })
 	}
 	mustApply(t, n, Config{Routes: []Route{routeTo("app.example.test", "web", a)}})
 	if n.Pid() == old || !processAlive(n.Pid()) {
@@ -337,7 +337,7 @@ func TestNginxReloadIsGraceful(t *testing.T) {
 	mustApply(t, n, Config{Routes: []Route{routeTo("app.example.test", "web", a)}})
 	c := newClient(t, o.Listen)
 	var oldWorkers []int
-	waitFor(t, 10*time.Second, "two workers (the earlier generation gone)", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "two workers (the earlier generation gone)", func() bool {
 		oldWorkers = childrenOf(n.Pid())
 		return len(oldWorkers) == 2
 	})
@@ -351,7 +351,7 @@ func TestNginxReloadIsGraceful(t *testing.T) {
 			done <- body
 		}()
 	}
-	waitFor(t, 5*time.Second, "two blocked requests", func() bool { return a.blocked.Load() == 2 })
+	testkit.WaitFor(t, 5*time.Second, "two blocked requests", func() bool { return a.blocked.Load() == 2 })
 	mustApply(t, n, Config{Routes: []Route{routeTo("app.example.test", "web", b)}})
 	c.expect(t, "app.example.test", "/", 200, "B")
 	newWorkers := childrenOf(n.Pid())

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // newProxyHarness starts a built-in proxy on ephemeral 127.0.0.1 ports.
@@ -75,7 +77,7 @@ func TestProxyDrainWaitsForOldRequests(t *testing.T) {
 		code, _, _ := c.do(http.MethodGet, "d.example.test", "/block", nil, 0, nil)
 		done <- code
 	}()
-	waitFor(t, 5*time.Second, "a blocked request", func() bool { return a.blocked.Load() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "a blocked request", func() bool { return a.blocked.Load() == 1 })
 	mustApply(t, h.edge, Config{Routes: []Route{routeTo("d.example.test", "d", b)}})
 	drained := make(chan error, 1)
 	go func() {

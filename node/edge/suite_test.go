@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -109,7 +110,7 @@ func testRouting(t *testing.T, newEdge newHarness) {
 			t.Errorf("backend saw %s = %q, want %q", k, got.Get(k), want)
 		}
 	}
-	waitFor(t, 5*time.Second, "an access log line naming the service", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "an access log line naming the service", func() bool {
 		return strings.Contains(h.accessLog(), "9fe5e6/shop/prod/web")
 	})
 }
@@ -246,7 +247,7 @@ func testInFlightSurviveApply(t *testing.T, newEdge newHarness) {
 			results <- result{code, body, err}
 		}()
 	}
-	waitFor(t, 10*time.Second, "requests blocked in backend A", func() bool { return a.blocked.Load() == n })
+	testkit.WaitFor(t, 10*time.Second, "requests blocked in backend A", func() bool { return a.blocked.Load() == n })
 	mustApply(t, h.edge, Config{Routes: []Route{routeTo("live.example.test", "live", b)}})
 	c.expect(t, "live.example.test", "/", 200, "B")
 
@@ -347,7 +348,7 @@ func testBurstOfChanges(t *testing.T, newEdge newHarness) {
 			}
 		}()
 	}
-	waitFor(t, 10*time.Second, "the load to start", func() bool { return total.Load() > 10 })
+	testkit.WaitFor(t, 10*time.Second, "the load to start", func() bool { return total.Load() > 10 })
 	began := total.Load()
 	start := time.Now()
 	var applying time.Duration
@@ -357,7 +358,7 @@ func testBurstOfChanges(t *testing.T, newEdge newHarness) {
 		applying += time.Since(t0)
 		// Requests run between every two changes, not only around the burst.
 		n := total.Load()
-		waitFor(t, 10*time.Second, "requests after a change", func() bool { return total.Load() >= n+2 })
+		testkit.WaitFor(t, 10*time.Second, "requests after a change", func() bool { return total.Load() >= n+2 })
 	}
 	took := time.Since(start)
 	during := total.Load() - began

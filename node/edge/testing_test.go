@@ -2,7 +2,7 @@ package edge
 
 // Test helpers: backends standing in for containers, clients that talk to an
 // edge by Host header, a raw websocket handshake, self-signed zone
-// certificates, a log capture, and waitFor.
+// certificates, a log capture, and (testkit.WaitFor does the waiting).
 
 import (
 	"bufio"
@@ -30,16 +30,6 @@ import (
 	"testing"
 	"time"
 )
-
-// waitFor polls cond until it holds or timeout passes, then fails the test.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if !waitUntil(ctx, 5*time.Millisecond, cond) {
-		t.Fatalf("timed out after %s waiting for %s", timeout, what)
-	}
-}
 
 // logCapture is an slog handler that keeps every line in memory, shown in
 // the test log only if the test fails (t.Log from a server goroutine after

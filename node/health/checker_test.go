@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 func TestCheckServiceHTTP(t *testing.T) {
@@ -77,7 +79,7 @@ func TestCheckServiceTCPAndStateful(t *testing.T) {
 			t.Fatalf("kind %q: got %+v", kind, r)
 		}
 	}
-	waitFor(t, 2*time.Second, "three TCP probes", func() bool { return accepted() == 3 })
+	testkit.WaitFor(t, 2*time.Second, "three TCP probes", func() bool { return accepted() == 3 })
 
 	logs.set("2026-03-01T12:00:01Z FATAL:  terminating connection due to administrator command\n")
 	r := c.Check(ctx, "db", time.Now(), Target{Kind: KindStateful, Addr: addr, Running: true, Logs: logs.source()})

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 func TestProbeHTTPStatuses(t *testing.T) {
@@ -111,7 +113,7 @@ func TestProbeTCP(t *testing.T) {
 	if err := ProbeTCP(context.Background(), addr, 10*time.Second); err != nil {
 		t.Fatalf("listener: %v", err)
 	}
-	waitFor(t, 2*time.Second, "the listener to accept the probe", func() bool { return accepted() == 1 })
+	testkit.WaitFor(t, 2*time.Second, "the listener to accept the probe", func() bool { return accepted() == 1 })
 
 	err := ProbeTCP(context.Background(), closedPort(t), 10*time.Second)
 	if !errors.Is(err, ErrNoAnswer) || !errors.Is(err, syscall.ECONNREFUSED) {

@@ -10,16 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/dropmesh/dropmesh/node/testkit"
 )
-
-// waitFor polls cond every few milliseconds until it holds or timeout
-// passes, and fails the test then.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
-}
 
 // statusServer starts an HTTP server on 127.0.0.1 answering every request
 // with code, and returns its host:port.

@@ -16,7 +16,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"github.com/dropmesh/dropmesh/node/pki"
-	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -79,7 +79,7 @@ func TestLocalHealing(t *testing.T) {
 		t.Skip("starts a three-node mesh and breaks it")
 	}
 	testkit.RequireDocker(t) // the sample runs in containers
-	m := &mesh{t: t, bin: runtime.BuildStaticBinary(t, "github.com/dropmesh/dropmesh"), dir: t.TempDir()}
+	m := &mesh{t: t, bin: runtimetest.BuildStaticBinary(t, "github.com/dropmesh/dropmesh"), dir: t.TempDir()}
 	t.Cleanup(func() { m.run(2*time.Minute, "local", "down", "--dir", m.dir) })
 	m.up(3, "--sample")
 	c, err := Client(m.dir)

@@ -13,10 +13,9 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/bench/lincheck"
-	"github.com/dropmesh/dropmesh/node/api"
 	"github.com/dropmesh/dropmesh/node/apiclient"
 	"github.com/dropmesh/dropmesh/node/control"
-	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 )
 
 // TestLinearizableReadsWhileTheLeaderIsPaused runs a local mesh (real
@@ -29,7 +28,7 @@ func TestLinearizableReadsWhileTheLeaderIsPaused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node mesh and pauses its leader")
 	}
-	m := &mesh{t: t, bin: runtime.BuildStaticBinary(t, "github.com/dropmesh/dropmesh"), dir: t.TempDir()}
+	m := &mesh{t: t, bin: runtimetest.BuildStaticBinary(t, "github.com/dropmesh/dropmesh"), dir: t.TempDir()}
 	t.Cleanup(func() { m.run(2*time.Minute, "local", "down", "--dir", m.dir) })
 	m.up(3)
 	env, err := os.ReadFile(filepath.Join(m.dir, EnvFile))
@@ -80,7 +79,7 @@ func TestLinearizableReadsWhileTheLeaderIsPaused(t *testing.T) {
 					switch code := apiclient.Code(err); {
 					case err == nil:
 						h.Add(op)
-					case code == api.CodeNotLeader || code == api.CodeNoLeader || code == api.CodeInvalid:
+					case code == control.CodeNotLeader || code == control.CodeNoLeader || code == control.CodeInvalid:
 					default:
 						op.Unknown = true
 						h.Add(op)

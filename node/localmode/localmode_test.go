@@ -29,6 +29,7 @@ import (
 	"github.com/dropmesh/dropmesh/node/control"
 	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/scripts"
 )
@@ -219,7 +220,7 @@ func TestLocalUpStatusDownAndResume(t *testing.T) {
 		t.Skip("starts a three-node mesh")
 	}
 	testkit.RequireDocker(t) // the sample runs in containers
-	m := &mesh{t: t, bin: runtime.BuildStaticBinary(t, "github.com/dropmesh/dropmesh"), dir: t.TempDir()}
+	m := &mesh{t: t, bin: runtimetest.BuildStaticBinary(t, "github.com/dropmesh/dropmesh"), dir: t.TempDir()}
 	t.Cleanup(func() { m.run(2*time.Minute, "local", "down", "--dir", m.dir) })
 	out := m.up(3, "--sample")
 	for _, want := range []string{"mesh ready", "web UI:", "admin", ". " + filepath.Join(m.dir, EnvFile), "sample deployed"} {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 	"github.com/dropmesh/dropmesh/node/bootstrap"
 	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/scripts"
@@ -19,7 +20,7 @@ import (
 // DIR/env lists the droplets that exist, not node numbers 1..N: after a
 // node is removed and another created, droplet and node numbers differ.
 func TestEnvFileFollowsTheDroplets(t *testing.T) {
-	fake, url := fakeapi.Start(t, fakeapi.Options{Token: "local-test", Images: []string{BaseSnapshot}})
+	fake, url := fakeapitest.Start(t, fakeapi.Options{Token: "local-test", Images: []string{BaseSnapshot}})
 	do := cloudops.NewDigitalOcean(cloudops.DOConfig{Token: "local-test", BaseURL: url, PollInterval: 10 * time.Millisecond})
 	ctx := context.Background()
 	create := func(nodeID string) cloudops.Droplet {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 func entryAt(t time.Time, msg string) Entry { return Entry{Time: t, Level: "INFO", Message: msg} }
@@ -100,7 +102,7 @@ func TestSubscribeLive(t *testing.T) {
 		}
 	}
 	cancel()
-	waitFor(t, 5*time.Second, "the subscription to end", func() bool { return r.Subscribers() == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the subscription to end", func() bool { return r.Subscribers() == 0 })
 	if _, ok := recv(t, ch, 5*time.Second); ok {
 		t.Fatal("channel still open after ctx ended")
 	}

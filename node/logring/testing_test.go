@@ -5,15 +5,7 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/dropmesh/dropmesh/node/testkit"
 )
-
-// waitFor polls cond until it holds or timeout passes, and fails the test then.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
-}
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
 type syncBuffer struct {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/mesh"
 	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -62,8 +63,8 @@ func BenchmarkObserve(b *testing.B) {
 // real route table (matching a six-segment template), beside a bare handler.
 func BenchmarkInstrumentAPI(b *testing.B) {
 	m := newTestMetrics(b, nil, "n0")
-	opts := api.Options{Controller: api.NewFake("n0"), APIKey: "k"}
-	routes := api.Routes(opts)
+	opts := api.Options{Controller: apitest.NewFake("n0"), APIKey: "k"}
+	routes := api.RoutePatterns(opts)
 	bare := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	req := httptest.NewRequest(http.MethodGet, "/v1/services/ws/shop/prod/web/health", nil)
 	w := httptest.NewRecorder()

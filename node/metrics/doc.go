@@ -11,10 +11,11 @@
 //   - fed by the agent as things happen, through the Observe methods: commit
 //     and apply latency, health-check results, healing actions, reconcile
 //     passes, gossip probe round trips; and API request latency by route and
-//     status code (APIMiddleware for a Gin engine, InstrumentAPI around any
-//     http.Handler).
+//     status code (InstrumentAPI around any http.Handler).
 //
-// Route returns the api.Route that serves the registry behind the API key.
+// The package knows nothing of the API handler or its HTTP framework:
+// node/api.NewMeasured serves Handler at GET /metrics behind the API key
+// and wraps the API with InstrumentAPI.
 // Every series carries a node label with the agent's id. Labels that come
 // from callers or from gossip are normalised to small fixed sets ("other",
 // "unknown"), so bad input can never grow the number of series.

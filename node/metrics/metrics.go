@@ -6,18 +6,16 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/dropmesh/dropmesh/node/api"
 )
 
 // Namespace prefixes every dropmesh metric name.
 const Namespace = "dropmesh"
 
-// Path is where the API serves the metrics.
+// Path is where the API serves the metrics (node/api.NewMeasured mounts
+// Handler there).
 const Path = "/metrics"
 
 // Metrics is one agent's metrics: a private registry, the collector that
@@ -35,6 +33,8 @@ type Metrics struct {
 	health    *prometheus.CounterVec
 	heal      *prometheus.CounterVec
 	api       *prometheus.HistogramVec
+	// undecodable counts log entries this replica could not decode.
+	undecodable prometheus.Counter
 }
 
 // New returns the metrics of the agent nodeID with DefaultConfig. A nil
@@ -91,6 +91,10 @@ func NewWithConfig(src Source, nodeID string, cfg Config) (*Metrics, error) {
 		Namespace: Namespace, Name: "heal_actions_total",
 		Help: "Healing actions this node took as leader, by kind.",
 	}, []string{"kind"})
+	m.undecodable = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "raft", Name: "undecodable_entries_total",
+		Help: "Log entries this replica could not decode (a command or field newer than its release, or a damaged entry) and skipped.",
+	})
 	m.api = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Subsystem: "api", Name: "request_duration_seconds",
 		Help:    "Agent API requests served by this node, by method, route template and status code.",
@@ -105,7 +109,7 @@ func NewWithConfig(src Source, nodeID string, cfg Config) (*Metrics, error) {
 		m.heal.WithLabelValues(k)
 	}
 
-	cs := []prometheus.Collector{m.commit, m.apply, m.probeRTT, m.reconcile, m.health, m.heal, m.api}
+	cs := []prometheus.Collector{m.commit, m.apply, m.probeRTT, m.reconcile, m.health, m.heal, m.api, m.undecodable}
 	if src != nil {
 		cs = append(cs, &sourceCollector{src: src, nodeID: nodeID})
 	}
@@ -129,19 +133,6 @@ func NewWithConfig(src Source, nodeID string, cfg Config) (*Metrics, error) {
 // Handler serves the registry in the Prometheus text format (or what the
 // scraper negotiates). It does no authentication: mount it through Route.
 func (m *Metrics) Handler() http.Handler { return m.handler }
-
-// Route is GET /metrics for api.Options.Extra: served by the node that is
-// asked (never forwarded), behind the API key like every route but /ping.
-func (m *Metrics) Route() api.Route {
-	return api.Route{
-		Method:       http.MethodGet,
-		Path:         Path,
-		Summary:      "This node's Prometheus metrics (text exposition format)",
-		Kind:         api.RouteLocal,
-		Handler:      gin.WrapH(m.handler),
-		ResponseType: "text/plain",
-	}
-}
 
 // Registerer is the agent's registry, with the node label added: other
 // packages may register their own collectors on it.

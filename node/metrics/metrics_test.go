@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dropmesh/dropmesh/node/api"
+	"github.com/dropmesh/dropmesh/node/api/apitest"
 )
 
 func TestEverySeriesCarriesTheNodeLabel(t *testing.T) {
@@ -103,14 +104,14 @@ func TestConfigValidation(t *testing.T) {
 // The route serves the metrics through the real API: the key is required,
 // and the API's own requests are measured by route.
 func TestRouteBehindTheAPIKey(t *testing.T) {
-	fake := api.NewFake("n1")
+	fake := apitest.NewFake("n1")
 	m := newTestMetrics(t, fakeView{fake}, "n1")
-	opts := api.Options{Controller: fake, APIKey: "k3y", Extra: []api.Route{m.Route()}}
-	h, err := api.New(opts)
+	opts := api.Options{Controller: fake, APIKey: "k3y"}
+	h, err := api.NewMeasured(opts, m)
 	if err != nil {
-		t.Fatalf("api.New: %v", err)
+		t.Fatalf("api.NewMeasured: %v", err)
 	}
-	srv := httptest.NewServer(m.InstrumentAPI(h, api.Routes(opts)))
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 
 	resp, err := http.Get(srv.URL + Path)
@@ -135,12 +136,15 @@ func TestRouteBehindTheAPIKey(t *testing.T) {
 
 	// The route is in the OpenAPI document like any other.
 	found := false
-	for _, r := range api.Routes(opts) {
-		if r.Path == Path && r.Method == http.MethodGet {
-			found = true
-		}
-	}
+	req := httptest.NewRequest(http.MethodGet, "/v1/openapi.json", nil)
+	req.Header.Set("Authorization", "Bearer k3y")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	found = rec.Code == http.StatusOK && strings.Contains(rec.Body.String(), `"`+Path+`"`)
 	if !found {
-		t.Error("api.Routes does not list GET /metrics")
+		t.Errorf("the OpenAPI document does not list GET /metrics: %d", rec.Code)
+	}
+	if api.MetricsPath != Path {
+		t.Errorf("the API serves the metrics at %s, the package says %s", api.MetricsPath, Path)
 	}
 }

@@ -33,6 +33,9 @@ func (m *Metrics) ObserveHeal(kind string) {
 	m.heal.WithLabelValues(healLabel(kind)).Inc()
 }
 
+// ObserveUndecodable counts one log entry this replica could not decode.
+func (m *Metrics) ObserveUndecodable() { m.undecodable.Inc() }
+
 type observer interface{ Observe(float64) }
 
 func observe(o observer, d time.Duration) {

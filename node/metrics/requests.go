@@ -4,14 +4,9 @@ import (
 	"bufio"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/gin-gonic/gin"
-
-	"github.com/dropmesh/dropmesh/node/api"
 )
 
 // API request latency, by method, route template and status code. The route
@@ -19,45 +14,13 @@ import (
 // path, so ids do not become series; requests no route matches count as
 // "unmatched" and methods outside the standard ones as "other".
 
-// APIMiddleware measures requests inside a Gin engine: register it with
-// engine.Use before the routes (after the recovery middleware, so a panic
-// is counted as the 500 it becomes).
-func (m *Metrics) APIMiddleware() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		start := time.Now()
-		defer func() {
-			// A panic passes through to the recovery middleware, which
-			// answers 500: count it as that.
-			if p := recover(); p != nil {
-				m.observeAPI(c.Request.Method, ginRoute(c.FullPath()), http.StatusInternalServerError, time.Since(start))
-				panic(p)
-			}
-		}()
-		c.Next()
-		m.observeAPI(c.Request.Method, ginRoute(c.FullPath()), c.Writer.Status(), time.Since(start))
-	}
-}
-
-// ginRoute turns Gin's "/v1/nodes/:id" into the table's "/v1/nodes/{id}";
-// "" (no route matched) becomes "unmatched".
-func ginRoute(p string) string {
-	if p == "" {
-		return labelUnmatched
-	}
-	parts := strings.Split(p, "/")
-	for i, s := range parts {
-		if len(s) > 1 && (s[0] == ':' || s[0] == '*') {
-			parts[i] = "{" + s[1:] + "}"
-		}
-	}
-	return strings.Join(parts, "/")
-}
-
-// InstrumentAPI wraps a whole API handler (api.New's) and labels each
-// request with the route of routes (api.Routes) it matches. It needs no
-// change inside the API. Streaming (Flush) passes through.
-func (m *Metrics) InstrumentAPI(next http.Handler, routes []api.Route) http.Handler {
-	mt := newRouteMatcher(routes)
+// InstrumentAPI wraps a whole API handler (node/api.NewMeasured calls it)
+// and labels each request with the route template it matches. patterns
+// are "METHOD /path/{param}" (net/http.ServeMux's form), one per route of
+// the route table. It needs no change inside the API and knows nothing of
+// its HTTP framework. Streaming (Flush) passes through.
+func (m *Metrics) InstrumentAPI(next http.Handler, patterns []string) http.Handler {
+	mt := newRouteMatcher(patterns)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
@@ -101,16 +64,20 @@ type matchRoute struct {
 	segs         []string // "" marks a {param}
 }
 
-func newRouteMatcher(routes []api.Route) *routeMatcher {
+func newRouteMatcher(patterns []string) *routeMatcher {
 	mt := &routeMatcher{}
-	for _, r := range routes {
-		segs := strings.Split(strings.TrimPrefix(r.Path, "/"), "/")
+	for _, p := range patterns {
+		method, path, ok := strings.Cut(p, " ")
+		if !ok {
+			continue // not "METHOD /path": matches nothing
+		}
+		segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 		for i, s := range segs {
 			if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
 				segs[i] = ""
 			}
 		}
-		mt.routes = append(mt.routes, matchRoute{method: r.Method, path: r.Path, segs: segs})
+		mt.routes = append(mt.routes, matchRoute{method: method, path: path, segs: segs})
 	}
 	return mt
 }
@@ -182,14 +149,3 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// API builds the agent API of opts with the metrics mounted and measured:
-// GET /metrics added to its routes and every request timed by route.
-func (m *Metrics) API(opts api.Options) (http.Handler, error) {
-	opts.Extra = append(slices.Clip(opts.Extra), m.Route())
-	h, err := api.New(opts)
-	if err != nil {
-		return nil, err
-	}
-	return m.InstrumentAPI(h, api.Routes(opts)), nil
-}

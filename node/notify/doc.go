@@ -10,7 +10,7 @@
 // old leader died.
 //
 // An event goes to a webhook when its kind matches one of the webhook's
-// Kinds prefixes (DefaultKinds when it has none) and the webhook already
+// Kinds prefixes (raftfsm.WebhookDefaultKinds when it has none) and the webhook already
 // existed when the event happened (event time not before the webhook's
 // CreatedAt, both stamped by the leader). So events already in the log when
 // a cluster, or a webhook, gets its first target are never replayed.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -69,7 +70,7 @@ func TestWebhooksRefuseInternalTargets(t *testing.T) {
 	startRun(t, c, cfg)
 
 	for _, want := range []string{"169.254.169.254 is a link-local address", "127.0.0.1 is a loopback address", "metadata", "loopback", "listener", "byname"} {
-		waitFor(t, 10*time.Second, "a refusal naming "+want, func() bool { return strings.Contains(logs.String(), want) })
+		testkit.WaitFor(t, 10*time.Second, "a refusal naming "+want, func() bool { return strings.Contains(logs.String(), want) })
 	}
 	if n := strings.Count(logs.String(), "egress refused"); n < 4 {
 		t.Fatalf("%d refusals logged, want one per target:\n%s", n, logs.String())
@@ -112,9 +113,9 @@ func TestWebhooksFollowNoRedirectAndEchoNoAnswer(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	startRun(t, c, cfg)
 
-	waitFor(t, 10*time.Second, "the redirect refused", func() bool { return strings.Contains(logs.String(), "a redirect (webhooks follow none)") })
-	waitFor(t, 10*time.Second, "every attempt at the failing receiver", func() bool { return leaks.Load() >= int32(cfg.MaxAttempts) })
-	waitFor(t, 10*time.Second, "the failing receiver given up", func() bool { return strings.Contains(logs.String(), "answered 500") })
+	testkit.WaitFor(t, 10*time.Second, "the redirect refused", func() bool { return strings.Contains(logs.String(), "a redirect (webhooks follow none)") })
+	testkit.WaitFor(t, 10*time.Second, "every attempt at the failing receiver", func() bool { return leaks.Load() >= int32(cfg.MaxAttempts) })
+	testkit.WaitFor(t, 10*time.Second, "the failing receiver given up", func() bool { return strings.Contains(logs.String(), "answered 500") })
 	if n := inner.Load(); n != 0 {
 		t.Fatalf("the redirect was followed: the target behind it got %d requests", n)
 	}

@@ -10,28 +10,12 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// DefaultKinds are the kind prefixes a webhook without Kinds receives: what
-// an operator must know about without watching the UI.
-var defaultKinds = [...]string{
-	raftfsm.EventDeployFailed,
-	raftfsm.EventRollback,
-	"heal.",
-	raftfsm.EventNodeLost,
-	raftfsm.EventNodeFound,
-}
-
-// DefaultKinds returns the kind prefixes a webhook with no Kinds receives:
-// deploy.failed, deploy.rollback, heal.*, node.lost and node.found.
-func DefaultKinds() []string { return append([]string(nil), defaultKinds[:]...) }
-
-// AllKinds in a webhook's Kinds matches every event kind.
-const AllKinds = "*"
-
 // ErrUnknownFormat is a webhook format this version cannot render.
 var ErrUnknownFormat = errors.New("unknown webhook format")
 
 // Wants reports whether webhook w receives event e: its kind matches one of
-// w.Kinds as a prefix (DefaultKinds when empty, "*" for all), and w existed
+// w.Kinds as a prefix (raftfsm.WebhookDefaultKinds when empty, raftfsm.WebhookAllKinds
+// "*" for all), and w existed
 // when e happened.
 func Wants(w raftfsm.Webhook, e raftfsm.Event) bool {
 	if e.At.Before(w.CreatedAt) {
@@ -39,10 +23,10 @@ func Wants(w raftfsm.Webhook, e raftfsm.Event) bool {
 	}
 	kinds := w.Kinds
 	if len(kinds) == 0 {
-		kinds = defaultKinds[:]
+		kinds = raftfsm.WebhookDefaultKinds()
 	}
 	for _, k := range kinds {
-		if k == AllKinds || (k != "" && strings.HasPrefix(e.Kind, k)) {
+		if k == raftfsm.WebhookAllKinds || (k != "" && strings.HasPrefix(e.Kind, k)) {
 			return true
 		}
 	}

@@ -36,7 +36,7 @@ func TestWants(t *testing.T) {
 		{[]string{"deploy."}, ev(raftfsm.EventDeploySucceeded, later), true},
 		{[]string{"deploy."}, ev(raftfsm.EventHealRestart, later), false},
 		{[]string{""}, ev(raftfsm.EventHealRestart, later), false}, // an empty prefix is not "all"
-		{[]string{AllKinds}, ev(raftfsm.EventUser, later), true},
+		{[]string{raftfsm.WebhookAllKinds}, ev(raftfsm.EventUser, later), true},
 	} {
 		w := raftfsm.Webhook{ID: "w", Kinds: c.kinds, CreatedAt: created}
 		if got := Wants(w, c.e); got != c.want {
@@ -44,7 +44,7 @@ func TestWants(t *testing.T) {
 		}
 	}
 	// DefaultKinds is a copy: changing it changes nothing.
-	k := DefaultKinds()
+	k := raftfsm.WebhookDefaultKinds()
 	k[0] = "user"
 	if Wants(raftfsm.Webhook{}, raftfsm.Event{Kind: "user", At: later}) {
 		t.Fatal("DefaultKinds returned the package's own slice")

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -49,9 +50,9 @@ func TestRunDeliversEachFormatOnceWithRetries(t *testing.T) {
 
 	want := []uint64{failed, restart, lost}
 	for _, r := range []*receiver{generic, slack, discord, flaky} {
-		waitFor(t, 10*time.Second, "3 deliveries", func() bool { return len(r.requests()) >= len(want) })
+		testkit.WaitFor(t, 10*time.Second, "3 deliveries", func() bool { return len(r.requests()) >= len(want) })
 	}
-	waitFor(t, 10*time.Second, "the dead target's attempts", func() bool { return down.attemptCount() >= 3*len(want) })
+	testkit.WaitFor(t, 10*time.Second, "the dead target's attempts", func() bool { return down.attemptCount() >= 3*len(want) })
 
 	got := generic.generic(t)
 	if len(got) != len(want) {
@@ -132,7 +133,7 @@ func TestKindsFilterByPrefix(t *testing.T) {
 	hooked := t0.Add(time.Millisecond)
 	c.webhook(hooked, "heal", heal.URL(), raftfsm.WebhookGeneric, "heal.")
 	c.webhook(hooked, "deploys", deploys.URL(), raftfsm.WebhookGeneric, "deploy.", "node.lost")
-	c.webhook(hooked, "all", all.URL(), raftfsm.WebhookGeneric, AllKinds)
+	c.webhook(hooked, "all", all.URL(), raftfsm.WebhookGeneric, raftfsm.WebhookAllKinds)
 	at := t0.Add(time.Second)
 	kinds := []string{raftfsm.EventDeployStarted, raftfsm.EventHealReboot, raftfsm.EventDeploySucceeded, raftfsm.EventNodeFound,
 		raftfsm.EventHealReplace, raftfsm.EventNodeLost, raftfsm.EventHealth}
@@ -140,9 +141,9 @@ func TestKindsFilterByPrefix(t *testing.T) {
 		c.event(at, k, raftfsm.SeverityInfo, "event "+k, nil)
 	}
 	startRun(t, c, testConfig(t))
-	waitFor(t, 10*time.Second, "every event at the catch-all", func() bool { return len(all.requests()) == len(kinds) })
-	waitFor(t, 10*time.Second, "heal events", func() bool { return len(heal.requests()) == 2 })
-	waitFor(t, 10*time.Second, "deploy events", func() bool { return len(deploys.requests()) == 3 })
+	testkit.WaitFor(t, 10*time.Second, "every event at the catch-all", func() bool { return len(all.requests()) == len(kinds) })
+	testkit.WaitFor(t, 10*time.Second, "heal events", func() bool { return len(heal.requests()) == 2 })
+	testkit.WaitFor(t, 10*time.Second, "deploy events", func() bool { return len(deploys.requests()) == 3 })
 	kindsOf := func(r *receiver) string {
 		var ks []string
 		for _, p := range r.generic(t) {
@@ -169,7 +170,7 @@ func TestEventsBeforeTheWebhookAreNotReplayed(t *testing.T) {
 	stop := startRun(t, c, testConfig(t))
 	c.webhook(t0.Add(time.Minute), "first", r.URL(), raftfsm.WebhookGeneric)
 	fresh := c.event(t0.Add(2*time.Minute), raftfsm.EventDeployFailed, raftfsm.SeverityError, "new failure", nil)
-	waitFor(t, 10*time.Second, "the new event", func() bool { return len(r.requests()) >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "the new event", func() bool { return len(r.requests()) >= 1 })
 	stop()
 	got := r.generic(t)
 	if len(got) != 1 || got[0].Seq != fresh || got[0].Message != "new failure" {
@@ -187,13 +188,13 @@ func TestNewLeaderDoesNotResend(t *testing.T) {
 		c.event(t0.Add(time.Second), raftfsm.EventHealRestart, raftfsm.SeverityWarn, "restart", nil)
 	}
 	stop := startRun(t, c, testConfig(t))
-	waitFor(t, 10*time.Second, "the first leader's deliveries", func() bool { return len(r.requests()) == 3 })
+	testkit.WaitFor(t, 10*time.Second, "the first leader's deliveries", func() bool { return len(r.requests()) == 3 })
 	stop()
 	cursor := c.cursor()
 
 	startRun(t, c, testConfig(t))
 	next := c.event(t0.Add(2*time.Second), raftfsm.EventNodeFound, raftfsm.SeverityInfo, "node-2 is back", nil)
-	waitFor(t, 10*time.Second, "the second leader's delivery", func() bool { return len(r.requests()) >= 4 })
+	testkit.WaitFor(t, 10*time.Second, "the second leader's delivery", func() bool { return len(r.requests()) >= 4 })
 	got := r.generic(t)
 	if len(got) != 4 || got[3].Seq != next || got[2].Seq != cursor {
 		t.Fatalf("after the new leader: %d deliveries (last seq %d), want 4 ending with %d", len(got), got[len(got)-1].Seq, next)
@@ -216,12 +217,12 @@ func TestNothingSentUntilTheCursorCommits(t *testing.T) {
 	c.index = 1000
 	c.mu.Unlock()
 	startRun(t, c, testConfig(t))
-	waitFor(t, 10*time.Second, "three refused commits", func() bool { return c.applyCount() >= base+3 })
+	testkit.WaitFor(t, 10*time.Second, "three refused commits", func() bool { return c.applyCount() >= base+3 })
 	if n := r.attemptCount(); n != 0 {
 		t.Fatalf("%d requests sent while the cursor could not be committed", n)
 	}
 	c.setApplyErr(nil)
-	waitFor(t, 10*time.Second, "the delivery", func() bool { return len(r.requests()) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the delivery", func() bool { return len(r.requests()) == 1 })
 	if got := r.generic(t)[0].Seq; got != ev.(uint64) {
 		t.Fatalf("delivered seq %d, want %d", got, ev)
 	}
@@ -236,10 +237,10 @@ func TestDeletedWebhookStops(t *testing.T) {
 	c.webhook(t0, "stays", stays.URL(), raftfsm.WebhookGeneric)
 	startRun(t, c, testConfig(t))
 	c.event(t0.Add(time.Second), raftfsm.EventNodeLost, raftfsm.SeverityError, "one", nil)
-	waitFor(t, 10*time.Second, "both deliveries", func() bool { return len(gone.requests()) == 1 && len(stays.requests()) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "both deliveries", func() bool { return len(gone.requests()) == 1 && len(stays.requests()) == 1 })
 	c.must(&raftfsm.DeleteWebhook{At: t0, ID: "gone"})
 	c.event(t0.Add(2*time.Second), raftfsm.EventNodeLost, raftfsm.SeverityError, "two", nil)
-	waitFor(t, 10*time.Second, "the second delivery", func() bool { return len(stays.requests()) == 2 })
+	testkit.WaitFor(t, 10*time.Second, "the second delivery", func() bool { return len(stays.requests()) == 2 })
 	if n := gone.attemptCount(); n != 1 {
 		t.Fatalf("deleted webhook got %d requests, want 1", n)
 	}
@@ -258,7 +259,7 @@ func TestClientErrorIsNotRetried(t *testing.T) {
 	c.event(t0.Add(time.Second), raftfsm.EventNodeLost, raftfsm.SeverityError, "one", nil)
 	second := c.event(t0.Add(time.Second), raftfsm.EventNodeFound, raftfsm.SeverityInfo, "two", nil)
 	startRun(t, c, testConfig(t))
-	waitFor(t, 10*time.Second, "the second event", func() bool { return len(r.requests()) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the second event", func() bool { return len(r.requests()) == 1 })
 	if got := r.generic(t)[0].Seq; got != second || r.attemptCount() != 2 {
 		t.Fatalf("got seq %d after %d attempts, want seq %d after 2", got, r.attemptCount(), second)
 	}
@@ -276,7 +277,7 @@ func TestBatchesAreBounded(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MaxBatch = 3
 	startRun(t, c, cfg)
-	waitFor(t, 10*time.Second, "7 deliveries", func() bool { return len(r.requests()) == 7 })
+	testkit.WaitFor(t, 10*time.Second, "7 deliveries", func() bool { return len(r.requests()) == 7 })
 	if n := c.applyCount() - base; n != 3 {
 		t.Errorf("%d cursor commits for 7 events in batches of 3, want 3", n)
 	}
@@ -296,6 +297,6 @@ func TestRunStopsWhenContextEnds(t *testing.T) {
 	c.webhook(t0, "ops", r.URL(), raftfsm.WebhookGeneric)
 	c.event(t0.Add(time.Second), raftfsm.EventNodeLost, raftfsm.SeverityError, "lost", nil)
 	stop := startRun(t, c, testConfig(t))
-	waitFor(t, 10*time.Second, "the hanging request", func() bool { return r.attemptCount() == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the hanging request", func() bool { return r.attemptCount() == 1 })
 	stop() // fails the test if Run does not return
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -27,7 +28,7 @@ func TestStoreSource(t *testing.T) {
 	if err := store.BootstrapServers([]raftfsm.Server{{ID: "node-1", Address: string(addr), Voter: true}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "leadership", store.IsLeader)
+	testkit.WaitFor(t, 10*time.Second, "leadership", store.IsLeader)
 	apply := func(c raftfsm.Command) any {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -59,7 +60,7 @@ func TestStoreSource(t *testing.T) {
 	cfg2 := testConfig(t)
 	cfg2.Sealer = aead
 	startRun(t, StoreSource(store), cfg2)
-	waitFor(t, 10*time.Second, "the delivery", func() bool { return len(r.requests()) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the delivery", func() bool { return len(r.requests()) == 1 })
 	if got := r.generic(t)[0]; got.Seq != seq || got.Cluster != "raft" || r.requests()[0].cursor != seq {
 		t.Fatalf("delivered %+v with the cursor at %d, want seq %d after the cursor passed it", got, r.requests()[0].cursor, seq)
 	}

@@ -15,18 +15,11 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/egress"
-	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
 // t0 is the fixed clock of the tests: commands carry their time.
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
-}
 
 // cluster is a real FSM driven with commands; it is the notifier's Source.
 type cluster struct {

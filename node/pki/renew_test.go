@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 // TestRenewalUnderLoad: both ends of an HTTPS connection pool renew
@@ -80,7 +82,7 @@ func TestRenewalUnderLoad(t *testing.T) {
 	}
 	// Keep the pool busy until the first certificates have expired and both
 	// sides renewed.
-	waitFor(t, 10*time.Second, "renewals past the first expiry", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "renewals past the first expiry", func() bool {
 		get()
 		return time.Now().After(firstExpiry.Add(500*time.Millisecond)) &&
 			server.Serial() != firstServerSerial && client.Serial() != firstClientSerial
@@ -98,7 +100,7 @@ func TestRenewalUnderLoad(t *testing.T) {
 		t.Fatalf("%d connections, want a second one", conns.Load())
 	}
 	var saved *Credentials
-	waitFor(t, 5*time.Second, "the saved certificate to be a renewed one", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the saved certificate to be a renewed one", func() bool {
 		saved, err = LoadCredentials(dir)
 		return err == nil && saved.Serial() != firstClientSerial
 	})
@@ -121,7 +123,7 @@ func TestRenewerRetries(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	waitFor(t, 5*time.Second, "renewal after failures", func() bool { return c.Serial() != first })
+	testkit.WaitFor(t, 5*time.Second, "renewal after failures", func() bool { return c.Serial() != first })
 	if calls.Load() != 4 {
 		t.Fatalf("%d calls, want 4", calls.Load())
 	}

@@ -6,8 +6,6 @@ import (
 	"net"
 	"testing"
 	"time"
-
-	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 var loopback = net.IPv4(127, 0, 0, 1)
@@ -99,12 +97,6 @@ func handshake(t *testing.T, srvCfg, cliCfg *tls.Config, v *Verifier) handshakeR
 	}
 	s := <-done
 	return handshakeResult{serverErr: s.err, clientErr: cerr, serverSawPeer: s.peer}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, within, what, cond)
 }
 
 func isErr(err, target error) bool { return err != nil && errors.Is(err, target) }

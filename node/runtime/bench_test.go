@@ -1,8 +1,10 @@
-package runtime
+package runtime_test
 
 import (
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 )
 
 // BenchmarkRawDockerRun is the floor for a deploy: create and start the
@@ -14,7 +16,7 @@ func BenchmarkRawDockerRun(b *testing.B) {
 	var create, start, ready time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r := RawRun(b, rt, img)
+		r := runtimetest.RawRun(b, rt, img)
 		create, start, ready = create+r.Create, start+r.Start, ready+r.Ready
 	}
 	n := float64(b.N)

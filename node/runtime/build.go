@@ -190,6 +190,13 @@ func (r *Runtime) BuildFromBinary(ctx context.Context, binPath, tag string, entr
 	return r.buildFromBinary(ctx, binPath, tag, entrypoint, exposePort, nil)
 }
 
+// BuildFromBinaryWithEnv is BuildFromBinary with env baked into the image
+// (ENV lines; keys must be shell-style names): the test kit builds its
+// variants of the test app this way.
+func (r *Runtime) BuildFromBinaryWithEnv(ctx context.Context, binPath, tag string, entrypoint []string, exposePort int, env map[string]string) (string, error) {
+	return r.buildFromBinary(ctx, binPath, tag, entrypoint, exposePort, env)
+}
+
 var envKeyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func (r *Runtime) buildFromBinary(ctx context.Context, binPath, tag string, entrypoint []string, exposePort int, env map[string]string) (string, error) {

@@ -1,4 +1,4 @@
-package runtime
+package runtime_test
 
 import (
 	"archive/tar"
@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 )
 
 // tarOf makes a tar of name -> content (a trailing "/" makes a directory).
@@ -38,16 +41,16 @@ func TestBuildImageFromContext(t *testing.T) {
 	ctx := testCtx(t, 2*time.Minute)
 	raw := tarOf(t, map[string]string{
 		"Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\nLABEL from=test\n",
-		"hello.txt":  "hello " + RandomSuffix(),
+		"hello.txt":  "hello " + runtimetest.RandomSuffix(),
 	})
-	_, data, err := ValidateBuildContext(bytes.NewReader(raw), 1<<20)
+	_, data, err := runtime.ValidateBuildContext(bytes.NewReader(raw), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag := TestImageRepo + "ctx-" + RandomSuffix() + ":1"
-	t.Cleanup(func() { RemoveTestImage(t, rt, tag) })
+	tag := runtimetest.TestImageRepo + "ctx-" + runtimetest.RandomSuffix() + ":1"
+	t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, tag) })
 	var lines []string
-	id, err := rt.BuildImage(ctx, bytes.NewReader(data), []string{tag}, "", map[string]string{LabelManaged: "true"}, func(s string) { lines = append(lines, s) })
+	id, err := rt.BuildImage(ctx, bytes.NewReader(data), []string{tag}, "", map[string]string{runtime.LabelManaged: "true"}, func(s string) { lines = append(lines, s) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +58,8 @@ func TestBuildImageFromContext(t *testing.T) {
 	if err != nil || info.ID != id {
 		t.Fatalf("InspectImage(%s) = %+v, %v; want id %s", tag, info, err, id)
 	}
-	ii, err := rt.cli.ImageInspect(ctx, tag)
-	if err != nil || ii.Config.Labels[LabelManaged] != "true" || ii.Config.Labels["from"] != "test" {
+	ii, err := rt.Docker().ImageInspect(ctx, tag)
+	if err != nil || ii.Config.Labels[runtime.LabelManaged] != "true" || ii.Config.Labels["from"] != "test" {
 		t.Fatalf("image labels = %v, %v", ii.Config.Labels, err)
 	}
 	if len(lines) == 0 || !strings.HasPrefix(lines[0], "Step 1/") {
@@ -72,9 +75,9 @@ func TestBuildImageFailureReturnsDockersMessage(t *testing.T) {
 		"missing file": {"Dockerfile": "FROM scratch\nCOPY missing.txt /x\n"},
 		"bad syntax":   {"Dockerfile": "FROM scratch\nNOTANINSTRUCTION x\n"},
 	} {
-		tag := TestImageRepo + "fail-" + RandomSuffix() + ":1"
+		tag := runtimetest.TestImageRepo + "fail-" + runtimetest.RandomSuffix() + ":1"
 		_, err := rt.BuildImage(ctx, bytes.NewReader(tarOf(t, files)), []string{tag}, "", nil, nil)
-		var be *BuildError
+		var be *runtime.BuildError
 		if !errors.As(err, &be) || be.Message == "" || !strings.Contains(err.Error(), tag) {
 			t.Fatalf("%s: BuildImage = %v; want a *BuildError naming the tag", name, err)
 		}
@@ -89,7 +92,7 @@ func TestBuildImageFailureReturnsDockersMessage(t *testing.T) {
 			}
 		}
 		t.Logf("%s: docker says %q", name, be.Message)
-		if _, err := rt.InspectImage(ctx, tag); !errors.Is(err, ErrImageNotFound) {
+		if _, err := rt.InspectImage(ctx, tag); !errors.Is(err, runtime.ErrImageNotFound) {
 			t.Errorf("%s: a failed build left the tag: %v", name, err)
 		}
 	}
@@ -99,10 +102,10 @@ func TestBuildFromBinaryRuns(t *testing.T) {
 	t.Parallel()
 	rt, _ := dockerFixture(t)
 	ctx := testCtx(t, 2*time.Minute)
-	tag := TestImageRepo + "bin-" + RandomSuffix() + ":latest"
-	t.Cleanup(func() { RemoveTestImage(t, rt, tag) })
+	tag := runtimetest.TestImageRepo + "bin-" + runtimetest.RandomSuffix() + ":latest"
+	t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, tag) })
 	// The binary lands at entrypoint[0], whatever its file name.
-	id, err := rt.BuildFromBinary(ctx, TestAppBinary(t), tag, []string{"/dropmesh", "serve"}, 8080)
+	id, err := rt.BuildFromBinary(ctx, runtimetest.TestAppBinary(t), tag, []string{"/dropmesh", "serve"}, 8080)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,25 +114,31 @@ func TestBuildFromBinaryRuns(t *testing.T) {
 		strings.Join(info.Entrypoint, " ") != "/dropmesh serve" {
 		t.Fatalf("InspectImage = %+v, %v", info, err)
 	}
-	c := StartTestContainer(t, rt, ContainerSpec{Image: tag, Port: 8080, Env: map[string]string{"VERSION": "from-binary"}, StopTimeout: 5 * time.Second})
-	if body := WaitHTTP(t, appURL(c)+"/", 20*time.Second); !strings.Contains(body, "from-binary") {
+	c := runtimetest.StartTestContainer(t, rt, runtime.ContainerSpec{Image: tag, Port: 8080, Env: map[string]string{"VERSION": "from-binary"}, StopTimeout: 5 * time.Second})
+	if body := runtimetest.WaitHTTP(t, appURL(c)+"/", 20*time.Second); !strings.Contains(body, "from-binary") {
 		t.Fatalf("GET / = %q", body)
 	}
 
 	for name, call := range map[string]func() error{
-		"relative entrypoint": func() error { _, err := rt.BuildFromBinary(ctx, TestAppBinary(t), tag, []string{"app"}, 0); return err },
-		"bad port":            func() error { _, err := rt.BuildFromBinary(ctx, TestAppBinary(t), tag, nil, 70000); return err },
+		"relative entrypoint": func() error {
+			_, err := rt.BuildFromBinary(ctx, runtimetest.TestAppBinary(t), tag, []string{"app"}, 0)
+			return err
+		},
+		"bad port": func() error {
+			_, err := rt.BuildFromBinary(ctx, runtimetest.TestAppBinary(t), tag, nil, 70000)
+			return err
+		},
 		"bad env": func() error {
-			_, err := rt.buildFromBinary(ctx, TestAppBinary(t), tag, nil, 0, map[string]string{"A B": "x"})
+			_, err := rt.BuildFromBinaryWithEnv(ctx, runtimetest.TestAppBinary(t), tag, nil, 0, map[string]string{"A B": "x"})
 			return err
 		},
 	} {
-		if err := call(); !errors.Is(err, ErrInvalid) {
+		if err := call(); !errors.Is(err, runtime.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
 	}
 	for _, notStatic := range []string{"/bin/sh", "/etc/hostname"} {
-		if _, err := rt.BuildFromBinary(ctx, notStatic, tag, nil, 0); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), notStatic) {
+		if _, err := rt.BuildFromBinary(ctx, notStatic, tag, nil, 0); !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), notStatic) {
 			t.Errorf("BuildFromBinary(%s) = %v; want ErrInvalid naming it", notStatic, err)
 		}
 	}
@@ -142,9 +151,9 @@ func TestBuildTestImageBakesEnv(t *testing.T) {
 	t.Parallel()
 	rt, _ := dockerFixture(t)
 	weird := `a "quoted" $HOME \ value`
-	img := BuildTestImage(t, rt, "env", map[string]string{"VERSION": weird})
-	c := StartTestContainer(t, rt, ContainerSpec{Image: img, Port: TestAppPort, StopTimeout: 5 * time.Second})
-	if body := WaitHTTP(t, appURL(c)+"/", 20*time.Second); !strings.Contains(body, weird) {
+	img := runtimetest.BuildTestImage(t, rt, "env", map[string]string{"VERSION": weird})
+	c := runtimetest.StartTestContainer(t, rt, runtime.ContainerSpec{Image: img, Port: runtimetest.TestAppPort, StopTimeout: 5 * time.Second})
+	if body := runtimetest.WaitHTTP(t, appURL(c)+"/", 20*time.Second); !strings.Contains(body, weird) {
 		t.Fatalf("GET / = %q; want the baked VERSION %q verbatim", body, weird)
 	}
 }

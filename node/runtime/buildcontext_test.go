@@ -1,4 +1,4 @@
-package runtime
+package runtime_test
 
 import (
 	"archive/tar"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/runtime"
 )
 
 func sortedKeys(m map[string]string) []string {
@@ -112,8 +114,8 @@ func TestValidateBuildContextRefusals(t *testing.T) {
 			if max == 0 {
 				max = 1 << 20
 			}
-			info, data, err := ValidateBuildContext(bytes.NewReader(tarEntries(t, tc.entries...)), max)
-			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			info, data, err := runtime.ValidateBuildContext(bytes.NewReader(tarEntries(t, tc.entries...)), max)
+			if !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v; want ErrInvalid mentioning %s", err, tc.want)
 			}
 			if data != nil || info.Digest != "" {
@@ -138,7 +140,7 @@ func TestValidateBuildContextAccepts(t *testing.T) {
 		dir("./src/"), // a repeated directory is harmless
 	}
 	raw := tarEntries(t, entries...)
-	info, data, err := ValidateBuildContext(bytes.NewReader(raw), 1<<20)
+	info, data, err := runtime.ValidateBuildContext(bytes.NewReader(raw), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +166,7 @@ func TestValidateBuildContextAccepts(t *testing.T) {
 		tw.Write([]byte(e.body))
 	}
 	tw.Close()
-	info2, data2, err := ValidateBuildContext(bytes.NewReader(gzipped(t, b.Bytes())), 1<<20)
+	info2, data2, err := runtime.ValidateBuildContext(bytes.NewReader(gzipped(t, b.Bytes())), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +174,7 @@ func TestValidateBuildContextAccepts(t *testing.T) {
 		t.Fatalf("repacked context digest %s != %s", info2.Digest, info.Digest)
 	}
 	// Normalizing is idempotent.
-	info3, data3, err := ValidateBuildContext(bytes.NewReader(data), 1<<20)
+	info3, data3, err := runtime.ValidateBuildContext(bytes.NewReader(data), 1<<20)
 	if err != nil || info3.Digest != info.Digest || !bytes.Equal(data3, data) {
 		t.Fatalf("re-validating the normalized tar = %+v, %v", info3, err)
 	}
@@ -191,22 +193,22 @@ func TestValidateBuildContextAccepts(t *testing.T) {
 
 func TestValidateBuildContextOtherInput(t *testing.T) {
 	df := file("Dockerfile", dockerfile)
-	if _, _, err := ValidateBuildContextFor(bytes.NewReader(tarEntries(t, file("build/prod.Dockerfile", dockerfile))), 1<<20, "build/prod.Dockerfile"); err != nil {
+	if _, _, err := runtime.ValidateBuildContextFor(bytes.NewReader(tarEntries(t, file("build/prod.Dockerfile", dockerfile))), 1<<20, "build/prod.Dockerfile"); err != nil {
 		t.Fatalf("custom Dockerfile name: %v", err)
 	}
-	if _, _, err := ValidateBuildContextFor(bytes.NewReader(tarEntries(t, df)), 1<<20, "../Dockerfile"); !errors.Is(err, ErrInvalid) {
+	if _, _, err := runtime.ValidateBuildContextFor(bytes.NewReader(tarEntries(t, df)), 1<<20, "../Dockerfile"); !errors.Is(err, runtime.ErrInvalid) {
 		t.Fatalf("Dockerfile name outside the context: %v", err)
 	}
 	// An upload is checked without a Dockerfile (the spec names it later);
 	// the same context is then checked again for the spec's one.
 	sub := tarEntries(t, file("sub/Dockerfile", dockerfile), file("app.txt", "x"))
-	if info, _, err := ValidateBuildContextFor(bytes.NewReader(sub), 1<<20, ""); err != nil || info.Dockerfile != "" || info.Files != 2 {
+	if info, _, err := runtime.ValidateBuildContextFor(bytes.NewReader(sub), 1<<20, ""); err != nil || info.Dockerfile != "" || info.Files != 2 {
 		t.Fatalf("no Dockerfile required: %+v %v", info, err)
 	}
-	if _, _, err := ValidateBuildContextFor(bytes.NewReader(sub), 1<<20, "sub/Dockerfile"); err != nil {
+	if _, _, err := runtime.ValidateBuildContextFor(bytes.NewReader(sub), 1<<20, "sub/Dockerfile"); err != nil {
 		t.Fatalf("sub/Dockerfile: %v", err)
 	}
-	if _, _, err := ValidateBuildContextFor(bytes.NewReader(sub), 1<<20, "Dockerfile"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "no Dockerfile") {
+	if _, _, err := runtime.ValidateBuildContextFor(bytes.NewReader(sub), 1<<20, "Dockerfile"); !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "no Dockerfile") {
 		t.Fatalf("root Dockerfile missing: %v", err)
 	}
 	for name, input := range map[string][]byte{
@@ -218,19 +220,19 @@ func TestValidateBuildContextOtherInput(t *testing.T) {
 		"bad gz":  {0x1f, 0x8b, 0, 0},
 		"gz bomb": gzipped(t, tarEntries(t, df, file("zeros", strings.Repeat("\x00", 1<<20)))),
 	} {
-		if _, _, err := ValidateBuildContext(bytes.NewReader(input), 64<<10); !errors.Is(err, ErrInvalid) {
+		if _, _, err := runtime.ValidateBuildContext(bytes.NewReader(input), 64<<10); !errors.Is(err, runtime.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
 	}
-	if _, _, err := ValidateBuildContext(bytes.NewReader(tarEntries(t, df)), 0); !errors.Is(err, ErrInvalid) {
+	if _, _, err := runtime.ValidateBuildContext(bytes.NewReader(tarEntries(t, df)), 0); !errors.Is(err, runtime.ErrInvalid) {
 		t.Errorf("zero limit accepted")
 	}
 	// A context exactly at the limit passes; one byte less refuses it.
 	raw := tarEntries(t, df)
-	if _, _, err := ValidateBuildContext(bytes.NewReader(raw), int64(len(raw))); err != nil {
+	if _, _, err := runtime.ValidateBuildContext(bytes.NewReader(raw), int64(len(raw))); err != nil {
 		t.Errorf("context exactly at the limit: %v", err)
 	}
-	if _, _, err := ValidateBuildContext(bytes.NewReader(raw), int64(len(raw))-1); !errors.Is(err, ErrInvalid) {
+	if _, _, err := runtime.ValidateBuildContext(bytes.NewReader(raw), int64(len(raw))-1); !errors.Is(err, runtime.ErrInvalid) {
 		t.Errorf("context one byte over the limit: %v", err)
 	}
 }
@@ -241,16 +243,16 @@ func FuzzValidateBuildContext(f *testing.F) {
 	f.Add(tarEntries(f, df, dir("d/"), symlink("d/l", "../Dockerfile"), hardlink("h", "Dockerfile")))
 	f.Add(gzipped(f, tarEntries(f, df, file("a", "b"))))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		info, data, err := ValidateBuildContext(bytes.NewReader(in), 1<<16)
+		info, data, err := runtime.ValidateBuildContext(bytes.NewReader(in), 1<<16)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, runtime.ErrInvalid) {
 				t.Fatalf("refusal without ErrInvalid: %v", err)
 			}
 			return
 		}
 		// What passes is stable: validating the normalized tar again gives
 		// the same bytes, and every entry in it obeys the rules.
-		info2, data2, err := ValidateBuildContext(bytes.NewReader(data), 1<<17)
+		info2, data2, err := runtime.ValidateBuildContext(bytes.NewReader(data), 1<<17)
 		if err != nil || info2.Digest != info.Digest || !bytes.Equal(data, data2) {
 			t.Fatalf("normalized tar does not re-validate identically: %v", err)
 		}
@@ -260,7 +262,7 @@ func FuzzValidateBuildContext(f *testing.F) {
 			if err != nil {
 				break
 			}
-			if checkContextPath(h.Name) != nil || strings.HasPrefix(h.Linkname, "/") ||
+			if runtime.CheckContextPath(h.Name) != nil || strings.HasPrefix(h.Linkname, "/") ||
 				(h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeDir && h.Typeflag != tar.TypeSymlink && h.Typeflag != tar.TypeLink) {
 				t.Fatalf("accepted entry %+v", h)
 			}

@@ -1,4 +1,4 @@
-package runtime
+package runtime_test
 
 import (
 	"errors"
@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 )
 
 // capBits are the bit numbers (as CapEff shows them) of the capabilities the tests look at.
@@ -51,11 +54,11 @@ func privs(t *testing.T, id string) map[string]string {
 // exactly the capability asked for.
 func TestContainerConfined(t *testing.T) {
 	t.Parallel()
-	root := startApp(t, ContainerSpec{})
+	root := startApp(t, runtime.ContainerSpec{})
 	got := privs(t, root.ID)
-	want := capEff(t, DefaultCapabilities)
+	want := capEff(t, runtime.DefaultCapabilities)
 	if got["CapEff"] != want {
-		t.Errorf("root's CapEff = %s; want %s (%v)", got["CapEff"], want, DefaultCapabilities)
+		t.Errorf("root's CapEff = %s; want %s (%v)", got["CapEff"], want, runtime.DefaultCapabilities)
 	}
 	if got["NoNewPrivs"] != "1" {
 		t.Errorf("NoNewPrivs = %q; want 1", got["NoNewPrivs"])
@@ -64,16 +67,16 @@ func TestContainerConfined(t *testing.T) {
 		t.Errorf("root opened a raw socket (%q): NET_RAW is not dropped", got["raw"])
 	}
 
-	user := startApp(t, ContainerSpec{User: "1000:1000"})
+	user := startApp(t, runtime.ContainerSpec{User: "1000:1000"})
 	got = privs(t, user.ID)
 	if got["CapEff"] != "0000000000000000" || !strings.HasPrefix(got["setuid0"], "denied") || got["NoNewPrivs"] != "1" {
 		t.Errorf("user 1000: %v; want no capabilities, setuid(0) denied, no_new_privs", got)
 	}
 
 	// The same probe sees a capability that was granted: the checks above can fail.
-	raw := startApp(t, ContainerSpec{CapAdd: []string{"cap_net_raw"}})
+	raw := startApp(t, runtime.ContainerSpec{CapAdd: []string{"cap_net_raw"}})
 	got = privs(t, raw.ID)
-	if got["raw"] != "ok" || got["CapEff"] != capEff(t, append(slices.Clone(DefaultCapabilities), "NET_RAW")) {
+	if got["raw"] != "ok" || got["CapEff"] != capEff(t, append(slices.Clone(runtime.DefaultCapabilities), "NET_RAW")) {
 		t.Errorf("with CapAdd NET_RAW: %v; want a raw socket and CapEff with bit 13", got)
 	}
 }
@@ -85,16 +88,16 @@ func TestContainerLimits(t *testing.T) {
 	t.Parallel()
 	rt, _ := dockerFixture(t)
 	ctx := testCtx(t, time.Minute)
-	def := DefaultConfig()
+	def := runtime.DefaultConfig()
 	for _, tc := range []struct {
-		spec      ContainerSpec
+		spec      runtime.ContainerSpec
 		mem, cpus int64
 	}{
-		{ContainerSpec{}, def.DefaultMemoryBytes, def.DefaultNanoCPUs},
-		{ContainerSpec{MemoryBytes: 1 << 30, NanoCPUs: 2e9}, 1 << 30, 2e9},
+		{runtime.ContainerSpec{}, def.DefaultMemoryBytes, def.DefaultNanoCPUs},
+		{runtime.ContainerSpec{MemoryBytes: 1 << 30, NanoCPUs: 2e9}, 1 << 30, 2e9},
 	} {
 		c := startApp(t, tc.spec)
-		cj, err := rt.cli.ContainerInspect(ctx, c.ID)
+		cj, err := rt.Docker().ContainerInspect(ctx, c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,13 +109,13 @@ func TestContainerLimits(t *testing.T) {
 		for i, c := range hc.CapAdd {
 			added[i] = strings.TrimPrefix(c, "CAP_") // Docker keeps them as CAP_X
 		}
-		if !slices.Equal(hc.CapDrop, []string{"ALL"}) || !slices.Equal(added, capabilities(nil)) ||
+		if !slices.Equal(hc.CapDrop, []string{"ALL"}) || !slices.Equal(added, runtime.Capabilities(nil)) ||
 			!slices.Contains(hc.SecurityOpt, "no-new-privileges:true") {
 			t.Errorf("confinement: drop %v add %v security %v", hc.CapDrop, hc.CapAdd, hc.SecurityOpt)
 		}
 	}
 	for _, bad := range []string{"ALL", "cap_all", "NET RAW", ""} {
-		if _, err := deadRuntime(t).CreateAndStart(ctx, ContainerSpec{Name: "dmtest-cap", Image: "x", CapAdd: []string{bad}}); !errors.Is(err, ErrInvalid) {
+		if _, err := runtime.DeadRuntime(t).CreateAndStart(ctx, runtime.ContainerSpec{Name: "dmtest-cap", Image: "x", CapAdd: []string{bad}}); !errors.Is(err, runtime.ErrInvalid) {
 			t.Errorf("CapAdd %q: %v; want ErrInvalid", bad, err)
 		}
 	}
@@ -125,8 +128,8 @@ func testNetwork(t *testing.T, name string) {
 	ctx := testCtx(t, time.Minute)
 	for i := range 64 {
 		subnet := netip.MustParsePrefix(fmt.Sprintf("10.215.%d.0/24", (int(time.Now().UnixNano())+i)%256))
-		_, err := rt.CreateNetwork(ctx, NetworkSpec{Name: name, Subnet: subnet.String(), Gateway: subnet.Addr().Next().String(), Labels: TestLabels(t)})
-		if errors.Is(err, ErrSubnetTaken) {
+		_, err := rt.CreateNetwork(ctx, runtime.NetworkSpec{Name: name, Subnet: subnet.String(), Gateway: subnet.Addr().Next().String(), Labels: runtimetest.TestLabels(t)})
+		if errors.Is(err, runtime.ErrSubnetTaken) {
 			continue
 		}
 		if err != nil {
@@ -144,15 +147,15 @@ func testNetwork(t *testing.T, name string) {
 func TestWorkspacesIsolated(t *testing.T) {
 	t.Parallel()
 	rt, _ := dockerFixture(t)
-	a, b := TestContainerName(t)+"-a", TestContainerName(t)+"-b"
+	a, b := runtimetest.TestContainerName(t)+"-a", runtimetest.TestContainerName(t)+"-b"
 	testNetwork(t, a)
 	testNetwork(t, b)
-	attacker := startApp(t, ContainerSpec{Network: a})
-	neighbour := startApp(t, ContainerSpec{Network: a})
-	victim := startApp(t, ContainerSpec{Network: b})
+	attacker := startApp(t, runtime.ContainerSpec{Network: a})
+	neighbour := startApp(t, runtime.ContainerSpec{Network: a})
+	victim := startApp(t, runtime.ContainerSpec{Network: b})
 	ctx := testCtx(t, time.Minute)
-	probe := func(ip string) ExecResult {
-		res, err := rt.Exec(ctx, attacker.ID, []string{"/testapp", "probe", fmt.Sprintf("%s:%d", ip, TestAppPort)})
+	probe := func(ip string) runtime.ExecResult {
+		res, err := rt.Exec(ctx, attacker.ID, []string{"/testapp", "probe", fmt.Sprintf("%s:%d", ip, runtimetest.TestAppPort)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package runtime
+package runtime_test
 
 import (
 	"archive/tar"
@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/dropmesh/dropmesh/node/runtime"
 )
 
 // bomb is a gzip of a tar with files 1 MiB of zeros each: a small upload
@@ -108,9 +110,9 @@ func TestContextBombRefusedWhileStreaming(t *testing.T) {
 	defer f.Close()
 	in := &countReader{r: bytes.NewReader(gz)}
 	w := newMemWatch(f)
-	_, err = ValidateBuildContextTo(in, w, limit, "")
+	_, err = runtime.ValidateBuildContextTo(in, w, limit, "")
 	w.sample()
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "536870912-byte limit") {
+	if !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "536870912-byte limit") {
 		t.Fatalf("bomb: err = %v, want a refusal naming the limit", err)
 	}
 	if in.n >= len(gz) {
@@ -132,7 +134,7 @@ func TestContextBombRefusedWhileStreaming(t *testing.T) {
 	if err := tw.WriteHeader(&tar.Header{Name: "big", Mode: 0o644, Size: limit, Typeflag: tar.TypeReg}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ValidateBuildContextTo(bytes.NewReader(one.Bytes()), &memOut{}, limit, ""); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "do not fit") {
+	if _, err := runtime.ValidateBuildContextTo(bytes.NewReader(one.Bytes()), &runtime.MemOut{}, limit, ""); !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "do not fit") {
 		t.Fatalf("declared 512 MiB entry: err = %v", err)
 	}
 }
@@ -143,10 +145,10 @@ func TestContextStoreQuota(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	small := tarEntries(t, file("Dockerfile", "FROM scratch\n"), file("a", strings.Repeat("x", 10<<10)))
-	s := NewContextStore(dir, 16<<10, 24<<10)
+	s := runtime.NewContextStore(dir, 16<<10, 24<<10)
 	// Per upload: 20 KiB > 16 KiB.
 	big := gzipped(t, tarEntries(t, file("b", strings.Repeat("y", 20<<10))))
-	if _, err := s.Store(ctx, bytes.NewReader(big)); !errors.Is(err, ErrInvalid) || errors.Is(err, ErrContextQuota) {
+	if _, err := s.Store(ctx, bytes.NewReader(big)); !errors.Is(err, runtime.ErrInvalid) || errors.Is(err, runtime.ErrContextQuota) {
 		t.Fatalf("over the upload limit: err = %v", err)
 	}
 	info, err := s.Store(ctx, bytes.NewReader(small))
@@ -159,7 +161,7 @@ func TestContextStoreQuota(t *testing.T) {
 	// Per node: 24 KiB in all, about 12 KiB used; 14 KiB more does not fit.
 	more := tarEntries(t, file("c", strings.Repeat("z", 14<<10)))
 	_, err = s.Store(ctx, bytes.NewReader(more))
-	if !errors.Is(err, ErrContextQuota) || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "this node") {
+	if !errors.Is(err, runtime.ErrContextQuota) || !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "this node") {
 		t.Fatalf("over the node quota: err = %v", err)
 	}
 	ents, _ := os.ReadDir(dir)
@@ -190,7 +192,7 @@ func TestContextStoreQuota(t *testing.T) {
 // TestContextStoreOneAtATime: while one upload streams, another waits
 // for its turn (and gives up with its context), then is served.
 func TestContextStoreOneAtATime(t *testing.T) {
-	s := NewContextStore(t.TempDir(), 1<<20, 8<<20)
+	s := runtime.NewContextStore(t.TempDir(), 1<<20, 8<<20)
 	raw := tarEntries(t, file("Dockerfile", "FROM scratch\n"), file("a", strings.Repeat("x", 64<<10)))
 	pr, pw := io.Pipe()
 	first := make(chan error, 1)

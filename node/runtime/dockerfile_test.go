@@ -1,4 +1,4 @@
-package runtime
+package runtime_test
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/build"
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 )
 
 func TestCheckDockerfileRefusesRemoteAdd(t *testing.T) {
@@ -31,12 +33,12 @@ func TestCheckDockerfileRefusesRemoteAdd(t *testing.T) {
 		"braced variable":    "FROM scratch\nARG U\nADD ${U} /x\n",
 		"indented, CRLF":     "FROM scratch\r\n   ADD http://169.254.169.254/ /x\r\n",
 	} {
-		err := CheckDockerfile("Dockerfile", []byte(df))
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "Dockerfile line ") || !strings.Contains(err.Error(), "not allowed") {
+		err := runtime.CheckDockerfile("Dockerfile", []byte(df))
+		if !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "Dockerfile line ") || !strings.Contains(err.Error(), "not allowed") {
 			t.Errorf("%s: CheckDockerfile = %v; want a refusal naming the line", name, err)
 		}
 	}
-	err := CheckDockerfile("build/prod.Dockerfile", []byte("FROM scratch\nCOPY a /a\n\nADD http://169.254.169.254/metadata/v1/user-data /x\n"))
+	err := runtime.CheckDockerfile("build/prod.Dockerfile", []byte("FROM scratch\nCOPY a /a\n\nADD http://169.254.169.254/metadata/v1/user-data /x\n"))
 	if err == nil || !strings.Contains(err.Error(), "build/prod.Dockerfile line 4: ADD http://169.254.169.254/metadata/v1/user-data: a URL") {
 		t.Fatalf("error = %v; want the file, the line and the source", err)
 	}
@@ -52,7 +54,7 @@ func TestCheckDockerfileAcceptsLocalSources(t *testing.T) {
 		"variable in dest": "FROM scratch\nARG D=/x\nADD a $D\n",
 		"empty":            "",
 	} {
-		if err := CheckDockerfile("Dockerfile", []byte(df)); err != nil {
+		if err := runtime.CheckDockerfile("Dockerfile", []byte(df)); err != nil {
 			t.Errorf("%s: CheckDockerfile = %v; want nil", name, err)
 		}
 	}
@@ -61,20 +63,20 @@ func TestCheckDockerfileAcceptsLocalSources(t *testing.T) {
 func TestValidateBuildContextRefusesRemoteAdd(t *testing.T) {
 	bad := "FROM scratch\nADD http://169.254.169.254/metadata/v1/user-data /x\n"
 	// The root Dockerfile is checked at upload, before any spec names it.
-	if _, _, err := ValidateBuildContextFor(bytes.NewReader(tarEntries(t, file("Dockerfile", bad))), 1<<20, ""); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not allowed") {
+	if _, _, err := runtime.ValidateBuildContextFor(bytes.NewReader(tarEntries(t, file("Dockerfile", bad))), 1<<20, ""); !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "not allowed") {
 		t.Fatalf("upload with a bad root Dockerfile: %v", err)
 	}
 	// Another one when a spec names it, also through a hard link.
 	ctx := tarEntries(t, file("Dockerfile", dockerfile), file("ops/bad.Dockerfile", bad), hardlink("ops/link.Dockerfile", "ops/bad.Dockerfile"))
-	if _, _, err := ValidateBuildContextFor(bytes.NewReader(ctx), 1<<20, ""); err != nil {
+	if _, _, err := runtime.ValidateBuildContextFor(bytes.NewReader(ctx), 1<<20, ""); err != nil {
 		t.Fatalf("upload naming no Dockerfile: %v", err)
 	}
 	for _, name := range []string{"ops/bad.Dockerfile", "./ops/link.Dockerfile"} {
-		if _, _, err := ValidateBuildContextFor(bytes.NewReader(ctx), 1<<20, name); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not allowed") {
+		if _, _, err := runtime.ValidateBuildContextFor(bytes.NewReader(ctx), 1<<20, name); !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "not allowed") {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	if _, _, err := ValidateBuildContextFor(bytes.NewReader(gzipped(t, ctx)), 1<<20, "Dockerfile"); err != nil {
+	if _, _, err := runtime.ValidateBuildContextFor(bytes.NewReader(gzipped(t, ctx)), 1<<20, "Dockerfile"); err != nil {
 		t.Fatalf("the good Dockerfile: %v", err)
 	}
 }
@@ -96,14 +98,14 @@ func TestBuildImageRefusesRemoteAddBeforeDockerFetches(t *testing.T) {
 		"metadata": "FROM scratch\nADD http://169.254.169.254/metadata/v1/user-data /x\n",
 		"any host": "FROM scratch\nADD " + srv.URL + "/metadata/v1/user-data /x\n",
 	} {
-		tag := TestImageRepo + "remote-add-" + RandomSuffix() + ":1"
-		t.Cleanup(func() { RemoveTestImage(t, rt, tag) })
+		tag := runtimetest.TestImageRepo + "remote-add-" + runtimetest.RandomSuffix() + ":1"
+		t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, tag) })
 		_, err := rt.BuildImage(ctx, bytes.NewReader(tarOf(t, map[string]string{"Dockerfile": df})), []string{tag}, "", nil, nil)
-		var be *BuildError
-		if !errors.Is(err, ErrInvalid) || errors.As(err, &be) || !strings.Contains(err.Error(), "Dockerfile line 2: ADD http") || !strings.Contains(err.Error(), "remote sources are not allowed") {
+		var be *runtime.BuildError
+		if !errors.Is(err, runtime.ErrInvalid) || errors.As(err, &be) || !strings.Contains(err.Error(), "Dockerfile line 2: ADD http") || !strings.Contains(err.Error(), "remote sources are not allowed") {
 			t.Fatalf("%s: BuildImage = %v; want a refusal before the build", name, err)
 		}
-		if _, err := rt.InspectImage(ctx, tag); !errors.Is(err, ErrImageNotFound) {
+		if _, err := rt.InspectImage(ctx, tag); !errors.Is(err, runtime.ErrImageNotFound) {
 			t.Fatalf("%s: image %s exists after a refused build (%v)", name, tag, err)
 		}
 	}
@@ -111,8 +113,8 @@ func TestBuildImageRefusesRemoteAddBeforeDockerFetches(t *testing.T) {
 		t.Fatalf("the daemon fetched the URL %d times", n)
 	}
 	// The same server, as a file in the context, builds: only remote ADD is refused.
-	tag := TestImageRepo + "local-add-" + RandomSuffix() + ":1"
-	t.Cleanup(func() { RemoveTestImage(t, rt, tag) })
+	tag := runtimetest.TestImageRepo + "local-add-" + runtimetest.RandomSuffix() + ":1"
+	t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, tag) })
 	if _, err := rt.BuildImage(ctx, bytes.NewReader(tarOf(t, map[string]string{"Dockerfile": "FROM scratch\nADD x.txt /x\n", "x.txt": "x"})), []string{tag}, "", nil, nil); err != nil {
 		t.Fatalf("a local ADD: %v", err)
 	}
@@ -120,11 +122,11 @@ func TestBuildImageRefusesRemoteAddBeforeDockerFetches(t *testing.T) {
 
 func TestBaseImagesResolvesArgsAndSkipsStages(t *testing.T) {
 	df := "ARG BASE=alpine\nARG TAG=\"3.20\"\nFROM --platform=linux/amd64 ${BASE}:${TAG} AS build\nRUN true\nFROM build AS second\nFROM scratch\nCOPY --from=build /x /x\nFROM $BASE\n"
-	got, err := baseImages("Dockerfile", []byte(df))
+	got, err := runtime.BaseImages("Dockerfile", []byte(df))
 	if err != nil || strings.Join(got, ",") != "alpine:3.20,alpine" {
 		t.Fatalf("baseImages = %q, %v", got, err)
 	}
-	if _, err := baseImages("Dockerfile", []byte("ARG V\nFROM node:${V}\n")); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "cannot be checked") {
+	if _, err := runtime.BaseImages("Dockerfile", []byte("ARG V\nFROM node:${V}\n")); !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "cannot be checked") {
 		t.Fatalf("a FROM variable without a default: %v", err)
 	}
 }
@@ -136,25 +138,25 @@ func TestBuildImageRefusesAnInheritedRemoteAdd(t *testing.T) {
 	t.Parallel()
 	rt, _ := dockerFixture(t)
 	ctx := testCtx(t, 2*time.Minute)
-	base := TestImageRepo + "onbuild-" + RandomSuffix() + ":1"
-	t.Cleanup(func() { RemoveTestImage(t, rt, base) })
-	resp, err := rt.cli.ImageBuild(ctx, bytes.NewReader(tarOf(t, map[string]string{
+	base := runtimetest.TestImageRepo + "onbuild-" + runtimetest.RandomSuffix() + ":1"
+	t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, base) })
+	resp, err := rt.Docker().ImageBuild(ctx, bytes.NewReader(tarOf(t, map[string]string{
 		"Dockerfile": "FROM scratch\nONBUILD ADD http://169.254.169.254/metadata/v1/user-data /x\n"})),
 		build.ImageBuildOptions{Tags: []string{base}, Remove: true, Version: build.BuilderV1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := drainBuild(resp.Body, newThrottle(0, nil)); err != nil {
+	if _, err := runtime.DrainBuild(resp.Body); err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	tag := TestImageRepo + "child-" + RandomSuffix() + ":1"
-	t.Cleanup(func() { RemoveTestImage(t, rt, tag) })
+	tag := runtimetest.TestImageRepo + "child-" + runtimetest.RandomSuffix() + ":1"
+	t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, tag) })
 	_, err = rt.BuildImage(ctx, bytes.NewReader(tarOf(t, map[string]string{"Dockerfile": "FROM " + base + "\nLABEL x=y\n"})), []string{tag}, "", nil, nil)
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "ONBUILD trigger") || !strings.Contains(err.Error(), "remote sources are not allowed") {
+	if !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "ONBUILD trigger") || !strings.Contains(err.Error(), "remote sources are not allowed") {
 		t.Fatalf("BuildImage FROM a base with ONBUILD ADD http: %v", err)
 	}
-	if _, err := rt.InspectImage(ctx, tag); !errors.Is(err, ErrImageNotFound) {
+	if _, err := rt.InspectImage(ctx, tag); !errors.Is(err, runtime.ErrImageNotFound) {
 		t.Fatalf("the child image exists (%v)", err)
 	}
 }

@@ -1,4 +1,4 @@
-package runtime
+package runtime_test
 
 import (
 	"context"
@@ -6,19 +6,21 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/events"
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 )
 
 func TestEventsOfLabelledContainer(t *testing.T) {
 	t.Parallel()
 	rt, _ := dockerFixture(t)
-	svc := "ev-" + RandomSuffix()
+	svc := "ev-" + runtimetest.RandomSuffix()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	evs, errs := rt.Events(ctx, map[string]string{LabelService: svc, LabelTest: t.Name()})
+	evs, errs := rt.Events(ctx, map[string]string{runtime.LabelService: svc, runtimetest.LabelTest: t.Name()})
 
 	// Another container, not matching the filter, must not show up.
-	other := startApp(t, ContainerSpec{Labels: map[string]string{LabelService: svc + "-other"}})
-	c := startApp(t, ContainerSpec{Labels: map[string]string{LabelService: svc}})
+	other := startApp(t, runtime.ContainerSpec{Labels: map[string]string{runtime.LabelService: svc + "-other"}})
+	c := startApp(t, runtime.ContainerSpec{Labels: map[string]string{runtime.LabelService: svc}})
 	if err := rt.Stop(testCtx(t, time.Minute), c.ID, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +33,7 @@ func TestEventsOfLabelledContainer(t *testing.T) {
 			if ev.ID == other.ID {
 				t.Fatalf("event of a container outside the filter: %+v", ev)
 			}
-			if ev.ID != c.ID || ev.Name != c.Name || ev.Labels[LabelService] != svc || ev.At.IsZero() {
+			if ev.ID != c.ID || ev.Name != c.Name || ev.Labels[runtime.LabelService] != svc || ev.At.IsZero() {
 				t.Fatalf("event = %+v; want one of %s with its labels", ev, c.Name)
 			}
 			if _, ok := ev.Labels["image"]; ok {
@@ -67,7 +69,7 @@ func TestEventsOfLabelledContainer(t *testing.T) {
 }
 
 func TestEventsBadLabels(t *testing.T) {
-	rt := deadRuntime(t)
+	rt := runtime.DeadRuntime(t)
 	evs, errs := rt.Events(context.Background(), map[string]string{"a=b": "c"})
 	if err := <-errs; err == nil {
 		t.Fatal("bad label accepted")
@@ -79,18 +81,18 @@ func TestEventsBadLabels(t *testing.T) {
 
 func TestContainerEventConversion(t *testing.T) {
 	m := events.Message{Action: "health_status: unhealthy", TimeNano: 1700000000123456789,
-		Actor: events.Actor{ID: "abc", Attributes: map[string]string{"name": "web", "image": "img", LabelService: "web"}}}
-	ev, ok := containerEvent(m)
+		Actor: events.Actor{ID: "abc", Attributes: map[string]string{"name": "web", "image": "img", runtime.LabelService: "web"}}}
+	ev, ok := runtime.ContainerEventOf(m)
 	if !ok || ev.Action != "health_status" || ev.Health != "unhealthy" || ev.Name != "web" || ev.ID != "abc" ||
-		len(ev.Labels) != 1 || ev.Labels[LabelService] != "web" || ev.At.UnixNano() != 1700000000123456789 {
+		len(ev.Labels) != 1 || ev.Labels[runtime.LabelService] != "web" || ev.At.UnixNano() != 1700000000123456789 {
 		t.Fatalf("health event = %+v, %t", ev, ok)
 	}
-	ev, ok = containerEvent(events.Message{Action: "die", Time: 1700000000, Actor: events.Actor{ID: "abc", Attributes: map[string]string{"exitCode": "137"}}})
+	ev, ok = runtime.ContainerEventOf(events.Message{Action: "die", Time: 1700000000, Actor: events.Actor{ID: "abc", Attributes: map[string]string{"exitCode": "137"}}})
 	if !ok || ev.ExitCode != 137 || ev.At.Unix() != 1700000000 {
 		t.Fatalf("die event = %+v, %t", ev, ok)
 	}
 	for _, a := range []string{"exec_start: sh", "attach", "create", "rename"} {
-		if _, ok := containerEvent(events.Message{Action: events.Action(a)}); ok {
+		if _, ok := runtime.ContainerEventOf(events.Message{Action: events.Action(a)}); ok {
 			t.Errorf("action %q passed on", a)
 		}
 	}

@@ -1,9 +1,12 @@
-package runtime
+package runtime_test
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 )
 
 // TestExecAndProcessOptions runs a container with an entrypoint, a user, a
@@ -14,8 +17,8 @@ func TestExecAndProcessOptions(t *testing.T) {
 	t.Parallel()
 	rt, _ := dockerFixture(t)
 	ctx := testCtx(t, 2*time.Minute)
-	c := startApp(t, ContainerSpec{Entrypoint: []string{"/testapp"}, User: "1234:1234", WorkingDir: "/tmp", ExposedPorts: []int{9999}})
-	cj, err := rt.cli.ContainerInspect(ctx, c.ID)
+	c := startApp(t, runtime.ContainerSpec{Entrypoint: []string{"/testapp"}, User: "1234:1234", WorkingDir: "/tmp", ExposedPorts: []int{9999}})
+	cj, err := rt.Docker().ContainerInspect(ctx, c.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +39,7 @@ func TestExecAndProcessOptions(t *testing.T) {
 	if _, err := rt.Exec(ctx, c.ID, nil); err == nil {
 		t.Fatal("exec without a command accepted")
 	}
-	if _, err := rt.Exec(ctx, "dmtest-no-such-container-"+RandomSuffix(), []string{"/testapp"}); err == nil {
+	if _, err := rt.Exec(ctx, "dmtest-no-such-container-"+runtimetest.RandomSuffix(), []string{"/testapp"}); err == nil {
 		t.Fatal("exec in a missing container succeeded")
 	}
 }

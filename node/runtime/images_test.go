@@ -1,4 +1,4 @@
-package runtime
+package runtime_test
 
 import (
 	"errors"
@@ -6,6 +6,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 )
 
 func TestPullFromRegistry(t *testing.T) {
@@ -14,7 +17,7 @@ func TestPullFromRegistry(t *testing.T) {
 	ctx := testCtx(t, 3*time.Minute)
 	// A unique VERSION makes a unique image id, so removing our two tags
 	// really deletes it and the pull has to bring it back.
-	local := BuildTestImage(t, rt, "v1", map[string]string{"VERSION": RandomSuffix()})
+	local := runtimetest.BuildTestImage(t, rt, "v1", map[string]string{"VERSION": runtimetest.RandomSuffix()})
 	built, err := rt.InspectImage(ctx, local)
 	if err != nil {
 		t.Fatal(err)
@@ -22,12 +25,12 @@ func TestPullFromRegistry(t *testing.T) {
 	if built.Digest != "" {
 		t.Fatalf("a locally built image has digest %q, want none", built.Digest)
 	}
-	host := StartRegistry(t)
-	remote := host + "/dmtest/app-" + RandomSuffix() + ":v1"
-	PushImage(t, rt, local, remote)
-	RemoveTestImage(t, rt, remote)
-	RemoveTestImage(t, rt, local)
-	if _, err := rt.InspectImage(ctx, built.ID); !errors.Is(err, ErrImageNotFound) {
+	host := runtimetest.StartRegistry(t)
+	remote := host + "/dmtest/app-" + runtimetest.RandomSuffix() + ":v1"
+	runtimetest.PushImage(t, rt, local, remote)
+	runtimetest.RemoveTestImage(t, rt, remote)
+	runtimetest.RemoveTestImage(t, rt, local)
+	if _, err := rt.InspectImage(ctx, built.ID); !errors.Is(err, runtime.ErrImageNotFound) {
 		t.Fatalf("InspectImage after removing both tags = %v, want ErrImageNotFound", err)
 	}
 
@@ -41,8 +44,8 @@ func TestPullFromRegistry(t *testing.T) {
 	if got.ID != built.ID || !strings.HasPrefix(got.Digest, "sha256:") || len(got.Digest) != 71 {
 		t.Fatalf("EnsureImage = %+v; want id %s and a sha256 digest", got, built.ID)
 	}
-	if len(got.ExposedPorts) != 1 || got.ExposedPorts[0] != TestAppPort || len(got.Entrypoint) != 1 || got.Entrypoint[0] != "/testapp" {
-		t.Fatalf("EnsureImage = %+v; want port %d and entrypoint /testapp", got, TestAppPort)
+	if len(got.ExposedPorts) != 1 || got.ExposedPorts[0] != runtimetest.TestAppPort || len(got.Entrypoint) != 1 || got.Entrypoint[0] != "/testapp" {
+		t.Fatalf("EnsureImage = %+v; want port %d and entrypoint /testapp", got, runtimetest.TestAppPort)
 	}
 	mu.Lock()
 	last := lines[len(lines)-1]
@@ -62,14 +65,14 @@ func TestPullFromRegistry(t *testing.T) {
 	}
 	// pull=true asks the registry again, with credentials (the test
 	// registry accepts anything).
-	auth := &RegistryAuth{Username: "u", Password: "p", ServerAddress: host}
+	auth := &runtime.RegistryAuth{Username: "u", Password: "p", ServerAddress: host}
 	if got3, err := rt.EnsureImage(ctx, remote, auth, true, nil); err != nil || got3.Digest != got.Digest {
 		t.Fatalf("EnsureImage pull=true = %+v, %v", got3, err)
 	}
 	// A tag the repository does not have.
 	missing := strings.TrimSuffix(remote, ":v1") + ":v2"
 	_, err = rt.EnsureImage(ctx, missing, nil, false, nil)
-	if !errors.Is(err, ErrImageNotFound) || !strings.Contains(err.Error(), "manifest unknown") {
+	if !errors.Is(err, runtime.ErrImageNotFound) || !strings.Contains(err.Error(), "manifest unknown") {
 		t.Fatalf("EnsureImage of a missing tag = %v; want ErrImageNotFound with Docker's message", err)
 	}
 	t.Logf("docker says: %v", err)
@@ -79,10 +82,10 @@ func TestPullMissingRepositoryKeepsDockersMessage(t *testing.T) {
 	t.Parallel()
 	rt, _ := dockerFixture(t)
 	ctx := testCtx(t, time.Minute)
-	host := StartRegistry(t)
-	ref := host + "/dmtest/none-" + RandomSuffix() + ":nope"
+	host := runtimetest.StartRegistry(t)
+	ref := host + "/dmtest/none-" + runtimetest.RandomSuffix() + ":nope"
 	_, err := rt.EnsureImage(ctx, ref, nil, false, nil)
-	if !errors.Is(err, ErrImageNotFound) || !strings.Contains(err.Error(), ref) || !strings.Contains(err.Error(), "name unknown") {
+	if !errors.Is(err, runtime.ErrImageNotFound) || !strings.Contains(err.Error(), ref) || !strings.Contains(err.Error(), "name unknown") {
 		t.Fatalf("EnsureImage of a missing repository = %v; want ErrImageNotFound with Docker's message", err)
 	}
 	t.Logf("docker says: %v", err)
@@ -90,24 +93,24 @@ func TestPullMissingRepositoryKeepsDockersMessage(t *testing.T) {
 
 func TestBadImageRefsAreRefusedUpFront(t *testing.T) {
 	t.Parallel()
-	rt := deadRuntime(t)
+	rt := runtime.DeadRuntime(t)
 	ctx := testCtx(t, 30*time.Second)
 	for _, ref := range []string{"", "shop/Web:tag", "has space:1", "img:tag:tag", "a//b", " img", "img@sha256:short", strings.Repeat("a", 2000)} {
-		if _, err := rt.EnsureImage(ctx, ref, nil, true, nil); !errors.Is(err, ErrInvalid) {
+		if _, err := rt.EnsureImage(ctx, ref, nil, true, nil); !errors.Is(err, runtime.ErrInvalid) {
 			t.Errorf("EnsureImage(%q) = %v, want ErrInvalid before any Docker call", ref, err)
 		}
 	}
-	if _, err := rt.BuildImage(ctx, strings.NewReader(""), []string{"Bad Tag"}, "", nil, nil); !errors.Is(err, ErrInvalid) {
+	if _, err := rt.BuildImage(ctx, strings.NewReader(""), []string{"Bad Tag"}, "", nil, nil); !errors.Is(err, runtime.ErrInvalid) {
 		t.Errorf("BuildImage with a bad tag = %v, want ErrInvalid", err)
 	}
-	if _, err := rt.BuildImage(ctx, strings.NewReader(""), []string{"ok:1"}, "../Dockerfile", nil, nil); !errors.Is(err, ErrInvalid) {
+	if _, err := rt.BuildImage(ctx, strings.NewReader(""), []string{"ok:1"}, "../Dockerfile", nil, nil); !errors.Is(err, runtime.ErrInvalid) {
 		t.Errorf("BuildImage with a Dockerfile outside the context = %v, want ErrInvalid", err)
 	}
-	if _, err := rt.BuildImage(ctx, strings.NewReader(""), nil, "", nil, nil); !errors.Is(err, ErrInvalid) {
+	if _, err := rt.BuildImage(ctx, strings.NewReader(""), nil, "", nil, nil); !errors.Is(err, runtime.ErrInvalid) {
 		t.Errorf("BuildImage without tags = %v, want ErrInvalid", err)
 	}
 	// The control: a good reference reaches (the dead) Docker.
-	if _, err := rt.EnsureImage(ctx, "nginx:1.27", nil, true, nil); err == nil || errors.Is(err, ErrInvalid) {
+	if _, err := rt.EnsureImage(ctx, "nginx:1.27", nil, true, nil); err == nil || errors.Is(err, runtime.ErrInvalid) {
 		t.Fatalf("a valid reference = %v; want a connection error", err)
 	}
 }
@@ -121,7 +124,7 @@ func TestParseImageRef(t *testing.T) {
 		"local/sample:latest":                 "docker.io/local/sample:latest",
 		"x@sha256:" + strings.Repeat("a", 64): "docker.io/library/x@sha256:" + strings.Repeat("a", 64),
 	} {
-		if got, err := ParseImageRef(in); err != nil || got != want {
+		if got, err := runtime.ParseImageRef(in); err != nil || got != want {
 			t.Errorf("ParseImageRef(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
@@ -131,41 +134,7 @@ func TestInspectMissingImage(t *testing.T) {
 	t.Parallel()
 	rt, _ := dockerFixture(t)
 	ctx := testCtx(t, time.Minute)
-	if _, err := rt.InspectImage(ctx, TestImageRepo+"missing-"+RandomSuffix()+":x"); !errors.Is(err, ErrImageNotFound) {
+	if _, err := rt.InspectImage(ctx, runtimetest.TestImageRepo+"missing-"+runtimetest.RandomSuffix()+":x"); !errors.Is(err, runtime.ErrImageNotFound) {
 		t.Fatalf("InspectImage = %v, want ErrImageNotFound", err)
-	}
-}
-
-func TestPullProgressThrottle(t *testing.T) {
-	var got []string
-	th := newThrottle(time.Hour, func(s string) { got = append(got, s) })
-	for _, s := range []string{"a", "b", "c"} {
-		th.line(s)
-	}
-	th.flush()
-	if strings.Join(got, ",") != "a,c" {
-		t.Fatalf("throttled lines = %q; want the first at once and the last on flush", got)
-	}
-	pull := `{"status":"Pulling from x","id":"v1"}
-{"status":"Pulling fs layer","progressDetail":{},"id":"l1"}
-{"status":"Pulling fs layer","progressDetail":{},"id":"l2"}
-{"status":"Downloading","progressDetail":{"current":1,"total":2},"id":"l1"}
-{"status":"Pull complete","progressDetail":{},"id":"l1"}
-{"status":"Already exists","progressDetail":{},"id":"l3"}
-{"status":"Digest: sha256:abc"}
-`
-	got = nil
-	th = newThrottle(0, func(s string) { got = append(got, s) })
-	if err := drainPull(strings.NewReader(pull), th); err != nil {
-		t.Fatal(err)
-	}
-	if want := "pulling 0/1 layers,pulling 0/2 layers,pulling 0/2 layers,pulling 1/2 layers,pulling 2/3 layers"; strings.Join(got, ",") != want {
-		t.Fatalf("pull progress = %q, want %q", strings.Join(got, ","), want)
-	}
-	bad := `{"status":"Pulling fs layer","id":"l1"}
-{"errorDetail":{"message":"unauthorized: authentication required"},"error":"unauthorized: authentication required"}
-`
-	if err := drainPull(strings.NewReader(bad), newThrottle(0, nil)); err == nil || !strings.Contains(err.Error(), "unauthorized") {
-		t.Fatalf("a stream error = %v; want Docker's message", err)
 	}
 }

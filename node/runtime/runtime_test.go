@@ -1,4 +1,4 @@
-package runtime
+package runtime_test
 
 import (
 	"context"
@@ -6,14 +6,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 )
 
 func TestNewReportsUnreachableDocker(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
-	cfg := DefaultConfig()
+	cfg := runtime.DefaultConfig()
 	cfg.PingTimeout = 5 * time.Second
-	_, err := NewWithConfig(context.Background(), cfg, nil)
-	if !errors.Is(err, ErrDockerUnreachable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+	_, err := runtime.NewWithConfig(context.Background(), cfg, nil)
+	if !errors.Is(err, runtime.ErrDockerUnreachable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
 		t.Fatalf("New with no daemon = %v; want ErrDockerUnreachable naming the address", err)
 	}
 }
@@ -21,7 +24,7 @@ func TestNewReportsUnreachableDocker(t *testing.T) {
 func TestNewNegotiatesWithTheDaemon(t *testing.T) {
 	rt, _ := dockerFixture(t)
 	// The client speaks the daemon's version, not its own newer default.
-	ping, err := rt.cli.Ping(testCtx(t, 30*time.Second))
+	ping, err := rt.Docker().Ping(testCtx(t, 30*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,14 +34,12 @@ func TestNewNegotiatesWithTheDaemon(t *testing.T) {
 }
 
 func TestCloseStopsExitWatchers(t *testing.T) {
-	rt := NewTestRuntime(t)
+	rt := runtimetest.NewTestRuntime(t)
 	_, img := dockerFixture(t)
 	// An AutoRemove container that runs until removed: its exit watcher is
 	// pending when Close is called, and Close must not hang on it.
-	c := StartTestContainer(t, rt, ContainerSpec{Image: img, AutoRemove: true, StopTimeout: time.Second})
-	rt.mu.Lock()
-	pending := len(rt.exits)
-	rt.mu.Unlock()
+	c := runtimetest.StartTestContainer(t, rt, runtime.ContainerSpec{Image: img, AutoRemove: true, StopTimeout: time.Second})
+	pending := rt.PendingExitWatchers()
 	if pending != 1 {
 		t.Fatalf("%d exit watchers, want 1", pending)
 	}
@@ -53,5 +54,5 @@ func TestCloseStopsExitWatchers(t *testing.T) {
 		t.Fatal("Close hung on an exit watcher")
 	}
 	// The container is cleaned up by the shared runtime.
-	RemoveOnCleanup(t, shared.rt, c.ID)
+	runtimetest.RemoveOnCleanup(t, shared.rt, c.ID)
 }

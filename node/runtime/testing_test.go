@@ -1,19 +1,16 @@
-package runtime
+package runtime_test
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/client"
-
+	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
@@ -21,7 +18,7 @@ import (
 // tests and fuzz workers never touch Docker) and torn down by TestMain.
 var shared struct {
 	once  sync.Once
-	rt    *Runtime
+	rt    *runtime.Runtime
 	image string // the test app image, built once
 	err   error  // why there is no Docker fixture
 }
@@ -42,24 +39,24 @@ func TestMain(m *testing.M) {
 func setupShared() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	rt, err := New(ctx, nil)
+	rt, err := runtime.New(ctx, nil)
 	if err != nil {
 		shared.err = err
 		return
 	}
 	shared.rt = rt
-	if n, err := SweepTestContainers(ctx, rt, 10*time.Minute); err != nil {
+	if n, err := runtimetest.SweepTestContainers(ctx, rt, 10*time.Minute); err != nil {
 		fmt.Fprintln(os.Stderr, "sweep:", err)
 	} else if n > 0 {
 		fmt.Fprintf(os.Stderr, "swept %d leftover test containers\n", n)
 	}
-	bin, err := staticBinary(TestAppPackage)
+	bin, err := runtimetest.StaticBinary(runtimetest.TestAppPackage)
 	if err != nil {
 		shared.err = err
 		return
 	}
-	ref := TestImageRepo + "runtime-shared-" + RandomSuffix() + ":latest"
-	if _, err := rt.buildFromBinary(ctx, bin, ref, []string{"/testapp"}, TestAppPort, nil); err != nil {
+	ref := runtimetest.TestImageRepo + "runtime-shared-" + runtimetest.RandomSuffix() + ":latest"
+	if _, err := rt.BuildFromBinaryWithEnv(ctx, bin, ref, []string{"/testapp"}, runtimetest.TestAppPort, nil); err != nil {
 		shared.err = err
 		return
 	}
@@ -67,7 +64,7 @@ func setupShared() {
 }
 
 // dockerFixture returns the shared runtime and test app image, or fails.
-func dockerFixture(t testing.TB) (*Runtime, string) {
+func dockerFixture(t testing.TB) (*runtime.Runtime, string) {
 	t.Helper()
 	testkit.RequireDocker(t)
 	shared.once.Do(setupShared)
@@ -84,41 +81,27 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// deadRuntime is a Runtime whose daemon address answers nothing: a call
-// that reaches Docker fails with a connection error, so a test can tell
-// input refused up front from input sent to the daemon.
-func deadRuntime(t testing.TB) *Runtime {
-	cli, err := client.NewClientWithOpts(client.WithHost("tcp://127.0.0.1:1"), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, cancel := context.WithCancel(context.Background())
-	r := &Runtime{cli: cli, cfg: DefaultConfig(), logger: slog.New(slog.DiscardHandler), base: base, cancel: cancel, exits: map[string]*exitWatch{}}
-	t.Cleanup(func() { _ = r.Close() })
-	return r
-}
-
 // appURL is the base URL of a test app container's published port.
-func appURL(c ContainerInfo) string {
+func appURL(c runtime.ContainerInfo) string {
 	return fmt.Sprintf("http://%s:%d", c.HostIP, c.HostPort)
 }
 
 // startApp runs the shared test app image published on an ephemeral
 // 127.0.0.1 port and waits until it answers.
-func startApp(t *testing.T, spec ContainerSpec) ContainerInfo {
+func startApp(t *testing.T, spec runtime.ContainerSpec) runtime.ContainerInfo {
 	t.Helper()
 	rt, img := dockerFixture(t)
 	if spec.Image == "" {
 		spec.Image = img
 	}
 	if spec.Port == 0 {
-		spec.Port = TestAppPort
+		spec.Port = runtimetest.TestAppPort
 	}
 	if spec.StopTimeout == 0 {
 		spec.StopTimeout = 5 * time.Second
 	}
-	c := StartTestContainer(t, rt, spec)
-	WaitHTTP(t, appURL(c)+"/health", 20*time.Second)
+	c := runtimetest.StartTestContainer(t, rt, spec)
+	runtimetest.WaitHTTP(t, appURL(c)+"/health", 20*time.Second)
 	return c
 }
 
@@ -138,22 +121,4 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// Every binary the kit builds carries a version (-X main.version), so the
-// sample app in a test image never answers with an empty one.
-func TestBuiltBinariesKnowTheirVersion(t *testing.T) {
-	v := TestBinaryVersion()
-	if v == "" {
-		t.Fatal("TestBinaryVersion is empty")
-	}
-	cmd := exec.Command(TestAppBinary(t), "once")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no $VERSION: the binary's own version shows
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("testapp once: %v\n%s", err, out)
-	}
-	if want := "(version " + v + ")"; !strings.Contains(string(out), want) {
-		t.Fatalf("testapp once printed %q; want it to name %q", out, want)
-	}
 }

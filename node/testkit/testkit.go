@@ -1,8 +1,8 @@
 // Package testkit holds the helpers every test package of the agent shares:
 // RequireTool and RequireDocker, which decide whether a test that needs a
 // program or the Docker engine runs, and WaitFor, the one way a test waits
-// for a condition. Only test files and the runtime's test kit
-// (node/runtime/testing.go, until it moves to a test-only package) import
+// for a condition. Only test files and the test-only kits
+// (node/runtime/runtimetest) import it, so the agent's binary never links
 // it; it keeps no state and starts nothing.
 //
 // A missing tool fails the test when CI=true, because a CI run that skips

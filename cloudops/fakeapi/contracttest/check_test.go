@@ -8,6 +8,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi/contracttest"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 )
 
 func load(t *testing.T) *contracttest.Checker {
@@ -107,7 +108,7 @@ func TestAllowListAndUnrouted(t *testing.T) {
 // own answers pass.
 func TestRecorderAndTheFakeAgree(t *testing.T) {
 	var rec contracttest.Recorder
-	_, url := fakeapi.StartWrapped(t, fakeapi.Options{}, rec.Wrap)
+	_, url := fakeapitest.StartWrapped(t, fakeapi.Options{}, rec.Wrap)
 	for _, p := range []string{"/v2/account", "/v2/regions", "/v2/sizes", "/v2/droplets", "/v2/images?type=distribution"} {
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", url+p, nil)
 		req.Header.Set("Authorization", "Bearer "+fakeapi.DefaultToken)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 	"github.com/dropmesh/dropmesh/node/leader/leadertest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -225,7 +226,7 @@ func TestDNSChangesAreEventsAndFailuresBackOff(t *testing.T) {
 // dropmesh published is still managed, and when it goes, only dropmesh's
 // records go, not a foreign one added beside them.
 func TestDNSDutyNeverTouchesForeignRecords(t *testing.T) {
-	fake, url := fakeapi.Start(t, fakeapi.DefaultOptions())
+	fake, url := fakeapitest.Start(t, fakeapi.DefaultOptions())
 	cfURL := url + fakeapi.CloudflarePath
 	st := leadertest.New()
 	cd := newTestDNS(st)

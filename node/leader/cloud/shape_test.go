@@ -8,6 +8,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/cloudops"
 	"github.com/dropmesh/dropmesh/cloudops/fakeapi"
+	"github.com/dropmesh/dropmesh/cloudops/fakeapi/fakeapitest"
 	"github.com/dropmesh/dropmesh/node/leader/leadertest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -15,7 +16,7 @@ import (
 // The shape ensures the VPC and the firewall through intents, once per
 // settings: a second round with the same settings calls nothing.
 func TestShapeEnsuresVPCAndFirewallOnce(t *testing.T) {
-	fake, url := fakeapi.Start(t, fakeapi.DefaultOptions())
+	fake, url := fakeapitest.Start(t, fakeapi.DefaultOptions())
 	do := cloudops.NewDigitalOcean(cloudops.DOConfig{Token: fakeapi.DefaultToken, BaseURL: url, PollInterval: 20 * time.Millisecond,
 		Retry: cloudops.RetryPolicy{MaxAttempts: 1}})
 	st := leadertest.New()

@@ -1,8 +1,9 @@
-package node
+package deployplan
 
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -85,21 +86,11 @@ func Place(s *raftfsm.State, key string, spec raftfsm.ServiceSpec) ([]raftfsm.As
 					return d
 				}
 			}
-			return cmpString(a.ID, b.ID)
+			return strings.Compare(a.ID, b.ID)
 		})
 		out[slot] = raftfsm.Assignment{Slot: slot, Node: best.ID}
 		onNode[best.ID]++
 		inRegion[best.Region]++
 	}
 	return out, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

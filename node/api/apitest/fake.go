@@ -1,4 +1,8 @@
-package api
+// Package apitest is the API's test kit: Fake, an in-memory
+// control.Controller over a real FSM that the tests of the API, the API
+// client, the CLI, the UI, metrics and backup serve or drive. Only tests
+// import it, so the agent's binary never links it.
+package apitest
 
 import (
 	"bytes"
@@ -26,6 +30,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/deployplan"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -424,17 +429,13 @@ func (f *Fake) Leader() (string, string) {
 	return f.leaderID, f.leaderAPI
 }
 
-func (f *Fake) serviceKey(name string) (string, error) {
-	n, err := raftfsm.ParseServiceName(name)
-	if err != nil {
-		return "", err
-	}
-	var key string
-	f.fsm.View(func(s *raftfsm.State) { key, err = resolveService(s, n) })
+func (f *Fake) serviceKey(name string) (key string, err error) {
+	f.fsm.View(func(s *raftfsm.State) { key, err = deployplan.ResolveService(s, name) })
 	return key, err
 }
 
-// Deploy places the spec round-robin on the active nodes and applies it.
+// Deploy prepares the deploy as the agent does (deployplan.Prepare:
+// workspace, hosts, build context, secrets, placement) and applies it.
 func (f *Fake) Deploy(ctx context.Context, req control.DeployRequest) (raftfsm.DeployResult, error) {
 	if err := f.write("Deploy", req); err != nil {
 		return raftfsm.DeployResult{}, err
@@ -444,40 +445,18 @@ func (f *Fake) Deploy(ctx context.Context, req control.DeployRequest) (raftfsm.D
 	if err := spec.Validate(); err != nil {
 		return raftfsm.DeployResult{}, err
 	}
-	cmd := &raftfsm.DeployService{At: f.now(), DeployID: fmt.Sprintf("dep-%d", f.nextSeq()), Actor: req.Actor, ExpectGeneration: req.ExpectGeneration}
-	var prepErr error
+	var (
+		cmd     *raftfsm.DeployService
+		prepErr error
+	)
 	f.fsm.View(func(s *raftfsm.State) {
-		if w := s.ResolveWorkspace(spec.Workspace); w != nil {
-			cmd.WorkspaceID = w.ID
-		} else {
-			cmd.WorkspaceID, cmd.WorkspaceName = fmt.Sprintf("%06x", 0xa00000+f.nextSeq()), spec.Workspace
-		}
-		var active []string
-		for _, id := range raftfsm.SortedKeys(s.Nodes) {
-			if s.Nodes[id].Status == raftfsm.NodeActive {
-				active = append(active, id)
-			}
-		}
-		if len(active) == 0 {
-			prepErr = fmt.Errorf("%w: no active node", raftfsm.ErrConflict)
-			return
-		}
-		for slot := range spec.Replicas {
-			node := active[slot%len(active)]
-			if len(spec.Nodes) > 0 {
-				node = spec.Nodes[slot]
-			}
-			cmd.Placement = append(cmd.Placement, raftfsm.Assignment{Slot: slot, Node: node})
-		}
+		cmd, prepErr = deployplan.Prepare(s, deployplan.Request{Spec: spec, Actor: req.Actor, ExpectGeneration: req.ExpectGeneration,
+			At: f.now(), DeployID: fmt.Sprintf("dep-%d", f.nextSeq()), Sealer: f.aead,
+			NewWorkspaceID: func() string { return fmt.Sprintf("%06x", 0xa00000+f.nextSeq()) }})
 	})
 	if prepErr != nil {
 		return raftfsm.DeployResult{}, prepErr
 	}
-	key := raftfsm.ServiceKey(cmd.WorkspaceID, spec.Project, spec.Env, spec.Service)
-	if err := raftfsm.SealSecrets(f.aead, key, &spec); err != nil {
-		return raftfsm.DeployResult{}, err
-	}
-	cmd.Spec = spec
 	v, err := f.Apply(cmd)
 	if err != nil {
 		return raftfsm.DeployResult{}, err

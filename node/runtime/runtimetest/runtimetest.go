@@ -1,9 +1,10 @@
-package runtime
-
-// The test kit: helpers for tests (of this and other packages) that run
-// real containers on the machine's Docker engine. Every container and image
-// they make is uniquely named and removed in t.Cleanup, so several test
-// processes can share one engine.
+// Package runtimetest is the runtime's test kit: helpers for tests (of
+// node/runtime and of every package above it) that run real containers on
+// the machine's Docker engine. Every container and image they make is
+// uniquely named and removed in t.Cleanup, so several test processes can
+// share one engine. Only test code imports it (it imports `testing`), so
+// the agent's binary never links it.
+package runtimetest
 
 import (
 	"context"
@@ -28,11 +29,14 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/docker/go-connections/nat"
 	"github.com/google/go-containerregistry/pkg/registry"
 
+	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
@@ -71,15 +75,15 @@ type binaryBuild struct {
 // package (replaced atomically, so concurrent test processes are safe).
 func BuildStaticBinary(t testing.TB, pkg string) string {
 	t.Helper()
-	p, err := staticBinary(pkg)
+	p, err := StaticBinary(pkg)
 	if err != nil {
 		t.Fatalf("build %s: %v", pkg, err)
 	}
 	return p
 }
 
-// staticBinary is BuildStaticBinary for callers without a testing.TB (TestMain).
-func staticBinary(pkg string) (string, error) {
+// StaticBinary is BuildStaticBinary for callers without a testing.TB (TestMain).
+func StaticBinary(pkg string) (string, error) {
 	binaries.Lock()
 	b, ok := binaries.built[pkg]
 	if !ok {
@@ -144,17 +148,35 @@ func TestAppBinary(t testing.TB) string {
 // NewTestRuntime connects to the machine's Docker engine and closes the
 // connection in t.Cleanup; without an engine the test fails in CI and is
 // skipped elsewhere (testkit.RequireDocker).
-func NewTestRuntime(t testing.TB) *Runtime {
+func NewTestRuntime(t testing.TB) *runtime.Runtime {
 	t.Helper()
 	testkit.RequireDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rt, err := New(ctx, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	rt, err := runtime.New(ctx, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatalf("these tests need a Docker engine: %v", err)
 	}
 	t.Cleanup(func() { _ = rt.Close() })
 	return rt
+}
+
+// newDockerClient is a Docker API client of the kit's own, for what a test
+// does beside the Runtime under test (tag and push, a raw run, the sweep),
+// so the Runtime needs no door to its client for tests.
+func newDockerClient() (*client.Client, error) {
+	return client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+}
+
+// dockerClient is newDockerClient for a test: closed in t.Cleanup.
+func dockerClient(t testing.TB) *client.Client {
+	t.Helper()
+	cli, err := newDockerClient()
+	if err != nil {
+		t.Fatalf("docker client: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return cli
 }
 
 // testWriter sends log output to t.Log.
@@ -199,7 +221,7 @@ func TestLabels(t testing.TB) map[string]string {
 // entrypoint; listens on TestAppPort, declared with EXPOSE) with the
 // given environment baked in, named dropmesh-test/<test>-<random>:<tag>,
 // and removes it in t.Cleanup. It returns the image reference.
-func BuildTestImage(t testing.TB, rt *Runtime, tag string, env map[string]string) string {
+func BuildTestImage(t testing.TB, rt *runtime.Runtime, tag string, env map[string]string) string {
 	t.Helper()
 	if tag == "" {
 		tag = "latest"
@@ -207,7 +229,7 @@ func BuildTestImage(t testing.TB, rt *Runtime, tag string, env map[string]string
 	ref := TestImageRepo + testSlug(t) + "-" + RandomSuffix() + ":" + tag
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := rt.buildFromBinary(ctx, TestAppBinary(t), ref, []string{"/testapp"}, TestAppPort, env); err != nil {
+	if _, err := rt.BuildFromBinaryWithEnv(ctx, TestAppBinary(t), ref, []string{"/testapp"}, TestAppPort, env); err != nil {
 		t.Fatalf("build test image: %v", err)
 	}
 	t.Cleanup(func() { RemoveTestImage(t, rt, ref) })
@@ -216,7 +238,7 @@ func BuildTestImage(t testing.TB, rt *Runtime, tag string, env map[string]string
 
 // RemoveTestImage untags a test image (the kit's images share layers, so
 // only the tag goes unless it was the last one).
-func RemoveTestImage(t testing.TB, rt *Runtime, ref string) {
+func RemoveTestImage(t testing.TB, rt *runtime.Runtime, ref string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := rt.RemoveImage(ctx, ref); err != nil {
@@ -227,7 +249,7 @@ func RemoveTestImage(t testing.TB, rt *Runtime, ref string) {
 // StartTestContainer creates and starts spec, with a TestContainerName
 // and TestLabels filled in where spec leaves them empty, and removes the
 // container in t.Cleanup.
-func StartTestContainer(t testing.TB, rt *Runtime, spec ContainerSpec) ContainerInfo {
+func StartTestContainer(t testing.TB, rt *runtime.Runtime, spec runtime.ContainerSpec) runtime.ContainerInfo {
 	t.Helper()
 	if spec.Name == "" {
 		spec.Name = TestContainerName(t)
@@ -248,7 +270,7 @@ func StartTestContainer(t testing.TB, rt *Runtime, spec ContainerSpec) Container
 }
 
 // RemoveOnCleanup force-removes a container (by id or name) when the test ends.
-func RemoveOnCleanup(t testing.TB, rt *Runtime, idOrName string) {
+func RemoveOnCleanup(t testing.TB, rt *runtime.Runtime, idOrName string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -262,8 +284,13 @@ func RemoveOnCleanup(t testing.TB, rt *Runtime, idOrName string) {
 // and labelled LabelTest that were created more than olderThan ago: the
 // leftovers of killed test runs. Younger ones may belong to a test running
 // right now in another process, so they stay.
-func SweepTestContainers(ctx context.Context, rt *Runtime, olderThan time.Duration) (int, error) {
-	list, err := rt.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: labelFilters(map[string]string{LabelTest: ""})})
+func SweepTestContainers(ctx context.Context, rt *runtime.Runtime, olderThan time.Duration) (int, error) {
+	cli, err := newDockerClient()
+	if err != nil {
+		return 0, fmt.Errorf("sweep test containers: %w", err)
+	}
+	defer cli.Close()
+	list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelTest))})
 	if err != nil {
 		return 0, fmt.Errorf("sweep test containers: %w", err)
 	}
@@ -295,15 +322,16 @@ func StartRegistry(t testing.TB) string {
 
 // PushImage tags localRef as remoteRef (host:port/repo:tag) and pushes it;
 // the remoteRef tag is removed locally in t.Cleanup.
-func PushImage(t testing.TB, rt *Runtime, localRef, remoteRef string) {
+func PushImage(t testing.TB, rt *runtime.Runtime, localRef, remoteRef string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := rt.cli.ImageTag(ctx, localRef, remoteRef); err != nil {
+	cli := dockerClient(t)
+	if err := cli.ImageTag(ctx, localRef, remoteRef); err != nil {
 		t.Fatalf("tag %s as %s: %v", localRef, remoteRef, err)
 	}
 	t.Cleanup(func() { RemoveTestImage(t, rt, remoteRef) })
-	rc, err := rt.cli.ImagePush(ctx, remoteRef, image.PushOptions{RegistryAuth: "e30="})
+	rc, err := cli.ImagePush(ctx, remoteRef, image.PushOptions{RegistryAuth: "e30="})
 	if err != nil {
 		t.Fatalf("push %s: %v", remoteRef, err)
 	}
@@ -378,15 +406,16 @@ func (r RawRunTimes) Total() time.Duration { return r.Create + r.Start + r.Ready
 // straight through the Docker API, publishing TestAppPort on an ephemeral
 // loopback port as `docker run -p` does, waits until GET /health answers
 // 200 (polling every 2 ms), removes the container and returns the times.
-func RawRun(t testing.TB, rt *Runtime, img string) RawRunTimes {
+func RawRun(t testing.TB, rt *runtime.Runtime, img string) RawRunTimes {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	cli := dockerClient(t)
 	port := nat.Port(strconv.Itoa(TestAppPort) + "/tcp")
 	hc := http.Client{Timeout: time.Second}
 	name := TestContainerName(t)
 	t0 := time.Now()
-	created, err := rt.cli.ContainerCreate(ctx,
+	created, err := cli.ContainerCreate(ctx,
 		&container.Config{Image: img, Labels: TestLabels(t), ExposedPorts: nat.PortSet{port: {}}},
 		&container.HostConfig{PortBindings: nat.PortMap{port: {{HostIP: "127.0.0.1"}}}}, nil, nil, name)
 	if err != nil {
@@ -398,11 +427,11 @@ func RawRun(t testing.TB, rt *Runtime, img string) RawRunTimes {
 		}
 	}()
 	t1 := time.Now()
-	if err := rt.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+	if err := cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		t.Fatalf("raw run of %s: start: %v", img, err)
 	}
 	t2 := time.Now()
-	cj, err := rt.cli.ContainerInspect(ctx, created.ID)
+	cj, err := cli.ContainerInspect(ctx, created.ID)
 	if err != nil {
 		t.Fatalf("raw run of %s: inspect: %v", img, err)
 	}
