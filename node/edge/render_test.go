@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,16 +186,27 @@ func TestStatusBlock(t *testing.T) {
 }
 
 func TestUpstreamNamesAreDistinct(t *testing.T) {
+	var sites []site
+	for i := range 5000 {
+		sites = append(sites, site{servers: []string{fmt.Sprintf("10.0.%d.%d:80", i/250, i%250)}})
+	}
+	sites = append(sites, sites[0]) // the same list again shares its name
+	names := upstreamNames(sites)
+	if len(names) != 5000 {
+		t.Fatalf("%d names for 5000 upstream lists", len(names))
+	}
 	seen := map[string]string{}
-	for _, h := range []string{"a.example.test", "*.a.example.test", "a-b.example.test", "ab.example.test", "x.a.example.test", "example.test"} {
-		n := upstreamName(h)
+	for key, n := range names {
 		if prev, ok := seen[n]; ok {
-			t.Fatalf("%q and %q share upstream %q", prev, h, n)
+			t.Fatalf("%q and %q share upstream %q", prev, key, n)
 		}
-		if n == uiUpstreamName {
-			t.Fatalf("%q collides with the UI upstream", h)
+		if len(n) < 10 || strings.Trim(n, "abcdefghijklmnopqrstuvwxyz") != "" {
+			t.Fatalf("upstream name %q: want 10 or more lowercase letters", n)
 		}
-		seen[n] = h
+		seen[n] = key
+	}
+	if again := upstreamNames(sites); !maps.Equal(again, names) {
+		t.Fatal("naming is not deterministic")
 	}
 }
 
@@ -221,8 +234,8 @@ func FuzzRender(f *testing.F) {
 		if strings.ContainsAny(host, " ;{}\"'$\\\n\r\t#") || strings.ContainsAny(upstream, " ;{}\"'$\\\n\r\t#") {
 			t.Fatalf("metacharacters passed validation: %q %q", host, upstream)
 		}
-		if !bytes.Contains(out, []byte("    server_name "+host+";\n")) {
-			t.Fatalf("server_name %q not rendered as a single token", host)
+		if !bytes.Contains(out, []byte("\n    "+host+` "9fe5e6/shop/prod/web";`+"\n")) {
+			t.Fatalf("host %q not rendered as a single map key", host)
 		}
 	})
 }
