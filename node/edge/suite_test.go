@@ -598,7 +598,7 @@ func testRedirectHTTPS(t *testing.T, newEdge newHarness) {
 	mustApply(t, h.edge, Config{
 		Routes: []Route{secure, nocert, routeTo("both.example.test", "both", q)},
 		UIHost: "mesh.example.test", UIUpstream: ui.addr(),
-		Certs:  []Cert{cert},
+		Certs: []Cert{cert},
 	})
 	_, tlsPort, err := net.SplitHostPort(h.tlsAddr)
 	if err != nil {
