@@ -446,7 +446,10 @@ func (cd *cloudDuty) shape(ctx context.Context, c cloud) error {
 	}
 	fwName := st.ClusterName + "-firewall"
 	err = a.intent(ctx, raftfsm.IntentEnsureFirewall, fwName, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
-		spec := cloudops.ClusterFirewall(fwName, clusterTag(st), cloudops.Ports{API: a.cfg.APIPort, Gossip: a.cfg.GossipPort, Raft: a.cfg.RaftPort, Mesh: a.cfg.MeshPort})
+		spec, err := a.clusterFirewallSpec(fwName, clusterTag(st))
+		if err != nil {
+			return raftfsm.CloudChanges{}, err
+		}
 		fw, err := c.do.EnsureFirewall(ctx, spec)
 		if err != nil {
 			return raftfsm.CloudChanges{}, err
