@@ -239,3 +239,34 @@ func FuzzRender(f *testing.F) {
 		}
 	})
 }
+
+// TestRenderHasNoServerPerHost: the routes are map entries; the number of
+// server blocks does not grow with them (one plain server, and with TLS a
+// default and one per certificate in use), and hosts sharing their
+// containers share one upstream block.
+func TestRenderHasNoServerPerHost(t *testing.T) {
+	var cfg Config
+	for i := range 500 {
+		cfg.Routes = append(cfg.Routes, Route{Host: fmt.Sprintf("svc%d.example.test", i), Service: "9fe5e6/shop/prod/web",
+			Upstreams: []string{fmt.Sprintf("10.0.%d.%d:8080", i/2/250, i/2%250)}})
+	}
+	cfg.Certs = []Cert{goldenCert(t)}
+	for _, tc := range []struct {
+		tls     bool
+		servers int
+	}{{false, 1}, {true, 3}} {
+		out, err := Render(cfg, goldenOptions(tc.tls))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := bytes.Count(out, []byte("\nserver {")); n != tc.servers {
+			t.Errorf("tls=%v: %d server blocks for 500 routes, want %d", tc.tls, n, tc.servers)
+		}
+		if n := bytes.Count(out, []byte("\nupstream ")); n != 250 {
+			t.Errorf("tls=%v: %d upstream blocks for 250 distinct container sets, want 250", tc.tls, n)
+		}
+		if !tc.tls && bytes.Contains(out, []byte("$dropmesh_https")) {
+			t.Error("a redirect to HTTPS rendered for an edge without a TLS listener")
+		}
+	}
+}
