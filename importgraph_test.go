@@ -22,8 +22,7 @@ const module = "github.com/dropmesh/dropmesh"
 // on another branch: "rule: from -> to" -> why. A listed arrow is logged,
 // not failed; an entry that no longer matches anything fails, so the list
 // only shrinks. The lead empties it once the split of the agent is merged.
-var knownViolations = map[string]string{
-}
+var knownViolations = map[string]string{}
 
 // thirdPartyTesting are packages outside the module that the binary links
 // although they import `testing`: hashicorp/raft keeps its test cluster

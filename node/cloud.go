@@ -150,7 +150,7 @@ type cloudDuty struct {
 
 func newCloudDuty(a *Agent) *cloudDuty {
 	ports := cloudops.Ports{API: a.cfg.APIPort, Gossip: a.cfg.GossipPort, Raft: a.cfg.RaftPort, Mesh: a.cfg.MeshPort}
-	return &cloudDuty{a: a, dns: cloudduty.NewDNS(a, a.cloudShared.intents, a.now), shape: cloudduty.NewShape(a, a.cloudShared.intents, ports)}
+	return &cloudDuty{a: a, dns: cloudduty.NewDNS(a, a.cloudShared.intents, a.now), shape: cloudduty.NewShape(a, a.cloudShared.intents, ports, a.cfg.EdgeCloudflareOnly)}
 }
 
 // round runs one pass of the cloud duty within CloudRoundTimeout. busy

@@ -147,6 +147,7 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 		f.IntVar(&cfg.UIPort, "ui-port", cfg.UIPort, "web UI port")
 		f.IntVar(&cfg.EdgePort, "edge-port", cfg.EdgePort, "edge (client traffic) port")
 		f.IntVar(&cfg.EdgeTLSPort, "edge-tls-port", cfg.EdgeTLSPort, "edge TLS port for the zones with an origin certificate (443 on a droplet; 0: no TLS)")
+		f.BoolVar(&cfg.EdgeCloudflareOnly, "edge-cloudflare-only", cfg.EdgeCloudflareOnly, "cloud firewall: ports 80 and 443 only from Cloudflare's published ranges (every public record proxied; give all agents the same)")
 		f.StringVar(&cfg.Edge, "edge", cfg.Edge, "edge: auto (nginx when installed), nginx, proxy or none")
 		f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this node as its seed")
 		f.StringVar(&cfg.BootstrapToken, "bootstrap-token", "", "seed: the one-time token of `dropmesh bootstrap`; the cluster is initialised once the bootstrapper proves it and hands over the cloud tokens and the admin password")

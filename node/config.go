@@ -66,6 +66,11 @@ type Config struct {
 	APIPort, GossipPort, RaftPort, UIPort int
 	// EdgePort is where the edge serves client traffic (80 on a droplet).
 	EdgePort, EdgeTLSPort int
+	// EdgeCloudflareOnly limits the cloud firewall's ports 80 and 443 to
+	// Cloudflare's published ranges (--edge-cloudflare-only), for a
+	// cluster whose public records are all proxied. The leader applies its
+	// own setting, so give every agent the same.
+	EdgeCloudflareOnly bool
 	// Edge picks the edge implementation: auto (nginx when installed), nginx,
 	// proxy (built-in Go reverse proxy) or none.
 	Edge string

@@ -17,13 +17,20 @@
 //     refused file leaves the old workers serving; only a master that must
 //     be started is checked with `nginx -t` first) and confirms that the new
 //     generation serves; if nginx refuses it, the previous file is put back.
-//     Upstream connections are kept alive (HTTP/1.1, no Connection header
-//     for plain requests). The master outlives the agent: NewNginx adopts a
-//     running master through its pid file.
+//     The routes are map entries ($host to an upstream block), not a server
+//     block per host, so a reload parses little; the old workers are told to
+//     quit as soon as the new ones are up rather than after the master's
+//     100 ms pause. Upstream connections are kept alive (HTTP/1.1, no
+//     Connection header for plain requests). The master outlives the agent:
+//     NewNginx adopts a running master through its pid file.
 //   - Proxy is the built-in net/http reverse proxy used when nginx is not
 //     installed, with the same routing semantics. Its route table is swapped
 //     atomically, so requests in flight finish on the table they started on;
 //     one shared transport keeps idle connections to every upstream.
+//
+// A route with RedirectHTTPS, and the UI host, answer plain HTTP with a
+// redirect to HTTPS when the edge listens on TLS and a certificate covers
+// the host.
 //
 // Both offer Drain, which waits until no request that started under an
 // earlier config is still in flight: the safe moment to stop an old container.

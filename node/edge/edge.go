@@ -18,6 +18,12 @@ type Route struct {
 	// Upstreams are the "ip:port" addresses of the containers (their
 	// published ports), at least one. Requests go round-robin across them.
 	Upstreams []string
+	// RedirectHTTPS answers plain HTTP requests for the host with a
+	// permanent redirect to HTTPS (same host and path) when the edge has a
+	// TLS listener and a certificate of Config.Certs covers the host;
+	// without one the host keeps being served over plain HTTP, since there
+	// is nothing to redirect to.
+	RedirectHTTPS bool
 }
 
 // Cert is an origin certificate (for example Cloudflare's) for one zone:
@@ -37,7 +43,9 @@ type Config struct {
 	// Routes has one entry per public host.
 	Routes []Route
 	// UIHost is the UI's public host name, routed to UIUpstream (optional;
-	// both or neither).
+	// both or neither). When the edge has a TLS listener and a certificate
+	// covers UIHost, the UI (and the API behind it) is served over HTTPS
+	// only: plain HTTP redirects, as for a route with RedirectHTTPS.
 	UIHost string
 	// UIUpstream is the "ip:port" of the local web UI.
 	UIUpstream string

@@ -15,6 +15,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -496,6 +498,16 @@ func (n *Nginx) start(ctx context.Context, gen string) error {
 func (n *Nginx) reload(ctx context.Context, gen string, failOnEmerg bool) error {
 	pid := n.pid
 	old := childrenOf(pid)
+	// The reload starts as many workers as serve now (those titled
+	// "worker process", not "... is shutting down" nor a fork still
+	// starting), at most the configured count.
+	want := 0
+	for _, w := range old {
+		if strings.HasSuffix(processTitle(w), "worker process") {
+			want++
+		}
+	}
+	want = max(1, min(want, n.workerCount()))
 	logOff := fileSize(n.l.errorLog())
 	if err := signal(pid, sigReload); err != nil {
 		return fmt.Errorf("signal nginx master %d: %w", pid, err)
@@ -504,8 +516,28 @@ func (n *Nginx) reload(ctx context.Context, gen string, failOnEmerg bool) error 
 	defer cancel()
 	emerg := regexp.MustCompile(`\[emerg\] ` + strconv.Itoa(pid) + `#\d+: (.*)`)
 	var failure string
-	refused := false
-	ok := waitUntil(wctx, 5*time.Millisecond, func() bool {
+	refused, quit := false, len(old) == 0
+	quitOld := func() {
+		for _, w := range old {
+			_ = signal(w, sigQuit)
+		}
+		quit = true
+	}
+	ok := waitUntil(wctx, 2*time.Millisecond, func() bool {
+		// The master tells the old workers to quit only 100 ms after it
+		// started the new ones (ngx_master_process_cycle sleeps "to allow
+		// new processes to start"); until then the old ones, idle, take
+		// most new connections (and every status request) with the old
+		// config. That sleep was most of a reload. The new workers are
+		// ready once they retitle themselves "worker process" (nginx does
+		// so after registering the listeners), so the old workers get
+		// their graceful quit (SIGQUIT, what the master sends) then: each
+		// closes its listeners, finishes its requests and exits. The
+		// master blocks SIGCHLD until its own quit signal has marked them
+		// exiting, so it does not respawn them.
+		if !quit && newWorkersReady(pid, old, want) {
+			quitOld()
+		}
 		if n.generation(wctx) == gen {
 			return true
 		}
@@ -529,13 +561,19 @@ func (n *Nginx) reload(ctx context.Context, gen string, failOnEmerg bool) error 
 	case !ok:
 		return fmt.Errorf("nginx did not confirm the reload within %s: %s", n.o.Timings.ReloadTimeout, logSince(n.l.errorLog(), logOff))
 	}
+	if !quit {
+		// The new generation answered before its workers were seen
+		// ready (or without /proc to see them): they serve, so the old
+		// ones may quit.
+		quitOld()
+	}
 	for _, w := range old {
 		n.retired[w] = struct{}{}
 	}
-	// A new worker answered, but an old one may not have seen its quit
-	// signal yet and could still accept a connection with the old config.
-	// Wait until each has closed its listeners (nginx retitles it "is
-	// shutting down" in the same step) or exited.
+	// The new generation answered; an old worker may not have acted on
+	// its quit signal yet and could still accept a connection with the old
+	// config. Wait until each has closed its listeners (nginx retitles it
+	// "is shutting down" in the same step) or exited.
 	stopped := func() bool {
 		for _, w := range old {
 			if processAlive(w) && !strings.Contains(processTitle(w), "shutting down") {
@@ -548,6 +586,31 @@ func (n *Nginx) reload(ctx context.Context, gen string, failOnEmerg bool) error 
 		n.log.Warn("old nginx workers still accepting after the reload", "workers", old)
 	}
 	return nil
+}
+
+// workerCount is how many workers the master runs (worker_processes).
+func (n *Nginx) workerCount() int {
+	if n.o.WorkerProcesses > 0 {
+		return n.o.WorkerProcesses
+	}
+	return runtime.NumCPU()
+}
+
+// newWorkersReady reports whether the master has at least want workers
+// that are not in old and have finished starting: a forked worker keeps
+// the master's title until it has registered its listeners and retitles
+// itself "nginx: worker process".
+func newWorkersReady(master int, old []int, want int) bool {
+	ready := 0
+	for _, c := range childrenOf(master) {
+		if slices.Contains(old, c) {
+			continue
+		}
+		if strings.HasSuffix(processTitle(c), "worker process") {
+			ready++
+		}
+	}
+	return ready >= want
 }
 
 // generation asks the status socket which config generation answers, or "".

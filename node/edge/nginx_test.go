@@ -452,3 +452,52 @@ func TestStopNginxDir(t *testing.T) {
 		t.Fatalf("StopNginxDir created files: %v", ents)
 	}
 }
+
+// TestNginxQuickReloadRespawnsNothing: the edge quits the old workers
+// itself, before nginx's master does; the master must not take their exit
+// for a crash and start replacements. After a series of changes (some back
+// to back), the master runs exactly its workers again, all of the last
+// generation, and it started exactly two workers per reload.
+func TestNginxQuickReloadRespawnsNothing(t *testing.T) {
+	o := nginxOptions(t)
+	n := startNginx(t, o)
+	a, b := newBackend(t, "A"), newBackend(t, "B")
+	const changes = 6
+	for i := range changes {
+		be := a
+		if i%2 == 1 {
+			be = b
+		}
+		mustApply(t, n, Config{Routes: []Route{routeTo("app.example.test", "web", be)}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	errLog := func() string { b, _ := os.ReadFile(n.l.errorLog()); return string(b) }
+	// Every worker but the last two has exited and been reaped (the
+	// master logs each exit as it reaps it, and respawns, if at all, then).
+	waitFor(t, 10*time.Second, "the master to reap every earlier worker", func() bool {
+		return strings.Count(errLog(), "exited with code 0") >= 2*changes
+	})
+	waitFor(t, 10*time.Second, "exactly two workers", func() bool {
+		ws := childrenOf(n.Pid())
+		if len(ws) != 2 {
+			return false
+		}
+		for _, w := range ws {
+			if !strings.HasSuffix(processTitle(w), "worker process") {
+				return false
+			}
+		}
+		return true
+	})
+	if got, want := strings.Count(errLog(), "start worker process "), 2*(changes+1); got != want {
+		t.Fatalf("the master started %d workers over %d reloads and the start, want %d (a respawn?):\n%s", got, changes, want, errLog())
+	}
+	if strings.Contains(errLog(), "[alert]") {
+		t.Fatalf("the master logged an alert:\n%s", errLog())
+	}
+	newClient(t, o.Listen).expect(t, "app.example.test", "/", 200, "B")
+}

@@ -88,9 +88,6 @@ func NewProxy(ctx context.Context, o ProxyOptions) (*Proxy, error) {
 	if p.maxBody == 0 {
 		p.maxBody = DefaultClientMaxBodySize
 	}
-	empty, _ := newTable(Config{})
-	p.table.Store(empty)
-
 	var lc net.ListenConfig
 	var err error
 	if p.ln, err = lc.Listen(ctx, "tcp", o.Listen); err != nil {
@@ -102,6 +99,8 @@ func NewProxy(ctx context.Context, o ProxyOptions) (*Proxy, error) {
 			return nil, fmt.Errorf("proxy edge: listen TLS %s: %w", o.ListenTLS, err)
 		}
 	}
+	empty, _ := newTable(Config{}, p.httpsSuffix())
+	p.table.Store(empty)
 	p.transport = newUpstreamTransport(o.Timings)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,
@@ -200,13 +199,22 @@ func (p *Proxy) AddrTLS() string {
 	return p.lnTLS.Addr().String()
 }
 
+// httpsSuffix is what follows the host in a redirect to this proxy's TLS
+// listener (see newTable).
+func (p *Proxy) httpsSuffix() string {
+	if p.lnTLS == nil {
+		return noHTTPS
+	}
+	return httpsPortSuffix(p.lnTLS.Addr().String())
+}
+
 // Apply validates cfg and swaps the route table in; requests in flight
 // finish on the table they started with (see Drain).
 func (p *Proxy) Apply(_ context.Context, cfg Config) error {
 	if err := Validate(cfg); err != nil {
 		return err
 	}
-	t, err := newTable(cfg)
+	t, err := newTable(cfg, p.httpsSuffix())
 	if err != nil {
 		return err
 	}
@@ -266,7 +274,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 		_ = p.srv.Close()
 	}
 	p.serving.Wait()
-	last, _ := newTable(Config{})
+	last, _ := newTable(Config{}, noHTTPS)
 	old := p.table.Swap(last)
 	old.retire()
 	p.mu.Lock()
@@ -332,6 +340,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rt == nil || (r.TLS != nil && !rt.tls):
 		http.Error(lw, "404 no such site", http.StatusNotFound)
+	case r.TLS == nil && rt.https:
+		service = rt.service
+		http.Redirect(lw, r, "https://"+host+t.httpsSuffix+r.URL.RequestURI(), http.StatusMovedPermanently)
 	case r.ContentLength > p.maxBody:
 		service = rt.service
 		// Read (and drop) a bounded part of the body first, as nginx's
@@ -349,9 +360,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		p.rp.ServeHTTP(lw, r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st)))
 	}
-	p.access.Log(r.Context(), p.accessLevel, "edge request", "service", service, "host", host, "method", r.Method,
-		"uri", r.URL.RequestURI(), "status", lw.code(), "bytes", lw.bytes,
-		"remote", r.RemoteAddr, "duration", time.Since(start))
+	// Checked first: the arguments alone (boxed into interfaces, the URI
+	// rebuilt) cost allocations on every request when nothing logs them.
+	if p.access.Enabled(r.Context(), p.accessLevel) {
+		p.access.Log(r.Context(), p.accessLevel, "edge request", "service", service, "host", host, "method", r.Method,
+			"uri", r.URL.RequestURI(), "status", lw.code(), "bytes", lw.bytes,
+			"remote", r.RemoteAddr, "duration", time.Since(start))
+	}
 }
 
 // rewrite prepares the outgoing request: Host kept, X-Forwarded-For

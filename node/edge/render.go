@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -79,28 +80,6 @@ func checkNginxOptions(o NginxOptions) error {
 	}
 	return nil
 }
-
-// upstreamName names a route's upstream block after its host: "up_" plus the
-// host with '.' as '_' and a wildcard dropped ("*.example.com" ->
-// "up__example_com"), which no plain host can produce.
-func upstreamName(host string) string {
-	b := make([]byte, 0, len(host)+3)
-	b = append(b, "up_"...)
-	for i := 0; i < len(host); i++ {
-		switch c := host[i]; c {
-		case '*':
-		case '.':
-			b = append(b, '_')
-		default:
-			b = append(b, c)
-		}
-	}
-	return string(b)
-}
-
-// uiUpstreamName is the UI's upstream; no host yields it (hosts have two
-// labels).
-const uiUpstreamName = "up_ui"
 
 // zoneFor returns the index of the longest zone in certs that host is equal
 // to or under, or -1.
@@ -202,6 +181,10 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 	p("access_log %s dropmesh buffer=64k flush=1s;", l.accessLog())
 	p("server_tokens off;")
 	p("")
+	// The map hashes are sized before the first map: room for every host.
+	p("map_hash_bucket_size %d;", serverNamesBucketSize(cfg))
+	p("map_hash_max_size %d;", serverNamesHashSize(len(cfg.Routes)+1))
+	p("")
 	p("# Websockets: pass the upgrade on; other requests send no Connection header,")
 	p("# so the upstream connection stays open for the next request (keepalive).")
 	p("map $http_upgrade $connection_upgrade {")
@@ -210,7 +193,8 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 	p("}")
 	p("")
 	// Room for every host name in nginx's server name hash (long names
-	// need the larger buckets; many names a larger table).
+	// need the larger buckets; many names a larger table): the TLS servers
+	// list their hosts.
 	p("server_names_hash_bucket_size %d;", serverNamesBucketSize(cfg))
 	p("server_names_hash_max_size %d;", serverNamesHashSize(len(cfg.Routes)+1))
 	p("client_max_body_size %s;", nginxSize(maxBody))
@@ -241,59 +225,233 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 		p("ssl_protocols TLSv1.2 TLSv1.3;")
 		p("ssl_session_cache shared:dropmesh_ssl:4m;")
 	}
+	sites := renderSites(cfg, tls)
 	p("")
-	p("# Unknown hosts.")
-	p("server {")
-	p("    listen %s default_server;", listen)
-	if tls {
-		p("    listen %s ssl default_server;", listenTLS)
-		p("    ssl_reject_handshake on;")
-	}
-	p("    server_name _;")
-	p(`    set $dropmesh_service "-";`)
-	p("    return 404;")
-	p("}")
-
-	type site struct {
-		host, service, upstream string
-		servers                 []string
-	}
-	var sites []site
-	for _, r := range cfg.Routes {
-		sites = append(sites, site{host: r.Host, service: r.Service, upstream: upstreamName(r.Host), servers: r.Upstreams})
-	}
-	sort.Slice(sites, func(i, j int) bool { return sites[i].host < sites[j].host })
-	if cfg.UIHost != "" {
-		sites = append(sites, site{host: cfg.UIHost, service: "ui", upstream: uiUpstreamName, servers: []string{cfg.UIUpstream}})
-	}
+	p("# The routes, looked up by host as nginx picks a server_name: the exact")
+	p("# name first, then the longest wildcard. One map entry per host instead of a")
+	p("# server block per host keeps a reload cheap: nginx parses and allocates a")
+	p("# server block's whole module configuration, a map entry is a hash slot.")
+	p("map $host $dropmesh_upstream {")
+	p("    hostnames;")
+	p(`    default "";`)
 	for _, s := range sites {
+		p("    %s %s;", s.host, s.upstream)
+	}
+	p("}")
+	p("map $host $dropmesh_service {")
+	p("    hostnames;")
+	p(`    default "-";`)
+	for _, s := range sites {
+		p(`    %s "%s";`, s.host, s.service)
+	}
+	p("}")
+	redirect := ""
+	if tls {
+		redirect = "https://$host" + httpsPortSuffix(o.ListenTLS) + "$request_uri"
+		p("# Hosts served over HTTPS only: plain HTTP answers with a redirect.")
+		p("map $host $dropmesh_https {")
+		p("    hostnames;")
+		p(`    default "";`)
+		for _, s := range sites {
+			if s.https {
+				p("    %s 1;", s.host)
+			}
+		}
+		p("}")
+	}
+
+	for _, u := range renderUpstreams(sites) {
 		p("")
-		p("# %s -> %s", s.host, s.service)
-		p("upstream %s {", s.upstream)
-		for _, u := range s.servers {
-			p("    server %s max_fails=1 fail_timeout=%s;", u, nginxTime(t.FailTimeout))
+		p("# %s", strings.Join(u.hosts, " "))
+		p("upstream %s {", u.name)
+		for _, a := range u.servers {
+			p("    server %s max_fails=1 fail_timeout=%s;", a, nginxTime(t.FailTimeout))
 		}
 		// Idle connections kept open to the containers, per worker: a
 		// request reuses one instead of connecting anew.
 		p("    keepalive %d;", upstreamKeepalive)
 		p("    keepalive_timeout %s;", nginxTime(upstreamIdleTimeout))
 		p("}")
+	}
+
+	// Every server proxies the same way; the maps pick the upstream.
+	proxy := func() {
+		p(`    if ($dropmesh_upstream = "") {`)
+		p("        return 404;")
+		p("    }")
+		p("    location / {")
+		p("        proxy_pass http://$dropmesh_upstream;")
+		p("    }")
+	}
+	p("")
+	p("# Plain HTTP, every host (an unknown one gets 404).")
+	p("server {")
+	p("    listen %s default_server;", listen)
+	p("    server_name _;")
+	if tls {
+		p("    if ($dropmesh_https) {")
+		p("        return 301 %s;", redirect)
+		p("    }")
+	}
+	proxy()
+	p("}")
+	if tls {
+		p("")
+		p("# TLS for a name no certificate covers: the handshake is refused.")
 		p("server {")
-		p("    listen %s;", listen)
-		if z := zoneFor(strings.TrimPrefix(s.host, "*."), cfg.Certs); tls && z >= 0 {
-			crt, key := l.certFiles(cfg.Certs[z])
+		p("    listen %s ssl default_server;", listenTLS)
+		p("    ssl_reject_handshake on;")
+		p("    server_name _;")
+		p("    return 404;")
+		p("}")
+		for _, z := range renderZones(cfg, sites) {
+			crt, key := l.certFiles(cfg.Certs[z.cert])
+			p("")
+			p("# TLS for the hosts under %s.", cfg.Certs[z.cert].Zone)
+			p("server {")
 			p("    listen %s ssl;", listenTLS)
 			p("    ssl_certificate %s;", crt)
 			p("    ssl_certificate_key %s;", key)
+			for _, h := range z.hosts {
+				p("    server_name %s;", h)
+			}
+			proxy()
+			p("}")
 		}
-		p("    server_name %s;", s.host)
-		p(`    set $dropmesh_service "%s";`, s.service)
-		p("    location / {")
-		p("        proxy_pass http://%s;", s.upstream)
-		p("    }")
-		p("}")
 	}
 	return b.Bytes(), nil
+}
+
+// site is one routed host as rendered: its upstream block, its service (for
+// the access log), the certificate that covers it and whether plain HTTP
+// redirects to HTTPS.
+type site struct {
+	host, service, upstream string
+	servers                 []string
+	cert                    int // index in Config.Certs, -1 for none
+	https                   bool
+}
+
+// renderSites lists the routes and the UI host in host order, each with its
+// upstream block's name. A host redirects to HTTPS when the edge has a TLS
+// listener, a certificate covers the host, and the route asks for it
+// (RedirectHTTPS); the UI host always does then: the management plane is
+// not served in clear where it can be served over TLS.
+func renderSites(cfg Config, tls bool) []site {
+	var sites []site
+	add := func(host, service string, servers []string, redirect bool) {
+		z := zoneFor(strings.TrimPrefix(host, "*."), cfg.Certs)
+		if !tls {
+			z = -1
+		}
+		sites = append(sites, site{host: host, service: service, servers: servers, cert: z, https: redirect && z >= 0})
+	}
+	for _, r := range cfg.Routes {
+		add(r.Host, r.Service, r.Upstreams, r.RedirectHTTPS)
+	}
+	if cfg.UIHost != "" {
+		add(cfg.UIHost, "ui", []string{cfg.UIUpstream}, true)
+	}
+	sort.Slice(sites, func(i, j int) bool { return sites[i].host < sites[j].host })
+	names := upstreamNames(sites)
+	for i := range sites {
+		sites[i].upstream = names[strings.Join(sites[i].servers, " ")]
+	}
+	return sites
+}
+
+// renderedUpstream is one upstream block: the hosts that share it (routes
+// with the same upstream list, such as a service's several hosts).
+type renderedUpstream struct {
+	name    string
+	servers []string
+	hosts   []string
+}
+
+// renderUpstreams groups the sites by upstream block, in name order.
+func renderUpstreams(sites []site) []renderedUpstream {
+	by := map[string]*renderedUpstream{}
+	for _, s := range sites {
+		u, ok := by[s.upstream]
+		if !ok {
+			u = &renderedUpstream{name: s.upstream, servers: s.servers}
+			by[s.upstream] = u
+		}
+		u.hosts = append(u.hosts, s.host)
+	}
+	out := make([]renderedUpstream, 0, len(by))
+	for _, u := range by {
+		out = append(out, *u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// renderedZone is one TLS server: a certificate and the hosts it serves.
+type renderedZone struct {
+	cert  int
+	hosts []string
+}
+
+// renderZones groups the sites with a certificate by that certificate, in
+// the order of Config.Certs.
+func renderZones(cfg Config, sites []site) []renderedZone {
+	hosts := make([][]string, len(cfg.Certs))
+	for _, s := range sites {
+		if s.cert >= 0 {
+			hosts[s.cert] = append(hosts[s.cert], s.host)
+		}
+	}
+	var out []renderedZone
+	for i, h := range hosts {
+		if len(h) > 0 {
+			out = append(out, renderedZone{cert: i, hosts: h})
+		}
+	}
+	return out
+}
+
+// upstreamNames names each distinct upstream list (the servers in their
+// order, joined by spaces) after a hash of it: lowercase letters, 10 to 17
+// of them. nginx finds an upstream block by comparing its name with every
+// block defined before it (when parsing, and for a proxy_pass with a
+// variable, on each request), length first, then byte by byte: names that
+// differ in length and in their first letter make both scans cheap, where
+// names sharing a long prefix ("up_svc1_example_test") made the parse of
+// 10,000 routes quadratic in string compares. A hash collision is resolved
+// by hashing again with a counter, so the names stay distinct and the
+// rendering deterministic.
+func upstreamNames(sites []site) map[string]string {
+	names := map[string]string{}
+	taken := map[string]bool{}
+	for _, s := range sites {
+		key := strings.Join(s.servers, " ")
+		if _, ok := names[key]; ok {
+			continue
+		}
+		for salt := 0; ; salt++ {
+			h := sha256.Sum256([]byte(fmt.Sprintf("%d %s", salt, key)))
+			n := 10 + int(h[0]%8)
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = 'a' + h[1+i]%26
+			}
+			if name := string(b); !taken[name] {
+				names[key], taken[name] = name, true
+				break
+			}
+		}
+	}
+	return names
+}
+
+// httpsPortSuffix is ":port" for a TLS listen address not on 443, else "".
+func httpsPortSuffix(listenTLS string) string {
+	_, port, err := net.SplitHostPort(listenTLS)
+	if err != nil || port == "443" {
+		return ""
+	}
+	return ":" + port
 }
 
 // upstreamKeepalive is how many idle connections each nginx worker keeps

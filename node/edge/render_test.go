@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,16 +186,27 @@ func TestStatusBlock(t *testing.T) {
 }
 
 func TestUpstreamNamesAreDistinct(t *testing.T) {
+	var sites []site
+	for i := range 5000 {
+		sites = append(sites, site{servers: []string{fmt.Sprintf("10.0.%d.%d:80", i/250, i%250)}})
+	}
+	sites = append(sites, sites[0]) // the same list again shares its name
+	names := upstreamNames(sites)
+	if len(names) != 5000 {
+		t.Fatalf("%d names for 5000 upstream lists", len(names))
+	}
 	seen := map[string]string{}
-	for _, h := range []string{"a.example.test", "*.a.example.test", "a-b.example.test", "ab.example.test", "x.a.example.test", "example.test"} {
-		n := upstreamName(h)
+	for key, n := range names {
 		if prev, ok := seen[n]; ok {
-			t.Fatalf("%q and %q share upstream %q", prev, h, n)
+			t.Fatalf("%q and %q share upstream %q", prev, key, n)
 		}
-		if n == uiUpstreamName {
-			t.Fatalf("%q collides with the UI upstream", h)
+		if len(n) < 10 || strings.Trim(n, "abcdefghijklmnopqrstuvwxyz") != "" {
+			t.Fatalf("upstream name %q: want 10 or more lowercase letters", n)
 		}
-		seen[n] = h
+		seen[n] = key
+	}
+	if again := upstreamNames(sites); !maps.Equal(again, names) {
+		t.Fatal("naming is not deterministic")
 	}
 }
 
@@ -221,8 +234,39 @@ func FuzzRender(f *testing.F) {
 		if strings.ContainsAny(host, " ;{}\"'$\\\n\r\t#") || strings.ContainsAny(upstream, " ;{}\"'$\\\n\r\t#") {
 			t.Fatalf("metacharacters passed validation: %q %q", host, upstream)
 		}
-		if !bytes.Contains(out, []byte("    server_name "+host+";\n")) {
-			t.Fatalf("server_name %q not rendered as a single token", host)
+		if !bytes.Contains(out, []byte("\n    "+host+` "9fe5e6/shop/prod/web";`+"\n")) {
+			t.Fatalf("host %q not rendered as a single map key", host)
 		}
 	})
+}
+
+// TestRenderHasNoServerPerHost: the routes are map entries; the number of
+// server blocks does not grow with them (one plain server, and with TLS a
+// default and one per certificate in use), and hosts sharing their
+// containers share one upstream block.
+func TestRenderHasNoServerPerHost(t *testing.T) {
+	var cfg Config
+	for i := range 500 {
+		cfg.Routes = append(cfg.Routes, Route{Host: fmt.Sprintf("svc%d.example.test", i), Service: "9fe5e6/shop/prod/web",
+			Upstreams: []string{fmt.Sprintf("10.0.%d.%d:8080", i/2/250, i/2%250)}})
+	}
+	cfg.Certs = []Cert{goldenCert(t)}
+	for _, tc := range []struct {
+		tls     bool
+		servers int
+	}{{false, 1}, {true, 3}} {
+		out, err := Render(cfg, goldenOptions(tc.tls))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := bytes.Count(out, []byte("\nserver {")); n != tc.servers {
+			t.Errorf("tls=%v: %d server blocks for 500 routes, want %d", tc.tls, n, tc.servers)
+		}
+		if n := bytes.Count(out, []byte("\nupstream ")); n != 250 {
+			t.Errorf("tls=%v: %d upstream blocks for 250 distinct container sets, want 250", tc.tls, n)
+		}
+		if !tc.tls && bytes.Contains(out, []byte("$dropmesh_https")) {
+			t.Error("a redirect to HTTPS rendered for an edge without a TLS listener")
+		}
+	}
 }

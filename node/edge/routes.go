@@ -17,6 +17,8 @@ type table struct {
 	exact map[string]*route // host -> route
 	wild  map[string]*route // "*.example.com" -> route
 	certs []zoneCert
+	// httpsSuffix follows the host in a redirect to HTTPS (see newTable).
+	httpsSuffix string
 
 	// inflight counts requests being served with this table; once the
 	// table is retired and the count reaches zero, idle is closed (Drain).
@@ -31,6 +33,7 @@ type route struct {
 	host      string
 	service   string // for logs
 	tls       bool   // the host is under a certificate's zone
+	https     bool   // plain HTTP redirects to HTTPS (see Route.RedirectHTTPS)
 	upstreams []*upstream
 	next      atomic.Uint64 // round-robin position
 }
@@ -48,9 +51,15 @@ type zoneCert struct {
 	cert *tls.Certificate
 }
 
-// newTable builds a table from a validated Config.
-func newTable(cfg Config) (*table, error) {
-	t := &table{exact: map[string]*route{}, wild: map[string]*route{}, idle: make(chan struct{})}
+// noHTTPS is the httpsSuffix of newTable for an edge without a TLS
+// listener: nothing redirects to HTTPS.
+const noHTTPS = "-"
+
+// newTable builds a table from a validated Config. httpsSuffix is what a
+// redirect to HTTPS puts after the host (":8443", or "" for port 443), or
+// noHTTPS.
+func newTable(cfg Config, httpsSuffix string) (*table, error) {
+	t := &table{exact: map[string]*route{}, wild: map[string]*route{}, idle: make(chan struct{}), httpsSuffix: httpsSuffix}
 	for _, c := range cfg.Certs {
 		kp, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
 		if err != nil {
@@ -58,8 +67,9 @@ func newTable(cfg Config) (*table, error) {
 		}
 		t.certs = append(t.certs, zoneCert{zone: c.Zone, cert: &kp})
 	}
-	add := func(host, service string, addrs []string) {
+	add := func(host, service string, addrs []string, redirect bool) {
 		r := &route{host: host, service: service, tls: zoneFor(strings.TrimPrefix(host, "*."), cfg.Certs) >= 0}
+		r.https = redirect && r.tls && httpsSuffix != noHTTPS
 		for _, a := range addrs {
 			r.upstreams = append(r.upstreams, &upstream{addr: a})
 		}
@@ -70,10 +80,10 @@ func newTable(cfg Config) (*table, error) {
 		}
 	}
 	for _, r := range cfg.Routes {
-		add(r.Host, r.Service, r.Upstreams)
+		add(r.Host, r.Service, r.Upstreams, r.RedirectHTTPS)
 	}
 	if cfg.UIHost != "" {
-		add(cfg.UIHost, "ui", []string{cfg.UIUpstream})
+		add(cfg.UIHost, "ui", []string{cfg.UIUpstream}, true)
 	}
 	return t, nil
 }

@@ -29,7 +29,7 @@ func TestTableLookup(t *testing.T) {
 		{Host: "*.wild.example.test", Service: "s/p/wild", Upstreams: []string{"10.0.0.1:2"}},
 		{Host: "*.deep.wild.example.test", Service: "s/p/deep", Upstreams: []string{"10.0.0.1:3"}},
 	}, UIHost: "mesh.example.test", UIUpstream: "10.0.0.1:4"}
-	tb, err := newTable(cfg)
+	tb, err := newTable(cfg, noHTTPS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestRouteOrderRoundRobinSkipsDown(t *testing.T) {
 func TestTableCertForLongestZone(t *testing.T) {
 	c1, _ := selfSignedZone(t, "example.test")
 	c2, _ := selfSignedZone(t, "eu.example.test")
-	tb, err := newTable(Config{Certs: []Cert{c1, c2}})
+	tb, err := newTable(Config{Certs: []Cert{c1, c2}}, noHTTPS)
 	if err != nil {
 		t.Fatal(err)
 	}

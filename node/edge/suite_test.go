@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -59,6 +60,7 @@ func runEdgeSuite(t *testing.T, newEdge newHarness) {
 	t.Run("undeploy", func(t *testing.T) { testUndeploy(t, newEdge) })
 	t.Run("invalid", func(t *testing.T) { testInvalidChangesNothing(t, newEdge) })
 	t.Run("tls", func(t *testing.T) { testTLS(t, newEdge) })
+	t.Run("redirect", func(t *testing.T) { testRedirectHTTPS(t, newEdge) })
 }
 
 func mustApply(t testing.TB, e Edge, cfg Config) {
@@ -579,4 +581,61 @@ func testTLS(t *testing.T, newEdge newHarness) {
 		t.Fatalf("HTTPS with Host plain.other.test = %d %v, want 404", code, err)
 	}
 	newClient(t, h.edge.Addr()).expect(t, "plain.other.test", "/", 200, "P")
+}
+
+// testRedirectHTTPS: a route with RedirectHTTPS and a certificate, and the
+// UI host under a certificate, answer plain HTTP with a permanent redirect to
+// the same URL over HTTPS (the edge's TLS port) and are served over TLS; a
+// route with the flag but no certificate, and one without the flag, are
+// still served over plain HTTP.
+func testRedirectHTTPS(t *testing.T, newEdge newHarness) {
+	h := newEdge(t, harnessOptions{tls: true})
+	a, p, q, ui := newBackend(t, "A"), newBackend(t, "P"), newBackend(t, "Q"), newBackend(t, "UI")
+	cert, pool := selfSignedZone(t, "example.test")
+	secure := routeTo("app.example.test", "web", a)
+	secure.RedirectHTTPS = true
+	nocert := routeTo("plain.other.test", "plain", p)
+	nocert.RedirectHTTPS = true
+	mustApply(t, h.edge, Config{
+		Routes: []Route{secure, nocert, routeTo("both.example.test", "both", q)},
+		UIHost: "mesh.example.test", UIUpstream: ui.addr(),
+		Certs: []Cert{cert},
+	})
+	_, tlsPort, err := net.SplitHostPort(h.tlsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	defer hc.CloseIdleConnections()
+	for _, host := range []string{"app.example.test", "mesh.example.test"} {
+		hits := a.hits.Load() + ui.hits.Load()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+h.edge.Addr()+"/some/path?q=1", nil)
+		req.Host = host
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := "https://" + host + ":" + tlsPort + "/some/path?q=1"
+		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
+			t.Fatalf("plain GET %s = %d Location %q, want 301 to %s", host, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+		if a.hits.Load()+ui.hits.Load() != hits {
+			t.Fatalf("the redirected request for %s reached a backend", host)
+		}
+	}
+	for host, want := range map[string]string{"app.example.test": "A", "mesh.example.test": "UI"} {
+		code, body, _, err := tlsGet(h.tlsAddr, host, host, pool)
+		if err != nil || code != 200 || body != want {
+			t.Fatalf("HTTPS %s = %d %q %v, want 200 %s", host, code, body, err, want)
+		}
+	}
+	c := newClient(t, h.edge.Addr())
+	c.expect(t, "plain.other.test", "/", 200, "P")
+	c.expect(t, "both.example.test", "/", 200, "Q")
+	if code, body, _, err := tlsGet(h.tlsAddr, "both.example.test", "both.example.test", pool); err != nil || code != 200 || body != "Q" {
+		t.Fatalf("HTTPS both.example.test = %d %q %v, want 200 Q", code, body, err)
+	}
+	c.expect(t, "unknown.example.test", "/", 404, "")
 }

@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/dropmesh/dropmesh/cloudops"
@@ -29,13 +30,33 @@ type Shape struct {
 	src     Source
 	intents *Intents
 	ports   cloudops.Ports
-	done    string // settings fingerprint the shape was ensured for
+	// cloudflareOnly limits the droplets' 80 and 443 to Cloudflare's
+	// published ranges (every public record proxied).
+	cloudflareOnly bool
+	done           string // settings fingerprint the shape was ensured for
 }
 
 // NewShape makes the shape part of the cloud duty; ports are the agents'
-// ports the firewall opens inside the VPC.
-func NewShape(src Source, intents *Intents, ports cloudops.Ports) *Shape {
-	return &Shape{src: src, intents: intents, ports: ports}
+// ports the firewall opens inside the VPC, cloudflareOnly limits the web
+// ports to Cloudflare's ranges (the agent's --edge-cloudflare-only).
+func NewShape(src Source, intents *Intents, ports cloudops.Ports, cloudflareOnly bool) *Shape {
+	return &Shape{src: src, intents: intents, ports: ports, cloudflareOnly: cloudflareOnly}
+}
+
+// FirewallSpec is the cloud firewall the leader keeps on the cluster's
+// droplets: cloudops.ClusterFirewall, with ports 80 and 443 limited to
+// Cloudflare's published ranges when the shape is cloudflareOnly (the edge
+// is then reachable only through Cloudflare, and a DNS-only host not at all).
+func (sh *Shape) FirewallSpec(name, tag string) (cloudops.FirewallSpec, error) {
+	spec := cloudops.ClusterFirewall(name, tag, sh.ports)
+	if !sh.cloudflareOnly {
+		return spec, nil
+	}
+	cf, err := cloudops.CloudflareRanges()
+	if err != nil {
+		return cloudops.FirewallSpec{}, fmt.Errorf("firewall %s: %w", name, err)
+	}
+	return cloudops.WithWebSources(spec, cf), nil
 }
 
 // Round ensures the VPC, then the firewall, unless done for these settings.
@@ -62,7 +83,11 @@ func (sh *Shape) Round(ctx context.Context, do Network) error {
 	}
 	fwName := st.ClusterName + "-firewall"
 	err = sh.intents.Run(ctx, raftfsm.IntentEnsureFirewall, fwName, nil, func(ctx context.Context) (raftfsm.CloudChanges, error) {
-		fw, err := do.EnsureFirewall(ctx, cloudops.ClusterFirewall(fwName, ClusterTag(st), sh.ports))
+		spec, err := sh.FirewallSpec(fwName, ClusterTag(st))
+		if err != nil {
+			return raftfsm.CloudChanges{}, err
+		}
+		fw, err := do.EnsureFirewall(ctx, spec)
 		if err != nil {
 			return raftfsm.CloudChanges{}, err
 		}

@@ -25,7 +25,7 @@ func TestShapeEnsuresVPCAndFirewallOnce(t *testing.T) {
 		Settings: &raftfsm.Settings{Regions: []string{"nyc3"}}})
 	n := 0
 	intents := NewIntents(st, func() time.Time { return time.Now().UTC() }, func() string { n++; return fmt.Sprintf("int-%d", n) })
-	sh := NewShape(st, intents, cloudops.DefaultPorts())
+	sh := NewShape(st, intents, cloudops.DefaultPorts(), false)
 	ctx := context.Background()
 	for range 2 {
 		if err := sh.Round(ctx, do); err != nil {
