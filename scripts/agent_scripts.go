@@ -2,6 +2,10 @@ package scripts
 
 import _ "embed"
 
+// install-agent.sh and join.sh carry the host guard, the metadata helper
+// and the units as here-documents, filled from the canonical files by gen.go.
+//go:generate go run gen.go
+
 // The scripts that set up a host for the agent (see install-agent.sh and
 // join.sh for what each does). The binary carries them: `dropmesh
 // bootstrap` uploads install-agent.sh to the snapshot builder over SSH.
