@@ -16,6 +16,9 @@ var installAgent string
 //go:embed join.sh
 var joinScript string
 
+//go:embed metadata-guard.sh
+var hostGuard string
+
 // InstallAgentScript returns install-agent.sh: Docker, nginx (not as a
 // system service), the binary and the dropmesh-agent unit on a Debian 12
 // host, idempotently; --for-snapshot also cleans what a snapshot must not
@@ -26,3 +29,8 @@ func InstallAgentScript() string { return installAgent }
 // Docker to a cluster, given a member's gossip address, the cluster CA's
 // fingerprint and a one-time join token (from a file or standard input).
 func JoinScript() string { return joinScript }
+
+// HostGuardScript returns metadata-guard.sh, the host guard that both
+// scripts install as /usr/local/lib/dropmesh/metadata-guard (tests run it
+// in network namespaces of their own).
+func HostGuardScript() string { return hostGuard }

@@ -124,16 +124,20 @@ func TestHostGuardKeepsWorkspacesApartForReal(t *testing.T) {
 	w.addWorkspaces()
 	var ctrl []target
 	for _, p := range strings.Split(guardPort, ",") {
-		ctrl = append(ctrl, tcp(wsAGW, p), tcp(hostVPC, p), tcp(otherVPC, p))
+		ctrl = append(ctrl, tcp(hostVPC, p), tcp(otherVPC, p))
 	}
+	// The host's control ports listen on its private address, as the
+	// agent binds them (a wildcard listener stands in for sshd below).
 	var hostTCP []string
 	for _, p := range strings.Split(guardPort, ",") {
-		hostTCP = append(hostTCP, net.JoinHostPort(hostVPC, p), net.JoinHostPort(wsAGW, p))
+		hostTCP = append(hostTCP, net.JoinHostPort(hostVPC, p))
 	}
 	// The host: its control ports, the edge and a stand-in sshd on every
-	// address, a forwarder on a virtual address, the DNS server on the
-	// gateway, and docker-proxy's listener for wb's published port.
-	w.serve("host", append(hostTCP, ":80", ":2222", net.JoinHostPort(wsAVIP, "6379"), net.JoinHostPort(hostVPC, proxyPort)),
+	// address, two forwarders on a virtual address (6379, and 8080, which
+	// is also the UI's port), the DNS server on the gateway, and
+	// docker-proxy's listener for wb's published port.
+	w.serve("host", append(hostTCP, ":80", ":2222", net.JoinHostPort(wsAVIP, "6379"), net.JoinHostPort(wsAVIP, "8080"),
+		net.JoinHostPort(hostVPC, proxyPort)),
 		[]string{net.JoinHostPort(wsAGW, "53")})
 	var otherTCP []string
 	for _, p := range append(strings.Split(guardPort, ","), "80", "5432", natPort) {
@@ -146,7 +150,9 @@ func TestHostGuardKeepsWorkspacesApartForReal(t *testing.T) {
 
 	apart := []target{tcp(wsB, "8080"), tcp(hostVPC, natPort), tcp(hostVPC, proxyPort), tcp(otherVPC, natPort),
 		tcp(wsAGW, "2222"), tcp(wsAVIP, "2222"), tcp(hostVPC, "2222"), tcp(ctr2IP, "8080"), tcp(metadata, "80")}
-	needed := []target{tcp(wsA2, "8080"), udp(wsAGW, "53"), tcp(wsAVIP, "6379"), tcp(wsAGW, "80"), tcp(hostVPC, "80"),
+	// A service's port may be a control port too (8080, the UI's): its
+	// forwarder on the virtual address answers, the UI does not.
+	needed := []target{tcp(wsA2, "8080"), udp(wsAGW, "53"), tcp(wsAVIP, "6379"), tcp(wsAVIP, "8080"), tcp(wsAGW, "80"), tcp(hostVPC, "80"),
 		tcp(otherVPC, "80"), udp(otherVPC, "53")}
 	allowedByOperator := tcp(otherVPC, "5432")
 

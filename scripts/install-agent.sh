@@ -321,10 +321,14 @@ firewall() {
 	# Workspace bridges (and docker0 while discovery runs): to this host.
 	chain DROPMESH-INPUT
 	ipt -A DROPMESH-INPUT -d "$ip/32" -j DROP
+	# Discovery first: a service may declare a port that is also a control
+	# port (8080); its forwarder binds the virtual address itself, the
+	# control ports bind the private address (or the wildcard, which the
+	# socket match ignores).
+	ipt -A DROPMESH-INPUT -d "$pool" -m socket -j RETURN
 	ipt -A DROPMESH-INPUT -p tcp -m multiport --dports "$ports" -j DROP
 	ipt -A DROPMESH-INPUT -p udp --dport "$gossip" -j DROP
 	ipt -A DROPMESH-INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
-	ipt -A DROPMESH-INPUT -d "$pool" -m socket -j RETURN
 	ipt -A DROPMESH-INPUT -p tcp -m multiport --dports "$edge" -j RETURN
 	ipt -A DROPMESH-INPUT -j DROP
 	# ... and forwarded.
