@@ -131,7 +131,8 @@ func TestContainerLimits(t *testing.T) {
 // (the DNS server on the gateway, the forwarder on the virtual address),
 // and cannot open a connection to the other workspace's container, neither
 // by its address nor through the port it publishes on the node's private
-// address, which the host itself reaches.
+// address, which the host itself reaches, and which answers the attacker
+// once the guard's hooks are removed.
 func TestWorkspacesIsolated(t *testing.T) {
 	t.Parallel()
 	if !guardtest.Inside() {
@@ -195,6 +196,13 @@ func TestWorkspacesIsolated(t *testing.T) {
 		if res := probe(addr); res.ExitCode == 0 || !strings.HasPrefix(res.Output, "fail") {
 			t.Errorf("another workspace's container answered at %s: %s", addr, res.Output)
 		}
+	}
+	// Without the guard's hooks the published port answers (Docker's own
+	// isolation between bridges still stops the direct address): the
+	// guard is what closes it.
+	guardtest.Unguard(t)
+	if res := probe(published); res.ExitCode != 0 {
+		t.Errorf("without the guard, the published port %s does not answer either: the probe proves nothing: %s", published, res.Output)
 	}
 }
 

@@ -173,3 +173,29 @@ func (h *Host) Iptables(t testing.TB) string {
 	}
 	return string(out)
 }
+
+// Unguard removes the guard's hooks (its chains stay, unreached), so that a
+// test inside the host can show that what it saw blocked is blocked by the
+// guard and not by Docker or the test's own network. Only a process inside
+// the host (Inside) may call it.
+func Unguard(t testing.TB) {
+	t.Helper()
+	if !Inside() {
+		t.Fatal("guardtest.Unguard outside a guarded host would change the machine's iptables")
+	}
+	for _, chain := range []string{"INPUT", "DOCKER-USER"} {
+		out, err := exec.Command("iptables", "-w", "-S", chain).CombinedOutput()
+		if err != nil {
+			t.Fatalf("iptables -S %s: %v\n%s", chain, err, out)
+		}
+		for _, rule := range strings.Split(string(out), "\n") {
+			if !strings.HasPrefix(rule, "-A "+chain+" ") || !strings.Contains(rule, "-j DROPMESH-") {
+				continue
+			}
+			args := append([]string{"-w", "-D"}, strings.Fields(strings.TrimPrefix(rule, "-A "))...)
+			if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
+				t.Fatalf("iptables %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+	}
+}
