@@ -164,16 +164,6 @@ func (h *Host) Command(ctx context.Context, run string) *exec.Cmd {
 	return cmd
 }
 
-// Iptables returns the guarded host's rules (iptables -S).
-func (h *Host) Iptables(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("nsenter", "--net="+h.Netns, "iptables", "-w", "-S").CombinedOutput()
-	if err != nil {
-		t.Fatalf("iptables -S: %v\n%s", err, out)
-	}
-	return string(out)
-}
-
 // Unguard removes the guard's hooks (its chains stay, unreached), so that a
 // test inside the host can show that what it saw blocked is blocked by the
 // guard and not by Docker or the test's own network. Only a process inside
