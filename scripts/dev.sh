@@ -8,6 +8,7 @@
 #   scripts/dev.sh bench   every benchmark, one table (bench/run.sh)
 #   scripts/dev.sh lint    gofmt and go vet
 #   scripts/dev.sh deps    install the tools the tests need (nginx, chromium, wrk)
+#   scripts/dev.sh generate  rewrite generated files (the host files install-agent.sh and join.sh carry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -119,8 +120,9 @@ case "${1:-}" in
     elapsed test
     ;;
   bench) bench/run.sh "${@:2}" ;;
+  generate) go generate ./scripts/... ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dropmesh/dropmesh/scripts/internal/inline"
 )
 
 func TestScriptsParse(t *testing.T) {
@@ -35,30 +37,27 @@ func TestEmbeddedScriptsAreTheFiles(t *testing.T) {
 	}
 }
 
-// The units and the metadata helper are written by both scripts; each copy
-// must be the canonical file.
+// The units, the metadata helper and the host guard are written by both
+// scripts from here-documents; each copy must be its canonical file, which
+// `go generate ./scripts` makes so (one source: edit the file, generate).
 func TestScriptsCarryTheCanonicalUnits(t *testing.T) {
-	for _, s := range []string{"install-agent.sh", "join.sh"} {
-		text := readFile(t, s)
-		for _, c := range []struct{ marker, end, file string }{
-			{"/usr/local/lib/dropmesh/metadata-env <<'SCRIPT'", "SCRIPT", "metadata-env.sh"},
-			{"/etc/systemd/system/dropmesh-metadata.service <<'UNIT'", "UNIT", "systemd/dropmesh-metadata.service"},
-			{"/etc/systemd/system/dropmesh-agent.service <<'UNIT'", "UNIT", "systemd/dropmesh-agent.service"},
-			{"/usr/local/lib/dropmesh/metadata-guard <<'SCRIPT'", "SCRIPT", "metadata-guard.sh"},
-			{"/etc/systemd/system/dropmesh-metadata-guard.service <<'UNIT'", "UNIT", "systemd/dropmesh-metadata-guard.service"},
-		} {
-			if got, want := heredoc(t, text, c.marker, c.end), readFile(t, c.file); got != want {
-				t.Errorf("%s writes a %s that differs from %s", s, filepath.Base(c.file), c.file)
-			}
-		}
+	read := func(f string) (string, error) {
+		b, err := os.ReadFile(f)
+		return string(b), err
 	}
-	// The scrub of cloud-init's copies is the base snapshot's (install-agent.sh) alone.
-	text := readFile(t, "install-agent.sh")
-	for _, c := range []struct{ marker, end, file string }{
-		{"/etc/systemd/system/dropmesh-agent.service.d/scrub-user-data.conf <<'UNIT'", "UNIT", "systemd/scrub-user-data.conf"},
-	} {
-		if got, want := heredoc(t, text, c.marker, c.end), readFile(t, c.file); got != want {
-			t.Errorf("install-agent.sh writes a %s that differs from %s", filepath.Base(c.file), c.file)
+	for s, copies := range inline.Copies() {
+		text := readFile(t, s)
+		filled, err := inline.Fill(text, copies, read)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filled != text {
+			t.Errorf("%s carries a copy that differs from its canonical file: run go generate ./scripts", s)
+		}
+		for _, c := range copies {
+			if got, want := heredoc(t, text, c.Marker, c.End), readFile(t, c.File); got != want {
+				t.Errorf("%s writes a %s that differs from %s", s, filepath.Base(c.File), c.File)
+			}
 		}
 	}
 	unit := readFile(t, "systemd/dropmesh-agent.service")

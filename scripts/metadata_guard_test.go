@@ -23,8 +23,12 @@ func TestMetadataGuardFailsWhenTheRuleCannotBeSet(t *testing.T) {
 
 // The real iptables, in a network namespace of the test's own: two runs
 // leave exactly the guard's chains and one hook of each, ahead of the
-// RETURN that Docker appends when it starts; the ports follow the agent's
-// settings. (TestHostGuardCutsContainersOffForReal checks what they do.)
+// RETURN that Docker appends when it starts (testdata/guard-rules.golden;
+// -update rewrites it); the ports follow the agent's settings, and a
+// third run with discovery off moves docker0's hooks to the shared chains
+// and leaves the workspace bridges' alone. Bad settings are refused before
+// anything changes. (TestHostGuardCutsContainersOffForReal and
+// TestHostGuardKeepsWorkspacesApartForReal check what the rules do.)
 func TestMetadataGuardWithTheRealIptables(t *testing.T) {
 	if _, err := exec.LookPath("iptables"); err != nil {
 		t.Skip("no iptables")
@@ -36,44 +40,53 @@ func TestMetadataGuardWithTheRealIptables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := `set -e; sh "$1" firewall; DROPMESH_UI_PORT=8443 sh "$1" firewall; iptables -w -A DOCKER-USER -j RETURN; iptables -w -S`
+	script := `set -e; sh "$1" firewall; DROPMESH_UI_PORT=8443 sh "$1" firewall; iptables -w -A DOCKER-USER -j RETURN; iptables -w -S
+echo ---; DROPMESH_DISCOVERY=off sh "$1" firewall >/dev/null; iptables -w -S INPUT; iptables -w -S DOCKER-USER`
 	out, err := exec.Command("unshare", "-rn", "sh", "-c", script, "sh", abs).CombinedOutput()
 	if err != nil {
 		t.Skipf("iptables does not work in a network namespace here: %v\n%s", err, out)
 	}
-	var rules []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if strings.HasPrefix(l, "-A ") {
-			rules = append(rules, l)
+	rules := func(text string) string {
+		var rs []string
+		for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+			if strings.HasPrefix(l, "-A ") {
+				rs = append(rs, l)
+			}
+		}
+		return strings.Join(rs, "\n") + "\n"
+	}
+	first, off, _ := strings.Cut(string(out), "---")
+	got := rules(first)
+	golden := "testdata/guard-rules.golden"
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
-	want := []string{
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Fatalf("rules after two runs differ from %s (run with -update and review):\n%s", golden, got)
+	}
+	if got, want := rules(off), strings.Join([]string{
+		"-A INPUT -i docker0 -j DROPMESH-SHARED-INPUT",
 		"-A INPUT -i br-+ -j DROPMESH-INPUT",
-		"-A INPUT -i docker0 -j DROPMESH-INPUT",
+		"-A DOCKER-USER -i docker0 -j DROPMESH-SHARED-FORWARD",
 		"-A DOCKER-USER -i br-+ -j DROPMESH-FORWARD",
-		"-A DOCKER-USER -i docker0 -j DROPMESH-FORWARD",
 		"-A DOCKER-USER -j RETURN",
-		"-A DROPMESH-FORWARD -d 169.254.169.254/32 -j DROP",
-		"-A DROPMESH-FORWARD -o docker0 -j RETURN",
-		"-A DROPMESH-FORWARD -o br-+ -j RETURN",
-		"-A DROPMESH-FORWARD -d 10.0.0.0/8 -p tcp -m multiport --dports 7946,7947,7948,9999,8443 -j DROP",
-		"-A DROPMESH-FORWARD -d 172.16.0.0/12 -p tcp -m multiport --dports 7946,7947,7948,9999,8443 -j DROP",
-		"-A DROPMESH-FORWARD -d 192.168.0.0/16 -p tcp -m multiport --dports 7946,7947,7948,9999,8443 -j DROP",
-		"-A DROPMESH-FORWARD -d 100.64.0.0/10 -p tcp -m multiport --dports 7946,7947,7948,9999,8443 -j DROP",
-		"-A DROPMESH-FORWARD -d 10.0.0.0/8 -p udp -m udp --dport 7946 -j DROP",
-		"-A DROPMESH-FORWARD -d 172.16.0.0/12 -p udp -m udp --dport 7946 -j DROP",
-		"-A DROPMESH-FORWARD -d 192.168.0.0/16 -p udp -m udp --dport 7946 -j DROP",
-		"-A DROPMESH-FORWARD -d 100.64.0.0/10 -p udp -m udp --dport 7946 -j DROP",
-		"-A DROPMESH-INPUT -d 169.254.169.254/32 -j DROP",
-		"-A DROPMESH-INPUT -p tcp -m multiport --dports 7946,7947,7948,9999,8443 -j DROP",
-		"-A DROPMESH-INPUT -p udp -m udp --dport 7946 -j DROP",
+	}, "\n")+"\n"; got != want {
+		t.Fatalf("hooks with discovery off:\n%swant:\n%s", got, want)
 	}
-	if strings.Join(rules, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("rules after two runs:\n%s\nwant:\n%s", strings.Join(rules, "\n"), strings.Join(want, "\n"))
-	}
-	// A bad port list is refused before anything changes.
-	if out, err := exec.Command("unshare", "-rn", "env", "DROPMESH_API_PORT=9999;reboot", "sh", abs, "firewall").CombinedOutput(); err == nil || !strings.Contains(string(out), "bad port list") {
-		t.Fatalf("a bad port list: %v\n%s", err, out)
+	for _, env := range []string{"DROPMESH_API_PORT=9999;reboot", "DROPMESH_EDGE_TLS_PORT=4x3", "DROPMESH_GUARD_NETS=10.0.0.0/8 -j ACCEPT",
+		"DROPMESH_GUARD_ALLOW=10.1.2.3/32:5432:1", "DROPMESH_GUARD_ALLOW=10.1.2.3/32:", "DROPMESH_GUARD_ALLOW=db.internal",
+		"DROPMESH_DISCOVERY=maybe"} {
+		script := `set -e; sh "$1" firewall >/dev/null; iptables -w -S > /tmp/before.$$; if env "$2" sh "$1" firewall; then exit 0; fi; iptables -w -S | cmp -s - /tmp/before.$$ && echo unchanged; rm -f /tmp/before.$$; exit 3`
+		out, err := exec.Command("unshare", "-rn", "sh", "-c", script, "sh", abs, env).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "metadata-guard: bad") || !strings.Contains(string(out), "unchanged") {
+			t.Errorf("%s: %v\n%s", env, err, out)
+		}
 	}
 }
 

@@ -45,9 +45,15 @@ type probeResult struct {
 // their own and the prober on the engine's default bridge, and Docker's own
 // isolation between bridges drops what goes from one to the other. The
 // host rules (scripts/metadata-guard.sh) are what a droplet relies on,
-// where the workload's bridge and the agent share a host: they are proven
-// in network namespaces by scripts' TestHostGuardCutsContainersOffForReal,
-// not here, because this suite must not change the machine's iptables.
+// where the workload's bridge and the agent share a host. This suite must
+// not change the machine's iptables, and its agents, fake cloud and test
+// process share the machine's network namespace (the fake cloud on the
+// cluster network's gateway), so the rules are not applied here. They are
+// proven with real Docker and a real agent on a guarded host (a Docker
+// engine of the test's own in a network namespace with the guard applied,
+// package scripts/guardtest) by node's
+// TestGuardedHostCutsDeployedContainersOff, the same check as this one,
+// and in bare network namespaces by scripts' TestHostGuard* tests.
 func TestChaosWorkloadCannotReachControlPorts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -9,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dropmesh/dropmesh/node/discovery"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
+	"github.com/dropmesh/dropmesh/scripts/guardtest"
 )
 
 // capBits are the bit numbers (as CapEff shows them) of the capabilities the tests look at.
@@ -121,50 +124,115 @@ func TestContainerLimits(t *testing.T) {
 	}
 }
 
-// testNetwork creates a bridge network on a free /24 for the test.
-func testNetwork(t *testing.T, name string) {
-	t.Helper()
-	rt, _ := dockerFixture(t)
-	ctx := testCtx(t, time.Minute)
-	for i := range 64 {
-		subnet := netip.MustParsePrefix(fmt.Sprintf("10.215.%d.0/24", (int(time.Now().UnixNano())+i)%256))
-		_, err := rt.CreateNetwork(ctx, runtime.NetworkSpec{Name: name, Subnet: subnet.String(), Gateway: subnet.Addr().Next().String(), Labels: runtimetest.TestLabels(t)})
-		if errors.Is(err, runtime.ErrSubnetTaken) {
-			continue
+// TestWorkspacesIsolated attacks one workspace from another's container,
+// on a guarded host (package scripts/guardtest: a Docker engine of the
+// test's own in a network namespace, with the host guard of
+// scripts/metadata-guard.sh applied there, as on a droplet). The test
+// re-runs itself inside that host, where discovery runs as on a node: the
+// attacker reaches its neighbour by address and by its discovery name
+// (the DNS server on the gateway, the forwarder on the virtual address),
+// and cannot open a connection to the other workspace's container, neither
+// by its address nor through the port it publishes on the node's private
+// address, which the host itself reaches, and which answers the attacker
+// once the guard's hooks are removed.
+func TestWorkspacesIsolated(t *testing.T) {
+	t.Parallel()
+	if !guardtest.Inside() {
+		h := guardtest.Start(t)
+		out, err := h.Command(testCtx(t, 10*time.Minute), "^TestWorkspacesIsolated$").CombinedOutput()
+		t.Logf("inside the guarded host (%s):\n%s", strings.TrimSpace(h.GuardOutput), out)
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestWorkspacesIsolated") {
+			t.Fatalf("inside the guarded host: %v", err)
 		}
+		return
+	}
+	rt, _ := dockerFixture(t)
+	ctx := testCtx(t, 5*time.Minute)
+	prefix := runtimetest.TestContainerName(t)
+	m, err := discovery.New(discovery.Config{NetworkName: func(ws string) string { return prefix + "-" + ws }}, discoveryNets{rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	scopeA := discovery.Scope{Workspace: "aaaaaa", Project: "shop", Env: "prod"}
+	attach := func(ws string) discovery.Attachment {
+		att, err := m.Network(ctx, ws)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = rt.RemoveNetwork(testCtx(t, time.Minute), name) })
-		return
+		t.Cleanup(func() { _ = rt.RemoveNetwork(testCtx(t, time.Minute), att.Network) })
+		return att
 	}
-	t.Fatal("no free test subnet")
-}
-
-// TestWorkspacesIsolated: a container on one workspace's network reaches
-// a neighbour on its own network and cannot open a connection to a
-// container on another workspace's network.
-func TestWorkspacesIsolated(t *testing.T) {
-	t.Parallel()
-	rt, _ := dockerFixture(t)
-	a, b := runtimetest.TestContainerName(t)+"-a", runtimetest.TestContainerName(t)+"-b"
-	testNetwork(t, a)
-	testNetwork(t, b)
-	attacker := startApp(t, runtime.ContainerSpec{Network: a})
-	neighbour := startApp(t, runtime.ContainerSpec{Network: a})
-	victim := startApp(t, runtime.ContainerSpec{Network: b})
-	ctx := testCtx(t, time.Minute)
-	probe := func(ip string) runtime.ExecResult {
-		res, err := rt.Exec(ctx, attacker.ID, []string{"/testapp", "probe", fmt.Sprintf("%s:%d", ip, runtimetest.TestAppPort)})
+	a, b := attach(scopeA.Workspace), attach("bbbbbb")
+	onA := runtime.ContainerSpec{Network: a.Network, DNS: []string{a.DNS}, DNSSearch: []string{discovery.SearchDomain(scopeA)}}
+	attacker := startApp(t, onA)
+	neighbour := startApp(t, onA)
+	victim := startApp(t, runtime.ContainerSpec{Network: b.Network, PublishIP: guardtest.PrivateIP})
+	published := fmt.Sprintf("%s:%d", guardtest.PrivateIP, victim.HostPort)
+	m.Update(discovery.Catalog{
+		Services: []discovery.Service{{Scope: scopeA, Name: "web", Ports: []int{runtimetest.TestAppPort},
+			Endpoints: []discovery.Endpoint{{Node: "n1", Local: true, IP: netip.MustParseAddr(neighbour.IP)}}}},
+		Callers: map[netip.Addr]discovery.Scope{netip.MustParseAddr(attacker.IP): scopeA},
+	})
+	// The host reaches the published port: the probe below can fail.
+	if code, body := runtimetest.HTTPGet("http://" + published + "/"); code != 200 {
+		t.Fatalf("the host cannot reach the published port %s: %d %s", published, code, body)
+	}
+	probe := func(addr string) runtime.ExecResult {
+		res, err := rt.Exec(ctx, attacker.ID, []string{"/testapp", "probe", addr})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return res
 	}
-	if res := probe(neighbour.IP); res.ExitCode != 0 {
-		t.Fatalf("same workspace: %s", res.Output)
+	vip, ok := m.ServiceAddr(scopeA.Workspace, "shop/prod/web")
+	if !ok {
+		t.Fatal("web has no virtual address")
 	}
-	if res := probe(victim.IP); res.ExitCode == 0 || !strings.HasPrefix(res.Output, "fail") {
-		t.Fatalf("another workspace's container %s answered: %s", victim.IP, res.Output)
+	for _, addr := range []string{fmt.Sprintf("%s:%d", neighbour.IP, runtimetest.TestAppPort), fmt.Sprintf("%s:%d", vip, runtimetest.TestAppPort), fmt.Sprintf("web:%d", runtimetest.TestAppPort)} {
+		if res := probe(addr); res.ExitCode != 0 {
+			t.Errorf("same workspace, %s: %s", addr, res.Output)
+		}
 	}
+	for _, addr := range []string{fmt.Sprintf("%s:%d", victim.IP, runtimetest.TestAppPort), published} {
+		if res := probe(addr); res.ExitCode == 0 || !strings.HasPrefix(res.Output, "fail") {
+			t.Errorf("another workspace's container answered at %s: %s", addr, res.Output)
+		}
+	}
+	// Without the guard's hooks the published port answers (Docker's own
+	// isolation between bridges still stops the direct address): the
+	// guard is what closes it.
+	guardtest.Unguard(t)
+	if res := probe(published); res.ExitCode != 0 {
+		t.Errorf("without the guard, the published port %s does not answer either: the probe proves nothing: %s", published, res.Output)
+	}
+}
+
+// discoveryNets adapts the runtime's networks to discovery.Networks, as
+// the agent does.
+type discoveryNets struct{ rt *runtime.Runtime }
+
+func (d discoveryNets) NetworkByName(ctx context.Context, name string) (discovery.NetworkInfo, bool, error) {
+	info, ok, err := d.rt.NetworkByName(ctx, name)
+	if err != nil || !ok {
+		return discovery.NetworkInfo{}, ok, err
+	}
+	sub, err := netip.ParsePrefix(info.Subnet)
+	return discovery.NetworkInfo{Name: info.Name, Subnet: sub, Bridge: info.Bridge}, err == nil, err
+}
+
+func (d discoveryNets) CreateNetwork(ctx context.Context, s discovery.NetworkSpec) (discovery.NetworkInfo, error) {
+	info, err := d.rt.CreateNetwork(ctx, runtime.NetworkSpec{Name: s.Name, Subnet: s.Subnet.String(), Gateway: s.Gateway.String(),
+		IPRange: s.Containers.String(), Labels: s.Labels})
+	if errors.Is(err, runtime.ErrSubnetTaken) {
+		return discovery.NetworkInfo{}, fmt.Errorf("%w: %v", discovery.ErrSubnetTaken, err)
+	}
+	if err != nil {
+		return discovery.NetworkInfo{}, err
+	}
+	return discovery.NetworkInfo{Name: info.Name, Subnet: s.Subnet, Bridge: info.Bridge}, nil
+}
+
+func (d discoveryNets) RemoveNetwork(ctx context.Context, name string) error {
+	return d.rt.RemoveNetwork(ctx, name)
 }
