@@ -22,8 +22,9 @@ import (
 // the cross-node path's p50 over the direct one (goal: under 300 µs).
 func BenchmarkPaths(b *testing.B) {
 	ctx := context.Background()
-	node1 := newTestManager(b, "127.42.0.0/16")
-	node2 := newTestManager(b, "127.43.0.0/16")
+	cluster := newTestCluster(b)
+	node1 := newTestManager(b, cluster, "node-1", "127.42.0.0/16")
+	node2 := newTestManager(b, cluster, "node-2", "127.43.0.0/16")
 	if _, err := node1.Network(ctx, wsA); err != nil {
 		b.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func BenchmarkPaths(b *testing.B) {
 	node1.Update(local)
 	vip1, _ := node1.ServiceAddr(wsA, "shop/prod/api")
 	// node-2 has no instance: its forwarder goes through node-1's gateway.
-	node2.Update(Catalog{Services: []Service{{Scope: shop, Name: "api", Ports: []int{port}, Endpoints: []Endpoint{{Peer: node1.GatewayAddr()}}}},
+	node2.Update(Catalog{Services: []Service{{Scope: shop, Name: "api", Ports: []int{port}, Endpoints: []Endpoint{{Node: "node-1", Peer: node1.GatewayAddr()}}}},
 		Callers: map[netip.Addr]Scope{netip.MustParseAddr(inSubnet(n2.Plan, 7)): shop}})
 	vip2, _ := node2.ServiceAddr(wsA, "shop/prod/api")
 	n1, _ := node1.Network(ctx, wsA)
