@@ -296,3 +296,45 @@ func TestGatewayRequiresNodeCertificates(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokenMeshConnectionIsReplaced: when a gateway drops a node's
+// connection (it restarted), the next forwarded connection still gets
+// through, over a new one.
+func TestBrokenMeshConnectionIsReplaced(t *testing.T) {
+	ctx := context.Background()
+	cluster := newTestCluster(t)
+	node1 := newTestManager(t, cluster, "node-1", "127.42.0.0/16")
+	node2 := newTestManager(t, cluster, "node-2", "127.43.0.0/16")
+	n2, err := node2.Network(ctx, wsA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := backend(t, "127.44.0.1", "api-on-node-1", 0)
+	svc := Service{Scope: shop, Name: "api", Ports: []int{port}}
+	local, remote := svc, svc
+	local.Endpoints = []Endpoint{{Node: "node-1", Local: true, IP: netip.MustParseAddr("127.44.0.1")}}
+	remote.Endpoints = []Endpoint{{Node: "node-1", Peer: node1.GatewayAddr()}}
+	node1.Update(Catalog{Services: []Service{local}})
+	node2.Update(Catalog{Services: []Service{remote}})
+	vip, _ := node2.ServiceAddr(wsA, "shop/prod/api")
+	addr := net.JoinHostPort(vip.String(), strconv.Itoa(port))
+	for round := range 3 {
+		if name, err := greet(inSubnet(n2.Plan, 7), addr); err != nil || name != "api-on-node-1" {
+			t.Fatalf("round %d: %q, %v", round, name, err)
+		}
+		// The gateway drops every caller's connection, as a restart does.
+		g := node1.gateway
+		g.mu.Lock()
+		n := 0
+		for s := range g.sessions {
+			if !s.IsClosed() {
+				n++
+			}
+			s.Close()
+		}
+		g.mu.Unlock()
+		if n != 1 {
+			t.Fatalf("round %d: the gateway had %d connections from node-2, want 1 (streams share it)", round, n)
+		}
+	}
+}
