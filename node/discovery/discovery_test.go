@@ -338,3 +338,56 @@ func TestBrokenMeshConnectionIsReplaced(t *testing.T) {
 		}
 	}
 }
+
+// TestRenewalMovesToANewConnection: after a node's certificate is renewed,
+// its next forwarded connection goes over a new connection to the gateway,
+// made with the new certificate, and the old one is closed.
+func TestRenewalMovesToANewConnection(t *testing.T) {
+	ctx := context.Background()
+	cluster := newTestCluster(t)
+	node1 := newTestManager(t, cluster, "node-1", "127.42.0.0/16")
+	creds2 := cluster.creds(t, "node-2")
+	node2 := managerWith(t, cluster, creds2, "127.43.0.0/16")
+	n2, err := node2.Network(ctx, wsA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := backend(t, "127.44.0.1", "api-on-node-1", 0)
+	svc := Service{Scope: shop, Name: "api", Ports: []int{port}}
+	local, remote := svc, svc
+	local.Endpoints = []Endpoint{{Node: "node-1", Local: true, IP: netip.MustParseAddr("127.44.0.1")}}
+	remote.Endpoints = []Endpoint{{Node: "node-1", Peer: node1.GatewayAddr()}}
+	node1.Update(Catalog{Services: []Service{local}})
+	node2.Update(Catalog{Services: []Service{remote}})
+	vip, _ := node2.ServiceAddr(wsA, "shop/prod/api")
+	addr := net.JoinHostPort(vip.String(), strconv.Itoa(port))
+
+	// openSerials are the certificate serials of the gateway's open connections.
+	openSerials := func() []string {
+		g := node1.gateway
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		var out []string
+		for s, serial := range g.sessions {
+			if !s.IsClosed() {
+				out = append(out, serial)
+			}
+		}
+		return out
+	}
+	if name, err := greet(inSubnet(n2.Plan, 7), addr); err != nil || name != "api-on-node-1" {
+		t.Fatalf("before the renewal: %q, %v", name, err)
+	}
+	old := creds2.Serial()
+	cluster.renew(t, creds2)
+	if name, err := greet(inSubnet(n2.Plan, 7), addr); err != nil || name != "api-on-node-1" {
+		t.Fatalf("after the renewal: %q, %v", name, err)
+	}
+	if creds2.Serial() == old {
+		t.Fatal("the renewal kept the serial")
+	}
+	waitFor(t, 5*time.Second, "the gateway to hold only a connection with the new certificate", func() bool {
+		s := openSerials()
+		return len(s) == 1 && s[0] == creds2.Serial()
+	})
+}

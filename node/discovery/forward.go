@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+
+	"github.com/dropmesh/dropmesh/node/pki"
 )
 
 // upstream is one service's balancing state, shared by the listeners of
@@ -216,7 +218,7 @@ type Gateway struct {
 	next    atomic.Uint32
 
 	mu       sync.Mutex
-	sessions map[*yamux.Session]bool
+	sessions map[*yamux.Session]string // the caller's certificate serial
 	closed   bool
 }
 
@@ -262,11 +264,15 @@ func (g *Gateway) handle(raw net.Conn) {
 		c.Close()
 		return
 	}
-	if !g.track(sess, true) {
+	serial := ""
+	if cs := c.ConnectionState(); len(cs.PeerCertificates) > 0 {
+		serial = pki.SerialOf(cs.PeerCertificates[0])
+	}
+	if !g.track(sess, serial, true) {
 		sess.Close()
 		return
 	}
-	defer g.track(sess, false)
+	defer g.track(sess, serial, false)
 	defer sess.Close()
 	var mu sync.Mutex
 	checked := time.Now()
@@ -300,7 +306,7 @@ func (g *Gateway) handle(raw net.Conn) {
 }
 
 // track adds or removes a caller's session; adding fails once the gateway closed.
-func (g *Gateway) track(s *yamux.Session, add bool) bool {
+func (g *Gateway) track(s *yamux.Session, serial string, add bool) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !add {
@@ -311,9 +317,9 @@ func (g *Gateway) track(s *yamux.Session, add bool) bool {
 		return false
 	}
 	if g.sessions == nil {
-		g.sessions = map[*yamux.Session]bool{}
+		g.sessions = map[*yamux.Session]string{}
 	}
-	g.sessions[s] = true
+	g.sessions[s] = serial
 	return true
 }
 

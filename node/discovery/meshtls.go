@@ -122,10 +122,11 @@ func (mp *meshPool) peer(node, addr string) *peerConn {
 	if p, ok := mp.peers[key]; ok || mp.closed {
 		return p
 	}
+	// No TLS session resumption: a node makes one connection per gateway
+	// and keeps it, and a resumed session would carry the certificate of
+	// the first handshake, not the renewed one.
 	cfg := mp.tls.Client(node).Clone()
-	if cfg.ClientSessionCache == nil {
-		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
-	}
+	cfg.ClientSessionCache = nil
 	p := &peerConn{node: node, addr: addr, cfg: cfg}
 	mp.peers[key] = p
 	return p

@@ -116,6 +116,25 @@ func (tc *testCluster) meshTLS(creds *pki.Credentials) *MeshTLS {
 		Server: pki.ServerConfig(creds, v, tls.RequireAndVerifyClientCert),
 		Client: func(nodeID string) *tls.Config { return pki.ClientConfig(creds, v, nodeID) },
 		PeerID: v.VerifyPeerFrom,
+		Serial: creds.Serial,
+	}
+}
+
+// renew swaps creds for a new certificate of the same node (what the
+// agent's renewal does).
+func (tc *testCluster) renew(t testing.TB, creds *pki.Credentials) {
+	t.Helper()
+	id := creds.Identity()
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, _, _, err := tc.ca.Sign(csrPEM, id, time.Now().Add(time.Minute), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := creds.Swap(certPEM, keyPEM); err != nil {
+		t.Fatal(err)
 	}
 }
 
