@@ -2,8 +2,7 @@ package node
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/node/discovery"
+	"github.com/dropmesh/dropmesh/node/pki"
 	"github.com/dropmesh/dropmesh/node/runtime"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -21,9 +21,6 @@ import (
 // DefaultMeshPort is the port of a node's discovery gateway on its private
 // address: other nodes' forwarders reach its containers through it.
 const DefaultMeshPort = 7948
-
-// labelMeshKey derives the key that signs the discovery gateways' headers.
-const labelMeshKey = "dropmesh/v1/service-mesh-key"
 
 // discoveryRebuild bounds how often the catalog is rebuilt: at most every
 // so often on a burst of changes, and at least every discoveryRefresh (a
@@ -52,14 +49,10 @@ func (a *Agent) startDiscovery(ctx context.Context) error {
 	default:
 		return fmt.Errorf("config: discovery %q: want auto, on or off", mode)
 	}
-	key, err := hkdf.Key(sha256.New, a.keys.SessionKey, nil, labelMeshKey, 32)
-	if err != nil {
-		return fmt.Errorf("discovery: derive mesh key: %w", err)
-	}
 	suffix := a.cfg.ContainerSuffix
 	m, err := discovery.New(discovery.Config{
 		MeshAddr:    net.JoinHostPort(a.cfg.AdvertiseIP, strconv.Itoa(a.meshPort())),
-		MeshKey:     key,
+		MeshTLS:     a.meshTLS(),
 		NetworkName: func(ws string) string { return "dropmesh-" + ws + suffix },
 		Logger:      a.logger,
 	}, discoveryNetworks{a.rt})
@@ -73,6 +66,17 @@ func (a *Agent) startDiscovery(ctx context.Context) error {
 	a.discovery = m
 	a.goRun(ctx, "discovery", a.discoveryLoop)
 	return nil
+}
+
+// meshTLS is the mutual TLS of the hop between nodes' forwarders and
+// gateways: node certificates both ways, built as raft's are (raftTLS).
+func (a *Agent) meshTLS() *discovery.MeshTLS {
+	return &discovery.MeshTLS{
+		Server: pki.ServerConfig(a.creds, a.verifier, tls.RequireAndVerifyClientCert),
+		Client: func(nodeID string) *tls.Config { return pki.ClientConfig(a.creds, a.verifier, nodeID) },
+		PeerID: a.verifier.VerifyPeerFrom,
+		Serial: a.creds.Serial,
+	}
 }
 
 func (a *Agent) meshPort() int {

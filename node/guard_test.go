@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dropmesh/dropmesh/node/runtime"
+	"github.com/dropmesh/dropmesh/node/clusterconf"
+	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
 	"github.com/dropmesh/dropmesh/raftfsm"
 	"github.com/dropmesh/dropmesh/scripts/guardtest"
 )
@@ -51,7 +52,7 @@ func TestGuardedHostCutsDeployedContainersOff(t *testing.T) {
 	if out, err := exec.Command("ip", "addr", "add", metadataIP+"/32", "dev", "lo").CombinedOutput(); err != nil {
 		t.Fatalf("the stand-in metadata address: %v\n%s", err, out)
 	}
-	for _, addr := range []string{net.JoinHostPort(metadataIP, "80"), net.JoinHostPort(ip, strconv.Itoa(DefaultUIPort))} {
+	for _, addr := range []string{net.JoinHostPort(metadataIP, "80"), net.JoinHostPort(ip, strconv.Itoa(clusterconf.DefaultUIPort))} {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -68,11 +69,11 @@ func TestGuardedHostCutsDeployedContainersOff(t *testing.T) {
 		}()
 	}
 
-	rt := runtime.NewTestRuntime(t)
+	rt := runtimetest.NewTestRuntime(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	img := runtime.TestImageRepo + "prober-" + runtime.RandomSuffix() + ":1"
-	if _, err := rt.BuildFromBinary(ctx, runtime.BuildStaticBinary(t, proberPackage), img, []string{"/prober"}, 8080); err != nil {
+	img := runtimetest.TestImageRepo + "prober-" + runtimetest.RandomSuffix() + ":1"
+	if _, err := rt.BuildFromBinary(ctx, runtimetest.BuildStaticBinary(t, proberPackage), img, []string{"/prober"}, 8080); err != nil {
 		t.Fatalf("build the prober image: %v", err)
 	}
 	c := startCluster(t, 1, func(i int, cfg *Config) {
@@ -118,7 +119,7 @@ func TestGuardedHostCutsDeployedContainersOff(t *testing.T) {
 		return ok
 	})
 	var targets []string
-	for _, p := range []int{n.cfg.GossipPort, n.cfg.RaftPort, DefaultMeshPort, n.cfg.APIPort, DefaultUIPort} {
+	for _, p := range []int{n.cfg.GossipPort, n.cfg.RaftPort, DefaultMeshPort, n.cfg.APIPort, clusterconf.DefaultUIPort} {
 		targets = append(targets, net.JoinHostPort(ip, strconv.Itoa(p)))
 	}
 	targets = append(targets, net.JoinHostPort(metadataIP, "80"))

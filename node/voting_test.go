@@ -1,14 +1,10 @@
 package node
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,46 +17,10 @@ import (
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
-// standinImage builds a stand-in image FROM scratch: the test app as its
-// entrypoint and as /bin/sh (which answers a Compose CMD-SHELL healthcheck
-// by asking the app), listening on port (0: the app's default), named
-// .../NAME:standin so that a datastore is recognised by its name as the
-// real image would be.
+// standinImage is runtimetest.BuildStandinImage.
 func standinImage(t testing.TB, rt *runtime.Runtime, name string, port int) string {
 	t.Helper()
-	bin, err := os.ReadFile(runtimetest.TestAppBinary(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	df := "FROM scratch\nCOPY testapp /testapp\nCOPY testapp /bin/sh\nENTRYPOINT [\"/testapp\"]\n"
-	if port > 0 {
-		df += fmt.Sprintf("ENV PORT=%d\nEXPOSE %d\n", port, port)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		data []byte
-		mode int64
-	}{{"Dockerfile", []byte(df), 0o644}, {"testapp", bin, 0o755}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ref := runtimetest.TestImageRepo + "standin-" + runtimetest.RandomSuffix() + "/" + name + ":standin"
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if _, err := rt.BuildImage(ctx, &buf, []string{ref}, "", runtimetest.TestLabels(t), nil); err != nil {
-		t.Fatalf("build stand-in %s: %v", name, err)
-	}
-	t.Cleanup(func() { runtimetest.RemoveTestImage(t, rt, ref) })
-	return ref
+	return runtimetest.BuildStandinImage(t, rt, name, port)
 }
 
 // discoveryCluster is a cluster of n nodes with Docker and discovery on;
@@ -169,17 +129,10 @@ func (c *testCluster) node(id string) *testNode {
 	return nil
 }
 
-// probe GETs / of every addr from inside container (Docker exec of the
-// test app's probe tool) and returns its output; ok is its exit code 0.
+// probe is runtimetest.Probe.
 func probe(t *testing.T, rt *runtime.Runtime, container string, addrs ...string) (string, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := rt.Exec(ctx, container, append([]string{"/testapp", "probe"}, addrs...))
-	if err != nil {
-		t.Fatalf("exec in %s: %v", container, err)
-	}
-	return res.Output, res.ExitCode == 0
+	return runtimetest.Probe(t, rt, container, addrs...)
 }
 
 // TestVotingAppFindsServicesByName deploys Docker's example voting app

@@ -262,7 +262,7 @@ services:
     depends_on: [mongo]
   mongo:
     image: mongo:7
-    expose: ["27017/tcp"]
+    expose: ["27017/tcp", "27018/udp"]
     labels: {dropmesh.kind: stateful}
     volumes: [data:/data/db]
 volumes: {data: {}}
@@ -272,8 +272,11 @@ volumes: {data: {}}
 		t.Fatal(err)
 	}
 	mongo := byName(t, r, "mongo")
-	if mongo.Kind != raftfsm.KindStateful || mongo.Port != 27017 || mongo.Volume != "/data/db" {
+	if mongo.Kind != raftfsm.KindStateful || mongo.Port != 27017 || len(mongo.Ports) != 0 || mongo.Volume != "/data/db" {
 		t.Fatalf("mongo = %+v", mongo)
+	}
+	if !hasWarning(r, "service mongo:", "27018/udp is not routed") {
+		t.Fatalf("no warning for a UDP expose: %q", r.Warnings)
 	}
 	if app := byName(t, r, "app"); !reflect.DeepEqual(app.Uses, []string{"mongo"}) {
 		t.Fatalf("app uses %v", app.Uses)

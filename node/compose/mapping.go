@@ -80,7 +80,7 @@ func (m *mapper) service(svc types.ServiceConfig) (raftfsm.ServiceSpec, error) {
 	var ports []int
 	for _, p := range svc.Ports {
 		if p.Protocol != "" && p.Protocol != "tcp" {
-			warn("ports: %d/%s is not routed; only TCP", p.Target, p.Protocol)
+			warn("ports: %d/%s is not routed; only TCP: other services cannot reach it by name (service discovery forwards TCP only)", p.Target, p.Protocol)
 			continue
 		}
 		if p.Published != "" {
@@ -92,6 +92,10 @@ func (m *mapper) service(svc types.ServiceConfig) (raftfsm.ServiceSpec, error) {
 		port, err := exposedPort(e)
 		if err != nil {
 			return spec, fmt.Errorf("%w: compose service %s: expose %q: %v", ErrInvalid, name, e, err)
+		}
+		if _, proto, _ := strings.Cut(e, "/"); proto != "" && !strings.EqualFold(proto, "tcp") {
+			warn("expose: %s is not routed; only TCP: other services cannot reach it by name (service discovery forwards TCP only)", e)
+			continue
 		}
 		ports = append(ports, port)
 	}

@@ -1,13 +1,21 @@
 package discovery
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/hashicorp/yamux"
 	"github.com/miekg/dns"
+
+	"github.com/dropmesh/dropmesh/node/testkit"
 )
 
 const (
@@ -22,7 +30,7 @@ var shop = Scope{Workspace: wsA, Project: "shop", Env: "prod"}
 // workspace, unknown .internal names are NXDOMAIN, and another workspace's
 // network (and any address outside a network) learns nothing.
 func TestNamesResolveWithinTheirWorkspace(t *testing.T) {
-	m := newTestManager(t, "127.42.0.0/16")
+	m := newTestManager(t, newTestCluster(t), "node-1", "127.42.0.0/16")
 	ctx := context.Background()
 	a, err := m.Network(ctx, wsA)
 	if err != nil {
@@ -89,11 +97,12 @@ func TestNamesResolveWithinTheirWorkspace(t *testing.T) {
 // address reaches its instances, local and on another node through that
 // node's gateway, balanced over them; when the instances move the address
 // stays and new connections follow; a caller outside the workspace's
-// network is refused, and so is a gateway header not signed with the key.
+// network is refused.
 func TestForwardingFollowsTheCatalog(t *testing.T) {
 	ctx := context.Background()
-	node1 := newTestManager(t, "127.42.0.0/16")
-	node2 := newTestManager(t, "127.43.0.0/16")
+	cluster := newTestCluster(t)
+	node1 := newTestManager(t, cluster, "node-1", "127.42.0.0/16")
+	node2 := newTestManager(t, cluster, "node-2", "127.43.0.0/16")
 	if _, err := node1.Network(ctx, wsA); err != nil {
 		t.Fatal(err)
 	}
@@ -146,32 +155,6 @@ func TestForwardingFollowsTheCatalog(t *testing.T) {
 	if name, err := greet("127.0.0.1", addr2); err == nil {
 		t.Fatalf("a caller outside the workspace's network reached %s", name)
 	}
-	// A forged header (wrong key) is refused by the gateway.
-	forged := &dialer{meshKey: []byte("not-the-cluster-key-not-the-key!"), timeout: 2e9, now: node1.cfg.Now}
-	up := &upstream{ws: wsA, key: "shop/prod/api"}
-	eps := []Endpoint{{Peer: node1.GatewayAddr()}}
-	up.endpoints.Store(&eps)
-	c, err := forged.dial(ctx, up, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64)
-	_ = c.SetReadDeadline(deadline(2))
-	if n, err := c.Read(buf); err == nil {
-		t.Fatalf("a forged header got an answer: %q", buf[:n])
-	}
-	c.Close()
-	// A correctly signed header for a port the service does not declare.
-	good := &dialer{meshKey: testKey, timeout: 2e9, now: node1.cfg.Now}
-	c, err = good.dial(ctx, up, port+1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(deadline(2))
-	if n, err := c.Read(buf); err == nil {
-		t.Fatalf("an undeclared port was forwarded: %q", buf[:n])
-	}
-	c.Close()
 }
 
 // TestPruneGivesBackUnusedNetworks: a workspace with nothing on the node
@@ -206,4 +189,207 @@ func TestPruneGivesBackUnusedNetworks(t *testing.T) {
 	if again, err := m.Network(ctx, wsB); err != nil || again.DNSAddr == "" {
 		t.Fatalf("the workspace cannot get a network again: %v", err)
 	}
+}
+
+// TestGatewayRequiresNodeCertificates: the hop between nodes is mutual
+// TLS with node certificates. The gateway refuses a caller that speaks
+// plain TCP, one without a certificate, one with another cluster's
+// certificate and one whose certificate is revoked (also on connections
+// that were already open); the forwarder refuses a gateway whose
+// certificate names another node than the instance's; a valid caller
+// asking for a port the service does not declare gets no connection.
+func TestGatewayRequiresNodeCertificates(t *testing.T) {
+	ctx := context.Background()
+	cluster := newTestCluster(t)
+	node1 := newTestManager(t, cluster, "node-1", "127.42.0.0/16")
+	port := backend(t, "127.44.0.1", "api-on-node-1", 0)
+	api := Service{Scope: shop, Name: "api", Ports: []int{port}, Endpoints: []Endpoint{{Node: "node-1", Local: true, IP: netip.MustParseAddr("127.44.0.1")}}}
+	node1.Update(Catalog{Services: []Service{api}})
+	gw := node1.GatewayAddr()
+	apiT := target{Workspace: wsA, Key: "shop/prod/api", Port: port}
+
+	// try reaches tg through the gateway as a caller with cfg (nil: plain
+	// TCP) and returns the instance's greeting.
+	try := func(cfg *tls.Config, tg target) (string, error) {
+		var c net.Conn
+		var err error
+		if cfg == nil {
+			c, err = net.Dial("tcp", gw)
+		} else {
+			c, err = tls.Dial("tcp", gw, cfg)
+		}
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(deadline(3))
+		sess, err := yamux.Client(c, muxConfig(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			return "", err
+		}
+		defer sess.Close()
+		st, err := sess.OpenStream()
+		if err != nil {
+			return "", err
+		}
+		if err := request(ctx, st, tg, 2*time.Second); err != nil {
+			return "", err
+		}
+		return bufio.NewReader(st).ReadString('\n')
+	}
+	anyServer := func(cfg *tls.Config) *tls.Config {
+		cfg.InsecureSkipVerify, cfg.MinVersion = true, tls.VersionTLS13
+		return cfg
+	}
+	stranger := newTestCluster(t).creds(t, "node-2")
+	for name, cfg := range map[string]*tls.Config{
+		"plain TCP":              nil,
+		"no certificate":         anyServer(&tls.Config{}),
+		"another cluster's node": anyServer(&tls.Config{GetClientCertificate: stranger.GetClientCertificate}),
+	} {
+		if got, err := try(cfg, apiT); err == nil {
+			t.Errorf("a caller with %s reached an instance: %q", name, got)
+		}
+	}
+
+	// A valid caller: node-2 of the same cluster.
+	node2creds := cluster.creds(t, "node-2")
+	mesh2 := cluster.meshTLS(node2creds)
+	if got, err := try(mesh2.Client("node-1"), apiT); err != nil || got != "api-on-node-1\n" {
+		t.Fatalf("node-2 through node-1's gateway: %q, %v", got, err)
+	}
+	// An undeclared port, another workspace: refused.
+	for _, tg := range []target{{Workspace: wsA, Key: "shop/prod/api", Port: port + 1}, {Workspace: wsB, Key: "shop/prod/api", Port: port}} {
+		if _, err := try(mesh2.Client("node-1"), tg); !errors.Is(err, errRefused) {
+			t.Errorf("request %+v: %v; want refused", tg, err)
+		}
+	}
+	dial2 := func(expect string) (*tls.Conn, error) { return tls.Dial("tcp", gw, mesh2.Client(expect)) }
+	// The caller checks whom it reached: node-1's gateway is not node-3's.
+	if c, err := dial2("node-3"); err == nil {
+		c.Close()
+		t.Error("a gateway was accepted with another node's certificate")
+	}
+
+	// Through a second node's forwarder (over its one connection to node-1's
+	// gateway), then node-2 is revoked: its open connection is dropped
+	// within recheckAfter, and new ones are refused.
+	node2 := managerWith(t, cluster, node2creds, "127.43.0.0/16")
+	n2, err := node2.Network(ctx, wsA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := api
+	remote.Endpoints = []Endpoint{{Node: "node-1", Peer: gw}}
+	node2.Update(Catalog{Services: []Service{remote}})
+	vip, _ := node2.ServiceAddr(wsA, "shop/prod/api")
+	addr := net.JoinHostPort(vip.String(), strconv.Itoa(port))
+	if name, err := greet(inSubnet(n2.Plan, 7), addr); err != nil || name != "api-on-node-1" {
+		t.Fatalf("through node-2's forwarder: %q, %v", name, err)
+	}
+	cluster.revoke(node2creds.Serial())
+	testkit.WaitFor(t, 5*time.Second, "the revoked node-2 to be refused", func() bool {
+		_, err := greet(inSubnet(n2.Plan, 7), addr)
+		return err != nil
+	})
+	for range 3 {
+		if name, err := greet(inSubnet(n2.Plan, 7), addr); err == nil {
+			t.Fatalf("the revoked node-2 reached %s", name)
+		}
+	}
+}
+
+// TestBrokenMeshConnectionIsReplaced: when a gateway drops a node's
+// connection (it restarted), the next forwarded connection still gets
+// through, over a new one.
+func TestBrokenMeshConnectionIsReplaced(t *testing.T) {
+	ctx := context.Background()
+	cluster := newTestCluster(t)
+	node1 := newTestManager(t, cluster, "node-1", "127.42.0.0/16")
+	node2 := newTestManager(t, cluster, "node-2", "127.43.0.0/16")
+	n2, err := node2.Network(ctx, wsA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := backend(t, "127.44.0.1", "api-on-node-1", 0)
+	svc := Service{Scope: shop, Name: "api", Ports: []int{port}}
+	local, remote := svc, svc
+	local.Endpoints = []Endpoint{{Node: "node-1", Local: true, IP: netip.MustParseAddr("127.44.0.1")}}
+	remote.Endpoints = []Endpoint{{Node: "node-1", Peer: node1.GatewayAddr()}}
+	node1.Update(Catalog{Services: []Service{local}})
+	node2.Update(Catalog{Services: []Service{remote}})
+	vip, _ := node2.ServiceAddr(wsA, "shop/prod/api")
+	addr := net.JoinHostPort(vip.String(), strconv.Itoa(port))
+	for round := range 3 {
+		if name, err := greet(inSubnet(n2.Plan, 7), addr); err != nil || name != "api-on-node-1" {
+			t.Fatalf("round %d: %q, %v", round, name, err)
+		}
+		// The gateway drops every caller's connection, as a restart does.
+		g := node1.gateway
+		g.mu.Lock()
+		n := 0
+		for s := range g.sessions {
+			if !s.IsClosed() {
+				n++
+			}
+			s.Close()
+		}
+		g.mu.Unlock()
+		if n != 1 {
+			t.Fatalf("round %d: the gateway had %d connections from node-2, want 1 (streams share it)", round, n)
+		}
+	}
+}
+
+// TestRenewalMovesToANewConnection: after a node's certificate is renewed,
+// its next forwarded connection goes over a new connection to the gateway,
+// made with the new certificate, and the old one is closed.
+func TestRenewalMovesToANewConnection(t *testing.T) {
+	ctx := context.Background()
+	cluster := newTestCluster(t)
+	node1 := newTestManager(t, cluster, "node-1", "127.42.0.0/16")
+	creds2 := cluster.creds(t, "node-2")
+	node2 := managerWith(t, cluster, creds2, "127.43.0.0/16")
+	n2, err := node2.Network(ctx, wsA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := backend(t, "127.44.0.1", "api-on-node-1", 0)
+	svc := Service{Scope: shop, Name: "api", Ports: []int{port}}
+	local, remote := svc, svc
+	local.Endpoints = []Endpoint{{Node: "node-1", Local: true, IP: netip.MustParseAddr("127.44.0.1")}}
+	remote.Endpoints = []Endpoint{{Node: "node-1", Peer: node1.GatewayAddr()}}
+	node1.Update(Catalog{Services: []Service{local}})
+	node2.Update(Catalog{Services: []Service{remote}})
+	vip, _ := node2.ServiceAddr(wsA, "shop/prod/api")
+	addr := net.JoinHostPort(vip.String(), strconv.Itoa(port))
+
+	// openSerials are the certificate serials of the gateway's open connections.
+	openSerials := func() []string {
+		g := node1.gateway
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		var out []string
+		for s, serial := range g.sessions {
+			if !s.IsClosed() {
+				out = append(out, serial)
+			}
+		}
+		return out
+	}
+	if name, err := greet(inSubnet(n2.Plan, 7), addr); err != nil || name != "api-on-node-1" {
+		t.Fatalf("before the renewal: %q, %v", name, err)
+	}
+	old := creds2.Serial()
+	cluster.renew(t, creds2)
+	if name, err := greet(inSubnet(n2.Plan, 7), addr); err != nil || name != "api-on-node-1" {
+		t.Fatalf("after the renewal: %q, %v", name, err)
+	}
+	if creds2.Serial() == old {
+		t.Fatal("the renewal kept the serial")
+	}
+	testkit.WaitFor(t, 5*time.Second, "the gateway to hold only a connection with the new certificate", func() bool {
+		s := openSerials()
+		return len(s) == 1 && s[0] == creds2.Serial()
+	})
 }

@@ -2,62 +2,54 @@ package discovery
 
 import (
 	"bufio"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 )
 
-// The mesh header opens every connection between two nodes' forwarders:
+// The mesh request opens every stream between two nodes' forwarders, inside
+// the mutual-TLS connection (see MeshTLS), so it needs no signature of its
+// own: the gateway already knows which node asks.
 //
-//	DM1 <workspace> <project/env/service> <port> <unix nanos> <hmac>\n
+//	DM2 <workspace> <project/env/service> <port>\n
 //
-// The HMAC-SHA256 (with the cluster's mesh key) covers everything before
-// it, so only an agent of the cluster can ask a node to connect to one of
-// its containers; the time stamp bounds how long a captured header can be
-// replayed (MaxHeaderAge), and a replay only reaches what it reached.
-const headerMagic = "DM1"
+// The gateway answers one byte: replyOK once it holds a connection to a
+// healthy local instance (from then on the stream is the instance's), or
+// replyRefused, then closes. The answer lets the caller's forwarder try the
+// next instance instead of handing its container a dead connection.
+const headerMagic = "DM2"
 
-// MaxHeaderAge is how far a header's time stamp may be from the receiver's
-// clock (agents' clocks are NTP-synchronised).
-const MaxHeaderAge = time.Minute
+// Gateway answers.
+const (
+	replyOK      byte = '+'
+	replyRefused byte = '-'
+)
 
-// maxHeaderLen bounds the header line.
+// maxHeaderLen bounds the request line.
 const maxHeaderLen = 512
 
-// ErrBadHeader is a mesh header that is malformed, too old or not signed
-// with the cluster's key.
-var ErrBadHeader = errors.New("discovery: bad mesh header")
+// ErrBadHeader is a mesh request that is malformed.
+var ErrBadHeader = errors.New("discovery: bad mesh request")
 
-// target is what a mesh header asks for.
+// target is what a mesh request asks for.
 type target struct {
 	Workspace, Key string
 	Port           int
 }
 
-func sign(key []byte, body string) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(body))
-	return hex.EncodeToString(m.Sum(nil))
+// encodeHeader is the request line for t.
+func encodeHeader(t target) string {
+	return fmt.Sprintf("%s %s %s %d\n", headerMagic, t.Workspace, t.Key, t.Port)
 }
 
-// encodeHeader is the header for t at now.
-func encodeHeader(key []byte, t target, now time.Time) string {
-	body := fmt.Sprintf("%s %s %s %d %d", headerMagic, t.Workspace, t.Key, t.Port, now.UnixNano())
-	return body + " " + sign(key, body) + "\n"
-}
-
-// readHeader reads and checks one header.
-func readHeader(r *bufio.Reader, key []byte, now time.Time) (target, error) {
+// readHeader reads and checks one request line.
+func readHeader(r *bufio.Reader) (target, error) {
 	var line []byte
 	for {
 		b, err := r.ReadByte()
 		if err != nil {
-			return target{}, fmt.Errorf("%w: %v", ErrBadHeader, err)
+			return target{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
 		}
 		if b == '\n' {
 			break
@@ -67,23 +59,15 @@ func readHeader(r *bufio.Reader, key []byte, now time.Time) (target, error) {
 		}
 	}
 	f := strings.Split(string(line), " ")
-	if len(f) != 6 || f[0] != headerMagic {
-		return target{}, fmt.Errorf("%w: not a %s header", ErrBadHeader, headerMagic)
+	if len(f) != 4 || f[0] != headerMagic {
+		return target{}, fmt.Errorf("%w: not a %s request", ErrBadHeader, headerMagic)
 	}
-	body := strings.Join(f[:5], " ")
-	if !hmac.Equal([]byte(sign(key, body)), []byte(f[5])) {
-		return target{}, fmt.Errorf("%w: signature", ErrBadHeader)
+	if f[1] == "" || strings.Count(f[2], "/") != 2 {
+		return target{}, fmt.Errorf("%w: target %q %q", ErrBadHeader, f[1], f[2])
 	}
 	port, err := strconv.Atoi(f[3])
 	if err != nil || port < 1 || port > 65535 {
 		return target{}, fmt.Errorf("%w: port %q", ErrBadHeader, f[3])
-	}
-	ts, err := strconv.ParseInt(f[4], 10, 64)
-	if err != nil {
-		return target{}, fmt.Errorf("%w: time %q", ErrBadHeader, f[4])
-	}
-	if d := now.Sub(time.Unix(0, ts)); d > MaxHeaderAge || d < -MaxHeaderAge {
-		return target{}, fmt.Errorf("%w: time stamp %s off", ErrBadHeader, d)
 	}
 	return target{Workspace: f[1], Key: f[2], Port: port}, nil
 }

@@ -49,7 +49,7 @@ type Networks interface {
 // ErrSubnetTaken is a subnet that overlaps a network the engine has.
 var ErrSubnetTaken = errors.New("subnet overlaps another network")
 
-// Config configures a Manager. Every field but MeshKey has a default.
+// Config configures a Manager. Every field but MeshTLS has a default.
 type Config struct {
 	// Pool is where workspace networks take their /23 from. It must not
 	// overlap the private network. Default 10.213.0.0/16 (128 networks).
@@ -60,9 +60,9 @@ type Config struct {
 	// MeshAddr is this node's gateway address (private IP and port); ""
 	// runs no gateway (a single node).
 	MeshAddr string
-	// MeshKey signs the headers between nodes (32 bytes from the cluster
-	// secret).
-	MeshKey []byte
+	// MeshTLS is the mutual TLS between this node's forwarders and other
+	// nodes' gateways (required with MeshAddr).
+	MeshTLS *MeshTLS
 	// DNSPort is the port of the DNS servers on the gateways (0: 53, where
 	// containers ask; tests use -1: an ephemeral port).
 	DNSPort int
@@ -76,8 +76,6 @@ type Config struct {
 	// (default: `ip route replace local RANGE dev BRIDGE`; needs root).
 	PrepareBridge func(ctx context.Context, bridge string, services netip.Prefix) error
 	Logger        *slog.Logger
-	// Now is the clock of the mesh headers (default time.Now).
-	Now func() time.Time
 }
 
 // DefaultPool is Config.Pool's default.
@@ -93,8 +91,10 @@ func (c *Config) defaults() error {
 	if c.NetworkName == nil {
 		c.NetworkName = func(ws string) string { return "dropmesh-" + ws }
 	}
-	if c.MeshAddr != "" && len(c.MeshKey) < 16 {
-		return errors.New("discovery: a mesh key of at least 16 bytes is needed")
+	if c.MeshAddr != "" {
+		if err := c.MeshTLS.validate(); err != nil {
+			return err
+		}
 	}
 	if c.Upstream == nil {
 		c.Upstream = hostResolvers("/etc/resolv.conf")
@@ -113,9 +113,6 @@ func (c *Config) defaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
 	}
 	return nil
 }
@@ -172,16 +169,22 @@ func New(cfg Config, nets Networks) (*Manager, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, nets: nets, networks: map[string]*network{},
-		dialer: &dialer{meshKey: cfg.MeshKey, timeout: cfg.DialTimeout, now: cfg.Now}}
+	m := &Manager{cfg: cfg, nets: nets, networks: map[string]*network{}, dialer: &dialer{timeout: cfg.DialTimeout}}
 	m.catalog.Store(&Catalog{})
 	if cfg.MeshAddr != "" {
 		ln, err := net.Listen("tcp", cfg.MeshAddr)
 		if err != nil {
 			return nil, fmt.Errorf("discovery: gateway on %s: %w", cfg.MeshAddr, err)
 		}
-		m.gateway = &Gateway{ln: ln, meshKey: cfg.MeshKey, catalog: m.catalog.Load, log: cfg.Logger, timeout: cfg.DialTimeout, now: cfg.Now}
+		m.gateway = &Gateway{ln: ln, tls: cfg.MeshTLS, catalog: m.catalog.Load, log: cfg.Logger, timeout: cfg.DialTimeout}
 		go m.gateway.serve()
+		// Dial other gateways from the address this node's certificate
+		// names (the gateways check it).
+		var local *net.TCPAddr
+		if a := ln.Addr().(*net.TCPAddr); !a.IP.IsUnspecified() {
+			local = &net.TCPAddr{IP: a.IP}
+		}
+		m.dialer.pool = newMeshPool(cfg.MeshTLS, local, cfg.DialTimeout, cfg.Logger)
 	}
 	return m, nil
 }
@@ -294,6 +297,17 @@ func (m *Manager) startDNS(n *network) error {
 func (m *Manager) Update(c Catalog) {
 	c.Callers = maps.Clone(c.Callers)
 	m.catalog.Store(&c)
+	if m.dialer.pool != nil {
+		peers := map[string]bool{}
+		for _, s := range c.Services {
+			for _, ep := range s.Endpoints {
+				if !ep.Local {
+					peers[ep.Node+"@"+ep.Peer] = true
+				}
+			}
+		}
+		m.dialer.pool.keep(peers)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, n := range m.networks {
@@ -332,7 +346,7 @@ func (m *Manager) reconcile(n *network, c *Catalog) {
 			if _, ok := n.listeners[addr]; ok {
 				continue
 			}
-			ln, err := net.Listen("tcp", addr)
+			ln, err := (&net.ListenConfig{KeepAlive: localKeepAlive}).Listen(context.Background(), "tcp", addr)
 			if err != nil {
 				m.cfg.Logger.Warn("discovery: listen", "addr", addr, "service", key, "err", err)
 				continue
@@ -400,8 +414,9 @@ func (m *Manager) ServiceAddr(ws, key string) (netip.Addr, bool) {
 	return n.vips.lookup(key)
 }
 
-// Close stops every server and listener; connections already forwarded
-// end when their peers close them.
+// Close stops every server and listener and the mesh connections between
+// nodes (cross-node streams with them); connections forwarded to local
+// instances end when their peers close them.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	m.closed = true
@@ -411,7 +426,8 @@ func (m *Manager) Close() error {
 	m.networks = map[string]*network{}
 	m.mu.Unlock()
 	if m.gateway != nil {
-		m.gateway.ln.Close()
+		m.gateway.close()
+		m.dialer.pool.close()
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package discovery
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/dropmesh/dropmesh/node/pki"
 )
 
 // fakeNetworks is an engine whose networks are loopback ranges: on Linux
@@ -59,13 +62,93 @@ func (f *fakeNetworks) RemoveNetwork(_ context.Context, name string) error {
 	return nil
 }
 
-var testKey = []byte("0123456789abcdef0123456789abcdef")
+// testCluster is a cluster CA and the revocations its verifiers consult.
+type testCluster struct {
+	ca      *pki.CA
+	mu      sync.Mutex
+	revoked map[string]bool
+}
 
-// newTestManager is a Manager on loopback: networks from pool, DNS on
-// ephemeral ports, a gateway on 127.0.0.1.
-func newTestManager(t testing.TB, pool string) *Manager {
+func newTestCluster(t testing.TB) *testCluster {
 	t.Helper()
-	m, err := New(Config{Pool: netip.MustParsePrefix(pool), MeshAddr: "127.0.0.1:0", MeshKey: testKey, DNSPort: -1, Upstream: []string{},
+	ca, _, err := pki.NewCA("test-cluster", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCluster{ca: ca, revoked: map[string]bool{}}
+}
+
+func (tc *testCluster) revoke(serial string) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	tc.revoked[serial] = true
+}
+
+// creds are node nodeID's credentials on 127.0.0.1, signed by tc's CA.
+func (tc *testCluster) creds(t testing.TB, nodeID string) *pki.Credentials {
+	t.Helper()
+	id := pki.Identity{NodeID: nodeID, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, _, _, err := tc.ca.Sign(csrPEM, id, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pki.NewCredentials(certPEM, keyPEM, tc.ca.CertPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// meshTLS is what the agent builds for discovery from its credentials
+// (node/discovery.go): pki's own server and client configurations.
+func (tc *testCluster) meshTLS(creds *pki.Credentials) *MeshTLS {
+	v := &pki.Verifier{Roots: creds.Pool(), ClusterID: "test-cluster", Revoked: func(serial string) bool {
+		tc.mu.Lock()
+		defer tc.mu.Unlock()
+		return tc.revoked[serial]
+	}}
+	return &MeshTLS{
+		Server: pki.ServerConfig(creds, v, tls.RequireAndVerifyClientCert),
+		Client: func(nodeID string) *tls.Config { return pki.ClientConfig(creds, v, nodeID) },
+		PeerID: v.VerifyPeerFrom,
+		Serial: creds.Serial,
+	}
+}
+
+// renew swaps creds for a new certificate of the same node (what the
+// agent's renewal does).
+func (tc *testCluster) renew(t testing.TB, creds *pki.Credentials) {
+	t.Helper()
+	id := creds.Identity()
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, _, _, err := tc.ca.Sign(csrPEM, id, time.Now().Add(time.Minute), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := creds.Swap(certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newTestManager is node nodeID's Manager on loopback: networks from pool,
+// DNS on ephemeral ports, a gateway on 127.0.0.1 with a certificate of
+// tc's CA.
+func newTestManager(t testing.TB, tc *testCluster, nodeID, pool string) *Manager {
+	t.Helper()
+	return managerWith(t, tc, tc.creds(t, nodeID), pool)
+}
+
+// managerWith is newTestManager with the given credentials.
+func managerWith(t testing.TB, tc *testCluster, creds *pki.Credentials, pool string) *Manager {
+	t.Helper()
+	m, err := New(Config{Pool: netip.MustParsePrefix(pool), MeshAddr: "127.0.0.1:0", MeshTLS: tc.meshTLS(creds), DNSPort: -1, Upstream: []string{},
 		DialTimeout: 2 * time.Second, PrepareBridge: func(context.Context, string, netip.Prefix) error { return nil }}, &fakeNetworks{})
 	if err != nil {
 		t.Fatal(err)

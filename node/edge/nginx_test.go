@@ -478,10 +478,10 @@ func TestNginxQuickReloadRespawnsNothing(t *testing.T) {
 	errLog := func() string { b, _ := os.ReadFile(n.l.errorLog()); return string(b) }
 	// Every worker but the last two has exited and been reaped (the
 	// master logs each exit as it reaps it, and respawns, if at all, then).
-	waitFor(t, 10*time.Second, "the master to reap every earlier worker", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the master to reap every earlier worker", func() bool {
 		return strings.Count(errLog(), "exited with code 0") >= 2*changes
 	})
-	waitFor(t, 10*time.Second, "exactly two workers", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "exactly two workers", func() bool {
 		ws := childrenOf(n.Pid())
 		if len(ws) != 2 {
 			return false

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -315,8 +316,20 @@ func printWelcome(ctx context.Context, dir string, out io.Writer, c *apiclient.C
 	if sample != "" {
 		fmt.Fprintf(out, "  sample:   curl -H 'Host: sample.%s' http://%s/\n", Zone, servingEdge(ctx, c, st, leader, sample))
 	}
+	fmt.Fprintf(out, "  names:    %s\n", namesNote(os.Geteuid(), goruntime.GOOS))
 	fmt.Fprintf(out, "  stop it:  dropmesh local down --dir %s\n", dir)
 	return nil
+}
+
+// namesNote says whether containers reach each other by service name: the
+// agents' service discovery needs root on Linux. Without it the injected
+// addresses are the nodes' 127.0.x.y addresses, which inside a container
+// are the container itself.
+func namesNote(euid int, goos string) string {
+	if euid == 0 && goos == "linux" {
+		return "containers reach every service of their project/env by its Compose name, across nodes (service discovery)"
+	}
+	return "off: without root on Linux containers cannot reach other services by name or injected address (run `sudo dropmesh local up` for service discovery)"
 }
 
 // servingEdge is the edge of a node that serves service, the leader's if it

@@ -84,3 +84,19 @@ func TestUpRefusesAddressesAnotherMeshHolds(t *testing.T) {
 		t.Fatalf("free addresses refused: %v", err)
 	}
 }
+
+// TestNamesNote: `local up` says whether containers find each other by
+// name (service discovery needs root on Linux).
+func TestNamesNote(t *testing.T) {
+	if got := namesNote(0, "linux"); !strings.Contains(got, "Compose name") {
+		t.Errorf("as root: %q", got)
+	}
+	for _, c := range []struct {
+		euid int
+		goos string
+	}{{1000, "linux"}, {0, "darwin"}} {
+		if got := namesNote(c.euid, c.goos); !strings.HasPrefix(got, "off:") || !strings.Contains(got, "sudo") {
+			t.Errorf("%d on %s: %q", c.euid, c.goos, got)
+		}
+	}
+}

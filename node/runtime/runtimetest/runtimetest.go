@@ -7,6 +7,8 @@
 package runtimetest
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -449,4 +451,61 @@ func RawRun(t testing.TB, rt *runtime.Runtime, img string) RawRunTimes {
 		time.Sleep(2 * time.Millisecond) // polling the port, as a client would, not synchronising
 	}
 	return RawRunTimes{Create: t1.Sub(t0), Start: t2.Sub(t1), Ready: time.Since(t2)}
+}
+
+// BuildStandinImage builds a stand-in image FROM scratch for a Compose
+// file's real image: the test app as its entrypoint and as /bin/sh (which
+// answers a Compose CMD-SHELL healthcheck by asking the app), listening on
+// port (0: the app's default), named dropmesh-test/standin-<random>/NAME:standin
+// so that a datastore is recognised by its name as the real image would
+// be. It is removed in t.Cleanup.
+func BuildStandinImage(t testing.TB, rt *runtime.Runtime, name string, port int) string {
+	t.Helper()
+	bin, err := os.ReadFile(TestAppBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := "FROM scratch\nCOPY testapp /testapp\nCOPY testapp /bin/sh\nENTRYPOINT [\"/testapp\"]\n"
+	if port > 0 {
+		df += fmt.Sprintf("ENV PORT=%d\nEXPOSE %d\n", port, port)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode int64
+	}{{"Dockerfile", []byte(df), 0o644}, {"testapp", bin, 0o755}} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ref := TestImageRepo + "standin-" + RandomSuffix() + "/" + name + ":standin"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := rt.BuildImage(ctx, &buf, []string{ref}, "", TestLabels(t), nil); err != nil {
+		t.Fatalf("build stand-in %s: %v", name, err)
+	}
+	t.Cleanup(func() { RemoveTestImage(t, rt, ref) })
+	return ref
+}
+
+// Probe GETs / of every addr from inside container (Docker exec of the
+// test app's probe tool, in a test app or stand-in image) and returns its
+// output; ok is its exit code 0.
+func Probe(t testing.TB, rt *runtime.Runtime, container string, addrs ...string) (string, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := rt.Exec(ctx, container, append([]string{"/testapp", "probe"}, addrs...))
+	if err != nil {
+		t.Fatalf("exec in %s: %v", container, err)
+	}
+	return res.Output, res.ExitCode == 0
 }
