@@ -53,7 +53,7 @@ func main() {
 func apiHandler(a *node.Agent) (http.Handler, error) {
 	cfg := a.Config()
 	return a.Metrics().API(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: cfg.RequireAuthAlways, TrustedNets: cfg.TrustedNets, Logger: a.Logger(),
-		HTTPClient: a.PeerHTTPClient(), VerifyNode: a.VerifyNode, Enroller: a})
+		HTTPClient: a.PeerHTTPClient(), VerifyNode: a.VerifyNode, Enroller: a, Extra: a.ImageRoutes()})
 }
 
 // uiHandler serves the web UI of a. Its cookies are Secure when the browser

@@ -45,6 +45,7 @@ type Agent struct {
 	edge     edge.Edge
 	checker  *health.Checker
 	peers    *peerClient
+	images   *imageService
 	metrics  *metrics.Metrics
 
 	// discovery lets containers find services by name (nil when off).
@@ -142,6 +143,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	a.contexts = runtime.NewContextStore(a.dataPath("contexts"), control.MaxBuildContextBytes, cfg.ContextQuotaBytes)
 	a.peerHTTP = a.newPeerHTTPClient()
 	a.peers = newPeerClient(keys.APIKey, a.peerHTTP)
+	a.images = a.newImageService()
 	a.metrics = metrics.New(a, cfg.NodeID)
 	if opts.API != nil {
 		if a.apiHandler, err = opts.API(a); err != nil {

@@ -32,6 +32,7 @@ func (a *Agent) duties() []duty {
 		{"restarts", a.runRestarts},
 		{"cloud", a.runCloud},
 		{"housekeeping", a.runHousekeeping},
+		{"images", a.runImageBuilds},
 		{"gossip-rotation", a.runGossipRotation},
 		{"notify", func(ctx context.Context) {
 			client := egress.Policy{AllowFrom: a.egressAllowed}.Client(10 * time.Second)

@@ -225,16 +225,16 @@ func (s *Store) OpenBlob(digest string) (*os.File, error) {
 	return f, nil
 }
 
-// Prune removes the exports of images not in keep (image ids), and the
+// Prune removes the exports of images keep refuses (by image id), and the
 // blobs no kept export uses. It returns the bytes freed.
-func (s *Store) Prune(keep map[string]bool) (int64, error) {
+func (s *Store) Prune(keep func(id string) bool) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	used := map[string]bool{}
 	ents, _ := os.ReadDir(filepath.Join(s.dir, "images"))
 	for _, e := range ents {
 		id := "sha256:" + strings.TrimSuffix(e.Name(), ".json")
-		if !keep[id] {
+		if !keep(id) {
 			if err := os.Remove(filepath.Join(s.dir, "images", e.Name())); err != nil {
 				return 0, fmt.Errorf("prune %s: %w", id, err)
 			}

@@ -2,13 +2,17 @@
 // engine per agent (images moving between nodes prove nothing on a shared
 // engine, where every image is already "on every node"). Each engine is a
 // dockerd from the host's binaries with its own data root, exec root, unix
-// socket and pid file, no bridge and no iptables rules of its own, and the
-// vfs storage driver (no kernel mounts to share with the host's engine).
+// socket and pid file, no iptables rules, a default bridge of its own (a
+// Linux bridge the kit makes, on a random 10.x.y.0/24, so containers get
+// addresses the test reaches), and the vfs storage driver (no kernel
+// mounts to share with the host's engine).
 // Test-only: nothing the binary links imports it.
 package enginetest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -57,8 +61,9 @@ func Start(t testing.TB) *Engine {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "d.sock")
+	bridge := makeBridge(t)
 	cmd := exec.Command(dockerd, "--config-file", cfg, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "x"),
-		"-H", "unix://"+sock, "--pidfile", filepath.Join(dir, "d.pid"), "--bridge=none", "--iptables=false", "--ip6tables=false",
+		"-H", "unix://"+sock, "--pidfile", filepath.Join(dir, "d.pid"), "--bridge="+bridge, "--iptables=false", "--ip6tables=false", "--ip-masq=false",
 		"--storage-driver=vfs", "--log-level=warn")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -104,6 +109,27 @@ func Start(t testing.TB) *Engine {
 		return lastErr == nil
 	})
 	return e
+}
+
+// makeBridge makes a Linux bridge for one engine's default network and
+// deletes it in t.Cleanup (registered first, so it runs after dockerd stops).
+func makeBridge(t testing.TB) string {
+	t.Helper()
+	ip := testkit.RequireTool(t, "ip")
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	name := "dmb" + hex.EncodeToString(b[:])
+	cidr := fmt.Sprintf("10.%d.%d.1/24", 200+int(b[0])%50, b[1])
+	for _, args := range [][]string{{"link", "add", "name", name, "type", "bridge"}, {"addr", "add", cidr, "dev", name}, {"link", "set", name, "up"}} {
+		if out, err := exec.Command(ip, args...).CombinedOutput(); err != nil {
+			_ = exec.Command(ip, "link", "del", name).Run()
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command(ip, "link", "del", name).Run() })
+	return name
 }
 
 // String names the engine in logs.
