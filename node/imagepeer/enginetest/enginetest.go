@@ -61,6 +61,9 @@ func Start(t testing.TB) *Engine {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "d.sock")
+	// Never --bridge=none: a dockerd started so deletes the interface
+	// docker0 at start (moby's removeDefaultBridgeInterface), which is the
+	// host engine's bridge when the test shares its network namespace.
 	bridge := makeBridge(t)
 	cmd := exec.Command(dockerd, "--config-file", cfg, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "x"),
 		"-H", "unix://"+sock, "--pidfile", filepath.Join(dir, "d.pid"), "--bridge="+bridge, "--iptables=false", "--ip6tables=false", "--ip-masq=false",
