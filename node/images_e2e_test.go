@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -168,5 +169,66 @@ func TestBuildOnceAcrossEngines(t *testing.T) {
 				t.Fatalf("the moved instance answers %q, want the build-time value %v", v, values)
 			}
 		}
+	}
+}
+
+// TestPushFromALaptopWithoutARegistry: `dropmesh push` sends an image built
+// on a third engine (the user's laptop) to one node, with a line per
+// layer; a second push sends no layer again; a deploy that names the image
+// runs it on both nodes (the other gets it from its peer). No registry
+// exists anywhere.
+func TestPushFromALaptopWithoutARegistry(t *testing.T) {
+	c, _ := engineCluster(t, 2)
+	laptop := enginetest.Start(t)
+	ctx := context.Background()
+	if _, err := laptop.RT.BuildImage(ctx, randvalContext(t), []string{"shop/pushed:1"}, "Dockerfile", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	id, _, _, err := laptop.RT.ImageLayers(ctx, "shop/pushed:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_HOST", laptop.Host)
+	leader := c.leader()
+	key := leader.agent.Keys().APIKey
+	out, code := runCLI(t, c.caFile(), []string{leader.agent.APIAddr()}, key, "push", "shop/pushed:1")
+	if code != 0 || !strings.Contains(out, ": sent") || !strings.Contains(out, "pushed docker.io/shop/pushed:1 ("+id+")") {
+		t.Fatalf("push: exit %d:\n%s", code, out)
+	}
+	t.Logf("first push:\n%s", out)
+	out, code = runCLI(t, c.caFile(), []string{leader.agent.APIAddr()}, key, "push", "shop/pushed:1")
+	if code != 0 || strings.Contains(out, ": sent") || !strings.Contains(out, "already there") {
+		t.Fatalf("second push sent layers again: exit %d:\n%s", code, out)
+	}
+	if out, code := runCLI(t, c.caFile(), []string{leader.agent.APIAddr()}, key, "push", "Not An Image"); code == 0 {
+		t.Fatalf("push of a bad reference: exit 0:\n%s", out)
+	}
+	spec := raftfsm.ServiceSpec{Project: "shop", Env: "prod", Service: "pushed", Kind: raftfsm.KindService, Image: "shop/pushed:1", Port: 8080,
+		Replicas: 2, Health: raftfsm.HealthSpec{Path: "/health"}}
+	if d := c.deploy(spec); d.Status != raftfsm.DeploySucceeded {
+		t.Fatalf("deploy of the pushed image: %s (%s)", d.Status, d.Reason)
+	}
+	values := map[string]bool{}
+	n := 0
+	leader.agent.fsm.View(func(s *raftfsm.State) {
+		for _, in := range s.Instances {
+			if s.Services[in.Service] != nil && s.Services[in.Service].Name == "pushed" {
+				n++
+				if in.ImageDigest != id {
+					t.Errorf("instance on %s runs %s, want %s", in.Node, in.ImageDigest, id)
+				}
+				values[in.Address] = true
+			}
+		}
+	})
+	if n != 2 {
+		t.Fatalf("%d instances, want 2", n)
+	}
+	seen := map[string]bool{}
+	for addr := range values {
+		seen[httpValue(t, addr)] = true
+	}
+	if len(seen) != 1 {
+		t.Fatalf("the instances answer %v: want the one value built on the laptop", seen)
 	}
 }

@@ -26,9 +26,10 @@ import (
 // imageService is the agent's image peer: the server of its engine's
 // images, the fetcher from the others.
 type imageService struct {
-	rt      atomic.Pointer[runtime.Runtime]
-	server  *imagepeer.Server
-	fetcher *imagepeer.Fetcher
+	rt       atomic.Pointer[runtime.Runtime]
+	server   *imagepeer.Server
+	fetcher  *imagepeer.Fetcher
+	receiver *imagepeer.Receiver
 	// buildWait bounds how long a node waits for the builder's image.
 	buildWait time.Duration
 }
@@ -87,12 +88,19 @@ func (a *Agent) newImageService() *imageService {
 		Logger: a.logger.With("component", "imagepeer")}
 	s.fetcher = &imagepeer.Fetcher{HTTP: a.peerHTTP, APIKey: a.keys.APIKey, Engine: eng, Dir: a.dataPath("images", "partial"),
 		Logger: a.logger.With("component", "imagepeer")}
+	s.receiver = &imagepeer.Receiver{Engine: eng, Dir: a.dataPath("images", "pushed"), Node: a.cfg.NodeID, Canon: runtime.ParseImageRef,
+		Record: func(ctx context.Context, ref, id string) error {
+			return a.report(ctx, &raftfsm.PutImage{At: a.now(), Ref: ref, ID: id, Node: a.cfg.NodeID, Replace: true})
+		}, Logger: a.logger.With("component", "imagepeer")}
 	return s
 }
 
-// ImageRoutes are the peer image routes for the API (api.Options.Extra):
-// internal, mutual TLS with a node certificate only.
-func (a *Agent) ImageRoutes() []api.Route { return a.images.server.Routes() }
+// ImageRoutes are the image routes for the API (api.Options.Extra): the
+// peer routes (internal: mutual TLS with a node certificate only) and the
+// push routes of `dropmesh push` (a deployer's credential).
+func (a *Agent) ImageRoutes() []api.Route {
+	return append(a.images.server.Routes(), a.images.receiver.Routes()...)
+}
 
 // newRuntime connects to this node's Docker engine (Config.DockerHost, else
 // the environment's) and hands it to the image peer.
@@ -289,6 +297,22 @@ func (a *Agent) pullOrPeers(ctx context.Context, d desiredInstance, ref string, 
 		info, err := a.rt.InspectImage(ctx, ref)
 		return info, err == nil
 	}
+	if pushed, ok := a.pushedImage(ref); ok {
+		// Pushed with dropmesh push: that exact image, from the peers.
+		if info, err := a.rt.InspectImage(ctx, ref); err == nil && info.ID == pushed.ID {
+			return info, nil
+		}
+		var peers []imagepeer.Peer
+		a.fsm.View(func(s *raftfsm.State) { peers = a.imagePeers(s, pushed.Ref, pushed.ID) })
+		if _, err := a.images.fetcher.Fetch(ctx, pushed.Ref, pushed.ID, []string{pushed.Ref}, peers, progress); err == nil {
+			if info, err := a.rt.InspectImage(ctx, ref); err == nil && info.ID == pushed.ID {
+				a.holdImage(ctx, pushed.Ref, pushed)
+				return info, nil
+			}
+		} else {
+			a.logger.Warn("pushed image not from the peers; trying the registry", "image", ref, "err", err)
+		}
+	}
 	if !pull && !strings.HasPrefix(ref, LocalImagePrefix) {
 		if info, err := a.rt.InspectImage(ctx, ref); err == nil {
 			return info, nil
@@ -305,6 +329,20 @@ func (a *Agent) pullOrPeers(ctx context.Context, d desiredInstance, ref string, 
 		}
 	}
 	return info, err
+}
+
+// pushedImage is the committed image of a reference, if one was pushed.
+func (a *Agent) pushedImage(ref string) (raftfsm.Image, bool) {
+	canon := canonImage(ref)
+	var img raftfsm.Image
+	ok := false
+	a.fsm.View(func(s *raftfsm.State) {
+		if i, found := s.Images[canon]; found && i.ID != "" {
+			img, ok = *i, true
+			img.Holders = append([]string(nil), i.Holders...)
+		}
+	})
+	return img, ok
 }
 
 // imageHousekeeping drops the exports of images the state no longer

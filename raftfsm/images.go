@@ -28,8 +28,9 @@ type Image struct {
 // PutImage records an image of State.Images. The leader assigns a builder
 // (Builder set, ID empty: refused silently once an id is known); a node
 // reports that it holds the image (ID and Node: the first id reported is
-// the image, another is a conflict); Dropped with Node says a node no
-// longer holds it.
+// the image, another is a conflict, unless Replace: a push of a new image
+// under the same name, which Node alone holds); Dropped with Node says a
+// node no longer holds it.
 type PutImage struct {
 	At      time.Time `json:"at"`
 	Ref     string    `json:"ref"`
@@ -37,6 +38,7 @@ type PutImage struct {
 	ID      string    `json:"id,omitempty"`
 	Node    string    `json:"node,omitempty"`
 	Dropped bool      `json:"dropped,omitempty"`
+	Replace bool      `json:"replace,omitempty"`
 }
 
 // Type is CmdPutImage.
@@ -91,6 +93,9 @@ func applyPutImage(s *State, c *PutImage) (any, error) {
 	}
 	if err := ValidateNodeID(c.Node); err != nil {
 		return nil, err
+	}
+	if ok && c.Replace && img.ID != c.ID {
+		img.ID, img.BuiltAt, img.Holders, img.Builder = c.ID, c.At, nil, ""
 	}
 	if ok && img.ID != "" && img.ID != c.ID {
 		return nil, fmt.Errorf("%w: image %s is %s, not %s", ErrConflict, c.Ref, img.ID, c.ID)

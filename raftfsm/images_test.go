@@ -47,6 +47,13 @@ func TestPutImage(t *testing.T) {
 	if err := put(PutImage{Ref: ref, Dropped: true, Node: "node-1"}); err != nil || strings.Join(s.Images[ref].Holders, ",") != "node-2" {
 		t.Fatalf("dropped: %v, %+v", err, s.Images[ref])
 	}
+	// A push of a new image under the name replaces it; its node alone holds it.
+	if err := put(PutImage{Ref: ref, ID: other, Node: "node-3", Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	if img := s.Images[ref]; img.ID != other || strings.Join(img.Holders, ",") != "node-3" {
+		t.Fatalf("after a replacing push: %+v", img)
+	}
 	for name, c := range map[string]PutImage{
 		"bad ref":          {Ref: "Bad Ref", ID: id, Node: "node-1"},
 		"bad id":           {Ref: ref, ID: "sha256:xyz", Node: "node-1"},

@@ -102,16 +102,9 @@ func (f *Fetcher) Fetch(ctx context.Context, ref, want string, tags []string, pe
 		}
 	}
 	res.Layers = len(diffs)
-	have, err := f.Engine.LayerChains(ctx)
+	missing, err := missingLayers(ctx, f.Engine, diffs)
 	if err != nil {
 		return res, err
-	}
-	chains := runtime.ChainIDs(diffs)
-	var missing []int
-	for i := range diffs {
-		if !have[chains[i]] {
-			missing = append(missing, i)
-		}
 	}
 	res.Skipped = len(diffs) - len(missing)
 	progress(fmt.Sprintf("image %s (%s): %d layers, %d here already, fetching %d from %s", ref, short(d.ID), len(diffs), res.Skipped, len(missing), strings.Join(res.From, ", ")))
@@ -134,7 +127,7 @@ func (f *Fetcher) Fetch(ctx context.Context, ref, want string, tags []string, pe
 	if err != nil {
 		return res, fmt.Errorf("image %s: %w", ref, err)
 	}
-	if err := f.load(ctx, d.ID, cfg, diffs, missing, tags); err != nil {
+	if err := loadImage(ctx, f.Engine, d.ID, cfg, diffs, missing, f.layerPath, tags); err != nil {
 		return res, fmt.Errorf("image %s: %w", ref, err)
 	}
 	if id, _, _, err := f.Engine.ImageLayers(ctx, d.ID); err != nil || id != d.ID {
@@ -379,10 +372,10 @@ func (f *Fetcher) get(ctx context.Context, p Peer, pathQuery string, from int64)
 	return nil, err
 }
 
-// load streams a docker-save tar of the config and the downloaded layers
-// into the engine; layers it already holds are named in the manifest but
-// not sent (docker load registers only missing chains).
-func (f *Fetcher) load(ctx context.Context, id string, cfg []byte, diffs []string, missing []int, tags []string) error {
+// loadImage streams a docker-save tar of the config and the layers at
+// missing (read from pathOf) into engine; layers it already holds are named
+// in the manifest but not sent (docker load registers only missing chains).
+func loadImage(ctx context.Context, engine Engine, id string, cfg []byte, diffs []string, missing []int, pathOf func(diff string) string, tags []string) error {
 	hexID := strings.TrimPrefix(id, "sha256:")
 	m := saveManifest{Config: hexID + ".json", RepoTags: tags}
 	for _, d := range diffs {
@@ -394,14 +387,14 @@ func (f *Fetcher) load(ctx context.Context, id string, cfg []byte, diffs []strin
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(f.writeTar(pw, m, mb, cfg, diffs, missing))
+		pw.CloseWithError(writeSaveTar(pw, m, mb, cfg, diffs, missing, pathOf))
 	}()
-	err = f.Engine.LoadImage(ctx, pr)
+	err = engine.LoadImage(ctx, pr)
 	pr.CloseWithError(errors.New("load ended"))
 	return err
 }
 
-func (f *Fetcher) writeTar(w io.Writer, m saveManifest, mb, cfg []byte, diffs []string, missing []int) error {
+func writeSaveTar(w io.Writer, m saveManifest, mb, cfg []byte, diffs []string, missing []int, pathOf func(string) string) error {
 	tw := tar.NewWriter(w)
 	add := func(name string, b []byte) error {
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
@@ -414,7 +407,7 @@ func (f *Fetcher) writeTar(w io.Writer, m saveManifest, mb, cfg []byte, diffs []
 		return err
 	}
 	for _, i := range missing {
-		if err := addFile(tw, m.Layers[i], f.layerPath(diffs[i])); err != nil {
+		if err := addFile(tw, m.Layers[i], pathOf(diffs[i])); err != nil {
 			return err
 		}
 	}
@@ -439,6 +432,23 @@ func addFile(tw *tar.Writer, name, p string) error {
 	}
 	_, err = io.Copy(tw, file)
 	return err
+}
+
+// missingLayers are the indexes of the layers (diff ids, bottom first)
+// whose chain the engine does not hold.
+func missingLayers(ctx context.Context, engine Engine, diffs []string) ([]int, error) {
+	have, err := engine.LayerChains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	chains := runtime.ChainIDs(diffs)
+	var missing []int
+	for i := range diffs {
+		if !have[chains[i]] {
+			missing = append(missing, i)
+		}
+	}
+	return missing, nil
 }
 
 // serialised makes progress safe to call from the layer downloads at once.
