@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,9 @@ type imageService struct {
 	receiver *imagepeer.Receiver
 	// buildWait bounds how long a node waits for the builder's image.
 	buildWait time.Duration
+	// buildGrace is how long a built image no kept revision names stays
+	// in the engine before housekeeping removes it.
+	buildGrace time.Duration
 }
 
 // errNoEngine: the Docker engine is not connected (yet, or at all).
@@ -82,7 +86,7 @@ func (e lazyEngine) LayerChains(ctx context.Context) (map[string]bool, error) {
 // newImageService prepares the image peer (New: the API's routes need it
 // before the engine is connected).
 func (a *Agent) newImageService() *imageService {
-	s := &imageService{buildWait: 20 * time.Minute}
+	s := &imageService{buildWait: 20 * time.Minute, buildGrace: 24 * time.Hour}
 	eng := lazyEngine{s}
 	s.server = &imagepeer.Server{Store: imagepeer.NewStore(a.dataPath("images", "export"), eng), Allowed: a.imageAllowed,
 		Logger: a.logger.With("component", "imagepeer")}
@@ -345,8 +349,9 @@ func (a *Agent) pushedImage(ref string) (raftfsm.Image, bool) {
 	return img, ok
 }
 
-// imageHousekeeping drops the exports of images the state no longer
-// references (the engine's images themselves are left to Docker).
+// imageHousekeeping, every hour: drops the exports of images the state no
+// longer references, and removes from the engine the built images no kept
+// revision names (a rollback's stay) once they are older than buildGrace.
 func (a *Agent) imageHousekeeping(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -362,5 +367,50 @@ func (a *Agent) imageHousekeeping(ctx context.Context) {
 		} else if freed > 0 {
 			a.logger.Info("image exports removed", "bytes", freed)
 		}
+		if err := a.removeStaleBuilds(ctx); err != nil {
+			a.logger.Warn("image housekeeping", "err", err)
+		}
 	}
+}
+
+func (a *Agent) removeStaleBuilds(ctx context.Context) error {
+	rt := a.images.rt.Load()
+	if rt == nil {
+		return errNoEngine
+	}
+	imgs, err := rt.ManagedImages(ctx)
+	if err != nil {
+		return err
+	}
+	built := map[string]time.Time{}
+	for _, im := range imgs {
+		for _, tag := range im.Tags {
+			if strings.HasPrefix(tag, "dropmesh-build/") {
+				built[tag] = im.Created
+			}
+		}
+	}
+	var stale []string
+	held := map[string]bool{}
+	a.fsm.View(func(s *raftfsm.State) {
+		stale = imagepeer.StaleBuilds(s, built, buildRef, a.now(), a.images.buildGrace)
+		for _, tag := range stale {
+			if img, ok := s.Images[tag]; ok && slices.Contains(img.Holders, a.cfg.NodeID) {
+				held[tag] = true
+			}
+		}
+	})
+	for _, tag := range stale {
+		if err := rt.RemoveImage(ctx, tag); err != nil {
+			a.logger.Warn("remove unreferenced image", "image", tag, "err", err) // still used by a container
+			continue
+		}
+		a.logger.Info("unreferenced image removed", "image", tag)
+		if held[tag] {
+			if err := a.report(ctx, &raftfsm.PutImage{At: a.now(), Ref: tag, Node: a.cfg.NodeID, Dropped: true}); err != nil {
+				a.logger.Warn("record image dropped", "image", tag, "err", err)
+			}
+		}
+	}
+	return nil
 }

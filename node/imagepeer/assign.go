@@ -2,6 +2,7 @@ package imagepeer
 
 import (
 	"slices"
+	"time"
 
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
@@ -103,4 +104,30 @@ func Allowed(s *raftfsm.State, ref string, canon func(string) string, refOf func
 		}
 	}
 	return false
+}
+
+// StaleBuilds are the tags of built images (created by this node, tag
+// "dropmesh-build/...") that no kept revision of any service names and
+// that are older than grace: housekeeping removes them. Kept revisions
+// are what a rollback may return to, so their images stay.
+func StaleBuilds(s *raftfsm.State, built map[string]time.Time, refOf func(raftfsm.ServiceSpec) string, now time.Time, grace time.Duration) []string {
+	used := map[string]bool{}
+	for _, svc := range s.Services {
+		for _, rev := range svc.Revisions {
+			if rev.Spec.Build != "" {
+				used[refOf(rev.Spec)] = true
+			}
+		}
+		if svc.Spec.Build != "" {
+			used[refOf(svc.Spec)] = true
+		}
+	}
+	var out []string
+	for tag, created := range built {
+		if !used[tag] && now.Sub(created) > grace {
+			out = append(out, tag)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

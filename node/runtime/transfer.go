@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
@@ -111,4 +113,25 @@ func ChainIDs(diffIDs []string) []string {
 		out = append(out, prev)
 	}
 	return out
+}
+
+// TaggedImage is a local image with its tags and creation time.
+type TaggedImage struct {
+	ID      string
+	Tags    []string
+	Created time.Time
+}
+
+// ManagedImages are the images dropmesh built (label LabelManaged): what
+// image housekeeping may remove.
+func (r *Runtime) ManagedImages(ctx context.Context) ([]TaggedImage, error) {
+	list, err := r.cli.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelManaged+"=true"))})
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	out := make([]TaggedImage, 0, len(list))
+	for _, s := range list {
+		out = append(out, TaggedImage{ID: s.ID, Tags: s.RepoTags, Created: time.Unix(s.Created, 0).UTC()})
+	}
+	return out, nil
 }
