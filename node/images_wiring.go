@@ -335,6 +335,17 @@ func (a *Agent) pullOrPeers(ctx context.Context, d desiredInstance, ref string, 
 	return info, err
 }
 
+// imageDiskUsage is the disk this node's images take (control.NodeStats.ImageBytes).
+func (a *Agent) imageDiskUsage(ctx context.Context) int64 {
+	n := a.images.server.Store.Usage()
+	if rt := a.images.rt.Load(); rt != nil {
+		if layers, err := rt.ImagesDiskUsage(ctx); err == nil {
+			n += layers
+		}
+	}
+	return n
+}
+
 // pushedImage is the committed image of a reference, if one was pushed.
 func (a *Agent) pushedImage(ref string) (raftfsm.Image, bool) {
 	canon := canonImage(ref)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -134,4 +135,14 @@ func (r *Runtime) ManagedImages(ctx context.Context) ([]TaggedImage, error) {
 		out = append(out, TaggedImage{ID: s.ID, Tags: s.RepoTags, Created: time.Unix(s.Created, 0).UTC()})
 	}
 	return out, nil
+}
+
+// ImagesDiskUsage is the disk the engine's image layers take (shared
+// layers counted once), as `docker system df` reports it.
+func (r *Runtime) ImagesDiskUsage(ctx context.Context) (int64, error) {
+	du, err := r.cli.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.ImageObject}})
+	if err != nil {
+		return 0, fmt.Errorf("docker disk usage: %w", err)
+	}
+	return du.LayersSize, nil
 }
