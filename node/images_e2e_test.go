@@ -5,12 +5,16 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/dropmesh/dropmesh/node/imagepeer/enginetest"
 	"github.com/dropmesh/dropmesh/node/runtime"
@@ -230,5 +234,44 @@ func TestPushFromALaptopWithoutARegistry(t *testing.T) {
 	}
 	if len(seen) != 1 {
 		t.Fatalf("the instances answer %v: want the one value built on the laptop", seen)
+	}
+}
+
+// TestRegistryImageFromAPeerWhenTheRegistryIsDown: one node pulls a
+// registry image; with the registry stopped, a second replica's node gets
+// the image from that peer.
+func TestRegistryImageFromAPeerWhenTheRegistryIsDown(t *testing.T) {
+	c, _ := engineCluster(t, 2)
+	laptop := enginetest.Start(t)
+	ctx := context.Background()
+	if _, err := laptop.RT.BuildImage(ctx, randvalContext(t), []string{"shop/reg:1"}, "Dockerfile", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	ref := strings.TrimPrefix(reg.URL, "http://") + "/shop/reg:1"
+	runtime.PushImage(t, laptop.RT, "shop/reg:1", ref)
+	spec := raftfsm.ServiceSpec{Project: "shop", Env: "prod", Service: "reg", Kind: raftfsm.KindService, Image: ref, Port: 8080,
+		Replicas: 1, Health: raftfsm.HealthSpec{Path: "/health"}}
+	if d := c.deploy(spec); d.Status != raftfsm.DeploySucceeded {
+		t.Fatalf("deploy from the registry: %s (%s)", d.Status, d.Reason)
+	}
+	reg.Close() // the registry is down from here on
+	spec.Replicas = 2
+	if d := c.deploy(spec); d.Status != raftfsm.DeploySucceeded {
+		t.Fatalf("second replica with the registry down: %s (%s)", d.Status, d.Reason)
+	}
+	values := map[string]bool{}
+	nodes := map[string]bool{}
+	c.leader().agent.fsm.View(func(s *raftfsm.State) {
+		for _, in := range s.Instances {
+			if s.Services[in.Service] != nil && s.Services[in.Service].Name == "reg" {
+				nodes[in.Node] = true
+				values[httpValue(t, in.Address)] = true
+			}
+		}
+	})
+	if len(nodes) != 2 || len(values) != 1 {
+		t.Fatalf("instances on %v answer %v: want 2 nodes, one image", nodes, values)
 	}
 }
