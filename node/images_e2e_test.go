@@ -207,6 +207,20 @@ func TestPushFromALaptopWithoutARegistry(t *testing.T) {
 	if out, code := runCLI(t, c.caFile(), []string{leader.agent.APIAddr()}, key, "push", "Not An Image"); code == 0 {
 		t.Fatalf("push of a bad reference: exit 0:\n%s", out)
 	}
+	// The peer routes want a node certificate: the API key alone is refused.
+	req, err := http.NewRequest(http.MethodGet, "https://"+leader.agent.APIAddr()+"/v1/internal/images/descriptor?ref=shop/pushed:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := c.cliHTTP().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("peer route with the API key and no node certificate: %s", resp.Status)
+	}
 	spec := raftfsm.ServiceSpec{Project: "shop", Env: "prod", Service: "pushed", Kind: raftfsm.KindService, Image: "shop/pushed:1", Port: 8080,
 		Replicas: 2, Health: raftfsm.HealthSpec{Path: "/health"}}
 	if d := c.deploy(spec); d.Status != raftfsm.DeploySucceeded {
