@@ -25,7 +25,9 @@ import (
 
 // contextTar is a build context: a Dockerfile FROM scratch copying files,
 // one layer per file, in order.
-func contextTar(t *testing.T, files ...[]byte) io.Reader {
+func contextTar(t *testing.T, files ...[]byte) io.Reader { return contextTarB(t, files...) }
+
+func contextTarB(t testing.TB, files ...[]byte) io.Reader {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -50,7 +52,9 @@ func contextTar(t *testing.T, files ...[]byte) io.Reader {
 	return &buf
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+func randomBytes(t *testing.T, n int) []byte { return randomBytesB(t, n) }
+
+func randomBytesB(t testing.TB, n int) []byte {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -75,7 +79,7 @@ func build(t *testing.T, rt *runtime.Runtime, tag string, files ...[]byte) strin
 // peerServer serves a store of rt's images over TLS (as the agent API's
 // internal routes do, without the auth chain that api tests cover), with
 // an optional handler wrapped around it (a tampering proxy).
-func peerServer(t *testing.T, rt *runtime.Runtime, allowed func(string) bool, wrap func(http.Handler) http.Handler) (*httptest.Server, *imagepeer.Server) {
+func peerServer(t testing.TB, rt *runtime.Runtime, allowed func(string) bool, wrap func(http.Handler) http.Handler) (*httptest.Server, *imagepeer.Server) {
 	gin.SetMode(gin.TestMode)
 	s := &imagepeer.Server{Store: imagepeer.NewStore(t.TempDir(), rt), Allowed: allowed}
 	r := gin.New()
@@ -97,6 +101,11 @@ func fetcher(t *testing.T, rt *runtime.Runtime, srv *httptest.Server) *imagepeer
 }
 
 func all(string) bool { return true }
+
+func benchPeer(b *testing.B, rt *runtime.Runtime) *httptest.Server {
+	srv, _ := peerServer(b, rt, all, nil)
+	return srv
+}
 
 // TestFetchBetweenEngines moves an image from one private engine to
 // another: the same image id arrives, layers the target already holds are
