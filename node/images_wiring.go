@@ -336,14 +336,14 @@ func (a *Agent) pullOrPeers(ctx context.Context, d desiredInstance, ref string, 
 }
 
 // imageDiskUsage is the disk this node's images take (control.NodeStats.ImageBytes).
-func (a *Agent) imageDiskUsage(ctx context.Context) int64 {
+func (a *Agent) imageDiskUsage(ctx context.Context) uint64 {
 	n := a.images.server.Store.Usage()
 	if rt := a.images.rt.Load(); rt != nil {
 		if layers, err := rt.ImagesDiskUsage(ctx); err == nil {
 			n += layers
 		}
 	}
-	return n
+	return uint64(max(n, 0))
 }
 
 // pushedImage is the committed image of a reference, if one was pushed.

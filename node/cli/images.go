@@ -40,7 +40,7 @@ func nodeImageBytes(ctx context.Context, c *apiclient.Client, nodes []raftfsm.No
 	return out
 }
 
-func humanSize(n int64) string {
+func humanSize(n uint64) string {
 	switch {
 	case n < 1<<20:
 		return fmt.Sprintf("%d KiB", n>>10)

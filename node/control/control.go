@@ -352,7 +352,7 @@ type NodeStats struct {
 	Load1         float64 `json:"load1"`
 	// ImageBytes is the disk the node's images take: the engine's image
 	// layers and the exports it serves to its peers (node/imagepeer).
-	ImageBytes int64 `json:"image_bytes"`
+	ImageBytes uint64 `json:"image_bytes"`
 }
 
 // ServiceHealth is the answer of `dropmesh health NAME --json` and
