@@ -158,34 +158,40 @@ func (a *Agent) runImageBuilds(ctx context.Context) {
 	})
 }
 
-// imagePeers are the nodes to ask for an image: its holders first, then
-// the nodes running it, then the other live nodes; never this one.
+// imagePeers are the nodes to ask for an image: its holders and the nodes
+// running it (likely), then the other live nodes; never this one. ref is
+// canonical (runtime.ParseImageRef) for registry images.
 func (a *Agent) imagePeers(s *raftfsm.State, ref, id string) []imagepeer.Peer {
 	var order []string
+	likely := map[string]bool{}
 	seen := map[string]bool{a.cfg.NodeID: true}
-	add := func(n string) {
+	add := func(n string, hint bool) {
 		if !seen[n] {
-			seen[n] = true
+			seen[n], likely[n] = true, hint
 			order = append(order, n)
 		}
 	}
 	if img, ok := s.Images[ref]; ok {
 		for _, h := range img.Holders {
-			add(h)
+			add(h, true)
 		}
 	}
-	for _, in := range s.Instances {
-		if id != "" && in.ImageDigest == id {
-			add(in.Node)
+	for _, id2 := range raftfsm.SortedKeys(s.Instances) {
+		in := s.Instances[id2]
+		switch svc := s.Services[in.Service]; {
+		case id != "" && in.ImageDigest == id:
+			add(in.Node, true)
+		case id == "" && svc != nil && in.ImageDigest != "" && svc.Spec.Image != "" && canonImage(svc.Spec.Image) == ref:
+			add(in.Node, true) // runs the registry image
 		}
 	}
-	for n := range s.Nodes {
-		add(n)
+	for _, n := range raftfsm.SortedKeys(s.Nodes) {
+		add(n, false)
 	}
 	var out []imagepeer.Peer
 	for _, n := range order {
 		if node, ok := s.Nodes[n]; ok && node.API != "" && node.Status != raftfsm.NodeDead {
-			out = append(out, imagepeer.Peer{Name: n, Addr: node.API})
+			out = append(out, imagepeer.Peer{Name: n, Addr: node.API, Likely: likely[n]})
 		}
 	}
 	return out

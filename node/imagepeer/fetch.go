@@ -21,9 +21,12 @@ import (
 )
 
 // Peer is an agent that may hold an image: its name (for logs and
-// progress) and its API address ("host:port" or a base URL).
+// progress) and its API address ("host:port" or a base URL). Likely marks
+// a peer the state says holds it: those are asked first, the others only
+// when none of them has it.
 type Peer struct {
 	Name, Addr string
+	Likely     bool
 }
 
 // Fetcher gets images from peers into its own engine. Its HTTP client
@@ -137,10 +140,27 @@ func (f *Fetcher) Fetch(ctx context.Context, ref, want string, tags []string, pe
 	return res, nil
 }
 
-// findHolders asks every peer at once which image it holds under ref; the
+// findHolders asks the likely peers at once which image they hold under
+// ref, then, when none has it, the others.
+func (f *Fetcher) findHolders(ctx context.Context, ref, want string, peers []Peer) (Descriptor, []Peer) {
+	var likely, rest []Peer
+	for _, p := range peers {
+		if p.Likely {
+			likely = append(likely, p)
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	if d, holders := f.askPeers(ctx, ref, want, likely); len(holders) > 0 {
+		return d, holders
+	}
+	return f.askPeers(ctx, ref, want, rest)
+}
+
+// askPeers asks peers at once which image each holds under ref; the
 // holders of the wanted image (else of the first answer, in peer order)
 // are returned in peer order.
-func (f *Fetcher) findHolders(ctx context.Context, ref, want string, peers []Peer) (Descriptor, []Peer) {
+func (f *Fetcher) askPeers(ctx context.Context, ref, want string, peers []Peer) (Descriptor, []Peer) {
 	ds := make([]*Descriptor, len(peers))
 	var wg sync.WaitGroup
 	for i, p := range peers {
