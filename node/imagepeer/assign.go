@@ -12,7 +12,8 @@ import (
 // desired generation needs and that has no image id yet, one node builds
 // it. The builder is one of the active nodes that will run it, the one
 // with the fewest instances (the state knows no free memory or disk, so
-// that is its room), and it stays the builder while it is active. Pure: the
+// that is its room), and it stays the builder while it is active and still
+// runs it. Pure: the
 // caller stamps the commands with the time.
 func Assignments(s *raftfsm.State, refOf func(raftfsm.ServiceSpec) string) []raftfsm.PutImage {
 	load := map[string]int{}
@@ -49,7 +50,7 @@ func Assignments(s *raftfsm.State, refOf func(raftfsm.ServiceSpec) string) []raf
 	}
 	slices.Sort(refs)
 	for _, ref := range refs {
-		if img, ok := s.Images[ref]; ok && img.Builder != "" && active(img.Builder) {
+		if img, ok := s.Images[ref]; ok && img.Builder != "" && active(img.Builder) && slices.Contains(runners[ref], img.Builder) {
 			continue
 		}
 		best := ""

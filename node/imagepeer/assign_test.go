@@ -39,6 +39,12 @@ func TestAssignments(t *testing.T) {
 	if got := imagepeer.Assignments(s, refOf); len(got) != 0 {
 		t.Fatalf("an active builder was replaced: %+v", got)
 	}
+	// Its instance moved away: another runner builds.
+	s.Instances["web#1"].Node = "node-3"
+	if got := imagepeer.Assignments(s, refOf); len(got) != 1 || got[0].Builder != "node-3" {
+		t.Fatalf("builder no longer runs it: %+v, want node-3", got)
+	}
+	s.Instances["web#1"].Node = "node-2"
 	s.Nodes["node-2"].Status = raftfsm.NodeDead
 	if got := imagepeer.Assignments(s, refOf); len(got) != 1 || got[0].Builder != "node-1" {
 		t.Fatalf("dead builder: %+v, want node-1", got)
