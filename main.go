@@ -53,7 +53,7 @@ func main() {
 func apiHandler(a *node.Agent) (http.Handler, error) {
 	cfg := a.Config()
 	return api.NewMeasured(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: cfg.RequireAuthAlways, TrustedNets: cfg.TrustedNets, Logger: a.Logger(),
-		HTTPClient: a.PeerHTTPClient(), VerifyNode: a.VerifyNode, Enroller: a}, a.Metrics())
+		HTTPClient: a.PeerHTTPClient(), VerifyNode: a.VerifyNode, Enroller: a, Extra: a.ImageRoutes()}, a.Metrics())
 }
 
 // uiHandler serves the web UI of a. Its cookies are Secure when the browser

@@ -48,6 +48,7 @@ type Agent struct {
 	edge     edge.Edge
 	checker  *health.Checker
 	peers    *peerClient
+	images   *imageService
 	metrics  *metrics.Metrics
 	// undecodable carries the entries this replica could not decode to
 	// runUndecodableEvents (kits_wiring.go).
@@ -150,6 +151,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	a.contexts = runtime.NewContextStore(a.dataPath("contexts"), control.MaxBuildContextBytes, cfg.ContextQuotaBytes)
 	a.peerHTTP = a.newPeerHTTPClient()
 	a.peers = newPeerClient(keys.APIKey, a.peerHTTP)
+	a.images = a.newImageService()
 	a.metrics = metrics.New(a, cfg.NodeID)
 	if opts.API != nil {
 		if a.apiHandler, err = opts.API(a); err != nil {

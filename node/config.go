@@ -148,6 +148,9 @@ type Config struct {
 	MeshPort int
 	// NoRuntime runs the agent without Docker (mesh-only tests).
 	NoRuntime bool
+	// DockerHost is this node's Docker engine (empty: DOCKER_HOST, else
+	// the standard socket); tests give each agent its own engine.
+	DockerHost string
 	// LocalMode marks an agent of `dropmesh local up`.
 	LocalMode bool
 	// DrainDelay is how long an old container keeps serving after the edge

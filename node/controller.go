@@ -460,7 +460,7 @@ func (a *Agent) ImportState(ctx context.Context, doc raftfsm.ExportDocument) (ra
 // reportCommands are the command types agents send to the leader.
 var reportCommands = []raftfsm.CommandType{
 	raftfsm.CmdReportInstances, raftfsm.CmdReportHealth, raftfsm.CmdRecordCronRun, raftfsm.CmdPutBuildContext, raftfsm.CmdAppendEvent,
-	raftfsm.CmdPutSnapshot, raftfsm.CmdRecordTokenUse,
+	raftfsm.CmdPutSnapshot, raftfsm.CmdRecordTokenUse, raftfsm.CmdPutImage,
 }
 
 // Commit applies an agent's report on the leader.

@@ -54,7 +54,7 @@ func (a *Agent) registryAuth(s *raftfsm.State, image string) (*runtime.RegistryA
 // local/ images). Docker's own message is returned on failure.
 func (a *Agent) ensureImage(ctx context.Context, d desiredInstance, progress func(string)) (runtime.ImageInfo, error) {
 	if d.spec.Build != "" {
-		return a.buildImage(ctx, d, progress)
+		return a.buildOnce(ctx, d, progress)
 	}
 	ref := d.spec.Image
 	if strings.HasPrefix(ref, LocalImagePrefix) {
@@ -73,7 +73,7 @@ func (a *Agent) ensureImage(ctx context.Context, d desiredInstance, progress fun
 			pull = false
 		}
 	}
-	return a.rt.EnsureImage(ctx, ref, d.registry, pull, progress)
+	return a.pullOrPeers(ctx, d, ref, pull, progress)
 }
 
 // reportedDigest is the image an instance reports (raftfsm.Instance.ImageDigest):

@@ -29,6 +29,7 @@ func (a *Agent) duties() []leader.Duty {
 		{Name: healer.RestartsName, Run: a.runRestarts},
 		{Name: "cloud", Run: a.runCloud},
 		{Name: "housekeeping", Run: a.runHousekeeping},
+		{Name: "images", Run: a.runImageBuilds},
 		{Name: keyring.Name, Run: a.runGossipRotation},
 		{Name: "notify", Run: func(ctx context.Context) {
 			client := egress.Policy{AllowFrom: a.egressAllowed}.Client(10 * time.Second)

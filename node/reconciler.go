@@ -91,7 +91,7 @@ func (t *instanceTable) addrSnapshot() map[string]string {
 // converge this node: the reconciler, the Docker event watcher, the health
 // checks and the cron runner.
 func (a *Agent) startRuntime(ctx context.Context) error {
-	rt, err := runtime.New(ctx, a.logger)
+	rt, err := a.newRuntime(ctx)
 	if err != nil {
 		return fmt.Errorf("docker: %w", err)
 	}

@@ -34,6 +34,7 @@ func (a *Agent) Stats(ctx context.Context) (control.NodeStats, error) {
 			st.CPUPercent = 100 * float64(busy2-busy1) / float64(total2-total1)
 		}
 	}
+	st.ImageBytes = a.imageDiskUsage(ctx)
 	if a.rt != nil {
 		if list, err := a.rt.List(ctx, a.ownLabels(nil)); err == nil {
 			for _, c := range list {

@@ -127,7 +127,7 @@ func testOptions(t testing.TB) Options {
 		Logger: testLogger(t),
 		API: func(a *Agent) (http.Handler, error) {
 			return api.NewMeasured(api.Options{Controller: a, APIKey: a.Keys().APIKey, RequireAuthAlways: true, Logger: a.Logger(),
-				HTTPClient: a.PeerHTTPClient(), VerifyNode: a.VerifyNode, Enroller: a,
+				HTTPClient: a.PeerHTTPClient(), VerifyNode: a.VerifyNode, Enroller: a, Extra: a.ImageRoutes(),
 				Limits: api.Limits{TokenUseFlush: 100 * time.Millisecond}}, a.Metrics())
 		},
 	}

@@ -65,6 +65,7 @@ const (
 	CmdRecordTokenUse
 	CmdPutSealedWebhook
 	CmdSetEgressAllow
+	CmdPutImage
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -98,6 +99,7 @@ var commandNames = [...]string{
 	CmdRevokeAPIToken: "revoke_api_token", CmdRecordTokenUse: "record_token_use",
 	CmdPutSealedWebhook: "put_sealed_webhook",
 	CmdSetEgressAllow:   "set_egress_allow",
+	CmdPutImage:         "put_image",
 }
 
 // String names the command type for logs and errors.

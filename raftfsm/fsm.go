@@ -399,6 +399,9 @@ func (s *State) fillMaps() {
 	if s.Tokens == nil {
 		s.Tokens = empty.Tokens
 	}
+	if s.Images == nil {
+		s.Images = empty.Images
+	}
 	if s.OriginCerts == nil {
 		s.OriginCerts = empty.OriginCerts
 	}

@@ -122,6 +122,8 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applyPutSealedWebhook), true
 	case CmdSetEgressAllow:
 		return entry(applySetEgressAllow), true
+	case CmdPutImage:
+		return entry(applyPutImage), true
 	}
 	return handler{}, false
 }

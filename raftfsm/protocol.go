@@ -47,9 +47,11 @@ const (
 	// ProtocolFieldTags is the first protocol that reads envelope 2 (entries
 	// that say which fields an older agent may ignore).
 	ProtocolFieldTags = LegacyProtocol + 1
+	// ProtocolImages brings put_image (build once, images between peers).
+	ProtocolImages = ProtocolFieldTags + 1
 	// Protocol is this release's protocol: the newest commands and fields
 	// it applies. Raise it with every new command type or tagged field.
-	Protocol = ProtocolFieldTags
+	Protocol = ProtocolImages
 )
 
 // ErrProtocol is an entry that needs a newer protocol than the decoder's:
@@ -69,6 +71,8 @@ func commandSince(t CommandType) int {
 	switch {
 	case t <= CmdSetEgressAllow:
 		return int(t)
+	case t == CmdPutImage:
+		return ProtocolImages
 	}
 	return Protocol + 1 // a type without an entry here is applied by no release yet
 }

@@ -28,6 +28,8 @@ type State struct {
 	PKI ClusterPKI `json:"pki"`
 	// Tokens are the API tokens by id (hashes only).
 	Tokens map[string]*APIToken `json:"api_tokens,omitempty"`
+	// Images are the images built once or pushed, by reference (images.go).
+	Images map[string]*Image `json:"images,omitempty"`
 	// Index is the raft index of the last command applied to this state.
 	Index uint64 `json:"index"`
 }
@@ -48,6 +50,7 @@ func NewState() *State {
 		OriginCerts: map[string]*OriginCert{},
 		PKI:         newClusterPKI(),
 		Tokens:      map[string]*APIToken{},
+		Images:      map[string]*Image{},
 	}
 }
 

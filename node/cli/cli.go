@@ -137,6 +137,7 @@ func addCommands(root *cobra.Command, e *env) {
 		e.servicesCmd(),
 		e.workspacesCmd(),
 		e.deployCmd(),
+		e.pushCmd(),
 		e.undeployCmd(),
 		e.restartCmd(),
 		e.logsCmd(),

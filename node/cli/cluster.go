@@ -179,7 +179,8 @@ func (e *env) nodesCmd() *cobra.Command {
 			return printJSON(out, nodes)
 		}
 		now := e.now()
-		t := newTable(out, "ID", "STATUS", "REGION", "API", "PUBLIC IP", "PRIVATE IP", "VERSION", "FAILED PINGS", "JOINED")
+		images := nodeImageBytes(cmd.Context(), c, nodes)
+		t := newTable(out, "ID", "STATUS", "REGION", "API", "PUBLIC IP", "PRIVATE IP", "VERSION", "FAILED PINGS", "IMAGES", "JOINED")
 		for _, n := range nodes {
 			status := string(n.Status)
 			if n.StatusReason != "" {
@@ -190,7 +191,7 @@ func (e *env) nodesCmd() *cobra.Command {
 			if n.ConsecutiveFailedPings > 0 && !n.LastSeen.IsZero() {
 				pings += " (seen " + ago(now, n.LastSeen) + ")"
 			}
-			t.row(n.ID, status, n.Region, n.API, n.PublicIP, n.PrivateIP, n.Version, pings, ago(now, n.JoinedAt))
+			t.row(n.ID, status, n.Region, n.API, n.PublicIP, n.PrivateIP, n.Version, pings, images[n.ID], ago(now, n.JoinedAt))
 		}
 		return t.flush()
 	}

@@ -350,6 +350,9 @@ type NodeStats struct {
 	MemTotalBytes uint64  `json:"mem_total_bytes"`
 	Containers    int     `json:"containers"`
 	Load1         float64 `json:"load1"`
+	// ImageBytes is the disk the node's images take: the engine's image
+	// layers and the exports it serves to its peers (node/imagepeer).
+	ImageBytes uint64 `json:"image_bytes"`
 }
 
 // ServiceHealth is the answer of `dropmesh health NAME --json` and

@@ -77,6 +77,10 @@ type Config struct {
 	// PidsLimit caps the processes and threads of every container (a fork
 	// bomb stops there). Go and JVM services use a few dozen threads.
 	PidsLimit int64
+	// Host is the Docker engine's address ("unix:///run/docker.sock");
+	// empty takes DOCKER_HOST, else the standard socket. Tests that give
+	// each agent its own engine set it.
+	Host string
 }
 
 // DefaultConfig returns the defaults used by New.
@@ -122,7 +126,11 @@ func NewWithConfig(ctx context.Context, cfg Config, logger *slog.Logger) (*Runti
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	copts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if cfg.Host != "" {
+		copts = append(copts, client.WithHost(cfg.Host))
+	}
+	cli, err := client.NewClientWithOpts(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
