@@ -64,6 +64,12 @@ const (
 	CmdRecordTokenUse
 	CmdPutSealedWebhook
 	CmdSetEgressAllow
+	CmdSetACMEConfig
+	CmdSetACMEAccount
+	CmdRecordACMEOrder
+	CmdPlaceACMEOrder
+	CmdResolveACMEOrder
+	CmdDeleteIssuedCert
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -97,6 +103,9 @@ var commandNames = [...]string{
 	CmdRevokeAPIToken: "revoke_api_token", CmdRecordTokenUse: "record_token_use",
 	CmdPutSealedWebhook: "put_sealed_webhook",
 	CmdSetEgressAllow:   "set_egress_allow",
+	CmdSetACMEConfig:    "set_acme_config", CmdSetACMEAccount: "set_acme_account",
+	CmdRecordACMEOrder: "record_acme_order", CmdPlaceACMEOrder: "place_acme_order",
+	CmdResolveACMEOrder: "resolve_acme_order", CmdDeleteIssuedCert: "delete_issued_cert",
 }
 
 // String names the command type for logs and errors.

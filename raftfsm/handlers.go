@@ -122,6 +122,18 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applyPutSealedWebhook), true
 	case CmdSetEgressAllow:
 		return entry(applySetEgressAllow), true
+	case CmdSetACMEConfig:
+		return entry(applySetACMEConfig), true
+	case CmdSetACMEAccount:
+		return entry(applySetACMEAccount), true
+	case CmdRecordACMEOrder:
+		return entry(applyRecordACMEOrder), true
+	case CmdPlaceACMEOrder:
+		return entry(applyPlaceACMEOrder), true
+	case CmdResolveACMEOrder:
+		return entry(applyResolveACMEOrder), true
+	case CmdDeleteIssuedCert:
+		return entry(applyDeleteIssuedCert), true
 	}
 	return handler{}, false
 }

@@ -28,6 +28,9 @@ type State struct {
 	PKI ClusterPKI `json:"pki"`
 	// Tokens are the API tokens by id (hashes only).
 	Tokens map[string]*APIToken `json:"api_tokens,omitempty"`
+	// ACME is automatic HTTPS: the CA config and account, issued
+	// certificates and order intents.
+	ACME ACME `json:"acme,omitzero"`
 	// Index is the raft index of the last command applied to this state.
 	Index uint64 `json:"index"`
 }
@@ -48,6 +51,7 @@ func NewState() *State {
 		OriginCerts: map[string]*OriginCert{},
 		PKI:         newClusterPKI(),
 		Tokens:      map[string]*APIToken{},
+		ACME:        ACME{Certs: map[string]*IssuedCert{}, Orders: map[string]*ACMEOrder{}},
 	}
 }
 
