@@ -55,6 +55,8 @@ type CA struct {
 	directoryCA []byte
 	rootPEM     []byte
 	failing     atomic.Bool
+	newOrders   atomic.Int64
+	finalizes   atomic.Int64
 	done        chan struct{}
 }
 
@@ -105,7 +107,16 @@ func Start(cfg Config) (*CA, error) {
 				_, _ = io.WriteString(rw, `{"type":"urn:ietf:params:acme:error:serverInternal","detail":"pebble is made to fail (test switch)","status":503}`)
 				return
 			}
-			inner.ServeHTTP(rw, r)
+			sw := &statusWriter{ResponseWriter: rw}
+			inner.ServeHTTP(sw, r)
+			// Count what the CA did, not what it was asked: Pebble refuses
+			// a share of nonces on purpose, and clients retry those.
+			switch {
+			case r.Method == http.MethodPost && r.URL.Path == "/order-plz" && sw.status == http.StatusCreated:
+				p.newOrders.Add(1)
+			case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/finalize-order/") && sw.status == http.StatusOK:
+				p.finalizes.Add(1)
+			}
 		}),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
@@ -132,6 +143,12 @@ func (p *CA) RootPEM() []byte { return p.rootPEM }
 // SetFailing makes every ACME request but the directory's answer 503 (or
 // back to normal), so tests see a CA outage.
 func (p *CA) SetFailing(on bool) { p.failing.Store(on) }
+
+// NewOrders counts the orders the CA made.
+func (p *CA) NewOrders() int64 { return p.newOrders.Load() }
+
+// Finalizes counts the orders the CA finalized: one per certificate issued.
+func (p *CA) Finalizes() int64 { return p.finalizes.Load() }
 
 // Close stops the server.
 func (p *CA) Close() error {
@@ -167,4 +184,24 @@ type slogWriter struct{ l *slog.Logger }
 func (w slogWriter) Write(b []byte) (int, error) {
 	w.l.Debug(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// statusWriter remembers the status of an answer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
 }
