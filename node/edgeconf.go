@@ -26,7 +26,9 @@ func (a *Agent) edgeConfig() edge.Config {
 	routes := map[string]*edge.Route{}
 	var cfg edge.Config
 	var origin []raftfsm.OriginCert
+	var issued []raftfsm.IssuedCert
 	a.fsm.View(func(s *raftfsm.State) {
+		issued = servableIssuedCerts(s)
 		for _, z := range raftfsm.SortedKeys(s.OriginCerts) {
 			origin = append(origin, *s.OriginCerts[z])
 		}
@@ -69,6 +71,7 @@ func (a *Agent) edgeConfig() edge.Config {
 		cfg.Routes = append(cfg.Routes, *routes[h])
 	}
 	cfg.Certs = a.originCerts.open(a, origin)
+	cfg.Certs = append(cfg.Certs, a.issuedCerts.edgeCerts(a, issued, cfg.Certs)...)
 	return cfg
 }
 

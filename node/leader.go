@@ -33,6 +33,7 @@ func (a *Agent) duties() []duty {
 		{"cloud", a.runCloud},
 		{"housekeeping", a.runHousekeeping},
 		{"gossip-rotation", a.runGossipRotation},
+		{"acme", a.runACME},
 		{"notify", func(ctx context.Context) {
 			client := egress.Policy{AllowFrom: a.egressAllowed}.Client(10 * time.Second)
 			notify.Run(ctx, a, notify.Config{HTTPClient: client, Logger: a.logger.With("duty", "notify"), Now: a.now, Sealer: a.keys.Sealer})

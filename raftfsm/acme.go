@@ -3,6 +3,7 @@ package raftfsm
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -41,6 +42,10 @@ type ACMEConfig struct {
 	// RenewBefore is how long before expiry a certificate is renewed;
 	// 0 is DefaultRenewBefore.
 	RenewBefore Duration `json:"renew_before,omitempty"`
+	// Resolvers are DNS servers (host:port) the leader asks whether a
+	// challenge record is visible before the CA looks (local mode: the
+	// fake cloud's); empty asks the zone's authoritative servers.
+	Resolvers []string `json:"resolvers,omitempty"`
 }
 
 // ACME directories and defaults.
@@ -263,6 +268,15 @@ func applySetACMEConfig(s *State, c *SetACMEConfig) (any, error) {
 	if cfg.RenewBefore < 0 {
 		return nil, invalidf("acme renew_before: negative")
 	}
+	if len(cfg.Resolvers) > 8 {
+		return nil, invalidf("acme resolvers: at most 8")
+	}
+	for _, r := range cfg.Resolvers {
+		if _, err := netip.ParseAddrPort(r); err != nil {
+			return nil, invalidf("acme resolver %q: want ip:port", r)
+		}
+	}
+	cfg.Resolvers = slices.Clone(cfg.Resolvers)
 	s.ACME.Config = cfg
 	return nil, nil
 }

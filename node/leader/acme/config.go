@@ -31,8 +31,9 @@ type Config struct {
 	// changed since the last); nil or an error fails the order.
 	DNS func() (cloudops.ChallengeDNS, error)
 	// Resolvers are DNS servers (host:port) asked whether a challenge
-	// record is visible before the CA is told to look; empty asks the
-	// zone's authoritative name servers (found through the system
+	// record is visible before the CA is told to look; empty takes the
+	// state's (raftfsm.ACMEConfig.Resolvers), and when that is empty too
+	// the zone's authoritative name servers (found through the system
 	// resolver) on port 53.
 	Resolvers []string
 	// PropagationTimeout bounds the wait for a record to be visible;

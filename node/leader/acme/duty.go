@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dropmesh/dropmesh/raftfsm"
@@ -155,6 +156,7 @@ type snapshot struct {
 
 func takeSnapshot(s *raftfsm.State) snapshot {
 	sn := snapshot{config: s.ACME.Config, failures: map[string]int{}}
+	sn.config.Resolvers = slices.Clone(sn.config.Resolvers)
 	if a := s.ACME.Account; a != nil {
 		c := *a
 		sn.account = &c

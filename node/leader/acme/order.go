@@ -61,7 +61,7 @@ func (d *duty) fulfil(ctx context.Context, st snapshot, o raftfsm.ACMEOrder) (st
 			return "", err
 		}
 		for _, u := range order.Authorizations {
-			if err := d.authorize(ctx, cl, acct, dnsc, u); err != nil {
+			if err := d.authorize(ctx, cl, acct, dnsc, st.config.Resolvers, u); err != nil {
 				return "", err
 			}
 		}
@@ -106,7 +106,7 @@ func (d *duty) fulfil(ctx context.Context, st snapshot, o raftfsm.ACMEOrder) (st
 
 // authorize solves one authorization with DNS-01 unless it is valid
 // already (authorizations of a resumed order, or reused by the CA).
-func (d *duty) authorize(ctx context.Context, cl *acme.Client, acct acme.Account, dnsc cloudops.ChallengeDNS, authzURL string) error {
+func (d *duty) authorize(ctx context.Context, cl *acme.Client, acct acme.Account, dnsc cloudops.ChallengeDNS, resolvers []string, authzURL string) error {
 	authz, err := cl.GetAuthorization(ctx, acct, authzURL)
 	if err != nil {
 		return fmt.Errorf("fetch authorization %s: %w", authzURL, err)
@@ -144,7 +144,7 @@ func (d *duty) authorize(ctx context.Context, cl *acme.Client, acct acme.Account
 			d.cfg.Logger.Warn("remove the challenge record", "host", host, "err", err)
 		}
 	}()
-	if err := d.waitVisible(ctx, zone.Name, chal.DNS01TXTRecordName(), value); err != nil {
+	if err := d.waitVisible(ctx, resolvers, zone.Name, chal.DNS01TXTRecordName(), value); err != nil {
 		return err
 	}
 	if _, err := cl.InitiateChallenge(ctx, acct, *chal); err != nil {

@@ -14,8 +14,11 @@ import (
 // waitVisible waits until every resolver answers the TXT record name with
 // value, so the CA is not told to look before the record is there (a
 // failed validation counts against Let's Encrypt's limits).
-func (d *duty) waitVisible(ctx context.Context, zone, name, value string) error {
+func (d *duty) waitVisible(ctx context.Context, resolvers []string, zone, name, value string) error {
 	servers := d.cfg.Resolvers
+	if len(servers) == 0 {
+		servers = resolvers
+	}
 	if len(servers) == 0 {
 		ns, err := net.DefaultResolver.LookupNS(ctx, zone)
 		if err != nil {
