@@ -103,3 +103,10 @@ func coveredBy(name string, uploaded []edge.Cert) bool {
 	}
 	return false
 }
+
+// SetACMEConfig implements control.Controller: it commits the CA choice,
+// which the leader's duty acts on.
+func (a *Agent) SetACMEConfig(ctx context.Context, cfg raftfsm.ACMEConfig) error {
+	_, err := a.apply(ctx, &raftfsm.SetACMEConfig{At: a.now(), Config: cfg})
+	return err
+}
