@@ -110,3 +110,34 @@ func (a *Agent) SetACMEConfig(ctx context.Context, cfg raftfsm.ACMEConfig) error
 	_, err := a.apply(ctx, &raftfsm.SetACMEConfig{At: a.now(), Config: cfg})
 	return err
 }
+
+// keepRedirects leaves the 80 -> 443 redirect on the routes whose host an
+// issued certificate serves: a host under an uploaded origin certificate
+// keeps answering plain HTTP, as it did before automatic HTTPS (Cloudflare
+// in Flexible mode reaches the origin over plain HTTP).
+func keepRedirects(routes []edge.Route, issued []edge.Cert) {
+	names := make(map[string]bool, len(issued))
+	for _, c := range issued {
+		names[c.Zone] = true
+	}
+	for i := range routes {
+		h := strings.TrimPrefix(routes[i].Host, "*.")
+		covered := names[h]
+		if _, parent, ok := strings.Cut(h, "."); ok && !covered {
+			covered = names[parent] && issuedWildcard(issued, parent)
+		}
+		routes[i].RedirectHTTPS = routes[i].RedirectHTTPS && covered
+	}
+}
+
+// issuedWildcard reports whether the issued certificate for zone is a
+// wildcard (it then covers the zone's first-level names).
+func issuedWildcard(issued []edge.Cert, zone string) bool {
+	for _, c := range issued {
+		if c.Zone == zone {
+			leaf, err := raftfsm.ParseCertChain(string(c.CertPEM))
+			return err == nil && slices.Contains(leaf.DNSNames, "*."+zone)
+		}
+	}
+	return false
+}

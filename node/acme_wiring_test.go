@@ -65,3 +65,24 @@ func TestIssuedCertsForTheEdge(t *testing.T) {
 		t.Fatal("the key was opened again for the same issuance")
 	}
 }
+
+func TestRedirectsOnlyForIssuedHosts(t *testing.T) {
+	crt, err := os.ReadFile("edge/testdata/example.test.crt") // example.test and *.example.test
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := []edge.Route{
+		{Host: "web.example.test", RedirectHTTPS: true},  // under the issued wildcard
+		{Host: "shop.other.test", RedirectHTTPS: true},   // exact issued name
+		{Host: "origin.third.test", RedirectHTTPS: true}, // uploaded only
+		{Host: "off.other.test", RedirectHTTPS: false},   // switched off
+	}
+	issued := []edge.Cert{{Zone: "example.test", CertPEM: crt}, {Zone: "shop.other.test", CertPEM: crt}, {Zone: "off.other.test", CertPEM: crt}}
+	keepRedirects(routes, issued)
+	want := []bool{true, true, false, false}
+	for i, r := range routes {
+		if r.RedirectHTTPS != want[i] {
+			t.Errorf("%s: redirect %v, want %v", r.Host, r.RedirectHTTPS, want[i])
+		}
+	}
+}

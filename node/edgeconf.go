@@ -54,7 +54,7 @@ func (a *Agent) edgeConfig() edge.Config {
 				}
 				r, ok := routes[h]
 				if !ok {
-					r = &edge.Route{Host: h, Service: svc.Key}
+					r = &edge.Route{Host: h, Service: svc.Key, RedirectHTTPS: spec.RedirectHTTPS()}
 					routes[h] = r
 				}
 				if r.Service == svc.Key && !slices.Contains(r.Upstreams, addrs[id]) {
@@ -71,7 +71,9 @@ func (a *Agent) edgeConfig() edge.Config {
 		cfg.Routes = append(cfg.Routes, *routes[h])
 	}
 	cfg.Certs = a.originCerts.open(a, origin)
-	cfg.Certs = append(cfg.Certs, a.issuedCerts.edgeCerts(a, issued, cfg.Certs)...)
+	issuedEdge := a.issuedCerts.edgeCerts(a, issued, cfg.Certs)
+	cfg.Certs = append(cfg.Certs, issuedEdge...)
+	keepRedirects(cfg.Routes, issuedEdge)
 	return cfg
 }
 

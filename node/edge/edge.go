@@ -18,6 +18,10 @@ type Route struct {
 	// Upstreams are the "ip:port" addresses of the containers (their
 	// published ports), at least one. Requests go round-robin across them.
 	Upstreams []string
+	// RedirectHTTPS answers plain HTTP requests with a 308 to the same URL
+	// over HTTPS, when the edge has a TLS listener and a certificate for
+	// the host (otherwise it is ignored).
+	RedirectHTTPS bool
 }
 
 // Cert is an origin certificate (for example Cloudflare's) for one zone:

@@ -332,6 +332,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rt == nil || (r.TLS != nil && !rt.tls):
 		http.Error(lw, "404 no such site", http.StatusNotFound)
+	case r.TLS == nil && rt.redirect && p.lnTLS != nil:
+		service = rt.service
+		http.Redirect(lw, r, httpsURL(host, p.lnTLS.Addr().String(), r.URL.RequestURI()), http.StatusPermanentRedirect)
 	case r.ContentLength > p.maxBody:
 		service = rt.service
 		// Read (and drop) a bounded part of the body first, as nginx's

@@ -257,10 +257,11 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 	type site struct {
 		host, service, upstream string
 		servers                 []string
+		redirect                bool
 	}
 	var sites []site
 	for _, r := range cfg.Routes {
-		sites = append(sites, site{host: r.Host, service: r.Service, upstream: upstreamName(r.Host), servers: r.Upstreams})
+		sites = append(sites, site{host: r.Host, service: r.Service, upstream: upstreamName(r.Host), servers: r.Upstreams, redirect: r.RedirectHTTPS})
 	}
 	sort.Slice(sites, func(i, j int) bool { return sites[i].host < sites[j].host })
 	if cfg.UIHost != "" {
@@ -288,6 +289,11 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 		}
 		p("    server_name %s;", s.host)
 		p(`    set $dropmesh_service "%s";`, s.service)
+		if z := zoneFor(strings.TrimPrefix(s.host, "*."), cfg.Certs); tls && z >= 0 && s.redirect {
+			p("    if ($scheme = http) {")
+			p("        return 308 %s;", httpsURL("$host", o.ListenTLS, "$request_uri"))
+			p("    }")
+		}
 		p("    location / {")
 		p("        proxy_pass http://%s;", s.upstream)
 		p("    }")

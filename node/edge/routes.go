@@ -31,6 +31,7 @@ type route struct {
 	host      string
 	service   string // for logs
 	tls       bool   // the host is under a certificate's zone
+	redirect  bool   // plain HTTP gets a 308 to HTTPS (only with tls)
 	upstreams []*upstream
 	next      atomic.Uint64 // round-robin position
 }
@@ -58,8 +59,9 @@ func newTable(cfg Config) (*table, error) {
 		}
 		t.certs = append(t.certs, zoneCert{zone: c.Zone, cert: &kp})
 	}
-	add := func(host, service string, addrs []string) {
+	add := func(host, service string, addrs []string, redirect bool) {
 		r := &route{host: host, service: service, tls: zoneFor(strings.TrimPrefix(host, "*."), cfg.Certs) >= 0}
+		r.redirect = redirect && r.tls
 		for _, a := range addrs {
 			r.upstreams = append(r.upstreams, &upstream{addr: a})
 		}
@@ -70,10 +72,10 @@ func newTable(cfg Config) (*table, error) {
 		}
 	}
 	for _, r := range cfg.Routes {
-		add(r.Host, r.Service, r.Upstreams)
+		add(r.Host, r.Service, r.Upstreams, r.RedirectHTTPS)
 	}
 	if cfg.UIHost != "" {
-		add(cfg.UIHost, "ui", []string{cfg.UIUpstream})
+		add(cfg.UIHost, "ui", []string{cfg.UIUpstream}, false)
 	}
 	return t, nil
 }
@@ -169,4 +171,13 @@ func (r *route) String() string {
 		addrs[i] = u.addr
 	}
 	return fmt.Sprintf("%s -> %s %v", r.host, r.service, addrs)
+}
+
+// httpsURL is the HTTPS URL of host and uri on the TLS listener tlsAddr
+// (its port is left out when it is 443).
+func httpsURL(host, tlsAddr, uri string) string {
+	if _, port, err := net.SplitHostPort(tlsAddr); err == nil && port != "443" {
+		host += ":" + port
+	}
+	return "https://" + host + uri
 }

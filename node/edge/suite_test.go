@@ -58,6 +58,7 @@ func runEdgeSuite(t *testing.T, newEdge newHarness) {
 	t.Run("undeploy", func(t *testing.T) { testUndeploy(t, newEdge) })
 	t.Run("invalid", func(t *testing.T) { testInvalidChangesNothing(t, newEdge) })
 	t.Run("tls", func(t *testing.T) { testTLS(t, newEdge) })
+	t.Run("redirect", func(t *testing.T) { testRedirectHTTPS(t, newEdge) })
 }
 
 func mustApply(t testing.TB, e Edge, cfg Config) {
@@ -578,4 +579,39 @@ func testTLS(t *testing.T, newEdge newHarness) {
 		t.Fatalf("HTTPS with Host plain.other.test = %d %v, want 404", code, err)
 	}
 	newClient(t, h.edge.Addr()).expect(t, "plain.other.test", "/", 200, "P")
+}
+
+// testRedirectHTTPS: a route with RedirectHTTPS and a certificate answers
+// plain HTTP with a 308 to the same URL on the TLS listener; one without
+// the flag, or without a certificate, is served over plain HTTP as before.
+func testRedirectHTTPS(t *testing.T, newEdge newHarness) {
+	h := newEdge(t, harnessOptions{tls: true})
+	a, p := newBackend(t, "A"), newBackend(t, "P")
+	cert, pool := selfSignedZone(t, "example.test")
+	redirected := routeTo("app.example.test", "web", a)
+	redirected.RedirectHTTPS = true
+	noCert := routeTo("plain.other.test", "plain", p)
+	noCert.RedirectHTTPS = true
+	mustApply(t, h.edge, Config{Routes: []Route{redirected, routeTo("kept.example.test", "kept", a), noCert}, Certs: []Cert{cert}})
+	hc := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, err := http.NewRequest(http.MethodGet, "http://"+h.edge.Addr()+"/path?q=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "app.example.test"
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := httpsURL("app.example.test", h.tlsAddr, "/path?q=1")
+	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+		t.Fatalf("plain GET app.example.test = %d %q, want 308 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	if code, body, _, err := tlsGet(h.tlsAddr, "app.example.test", "app.example.test", pool); err != nil || code != 200 || body != "A" {
+		t.Fatalf("HTTPS app.example.test = %d %q %v", code, body, err)
+	}
+	c := newClient(t, h.edge.Addr())
+	c.expect(t, "kept.example.test", "/", 200, "A")
+	c.expect(t, "plain.other.test", "/", 200, "P")
 }
