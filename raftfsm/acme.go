@@ -117,6 +117,9 @@ func (c *IssuedCert) Servable() bool { return c.CertPEM != "" && c.Key != "" }
 // CertNameForService names the certificate of a service's hosts.
 func CertNameForService(serviceKey string) string { return "svc:" + serviceKey }
 
+// CertNameForUI names the web UI host's certificate.
+func CertNameForUI(host string) string { return "ui:" + host }
+
 // CertNameForZone names a zone's wildcard certificate.
 func CertNameForZone(zone string) string { return "zone:" + zone }
 
@@ -234,8 +237,8 @@ func validateDirectory(u string) error {
 
 func validateCertName(name string) error {
 	kind, rest, ok := strings.Cut(name, ":")
-	if !ok || (kind != "svc" && kind != "zone") || rest == "" || len(name) > 300 || strings.ContainsAny(name, " \n\t") {
-		return invalidf("certificate name %q: want svc:<service> or zone:<zone>", name)
+	if !ok || (kind != "svc" && kind != "zone" && kind != "ui") || rest == "" || len(name) > 300 || strings.ContainsAny(name, " \n\t") {
+		return invalidf("certificate name %q: want svc:<service>, zone:<zone> or ui:<host>", name)
 	}
 	return nil
 }

@@ -53,9 +53,24 @@ func TestLocalACMEPebble(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := "sample." + Zone
-	waitFor(t, 2*time.Minute, "the sample's certificate", func() bool {
+	sampleCert := func() (raftfsm.IssuedCert, int) {
 		info, err := cl.Certs(t.Context())
-		return err == nil && len(info.Certs) == 1 && info.Certs[0].Status == raftfsm.CertValid
+		if err != nil {
+			return raftfsm.IssuedCert{}, -1
+		}
+		n := 0
+		var out raftfsm.IssuedCert
+		for _, c := range info.Certs {
+			if strings.HasPrefix(c.Name, "svc:") {
+				n++
+				out = raftfsm.IssuedCert{Name: c.Name, Status: c.Status}
+			}
+		}
+		return out, n
+	}
+	waitFor(t, 2*time.Minute, "the sample's certificate", func() bool {
+		c, n := sampleCert()
+		return n == 1 && c.Status == raftfsm.CertValid
 	})
 	root, err := os.ReadFile(filepath.Join(m.dir, PebbleRootFile))
 	if err != nil {
@@ -110,7 +125,19 @@ func TestLocalACMEPebble(t *testing.T) {
 		t.Fatalf("undeploy: %v\n%s", err, out)
 	}
 	waitFor(t, time.Minute, "the certificate to go", func() bool {
-		info, err := cl.Certs(t.Context())
-		return err == nil && len(info.Certs) == 0
+		_, n := sampleCert()
+		return n == 0
 	})
+	// The UI host has its own certificate.
+	info, err := cl.Certs(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ui bool
+	for _, c := range info.Certs {
+		ui = ui || (strings.HasPrefix(c.Name, "ui:") && c.Status == raftfsm.CertValid)
+	}
+	if !ui {
+		t.Fatalf("no valid UI certificate: %+v", info.Certs)
+	}
 }

@@ -111,9 +111,14 @@ func TestDesiredAndPlan(t *testing.T) {
 		Hosts: []string{"api.example.test"}, Replicas: 1, TLS: &raftfsm.TLSSpec{Wildcard: true}}
 	spec.Normalize()
 	c.must(&raftfsm.DeployService{At: t0, DeployID: "d-api", WorkspaceID: testWS, Spec: spec, Placement: []raftfsm.Assignment{{Slot: 0, Node: "node-1"}}})
+	ui := "mesh.example.test"
+	c.must(&raftfsm.UpdateSettings{At: t0, UIHost: &ui})
 	var want map[string][]string
 	var w work
 	c.View(func(s *raftfsm.State) { want = Desired(s); w = planWork(s, t0) })
+	if got := want[raftfsm.CertNameForUI(ui)]; len(got) != 1 || got[0] != ui {
+		t.Fatalf("UI certificate: %v", want)
+	}
 	if got := want[raftfsm.CertNameForService(web)]; len(got) != 2 || got[0] != "a.example.test" {
 		t.Fatalf("service certificate: %v", want)
 	}

@@ -13,9 +13,9 @@ import (
 // Desired returns the certificates the state's services ask for, by name,
 // each with its sorted hosts: one per service for all its hosts, or, for
 // a service whose spec asks for a wildcard, its zones' "*.zone" and "zone"
-// (the zone of a host is the host without its first label). It does not
-// depend on whether ACME is enabled: a disabled CA keeps the certificates
-// already issued until their services go.
+// (the zone of a host is the host without its first label); and the UI
+// host's. It does not depend on whether ACME is enabled: a disabled CA
+// keeps the certificates already issued until their hosts go.
 func Desired(s *raftfsm.State) map[string][]string {
 	out := map[string][]string{}
 	for _, key := range raftfsm.SortedKeys(s.Services) {
@@ -34,6 +34,11 @@ func Desired(s *raftfsm.State) map[string][]string {
 			}
 			out[raftfsm.CertNameForZone(zone)] = []string{"*." + zone, zone}
 		}
+	}
+	// The web UI's host, when the cluster has one, gets its own certificate
+	// (the edges serve it for the leader's UI).
+	if h := s.Settings.UIHost; h != "" {
+		out[raftfsm.CertNameForUI(h)] = []string{h}
 	}
 	return out
 }
