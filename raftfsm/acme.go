@@ -101,8 +101,12 @@ type IssuedCert struct {
 	NotBefore time.Time `json:"not_before,omitzero"`
 	NotAfter  time.Time `json:"not_after,omitzero"`
 	IssuedAt  time.Time `json:"issued_at,omitzero"`
-	Status    string    `json:"status"`
-	LastError string    `json:"last_error,omitempty"`
+	// Directory is the CA directory the chain came from: a certificate of
+	// another directory than the configured one is re-ordered (staging to
+	// production).
+	Directory string `json:"directory,omitempty"`
+	Status    string `json:"status"`
+	LastError string `json:"last_error,omitempty"`
 	// Failures counts failed orders since the last success; NextAttempt is
 	// the earliest time the duty tries again (its backoff, in the state so
 	// that a new leader keeps it).
@@ -134,11 +138,14 @@ const (
 // with the key the CSR is made of, so a new leader finishing it submits
 // the same CSR; URL is set once the CA has made the order.
 type ACMEOrder struct {
-	ID        string    `json:"id"`
-	Cert      string    `json:"cert"`
-	Hosts     []string  `json:"hosts"`
-	Key       Sealed    `json:"key"`
-	URL       string    `json:"url,omitempty"`
+	ID    string   `json:"id"`
+	Cert  string   `json:"cert"`
+	Hosts []string `json:"hosts"`
+	Key   Sealed   `json:"key"`
+	URL   string   `json:"url,omitempty"`
+	// Directory is the configured CA directory when the intent was
+	// recorded (set by the FSM from the state).
+	Directory string    `json:"directory,omitempty"`
 	Status    string    `json:"status"`
 	Error     string    `json:"error,omitempty"`
 	Node      string    `json:"node,omitempty"`
@@ -327,7 +334,7 @@ func applyRecordACMEOrder(s *State, c *RecordACMEOrder) (any, error) {
 		return nil, fmt.Errorf("%w: certificate %s has the open order %s", ErrConflict, o.Cert, open.ID)
 	}
 	s.ACME.Orders[o.ID] = &ACMEOrder{ID: o.ID, Cert: o.Cert, Hosts: slices.Clone(o.Hosts), Key: o.Key, Status: OrderOpen,
-		Node: o.Node, CreatedAt: c.At, UpdatedAt: c.At}
+		Directory: s.ACME.Config.Directory, Node: o.Node, CreatedAt: c.At, UpdatedAt: c.At}
 	cert := s.ACME.Certs[o.Cert]
 	if cert == nil {
 		cert = &IssuedCert{Name: o.Cert, Status: CertPending}
@@ -392,7 +399,7 @@ func applyResolveACMEOrder(s *State, c *ResolveACMEOrder) (any, error) {
 			o.Status, o.UpdatedAt = OrderDone, c.At
 			return nil, nil
 		}
-		cert.CertPEM, cert.Key, cert.Hosts = c.CertPEM, o.Key, slices.Clone(o.Hosts)
+		cert.CertPEM, cert.Key, cert.Hosts, cert.Directory = c.CertPEM, o.Key, slices.Clone(o.Hosts), o.Directory
 		cert.NotBefore, cert.NotAfter, cert.IssuedAt = leaf.NotBefore.UTC(), leaf.NotAfter.UTC(), c.At
 		cert.Status, cert.LastError, cert.Failures, cert.NextAttempt = CertValid, "", 0, time.Time{}
 		s.event(c.At, EventCertIssued, SeverityInfo, fmt.Sprintf("certificate %s issued for %s, valid until %s",

@@ -129,3 +129,23 @@ func TestDesiredAndPlan(t *testing.T) {
 		t.Fatalf("ACME is not enabled, yet the plan orders %s", w.issue)
 	}
 }
+
+// TestPlanReordersAfterADirectoryChange: a valid certificate from another
+// directory than the configured one (staging, then production) is due now;
+// one from the configured directory waits for its renewal time.
+func TestPlanReordersAfterADirectoryChange(t *testing.T) {
+	s := raftfsm.NewState()
+	spec := raftfsm.ServiceSpec{Kind: raftfsm.KindService, Port: 80, Hosts: []string{"web.example.test"}}
+	s.Services["ws/p/e/web"] = &raftfsm.Service{Key: "ws/p/e/web", Spec: spec}
+	name := raftfsm.CertNameForService("ws/p/e/web")
+	s.ACME.Certs[name] = &raftfsm.IssuedCert{Name: name, Hosts: []string{"web.example.test"}, CertPEM: "chain", Key: "v1:AAAA",
+		NotAfter: t0.Add(60 * 24 * time.Hour), Status: raftfsm.CertValid, Directory: raftfsm.LetsEncryptStagingDirectory}
+	s.ACME.Config = raftfsm.ACMEConfig{Enabled: true, Directory: raftfsm.LetsEncryptStagingDirectory}
+	if w := planWork(s, t0); w.issue != "" || w.next.IsZero() {
+		t.Fatalf("same directory: %+v", w)
+	}
+	s.ACME.Config.Directory = raftfsm.LetsEncryptDirectory
+	if w := planWork(s, t0); w.issue != name {
+		t.Fatalf("new directory: %+v", w)
+	}
+}

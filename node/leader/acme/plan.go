@@ -119,7 +119,7 @@ func planWork(s *raftfsm.State, now time.Time) work {
 		hosts := want[name]
 		c := s.ACME.Certs[name]
 		due := now
-		if c != nil && c.Servable() && slices.Equal(sortedUnique(c.Hosts), hosts) {
+		if c != nil && c.Servable() && slices.Equal(sortedUnique(c.Hosts), hosts) && (c.Directory == "" || c.Directory == cfg.Directory) {
 			due = renewAt(c, window)
 		}
 		if c != nil && c.NextAttempt.After(due) {
