@@ -96,6 +96,7 @@ type Agent struct {
 	edgeLast    edge.Config
 	edgeApplied bool
 	originCerts originCertCache
+	issuedCerts issuedCertCache
 
 	// crashed skips the graceful part of stop (tests: a node that dies).
 	crashed bool

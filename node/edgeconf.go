@@ -28,8 +28,15 @@ func (a *Agent) edgeConfig() edge.Config {
 	}
 	var cfg edge.Config
 	var origin []raftfsm.OriginCert
-	a.fsm.View(func(s *raftfsm.State) { cfg, origin = converge.EdgeRoutes(s, a.cfg.NodeID, addrs, ui) })
+	var issued []raftfsm.IssuedCert
+	a.fsm.View(func(s *raftfsm.State) {
+		cfg, origin = converge.EdgeRoutes(s, a.cfg.NodeID, addrs, ui)
+		issued = servableIssuedCerts(s)
+	})
 	cfg.Certs = a.originCerts.open(a, origin)
+	issuedEdge := a.issuedCerts.edgeCerts(a, issued, cfg.Certs)
+	cfg.Certs = append(cfg.Certs, issuedEdge...)
+	keepRedirects(cfg.Routes, issuedEdge)
 	return cfg
 }
 

@@ -31,6 +31,7 @@ func (a *Agent) duties() []leader.Duty {
 		{Name: "housekeeping", Run: a.runHousekeeping},
 		{Name: "images", Run: a.runImageBuilds},
 		{Name: keyring.Name, Run: a.runGossipRotation},
+		{Name: "acme", Run: a.runACME},
 		{Name: "notify", Run: func(ctx context.Context) {
 			client := egress.Policy{AllowFrom: a.egressAllowed}.Client(10 * time.Second)
 			notify.Run(ctx, a, notify.Config{HTTPClient: client, Logger: a.logger.With("duty", "notify"), Now: a.now, Sealer: a.keys.Sealer})

@@ -66,6 +66,12 @@ const (
 	CmdPutSealedWebhook
 	CmdSetEgressAllow
 	CmdPutImage
+	CmdSetACMEConfig
+	CmdSetACMEAccount
+	CmdRecordACMEOrder
+	CmdPlaceACMEOrder
+	CmdResolveACMEOrder
+	CmdDeleteIssuedCert
 
 	// cmdEnd is one past the last command type; keep it last.
 	cmdEnd
@@ -100,6 +106,9 @@ var commandNames = [...]string{
 	CmdPutSealedWebhook: "put_sealed_webhook",
 	CmdSetEgressAllow:   "set_egress_allow",
 	CmdPutImage:         "put_image",
+	CmdSetACMEConfig:    "set_acme_config", CmdSetACMEAccount: "set_acme_account",
+	CmdRecordACMEOrder: "record_acme_order", CmdPlaceACMEOrder: "place_acme_order",
+	CmdResolveACMEOrder: "resolve_acme_order", CmdDeleteIssuedCert: "delete_issued_cert",
 }
 
 // String names the command type for logs and errors.

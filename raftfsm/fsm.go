@@ -406,6 +406,7 @@ func (s *State) fillMaps() {
 		s.OriginCerts = empty.OriginCerts
 	}
 	s.PKI.fillMaps()
+	s.ACME.fillMaps()
 	if s.Cloud.Droplets == nil {
 		s.Cloud.Droplets = empty.Cloud.Droplets
 	}

@@ -124,6 +124,18 @@ func handlerFor(t CommandType) (handler, bool) {
 		return entry(applySetEgressAllow), true
 	case CmdPutImage:
 		return entry(applyPutImage), true
+	case CmdSetACMEConfig:
+		return entry(applySetACMEConfig), true
+	case CmdSetACMEAccount:
+		return entry(applySetACMEAccount), true
+	case CmdRecordACMEOrder:
+		return entry(applyRecordACMEOrder), true
+	case CmdPlaceACMEOrder:
+		return entry(applyPlaceACMEOrder), true
+	case CmdResolveACMEOrder:
+		return entry(applyResolveACMEOrder), true
+	case CmdDeleteIssuedCert:
+		return entry(applyDeleteIssuedCert), true
 	}
 	return handler{}, false
 }

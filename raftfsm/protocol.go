@@ -49,9 +49,12 @@ const (
 	ProtocolFieldTags = LegacyProtocol + 1
 	// ProtocolImages brings put_image (build once, images between peers).
 	ProtocolImages = ProtocolFieldTags + 1
+	// ProtocolACME brings automatic HTTPS's commands (set_acme_config to
+	// delete_issued_cert) and the spec's tls field.
+	ProtocolACME = ProtocolImages + 1
 	// Protocol is this release's protocol: the newest commands and fields
 	// it applies. Raise it with every new command type or tagged field.
-	Protocol = ProtocolImages
+	Protocol = ProtocolACME
 )
 
 // ErrProtocol is an entry that needs a newer protocol than the decoder's:
@@ -73,6 +76,8 @@ func commandSince(t CommandType) int {
 		return int(t)
 	case t == CmdPutImage:
 		return ProtocolImages
+	case t >= CmdSetACMEConfig && t <= CmdDeleteIssuedCert:
+		return ProtocolACME
 	}
 	return Protocol + 1 // a type without an entry here is applied by no release yet
 }

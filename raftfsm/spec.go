@@ -140,6 +140,9 @@ type ServiceSpec struct {
 	MaxParallel int     `json:"max_parallel,omitempty"`
 	Memory      string  `json:"memory,omitempty"`
 	CPUs        float64 `json:"cpus,omitempty"`
+	// TLS tunes automatic HTTPS for the hosts (see TLSSpec); nil is the
+	// default.
+	TLS *TLSSpec `json:"tls,omitempty" proto:"52"`
 }
 
 // specDocument is the wire form of a spec. It exists because the DESIGN's
@@ -179,6 +182,7 @@ type specDocument struct {
 	MaxParallel   int               `json:"max_parallel"`
 	Memory        string            `json:"memory"`
 	CPUs          float64           `json:"cpus"`
+	TLS           *TLSSpec          `json:"tls"`
 }
 
 // DecodeSpec reads one service spec in YAML or JSON, rejecting unknown fields
@@ -224,6 +228,7 @@ func (d specDocument) spec() (ServiceSpec, error) {
 		Secrets: d.Secrets, SealedSecrets: d.SealedSecrets, Schedule: d.Schedule, Uses: d.Uses,
 		Volume: d.Volume, MaxParallel: d.MaxParallel, Memory: d.Memory, CPUs: d.CPUs,
 		Entrypoint: d.Entrypoint, User: d.User, WorkingDir: d.WorkingDir, CapAdd: d.CapAdd, Ports: d.Ports, Volumes: d.Volumes, Restart: d.Restart,
+		TLS: d.TLS,
 	}
 	if d.Name != "" {
 		if s.Service != "" && s.Service != d.Name {
@@ -694,6 +699,7 @@ func (s ServiceSpec) Clone() ServiceSpec {
 		p := *s.Proxied
 		c.Proxied = &p
 	}
+	c.TLS = s.TLS.clone()
 	return c
 }
 

@@ -30,6 +30,9 @@ type State struct {
 	Tokens map[string]*APIToken `json:"api_tokens,omitempty"`
 	// Images are the images built once or pushed, by reference (images.go).
 	Images map[string]*Image `json:"images,omitempty"`
+	// ACME is automatic HTTPS: the CA config and account, issued
+	// certificates and order intents.
+	ACME ACME `json:"acme,omitzero"`
 	// Index is the raft index of the last command applied to this state.
 	Index uint64 `json:"index"`
 }
@@ -51,6 +54,7 @@ func NewState() *State {
 		PKI:         newClusterPKI(),
 		Tokens:      map[string]*APIToken{},
 		Images:      map[string]*Image{},
+		ACME:        ACME{Certs: map[string]*IssuedCert{}, Orders: map[string]*ACMEOrder{}},
 	}
 }
 

@@ -241,6 +241,8 @@ func (s *server) routes() []Route {
 
 		{Method: http.MethodGet, Path: "/v1/ca", Summary: "The cluster CA and every node certificate with its expiry and revocation (no keys)", Kind: RouteRead, Handler: s.getCA, Response: control.CAInfo{}},
 
+		{Method: http.MethodGet, Path: "/v1/certs", Summary: "Every TLS certificate of the edge: issued (ACME) and uploaded, with expiry and status (no keys)", Kind: RouteRead, Handler: s.listCerts, Response: control.CertsInfo{}},
+		{Method: http.MethodPut, Path: "/v1/acme", Role: raftfsm.RoleAdmin, Summary: "Choose the ACME CA of automatic HTTPS (Let's Encrypt by default) or turn it off", Kind: RouteWrite, Handler: s.putACME, Request: control.ACMERequest{}, Status: http.StatusNoContent},
 		{Method: http.MethodGet, Path: "/v1/origin-certs", Summary: "The edge's TLS certificates, by zone (no keys)", Kind: RouteRead, Handler: s.listOriginCerts, Response: []control.OriginCertInfo{}},
 		{Method: http.MethodPut, Path: "/v1/origin-certs/{zone}", Role: raftfsm.RoleAdmin, Summary: "Store a zone's TLS certificate and key (the key sealed)", Kind: RouteWrite, Handler: s.putOriginCert, Request: control.OriginCertRequest{}, Status: http.StatusNoContent},
 		{Method: http.MethodDelete, Path: "/v1/origin-certs/{zone}", Role: raftfsm.RoleAdmin, Summary: "Remove a zone's TLS certificate", Kind: RouteWrite, Handler: s.deleteOriginCert, Status: http.StatusNoContent},

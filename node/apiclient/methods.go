@@ -449,6 +449,18 @@ func (c *Client) CA(ctx context.Context, opts ...ReadOption) (control.CAInfo, er
 	return out, c.Get(ctx, "/v1/ca", nil, &out, opts...)
 }
 
+// Certs lists every TLS certificate of the edge, issued and uploaded,
+// with the ACME configuration (no keys).
+func (c *Client) Certs(ctx context.Context, opts ...ReadOption) (control.CertsInfo, error) {
+	var out control.CertsInfo
+	return out, c.Get(ctx, "/v1/certs", nil, &out, opts...)
+}
+
+// SetACME chooses the ACME CA of automatic HTTPS, or turns it off.
+func (c *Client) SetACME(ctx context.Context, req control.ACMERequest) error {
+	return c.send(ctx, http.MethodPut, "/v1/acme", nil, req, nil)
+}
+
 // OriginCerts lists the edge's TLS certificates (no keys).
 func (c *Client) OriginCerts(ctx context.Context, opts ...ReadOption) ([]control.OriginCertInfo, error) {
 	var out []control.OriginCertInfo

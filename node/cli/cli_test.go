@@ -813,3 +813,41 @@ func TestKeysShowAndRotate(t *testing.T) {
 		t.Fatalf("keys rotate with an argument: %+v", r)
 	}
 }
+
+func TestCertsACME(t *testing.T) {
+	h := newHarness(t)
+	for _, bad := range [][]string{
+		{"certs", "acme"},
+		{"certs", "acme", "--enable", "--disable"},
+		{"certs", "acme", "--enable", "--staging", "--directory", "https://ca.test/dir"},
+		{"certs", "acme", "--enable", "--renew-before", "-1h"},
+	} {
+		if r := h.run(bad...); r.code == 0 || r.stderr == "" {
+			t.Errorf("%v: %+v, want a refusal", bad, r)
+		}
+	}
+	if n := h.fake.CallCount("SetACMEConfig"); n != 0 {
+		t.Fatalf("%d bad requests reached the API", n)
+	}
+	if r := h.run("certs", "acme", "--enable", "--staging", "--email", "ops@example.com"); r.code != 0 {
+		t.Fatalf("enable: %+v", r)
+	}
+	h.fake.View(func(s *raftfsm.State) {
+		if c := s.ACME.Config; !c.Enabled || c.Directory != raftfsm.LetsEncryptStagingDirectory || c.Email != "ops@example.com" {
+			t.Fatalf("config: %+v", c)
+		}
+	})
+	r := h.run("certs")
+	if r.code != 0 || !strings.Contains(r.stdout, "ACME: "+raftfsm.LetsEncryptStagingDirectory) {
+		t.Fatalf("list: %+v", r)
+	}
+	if r := h.run("certs", "acme", "--enable", "--directory", "http://insecure.test/dir"); r.code == 0 || !strings.Contains(r.stderr, "https") {
+		t.Fatalf("an http directory: %+v", r)
+	}
+	if r := h.run("certs", "acme", "--disable"); r.code != 0 {
+		t.Fatalf("disable: %+v", r)
+	}
+	if r := h.run("certs", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"enabled": false`) {
+		t.Fatalf("json: %+v", r)
+	}
+}

@@ -11,6 +11,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -105,6 +106,8 @@ type Controller interface {
 	// sealed); every edge then serves the zone's hosts over TLS with it.
 	PutOriginCert(ctx context.Context, zone, certPEM, keyPEM string) error
 	DeleteOriginCert(ctx context.Context, zone string) error
+	// SetACMEConfig chooses the CA of automatic HTTPS (or turns it off).
+	SetACMEConfig(ctx context.Context, cfg raftfsm.ACMEConfig) error
 	ExportState(ctx context.Context, plainSecrets bool) (raftfsm.ExportDocument, error)
 	ImportState(ctx context.Context, doc raftfsm.ExportDocument) (raftfsm.ImportResult, error)
 	CreateSnapshot(ctx context.Context, req SnapshotRequest) error
@@ -290,6 +293,36 @@ type SettingsRequest struct {
 }
 
 // RegistryRequest stores credentials for a private registry.
+// ACMERequest is the body of PUT /v1/acme: the CA of automatic HTTPS.
+// Directory "" is Let's Encrypt (its staging CA with Staging).
+type ACMERequest struct {
+	Enabled     bool              `json:"enabled"`
+	Directory   string            `json:"directory,omitempty"`
+	Staging     bool              `json:"staging,omitempty"`
+	DirectoryCA string            `json:"directory_ca,omitempty"`
+	Email       string            `json:"email,omitempty"`
+	RenewBefore *raftfsm.Duration `json:"renew_before,omitempty"`
+	Resolvers   []string          `json:"resolvers,omitempty"`
+}
+
+// Config is the request as the state stores it.
+func (r ACMERequest) Config() (raftfsm.ACMEConfig, error) {
+	cfg := raftfsm.ACMEConfig{Enabled: r.Enabled, Directory: r.Directory, DirectoryCA: r.DirectoryCA, Email: r.Email,
+		Resolvers: r.Resolvers}
+	switch {
+	case r.Staging && r.Directory != "":
+		return cfg, fmt.Errorf("%w: acme: give staging or a directory, not both", raftfsm.ErrInvalid)
+	case r.Staging:
+		cfg.Directory = raftfsm.LetsEncryptStagingDirectory
+	case r.Directory == "" && r.Enabled:
+		cfg.Directory = raftfsm.LetsEncryptDirectory
+	}
+	if r.RenewBefore != nil {
+		cfg.RenewBefore = *r.RenewBefore
+	}
+	return cfg, nil
+}
+
 // OriginCertRequest is the body of PUT /v1/origin-certs/{zone}: a PEM
 // certificate chain (leaf first) and its PEM private key.
 type OriginCertRequest struct {

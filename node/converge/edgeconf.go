@@ -42,7 +42,7 @@ func EdgeRoutes(s *raftfsm.State, self string, addrs map[string]string, uiUpstre
 			}
 			r, ok := routes[h]
 			if !ok {
-				r = &edge.Route{Host: h, Service: svc.Key}
+				r = &edge.Route{Host: h, Service: svc.Key, RedirectHTTPS: spec.RedirectHTTPS()}
 				routes[h] = r
 			}
 			if r.Service == svc.Key && !slices.Contains(r.Upstreams, addrs[id]) {

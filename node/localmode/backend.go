@@ -97,6 +97,8 @@ type processBackend struct {
 	suffix  string
 	logger  *slog.Logger
 	onStart func(id int, name string, pid int)
+	// edgeTLS opens every agent's edge TLS port (Layout.EdgeTLSPort).
+	edgeTLS bool
 
 	mu    sync.Mutex
 	procs map[int]*agentProc
@@ -133,6 +135,10 @@ func (b *processBackend) Start(ctx context.Context, d fakeapi.BackedDroplet) err
 		"DROPMESH_API_PORT": strconv.Itoa(addrs.API), "DROPMESH_GOSSIP_PORT": strconv.Itoa(addrs.Gossip),
 		"DROPMESH_RAFT_PORT": strconv.Itoa(addrs.Raft), "DROPMESH_UI_PORT": strconv.Itoa(addrs.UI),
 		"DROPMESH_EDGE_PORT": strconv.Itoa(addrs.Edge),
+	}
+	if b.edgeTLS {
+		k, v := edgeTLSOverride(b.layout, addrs)
+		overrides[k] = v
 	}
 	if env["DROPMESH_JOIN"] != "" && b.layout.Shared {
 		// On a shared address the join list names the nodes' gossip ports as the leader saw them.

@@ -34,6 +34,7 @@ func Command() *cobra.Command {
 		healthInterval time.Duration
 		timeout        time.Duration
 		ipPrefix       string
+		acmeCA         string
 	)
 	root.PersistentFlags().StringVar(&dir, "dir", ".dropmesh", "directory of the local mesh (data, logs, env file)")
 
@@ -48,14 +49,19 @@ func Command() *cobra.Command {
 			if basePort < 1024 || basePort > 65000 {
 				return fmt.Errorf("--base-port %d: want 1024 to 65000", basePort)
 			}
+			if err := checkACME(acmeCA); err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			return Up(ctx, UpOptions{Dir: dir, Nodes: nodes, BasePort: basePort, IPPrefix: ipPrefix, Sample: sample, HealthInterval: healthInterval, Out: cmd.OutOrStdout()})
+			return Up(ctx, UpOptions{Dir: dir, Nodes: nodes, BasePort: basePort, IPPrefix: ipPrefix, Sample: sample, HealthInterval: healthInterval, Out: cmd.OutOrStdout(),
+				ACME: acmeCA})
 		},
 	}
 	up.Flags().IntVar(&nodes, "nodes", 3, "how many nodes (droplets) the mesh has")
 	up.Flags().IntVar(&basePort, "base-port", 19000, "port of the fake cloud; edges and offsets count from it")
 	up.Flags().BoolVar(&sample, "sample", false, "also deploy the sample service")
+	up.Flags().StringVar(&acmeCA, "acme", "", "automatic HTTPS from a local CA: \"pebble\" runs Let's Encrypt's test CA in the supervisor (root in DIR/pebble-root.pem) and opens every edge's TLS port")
 	up.Flags().DurationVar(&healthInterval, "health-interval", 60*time.Second, "HEALTH_CHECK_INTERVAL of the mesh (1s for demos and tests)")
 	up.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the mesh to be ready")
 	up.Flags().StringVar(&ipPrefix, "ip-prefix", "127.0.0.", "first three octets of the nodes' loopback addresses")
@@ -110,13 +116,17 @@ func Command() *cobra.Command {
 			if ipPrefix != "" {
 				layout.IPPrefix = ipPrefix
 			}
-			return Supervise(ctx, Config{Dir: dir, Nodes: nodes, Layout: layout, Binary: bin, HealthInterval: healthInterval, Logger: logger})
+			if err := checkACME(acmeCA); err != nil {
+				return err
+			}
+			return Supervise(ctx, Config{Dir: dir, Nodes: nodes, Layout: layout, Binary: bin, HealthInterval: healthInterval, Logger: logger, ACME: acmeCA})
 		},
 	}
 	supervise.Flags().IntVar(&nodes, "nodes", 3, "")
 	supervise.Flags().IntVar(&basePort, "base-port", 19000, "")
 	supervise.Flags().DurationVar(&healthInterval, "health-interval", 60*time.Second, "")
 	supervise.Flags().StringVar(&ipPrefix, "ip-prefix", "127.0.0.", "")
+	supervise.Flags().StringVar(&acmeCA, "acme", "", "")
 
 	root.AddCommand(up, status, down, supervise)
 	return root
@@ -231,6 +241,12 @@ func startSupervisor(o UpOptions) (int, <-chan struct{}, error) {
 	defer logf.Close()
 	cmd := exec.Command(bin, "local", "supervise", "--dir", o.Dir, "--nodes", strconv.Itoa(o.Nodes),
 		"--base-port", strconv.Itoa(o.BasePort), "--health-interval", o.HealthInterval.String(), "--ip-prefix", o.IPPrefix)
+	if o.ACME != "" {
+		// Pebble reads its switches from the environment: validate at once
+		// instead of after a random wait of up to five seconds.
+		cmd.Args = append(cmd.Args, "--acme", o.ACME)
+		cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1")
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

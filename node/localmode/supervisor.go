@@ -62,6 +62,8 @@ type Config struct {
 	Binary         string
 	HealthInterval time.Duration
 	Logger         *slog.Logger
+	// ACME is "" or ACMEPebble (acme.go).
+	ACME string
 }
 
 // NodeStatus is one node of `dropmesh local status --json`.
@@ -72,10 +74,12 @@ type NodeStatus struct {
 	API       string `json:"api"`
 	UI        string `json:"ui"`
 	Edge      string `json:"edge"`
-	Gossip    string `json:"gossip"`
-	Raft      string `json:"raft"`
-	Role      string `json:"role,omitempty"`
-	Status    string `json:"status,omitempty"`
+	// EdgeTLS is the edge's TLS address (with --acme).
+	EdgeTLS string `json:"edge_tls,omitempty"`
+	Gossip  string `json:"gossip"`
+	Raft    string `json:"raft"`
+	Role    string `json:"role,omitempty"`
+	Status  string `json:"status,omitempty"`
 }
 
 // State is what the supervisor writes to DIR/local.json for `local status`.
@@ -113,7 +117,8 @@ func Supervise(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	backend := &processBackend{dir: dir, binary: cfg.Binary, layout: cfg.Layout, suffix: Suffix(dir), logger: log, procs: map[int]*agentProc{}}
+	backend := &processBackend{dir: dir, binary: cfg.Binary, layout: cfg.Layout, suffix: Suffix(dir), logger: log, procs: map[int]*agentProc{},
+		edgeTLS: cfg.ACME != ""}
 	layout := cfg.Layout
 	opts := fakeapi.DefaultOptions()
 	opts.Logger, opts.Backend, opts.StatePath, opts.Token, opts.Zones = log, backend, filepath.Join(dir, FakeCloudState), token, []string{Zone}
@@ -137,6 +142,12 @@ func Supervise(ctx context.Context, cfg Config) error {
 	defer os.Remove(filepath.Join(dir, PIDFile))
 
 	s := &supervisor{cfg: cfg, dir: dir, fakeURL: fakeURL, token: token, fake: fake, backend: backend, log: log}
+	if cfg.ACME == ACMEPebble {
+		if s.acme, err = s.startACME(); err != nil {
+			return fmt.Errorf("local ACME CA: %w", err)
+		}
+		defer s.acme.close()
+	}
 	backend.onStart = func(int, string, int) { s.writeState() }
 	defer s.shutdown()
 
@@ -182,6 +193,7 @@ type supervisor struct {
 	fake    *fakeapi.Server
 	backend *processBackend
 	log     *slog.Logger
+	acme    *localACME // with --acme pebble
 
 	mu         sync.Mutex
 	apiKey     string // known once the seed made the cluster secret
@@ -271,13 +283,24 @@ func (s *supervisor) configure(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	marker := filepath.Join(s.dir, ".tokens-stored")
-	if _, err := os.Stat(marker); err == nil {
-		return nil
-	}
 	client, err := apiclient.New(apiclient.Config{Addrs: []string{s.cfg.Layout.Node(1).APIURL}, APIKey: keys.APIKey, CACert: caPEM, Timeout: 10 * time.Second})
 	if err != nil {
 		return err
+	}
+	if err := s.storeTokens(ctx, client, deadline); err != nil {
+		return err
+	}
+	if s.acme != nil {
+		return s.configureACME(ctx, client, s.acme, deadline)
+	}
+	return nil
+}
+
+// storeTokens stores the fake cloud's tokens in the cluster settings once.
+func (s *supervisor) storeTokens(ctx context.Context, client *apiclient.Client, deadline time.Time) error {
+	marker := filepath.Join(s.dir, ".tokens-stored")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
 	}
 	token := s.token
 	req := control.SettingsRequest{DOToken: &token, CFToken: &token, Regions: []string{Region}}
@@ -342,8 +365,12 @@ func (s *supervisor) writeState() {
 			continue
 		}
 		a := s.cfg.Layout.For(d, seqOf(env))
-		st.Nodes = append(st.Nodes, NodeStatus{ID: env["DROPMESH_NODE_ID"], DropletID: d.ID, PID: pids[d.ID], API: a.APIURL,
-			UI: a.UIURL, Edge: a.EdgeAddr, Gossip: a.GossipAddr, Raft: a.RaftAddr, Status: d.Status})
+		ns := NodeStatus{ID: env["DROPMESH_NODE_ID"], DropletID: d.ID, PID: pids[d.ID], API: a.APIURL,
+			UI: a.UIURL, Edge: a.EdgeAddr, Gossip: a.GossipAddr, Raft: a.RaftAddr, Status: d.Status}
+		if s.backend.edgeTLS {
+			ns.EdgeTLS = edgeTLSAddr(s.cfg.Layout, a)
+		}
+		st.Nodes = append(st.Nodes, ns)
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].DropletID < st.Nodes[j].DropletID })
 	data, _ := json.MarshalIndent(st, "", "  ")

@@ -31,6 +31,8 @@ type UpOptions struct {
 	Sample         bool
 	HealthInterval time.Duration
 	Out            io.Writer
+	// ACME is "" or ACMEPebble.
+	ACME string
 }
 
 // SampleImage is the image local mode builds from the dropmesh binary itself.

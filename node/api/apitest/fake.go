@@ -785,6 +785,15 @@ func (f *Fake) PutOriginCert(ctx context.Context, zone, certPEM, keyPEM string) 
 	return err
 }
 
+// SetACMEConfig commits the ACME configuration.
+func (f *Fake) SetACMEConfig(ctx context.Context, cfg raftfsm.ACMEConfig) error {
+	if err := f.write("SetACMEConfig", cfg.Directory); err != nil {
+		return err
+	}
+	_, err := f.Apply(&raftfsm.SetACMEConfig{At: f.now(), Config: cfg})
+	return err
+}
+
 // DeleteOriginCert removes a zone's certificate.
 func (f *Fake) DeleteOriginCert(ctx context.Context, zone string) error {
 	if err := f.write("DeleteOriginCert", zone); err != nil {
