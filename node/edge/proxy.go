@@ -342,7 +342,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(lw, "404 no such site", http.StatusNotFound)
 	case r.TLS == nil && rt.https:
 		service = rt.service
-		http.Redirect(lw, r, "https://"+host+t.httpsSuffix+r.URL.RequestURI(), http.StatusMovedPermanently)
+		http.Redirect(lw, r, "https://"+host+t.httpsSuffix+r.URL.RequestURI(), http.StatusPermanentRedirect)
 	case r.ContentLength > p.maxBody:
 		service = rt.service
 		// Read (and drop) a bounded part of the body first, as nginx's

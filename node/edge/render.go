@@ -290,7 +290,7 @@ func Render(cfg Config, o NginxOptions) ([]byte, error) {
 	p("    server_name _;")
 	if tls {
 		p("    if ($dropmesh_https) {")
-		p("        return 301 %s;", redirect)
+		p("        return 308 %s;", redirect)
 		p("    }")
 	}
 	proxy()

@@ -618,8 +618,8 @@ func testRedirectHTTPS(t *testing.T, newEdge newHarness) {
 		}
 		resp.Body.Close()
 		want := "https://" + host + ":" + tlsPort + "/some/path?q=1"
-		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
-			t.Fatalf("plain GET %s = %d Location %q, want 301 to %s", host, resp.StatusCode, resp.Header.Get("Location"), want)
+		if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+			t.Fatalf("plain GET %s = %d Location %q, want 308 to %s", host, resp.StatusCode, resp.Header.Get("Location"), want)
 		}
 		if a.hits.Load()+ui.hits.Load() != hits {
 			t.Fatalf("the redirected request for %s reached a backend", host)
