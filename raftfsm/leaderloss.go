@@ -34,17 +34,22 @@ import (
 //
 // Only one follower starts at once: the voters that remain are ranked by
 // id, the first starts at once and each next one waits leaderLossStagger
-// more, and starts only once a whole wait has passed with no leader and
-// no election (the term unchanged: two at once would split the vote). A
-// next one is needed when the first is behind on the log (the others
-// refuse it) or has not seen the leader go.
+// more, and starts only if no election began meanwhile (two at once would
+// split the vote), or if one began and brought no leader: the first is
+// behind on the log (the others refuse it) or has not seen the leader go.
 
 // leaderLossStagger is how long each next-ranked follower waits for an
 // election started by the one ranked before it.
 const leaderLossStagger = 250 * time.Millisecond
 
-// leaderLossRounds bounds the waits of a next-ranked follower.
-const leaderLossRounds = 4
+// A next-ranked follower looks at raft every leaderLossPoll, at most
+// leaderLossPolls times, and takes an election that has brought no leader
+// for leaderLossElection as failed.
+const (
+	leaderLossPoll     = 25 * time.Millisecond
+	leaderLossPolls    = 80
+	leaderLossElection = 150 * time.Millisecond
+)
 
 // leaderLossProbeTimeout bounds the dial that checks the leader's port;
 // leaderLossProbes dials leaderLossProbeEvery apart are made at most.
@@ -77,7 +82,7 @@ func (s *Store) watchLeaderLoss() {
 }
 
 // checkLeaderLoss starts an election when peer is this follower's leader
-// and its raft port refuses connections.
+// and leaderGone proves it gone, in the turn of this follower's rank.
 func (s *Store) checkLeaderLoss(peer string) {
 	if s.raft.State() != raft.Follower {
 		return
@@ -86,15 +91,15 @@ func (s *Store) checkLeaderLoss(peer string) {
 	if string(leaderID) != peer || leaderAddr == "" {
 		return
 	}
-	term := s.raft.CurrentTerm()
-	if !s.leaderGone(peer, leaderAddr) {
+	term, lost := s.raft.CurrentTerm(), time.Now()
+	if !s.leaderGone(peer, leaderAddr, lost) {
 		return
 	}
 	rank, self, ok := s.rankAfter(peer)
 	if !ok {
 		return
 	}
-	if rank > 0 && !s.noLeaderComes(peer, leaderAddr, term, time.Duration(rank)*leaderLossStagger) {
+	if rank > 0 && !s.noLeaderComes(peer, lost, term, time.Duration(rank)*leaderLossStagger) {
 		return
 	}
 	s.logger.Warn("raft leader is gone (its connection ended, then its port refused or it fell silent): starting an election",
@@ -107,29 +112,38 @@ func (s *Store) checkLeaderLoss(peer string) {
 	}
 }
 
-// noLeaderComes waits first, then leaderLossStagger at a time, until a
-// whole wait passes with no leader and no election (the term unchanged):
-// true. It is false as soon as a leader is known or this node is no
-// longer a follower, when the lost leader's port answers again (it
-// restarted), or after leaderLossRounds waits.
-func (s *Store) noLeaderComes(peer string, addr raft.ServerAddress, term uint64, first time.Duration) bool {
-	wait := first
-	for round := 0; round < leaderLossRounds; round++ {
-		t := time.NewTimer(wait)
+// noLeaderComes watches raft, leaderLossPoll apart, for a next-ranked
+// follower: true once no election has begun for first (the followers
+// ranked before this one did not start one), or once an election begun
+// has brought no leader for leaderLossElection (the candidate was behind
+// on the log, or its votes were split). It is false as soon as a leader is
+// known, this node is no longer a follower, or the lost leader has spoken
+// to this node since the loss (it restarted, maybe leading again), and
+// after leaderLossPolls looks.
+func (s *Store) noLeaderComes(peer string, lost time.Time, term uint64, first time.Duration) bool {
+	began := time.Now()
+	var elected time.Time // when the term last moved: an election began
+	tick := time.NewTicker(leaderLossPoll)
+	defer tick.Stop()
+	for i := 0; i < leaderLossPolls; i++ {
 		select {
-		case <-t.C:
+		case <-tick.C:
 		case <-s.done:
-			t.Stop()
 			return false
 		}
 		if _, id := s.raft.LeaderWithID(); s.raft.State() != raft.Follower || (id != "" && string(id) != peer) {
 			return false // another follower's election, or raft's own, got there first
 		}
+		if s.raft.LastContact().After(lost) {
+			return false
+		}
 		if now := s.raft.CurrentTerm(); now != term {
-			term, wait = now, leaderLossStagger/2 // an election is under way: give it time
+			term, elected = now, time.Now()
 			continue
 		}
-		return s.refuses(addr) // else it is back (restarted, and maybe leading again)
+		if (elected.IsZero() && time.Since(began) >= first) || (!elected.IsZero() && time.Since(elected) >= leaderLossElection) {
+			return true
+		}
 	}
 	return false
 }
@@ -141,8 +155,7 @@ func (s *Store) noLeaderComes(peer string, addr raft.ServerAddress, term uint64,
 // or it has been tried leaderLossProbes times (false). A dying process
 // closes its connections before its listener, so the first probe may
 // still connect; a killed container's address answers nothing at all.
-func (s *Store) leaderGone(peer string, addr raft.ServerAddress) bool {
-	ended := time.Now()
+func (s *Store) leaderGone(peer string, addr raft.ServerAddress, ended time.Time) bool {
 	silence := s.cfg.HeartbeatTimeout / 2
 	for i := 0; i < leaderLossProbes; i++ {
 		if i > 0 {
