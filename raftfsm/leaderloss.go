@@ -17,20 +17,18 @@ import (
 // runs out (one to two HeartbeatTimeouts of silence), and then the first
 // follower to notice is refused by the other, which still has a leader,
 // until that one's timer runs out too: about 0.6 s on loopback, up to 1 s.
-// When the leader's process dies (a crash, a kill, an OOM, a killed
-// container) rather than its machine or its network, its kernel closes
-// its connections, and a follower sees its leader's raft connection end at
-// once. The follower then looks for proof that the leader is gone: its
-// raft port refuses a dial (nothing listens there any more), or it stays
-// silent for half a heartbeat timeout after the connection ended (a live
-// leader heartbeats every tenth of one; a killed container's address
-// answers nothing). With proof, the follower starts an election with
-// raft's own leadership-transfer path (a TimeoutNow it sends itself),
-// which the other voters grant although they still know the old leader,
-// when the candidate's log is as current as theirs. Without it (the leader
-// speaks again, the connection ended for another reason) the timers
-// decide, as before: a lost machine, a paused process or a partition
-// (no connection ends) is detected as it always was.
+// When the leader's process dies (a crash, a kill, an OOM) rather than its
+// machine or its network, its kernel closes its connections, and a
+// follower sees its leader's raft connection end at once. The follower
+// then dials the leader's raft port: refused means nothing listens there
+// any more, and the follower starts an election with raft's own
+// leadership-transfer path (a TimeoutNow it sends itself), which the other
+// voters grant although they still know the old leader, when the
+// candidate's log is as current as theirs. Anything short of that proof
+// (the dial connects, times out or finds no route, the leader speaks
+// again) leaves the timers to decide, as before: a lost machine, a killed
+// container (its address vanishes with it), a paused process or a
+// partition is detected as it always was.
 //
 // Only one follower starts at once: the voters that remain are ranked by
 // id, the first starts at once and each next one waits leaderLossStagger
@@ -102,7 +100,7 @@ func (s *Store) checkLeaderLoss(peer string) {
 	if rank > 0 && !s.noLeaderComes(peer, lost, term, time.Duration(rank)*leaderLossStagger) {
 		return
 	}
-	s.logger.Warn("raft leader is gone (its connection ended, then its port refused or it fell silent): starting an election",
+	s.logger.Warn("raft leader's process is gone (its connection ended, its port refuses): starting an election",
 		"node", s.cfg.NodeID, "leader", peer, "leader_addr", string(leaderAddr), "rank", rank)
 	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{
 		ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(s.cfg.NodeID), Addr: []byte(self),
@@ -148,15 +146,15 @@ func (s *Store) noLeaderComes(peer string, lost time.Time, term uint64, first ti
 	return false
 }
 
-// leaderGone probes the leader's raft port until it refuses, or until the
-// leader has been silent for half a heartbeat timeout since the
-// connection ended (true: a live leader heartbeats every tenth of one, on
-// its other connections or a new one), or the leader is heard from again,
-// or it has been tried leaderLossProbes times (false). A dying process
-// closes its connections before its listener, so the first probe may
-// still connect; a killed container's address answers nothing at all.
+// leaderGone probes the leader's raft port until it refuses (true), or
+// the leader is heard from again, or it has been tried leaderLossProbes
+// times (false). A dying process closes its connections before its
+// listener, so the first probe may still connect. Silence alone is no
+// proof: a follower cut off from everyone sees its leader fall silent
+// too, and an election it started would only raise its term (raft's
+// pre-vote, which this path skips, is what keeps such a follower from
+// disrupting the cluster when it comes back).
 func (s *Store) leaderGone(peer string, addr raft.ServerAddress, ended time.Time) bool {
-	silence := s.cfg.HeartbeatTimeout / 2
 	for i := 0; i < leaderLossProbes; i++ {
 		if i > 0 {
 			wait := time.NewTimer(leaderLossProbeEvery)
@@ -171,9 +169,6 @@ func (s *Store) leaderGone(peer string, addr raft.ServerAddress, ended time.Time
 			}
 			if a, id := s.raft.LeaderWithID(); s.raft.State() != raft.Follower || string(id) != peer || a != addr {
 				return false // raft moved on by itself
-			}
-			if silence > 0 && time.Since(s.raft.LastContact()) >= silence {
-				return true
 			}
 		}
 		if s.refuses(addr) {
