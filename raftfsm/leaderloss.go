@@ -26,9 +26,8 @@ import (
 // voters grant although they still know the old leader, when the
 // candidate's log is as current as theirs. Anything short of that proof
 // (the dial connects, times out or finds no route, the leader speaks
-// again) leaves the timers to decide, as before: a lost machine, a killed
-// container (its address vanishes with it), a paused process or a
-// partition is detected as it always was.
+// again) leaves the timers to decide, as before: a lost machine, a paused
+// process or a partition is detected as it always was.
 //
 // Only one follower starts at once: the voters that remain are ranked by
 // id, the first starts at once and each next one waits leaderLossStagger
