@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cloudflare/cloudflare-go/v6"
 	"github.com/cloudflare/cloudflare-go/v6/dns"
 	"github.com/cloudflare/cloudflare-go/v6/zones"
 )
@@ -91,7 +90,10 @@ func (cf *Cloudflare) FindZone(ctx context.Context, host string) (Zone, error) {
 			continue
 		}
 		name := strings.Join(labels[i:], ".")
-		res, err := cf.zones.List(ctx, zones.ZoneListParams{Name: cloudflare.F(name), PerPage: cloudflare.F(50.0)})
+		var p zones.ZoneListParams
+		set(&p.Name.Value, &p.Name.Present, name)
+		set(&p.PerPage.Value, &p.PerPage.Present, 50.0)
+		res, err := cf.zones.List(ctx, p)
 		if err != nil {
 			return Zone{}, opError(op, err)
 		}
@@ -130,13 +132,15 @@ func (cf *Cloudflare) ListARecords(ctx context.Context, zoneID, host string) ([]
 func (cf *Cloudflare) listA(ctx context.Context, zoneID, host string) ([]DNSRecord, error) {
 	var out []DNSRecord
 	for page := 1; page <= maxPages; page++ {
-		res, err := cf.records.List(ctx, dns.RecordListParams{
-			ZoneID:  cloudflare.F(zoneID),
-			Name:    cloudflare.F(dns.RecordListParamsName{Exact: cloudflare.F(host)}),
-			Type:    cloudflare.F(dns.RecordListParamsTypeA),
-			Page:    cloudflare.F(float64(page)),
-			PerPage: cloudflare.F(float64(cf.cfg.PageSize)),
-		})
+		var name dns.RecordListParamsName
+		set(&name.Exact.Value, &name.Exact.Present, host)
+		var p dns.RecordListParams
+		set(&p.ZoneID.Value, &p.ZoneID.Present, zoneID)
+		set(&p.Name.Value, &p.Name.Present, name)
+		set(&p.Type.Value, &p.Type.Present, dns.RecordListParamsTypeA)
+		set(&p.Page.Value, &p.Page.Present, float64(page))
+		set(&p.PerPage.Value, &p.PerPage.Present, float64(cf.cfg.PageSize))
+		res, err := cf.records.List(ctx, p)
 		if err != nil {
 			return nil, err
 		}
@@ -233,15 +237,22 @@ func (cf *Cloudflare) ensureA(ctx context.Context, zoneID, host string, want []s
 			update = append(update, r)
 		}
 	}
-	body := func(ip string) dns.ARecordParam {
-		return dns.ARecordParam{Name: cloudflare.F(host), Type: cloudflare.F(dns.ARecordTypeA), Content: cloudflare.F(ip),
-			Proxied: cloudflare.F(proxied), TTL: cloudflare.F(dns.TTL(ttl)), Comment: cloudflare.F(OwnerComment)}
+	body := func(ip string) (b dns.ARecordParam) {
+		set(&b.Name.Value, &b.Name.Present, host)
+		set(&b.Type.Value, &b.Type.Present, dns.ARecordTypeA)
+		set(&b.Content.Value, &b.Content.Present, ip)
+		set(&b.Proxied.Value, &b.Proxied.Present, proxied)
+		set(&b.TTL.Value, &b.TTL.Present, dns.TTL(ttl))
+		set(&b.Comment.Value, &b.Comment.Present, OwnerComment)
+		return b
 	}
 	for _, ip := range want {
 		if _, ok := kept[ip]; ok {
 			continue
 		}
-		r, err := cf.records.New(ctx, dns.RecordNewParams{ZoneID: cloudflare.F(zoneID), Body: body(ip)})
+		p := dns.RecordNewParams{Body: body(ip)}
+		set(&p.ZoneID.Value, &p.ZoneID.Present, zoneID)
+		r, err := cf.records.New(ctx, p)
 		if err != nil {
 			return nil, fmt.Errorf("create %s: %w", ip, apiError(err))
 		}
@@ -249,7 +260,9 @@ func (cf *Cloudflare) ensureA(ctx context.Context, zoneID, host string, want []s
 		cf.log.Info("dns record created", "host", host, "ip", ip, "proxied", proxied)
 	}
 	for _, old := range update {
-		r, err := cf.records.Update(ctx, old.ID, dns.RecordUpdateParams{ZoneID: cloudflare.F(zoneID), Body: body(old.Content)})
+		p := dns.RecordUpdateParams{Body: body(old.Content)}
+		set(&p.ZoneID.Value, &p.ZoneID.Present, zoneID)
+		r, err := cf.records.Update(ctx, old.ID, p)
 		if err != nil {
 			return nil, fmt.Errorf("update %s (%s): %w", old.Content, old.ID, apiError(err))
 		}
@@ -257,7 +270,9 @@ func (cf *Cloudflare) ensureA(ctx context.Context, zoneID, host string, want []s
 		cf.log.Info("dns record updated", "host", host, "ip", old.Content, "proxied", proxied)
 	}
 	for _, r := range remove {
-		if _, err := cf.records.Delete(ctx, r.ID, dns.RecordDeleteParams{ZoneID: cloudflare.F(zoneID)}); ignoreNotFound(err) != nil {
+		var p dns.RecordDeleteParams
+		set(&p.ZoneID.Value, &p.ZoneID.Present, zoneID)
+		if _, err := cf.records.Delete(ctx, r.ID, p); ignoreNotFound(err) != nil {
 			return nil, fmt.Errorf("delete %s (%s): %w", r.Content, r.ID, apiError(err))
 		}
 		cf.log.Info("dns record deleted", "host", host, "ip", r.Content)
@@ -282,3 +297,9 @@ func (cf *Cloudflare) DeleteARecords(ctx context.Context, zoneID, host string) e
 	_, err = cf.ensureA(ctx, zoneID, h, nil, false, cf.cfg.TTL, true)
 	return opError(op, err)
 }
+
+// set fills one of cloudflare-go's request fields (value and presence), as
+// cloudflare.F does. cloudops does not import cloudflare-go's root package:
+// it imports every one of the library's ~100 API packages, which made most
+// of a cold build of the binary; dns, zones and option are all it needs.
+func set[T any](value *T, present *bool, v T) { *value, *present = v, true }

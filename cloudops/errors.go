@@ -9,7 +9,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/cloudflare/cloudflare-go/v6"
+	"github.com/cloudflare/cloudflare-go/v6/dns"
 	"github.com/digitalocean/godo"
 )
 
@@ -98,7 +98,7 @@ func apiError(err error) error {
 			msg = e.NestedError.Message
 		}
 		return &APIError{Provider: "digitalocean", Status: e.Response.StatusCode, Message: msg, Err: err}
-	case *cloudflare.Error:
+	case *dns.Error: // cloudflare.Error, which every API package aliases
 		msgs := make([]string, 0, len(e.Errors))
 		for _, d := range e.Errors {
 			msgs = append(msgs, fmt.Sprintf("%s (code %d)", d.Message, d.Code))
@@ -124,7 +124,7 @@ func retryableByOperation(ctx context.Context, err error) bool {
 	if errors.As(err, &de) && de.Response != nil {
 		return de.Response.StatusCode >= 500 && de.Response.Request != nil && !idempotent(de.Response.Request)
 	}
-	var ce *cloudflare.Error
+	var ce *dns.Error
 	if errors.As(err, &ce) {
 		return ce.StatusCode >= 500 && ce.Request != nil && !idempotent(ce.Request)
 	}

@@ -165,7 +165,9 @@ func (a *Agent) newPeerHTTPClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = d.DialContext
 	tr.TLSClientConfig = pki.ClientConfig(a.creds, a.verifier, "")
-	tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 4, time.Minute
+	// Enough idle connections for the writes a follower forwards at once,
+	// so that each does not pay a new mutual-TLS handshake to the leader.
+	tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 32, time.Minute
 	tr.ResponseHeaderTimeout = 0
 	return &http.Client{Transport: &certTransport{creds: a.creds, base: tr}}
 }

@@ -122,9 +122,10 @@ type Store struct {
 	reads     readState
 	closers   []io.Closer
 
-	notifyCh chan bool
-	done     chan struct{}
-	wg       sync.WaitGroup
+	notifyCh  chan bool
+	connEnded chan string // peers whose raft connection to us ended (leaderloss.go)
+	done      chan struct{}
+	wg        sync.WaitGroup
 
 	mu            sync.Mutex
 	leaderChanged chan struct{}
@@ -150,7 +151,7 @@ func OpenStore(cfg StoreConfig, fsm *FSM) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{cfg: cfg, logger: logger, fsm: fsm, notifyCh: make(chan bool, 8), done: make(chan struct{}), leaderChanged: make(chan struct{})}
+	s := &Store{cfg: cfg, logger: logger, fsm: fsm, notifyCh: make(chan bool, 8), connEnded: make(chan string, 1), done: make(chan struct{}), leaderChanged: make(chan struct{})}
 	hlog := newHCLog(logger, "raft", hclog.Info)
 
 	rc := raft.DefaultConfig()
@@ -244,8 +245,10 @@ func OpenStore(cfg StoreConfig, fsm *FSM) (*Store, error) {
 	go s.watchLeadership()
 	go s.keepApplied()
 	if s.stream != nil {
-		s.wg.Add(1)
+		s.stream.onEnded(s.peerConnEnded)
+		s.wg.Add(2)
 		go s.watchRevocations()
+		go s.watchLeaderLoss()
 	}
 	return s, nil
 }

@@ -85,6 +85,7 @@ type tlsStream struct {
 
 	mu     sync.Mutex
 	config func() raft.Configuration // set once raft runs
+	ended  func(peer string)         // told when an accepted connection ends (Store.peerConnEnded)
 	conns  map[string]map[*boundConn]struct{}
 }
 
@@ -141,6 +142,22 @@ func (s *tlsStream) setConfiguration(f func() raft.Configuration) {
 	s.mu.Lock()
 	s.config = f
 	s.mu.Unlock()
+}
+
+// onEnded has f told the node id of every accepted connection that ends.
+func (s *tlsStream) onEnded(f func(peer string)) {
+	s.mu.Lock()
+	s.ended = f
+	s.mu.Unlock()
+}
+
+func (s *tlsStream) connEnded(peer string) {
+	s.mu.Lock()
+	f := s.ended
+	s.mu.Unlock()
+	if f != nil {
+		f(peer)
+	}
 }
 
 func (s *tlsStream) configuration() raft.Configuration {
@@ -247,8 +264,24 @@ func (s *tlsStream) identify(remote net.Addr, st tls.ConnectionState) (string, e
 // Addr is the address peers dial (the advertised one).
 func (s *tlsStream) Addr() net.Addr { return s.advertise }
 
-// Close stops listening. Open connections are raft's to close.
-func (s *tlsStream) Close() error { return s.ln.Close() }
+// Close stops listening and closes every open connection, as the end of
+// the process would: raft's transport keeps pooled connections it never
+// closes, and peers must see this node go (Store.peerConnEnded).
+func (s *tlsStream) Close() error {
+	err := s.ln.Close()
+	s.mu.Lock()
+	var list []*boundConn
+	for _, m := range s.conns {
+		for b := range m {
+			list = append(list, b)
+		}
+	}
+	s.mu.Unlock()
+	for _, b := range list {
+		b.Close()
+	}
+	return err
+}
 
 func (s *tlsStream) track(id string, b *boundConn) {
 	serial := ""
@@ -351,6 +384,7 @@ type boundConn struct {
 	once     sync.Once
 	err      error
 	closed   sync.Once
+	ended    sync.Once
 }
 
 func (b *boundConn) tls() *tls.Conn { return b.Conn.(*tls.Conn) }
@@ -377,6 +411,8 @@ func (b *boundConn) Read(p []byte) (int, error) {
 		if err != nil && errors.Is(err, ErrPeerRefused) {
 			b.stream.logger.Warn("raft request refused", "peer", b.peer, "remote", b.RemoteAddr().String(), "err", err)
 			b.Close()
+		} else if err != nil {
+			b.ended.Do(func() { b.stream.connEnded(b.peer) })
 		}
 		return n, err
 	}

@@ -40,8 +40,12 @@ apt_install() {
 
 # deps_run is what running the mesh needs: Go, Docker and nginx (the edge;
 # without it the built-in Go proxy serves).
-deps_run() {
+need_go() {
   command -v go >/dev/null || { echo "dev.sh: Go is not installed (https://go.dev/dl/)" >&2; exit 1; }
+}
+
+deps_run() {
+  need_go
   command -v docker >/dev/null || { echo "dev.sh: Docker is not installed (https://docs.docker.com/engine/install/)" >&2; exit 1; }
   docker info >/dev/null 2>&1 || { echo "dev.sh: the Docker daemon is not reachable; start it (systemctl start docker)" >&2; exit 1; }
   if ! [ -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null; then
@@ -87,8 +91,16 @@ case "${1:-}" in
   deps) deps_test ;;
   build) build ;;
   up)
+    # The build (mostly CPU, its modules downloaded as it goes) runs while
+    # deps_run installs nginx (mostly network): on a fresh machine the two
+    # overlap instead of adding up.
+    need_go
+    build &
+    building=$!
+    trap 'kill "$building" 2>/dev/null || true' EXIT
     deps_run
-    build
+    wait "$building" || { echo "dev.sh: the build failed" >&2; exit 1; }
+    trap - EXIT
     "$BIN" local up --sample "${@:2}"
     elapsed up
     ;;

@@ -123,7 +123,7 @@ func (w *Workload) keyWriter(ctx context.Context, id int) {
 		target := nodes[(int(n)+id)%len(nodes)]
 		j := rng.IntN(cfg.Keys)
 		key := KeyName(id, j, cfg.Keys)
-		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.OpTimeout)
+		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.KeyOpTimeout)
 		if exists[j] && rng.IntN(5) == 0 {
 			opID := w.h.Begin(id, OpDelete, key, target.ID)
 			switch w.h.Finish(opID, w.c.Client(target).DeleteRegistry(octx, registryOf(key)), 0) {

@@ -109,6 +109,9 @@ func (c *Client) noteWrite(idx uint64) {
 	}
 }
 
+// maxIdlePerAgent is how many idle connections a client keeps to each agent.
+const maxIdlePerAgent = 32
+
 // New returns a client for the given agents.
 func New(cfg Config) (*Client, error) {
 	if len(cfg.Addrs) == 0 {
@@ -125,6 +128,10 @@ func New(cfg Config) (*Client, error) {
 	if c.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		// Keep a connection per concurrent caller (the UI's page loads, a
+		// script's parallel calls): past the default 2 idle per host, each
+		// request beyond them would pay a new TLS handshake.
+		tr.MaxIdleConnsPerHost = maxIdlePerAgent
 		switch {
 		case cfg.TLS != nil:
 			tr.TLSClientConfig = cfg.TLS.Clone()
