@@ -248,6 +248,24 @@ func TestBinaryLinksNoTestKit(t *testing.T) {
 	}
 }
 
+// The binary links only the Cloudflare API packages it calls: the
+// library's root package imports all of its ~100 API packages, most of a
+// cold build (README's first command has a time budget).
+func TestBinaryLinksOnlyTheCloudflarePackagesItCalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list over the binary")
+	}
+	const root = "github.com/cloudflare/cloudflare-go/v6"
+	pkgs := listPackages(t, ".")
+	if _, ok := pkgs[root]; ok {
+		for path, p := range pkgs {
+			if slices.Contains(p.Imports, root) {
+				t.Errorf("%s imports %s: import its dns, zones and option packages instead", path, root)
+			}
+		}
+	}
+}
+
 // The rules catch what they are about: each made-up arrow below breaks
 // exactly one rule, and a clean graph breaks none.
 func TestImportRulesCatchBadArrows(t *testing.T) {

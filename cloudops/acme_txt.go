@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/cloudflare/cloudflare-go/v6"
 	"github.com/cloudflare/cloudflare-go/v6/dns"
 )
 
@@ -77,9 +76,15 @@ func (cf *Cloudflare) PresentChallenge(ctx context.Context, zoneID, host, value 
 				return nil
 			}
 		}
-		r, err := cf.records.New(ctx, dns.RecordNewParams{ZoneID: cloudflare.F(zoneID), Body: dns.TXTRecordParam{
-			Name: cloudflare.F(name), Type: cloudflare.F(dns.TXTRecordTypeTXT), Content: cloudflare.F(`"` + value + `"`),
-			TTL: cloudflare.F(dns.TTL(60)), Comment: cloudflare.F(OwnerComment)}})
+		var b dns.TXTRecordParam
+		set(&b.Name.Value, &b.Name.Present, name)
+		set(&b.Type.Value, &b.Type.Present, dns.TXTRecordTypeTXT)
+		set(&b.Content.Value, &b.Content.Present, `"`+value+`"`)
+		set(&b.TTL.Value, &b.TTL.Present, dns.TTL(60))
+		set(&b.Comment.Value, &b.Comment.Present, OwnerComment)
+		p := dns.RecordNewParams{Body: b}
+		set(&p.ZoneID.Value, &p.ZoneID.Present, zoneID)
+		r, err := cf.records.New(ctx, p)
 		if err != nil {
 			return fmt.Errorf("create TXT %s: %w", name, apiError(err))
 		}
@@ -112,7 +117,9 @@ func (cf *Cloudflare) CleanupChallenge(ctx context.Context, zoneID, host, value 
 			if !r.Owned() || (value != "" && unquote(r.Content) != value) {
 				continue
 			}
-			if _, err := cf.records.Delete(ctx, r.ID, dns.RecordDeleteParams{ZoneID: cloudflare.F(zoneID)}); ignoreNotFound(err) != nil {
+			var p dns.RecordDeleteParams
+			set(&p.ZoneID.Value, &p.ZoneID.Present, zoneID)
+			if _, err := cf.records.Delete(ctx, r.ID, p); ignoreNotFound(err) != nil {
 				return fmt.Errorf("delete TXT %s (%s): %w", name, r.ID, apiError(err))
 			}
 			cf.log.Info("acme challenge record deleted", "name", name)
@@ -125,12 +132,14 @@ func (cf *Cloudflare) CleanupChallenge(ctx context.Context, zoneID, host, value 
 // listTXT returns the TXT records named name (one page: a challenge name
 // holds a handful).
 func (cf *Cloudflare) listTXT(ctx context.Context, zoneID, name string) ([]DNSRecord, error) {
-	res, err := cf.records.List(ctx, dns.RecordListParams{
-		ZoneID:  cloudflare.F(zoneID),
-		Name:    cloudflare.F(dns.RecordListParamsName{Exact: cloudflare.F(name)}),
-		Type:    cloudflare.F(dns.RecordListParamsTypeTXT),
-		PerPage: cloudflare.F(float64(100)),
-	})
+	var exact dns.RecordListParamsName
+	set(&exact.Exact.Value, &exact.Exact.Present, name)
+	var p dns.RecordListParams
+	set(&p.ZoneID.Value, &p.ZoneID.Present, zoneID)
+	set(&p.Name.Value, &p.Name.Present, exact)
+	set(&p.Type.Value, &p.Type.Present, dns.RecordListParamsTypeTXT)
+	set(&p.PerPage.Value, &p.PerPage.Present, float64(100))
+	res, err := cf.records.List(ctx, p)
 	if err != nil {
 		return nil, apiError(err)
 	}
