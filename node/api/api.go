@@ -33,6 +33,10 @@ type Options struct {
 	// TrustedNets are the private networks (the VPC) whose clients may skip
 	// the key when RequireAuthAlways is false.
 	TrustedNets []netip.Prefix
+	// LookupHost resolves a target's name (a webhook's host, a registry)
+	// before it is stored, so a name that points inside the cluster is
+	// refused like the address itself; nil is the system resolver.
+	LookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
 	// Logger gets request failures; nil discards.
 	Logger *slog.Logger
 	// MaxBodyBytes bounds JSON request bodies (default 1 MiB).

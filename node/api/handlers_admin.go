@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -235,7 +237,7 @@ func (s *server) putWebhook(c *gin.Context) {
 	}
 	if u, err := url.Parse(w.URL); err == nil && u.Host != "" {
 		// The message names the host only: the URL carries the token.
-		if err := s.checkEgressHost("webhook", u.Hostname(), u.Host); err != nil {
+		if err := s.checkEgressHost(c.Request.Context(), "webhook", u.Hostname(), u.Host); err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -285,7 +287,7 @@ func (s *server) putRegistry(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.checkEgressHost("registry", req.Registry, req.Registry); err != nil {
+	if err := s.checkEgressHost(c.Request.Context(), "registry", req.Registry, req.Registry); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -447,12 +449,13 @@ func reportingNode(cmd raftfsm.Command) (string, bool) {
 // checkEgressHost refuses a target (a webhook's host, a registry) at a
 // loopback, link-local or, unless the cluster's egress_allow names its
 // range, private address, before anything is stored: a clear 400 rather
-// than a delivery refused later (node/egress refuses those at dial time
-// too, also for names that resolve there). For a registry it is the only
-// check: the nodes' Docker dials it, out of dropmesh's reach, so only
-// literal addresses and localhost can be refused. what names the target in
-// the message, hostport is shown.
-func (s *server) checkEgressHost(what, hostport, shown string) error {
+// than a delivery refused later. A name is resolved here and refused when
+// any of its addresses is (a name that does not resolve yet is accepted:
+// nothing is known about it). For webhooks node/egress checks again at
+// dial time, also for names that re-resolve elsewhere; for a registry this
+// is the only check, since the nodes' Docker dials it, out of dropmesh's
+// reach. what names the target in the message, hostport is shown.
+func (s *server) checkEgressHost(ctx context.Context, what, hostport, shown string) error {
 	host := hostport
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
@@ -460,15 +463,33 @@ func (s *server) checkEgressHost(what, hostport, shown string) error {
 	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return fmt.Errorf("%w: %s %q: a loopback target is refused (it would be each node itself)", raftfsm.ErrInvalid, what, shown)
 	}
-	addr, err := netip.ParseAddr(strings.Trim(host, "[]"))
-	if err != nil {
-		return nil
-	}
 	var ranges []string
 	s.ctrl.View(func(st *raftfsm.State) { ranges = slices.Clone(st.Settings.EgressAllow) })
 	allow, _ := egress.ParseAllowed(ranges)
-	if err := (egress.Policy{Allow: allow}).Check(addr); err != nil {
-		return fmt.Errorf("%w: %s %q: %v", raftfsm.ErrInvalid, what, shown, err)
+	policy := egress.Policy{Allow: allow}
+	addr, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err == nil {
+		if err := policy.Check(addr); err != nil {
+			return fmt.Errorf("%w: %s %q: %v", raftfsm.ErrInvalid, what, shown, err)
+		}
+		return nil
+	}
+	lookup := s.opts.LookupHost
+	if lookup == nil {
+		lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	addrs, err := lookup(ctx, strings.TrimSuffix(host, "."))
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if err := policy.Check(a.Unmap()); err != nil {
+			return fmt.Errorf("%w: %s %q resolves to %s: %v", raftfsm.ErrInvalid, what, shown, a, err)
+		}
 	}
 	return nil
 }
