@@ -646,3 +646,34 @@ func TestAdminShowsEachAgentsOwnLog(t *testing.T) {
 		t.Errorf("a Node without PeerAgentLogs lost its own log")
 	}
 }
+
+// TestServicePageShowsCertificateState: a service whose certificate order
+// failed shows it on its page, with the CA's answer and the next attempt,
+// and the old certificate's expiry is still named.
+func TestServicePageShowsCertificateState(t *testing.T) {
+	f := newFake(t, true)
+	u := newTestUI(t, f, Config{})
+	c := u.client()
+	c.mustLogin(adminName, adminPass)
+	if r := c.postMultipart("/services/deploy", sampleForm(c.token()), nil); r.Status != http.StatusSeeOther {
+		t.Fatalf("deploy: %d", r.Status)
+	}
+	if strings.Contains(c.get(servicePath(sampleKey)).Body, "<dt>HTTPS</dt>") {
+		t.Fatal("a service without a certificate shows one")
+	}
+	now := time.Now().UTC()
+	key, err := raftfsm.Seal(f.aead, raftfsm.IssuedKeyLabel("svc:"+sampleKey), []byte("key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.must(&raftfsm.SetACMEConfig{At: now, Config: raftfsm.ACMEConfig{Enabled: true, Directory: "https://ca.example.test/dir"}})
+	f.must(&raftfsm.RecordACMEOrder{At: now, Order: raftfsm.ACMEOrder{ID: "order-1", Cert: "svc:" + sampleKey, Hosts: []string{"web.example.test"}, Key: key}})
+	next := now.Add(5 * time.Minute)
+	f.must(&raftfsm.ResolveACMEOrder{At: now, ID: "order-1", Status: raftfsm.OrderFailed, Error: "the CA could not find the TXT record", NextAttempt: next})
+	page := c.get(servicePath(sampleKey)).Body
+	for _, want := range []string{"<dt>HTTPS</dt>", `class="cert-failed"`, "web.example.test", "last order failed: the CA could not find the TXT record", "next attempt"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("service page lacks %q", want)
+		}
+	}
+}

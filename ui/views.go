@@ -462,7 +462,44 @@ type serviceView struct {
 	Deploy      *deployView
 	History     []*deployView
 	Events      []eventView
-	UpdatedAt   time.Time
+	// Certs are the service's automatic HTTPS certificates (its own and a
+	// zone wildcard covering one of its hosts).
+	Certs     []certRow
+	UpdatedAt time.Time
+}
+
+// certRow is one issued certificate on a service's page: its state, what
+// the CA last said when it failed, and when the leader tries again.
+type certRow struct {
+	Name        string
+	Hosts       []string
+	Status      string
+	NotAfter    time.Time
+	LastError   string
+	NextAttempt time.Time
+}
+
+// certsOf lists the issued certificates that serve service key's hosts.
+func certsOf(st *raftfsm.State, key string, hosts []string) []certRow {
+	var out []certRow
+	for _, name := range raftfsm.SortedKeys(st.ACME.Certs) {
+		c := st.ACME.Certs[name]
+		covers := c.Service == key
+		for _, h := range c.Hosts {
+			if wild, ok := strings.CutPrefix(h, "*."); ok && c.Service == "" {
+				for _, sh := range hosts {
+					if strings.HasSuffix(sh, "."+wild) && !strings.Contains(strings.TrimSuffix(sh, "."+wild), ".") {
+						covers = true
+					}
+				}
+			}
+		}
+		if covers {
+			out = append(out, certRow{Name: c.Name, Hosts: slices.Clone(c.Hosts), Status: c.Status, NotAfter: c.NotAfter,
+				LastError: c.LastError, NextAttempt: c.NextAttempt})
+		}
+	}
+	return out
 }
 
 func (s *server) buildService(c *gin.Context, p *pageData) error {
@@ -508,6 +545,7 @@ func (s *server) buildService(c *gin.Context, p *pageData) error {
 			v.History = append(v.History, deployViewOf(st, id))
 		}
 		v.Events = eventsView(st, 30, func(e *raftfsm.Event) bool { return e.Service == key })
+		v.Certs = certsOf(st, key, svc.Spec.Hosts)
 	})
 	if !found {
 		return errNoPage
