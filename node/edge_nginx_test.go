@@ -339,7 +339,7 @@ func TestNginxEdgeDeployUpdateUndeploy(t *testing.T) {
 		t.Fatalf("an unknown host: %d %v, want 404", code, err)
 	}
 	key := c.serviceKeyOf(n, "web")
-	if !fileNames(t, ng.ConfigPath(), "server_name "+host+";") {
+	if !fileNames(t, ng.ConfigPath(), "\n    "+host+" ") {
 		t.Fatalf("%s does not route %s after the deploy", ng.ConfigPath(), host)
 	}
 	// The request went through nginx: its access log has it, with the service.
@@ -499,7 +499,7 @@ func TestNginxEdgeTwoNodesUndeployAndShutdown(t *testing.T) {
 		if code, body, err := edgeGet(n, host, "/"); err != nil || code != http.StatusOK || !strings.Contains(body, "v1") {
 			t.Fatalf("%s's nginx: %d %q %v, want 200 from v1", n.cfg.NodeID, code, body, err)
 		}
-		if !fileNames(t, nginxOf(t, n).ConfigPath(), "server_name "+host+";") {
+		if !fileNames(t, nginxOf(t, n).ConfigPath(), "\n    "+host+" ") {
 			t.Fatalf("%s's nginx config does not route %s", n.cfg.NodeID, host)
 		}
 	}

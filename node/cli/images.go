@@ -18,7 +18,9 @@ func nodeImageBytes(ctx context.Context, c *apiclient.Client, nodes []raftfsm.No
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, n := range nodes {
-		out[n.ID] = "?"
+		out[n.ID] = "?" // before any answer can arrive
+	}
+	for _, n := range nodes {
 		if n.Status == raftfsm.NodeDead {
 			continue
 		}
