@@ -251,6 +251,14 @@ func TestPushFromALaptopWithoutARegistry(t *testing.T) {
 	if len(seen) != 1 {
 		t.Fatalf("the instances answer %v: want the one value built on the laptop", seen)
 	}
+	// Both nodes put the pushed image there (received, fetched from the
+	// peer): both ledgers hold it, so housekeeping may remove it later.
+	for _, n := range c.nodes {
+		entries, err := n.agent.images.ledger.Entries()
+		if err != nil || entries["docker.io/shop/pushed:1"].ID != id {
+			t.Errorf("%s's ledger: %v %v, want docker.io/shop/pushed:1 %s", n.agent.cfg.NodeID, entries, err, id)
+		}
+	}
 }
 
 // TestRegistryImageFromAPeerWhenTheRegistryIsDown: one node pulls a
