@@ -173,6 +173,7 @@ func AgentCommand(version string, wire Options) []*cobra.Command {
 		f.IntVar(&cfg.MeshPort, "mesh-port", DefaultMeshPort, "port of the discovery gateway on the private address")
 		f.BoolVar(&cfg.LocalMode, "local-mode", false, "this agent belongs to `dropmesh local up`")
 		f.DurationVar(&cfg.DrainDelay, "drain-delay", cfg.DrainDelay, "how long an old container serves after the edge switched away")
+		f.DurationVar(&cfg.ImageGrace, "image-grace", 24*time.Hour, "how long an image dropmesh put into the engine stays once no kept revision references it")
 		f.StringVar(&logFormat, "log-format", cfg.LogFormat, "log format: text or json")
 		f.StringVar(&logLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn, error")
 		// Seed-only settings, used once when the cluster is initialised.

@@ -156,6 +156,10 @@ type Config struct {
 	// DrainDelay is how long an old container keeps serving after the edge
 	// switched away from it, so requests in flight finish.
 	DrainDelay time.Duration
+	// ImageGrace is how long an image dropmesh put into the engine (built,
+	// pulled, fetched from a peer, pushed) stays once no kept generation
+	// references it, counted from when it was put there (0: 24 h).
+	ImageGrace time.Duration
 	// ReconcileInterval is the slow timer of the reconciler, on top of state
 	// changes and Docker events.
 	ReconcileInterval time.Duration

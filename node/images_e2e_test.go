@@ -18,6 +18,7 @@ import (
 
 	"github.com/dropmesh/dropmesh/node/imagepeer/enginetest"
 	"github.com/dropmesh/dropmesh/node/runtime/runtimetest"
+	"github.com/dropmesh/dropmesh/node/testkit"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -70,6 +71,7 @@ func engineCluster(t *testing.T, n int) (*testCluster, []*enginetest.Engine) {
 	c := startCluster(t, n, func(i int, cfg *Config) {
 		cfg.NoRuntime = false
 		cfg.DockerHost = engines[i-1].Host // i counts from 1
+		cfg.ImageGrace = time.Millisecond  // tests run housekeeping themselves
 	})
 	return c, engines
 }
@@ -249,13 +251,23 @@ func TestPushFromALaptopWithoutARegistry(t *testing.T) {
 	if len(seen) != 1 {
 		t.Fatalf("the instances answer %v: want the one value built on the laptop", seen)
 	}
+	// Both nodes put the pushed image there (received, fetched from the
+	// peer): both ledgers hold it, so housekeeping may remove it later.
+	for _, n := range c.nodes {
+		entries, err := n.agent.images.ledger.Entries()
+		if err != nil || entries["docker.io/shop/pushed:1"].ID != id {
+			t.Errorf("%s's ledger: %v %v, want docker.io/shop/pushed:1 %s", n.agent.cfg.NodeID, entries, err, id)
+		}
+	}
 }
 
 // TestRegistryImageFromAPeerWhenTheRegistryIsDown: one node pulls a
 // registry image; with the registry stopped, a second replica's node gets
-// the image from that peer.
+// the image from that peer. Both record it in their ledgers; once the
+// service is undeployed, housekeeping removes it from both engines and
+// their image disk use goes down, while the operator's own image stays.
 func TestRegistryImageFromAPeerWhenTheRegistryIsDown(t *testing.T) {
-	c, _ := engineCluster(t, 2)
+	c, engines := engineCluster(t, 2)
 	laptop := enginetest.Start(t)
 	ctx := context.Background()
 	if _, err := laptop.RT.BuildImage(ctx, randvalContext(t), []string{"shop/reg:1"}, "Dockerfile", nil, nil); err != nil {
@@ -264,6 +276,7 @@ func TestRegistryImageFromAPeerWhenTheRegistryIsDown(t *testing.T) {
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer reg.Close()
 	ref := strings.TrimPrefix(reg.URL, "http://") + "/shop/reg:1"
+	t.Setenv("DOCKER_HOST", laptop.Host) // runtimetest.PushImage's client: the laptop's engine
 	runtimetest.PushImage(t, laptop.RT, "shop/reg:1", ref)
 	spec := raftfsm.ServiceSpec{Project: "shop", Env: "prod", Service: "reg", Kind: raftfsm.KindService, Image: ref, Port: 8080,
 		Replicas: 1, Health: raftfsm.HealthSpec{Path: "/health"}}
@@ -287,5 +300,38 @@ func TestRegistryImageFromAPeerWhenTheRegistryIsDown(t *testing.T) {
 	})
 	if len(nodes) != 2 || len(values) != 1 {
 		t.Fatalf("instances on %v answer %v: want 2 nodes, one image", nodes, values)
+	}
+	// Housekeeping: both nodes put the image there (a pull, a peer fetch).
+	canon := canonImage(ref)
+	usage := map[string]uint64{}
+	for i, n := range c.nodes {
+		entries, err := n.agent.images.ledger.Entries()
+		if err != nil || entries[canon].ID == "" {
+			t.Fatalf("%s's ledger lacks %s: %v %v", n.agent.cfg.NodeID, canon, entries, err)
+		}
+		if _, err := engines[i].RT.BuildImage(ctx, randvalContext(t), []string{"operator/own:1"}, "Dockerfile", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		usage[n.agent.cfg.NodeID] = n.agent.imageDiskUsage(ctx)
+	}
+	if err := c.leader().agent.Undeploy(ctx, "shop/prod/reg", "test"); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range c.nodes {
+		testkit.WaitFor(t, 60*time.Second, n.agent.cfg.NodeID+" to remove "+canon, func() bool {
+			if err := n.agent.removeUnusedImages(ctx); err != nil {
+				t.Logf("housekeeping: %v", err)
+			}
+			_, err := engines[i].RT.InspectImage(ctx, ref)
+			return err != nil
+		})
+		if _, err := engines[i].RT.InspectImage(ctx, "operator/own:1"); err != nil {
+			t.Fatalf("the operator's image was removed from %s: %v", n.agent.cfg.NodeID, err)
+		}
+		before, after := usage[n.agent.cfg.NodeID], n.agent.imageDiskUsage(ctx)
+		t.Logf("%s: images %d -> %d bytes", n.agent.cfg.NodeID, before, after)
+		if after >= before {
+			t.Fatalf("%s: image disk use %d -> %d, want it down", n.agent.cfg.NodeID, before, after)
+		}
 	}
 }

@@ -35,9 +35,13 @@ type imageService struct {
 	receiver *imagepeer.Receiver
 	// buildWait bounds how long a node waits for the builder's image.
 	buildWait time.Duration
-	// buildGrace is how long a built image no kept revision names stays
-	// in the engine before housekeeping removes it.
+	// buildGrace is how long an image dropmesh put there (built, pulled,
+	// fetched, pushed) and no kept revision names stays in the engine
+	// before housekeeping removes it (Config.ImageGrace).
 	buildGrace time.Duration
+	// ledger records the images dropmesh pulled, fetched or received
+	// (builds carry the managed label instead): the others are never removed.
+	ledger *imagepeer.Ledger
 }
 
 // errNoEngine: the Docker engine is not connected (yet, or at all).
@@ -88,7 +92,10 @@ func (e lazyEngine) LayerChains(ctx context.Context) (map[string]bool, error) {
 // newImageService prepares the image peer (New: the API's routes need it
 // before the engine is connected).
 func (a *Agent) newImageService() *imageService {
-	s := &imageService{buildWait: 20 * time.Minute, buildGrace: 24 * time.Hour}
+	s := &imageService{buildWait: 20 * time.Minute, buildGrace: a.cfg.ImageGrace, ledger: imagepeer.NewLedger(a.dataPath("images", "ledger.json"))}
+	if s.buildGrace <= 0 {
+		s.buildGrace = 24 * time.Hour
+	}
 	eng := lazyEngine{s}
 	s.server = &imagepeer.Server{Store: imagepeer.NewStore(a.dataPath("images", "export"), eng), Allowed: a.imageAllowed,
 		Logger: a.logger.With("component", "imagepeer")}
@@ -96,6 +103,9 @@ func (a *Agent) newImageService() *imageService {
 		Logger: a.logger.With("component", "imagepeer")}
 	s.receiver = &imagepeer.Receiver{Engine: eng, Dir: a.dataPath("images", "pushed"), Node: a.cfg.NodeID, Canon: runtime.ParseImageRef,
 		Record: func(ctx context.Context, ref, id string) error {
+			if err := s.ledger.Record(ref, id, a.now()); err != nil {
+				a.logger.Warn("record pushed image", "image", ref, "err", err)
+			}
 			return a.report(ctx, &raftfsm.PutImage{At: a.now(), Ref: ref, ID: id, Node: a.cfg.NodeID, Replace: true})
 		}, Logger: a.logger.With("component", "imagepeer")}
 	return s
@@ -312,10 +322,29 @@ func (a *Agent) holdImage(ctx context.Context, ref string, img raftfsm.Image) {
 	}
 }
 
-// pullOrPeers gets a registry image: from a peer that has it first when it
+// pullOrPeers is registryOrPeers, and records in the ledger an image it
+// put into the engine (ref named no image, or another one, before): what
+// housekeeping may remove once unreferenced. An image already there is
+// not recorded: it may be the operator's.
+func (a *Agent) pullOrPeers(ctx context.Context, d desiredInstance, ref string, pull bool, progress func(string)) (runtime.ImageInfo, error) {
+	before, _ := a.rt.InspectImage(ctx, ref)
+	info, err := a.registryOrPeers(ctx, d, ref, pull, progress)
+	if err == nil && info.ID != "" && info.ID != before.ID {
+		name := canonImage(ref)
+		if name == "" {
+			name = ref
+		}
+		if rerr := a.images.ledger.Record(name, info.ID, a.now()); rerr != nil {
+			a.logger.Warn("record image put into the engine", "image", ref, "err", rerr)
+		}
+	}
+	return info, err
+}
+
+// registryOrPeers gets a registry image: from a peer that has it first when it
 // is missing here (the registry may be down), and from a peer when the
 // registry refuses a pull (":latest" is always pulled).
-func (a *Agent) pullOrPeers(ctx context.Context, d desiredInstance, ref string, pull bool, progress func(string)) (runtime.ImageInfo, error) {
+func (a *Agent) registryOrPeers(ctx context.Context, d desiredInstance, ref string, pull bool, progress func(string)) (runtime.ImageInfo, error) {
 	fromPeers := func() (runtime.ImageInfo, bool) {
 		named, err := reference.ParseNormalizedNamed(ref)
 		if err != nil {
@@ -394,8 +423,10 @@ func (a *Agent) pushedImage(ref string) (raftfsm.Image, bool) {
 }
 
 // imageHousekeeping, every hour: drops the exports of images the state no
-// longer references, and removes from the engine the built images no kept
-// revision names (a rollback's stay) once they are older than buildGrace.
+// longer references, and removes from the engine the images dropmesh put
+// there that no kept revision names (a rollback's stay) once they are
+// older than buildGrace: its builds (removeStaleBuilds) and the images in
+// its ledger (removeUnusedImages).
 func (a *Agent) imageHousekeeping(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -412,6 +443,9 @@ func (a *Agent) imageHousekeeping(ctx context.Context) {
 			a.logger.Info("image exports removed", "bytes", freed)
 		}
 		if err := a.removeStaleBuilds(ctx); err != nil {
+			a.logger.Warn("image housekeeping", "err", err)
+		}
+		if err := a.removeUnusedImages(ctx); err != nil {
 			a.logger.Warn("image housekeeping", "err", err)
 		}
 	}
@@ -457,4 +491,38 @@ func (a *Agent) removeStaleBuilds(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// removeUnusedImages removes the ledger's images (pulled, fetched from a
+// peer, pushed) that no kept generation references, once past the grace
+// (imagepeer.UnusedImages, Ledger.Remove), and records that this node no
+// longer holds them.
+func (a *Agent) removeUnusedImages(ctx context.Context) error {
+	rt := a.images.rt.Load()
+	if rt == nil {
+		return errNoEngine
+	}
+	entries, err := a.images.ledger.Entries()
+	if err != nil {
+		return err
+	}
+	var stale []string
+	held := map[string]bool{}
+	a.fsm.View(func(s *raftfsm.State) {
+		stale = imagepeer.UnusedImages(s, entries, canonImage, a.now(), a.images.buildGrace)
+		for _, ref := range stale {
+			if img, ok := s.Images[ref]; ok && slices.Contains(img.Holders, a.cfg.NodeID) {
+				held[ref] = true
+			}
+		}
+	})
+	removed, err := a.images.ledger.Remove(ctx, rt, stale, a.logger.With("component", "imagepeer"))
+	for _, ref := range removed {
+		if held[ref] {
+			if rerr := a.report(ctx, &raftfsm.PutImage{At: a.now(), Ref: ref, Node: a.cfg.NodeID, Dropped: true}); rerr != nil {
+				a.logger.Warn("record image dropped", "image", ref, "err", rerr)
+			}
+		}
+	}
+	return err
 }

@@ -12,6 +12,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
@@ -145,4 +146,18 @@ func (r *Runtime) ImagesDiskUsage(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("docker disk usage: %w", err)
 	}
 	return du.LayersSize, nil
+}
+
+// ImagesInUse are the image ids of every container of the engine, running
+// or not (any container, not only dropmesh's): images housekeeping keeps.
+func (r *Runtime) ImagesInUse(ctx context.Context) (map[string]bool, error) {
+	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make(map[string]bool, len(list))
+	for _, c := range list {
+		out[c.ImageID] = true
+	}
+	return out, nil
 }
