@@ -81,3 +81,6 @@ func (a *Agent) WaitApplied(ctx context.Context, idx uint64) error {
 
 // StaleContact says how stale a local read may be.
 func (a *Agent) StaleContact(ctx context.Context) raftfsm.Contact { return a.store.StaleContact(ctx) }
+
+func (n controllerNode) NodeID() string   { return n.a.cfg.NodeID }
+func (n controllerNode) CloudReady() bool { return n.a.cloudReady() }

@@ -43,6 +43,10 @@ type Node interface {
 	CheckHosts(ctx context.Context, cmd *raftfsm.DeployService, role raftfsm.Role) error
 	// KickLeader wakes every leader duty (a deploy, a settings change).
 	KickLeader()
+	// NodeID is this node's id.
+	NodeID() string
+	// CloudReady reports whether the cluster has a DigitalOcean client.
+	CloudReady() bool
 }
 
 // Controller implements the write side of control.Controller on a Node.
