@@ -147,6 +147,17 @@ var importRules = []importRule{
 		},
 	},
 	{
+		// The API's controller commits through its narrow Node interface:
+		// it reaches neither the agent nor a leader duty nor convergence.
+		name:     "node/controller reaches neither node, node/leader nor node/converge",
+		requires: "node/controller",
+		from:     func(rel string) bool { return under(rel, "node/controller") },
+		deps:     true,
+		forbidden: func(_, rel string, ok bool) bool {
+			return ok && (rel == "node" || under(rel, "node/leader") || under(rel, "node/converge") || under(rel, "node/api"))
+		},
+	},
+	{
 		// converge reads raftfsm's types (which link the raft store), but
 		// never speaks raft itself: what it observes goes to the leader as
 		// a report.
@@ -307,6 +318,8 @@ func TestImportRulesCatchBadArrows(t *testing.T) {
 		{pkg("node/edge", "node/api/apitest"), "test kits"},
 		{pkg("node/converge", "node/controller"), "node/converge cannot commit"},
 		{pkg("node/converge", "github.com/hashicorp/raft"), "node/converge does not speak raft"},
+		{pkg("node/controller", "node/leader/healer"), "node/controller reaches neither"},
+		{pkg("node/controller", "node/converge"), "node/controller reaches neither"},
 	} {
 		g := map[string]*goPackage{}
 		for k, v := range clean {

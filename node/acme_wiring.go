@@ -104,13 +104,6 @@ func coveredBy(name string, uploaded []edge.Cert) bool {
 	return false
 }
 
-// SetACMEConfig implements control.Controller: it commits the CA choice,
-// which the leader's duty acts on.
-func (a *Agent) SetACMEConfig(ctx context.Context, cfg raftfsm.ACMEConfig) error {
-	_, err := a.apply(ctx, &raftfsm.SetACMEConfig{At: a.now(), Config: cfg})
-	return err
-}
-
 // keepRedirects leaves the 80 -> 443 redirect on the routes whose host an
 // issued certificate serves: a host under an uploaded origin certificate
 // keeps answering plain HTTP, as it did before automatic HTTPS (Cloudflare

@@ -16,6 +16,7 @@ import (
 	"github.com/dropmesh/dropmesh/mesh"
 	"github.com/dropmesh/dropmesh/node/clusterconf"
 	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/controller"
 	"github.com/dropmesh/dropmesh/node/discovery"
 	"github.com/dropmesh/dropmesh/node/edge"
 	"github.com/dropmesh/dropmesh/node/health"
@@ -33,6 +34,9 @@ import (
 // serves the API and the UI, converges its own Docker engine to the state,
 // checks its containers, and runs the leader's duties while it leads.
 type Agent struct {
+	// Controller implements the API's writes (node/controller).
+	*controller.Controller
+
 	cfg    Config
 	logger *slog.Logger
 	ring   *logring.Ring
@@ -145,6 +149,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		wake: leader.NewWakeups(), reconKick: make(chan struct{}, 1),
 		ready: make(chan struct{}),
 	}
+	a.Controller = a.newController()
 	if err := a.loadCredentials(); err != nil {
 		return nil, err
 	}

@@ -105,47 +105,6 @@ func (a *Agent) AddNodes(ctx context.Context, req control.AddNodesRequest) ([]st
 	return ids, nil
 }
 
-// RemoveNode drains a node: its services move elsewhere first; then the
-// leader deletes its droplet and forgets it (healer.finishDrains).
-func (a *Agent) RemoveNode(ctx context.Context, id string) error {
-	var (
-		found    bool
-		stateful []string
-		others   int
-	)
-	a.fsm.View(func(s *raftfsm.State) {
-		_, found = s.Nodes[id]
-		for _, in := range s.Instances {
-			if in.Node == id && s.Services[in.Service].Spec.Kind == raftfsm.KindStateful {
-				stateful = append(stateful, in.Service)
-			}
-		}
-		for oid, o := range s.Nodes {
-			if oid != id && o.Status == raftfsm.NodeActive {
-				others++
-			}
-		}
-	})
-	if !found {
-		return fmt.Errorf("node %s: %w", id, raftfsm.ErrNotFound)
-	}
-	if id == a.cfg.NodeID {
-		return fmt.Errorf("%w: %s leads the cluster; remove it from another node after leadership moves", raftfsm.ErrConflict, id)
-	}
-	if len(stateful) > 0 {
-		slices.Sort(stateful)
-		return fmt.Errorf("%w: stateful %s lives on %s; its volume cannot move: undeploy it first", raftfsm.ErrConflict, stateful[0], id)
-	}
-	if others == 0 {
-		return fmt.Errorf("%w: %s is the only active node", raftfsm.ErrConflict, id)
-	}
-	if _, err := a.apply(ctx, &raftfsm.SetNodeStatus{At: a.now(), Node: id, Status: raftfsm.NodeDraining, Reason: "removal requested"}); err != nil {
-		return err
-	}
-	a.kickLeader()
-	return nil
-}
-
 // RebootNode power-cycles a node's droplet.
 func (a *Agent) RebootNode(ctx context.Context, id string) error {
 	var n raftfsm.Node

@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -79,45 +77,6 @@ func (c *originCertCache) open(a *Agent, certs []raftfsm.OriginCert) []edge.Cert
 	}
 	c.opened = next
 	return out
-}
-
-// PutOriginCert stores the TLS certificate and key of a DNS zone (for
-// example a Cloudflare origin certificate), the key sealed: every agent's
-// edge then serves the zone's hosts on its TLS port with it. The pair must
-// match and the certificate must cover the zone or its subdomains.
-func (a *Agent) PutOriginCert(ctx context.Context, zone, certPEM, keyPEM string) error {
-	if err := raftfsm.ValidateHostname(zone, false); err != nil {
-		return fmt.Errorf("origin certificate zone: %w", err)
-	}
-	leaf, err := raftfsm.ParseCertChain(certPEM)
-	if err != nil {
-		return fmt.Errorf("origin certificate of %s: %w", zone, err)
-	}
-	if _, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM)); err != nil {
-		return fmt.Errorf("%w: origin certificate of %s: certificate and key: %v", raftfsm.ErrInvalid, zone, err)
-	}
-	if !coversZone(leaf, zone) {
-		return fmt.Errorf("%w: origin certificate of %s: it is for %v, not for %s or *.%s", raftfsm.ErrInvalid, zone, leaf.DNSNames, zone, zone)
-	}
-	key, err := raftfsm.Seal(a.keys.Sealer, raftfsm.OriginKeyLabel(zone), []byte(keyPEM))
-	if err != nil {
-		return err
-	}
-	_, err = a.apply(ctx, &raftfsm.PutOriginCert{At: a.now(), Cert: raftfsm.OriginCert{Zone: zone, CertPEM: certPEM, Key: key}})
-	return err
-}
-
-// DeleteOriginCert removes a zone's origin certificate: its hosts are then
-// served over plain HTTP only.
-func (a *Agent) DeleteOriginCert(ctx context.Context, zone string) error {
-	_, err := a.apply(ctx, &raftfsm.DeleteOriginCert{At: a.now(), Zone: zone})
-	return err
-}
-
-// coversZone reports whether a certificate is valid for a zone's apex or
-// for the names under it (a wildcard).
-func coversZone(leaf *x509.Certificate, zone string) bool {
-	return leaf.VerifyHostname(zone) == nil || leaf.VerifyHostname("dropmesh-check."+zone) == nil
 }
 
 // drainEdge waits, at most DrainDelay, until no request that started under

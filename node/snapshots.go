@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/dropmesh/dropmesh/cloudops"
-	"github.com/dropmesh/dropmesh/node/control"
+	"github.com/dropmesh/dropmesh/node/controller"
 	"github.com/dropmesh/dropmesh/raftfsm"
 )
 
@@ -21,71 +21,11 @@ const BaseImage = "local/base:latest"
 
 // Phases of a custom snapshot build.
 const (
-	snapPhaseBuild     = "building image"
+	snapPhaseBuild     = controller.SnapshotPhaseBuild
 	snapPhaseBuilt     = "image built"
 	snapPhaseSnapshot  = "snapshotting droplet"
 	snapPhaseReplicate = "replicating"
 )
-
-// CreateSnapshot starts a custom snapshot: a node builds the uploaded
-// context as local/base:latest, then the leader snapshots that node's
-// droplet under the given name and replicates it to every region, in the
-// background (the snapshot's phase and progress show in the state).
-func (a *Agent) CreateSnapshot(ctx context.Context, req control.SnapshotRequest) error {
-	if err := raftfsm.ValidateSnapshotName(req.Name); err != nil {
-		return err
-	}
-	if err := raftfsm.ValidateContextDigest(req.Context); err != nil {
-		return err
-	}
-	for _, r := range req.Regions {
-		if err := raftfsm.ValidateRegion(r); err != nil {
-			return err
-		}
-	}
-	var (
-		source  string
-		regions []string
-		err     error
-	)
-	a.fsm.View(func(s *raftfsm.State) {
-		if _, ok := s.Contexts[req.Context]; !ok {
-			err = fmt.Errorf("%w: build context %s was not uploaded", raftfsm.ErrInvalid, req.Context)
-			return
-		}
-		if sn, ok := s.Cloud.Snapshots[req.Name]; ok && sn.Status != raftfsm.SnapshotFailed {
-			err = fmt.Errorf("%w: snapshot %s exists (%s)", raftfsm.ErrConflict, req.Name, sn.Status)
-			return
-		}
-		regions = slices.Clone(req.Regions)
-		if len(regions) == 0 {
-			regions = slices.Clone(s.Settings.Regions)
-		}
-		best := -1
-		for _, id := range raftfsm.SortedKeys(s.Nodes) {
-			n := s.Nodes[id]
-			if n.Status != raftfsm.NodeActive || n.DropletID == 0 {
-				continue
-			}
-			if load := len(s.InstancesOn(id)); best < 0 || load < best {
-				source, best = id, load
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	if source == "" {
-		return fmt.Errorf("%w: no active node with a droplet to build the snapshot on", raftfsm.ErrConflict)
-	}
-	if !a.cloudReady() {
-		return fmt.Errorf("%w: no DigitalOcean token", raftfsm.ErrConflict)
-	}
-	_, err = a.apply(ctx, &raftfsm.PutSnapshot{At: a.now(), Snapshot: raftfsm.Snapshot{Name: req.Name, Kind: raftfsm.SnapshotCustom,
-		Status: raftfsm.SnapshotBuilding, Phase: snapPhaseBuild + " " + req.Context, Progress: 5, SourceNode: source, WantRegions: regions}})
-	a.kickLeader()
-	return err
-}
 
 // buildSnapshotImages is the source node's part: build the context of a
 // custom snapshot as local/base:latest and report it built (or failed).

@@ -1,4 +1,4 @@
-package node
+package controller
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 // CreateToken makes an API token: the id and the secret are drawn here, on
 // the leader, and only the token's hash enters the log.
-func (a *Agent) CreateToken(ctx context.Context, req control.TokenRequest, actor string) (control.TokenCreated, error) {
+func (c *Controller) CreateToken(ctx context.Context, req control.TokenRequest, actor string) (control.TokenCreated, error) {
 	if err := raftfsm.ValidateTokenName(req.Name); err != nil {
 		return control.TokenCreated{}, err
 	}
@@ -23,8 +23,8 @@ func (a *Agent) CreateToken(ctx context.Context, req control.TokenRequest, actor
 		return control.TokenCreated{}, err
 	}
 	tok.User = req.User
-	at := a.now()
-	if _, err := a.apply(ctx, &raftfsm.CreateAPIToken{At: at, Token: tok}); err != nil {
+	at := c.now()
+	if _, err := c.node.Apply(ctx, &raftfsm.CreateAPIToken{At: at, Token: tok}); err != nil {
 		return control.TokenCreated{}, err
 	}
 	tok.CreatedAt = at
@@ -32,9 +32,9 @@ func (a *Agent) CreateToken(ctx context.Context, req control.TokenRequest, actor
 }
 
 // RevokeToken removes an API token by id or name.
-func (a *Agent) RevokeToken(ctx context.Context, ref string) error {
+func (c *Controller) RevokeToken(ctx context.Context, ref string) error {
 	var id string
-	a.View(func(s *raftfsm.State) {
+	c.node.View(func(s *raftfsm.State) {
 		if t, ok := s.TokenByRef(ref); ok {
 			id = t.ID
 		}
@@ -42,14 +42,14 @@ func (a *Agent) RevokeToken(ctx context.Context, ref string) error {
 	if id == "" {
 		return fmt.Errorf("API token %s: %w", ref, raftfsm.ErrNotFound)
 	}
-	_, err := a.apply(ctx, &raftfsm.RevokeAPIToken{At: a.now(), ID: id})
+	_, err := c.node.Apply(ctx, &raftfsm.RevokeAPIToken{At: c.now(), ID: id})
 	return err
 }
 
 // RecordTokenUse sends a batch of token uses to the leader.
-func (a *Agent) RecordTokenUse(ctx context.Context, uses map[string]time.Time) error {
+func (c *Controller) RecordTokenUse(ctx context.Context, uses map[string]time.Time) error {
 	if len(uses) == 0 {
 		return nil
 	}
-	return a.report(ctx, &raftfsm.RecordTokenUse{At: a.now(), Uses: uses})
+	return c.node.Report(ctx, &raftfsm.RecordTokenUse{At: c.now(), Uses: uses})
 }
