@@ -117,6 +117,24 @@ func (s *script) read(from, to time.Duration, v int64) *script {
 	return s
 }
 
+// wait moves the script's clock on by d.
+func (s *script) wait(d time.Duration) *script {
+	s.at = s.at.Add(d)
+	return s
+}
+
+// manyUnknown is a key written n times with unknown outcomes, one second
+// apart, each followed by an acknowledged put: more unknown writes than a
+// search over all of them could hold, checkable because writes past
+// lateHorizon no longer take effect.
+func manyUnknown(n int) *script {
+	s := newScript()
+	for i := range n {
+		s.put(OutcomeUnknown, int64(2*i+1)).put(OutcomeOK, int64(2*i+2))
+	}
+	return s
+}
+
 func TestCheckAcknowledgedKeys(t *testing.T) {
 	key := func(v int64) map[string]int64 { return map[string]int64{"key/k": v} }
 	cases := []struct {
@@ -133,6 +151,10 @@ func TestCheckAcknowledgedKeys(t *testing.T) {
 		{"a refused put changed nothing", newScript().put(OutcomeOK, 1).put(OutcomeFailed, 2), key(2), "allow only generation 1"},
 		{"delete of a key that exists said not found", newScript().put(OutcomeOK, 1).del(OutcomeFailed, "not_found"), key(1), "does not exist, but it must"},
 		{"a delete acknowledged on nothing", newScript().del(OutcomeOK, ""), map[string]int64{}, "delete was acknowledged, but the service was absent"},
+		{"an unknown put may land after a later acknowledged one", newScript().put(OutcomeUnknown, 2).wait(5*time.Second).put(OutcomeOK, 3), key(2), ""},
+		{"an unknown put cannot land past the horizon", newScript().put(OutcomeUnknown, 2).wait(lateHorizon).put(OutcomeOK, 3), key(2), "allow only generation 3"},
+		{"many unknown puts over a long run are checked", manyUnknown(200).put(OutcomeOK, 999), key(999), ""},
+		{"and an acknowledged put is still required", manyUnknown(200).put(OutcomeOK, 999), key(5), "after the heal the service is generation 5"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
