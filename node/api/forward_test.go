@@ -490,3 +490,36 @@ func TestLeaderLostMidRequest(t *testing.T) {
 		t.Fatalf("the read answered %d services, want the new leader's 1", len(services))
 	}
 }
+
+// TestRepeatedWriteLostEverywhereIsUnknown: an idempotent write (a DELETE)
+// reaches the leader, which drops the connection before answering, and no
+// repeat gets through before the deadline. The answer is "outcome
+// unknown", never "no leader; retry" (which says nothing changed): the
+// first attempt may have been applied.
+func TestRepeatedWriteLostEverywhereIsUnknown(t *testing.T) {
+	arrived := make(chan struct{}, 64)
+	dropping := newTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		arrived <- struct{}{}
+		panic(http.ErrAbortHandler) // the connection ends without an answer
+	}), "node-1")
+	follower := apitest.NewFake("node-2")
+	follower.SetLeader(false, "node-1", hostPort(dropping))
+	srv := newTestServer(t, follower, nil)
+	req, _ := http.NewRequest(http.MethodDelete, srv.URL+"/v1/registries/registry.example.test", nil)
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set(control.HeaderTimeout, "2s")
+	resp, err := cli().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if len(arrived) == 0 {
+		t.Fatal("the request never reached the leader: the test proves nothing")
+	}
+	expect(t, resp, body, http.StatusBadGateway, nil)
+	if e := errorOf(t, body); e.Error != control.CodeOutcomeUnknown {
+		t.Fatalf("answer %+v: want %s", e, control.CodeOutcomeUnknown)
+	}
+}

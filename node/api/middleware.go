@@ -334,8 +334,18 @@ func (s *server) forwardToLeader(c *gin.Context) {
 	}
 	repeatable := idempotent(c.Request.Method) && (c.Request.Body == nil || c.Request.Body == http.NoBody || c.Request.ContentLength == 0)
 	var failedID, failedAddr string
+	// sent is an earlier attempt that reached a leader and lost its answer:
+	// repeating it is safe, but when no repeat gets through its outcome is
+	// still unknown, never "nothing changed".
+	var sent *UnreachableError
 	for {
 		id, addr := s.awaitLeader(ctx, giveUp, failedAddr)
+		if addr == "" && sent != nil {
+			abortWith(c, http.StatusBadGateway, control.CodeOutcomeUnknown, fmt.Sprintf(
+				"the leader %s (%s) stopped answering after the request reached it (%v) and no leader could be asked again in time: it may or may not have been applied; check before repeating it",
+				failedID, failedAddr, sent.Err))
+			return
+		}
 		if addr == "" {
 			msg := "the cluster has no leader right now; retry"
 			if failedAddr != "" {
@@ -357,6 +367,9 @@ func (s *server) forwardToLeader(c *gin.Context) {
 		if errors.As(err, &ue) && ue.Sent && !repeatable {
 			s.answerLost(c, err, fmt.Sprintf("the leader %s (%s)", id, addr))
 			return
+		}
+		if ue != nil && ue.Sent {
+			sent = ue
 		}
 		failedID, failedAddr = id, addr
 	}
